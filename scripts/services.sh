@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# services.sh up|down|status: the real Redis and Apache Kafka (KRaft, single
+# node) that flashgate's demo and tests run against, on loopback, on ports
+# that are not the services' defaults. `up` returns only when each service
+# answers (Redis: PING; Kafka: a metadata request listing the orders topic).
+# `down` stops exactly the processes `up` started, by their pid files.
+#
+# Environment (defaults in brackets):
+#   FG_RUN_DIR         state, logs and pid files          [.run]
+#   FG_REDIS_PORT      redis-server port                  [16379]
+#   FG_KAFKA_PORT      Kafka client listener              [19092]
+#   FG_KAFKA_CPORT     Kafka controller listener          [19093]
+#   FG_TOPIC           orders topic                       [orders]
+#   FG_PARTITIONS      partitions of the orders topic     [4]
+#   FG_KAFKA_HEAP      broker JVM heap                    [512m]
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+run=${FG_RUN_DIR:-$here/.run}
+redis_port=${FG_REDIS_PORT:-16379}
+kafka_port=${FG_KAFKA_PORT:-19092}
+kafka_cport=${FG_KAFKA_CPORT:-19093}
+topic=${FG_TOPIC:-orders}
+partitions=${FG_PARTITIONS:-4}
+heap=${FG_KAFKA_HEAP:-512m}
+kafka_libs="$here/.deps/kafka/libs"
+
+say() { printf 'services: %s\n' "$*"; }
+die() { printf 'services: %s\n' "$*" >&2; exit 1; }
+
+alive() { # pidfile
+	[ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+ms_now() { date +%s%3N; }
+
+wait_for() { # what timeout_s command...
+	local what=$1 timeout=$2 deadline
+	shift 2
+	deadline=$(($(date +%s) + timeout))
+	until "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		sleep 0.2
+	done
+}
+
+redis_up() {
+	local pidf="$run/redis.pid"
+	if alive "$pidf"; then
+		say "redis already running (pid $(cat "$pidf"), port $redis_port)"
+		return 0
+	fi
+	mkdir -p "$run/redis"
+	redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+		--dir "$run/redis" --pidfile "$pidf" --daemonize yes \
+		--logfile "$run/redis.log" ||
+		die "redis-server failed to start; see $run/redis.log"
+	wait_for redis 10 redis-cli -p "$redis_port" ping ||
+		die "redis did not answer PING on 127.0.0.1:$redis_port within 10 s; see $run/redis.log"
+	say "redis up on 127.0.0.1:$redis_port"
+}
+
+kafka_config() {
+	local dir="$run/kafka"
+	mkdir -p "$dir/data"
+	cat >"$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$kafka_cport
+listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$kafka_cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+num.partitions=$partitions
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+PROPS
+	cat >"$dir/log4j.properties" <<'L4J'
+log4j.rootLogger=WARN, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File=${kafka.logs.dir}/server.log
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka=INFO
+log4j.logger.org.apache.kafka=INFO
+L4J
+}
+
+kafka_java() {
+	# exec, so that a backgrounded call's $! is the JVM itself and `down`
+	# signals the broker, not a shell that would leave it running.
+	exec java -Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Xss512k \
+		-Dkafka.logs.dir="$run/kafka" \
+		-Dlog4j.configuration="file:$run/kafka/log4j.properties" \
+		-cp "$kafka_libs/*" "$@"
+}
+
+topic_ready() {
+	kcat -b "127.0.0.1:$kafka_port" -L -t "$topic" -m 3 2>/dev/null |
+		grep -q "topic \"$topic\" with $partitions partitions"
+}
+
+kafka_up() {
+	local pidf="$run/kafka.pid" started
+	[ -d "$kafka_libs" ] || die "no Kafka broker in $kafka_libs: run scripts/setup.sh first"
+	if alive "$pidf"; then
+		say "kafka already running (pid $(cat "$pidf"), port $kafka_port)"
+	else
+		started=$(ms_now)
+		kafka_config
+		if [ ! -f "$run/kafka/data/meta.properties" ]; then
+			(kafka_java kafka.tools.StorageTool format -t "$(kafka_java kafka.tools.StorageTool random-uuid)" \
+				-c "$run/kafka/server.properties" --ignore-formatted) >"$run/kafka/format.log" 2>&1 ||
+				die "formatting Kafka storage failed; see $run/kafka/format.log"
+		fi
+		(kafka_java kafka.Kafka "$run/kafka/server.properties") >"$run/kafka/stdout.log" 2>&1 &
+		echo $! >"$pidf"
+		if ! wait_for kafka 90 kcat -b "127.0.0.1:$kafka_port" -L -m 2; then
+			kafka_down
+			die "Kafka did not answer a metadata request on 127.0.0.1:$kafka_port within 90 s; see $run/kafka/server.log"
+		fi
+		say "kafka up on 127.0.0.1:$kafka_port in $(($(ms_now) - started)) ms (heap $heap)"
+	fi
+	if ! topic_ready; then
+		(kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$kafka_port" \
+			--create --if-not-exists --topic "$topic" --partitions "$partitions" \
+			--replication-factor 1) >"$run/kafka/topic.log" 2>&1 ||
+			die "creating topic $topic failed; see $run/kafka/topic.log"
+		wait_for topic 30 topic_ready ||
+			die "topic $topic has no $partitions partitions in the metadata after 30 s"
+		say "topic $topic created with $partitions partitions"
+	fi
+}
+
+stop_pidfile() { # name pidfile
+	local name=$1 pidf=$2 pid i
+	if ! alive "$pidf"; then
+		rm -f "$pidf"
+		return 0
+	fi
+	pid=$(cat "$pidf")
+	kill "$pid" 2>/dev/null || true
+	for i in $(seq 1 150); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		say "$name (pid $pid) ignored SIGTERM for 15 s; killing"
+		kill -9 "$pid" 2>/dev/null || true
+	fi
+	rm -f "$pidf"
+	say "$name stopped"
+}
+
+kafka_down() { stop_pidfile kafka "$run/kafka.pid"; }
+redis_down() { stop_pidfile redis "$run/redis.pid"; }
+
+status() {
+	local rc=0
+	if alive "$run/redis.pid" && redis-cli -p "$redis_port" ping >/dev/null 2>&1; then
+		say "redis: up (pid $(cat "$run/redis.pid"), 127.0.0.1:$redis_port)"
+	else
+		say "redis: down"
+		rc=1
+	fi
+	if alive "$run/kafka.pid" && kcat -b "127.0.0.1:$kafka_port" -L -m 2 >/dev/null 2>&1; then
+		say "kafka: up (pid $(cat "$run/kafka.pid"), 127.0.0.1:$kafka_port)"
+	else
+		say "kafka: down"
+		rc=1
+	fi
+	return $rc
+}
+
+case "${1:-}" in
+up)
+	mkdir -p "$run"
+	redis_up
+	kafka_up
+	;;
+down)
+	kafka_down
+	redis_down
+	;;
+status) status ;;
+*)
+	echo "usage: $0 up|down|status" >&2
+	exit 2
+	;;
+esac

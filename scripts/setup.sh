@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# setup.sh: installs everything flashgate's build, tests and demo need on a fresh
+# Debian 12 machine, and assembles a real Apache Kafka broker (KRaft, single node)
+# from Maven Central jars into .deps/kafka. Idempotent: a second run checks and
+# returns in about a second.
+#
+# Needs root for apt-get (CI and the dev machines run as root). Set
+# FLASHGATE_SKIP_APT=1 to skip the package step where packages are managed
+# elsewhere.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+deps="$here/.deps"
+kafka_version=${KAFKA_VERSION:-3.9.0}
+
+packages=(
+	build-essential pkg-config
+	liburing-dev libhiredis-dev librdkafka-dev libjemalloc-dev libinih-dev libcmocka-dev
+	redis-server redis-tools kcat
+	default-jdk-headless maven
+	python3
+)
+
+missing_packages() {
+	local p
+	for p in "${packages[@]}"; do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+			printf '%s\n' "$p"
+	done
+}
+
+install_packages() {
+	local missing
+	missing=$(missing_packages)
+	[ -z "$missing" ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "setup: missing Debian packages and not root: $missing" >&2
+		echo "setup: run as root, or: sudo apt-get install $missing" >&2
+		return 1
+	fi
+	echo "setup: installing:" $missing
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	# Debian starts redis-server as a system service on install; flashgate's
+	# tests run their own on other ports, so the system one only wastes memory.
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now redis-server >/dev/null 2>&1 || true
+	fi
+}
+
+assemble_kafka() {
+	local dir="$deps/kafka"
+	# Bump when the pom below changes, so an old assembly is redone.
+	local stamp="$dir/.complete-$kafka_version-2"
+	if [ -f "$stamp" ]; then
+		return 0
+	fi
+	echo "setup: assembling Apache Kafka $kafka_version from Maven Central into $dir"
+	mkdir -p "$dir"
+	rm -rf "$dir/libs"
+	cat >"$dir/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>flashgate</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>$kafka_version</version>
+    </dependency>
+    <dependency>
+      <!-- the admin CLI (TopicCommand) moved out of the broker jar in 3.x -->
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka-tools</artifactId>
+      <version>$kafka_version</version>
+    </dependency>
+    <dependency>
+      <groupId>org.slf4j</groupId>
+      <artifactId>slf4j-reload4j</artifactId>
+      <version>1.7.36</version>
+    </dependency>
+    <dependency>
+      <groupId>ch.qos.reload4j</groupId>
+      <artifactId>reload4j</artifactId>
+      <version>1.2.25</version>
+    </dependency>
+  </dependencies>
+</project>
+POM
+	(cd "$dir" && mvn -B -q -f pom.xml \
+		org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+		-DoutputDirectory=libs -DincludeScope=runtime)
+	ls "$dir"/libs/kafka_2.13-"$kafka_version".jar >/dev/null
+	touch "$stamp"
+}
+
+install_packages
+assemble_kafka
+echo "setup: ok"
