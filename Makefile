@@ -1,0 +1,88 @@
+# flashgate: `make` builds bin/flashgate and bin/flashload; `make test` runs
+# every test (it calls scripts/setup.sh first); `make demo` replays a local
+# sale end to end. See README.md.
+
+CC      ?= cc
+PKGS    := liburing hiredis rdkafka inih jemalloc
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
+# Error messages are truncated on purpose when a name is very long.
+WARN    += -Wno-format-truncation
+CFLAGS  ?= -O2 -g -fno-omit-frame-pointer
+CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -MMD -MP
+LDLIBS  += -lpthread -lm
+BUILD   ?= build
+BIN     ?= bin
+
+# Sanitizer build: `make asan` (objects and binaries in build/asan, bin/asan).
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+BUILD   := build/asan
+BIN     := bin/asan
+# jemalloc and ASan both replace malloc; ASan must win.
+JEMALLOC :=
+else
+JEMALLOC := $(shell pkg-config --libs jemalloc 2>/dev/null)
+endif
+
+DEP_CFLAGS := $(shell pkg-config --cflags liburing hiredis rdkafka inih 2>/dev/null)
+DEP_LIBS   := $(shell pkg-config --libs liburing hiredis rdkafka inih 2>/dev/null)
+
+CORE_SRC    := core/http.c core/order.c core/oid.c core/cfg.c core/hist.c
+GATEWAY_SRC := gateway/main.c gateway/worker.c gateway/conn.c gateway/flow.c \
+               gateway/resv.c gateway/kpub.c gateway/script.c gateway/stock.c
+LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c
+UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
+               tests/unit/test_oid tests/unit/test_hist
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+.PHONY: all asan test test-unit test-integration demo setup clean fuzz
+all: $(BIN)/flashgate $(BIN)/flashload
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -c $< -o $@
+
+$(BIN)/flashgate: $(call obj,$(GATEWAY_SRC) $(CORE_SRC))
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) $^ -o $@ $(DEP_LIBS) $(JEMALLOC) $(LDLIBS)
+
+$(BIN)/flashload: $(call obj,$(LOADGEN_SRC) $(CORE_SRC))
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) $^ -o $@ $(DEP_LIBS) $(JEMALLOC) $(LDLIBS)
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(call obj,$(CORE_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) $(LDFLAGS) $^ -o $@ -lcmocka $(DEP_LIBS) $(LDLIBS)
+
+asan:
+	$(MAKE) SAN=1 all $(addprefix build/asan/,$(UNIT_TESTS))
+
+setup:
+	scripts/setup.sh
+
+test-unit: $(addprefix $(BUILD)/,$(UNIT_TESTS))
+	scripts/run-unit-tests.sh $(addprefix $(BUILD)/,$(UNIT_TESTS))
+
+# The README's test command: installs what is missing, builds, runs the
+# unit tests, then the integration tests against real Redis and Kafka.
+test: setup
+	$(MAKE) all
+	$(MAKE) test-unit
+	scripts/run-integration-tests.sh
+
+demo: setup
+	$(MAKE) all
+	scripts/demo.sh
+
+# libFuzzer target for the request parser (needs clang).
+fuzz: $(BUILD)/fuzz/fuzz_http
+$(BUILD)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c core/http.c
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined $^ -o $@
+
+clean:
+	rm -rf build bin
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

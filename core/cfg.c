@@ -1,0 +1,212 @@
+/*
+ * cfg: the key table and its INI loader. Adding a key means one line in
+ * keys[] and one field in struct cfg; the documented defaults file
+ * (config/flashgate.conf) is checked against this table by the unit tests.
+ */
+#include "cfg.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum key_type { KEY_U32, KEY_STRING, KEY_WORD };
+
+struct key {
+	const char *section;
+	const char *name;
+	enum key_type type;
+	size_t offset;
+	size_t size;              /* KEY_STRING/KEY_WORD: buffer size */
+	uint32_t min, max;        /* KEY_U32 range */
+	const char *def;
+	const char *const *words; /* KEY_WORD: allowed values */
+};
+
+static const char *const compression_words[] = {"none", "lz4", "zstd", "snappy", "gzip", NULL};
+
+#define U32(sec, nm, field, lo, hi, dflt) \
+	{sec, nm, KEY_U32, offsetof(struct cfg, field), 0, lo, hi, dflt, NULL}
+#define STR(sec, nm, field, dflt) \
+	{sec, nm, KEY_STRING, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, NULL}
+#define WORD(sec, nm, field, dflt, list) \
+	{sec, nm, KEY_WORD, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, list}
+
+static const struct key keys[] = {
+	STR("server", "listen", listen, "127.0.0.1"),
+	U32("server", "port", port, 1, 65535, "18080"),
+	U32("server", "workers", workers, 0, 16, "0"),
+	U32("server", "max_connections", max_connections, 1, 1000000, "4096"),
+	U32("server", "max_inflight", max_inflight, 1, 1000000, "8192"),
+	U32("server", "max_pipeline", max_pipeline, 1, 1024, "32"),
+	U32("server", "max_head_bytes", max_head_bytes, 256, 65536, "8192"),
+	U32("server", "max_headers", max_headers, 4, 1000, "64"),
+	U32("server", "max_body_bytes", max_body_bytes, 64, 65536, "4096"),
+	U32("server", "retry_after_s", retry_after_s, 1, 3600, "1"),
+	U32("server", "drain_timeout_ms", drain_timeout_ms, 0, 600000, "10000"),
+	U32("order", "node_id", node_id, 0, 1023, "0"),
+	U32("order", "max_qty", max_qty, 1, 1000000, "10"),
+	STR("redis", "host", redis_host, "127.0.0.1"),
+	U32("redis", "port", redis_port, 1, 65535, "16379"),
+	U32("redis", "timeout_ms", redis_timeout_ms, 10, 600000, "1000"),
+	U32("redis", "reconnect_ms", redis_reconnect_ms, 10, 60000, "200"),
+	STR("kafka", "brokers", kafka_brokers, "127.0.0.1:19092"),
+	STR("kafka", "topic", kafka_topic, "orders"),
+	U32("kafka", "linger_ms", kafka_linger_ms, 0, 10000, "1"),
+	U32("kafka", "batch_messages", kafka_batch_messages, 1, 1000000, "10000"),
+	WORD("kafka", "compression", kafka_compression, "lz4", compression_words),
+	U32("kafka", "message_timeout_ms", kafka_message_timeout_ms, 100, 3600000, "5000"),
+	U32("kafka", "queue_messages", kafka_queue_messages, 1, 10000000, "100000"),
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* Returns NULL on success, or why the value is refused. */
+static const char *set_value(struct cfg *c, const struct key *k, const char *v)
+{
+	char *field = (char *)c + k->offset;
+	switch (k->type) {
+	case KEY_U32: {
+		char *end;
+		if (*v < '0' || *v > '9')
+			return "not a non-negative integer";
+		errno = 0;
+		unsigned long long n = strtoull(v, &end, 10);
+		if (*end != '\0')
+			return "not a non-negative integer";
+		if (errno == ERANGE || n < k->min || n > k->max)
+			return "out of range";
+		uint32_t u = (uint32_t)n;
+		memcpy(field, &u, sizeof(u));
+		return NULL;
+	}
+	case KEY_WORD: {
+		for (const char *const *w = k->words; *w; w++) {
+			if (strcasecmp(*w, v) == 0) {
+				strcpy(field, *w);
+				return NULL;
+			}
+		}
+		return "not one of the allowed values";
+	}
+	case KEY_STRING:
+		if (*v == '\0')
+			return "empty";
+		if (strlen(v) >= k->size)
+			return "too long";
+		strcpy(field, v);
+		return NULL;
+	}
+	return "unknown key type";
+}
+
+void cfg_defaults(struct cfg *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < NKEYS; i++) {
+		const char *why = set_value(c, &keys[i], keys[i].def);
+		if (why) { /* a broken table is a programming error: fail loudly */
+			fprintf(stderr, "cfg: default of [%s] %s: %s\n", keys[i].section, keys[i].name, why);
+			abort();
+		}
+	}
+}
+
+struct load_ctx {
+	struct cfg *cfg;
+	FILE *file;
+	int line;
+	bool seen[NKEYS];
+	int err_line;
+	char err[256];
+};
+
+/* libinih calls this once per line: counting here gives the handler the
+ * line it is looking at, which Debian's build does not pass. */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct load_ctx *ctx = stream;
+	char *s = fgets(str, num, ctx->file);
+	if (s)
+		ctx->line++;
+	return s;
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct load_ctx *ctx = user;
+	const char *why = "unknown key";
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (strcmp(keys[i].section, section) != 0 || strcmp(keys[i].name, name) != 0)
+			continue;
+		why = ctx->seen[i] ? "set twice" : set_value(ctx->cfg, &keys[i], value);
+		ctx->seen[i] = true;
+		break;
+	}
+	if (!why)
+		return 1;
+	if (!ctx->err_line) {
+		ctx->err_line = ctx->line;
+		if (strcmp(why, "out of range") == 0) {
+			for (size_t i = 0; i < NKEYS; i++)
+				if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+					snprintf(ctx->err, sizeof(ctx->err), "[%s] %s: '%s' is out of range %u..%u",
+						 section, name, value, keys[i].min, keys[i].max);
+		} else {
+			snprintf(ctx->err, sizeof(ctx->err), "[%s] %s: %s (value '%s')", section, name, why,
+				 value);
+		}
+	}
+	return 0;
+}
+
+int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
+{
+	struct load_ctx ctx = {.cfg = c};
+	int rc;
+
+	cfg_defaults(c);
+	ctx.file = fopen(path, "r");
+	if (!ctx.file) {
+		rc = -errno;
+		snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+		return rc;
+	}
+	rc = ini_parse_stream(read_line, &ctx, on_key, &ctx);
+	fclose(ctx.file);
+	if (rc == 0)
+		return 0;
+	if (rc < 0) {
+		snprintf(err, err_len, "%s: cannot read (out of memory)", path);
+		return -ENOMEM;
+	}
+	if (ctx.err_line == rc)
+		snprintf(err, err_len, "%s:%d: %s", path, rc, ctx.err);
+	else
+		snprintf(err, err_len, "%s:%d: syntax error: expected 'key = value' or '[section]'",
+			 path, rc);
+	return -EINVAL;
+}
+
+void cfg_dump(const struct cfg *c, FILE *out)
+{
+	const char *section = "";
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key *k = &keys[i];
+		const char *field = (const char *)c + k->offset;
+		if (strcmp(section, k->section) != 0) {
+			fprintf(out, "%s[%s]\n", i ? "\n" : "", k->section);
+			section = k->section;
+		}
+		if (k->type == KEY_U32) {
+			uint32_t u;
+			memcpy(&u, field, sizeof(u));
+			fprintf(out, "%s = %u\n", k->name, u);
+		} else {
+			fprintf(out, "%s = %s\n", k->name, field);
+		}
+	}
+}

@@ -1,0 +1,67 @@
+/*
+ * cfg: flashgate's configuration: one table of keys (section, name, type,
+ * range, default, meaning) drives parsing, validation, defaults and the
+ * effective-config dump, so the three can never disagree.
+ *
+ * Owns: reading an INI file (libinih) into a struct cfg, and refusing a bad
+ * one with "file:line: [section] key: why". Does not own: acting on the
+ * values. The parsed struct is treated as read-only after cfg_load and is
+ * shared by all worker threads.
+ */
+#ifndef FG_CFG_H
+#define FG_CFG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define CFG_HOST_MAX 256
+#define CFG_BROKERS_MAX 512
+#define CFG_TOPIC_MAX 250
+#define CFG_WORD_MAX 32
+
+struct cfg {
+	/* [server] */
+	char listen[CFG_HOST_MAX];
+	uint32_t port;
+	uint32_t workers; /* 0: one per online CPU */
+	uint32_t max_connections;
+	uint32_t max_inflight;
+	uint32_t max_pipeline;
+	uint32_t max_head_bytes;
+	uint32_t max_headers;
+	uint32_t max_body_bytes;
+	uint32_t retry_after_s;
+	uint32_t drain_timeout_ms;
+	/* [order] */
+	uint32_t node_id;
+	uint32_t max_qty;
+	/* [redis] */
+	char redis_host[CFG_HOST_MAX];
+	uint32_t redis_port;
+	uint32_t redis_timeout_ms;
+	uint32_t redis_reconnect_ms;
+	/* [kafka] */
+	char kafka_brokers[CFG_BROKERS_MAX];
+	char kafka_topic[CFG_TOPIC_MAX];
+	uint32_t kafka_linger_ms;
+	uint32_t kafka_batch_messages;
+	char kafka_compression[CFG_WORD_MAX];
+	uint32_t kafka_message_timeout_ms;
+	uint32_t kafka_queue_messages;
+};
+
+/* Fills *c with every key's default. */
+void cfg_defaults(struct cfg *c);
+
+/*
+ * Loads path over the defaults. Returns 0, or a negative errno with a
+ * one-line message in err ("path:line: [section] key: why", or the open
+ * error). Nothing in *c is meaningful after a failure.
+ */
+int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
+	__attribute__((warn_unused_result));
+
+/* Writes the effective configuration as a loadable INI file. */
+void cfg_dump(const struct cfg *c, FILE *out);
+
+#endif

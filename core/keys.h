@@ -1,0 +1,23 @@
+/*
+ * keys: the Redis key layout of a sale, shared by the gateway (reservation
+ * script, stock admin) and flashload (verification).
+ *
+ * All keys of one SKU carry the hash tag {sku}, so they live in one Redis
+ * Cluster slot and one script can touch them atomically.
+ *   fg:{SKU}          hash: stock, limit, sold, initial, loaded_at_ms
+ *   fg:{SKU}:users    hash: user_id -> units bought
+ *   fg:{SKU}:pending  hash: order_id -> "user_id qty accepted_at_ms", the
+ *                     reservations not yet confirmed by Kafka (the outbox)
+ *   fg:skus           set of loaded SKUs (admin and verification only)
+ */
+#ifndef FG_KEYS_H
+#define FG_KEYS_H
+
+#define KEYS_SKU_FMT "fg:{%s}"
+#define KEYS_USERS_FMT "fg:{%s}:users"
+#define KEYS_PENDING_FMT "fg:{%s}:pending"
+#define KEYS_SKU_SET "fg:skus"
+/* longest key: "fg:{" + 64 + "}:pending" + NUL */
+#define KEYS_MAX 80
+
+#endif

@@ -1,0 +1,448 @@
+/*
+ * conn: connections, framing and in-order answers. See conn.h.
+ *
+ * Each connection owns two buffers carved from one per-worker allocation:
+ * input (max_head_bytes + max_body_bytes: one whole request always fits)
+ * and output (max_pipeline answers, so a full pipeline always fits). At most
+ * one recv and one send are in flight per connection; the send covers
+ * out[out_sent, out_len) and new answers are appended behind it, so bytes
+ * leave in request order.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../core/http.h"
+#include "flow.h"
+#include "worker.h"
+
+/* How long a connection closed after an error keeps reading (and
+ * discarding) so the client receives the answer instead of a reset. */
+#define LINGER_MS 2000
+
+static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+struct conn {
+	int fd;
+	uint32_t index, gen;
+	bool in_use;
+	bool recv_armed, send_armed;
+	bool closing;     /* socket shut down; waiting for ops to finish */
+	bool read_eof;    /* client half-closed */
+	bool stop_input;  /* after a rejected or Connection: close request */
+	bool lingering;   /* our side shut down; discarding input */
+	bool stalled;     /* waiting for a free request slot */
+	bool on_stalled;  /* on the stalled list */
+	bool on_linger;   /* on the linger list */
+	bool dirty;       /* on the before-wait list */
+	bool sent_continue;
+	int64_t linger_until_ms;
+	struct req *q_head, *q_tail;
+	unsigned q_len;
+	uint32_t in_len;
+	uint32_t out_sent, out_len;
+	char *in, *out;
+	struct conn *next; /* free list or dirty list (never both) */
+	struct conn *next_stalled;
+	struct conn *next_linger;
+};
+
+struct conns {
+	struct conn *all;
+	char *bufs;
+	uint32_t in_cap, out_cap;
+	unsigned n, open;
+	struct conn *free, *dirty, *stalled, *linger;
+};
+
+int conns_init(struct worker *w)
+{
+	const struct cfg *cfg = w->cfg;
+	struct conns *cs = calloc(1, sizeof(*cs));
+	if (!cs)
+		return -ENOMEM;
+	cs->n = cfg->max_connections;
+	cs->in_cap = cfg->max_head_bytes + cfg->max_body_bytes;
+	cs->out_cap = cfg->max_pipeline * FLOW_RESP_MAX + (uint32_t)sizeof(continue_100);
+	cs->all = calloc(cs->n, sizeof(*cs->all));
+	/* One allocation for every buffer; pages are touched only when used. */
+	cs->bufs = malloc((size_t)cs->n * (cs->in_cap + cs->out_cap));
+	if (!cs->all || !cs->bufs) {
+		free(cs->all);
+		free(cs->bufs);
+		free(cs);
+		return -ENOMEM;
+	}
+	for (unsigned i = cs->n; i-- > 0;) {
+		struct conn *c = &cs->all[i];
+		c->index = i;
+		c->fd = -1;
+		c->in = cs->bufs + (size_t)i * (cs->in_cap + cs->out_cap);
+		c->out = c->in + cs->in_cap;
+		c->next = cs->free;
+		cs->free = c;
+	}
+	w->conns = cs;
+	return 0;
+}
+
+void conns_destroy(struct worker *w)
+{
+	struct conns *cs = w->conns;
+	if (!cs)
+		return;
+	for (unsigned i = 0; i < cs->n; i++)
+		if (cs->all[i].in_use && cs->all[i].fd >= 0)
+			close(cs->all[i].fd);
+	free(cs->all);
+	free(cs->bufs);
+	free(cs);
+	w->conns = NULL;
+}
+
+unsigned conns_open(const struct worker *w)
+{
+	return w->conns->open;
+}
+
+static void mark_dirty(struct worker *w, struct conn *c)
+{
+	if (c->dirty)
+		return;
+	c->dirty = true;
+	c->next = w->conns->dirty;
+	w->conns->dirty = c;
+}
+
+/* Returns c to the pool once no operation refers to it. */
+static void maybe_release(struct worker *w, struct conn *c)
+{
+	if (!c->in_use || !c->closing || c->recv_armed || c->send_armed || c->dirty || c->on_stalled ||
+	    c->on_linger)
+		return;
+	struct conns *cs = w->conns;
+	if (close(c->fd) < 0)
+		worker_log(w, "conn: close(fd %d): %s", c->fd, strerror(errno));
+	c->fd = -1;
+	c->in_use = false;
+	c->gen++;
+	c->next = cs->free;
+	cs->free = c;
+	cs->open--;
+}
+
+static void conn_close(struct worker *w, struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	/* Answers still pending are dropped: the orders go on without us. */
+	for (struct req *r = c->q_head, *next; r; r = next) {
+		next = r->next;
+		flow_conn_done(w, r);
+	}
+	c->q_head = c->q_tail = NULL;
+	c->q_len = 0;
+	/* Wakes any recv or send in flight so its completion arrives. */
+	if (shutdown(c->fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
+		worker_log(w, "conn: shutdown(fd %d): %s", c->fd, strerror(errno));
+	maybe_release(w, c);
+}
+
+void conn_on_accept(struct worker *w, int res)
+{
+	struct conns *cs = w->conns;
+	if (res < 0) {
+		if (res != -ECANCELED)
+			worker_log(w, "accept: %s", strerror(-res));
+		return;
+	}
+	struct conn *c = cs->free;
+	if (!c || w->draining) {
+		/* Over max_connections: refuse now rather than leave it in the backlog. */
+		close(res);
+		return;
+	}
+	cs->free = c->next;
+	cs->open++;
+	int one = 1;
+	if (setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		worker_log(w, "conn: TCP_NODELAY: %s", strerror(errno));
+	c->fd = res;
+	c->in_use = true;
+	c->recv_armed = c->send_armed = c->closing = c->read_eof = false;
+	c->stop_input = c->lingering = c->stalled = c->dirty = c->sent_continue = false;
+	c->on_stalled = c->on_linger = false;
+	c->q_head = c->q_tail = NULL;
+	c->q_len = 0;
+	c->in_len = c->out_sent = c->out_len = 0;
+	c->next = c->next_stalled = c->next_linger = NULL;
+	mark_dirty(w, c);
+}
+
+static struct conn *lookup(struct worker *w, uint32_t index, uint32_t gen)
+{
+	struct conns *cs = w->conns;
+	if (index >= cs->n)
+		return NULL;
+	struct conn *c = &cs->all[index];
+	return c->in_use && c->gen == gen ? c : NULL;
+}
+
+/* Moves answers from the head of the queue into the output buffer. */
+static void pump(struct worker *w, struct conn *c)
+{
+	struct conns *cs = w->conns;
+	while (c->q_head && c->q_head->answered) {
+		struct req *r = c->q_head;
+		if (cs->out_cap - c->out_len < r->resp_len) {
+			if (c->send_armed || c->out_sent == 0)
+				return; /* wait for the send in flight */
+			memmove(c->out, c->out + c->out_sent, c->out_len - c->out_sent);
+			c->out_len -= c->out_sent;
+			c->out_sent = 0;
+			continue;
+		}
+		memcpy(c->out + c->out_len, r->resp, r->resp_len);
+		c->out_len += r->resp_len;
+		if (r->close_after)
+			c->stop_input = true;
+		c->q_head = r->next;
+		if (!c->q_head)
+			c->q_tail = NULL;
+		c->q_len--;
+		flow_conn_done(w, r);
+	}
+}
+
+void conn_req_answered(struct worker *w, struct conn *c)
+{
+	if (c->q_head && c->q_head->answered)
+		mark_dirty(w, c);
+}
+
+static void enqueue(struct conn *c, struct req *r)
+{
+	r->next = NULL;
+	if (c->q_tail)
+		c->q_tail->next = r;
+	else
+		c->q_head = r;
+	c->q_tail = r;
+	c->q_len++;
+}
+
+/* Parses and dispatches every complete request in the input buffer, as far
+ * as the pipeline limit and the request pool allow. */
+static void process_input(struct worker *w, struct conn *c)
+{
+	struct conns *cs = w->conns;
+	uint32_t pos = 0;
+
+	while (!c->stop_input && !w->draining && c->q_len < w->cfg->max_pipeline &&
+	       pos < c->in_len) {
+		struct http_request hr;
+		int rc = http_parse_request(c->in + pos, c->in_len - pos, &w->limits, &hr);
+		if (rc == HTTP_INCOMPLETE)
+			break;
+		if (rc >= 0 && c->in_len - pos < hr.head_len + hr.content_length) {
+			/* Head complete, body not: ask for it if the client waits. */
+			if (hr.expect_continue && !c->sent_continue && c->q_len == 0 &&
+			    cs->out_cap - c->out_len >= sizeof(continue_100) - 1) {
+				memcpy(c->out + c->out_len, continue_100, sizeof(continue_100) - 1);
+				c->out_len += (uint32_t)sizeof(continue_100) - 1;
+				c->sent_continue = true;
+				mark_dirty(w, c);
+			}
+			break;
+		}
+		struct req *r = flow_alloc(w, c);
+		if (!r) {
+			c->stalled = true; /* the before-wait hook lists it */
+			break;
+		}
+		enqueue(c, r);
+		if (rc < 0) {
+			c->stop_input = true;
+			pos = c->in_len;
+			flow_reject(w, r, hr.error_status, hr.error_reason);
+			break;
+		}
+		c->sent_continue = false;
+		if (!hr.keep_alive)
+			c->stop_input = true;
+		flow_handle(w, r, &hr, c->in + pos + hr.head_len);
+		pos += (uint32_t)(hr.head_len + hr.content_length);
+	}
+	if (pos > 0) {
+		memmove(c->in, c->in + pos, c->in_len - pos);
+		c->in_len -= pos;
+	}
+}
+
+static void arm_recv(struct worker *w, struct conn *c)
+{
+	struct conns *cs = w->conns;
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	/* A lingering connection reads into the start and throws it away. */
+	uint32_t off = c->lingering ? 0 : c->in_len;
+	io_uring_prep_recv(sqe, c->fd, c->in + off, cs->in_cap - off, 0);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_RECV, c->index, c->gen));
+	c->recv_armed = true;
+}
+
+static void arm_send(struct worker *w, struct conn *c)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_send(sqe, c->fd, c->out + c->out_sent, c->out_len - c->out_sent, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_SEND, c->index, c->gen));
+	c->send_armed = true;
+}
+
+static void start_linger(struct worker *w, struct conn *c)
+{
+	if (shutdown(c->fd, SHUT_WR) < 0) {
+		conn_close(w, c);
+		return;
+	}
+	c->lingering = true;
+	c->in_len = 0;
+	c->linger_until_ms = w->now_mono_ms + LINGER_MS;
+	if (!c->on_linger) {
+		c->on_linger = true;
+		c->next_linger = w->conns->linger;
+		w->conns->linger = c;
+	}
+}
+
+/* Brings one connection up to date: answers out, input in, ops armed. */
+static void service(struct worker *w, struct conn *c)
+{
+	struct conns *cs = w->conns;
+	if (c->closing)
+		return;
+	if (!c->lingering) {
+		pump(w, c);
+		process_input(w, c);
+		pump(w, c);
+	}
+	bool out_pending = c->out_len > c->out_sent;
+	if (out_pending && !c->send_armed)
+		arm_send(w, c);
+	if (c->lingering) {
+		if (c->read_eof || c->linger_until_ms <= w->now_mono_ms) {
+			conn_close(w, c);
+			return;
+		}
+	} else if (c->q_len == 0 && !out_pending && !c->send_armed) {
+		if (c->stop_input && !c->read_eof && c->in_len > 0) {
+			start_linger(w, c);
+		} else if (c->stop_input || c->read_eof || w->draining) {
+			conn_close(w, c);
+			return;
+		}
+	}
+	bool want_input = c->lingering ||
+			  (!c->stop_input && !w->draining && !c->stalled &&
+			   c->q_len < w->cfg->max_pipeline && c->in_len < cs->in_cap);
+	if (want_input && !c->read_eof && !c->recv_armed)
+		arm_recv(w, c);
+}
+
+void conn_on_recv(struct worker *w, uint32_t index, uint32_t gen, int res)
+{
+	struct conn *c = lookup(w, index, gen);
+	if (!c)
+		return;
+	c->recv_armed = false;
+	if (c->closing) {
+		maybe_release(w, c);
+		return;
+	}
+	if (res == 0) {
+		c->read_eof = true;
+	} else if (res < 0) {
+		conn_close(w, c);
+		return;
+	} else if (!c->lingering) {
+		c->in_len += (uint32_t)res;
+	}
+	mark_dirty(w, c);
+}
+
+void conn_on_send(struct worker *w, uint32_t index, uint32_t gen, int res)
+{
+	struct conn *c = lookup(w, index, gen);
+	if (!c)
+		return;
+	c->send_armed = false;
+	if (c->closing) {
+		maybe_release(w, c);
+		return;
+	}
+	if (res < 0) {
+		conn_close(w, c);
+		return;
+	}
+	c->out_sent += (uint32_t)res; /* a short send is resent from here */
+	if (c->out_sent == c->out_len)
+		c->out_sent = c->out_len = 0;
+	mark_dirty(w, c);
+}
+
+void conns_before_wait(struct worker *w)
+{
+	struct conns *cs = w->conns;
+
+	/* Stalled connections go first once requests are free again. */
+	while (cs->stalled && flow_has_free(w)) {
+		struct conn *c = cs->stalled;
+		cs->stalled = c->next_stalled;
+		c->on_stalled = false;
+		c->stalled = false;
+		if (c->closing)
+			maybe_release(w, c);
+		else
+			mark_dirty(w, c);
+	}
+	while (cs->dirty) {
+		struct conn *c = cs->dirty;
+		cs->dirty = c->next;
+		c->dirty = false;
+		c->next = NULL;
+		service(w, c);
+		if (c->stalled && !c->on_stalled && !c->closing) {
+			c->on_stalled = true;
+			c->next_stalled = cs->stalled;
+			cs->stalled = c;
+		}
+		maybe_release(w, c);
+	}
+	/* Lingering connections that time out. */
+	for (struct conn **pp = &cs->linger; *pp;) {
+		struct conn *c = *pp;
+		if (c->closing || c->linger_until_ms <= w->now_mono_ms) {
+			*pp = c->next_linger;
+			c->on_linger = false;
+			conn_close(w, c);
+			maybe_release(w, c);
+		} else {
+			pp = &c->next_linger;
+		}
+	}
+}
+
+void conns_drain(struct worker *w)
+{
+	struct conns *cs = w->conns;
+	for (unsigned i = 0; i < cs->n; i++)
+		if (cs->all[i].in_use && !cs->all[i].closing)
+			mark_dirty(w, &cs->all[i]);
+}

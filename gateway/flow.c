@@ -1,0 +1,320 @@
+/*
+ * flow: requests and the order state machine. See flow.h.
+ *
+ * The pool holds max_inflight + max_connections reqs: every connection can
+ * always get one answer queued (a 503 at worst), and max_inflight bounds
+ * the orders waiting on Redis and Kafka.
+ */
+#include "flow.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "kpub.h"
+#include "resv.h"
+#include "worker.h"
+
+struct flow {
+	struct req *reqs;
+	struct req *free;
+	unsigned size, nfree;
+	unsigned orders_inflight;
+};
+
+int flow_init(struct worker *w)
+{
+	struct flow *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->size = w->cfg->max_inflight + w->cfg->max_connections;
+	f->reqs = calloc(f->size, sizeof(*f->reqs));
+	if (!f->reqs) {
+		free(f);
+		return -ENOMEM;
+	}
+	for (unsigned i = f->size; i-- > 0;) {
+		f->reqs[i].next = f->free;
+		f->free = &f->reqs[i];
+	}
+	f->nfree = f->size;
+	w->flow = f;
+	return 0;
+}
+
+void flow_destroy(struct worker *w)
+{
+	if (!w->flow)
+		return;
+	free(w->flow->reqs);
+	free(w->flow);
+	w->flow = NULL;
+}
+
+struct req *flow_alloc(struct worker *w, struct conn *conn)
+{
+	struct flow *f = w->flow;
+	struct req *r = f->free;
+	if (!r)
+		return NULL;
+	f->free = r->next;
+	f->nfree--;
+	/* Only the bookkeeping is reset; the buffers are overwritten before use. */
+	r->next = r->r_next = NULL;
+	r->conn = conn;
+	r->in_conn = true;
+	r->answered = r->close_after = r->head_only = r->is_order = r->in_kafka = false;
+	r->redis_ops = 0;
+	r->resp_len = 0;
+	return r;
+}
+
+static void maybe_free(struct worker *w, struct req *r)
+{
+	if (r->in_conn || r->redis_ops || r->in_kafka || !r->answered)
+		return;
+	struct flow *f = w->flow;
+	r->conn = NULL;
+	r->next = f->free;
+	f->free = r;
+	f->nfree++;
+}
+
+void flow_conn_done(struct worker *w, struct req *r)
+{
+	r->in_conn = false;
+	r->conn = NULL;
+	maybe_free(w, r);
+}
+
+/* Sets the final answer of r, once; later calls are ignored. extra is
+ * NULL or whole header lines, each ending in CRLF. */
+static void answer_with(struct worker *w, struct req *r, unsigned status, const char *extra,
+			const char *body)
+{
+	if (r->answered)
+		return;
+	char retry[48];
+	if (status == 503) {
+		snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", w->cfg->retry_after_s);
+		extra = retry;
+	} else if (!extra) {
+		extra = "";
+	}
+	size_t blen = strlen(body);
+	int n = snprintf(r->resp, sizeof(r->resp),
+			 "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+			 "%s%s\r\n%s",
+			 status, http_status_text(status), blen, extra,
+			 r->close_after ? "Connection: close\r\n" : "", r->head_only ? "" : body);
+	if (n < 0 || (size_t)n >= sizeof(r->resp)) {
+		/* Bodies are built here from bounded fields; this cannot happen. */
+		n = snprintf(r->resp, sizeof(r->resp),
+			     "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
+			     "Connection: close\r\n\r\n");
+		r->close_after = true;
+	}
+	r->resp_len = (uint16_t)n;
+	r->answered = true;
+	if (r->is_order) {
+		r->is_order = false;
+		w->flow->orders_inflight--;
+	}
+	if (status == 202)
+		w->stats.accepted++;
+	else if (status == 503)
+		w->stats.unavailable++;
+	else if (status >= 400 && status != 409)
+		w->stats.rejected++;
+	if (r->in_conn && r->conn)
+		conn_req_answered(w, r->conn);
+	maybe_free(w, r);
+}
+
+static void answer(struct worker *w, struct req *r, unsigned status, const char *body)
+{
+	answer_with(w, r, status, NULL, body);
+}
+
+static void answer_unavailable(struct worker *w, struct req *r, const char *what)
+{
+	char body[96];
+	snprintf(body, sizeof(body), "{\"status\":\"unavailable\",\"reason\":\"%s\"}", what);
+	answer(w, r, 503, body);
+}
+
+void flow_reject(struct worker *w, struct req *r, unsigned status, const char *why)
+{
+	char body[160];
+	r->close_after = true;
+	snprintf(body, sizeof(body), "{\"status\":\"bad_request\",\"error\":\"%s\"}", why);
+	answer(w, r, status, body);
+}
+
+static bool path_is(const struct http_request *hr, const char *path)
+{
+	size_t n = hr->path_len;
+	const char *q = memchr(hr->path, '?', n);
+	if (q)
+		n = (size_t)(q - hr->path);
+	return strlen(path) == n && memcmp(hr->path, path, n) == 0;
+}
+
+static void start_order(struct worker *w, struct req *r, const struct http_request *hr,
+			const char *body)
+{
+	struct order_error err;
+	char msg[200];
+
+	if (order_parse_request(body, hr->content_length, w->cfg->max_qty, &r->order, &err) < 0) {
+		if (strcmp(err.field, "qty") == 0 && strstr(err.why, "integer"))
+			snprintf(msg, sizeof(msg),
+				 "{\"status\":\"invalid\",\"field\":\"qty\","
+				 "\"error\":\"must be an integer from 1 to %u\"}",
+				 w->cfg->max_qty);
+		else
+			snprintf(msg, sizeof(msg), "{\"status\":\"invalid\",\"field\":\"%s\",\"error\":\"%s %s\"}",
+				 err.field, err.field, err.why);
+		answer(w, r, 400, msg);
+		return;
+	}
+	if (flow_orders_inflight(w) >= w->cfg->max_inflight) {
+		answer_unavailable(w, r, "overloaded");
+		return;
+	}
+	r->is_order = true;
+	w->flow->orders_inflight++;
+	r->accepted_at_ms = w->now_ms;
+	r->order_id = oid_next(&w->oids, w->now_ms);
+	int rc = resv_reserve(w, r);
+	if (rc < 0)
+		answer_unavailable(w, r, rc == -ENOTCONN ? "redis" : "overloaded");
+}
+
+void flow_handle(struct worker *w, struct req *r, const struct http_request *hr, const char *body)
+{
+	w->stats.requests++;
+	r->close_after = !hr->keep_alive;
+	r->head_only = hr->method == HTTP_METHOD_HEAD;
+	if (path_is(hr, "/v1/orders")) {
+		if (hr->method != HTTP_METHOD_POST) {
+			answer_with(w, r, 405, "Allow: POST\r\n",
+				    "{\"status\":\"method_not_allowed\",\"allow\":\"POST\"}");
+			return;
+		}
+		start_order(w, r, hr, body);
+	} else if (path_is(hr, "/healthz")) {
+		if (hr->method != HTTP_METHOD_GET && hr->method != HTTP_METHOD_HEAD) {
+			answer_with(w, r, 405, "Allow: GET, HEAD\r\n",
+				    "{\"status\":\"method_not_allowed\",\"allow\":\"GET, HEAD\"}");
+			return;
+		}
+		answer(w, r, 200, "{\"status\":\"ok\"}");
+	} else {
+		answer(w, r, 404, "{\"status\":\"not_found\"}");
+	}
+}
+
+static bool starts_with(const char *s, size_t n, const char *lit, size_t *rest)
+{
+	size_t l = strlen(lit);
+	if (n < l || memcmp(s, lit, l) != 0)
+		return false;
+	*rest = l;
+	return true;
+}
+
+void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, size_t len)
+{
+	char body[160];
+	size_t at;
+
+	if (len == 2 && memcmp(res, "ok", 2) == 0) {
+		struct order_record rec = {
+			.order_id = r->order_id,
+			.qty = r->order.qty,
+			.accepted_at_ms = r->accepted_at_ms,
+			.node_id = w->cfg->node_id,
+		};
+		memcpy(rec.user_id, r->order.user_id, (size_t)r->order.user_len + 1);
+		memcpy(rec.sku, r->order.sku, (size_t)r->order.sku_len + 1);
+		r->record_len = order_encode_record(r->record, sizeof(r->record), &rec);
+		int rc = r->record_len < 0 ? r->record_len : kpub_produce(w, r);
+		if (rc < 0) {
+			/* Not handed to Kafka: give the stock back, then answer. */
+			resv_release(w, r);
+		}
+		return;
+	}
+	if (len == 8 && memcmp(res, "sold_out", 8) == 0) {
+		w->stats.sold_out++;
+		answer(w, r, 409, "{\"status\":\"sold_out\"}");
+	} else if (starts_with(res, len, "insufficient:", &at)) {
+		snprintf(body, sizeof(body), "{\"status\":\"insufficient_stock\",\"available\":%.*s}",
+			 (int)(len - at), res + at);
+		answer(w, r, 409, body);
+	} else if (starts_with(res, len, "limit:", &at)) {
+		w->stats.limit_exceeded++;
+		snprintf(body, sizeof(body), "{\"status\":\"limit_exceeded\",\"remaining\":%.*s}",
+			 (int)(len - at), res + at);
+		answer(w, r, 409, body);
+	} else if (len == 7 && memcmp(res, "unknown", 7) == 0) {
+		answer(w, r, 404, "{\"status\":\"unknown_sku\"}");
+	} else {
+		worker_log(w, "redis: unexpected reserve result '%.*s'", (int)(len > 64 ? 64 : len), res);
+		answer_unavailable(w, r, "redis");
+	}
+}
+
+void flow_on_release_reply(struct worker *w, struct req *r)
+{
+	/* The stock is back: only now may the client hear that nothing was taken. */
+	answer_unavailable(w, r, "kafka");
+	maybe_free(w, r);
+}
+
+void flow_on_confirm_reply(struct worker *w, struct req *r)
+{
+	maybe_free(w, r);
+}
+
+void flow_on_redis_failure(struct worker *w, struct req *r)
+{
+	answer_unavailable(w, r, "redis");
+	maybe_free(w, r);
+}
+
+void flow_on_delivery(struct worker *w, struct req *r, int err, const char *why)
+{
+	r->in_kafka = false;
+	if (err) {
+		worker_log(w, "kafka: order %016" PRIx64 " not delivered: %s; releasing its stock",
+			   r->order_id, why);
+		resv_release(w, r);
+		return;
+	}
+	char body[96], id[OID_TEXT_LEN + 1];
+	oid_format(r->order_id, id);
+	snprintf(body, sizeof(body), "{\"order_id\":\"%s\",\"status\":\"accepted\"}", id);
+	answer(w, r, 202, body);
+	/* The record is durable: drop it from the pending ledger. */
+	resv_confirm(w, r);
+}
+
+unsigned flow_orders_inflight(const struct worker *w)
+{
+	return w->flow->orders_inflight;
+}
+
+unsigned flow_busy(const struct worker *w)
+{
+	return w->flow->size - w->flow->nfree;
+}
+
+bool flow_has_free(const struct worker *w)
+{
+	return w->flow->free != NULL;
+}

@@ -1,0 +1,86 @@
+/*
+ * flow: the life of one request, from a parsed HTTP request to the bytes
+ * of its answer, and of an order through its stages:
+ *
+ *   validate -> reserve (Redis) -> produce (Kafka) -> 202 + confirm (Redis)
+ *                  |                   \-> failed: release (Redis) -> 503
+ *                  \-> sold_out / limit_exceeded / unknown SKU -> 409 / 404
+ *
+ * Owns: the per-worker pool of struct req (allocated once at start-up), the
+ * order state machine, and the response bytes. A req is referenced by its
+ * connection's pipeline queue and by the Redis and Kafka operations in
+ * flight; it returns to the pool only when none of them holds it, so a
+ * client that disconnects never frees memory that librdkafka or the Redis
+ * pipeline still points at.
+ * Does not own: sockets (conn), Redis I/O (resv), Kafka I/O (kpub).
+ */
+#ifndef FG_FLOW_H
+#define FG_FLOW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../core/http.h"
+#include "../core/order.h"
+
+struct worker;
+struct conn;
+
+#define FLOW_RESP_MAX 384
+
+struct req {
+	struct req *next;   /* connection pipeline queue, or free list */
+	struct req *r_next; /* resv's replay list */
+	struct conn *conn;  /* NULL once the connection is gone */
+	bool in_conn;       /* still in its connection's pipeline queue */
+	bool answered;      /* resp holds the complete answer */
+	bool close_after;   /* close the connection after this answer */
+	bool head_only;     /* HEAD: headers without the body */
+	bool is_order;      /* counts against max_inflight until done */
+	uint8_t redis_ops;  /* Redis commands in flight for this req */
+	uint8_t replay;     /* resv: command to replay on reconnect */
+	bool in_kafka;      /* librdkafka holds record until its report */
+
+	uint64_t order_id;
+	int64_t accepted_at_ms;
+	struct order_req order;
+	int record_len;
+	char record[ORDER_RECORD_MAX];
+
+	uint16_t resp_len;
+	char resp[FLOW_RESP_MAX];
+};
+
+int flow_init(struct worker *w) __attribute__((warn_unused_result));
+void flow_destroy(struct worker *w);
+
+/* A req from the pool for conn, or NULL when the pool is empty. */
+struct req *flow_alloc(struct worker *w, struct conn *conn);
+
+/* The connection has written out (or dropped) req's answer. */
+void flow_conn_done(struct worker *w, struct req *req);
+
+/* Routes one complete HTTP request; the answer arrives now or later. */
+void flow_handle(struct worker *w, struct req *req, const struct http_request *hr,
+		 const char *body);
+
+/* Answers a request the parser rejected (the connection then closes). */
+void flow_reject(struct worker *w, struct req *req, unsigned status, const char *why);
+
+/* Callbacks from resv and kpub. */
+void flow_on_reserve_reply(struct worker *w, struct req *req, const char *result, size_t len);
+void flow_on_release_reply(struct worker *w, struct req *req);
+void flow_on_confirm_reply(struct worker *w, struct req *req);
+/* A Redis command for req ended without a usable reply (connection lost,
+ * timeout, error reply); resv has already arranged any replay it needs. */
+void flow_on_redis_failure(struct worker *w, struct req *req);
+void flow_on_delivery(struct worker *w, struct req *req, int err, const char *why);
+
+/* Orders between admission and their final answer. */
+unsigned flow_orders_inflight(const struct worker *w);
+/* Reqs that are not in the free list (answers unsent, commands in flight). */
+unsigned flow_busy(const struct worker *w);
+/* Wakes connections that stalled on an empty pool. */
+bool flow_has_free(const struct worker *w);
+
+#endif

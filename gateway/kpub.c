@@ -1,0 +1,204 @@
+/* kpub: librdkafka producer bridged into the ring. See kpub.h. */
+#include "kpub.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "flow.h"
+#include "worker.h"
+
+struct kpub {
+	rd_kafka_t *rk;
+	rd_kafka_topic_t *rkt;
+	rd_kafka_queue_t *mainq;
+	int pipe_rd, pipe_wr;
+	bool closing; /* reports now only count what is left */
+	char wake_buf[64];
+	int64_t last_error_log_ms;
+};
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	struct worker *w = opaque;
+	struct req *req = m->_private;
+	if (w->kpub->closing)
+		return; /* past the drain deadline: the ledger keeps the order for reconcile */
+	flow_on_delivery(w, req, m->err ? -EIO : 0, m->err ? rd_kafka_err2str(m->err) : NULL);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)rk;
+	struct worker *w = opaque;
+	/* Broker-down errors repeat every few hundred ms; one line a second is enough. */
+	if (w->now_mono_ms - w->kpub->last_error_log_ms < 1000)
+		return;
+	w->kpub->last_error_log_ms = w->now_mono_ms;
+	worker_log(w, "kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+/* librdkafka logs from its own threads; worker_log writes whole lines. */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	struct worker *w = rd_kafka_opaque(rk);
+	worker_log(w, "kafka: [%d] %s: %s", level, fac, buf);
+}
+
+static int set(struct worker *w, rd_kafka_conf_t *conf, const char *key, const char *value)
+{
+	char err[256];
+	if (rd_kafka_conf_set(conf, key, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+		snprintf(w->err, sizeof(w->err), "kafka: %s=%s: %s", key, value, err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int kpub_init(struct worker *w)
+{
+	const struct cfg *cfg = w->cfg;
+	char num[32], client_id[64], err[512];
+	int fds[2];
+	struct kpub *k = calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	w->kpub = k;
+	k->pipe_rd = k->pipe_wr = -1;
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		snprintf(w->err, sizeof(w->err), "kafka: pipe: %s", strerror(errno));
+		return -errno;
+	}
+	k->pipe_rd = fds[0];
+	k->pipe_wr = fds[1];
+	/* librdkafka's end must never block (a blocking one has hung its users);
+	 * the ring's end stays blocking so io_uring waits on it by polling
+	 * instead of completing at once with -EAGAIN. */
+	if (fcntl(k->pipe_wr, F_SETFL, O_NONBLOCK) < 0) {
+		snprintf(w->err, sizeof(w->err), "kafka: pipe O_NONBLOCK: %s", strerror(errno));
+		return -errno;
+	}
+
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	snprintf(client_id, sizeof(client_id), "flashgate-%u-%u", cfg->node_id, w->index);
+	int rc = set(w, conf, "bootstrap.servers", cfg->kafka_brokers);
+	rc = rc ?: set(w, conf, "client.id", client_id);
+	rc = rc ?: set(w, conf, "acks", "all");
+	rc = rc ?: set(w, conf, "enable.idempotence", "true");
+	snprintf(num, sizeof(num), "%u", cfg->kafka_linger_ms);
+	rc = rc ?: set(w, conf, "linger.ms", num);
+	snprintf(num, sizeof(num), "%u", cfg->kafka_batch_messages);
+	rc = rc ?: set(w, conf, "batch.num.messages", num);
+	rc = rc ?: set(w, conf, "compression.codec", cfg->kafka_compression);
+	snprintf(num, sizeof(num), "%u", cfg->kafka_message_timeout_ms);
+	rc = rc ?: set(w, conf, "message.timeout.ms", num);
+	snprintf(num, sizeof(num), "%u", cfg->kafka_queue_messages);
+	rc = rc ?: set(w, conf, "queue.buffering.max.messages", num);
+	rc = rc ?: set(w, conf, "socket.nagle.disable", "true");
+	if (rc < 0) {
+		rd_kafka_conf_destroy(conf);
+		return rc;
+	}
+	rd_kafka_conf_set_opaque(conf, w);
+	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+	rd_kafka_conf_set_error_cb(conf, on_error);
+	rd_kafka_conf_set_log_cb(conf, on_log);
+
+	k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!k->rk) {
+		rd_kafka_conf_destroy(conf);
+		snprintf(w->err, sizeof(w->err), "kafka: cannot create producer: %s", err);
+		return -EINVAL;
+	}
+	k->rkt = rd_kafka_topic_new(k->rk, cfg->kafka_topic, NULL);
+	if (!k->rkt) {
+		snprintf(w->err, sizeof(w->err), "kafka: topic %s: %s", cfg->kafka_topic,
+			 rd_kafka_err2str(rd_kafka_last_error()));
+		return -EINVAL;
+	}
+	k->mainq = rd_kafka_queue_get_main(k->rk);
+	rd_kafka_queue_io_event_enable(k->mainq, k->pipe_wr, "1", 1);
+	return 0;
+}
+
+void kpub_destroy(struct worker *w, int timeout_ms)
+{
+	struct kpub *k = w->kpub;
+	if (!k)
+		return;
+	if (k->rk) {
+		k->closing = true;
+		if (rd_kafka_flush(k->rk, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			worker_log(w, "kafka: %d records undelivered at shutdown; purging",
+				   rd_kafka_outq_len(k->rk));
+			rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+			rd_kafka_poll(k->rk, 0);
+		}
+		if (k->mainq) {
+			rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
+			rd_kafka_queue_destroy(k->mainq);
+		}
+		if (k->rkt)
+			rd_kafka_topic_destroy(k->rkt);
+		rd_kafka_destroy(k->rk);
+	}
+	if (k->pipe_rd >= 0)
+		close(k->pipe_rd);
+	if (k->pipe_wr >= 0)
+		close(k->pipe_wr);
+	free(k);
+	w->kpub = NULL;
+}
+
+int kpub_produce(struct worker *w, struct req *req)
+{
+	struct kpub *k = w->kpub;
+	/* No copy flag: librdkafka points at req->record until the report. */
+	rd_kafka_resp_err_t err = rd_kafka_producev(
+		k->rk, RD_KAFKA_V_RKT(k->rkt), RD_KAFKA_V_MSGFLAGS(0),
+		RD_KAFKA_V_KEY(req->order.user_id, req->order.user_len),
+		RD_KAFKA_V_VALUE(req->record, (size_t)req->record_len),
+		RD_KAFKA_V_TIMESTAMP(req->accepted_at_ms), RD_KAFKA_V_OPAQUE(req), RD_KAFKA_V_END);
+	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		return -ENOBUFS;
+	if (err) {
+		worker_log(w, "kafka: produce: %s", rd_kafka_err2str(err));
+		return -EIO;
+	}
+	req->in_kafka = true;
+	return 0;
+}
+
+void kpub_arm(struct worker *w)
+{
+	struct kpub *k = w->kpub;
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_read(sqe, k->pipe_rd, k->wake_buf, sizeof(k->wake_buf), 0);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_KAFKA_WAKE, 0, 0));
+}
+
+void kpub_poll(struct worker *w)
+{
+	/* librdkafka signals once until its queue is served: serve it all. */
+	while (rd_kafka_poll(w->kpub->rk, 0) > 0)
+		;
+}
+
+void kpub_on_wake(struct worker *w, int res)
+{
+	if (res < 0 && res != -EAGAIN && res != -EINTR)
+		worker_log(w, "kafka: reading the wake-up pipe: %s", strerror(-res));
+	kpub_poll(w);
+	kpub_arm(w);
+}
+
+int kpub_outstanding(const struct worker *w)
+{
+	return rd_kafka_outq_len(w->kpub->rk);
+}

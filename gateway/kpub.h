@@ -1,0 +1,38 @@
+/*
+ * kpub: the worker's Kafka producer (librdkafka), driven by the ring.
+ *
+ * librdkafka signals its main queue through a pipe
+ * (rd_kafka_queue_io_event_enable); the worker keeps a read on that pipe in
+ * its ring and, when it completes, serves every queued delivery report with
+ * rd_kafka_poll(rk, 0). No polling thread, no busy loop, no flush on the
+ * request path. Records are produced without copying: the payload lives in
+ * the req until its delivery report, which is why flow keeps a req alive
+ * while in_kafka is set.
+ *
+ * Owns: the producer, its configuration and the wake-up pipe. Does not own:
+ * what a delivery means to the order (flow).
+ */
+#ifndef FG_KPUB_H
+#define FG_KPUB_H
+
+struct worker;
+struct req;
+
+int kpub_init(struct worker *w) __attribute__((warn_unused_result));
+/* Waits up to timeout_ms for outstanding deliveries, then destroys. */
+void kpub_destroy(struct worker *w, int timeout_ms);
+
+/* Produces req->record keyed by user id. 0, -ENOBUFS when the local queue
+ * is full (back-pressure), or another -errno; on failure nothing was
+ * queued and no report will come. */
+int kpub_produce(struct worker *w, struct req *req) __attribute__((warn_unused_result));
+
+/* Arms the read of the wake-up pipe (once at start, then by on_wake). */
+void kpub_arm(struct worker *w);
+void kpub_on_wake(struct worker *w, int res);
+/* Serves delivery reports now (used while draining). */
+void kpub_poll(struct worker *w);
+/* Records produced whose delivery report has not been served. */
+int kpub_outstanding(const struct worker *w);
+
+#endif

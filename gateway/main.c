@@ -1,0 +1,173 @@
+/*
+ * flashgate: the order-ingestion gateway's command line.
+ *
+ *   flashgate -c CONF [serve]            run the gateway until SIGTERM/SIGINT
+ *   flashgate -c CONF -t                 check the config and print it
+ *   flashgate -c CONF stock load FILE    load a sale's stock from CSV
+ *   flashgate -c CONF stock show SKU     one SKU's stock in one line
+ *
+ * Owns: argument parsing, start-up order, signals and the process exit
+ * code. Signals are blocked in every thread and taken here with sigwait,
+ * so no handler runs inside a worker.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/cfg.h"
+#include "stock.h"
+#include "worker.h"
+
+#define FLASHGATE_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: flashgate -c CONF [serve]           run the gateway\n"
+		"       flashgate -c CONF -t                check CONF, print the effective config\n"
+		"       flashgate -c CONF stock load FILE   load stock (CSV: sku,stock,per_user_limit)\n"
+		"       flashgate -c CONF stock show SKU    print one SKU's stock\n"
+		"       flashgate --version\n");
+}
+
+static int serve(const struct cfg *cfg)
+{
+	char err[512];
+	struct script_shas shas;
+	struct worker *workers = NULL;
+	unsigned n = cfg->workers, started = 0;
+	int rc;
+	sigset_t sigs;
+
+	if (worker_probe_uring(err, sizeof(err)) < 0) {
+		fprintf(stderr, "flashgate: %s\n", err);
+		return 1;
+	}
+	if (n == 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		n = cpus < 1 ? 1 : cpus > OID_MAX_WORKER + 1 ? OID_MAX_WORKER + 1 : (unsigned)cpus;
+	}
+	if (stock_load_scripts(cfg, &shas) < 0) {
+		fprintf(stderr, "flashgate: cannot load the reservation scripts into redis %s:%u; "
+				"is it running?\n", cfg->redis_host, cfg->redis_port);
+		return 1;
+	}
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	workers = calloc(n, sizeof(*workers));
+	if (!workers) {
+		fprintf(stderr, "flashgate: out of memory\n");
+		return 1;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		rc = worker_init(&workers[i], cfg, &shas, i);
+		if (rc < 0) {
+			fprintf(stderr, "flashgate: worker %u: %s\n", i,
+				workers[i].err[0] ? workers[i].err : strerror(-rc));
+			worker_destroy(&workers[i]);
+			goto stop;
+		}
+		started++;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if ((rc = worker_start(&workers[i])) < 0) {
+			fprintf(stderr, "flashgate: worker %u: %s\n", i, workers[i].err);
+			for (unsigned j = 0; j < i; j++)
+				worker_stop(&workers[j]);
+			for (unsigned j = 0; j < i; j++)
+				pthread_join(workers[j].thread, NULL);
+			goto destroy;
+		}
+	}
+	fprintf(stderr,
+		"flashgate %s: listening on %s:%u, %u workers, node %u; redis %s:%u; kafka %s topic %s\n",
+		FLASHGATE_VERSION, cfg->listen, cfg->port, n, cfg->node_id, cfg->redis_host,
+		cfg->redis_port, cfg->kafka_brokers, cfg->kafka_topic);
+
+	sigdelset(&sigs, SIGPIPE);
+	int sig = 0;
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	fprintf(stderr, "flashgate: %s: draining (up to %u ms)\n", strsignal(sig),
+		cfg->drain_timeout_ms);
+	for (unsigned i = 0; i < n; i++)
+		worker_stop(&workers[i]);
+	rc = 0;
+	for (unsigned i = 0; i < n; i++) {
+		pthread_join(workers[i].thread, NULL);
+		if (workers[i].result < 0) {
+			fprintf(stderr, "flashgate: worker %u failed: %s\n", i, workers[i].err);
+			rc = -1;
+		}
+	}
+destroy:
+	for (unsigned i = 0; i < started; i++)
+		worker_destroy(&workers[i]);
+	free(workers);
+	if (rc == 0)
+		fprintf(stderr, "flashgate: stopped\n");
+	return rc == 0 ? 0 : 1;
+stop:
+	for (unsigned i = 0; i < started; i++)
+		worker_destroy(&workers[i]);
+	free(workers);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	const char *conf = NULL;
+	bool check_only = false;
+	int opt;
+	struct cfg cfg;
+	char err[512];
+
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("flashgate %s\n", FLASHGATE_VERSION);
+		return 0;
+	}
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	while ((opt = getopt(argc, argv, "c:th")) != -1) {
+		switch (opt) {
+		case 'c': conf = optarg; break;
+		case 't': check_only = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!conf) {
+		fprintf(stderr, "flashgate: -c CONF is required\n");
+		usage(stderr);
+		return 2;
+	}
+	if (cfg_load(&cfg, conf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "flashgate: %s\n", err);
+		return 1;
+	}
+	if (check_only) {
+		cfg_dump(&cfg, stdout);
+		return 0;
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0 || (argc == 1 && strcmp(argv[0], "serve") == 0))
+		return serve(&cfg);
+	if (argc == 3 && strcmp(argv[0], "stock") == 0 && strcmp(argv[1], "load") == 0)
+		return stock_load(&cfg, argv[2]) < 0 ? 1 : 0;
+	if (argc == 3 && strcmp(argv[0], "stock") == 0 && strcmp(argv[1], "show") == 0)
+		return stock_show(&cfg, argv[2], stdout) < 0 ? 1 : 0;
+	fprintf(stderr, "flashgate: unknown command '%s'\n", argv[0]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,543 @@
+/*
+ * resv: the Redis pipeline of one worker. See resv.h.
+ *
+ * Commands are formatted here rather than with redisFormatCommandArgv,
+ * which allocates a string per command; RESP is a few lines, and writing it
+ * into a preallocated buffer keeps the request path allocation-free.
+ * Two output buffers alternate: one is being sent while the turn fills the
+ * other, so a send in flight never sees its bytes move.
+ */
+#include "resv.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../core/keys.h"
+#include "flow.h"
+#include "worker.h"
+
+enum cmd_kind { CMD_NONE = 0, CMD_RESERVE, CMD_RELEASE, CMD_CONFIRM, CMD_LOAD };
+enum state { R_DOWN, R_CONNECTING, R_UP, R_CLOSING };
+
+/* Largest command: EVALSHA, sha, 3 keys, 4 args; the scripts go in LOAD. */
+#define CMD_MAX 640
+#define IN_CAP 65536
+
+struct pending {
+	struct req *req;
+	uint8_t kind;
+	int64_t queued_ms;
+};
+
+struct resv {
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char where[CFG_HOST_MAX + 8];
+	enum state state;
+	int fd;
+	unsigned ops; /* connect, recv and send in flight */
+	bool down_logged;
+	int64_t next_attempt_ms;
+	struct __kernel_timespec connect_timeout;
+	struct script_shas shas;
+
+	char *out[2];
+	size_t out_len[2], out_cap;
+	unsigned fill;    /* buffer this turn appends to */
+	bool sending;     /* the other buffer is in flight */
+	size_t send_off;  /* bytes of it already sent */
+
+	char *in;
+	redisReader *reader;
+
+	struct pending *fifo;
+	unsigned head, count, cap;
+	struct req *replay_head, *replay_tail;
+	unsigned replays;
+	bool load_queued;
+};
+
+static const char *kind_name(uint8_t kind)
+{
+	switch (kind) {
+	case CMD_RESERVE: return "reserve";
+	case CMD_RELEASE: return "release";
+	case CMD_CONFIRM: return "confirm";
+	case CMD_LOAD: return "script load";
+	default: return "?";
+	}
+}
+
+int resv_init(struct worker *w, const struct script_shas *shas)
+{
+	const struct cfg *cfg = w->cfg;
+	struct resv *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	w->resv = r;
+	r->fd = -1;
+	r->shas = *shas;
+	snprintf(r->where, sizeof(r->where), "%s:%u", cfg->redis_host, cfg->redis_port);
+
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
+	char port[8];
+	snprintf(port, sizeof(port), "%u", cfg->redis_port);
+	int gai = getaddrinfo(cfg->redis_host, port, &hints, &ai);
+	if (gai != 0) {
+		snprintf(w->err, sizeof(w->err), "redis: cannot resolve %s: %s", r->where,
+			 gai_strerror(gai));
+		return -EINVAL;
+	}
+	memcpy(&r->addr, ai->ai_addr, ai->ai_addrlen);
+	r->addr_len = ai->ai_addrlen;
+	freeaddrinfo(ai);
+
+	r->connect_timeout.tv_sec = cfg->redis_timeout_ms / 1000;
+	r->connect_timeout.tv_nsec = (long long)(cfg->redis_timeout_ms % 1000) * 1000000;
+	/* Every request may have one command queued, plus the script loads. */
+	r->cap = cfg->max_inflight + cfg->max_connections + 16;
+	r->out_cap = (size_t)r->cap * CMD_MAX + 2 * (strlen(script_reserve_lua) + strlen(script_release_lua) + 128);
+	r->out[0] = malloc(r->out_cap);
+	r->out[1] = malloc(r->out_cap);
+	r->in = malloc(IN_CAP);
+	r->fifo = calloc(r->cap, sizeof(*r->fifo));
+	if (!r->out[0] || !r->out[1] || !r->in || !r->fifo)
+		return -ENOMEM;
+	return 0;
+}
+
+void resv_destroy(struct worker *w)
+{
+	struct resv *r = w->resv;
+	if (!r)
+		return;
+	if (r->fd >= 0)
+		close(r->fd);
+	if (r->reader)
+		redisReaderFree(r->reader);
+	free(r->out[0]);
+	free(r->out[1]);
+	free(r->in);
+	free(r->fifo);
+	free(r);
+	w->resv = NULL;
+}
+
+bool resv_up(const struct worker *w)
+{
+	return w->resv->state == R_UP;
+}
+
+unsigned resv_pending(const struct worker *w)
+{
+	return w->resv->count + w->resv->replays;
+}
+
+/* Appends one RESP command and its pending entry. -ENOBUFS when full. */
+static int put_cmd(struct worker *w, uint8_t kind, struct req *req, int argc, const char **argv,
+		   const size_t *lens)
+{
+	struct resv *r = w->resv;
+	size_t need = 16;
+	for (int i = 0; i < argc; i++)
+		need += lens[i] + 24;
+	if (r->count == r->cap || r->out_cap - r->out_len[r->fill] < need)
+		return -ENOBUFS;
+	char *p = r->out[r->fill] + r->out_len[r->fill];
+	p += sprintf(p, "*%d\r\n", argc);
+	for (int i = 0; i < argc; i++) {
+		p += sprintf(p, "$%zu\r\n", lens[i]);
+		memcpy(p, argv[i], lens[i]);
+		p += lens[i];
+		*p++ = '\r';
+		*p++ = '\n';
+	}
+	r->out_len[r->fill] = (size_t)(p - r->out[r->fill]);
+	struct pending *pe = &r->fifo[(r->head + r->count++) % r->cap];
+	pe->req = req;
+	pe->kind = kind;
+	pe->queued_ms = w->now_mono_ms;
+	return 0;
+}
+
+static int put_script(struct worker *w, uint8_t kind, struct req *req)
+{
+	struct resv *r = w->resv;
+	const char *sku = req->order.sku;
+	char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], qty[16], ms[24], id[OID_TEXT_LEN + 1];
+	const char *argv[11];
+	size_t lens[11];
+	int argc = 0;
+
+	snprintf(k1, sizeof(k1), KEYS_SKU_FMT, sku);
+	snprintf(k2, sizeof(k2), KEYS_USERS_FMT, sku);
+	snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, sku);
+	oid_format(req->order_id, id);
+	if (kind == CMD_CONFIRM) {
+		argv[argc++] = "HDEL";
+		argv[argc++] = k3;
+		argv[argc++] = id;
+	} else {
+		argv[argc++] = "EVALSHA";
+		argv[argc++] = kind == CMD_RESERVE ? r->shas.reserve : r->shas.release;
+		argv[argc++] = "3";
+		argv[argc++] = k1;
+		argv[argc++] = k2;
+		argv[argc++] = k3;
+		if (kind == CMD_RESERVE) {
+			snprintf(qty, sizeof(qty), "%" PRIu32, req->order.qty);
+			snprintf(ms, sizeof(ms), "%" PRId64, req->accepted_at_ms);
+			argv[argc++] = req->order.user_id;
+			argv[argc++] = qty;
+			argv[argc++] = id;
+			argv[argc++] = ms;
+		} else {
+			argv[argc++] = id;
+		}
+	}
+	for (int i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	return put_cmd(w, kind, req, argc, argv, lens);
+}
+
+static void queue_loads(struct worker *w)
+{
+	struct resv *r = w->resv;
+	const char *argv[3] = {"SCRIPT", "LOAD", script_reserve_lua};
+	size_t lens[3] = {6, 4, strlen(script_reserve_lua)};
+	if (r->load_queued)
+		return;
+	if (put_cmd(w, CMD_LOAD, NULL, 3, argv, lens) < 0)
+		return;
+	argv[2] = script_release_lua;
+	lens[2] = strlen(script_release_lua);
+	if (put_cmd(w, CMD_LOAD, NULL, 3, argv, lens) < 0)
+		return;
+	r->load_queued = true;
+}
+
+static void add_replay(struct worker *w, struct req *req, uint8_t kind)
+{
+	struct resv *r = w->resv;
+	req->replay = kind;
+	req->r_next = NULL;
+	if (r->replay_tail)
+		r->replay_tail->r_next = req;
+	else
+		r->replay_head = req;
+	r->replay_tail = req;
+	r->replays++;
+}
+
+static void drain_replays(struct worker *w)
+{
+	struct resv *r = w->resv;
+	while (r->state == R_UP && r->replay_head) {
+		struct req *req = r->replay_head;
+		if (put_script(w, req->replay, req) < 0)
+			return;
+		r->replay_head = req->r_next;
+		if (!r->replay_head)
+			r->replay_tail = NULL;
+		r->replays--;
+	}
+}
+
+int resv_reserve(struct worker *w, struct req *req)
+{
+	if (w->resv->state != R_UP)
+		return -ENOTCONN;
+	int rc = put_script(w, CMD_RESERVE, req);
+	if (rc == 0)
+		req->redis_ops++;
+	return rc;
+}
+
+/* Release and confirm are never refused: what cannot go now goes later. */
+static void queue_or_replay(struct worker *w, struct req *req, uint8_t kind)
+{
+	req->redis_ops++;
+	if (w->resv->state == R_UP && !w->resv->replay_head && put_script(w, kind, req) == 0)
+		return;
+	add_replay(w, req, kind);
+	if (kind == CMD_RELEASE)
+		flow_on_redis_failure(w, req); /* answer now; the stock follows */
+}
+
+void resv_release(struct worker *w, struct req *req)
+{
+	queue_or_replay(w, req, CMD_RELEASE);
+}
+
+void resv_confirm(struct worker *w, struct req *req)
+{
+	queue_or_replay(w, req, CMD_CONFIRM);
+}
+
+static void begin_close(struct worker *w, const char *why)
+{
+	struct resv *r = w->resv;
+	if (r->state == R_CLOSING || r->state == R_DOWN)
+		return;
+	unsigned lost = r->count;
+	worker_log(w, "redis %s: connection lost: %s; %u commands failed, reconnecting", r->where,
+		   why, lost);
+	r->state = R_CLOSING;
+	r->down_logged = true;
+	/* A reserve whose reply was lost may have run: release it when Redis is
+	 * back (a no-op if it never ran). Answer every affected client now. */
+	while (r->count) {
+		struct pending pe = r->fifo[r->head];
+		r->head = (r->head + 1) % r->cap;
+		r->count--;
+		if (pe.kind == CMD_LOAD)
+			continue;
+		add_replay(w, pe.req, pe.kind == CMD_CONFIRM ? CMD_CONFIRM : CMD_RELEASE);
+		if (pe.kind != CMD_CONFIRM)
+			flow_on_redis_failure(w, pe.req);
+	}
+	r->head = 0;
+	r->out_len[0] = r->out_len[1] = 0;
+	r->load_queued = false;
+	if (shutdown(r->fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
+		worker_log(w, "redis: shutdown: %s", strerror(errno));
+}
+
+/* Finishes a close once no operation refers to the socket. */
+static void maybe_closed(struct worker *w)
+{
+	struct resv *r = w->resv;
+	if (r->ops > 0 || r->state != R_CLOSING)
+		return;
+	close(r->fd);
+	r->fd = -1;
+	r->sending = false;
+	r->send_off = 0;
+	r->state = R_DOWN;
+	r->next_attempt_ms = w->now_mono_ms + w->cfg->redis_reconnect_ms;
+}
+
+static void start_connect(struct worker *w)
+{
+	struct resv *r = w->resv;
+	r->fd = socket(r->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (r->fd < 0) {
+		worker_log(w, "redis: socket: %s", strerror(errno));
+		r->next_attempt_ms = w->now_mono_ms + w->cfg->redis_reconnect_ms;
+		return;
+	}
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_connect(sqe, r->fd, (struct sockaddr *)&r->addr, r->addr_len);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_REDIS_CONNECT, 0, 0));
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = worker_sqe(w);
+	io_uring_prep_link_timeout(sqe, &r->connect_timeout, 0);
+	io_uring_sqe_set_data64(sqe, 0); /* its completion is not needed */
+	r->ops++;
+	r->state = R_CONNECTING;
+}
+
+static void arm_recv(struct worker *w)
+{
+	struct resv *r = w->resv;
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_recv(sqe, r->fd, r->in, IN_CAP, 0);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_REDIS_RECV, 0, 0));
+	r->ops++;
+}
+
+void resv_on_connect(struct worker *w, int res)
+{
+	struct resv *r = w->resv;
+	r->ops--;
+	if (res < 0) {
+		if (!r->down_logged)
+			worker_log(w, "redis %s: cannot connect: %s; retrying every %u ms", r->where,
+				   strerror(-res == ECANCELED ? ETIMEDOUT : -res),
+				   w->cfg->redis_reconnect_ms);
+		r->down_logged = true;
+		r->state = R_CLOSING;
+		maybe_closed(w);
+		return;
+	}
+	int one = 1;
+	if (setsockopt(r->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		worker_log(w, "redis: TCP_NODELAY: %s", strerror(errno));
+	if (r->reader)
+		redisReaderFree(r->reader);
+	r->reader = redisReaderCreate();
+	if (!r->reader) {
+		worker_log(w, "redis: out of memory for the reply reader");
+		r->state = R_UP;
+		begin_close(w, "out of memory");
+		return;
+	}
+	if (r->down_logged)
+		worker_log(w, "redis %s: connected", r->where);
+	r->down_logged = false;
+	r->state = R_UP;
+	r->fill = 0;
+	r->out_len[0] = r->out_len[1] = 0;
+	arm_recv(w);
+	/* Redis may have restarted or failed over without the scripts. */
+	queue_loads(w);
+	drain_replays(w);
+}
+
+static void on_reply(struct worker *w, redisReply *reply)
+{
+	struct resv *r = w->resv;
+	if (r->count == 0) {
+		begin_close(w, "reply with no command waiting for it");
+		return;
+	}
+	struct pending pe = r->fifo[r->head];
+	r->head = (r->head + 1) % r->cap;
+	r->count--;
+
+	if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
+	    (pe.kind == CMD_RESERVE || pe.kind == CMD_RELEASE)) {
+		/* Scripts were flushed: load them again, then retry this command. */
+		r->load_queued = false;
+		queue_loads(w);
+		if (put_script(w, pe.kind, pe.req) == 0)
+			return;
+		reply->type = REDIS_REPLY_ERROR; /* fall through as a failure */
+	}
+	if (pe.kind == CMD_LOAD) {
+		r->load_queued = false;
+		if (reply->type == REDIS_REPLY_ERROR)
+			worker_log(w, "redis: SCRIPT LOAD failed: %s", reply->str);
+		return;
+	}
+	pe.req->redis_ops--;
+	if (reply->type == REDIS_REPLY_ERROR) {
+		worker_log(w, "redis: %s failed: %s", kind_name(pe.kind), reply->str);
+		if (pe.kind == CMD_CONFIRM)
+			flow_on_confirm_reply(w, pe.req); /* the ledger entry waits for reconcile */
+		else
+			flow_on_redis_failure(w, pe.req);
+		return;
+	}
+	switch (pe.kind) {
+	case CMD_RESERVE:
+		if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS)
+			flow_on_reserve_reply(w, pe.req, reply->str, reply->len);
+		else
+			flow_on_reserve_reply(w, pe.req, "", 0);
+		break;
+	case CMD_RELEASE:
+		flow_on_release_reply(w, pe.req);
+		break;
+	case CMD_CONFIRM:
+		flow_on_confirm_reply(w, pe.req);
+		break;
+	}
+}
+
+void resv_on_recv(struct worker *w, int res)
+{
+	struct resv *r = w->resv;
+	r->ops--;
+	if (r->state != R_UP) {
+		maybe_closed(w);
+		return;
+	}
+	if (res <= 0) {
+		begin_close(w, res == 0 ? "closed by the server" : strerror(-res));
+		maybe_closed(w);
+		return;
+	}
+	if (redisReaderFeed(r->reader, r->in, (size_t)res) != REDIS_OK) {
+		begin_close(w, "reply reader failed");
+		maybe_closed(w);
+		return;
+	}
+	for (;;) {
+		void *reply = NULL;
+		if (redisReaderGetReply(r->reader, &reply) != REDIS_OK) {
+			begin_close(w, r->reader->errstr[0] ? r->reader->errstr : "protocol error");
+			break;
+		}
+		if (!reply)
+			break;
+		on_reply(w, reply);
+		freeReplyObject(reply);
+		if (r->state != R_UP)
+			break;
+	}
+	if (r->state == R_UP) {
+		drain_replays(w);
+		arm_recv(w);
+	}
+	maybe_closed(w);
+}
+
+static void arm_send(struct worker *w)
+{
+	struct resv *r = w->resv;
+	unsigned idx = r->fill ^ 1;
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_send(sqe, r->fd, r->out[idx] + r->send_off, r->out_len[idx] - r->send_off,
+			   MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_REDIS_SEND, 0, 0));
+	r->ops++;
+}
+
+void resv_on_send(struct worker *w, int res)
+{
+	struct resv *r = w->resv;
+	r->ops--;
+	if (r->state != R_UP) {
+		maybe_closed(w);
+		return;
+	}
+	if (res < 0) {
+		begin_close(w, strerror(-res));
+		maybe_closed(w);
+		return;
+	}
+	unsigned idx = r->fill ^ 1;
+	r->send_off += (size_t)res;
+	if (r->send_off < r->out_len[idx]) {
+		arm_send(w); /* short send: the rest, before anything newer */
+		return;
+	}
+	r->out_len[idx] = 0;
+	r->send_off = 0;
+	r->sending = false;
+}
+
+void resv_before_wait(struct worker *w)
+{
+	struct resv *r = w->resv;
+	if (r->state != R_UP || r->sending || r->out_len[r->fill] == 0)
+		return;
+	r->fill ^= 1; /* the filled buffer goes out; the turn fills the other */
+	r->sending = true;
+	r->send_off = 0;
+	arm_send(w);
+}
+
+void resv_tick(struct worker *w)
+{
+	struct resv *r = w->resv;
+	if (r->state == R_DOWN && w->now_mono_ms >= r->next_attempt_ms)
+		start_connect(w);
+	if (r->state == R_UP && r->count > 0 &&
+	    w->now_mono_ms - r->fifo[r->head].queued_ms > (int64_t)w->cfg->redis_timeout_ms) {
+		char why[64];
+		snprintf(why, sizeof(why), "no reply within %u ms", w->cfg->redis_timeout_ms);
+		begin_close(w, why);
+		maybe_closed(w);
+	}
+}

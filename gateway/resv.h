@@ -1,0 +1,49 @@
+/*
+ * resv: stock reservation in Redis, through the worker's ring.
+ *
+ * One connection per worker. Commands are written straight into an output
+ * buffer in RESP (no allocation), gathered over a loop turn and sent in one
+ * write; replies are parsed with hiredis's reader and matched to commands
+ * in order. The connection is re-established by itself: commands whose
+ * replies were lost are answered as failures, and any reservation that may
+ * have been made is released (release is idempotent through the pending
+ * ledger) once Redis is back.
+ *
+ * Owns: the socket, the pipeline, script loading, timeouts, reconnects.
+ * Does not own: what a reply means to the order (flow).
+ */
+#ifndef FG_RESV_H
+#define FG_RESV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "script.h"
+
+struct worker;
+struct req;
+
+int resv_init(struct worker *w, const struct script_shas *shas) __attribute__((warn_unused_result));
+void resv_destroy(struct worker *w);
+
+/* Queues the reserve script for req. -ENOTCONN when Redis is down,
+ * -ENOBUFS when the pipeline is full; the req is untouched then. */
+int resv_reserve(struct worker *w, struct req *req) __attribute__((warn_unused_result));
+/* Queue the release script / the ledger confirmation for req. These never
+ * fail: while Redis is down they wait and are replayed on reconnect. */
+void resv_release(struct worker *w, struct req *req);
+void resv_confirm(struct worker *w, struct req *req);
+
+bool resv_up(const struct worker *w);
+/* Commands in flight or waiting for replay. */
+unsigned resv_pending(const struct worker *w);
+
+void resv_on_connect(struct worker *w, int res);
+void resv_on_recv(struct worker *w, int res);
+void resv_on_send(struct worker *w, int res);
+/* Before-wait hook: sends what the turn queued. */
+void resv_before_wait(struct worker *w);
+/* Tick: reconnects and request timeouts. */
+void resv_tick(struct worker *w);
+
+#endif

@@ -1,0 +1,291 @@
+/* stock: stock administration and script loading. See stock.h. */
+#include "stock.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/keys.h"
+#include "../core/order.h"
+
+#define STOCK_MAX 1000000000000ull
+#define LIMIT_MAX 1000000000ull
+
+struct row {
+	char sku[ORDER_ID_MAX + 1];
+	unsigned long long stock, limit;
+};
+
+static redisContext *connect_redis(const struct cfg *cfg)
+{
+	struct timeval tv = {.tv_sec = cfg->redis_timeout_ms / 1000,
+			     .tv_usec = (cfg->redis_timeout_ms % 1000) * 1000};
+	redisContext *rc = redisConnectWithTimeout(cfg->redis_host, (int)cfg->redis_port, tv);
+	if (!rc || rc->err) {
+		fprintf(stderr, "flashgate: redis %s:%u: %s\n", cfg->redis_host, cfg->redis_port,
+			rc ? rc->errstr : "out of memory");
+		redisFree(rc);
+		return NULL;
+	}
+	if (redisSetTimeout(rc, tv) != REDIS_OK) {
+		fprintf(stderr, "flashgate: redis: cannot set timeout\n");
+		redisFree(rc);
+		return NULL;
+	}
+	return rc;
+}
+
+/* A reply that is an error or missing, reported; NULL means failure. */
+static redisReply *checked(redisContext *rc, redisReply *reply, const char *what)
+{
+	if (!reply) {
+		fprintf(stderr, "flashgate: redis %s: %s\n", what, rc->errstr);
+		return NULL;
+	}
+	if (reply->type == REDIS_REPLY_ERROR) {
+		fprintf(stderr, "flashgate: redis %s: %s\n", what, reply->str);
+		freeReplyObject(reply);
+		return NULL;
+	}
+	return reply;
+}
+
+static int parse_u64(const char *s, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	if (*end != '\0' || errno == ERANGE || *out > max)
+		return -EINVAL;
+	return 0;
+}
+
+/* Reads and validates the whole file before anything is written. */
+static int read_csv(const char *path, struct row **rows_out, size_t *n_out)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		int rc = -errno;
+		fprintf(stderr, "flashgate: %s: %s\n", path, strerror(errno));
+		return rc;
+	}
+	char line[512];
+	size_t n = 0, cap = 0;
+	struct row *rows = NULL;
+	int lineno = 0, rc = 0;
+	bool header = false;
+
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		size_t len = strlen(line);
+		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+			fprintf(stderr, "flashgate: %s:%d: line too long\n", path, lineno);
+			rc = -EINVAL;
+			break;
+		}
+		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (len == 0 || line[0] == '#')
+			continue;
+		if (!header) {
+			if (strcmp(line, "sku,stock,per_user_limit") != 0) {
+				fprintf(stderr, "flashgate: %s:%d: expected the header 'sku,stock,per_user_limit'\n",
+					path, lineno);
+				rc = -EINVAL;
+				break;
+			}
+			header = true;
+			continue;
+		}
+		char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
+		if (!c1 || !c2 || strchr(c2 + 1, ',')) {
+			fprintf(stderr, "flashgate: %s:%d: expected 3 columns: sku,stock,per_user_limit\n",
+				path, lineno);
+			rc = -EINVAL;
+			break;
+		}
+		*c1 = *c2 = '\0';
+		struct row r;
+		if (!order_valid_ident(line, strlen(line))) {
+			fprintf(stderr, "flashgate: %s:%d: sku '%s' must be 1-64 characters of A-Z a-z 0-9 . _ : -\n",
+				path, lineno, line);
+			rc = -EINVAL;
+			break;
+		}
+		if (parse_u64(c1 + 1, STOCK_MAX, &r.stock) < 0) {
+			fprintf(stderr, "flashgate: %s:%d: stock '%s' must be an integer 0..%llu\n", path,
+				lineno, c1 + 1, STOCK_MAX);
+			rc = -EINVAL;
+			break;
+		}
+		if (parse_u64(c2 + 1, LIMIT_MAX, &r.limit) < 0 || r.limit == 0) {
+			fprintf(stderr, "flashgate: %s:%d: per_user_limit '%s' must be an integer 1..%llu\n",
+				path, lineno, c2 + 1, LIMIT_MAX);
+			rc = -EINVAL;
+			break;
+		}
+		strcpy(r.sku, line);
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(rows[i].sku, r.sku) == 0) {
+				fprintf(stderr, "flashgate: %s:%d: sku '%s' appears twice\n", path, lineno, r.sku);
+				rc = -EINVAL;
+				goto out;
+			}
+		}
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			struct row *grown = realloc(rows, cap * sizeof(*rows));
+			if (!grown) {
+				rc = -ENOMEM;
+				fprintf(stderr, "flashgate: %s: out of memory\n", path);
+				goto out;
+			}
+			rows = grown;
+		}
+		rows[n++] = r;
+	}
+	if (rc == 0 && ferror(f)) {
+		fprintf(stderr, "flashgate: %s: read error\n", path);
+		rc = -EIO;
+	}
+	if (rc == 0 && !header) {
+		fprintf(stderr, "flashgate: %s: empty (expected the header 'sku,stock,per_user_limit')\n",
+			path);
+		rc = -EINVAL;
+	}
+out:
+	fclose(f);
+	if (rc < 0) {
+		free(rows);
+		return rc;
+	}
+	*rows_out = rows;
+	*n_out = n;
+	return 0;
+}
+
+int stock_load(const struct cfg *cfg, const char *csv_path)
+{
+	struct row *rows = NULL;
+	size_t n = 0;
+	int rc = read_csv(csv_path, &rows, &n);
+	if (rc < 0)
+		return rc;
+	redisContext *c = connect_redis(cfg);
+	if (!c) {
+		free(rows);
+		return -ECONNREFUSED;
+	}
+	redisReply *reply = checked(c, redisCommand(c, "TIME"), "TIME");
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+		rc = -EIO;
+		goto out;
+	}
+	long long now_ms = strtoll(reply->element[0]->str, NULL, 10) * 1000 +
+			   strtoll(reply->element[1]->str, NULL, 10) / 1000;
+	freeReplyObject(reply);
+
+	/* All SKUs in one transaction: readers never see half a file. */
+	redisAppendCommand(c, "MULTI");
+	unsigned long long total = 0;
+	for (size_t i = 0; i < n; i++) {
+		char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX];
+		snprintf(k1, sizeof(k1), KEYS_SKU_FMT, rows[i].sku);
+		snprintf(k2, sizeof(k2), KEYS_USERS_FMT, rows[i].sku);
+		snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, rows[i].sku);
+		redisAppendCommand(c, "DEL %s %s %s", k1, k2, k3);
+		redisAppendCommand(c, "HSET %s stock %llu limit %llu sold 0 initial %llu loaded_at_ms %lld",
+				   k1, rows[i].stock, rows[i].limit, rows[i].stock, now_ms);
+		redisAppendCommand(c, "SADD %s %s", KEYS_SKU_SET, rows[i].sku);
+		total += rows[i].stock;
+	}
+	redisAppendCommand(c, "EXEC");
+	for (size_t i = 0; i < 3 * n + 2; i++) {
+		void *r = NULL;
+		if (redisGetReply(c, &r) != REDIS_OK) {
+			fprintf(stderr, "flashgate: redis stock load: %s\n", c->errstr);
+			rc = -EIO;
+			goto out;
+		}
+		redisReply *rr = r;
+		if (rr->type == REDIS_REPLY_ERROR || (i == 3 * n + 1 && rr->type != REDIS_REPLY_ARRAY)) {
+			fprintf(stderr, "flashgate: redis stock load failed: %s\n",
+				rr->type == REDIS_REPLY_ERROR ? rr->str : "transaction aborted");
+			rc = -EIO;
+		}
+		freeReplyObject(rr);
+	}
+	if (rc == 0)
+		printf("loaded %zu SKUs (%llu units) into redis %s:%u\n", n, total, cfg->redis_host,
+		       cfg->redis_port);
+out:
+	redisFree(c);
+	free(rows);
+	return rc;
+}
+
+int stock_show(const struct cfg *cfg, const char *sku, FILE *out)
+{
+	int rc = 0;
+	if (!order_valid_ident(sku, strlen(sku))) {
+		fprintf(stderr, "flashgate: sku '%s' must be 1-64 characters of A-Z a-z 0-9 . _ : -\n", sku);
+		return -EINVAL;
+	}
+	redisContext *c = connect_redis(cfg);
+	if (!c)
+		return -ECONNREFUSED;
+	char k1[KEYS_MAX], k3[KEYS_MAX];
+	snprintf(k1, sizeof(k1), KEYS_SKU_FMT, sku);
+	snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, sku);
+	redisReply *h = checked(c, redisCommand(c, "HMGET %s stock limit sold", k1), "HMGET");
+	redisReply *p = h ? checked(c, redisCommand(c, "HLEN %s", k3), "HLEN") : NULL;
+	if (!h || !p) {
+		rc = -EIO;
+	} else if (h->type != REDIS_REPLY_ARRAY || h->elements != 3 ||
+		   h->element[0]->type != REDIS_REPLY_STRING) {
+		fprintf(stderr, "flashgate: unknown SKU '%s'\n", sku);
+		rc = -ENOENT;
+	} else {
+		fprintf(out, "sku=%s stock=%s per_user_limit=%s sold=%s pending=%lld\n", sku,
+			h->element[0]->str,
+			h->element[1]->type == REDIS_REPLY_STRING ? h->element[1]->str : "?",
+			h->element[2]->type == REDIS_REPLY_STRING ? h->element[2]->str : "?",
+			p->integer);
+	}
+	if (h)
+		freeReplyObject(h);
+	if (p)
+		freeReplyObject(p);
+	redisFree(c);
+	return rc;
+}
+
+int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas)
+{
+	redisContext *c = connect_redis(cfg);
+	if (!c)
+		return -ECONNREFUSED;
+	int rc = 0;
+	const char *src[2] = {script_reserve_lua, script_release_lua};
+	char *dst[2] = {shas->reserve, shas->release};
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		redisReply *r = checked(c, redisCommand(c, "SCRIPT LOAD %s", src[i]), "SCRIPT LOAD");
+		if (!r) {
+			rc = -EIO;
+		} else if (r->type != REDIS_REPLY_STRING || r->len != SCRIPT_SHA_LEN) {
+			fprintf(stderr, "flashgate: redis SCRIPT LOAD: unexpected reply\n");
+			rc = -EIO;
+		} else {
+			memcpy(dst[i], r->str, SCRIPT_SHA_LEN + 1);
+		}
+		if (r)
+			freeReplyObject(r);
+	}
+	redisFree(c);
+	return rc;
+}

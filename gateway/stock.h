@@ -1,0 +1,24 @@
+/*
+ * stock: the administrator's commands on a sale's stock in Redis
+ * (`flashgate stock load FILE.csv`, `flashgate stock show SKU`), and the
+ * start-up SCRIPT LOAD. Blocking hiredis: these run before or beside the
+ * serving workers, never on the request path.
+ *
+ * Owns: the CSV format (header "sku,stock,per_user_limit"), its validation
+ * (a bad file changes nothing), and the key layout of keys.h on write.
+ */
+#ifndef FG_STOCK_H
+#define FG_STOCK_H
+
+#include <stdio.h>
+
+#include "../core/cfg.h"
+#include "script.h"
+
+/* Each returns 0, or -errno after printing "flashgate: ..." to stderr. */
+int stock_load(const struct cfg *cfg, const char *csv_path) __attribute__((warn_unused_result));
+int stock_show(const struct cfg *cfg, const char *sku, FILE *out) __attribute__((warn_unused_result));
+int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas)
+	__attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,350 @@
+/* worker: one thread, one ring, shared-nothing. See worker.h. */
+
+#include "worker.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "flow.h"
+#include "kpub.h"
+#include "resv.h"
+
+#define TICK_MS 100
+#define SQ_ENTRIES 1024
+
+static int64_t clock_ms(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void worker_log(struct worker *w, const char *fmt, ...)
+{
+	char line[512];
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ flashgate[w%u] ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec, ts.tv_nsec / 1000000, w->index);
+	va_list ap;
+	va_start(ap, fmt);
+	n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	/* One write per line keeps lines from different workers whole. */
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		return; /* nowhere left to report it */
+}
+
+static int open_listener(struct worker *w)
+{
+	const struct cfg *cfg = w->cfg;
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICHOST}, *ai;
+	char port[8];
+	int one = 1, rc;
+
+	snprintf(port, sizeof(port), "%u", cfg->port);
+	rc = getaddrinfo(cfg->listen, port, &hints, &ai);
+	if (rc != 0) {
+		snprintf(w->err, sizeof(w->err), "listen address %s: %s", cfg->listen, gai_strerror(rc));
+		return -EINVAL;
+	}
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(w->err, sizeof(w->err), "socket: %s", strerror(errno));
+		goto out;
+	}
+	/* One listening socket per worker: the kernel spreads connections. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+		rc = -errno;
+		snprintf(w->err, sizeof(w->err), "setsockopt SO_REUSEPORT: %s", strerror(errno));
+		goto fail;
+	}
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		rc = -errno;
+		snprintf(w->err, sizeof(w->err), "bind %s:%u: %s", cfg->listen, cfg->port,
+			 strerror(errno));
+		goto fail;
+	}
+	if (listen(fd, 4096) < 0) {
+		rc = -errno;
+		snprintf(w->err, sizeof(w->err), "listen %s:%u: %s", cfg->listen, cfg->port,
+			 strerror(errno));
+		goto fail;
+	}
+	w->listen_fd = fd;
+	rc = 0;
+	goto out;
+fail:
+	close(fd);
+out:
+	freeaddrinfo(ai);
+	return rc;
+}
+
+int worker_init(struct worker *w, const struct cfg *cfg, const struct script_shas *shas,
+		unsigned index)
+{
+	int rc;
+	memset(w, 0, sizeof(*w));
+	w->cfg = cfg;
+	w->index = index;
+	w->listen_fd = w->stop_fd = -1;
+	w->limits.max_head_bytes = cfg->max_head_bytes;
+	w->limits.max_headers = cfg->max_headers;
+	w->limits.max_body_bytes = cfg->max_body_bytes;
+	w->tick_ts.tv_nsec = TICK_MS * 1000000LL;
+	w->now_ms = clock_ms(CLOCK_REALTIME);
+	w->now_mono_ms = clock_ms(CLOCK_MONOTONIC);
+
+	if ((rc = oid_gen_init(&w->oids, cfg->node_id, index)) < 0) {
+		snprintf(w->err, sizeof(w->err), "order ids: node %u worker %u out of range",
+			 cfg->node_id, index);
+		return rc;
+	}
+	w->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (w->stop_fd < 0) {
+		snprintf(w->err, sizeof(w->err), "eventfd: %s", strerror(errno));
+		return -errno;
+	}
+	if ((rc = open_listener(w)) < 0)
+		return rc;
+	if ((rc = flow_init(w)) < 0 || (rc = conns_init(w)) < 0) {
+		snprintf(w->err, sizeof(w->err), "request and connection pools: %s", strerror(-rc));
+		return rc;
+	}
+	if ((rc = resv_init(w, shas)) < 0) {
+		if (!w->err[0])
+			snprintf(w->err, sizeof(w->err), "redis client: %s", strerror(-rc));
+		return rc;
+	}
+	if ((rc = kpub_init(w)) < 0)
+		return rc;
+	return 0;
+}
+
+struct io_uring_sqe *worker_sqe(struct worker *w)
+{
+	struct io_uring_sqe *sqe;
+	while (!(sqe = io_uring_get_sqe(&w->ring))) {
+		int rc = io_uring_submit(&w->ring);
+		if (rc < 0 && rc != -EAGAIN && rc != -EBUSY)
+			worker_log(w, "io_uring_submit: %s", strerror(-rc));
+	}
+	return sqe;
+}
+
+static void arm_accept(struct worker *w)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_multishot_accept(sqe, w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_ACCEPT, 0, 0));
+}
+
+static void arm_tick(struct worker *w)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_timeout(sqe, &w->tick_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_TICK, 0, 0));
+}
+
+static void arm_stop(struct worker *w)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_read(sqe, w->stop_fd, &w->stop_buf, sizeof(w->stop_buf), 0);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_STOP, 0, 0));
+}
+
+static void begin_drain(struct worker *w)
+{
+	if (w->draining)
+		return;
+	w->draining = true;
+	w->accepting = false;
+	w->drain_deadline_mono_ms = w->now_mono_ms + w->cfg->drain_timeout_ms;
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_cancel64(sqe, ud_make(OP_ACCEPT, 0, 0), 0);
+	io_uring_sqe_set_data64(sqe, 0);
+	conns_drain(w);
+	worker_log(w, "draining: %u connections, %u orders in flight", conns_open(w),
+		   flow_orders_inflight(w));
+}
+
+static bool drained(struct worker *w)
+{
+	if (conns_open(w) == 0 && flow_busy(w) == 0)
+		return true;
+	if (w->now_mono_ms >= w->drain_deadline_mono_ms) {
+		worker_log(w, "drain deadline passed with %u connections and %u requests busy "
+			      "(%u Redis commands pending); their reservations stay in the ledger",
+			   conns_open(w), flow_busy(w), resv_pending(w));
+		return true;
+	}
+	return false;
+}
+
+static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	int res = cqe->res;
+	switch (ud_op(ud)) {
+	case OP_ACCEPT:
+		conn_on_accept(w, res);
+		if (!(cqe->flags & IORING_CQE_F_MORE) && w->accepting)
+			arm_accept(w); /* the multishot ended (error or overflow) */
+		break;
+	case OP_RECV:
+		conn_on_recv(w, ud_index(ud), ud_gen(ud), res);
+		break;
+	case OP_SEND:
+		conn_on_send(w, ud_index(ud), ud_gen(ud), res);
+		break;
+	case OP_REDIS_CONNECT:
+		resv_on_connect(w, res);
+		break;
+	case OP_REDIS_RECV:
+		resv_on_recv(w, res);
+		break;
+	case OP_REDIS_SEND:
+		resv_on_send(w, res);
+		break;
+	case OP_KAFKA_WAKE:
+		kpub_on_wake(w, res);
+		break;
+	case OP_TICK:
+		resv_tick(w);
+		if (w->draining)
+			kpub_poll(w);
+		arm_tick(w);
+		break;
+	case OP_STOP:
+		begin_drain(w);
+		break;
+	}
+}
+
+static void *run(void *arg)
+{
+	struct worker *w = arg;
+	struct io_uring_params p = {0};
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+	/* Room for every connection's recv and send plus the fixed ops. */
+	p.cq_entries = 2 * w->cfg->max_connections + 4096;
+	int rc = io_uring_queue_init_params(SQ_ENTRIES, &w->ring, &p);
+	if (rc < 0) {
+		snprintf(w->err, sizeof(w->err), "io_uring_queue_init: %s", strerror(-rc));
+		w->result = rc;
+		return NULL;
+	}
+	w->ring_ready = true;
+	w->accepting = true;
+	arm_accept(w);
+	arm_stop(w);
+	arm_tick(w);
+	kpub_arm(w);
+	resv_tick(w); /* first connect */
+
+	for (;;) {
+		w->now_ms = clock_ms(CLOCK_REALTIME);
+		w->now_mono_ms = clock_ms(CLOCK_MONOTONIC);
+		conns_before_wait(w);
+		resv_before_wait(w);
+		if (w->draining && drained(w))
+			break;
+		rc = io_uring_submit_and_wait(&w->ring, 1);
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
+			snprintf(w->err, sizeof(w->err), "io_uring_submit_and_wait: %s", strerror(-rc));
+			w->result = rc;
+			break;
+		}
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(&w->ring, head, cqe)
+		{
+			dispatch(w, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&w->ring, n);
+	}
+	worker_log(w, "stopped: %llu requests, %llu accepted, %llu sold out, %llu limit exceeded, "
+		      "%llu rejected, %llu unavailable",
+		   (unsigned long long)w->stats.requests, (unsigned long long)w->stats.accepted,
+		   (unsigned long long)w->stats.sold_out, (unsigned long long)w->stats.limit_exceeded,
+		   (unsigned long long)w->stats.rejected, (unsigned long long)w->stats.unavailable);
+	return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+	int rc = pthread_create(&w->thread, NULL, run, w);
+	if (rc != 0) {
+		snprintf(w->err, sizeof(w->err), "pthread_create: %s", strerror(rc));
+		return -rc;
+	}
+	return 0;
+}
+
+void worker_stop(struct worker *w)
+{
+	uint64_t one = 1;
+	if (write(w->stop_fd, &one, sizeof(one)) < 0)
+		worker_log(w, "stop: eventfd write: %s", strerror(errno));
+}
+
+void worker_destroy(struct worker *w)
+{
+	int64_t left = w->drain_deadline_mono_ms - clock_ms(CLOCK_MONOTONIC);
+	kpub_destroy(w, left > 1000 ? (int)left : 1000);
+	resv_destroy(w);
+	conns_destroy(w);
+	flow_destroy(w);
+	if (w->ring_ready)
+		io_uring_queue_exit(&w->ring);
+	if (w->listen_fd >= 0)
+		close(w->listen_fd);
+	if (w->stop_fd >= 0)
+		close(w->stop_fd);
+}
+
+int worker_probe_uring(char *err, size_t err_len)
+{
+	struct io_uring ring;
+	struct io_uring_params p = {0};
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+	int rc = io_uring_queue_init_params(8, &ring, &p);
+	if (rc == 0) {
+		io_uring_queue_exit(&ring);
+		return 0;
+	}
+	if (rc == -EPERM || rc == -ENOSYS || rc == -EACCES)
+		snprintf(err, err_len,
+			 "io_uring is not available here (%s): allow it with sysctl "
+			 "kernel.io_uring_disabled=0, or in containers a seccomp profile that "
+			 "permits io_uring_setup/io_uring_enter/io_uring_register",
+			 strerror(-rc));
+	else if (rc == -EINVAL)
+		snprintf(err, err_len,
+			 "io_uring lacks SINGLE_ISSUER/DEFER_TASKRUN (%s): flashgate needs Linux 6.1 or newer",
+			 strerror(-rc));
+	else
+		snprintf(err, err_len, "io_uring_queue_init: %s", strerror(-rc));
+	return rc;
+}

@@ -1,0 +1,111 @@
+/*
+ * worker: one thread, one io_uring, one listening socket (SO_REUSEPORT),
+ * one Redis connection and one Kafka producer: shared-nothing, so nothing
+ * on the request path takes a lock.
+ *
+ * Owns: the ring and its loop, the encoding of user_data, the listener, the
+ * housekeeping tick, and the drain on shutdown. Does not own: what a
+ * completion means to a connection (conn), to Redis (resv) or to Kafka
+ * (kpub); it only routes completions to them.
+ *
+ * Loop contract: handlers only queue SQEs; one io_uring_submit_and_wait per
+ * turn sends them all, after the before-wait hooks have gathered each
+ * connection's responses into one send and the turn's Redis commands into
+ * one write.
+ */
+#ifndef FG_WORKER_H
+#define FG_WORKER_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../core/cfg.h"
+#include "../core/http.h"
+#include "../core/oid.h"
+#include "script.h"
+
+struct conns;
+struct flow;
+struct resv;
+struct kpub;
+
+/* What a completion belongs to; the low 8 bits of user_data. */
+enum op {
+	OP_ACCEPT = 1,
+	OP_RECV,
+	OP_SEND,
+	OP_REDIS_CONNECT,
+	OP_REDIS_RECV,
+	OP_REDIS_SEND,
+	OP_KAFKA_WAKE,
+	OP_TICK,
+	OP_STOP,
+};
+
+/* user_data = generation(32) | index(24) | op(8). The generation lets a
+ * handler recognise a completion for a slot that was since reused. */
+static inline uint64_t ud_make(enum op op, uint32_t index, uint32_t gen)
+{
+	return (uint64_t)gen << 32 | (uint64_t)(index & 0xffffff) << 8 | (uint64_t)op;
+}
+static inline enum op ud_op(uint64_t ud) { return (enum op)(ud & 0xff); }
+static inline uint32_t ud_index(uint64_t ud) { return (uint32_t)(ud >> 8) & 0xffffff; }
+static inline uint32_t ud_gen(uint64_t ud) { return (uint32_t)(ud >> 32); }
+
+struct worker_stats {
+	uint64_t requests, accepted, sold_out, limit_exceeded, rejected, unavailable;
+};
+
+struct worker {
+	const struct cfg *cfg;
+	unsigned index;
+	struct io_uring ring;
+	bool ring_ready;
+	int listen_fd;
+	int stop_fd; /* eventfd: main thread asks the worker to drain */
+	uint64_t stop_buf;
+	struct __kernel_timespec tick_ts;
+	struct http_limits limits;
+	struct oid_gen oids;
+
+	struct conns *conns;
+	struct flow *flow;
+	struct resv *resv;
+	struct kpub *kpub;
+
+	int64_t now_ms;      /* wall clock, read once per loop turn */
+	int64_t now_mono_ms; /* monotonic, read once per loop turn */
+	bool draining;
+	int64_t drain_deadline_mono_ms;
+	bool accepting;
+	struct worker_stats stats;
+
+	pthread_t thread;
+	int result; /* 0, or -errno with err set */
+	char err[256];
+};
+
+/* Sets up everything that can fail before the thread starts. Returns 0 or
+ * -errno with w->err set; on failure worker_destroy is still safe. */
+int worker_init(struct worker *w, const struct cfg *cfg, const struct script_shas *shas,
+		unsigned index) __attribute__((warn_unused_result));
+int worker_start(struct worker *w) __attribute__((warn_unused_result));
+/* Asks a running worker to drain (async-signal-safe: one write). */
+void worker_stop(struct worker *w);
+void worker_destroy(struct worker *w);
+
+/* An SQE from the worker's ring; submits to make room when the SQ is full,
+ * so it never returns NULL. */
+struct io_uring_sqe *worker_sqe(struct worker *w);
+
+/* Checks once, before any thread starts, that this kernel and sandbox let
+ * us use io_uring with the flags the workers need. 0, or -errno with a
+ * one-line explanation and fix in err. */
+int worker_probe_uring(char *err, size_t err_len) __attribute__((warn_unused_result));
+
+/* The first error message of the worker's thread, for logs. */
+void worker_log(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
