@@ -1,0 +1,395 @@
+/* verify: the books-balance check after a run. See verify.h. */
+#include "verify.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/keys.h"
+#include "../core/order.h"
+
+struct sku {
+	char name[ORDER_ID_MAX + 1];
+	long long stock, limit, sold, initial, loaded_at_ms;
+	long long users_units, users_over, pending;
+	long long topic_units, topic_orders;
+};
+
+/* An open-addressing set of order ids (0 is never a valid id). */
+struct idset {
+	uint64_t *slots;
+	size_t cap, n;
+};
+
+static int idset_init(struct idset *s, size_t expect)
+{
+	s->cap = 1024;
+	while (s->cap < expect * 2)
+		s->cap *= 2;
+	s->n = 0;
+	s->slots = calloc(s->cap, sizeof(*s->slots));
+	return s->slots ? 0 : -ENOMEM;
+}
+
+/* 1 inserted, 0 already there, -ENOMEM. */
+static int idset_add(struct idset *s, uint64_t id)
+{
+	if (s->n * 2 >= s->cap) {
+		struct idset bigger;
+		if (idset_init(&bigger, s->cap) < 0)
+			return -ENOMEM;
+		for (size_t i = 0; i < s->cap; i++)
+			if (s->slots[i])
+				idset_add(&bigger, s->slots[i]);
+		free(s->slots);
+		*s = bigger;
+	}
+	size_t i = (size_t)(id * 0x9E3779B97F4A7C15ULL) & (s->cap - 1);
+	while (s->slots[i]) {
+		if (s->slots[i] == id)
+			return 0;
+		i = (i + 1) & (s->cap - 1);
+	}
+	s->slots[i] = id;
+	s->n++;
+	return 1;
+}
+
+static bool idset_has(const struct idset *s, uint64_t id)
+{
+	size_t i = (size_t)(id * 0x9E3779B97F4A7C15ULL) & (s->cap - 1);
+	while (s->slots[i]) {
+		if (s->slots[i] == id)
+			return true;
+		i = (i + 1) & (s->cap - 1);
+	}
+	return false;
+}
+
+static int cmp_sku(const void *a, const void *b)
+{
+	return strcmp(((const struct sku *)a)->name, ((const struct sku *)b)->name);
+}
+
+static long long num(const redisReply *r)
+{
+	if (r->type == REDIS_REPLY_INTEGER)
+		return r->integer;
+	if (r->type == REDIS_REPLY_STRING)
+		return strtoll(r->str, NULL, 10);
+	return 0;
+}
+
+static int read_redis(const struct verify_opts *o, struct sku **out, size_t *n_out)
+{
+	struct timeval tv = {.tv_sec = 5};
+	redisContext *c = redisConnectWithTimeout(o->redis_host, (int)o->redis_port, tv);
+	struct sku *skus = NULL;
+	size_t n = 0;
+	int rc = 0;
+	if (!c || c->err) {
+		fprintf(stderr, "flashload: verify: redis %s:%u: %s\n", o->redis_host, o->redis_port,
+			c ? c->errstr : "out of memory");
+		redisFree(c);
+		return -ECONNREFUSED;
+	}
+	redisReply *members = redisCommand(c, "SMEMBERS %s", KEYS_SKU_SET);
+	if (!members || members->type != REDIS_REPLY_ARRAY) {
+		fprintf(stderr, "flashload: verify: redis SMEMBERS %s failed\n", KEYS_SKU_SET);
+		rc = -EIO;
+		goto out;
+	}
+	skus = calloc(members->elements + 1, sizeof(*skus));
+	if (!skus) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	size_t plen = strlen(o->sku_prefix);
+	for (size_t i = 0; i < members->elements; i++) {
+		const char *name = members->element[i]->str;
+		if (strncmp(name, o->sku_prefix, plen) != 0 || strlen(name) > ORDER_ID_MAX)
+			continue;
+		struct sku *s = &skus[n++];
+		strcpy(s->name, name);
+		char key[KEYS_MAX];
+		snprintf(key, sizeof(key), KEYS_SKU_FMT, name);
+		redisReply *h = redisCommand(c, "HMGET %s stock limit sold initial loaded_at_ms", key);
+		if (!h || h->type != REDIS_REPLY_ARRAY || h->elements != 5) {
+			fprintf(stderr, "flashload: verify: redis HMGET %s failed\n", key);
+			freeReplyObject(h);
+			rc = -EIO;
+			goto out;
+		}
+		s->stock = num(h->element[0]);
+		s->limit = num(h->element[1]);
+		s->sold = num(h->element[2]);
+		s->initial = num(h->element[3]);
+		s->loaded_at_ms = num(h->element[4]);
+		freeReplyObject(h);
+		snprintf(key, sizeof(key), KEYS_USERS_FMT, name);
+		redisReply *u = redisCommand(c, "HGETALL %s", key);
+		if (!u || u->type != REDIS_REPLY_ARRAY) {
+			fprintf(stderr, "flashload: verify: redis HGETALL %s failed\n", key);
+			freeReplyObject(u);
+			rc = -EIO;
+			goto out;
+		}
+		for (size_t j = 1; j < u->elements; j += 2) {
+			long long units = num(u->element[j]);
+			s->users_units += units;
+			s->users_over += units > s->limit;
+		}
+		freeReplyObject(u);
+		/* Confirmations follow the 202 by a moment: give them a second. */
+		snprintf(key, sizeof(key), KEYS_PENDING_FMT, name);
+		for (int tries = 0; tries < 20; tries++) {
+			redisReply *p = redisCommand(c, "HLEN %s", key);
+			s->pending = p ? num(p) : -1;
+			freeReplyObject(p);
+			if (s->pending == 0)
+				break;
+			usleep(100000);
+		}
+	}
+	qsort(skus, n, sizeof(*skus), cmp_sku);
+out:
+	freeReplyObject(members);
+	redisFree(c);
+	if (rc < 0) {
+		free(skus);
+		return rc;
+	}
+	*out = skus;
+	*n_out = n;
+	return 0;
+}
+
+struct topic_stats {
+	uint64_t records, in_scope, duplicates, undecodable;
+	struct idset ids;
+};
+
+static int read_topic(const struct verify_opts *o, struct sku *skus, size_t n, struct topic_stats *t)
+{
+	char err[512];
+	int rc = 0;
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	const char *kv[][2] = {
+		{"bootstrap.servers", o->kafka_brokers},
+		{"group.id", "flashload-verify"},
+		{"enable.auto.commit", "false"},
+		{"enable.partition.eof", "true"},
+		{"auto.offset.reset", "earliest"},
+	};
+	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
+		if (rd_kafka_conf_set(conf, kv[i][0], kv[i][1], err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+			fprintf(stderr, "flashload: verify: kafka %s: %s\n", kv[i][0], err);
+			rd_kafka_conf_destroy(conf);
+			return -EINVAL;
+		}
+	}
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	if (!rk) {
+		fprintf(stderr, "flashload: verify: kafka consumer: %s\n", err);
+		rd_kafka_conf_destroy(conf);
+		return -EINVAL;
+	}
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->topic, NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t kerr = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+	if (kerr || md->topic_cnt != 1 || md->topics[0].err) {
+		fprintf(stderr, "flashload: verify: kafka metadata for topic %s at %s: %s\n", o->topic,
+			o->kafka_brokers,
+			rd_kafka_err2str(kerr ? kerr : md->topic_cnt ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN));
+		rc = -EIO;
+		goto out;
+	}
+	int parts = md->topics[0].partition_cnt;
+	long long since = INT64_MAX;
+	for (size_t i = 0; i < n; i++)
+		if (skus[i].loaded_at_ms < since)
+			since = skus[i].loaded_at_ms;
+	if (n == 0)
+		since = 0;
+
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(parts);
+	int64_t *high = calloc((size_t)parts, sizeof(*high));
+	bool *done = calloc((size_t)parts, sizeof(*done));
+	int remaining = 0;
+	for (int p = 0; p < parts; p++) {
+		int64_t lo;
+		kerr = rd_kafka_query_watermark_offsets(rk, o->topic, p, &lo, &high[p], 10000);
+		if (kerr) {
+			fprintf(stderr, "flashload: verify: watermarks of %s/%d: %s\n", o->topic, p,
+				rd_kafka_err2str(kerr));
+			rc = -EIO;
+			goto out_list;
+		}
+		rd_kafka_topic_partition_list_add(list, o->topic, p)->offset = since;
+	}
+	/* Start where the sale's records start, not at the topic's beginning. */
+	kerr = rd_kafka_offsets_for_times(rk, list, 10000);
+	if (kerr) {
+		fprintf(stderr, "flashload: verify: offsets for time %lld: %s\n", since,
+			rd_kafka_err2str(kerr));
+		rc = -EIO;
+		goto out_list;
+	}
+	for (int p = 0; p < parts; p++) {
+		rd_kafka_topic_partition_t *tp = &list->elems[p];
+		int pi = tp->partition;
+		if (tp->offset < 0 || tp->offset >= high[pi])
+			done[pi] = true; /* nothing since then */
+		else
+			remaining++;
+	}
+	kerr = rd_kafka_assign(rk, list);
+	if (kerr) {
+		fprintf(stderr, "flashload: verify: assign: %s\n", rd_kafka_err2str(kerr));
+		rc = -EIO;
+		goto out_list;
+	}
+	time_t deadline = time(NULL) + 60;
+	while (remaining > 0) {
+		if (time(NULL) > deadline) {
+			fprintf(stderr, "flashload: verify: reading %s timed out with %d partitions unread\n",
+				o->topic, remaining);
+			rc = -ETIMEDOUT;
+			break;
+		}
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
+		if (!m)
+			continue;
+		int pi = m->partition;
+		if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			fprintf(stderr, "flashload: verify: consume: %s\n", rd_kafka_message_errstr(m));
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		if (!m->err) {
+			struct order_record rec;
+			t->records++;
+			if (order_decode_record(m->payload, m->len, &rec) < 0) {
+				t->undecodable++;
+			} else {
+				struct sku key;
+				strcpy(key.name, rec.sku);
+				struct sku *s = bsearch(&key, skus, n, sizeof(*skus), cmp_sku);
+				if (s && rec.accepted_at_ms >= s->loaded_at_ms) {
+					t->in_scope++;
+					int added = idset_add(&t->ids, rec.order_id);
+					if (added == 0) {
+						t->duplicates++;
+					} else {
+						s->topic_units += rec.qty;
+						s->topic_orders++;
+					}
+				}
+			}
+		}
+		if (pi >= 0 && pi < parts && !done[pi] &&
+		    (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF || m->offset + 1 >= high[pi])) {
+			done[pi] = true;
+			remaining--;
+		}
+		rd_kafka_message_destroy(m);
+	}
+out_list:
+	rd_kafka_topic_partition_list_destroy(list);
+	free(high);
+	free(done);
+out:
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	return rc;
+}
+
+static int check(FILE *out, bool ok, const char *what, const char *detail)
+{
+	fprintf(out, "%s  %s%s%s\n", ok ? "PASS" : "FAIL", what, detail[0] ? ": " : "", detail);
+	return ok ? 0 : 1;
+}
+
+int verify_run(const struct verify_opts *o, FILE *out)
+{
+	struct sku *skus = NULL;
+	size_t n = 0;
+	struct topic_stats t = {0};
+	char d[256];
+	int fails = 0;
+
+	int rc = read_redis(o, &skus, &n);
+	if (rc < 0)
+		return rc;
+	if (idset_init(&t.ids, o->n_accepted + 1024) < 0) {
+		free(skus);
+		return -ENOMEM;
+	}
+	rc = read_topic(o, skus, n, &t);
+	if (rc < 0)
+		goto out;
+
+	long long oversold = 0, unbalanced = 0, over_limit = 0, users_mismatch = 0, pending = 0;
+	long long sold = 0, topic_units = 0, initial = 0;
+	const char *bad_sku = NULL;
+	for (size_t i = 0; i < n; i++) {
+		struct sku *s = &skus[i];
+		if (s->stock < 0 || s->sold > s->initial || s->stock + s->sold != s->initial) {
+			oversold++;
+			bad_sku = s->name;
+		}
+		if (s->topic_units != s->sold)
+			unbalanced++;
+		over_limit += s->users_over;
+		users_mismatch += s->users_units != s->sold;
+		pending += s->pending;
+		sold += s->sold;
+		topic_units += s->topic_units;
+		initial += s->initial;
+	}
+	uint64_t lost = 0;
+	for (size_t i = 0; i < o->n_accepted; i++)
+		lost += !idset_has(&t.ids, o->accepted_ids[i]);
+
+	fprintf(out, "verify: %zu SKUs (prefix '%s', %lld units loaded), topic %s: %llu records read, "
+		     "%llu of this sale\n",
+		n, o->sku_prefix, initial, o->topic, (unsigned long long)t.records,
+		(unsigned long long)t.in_scope);
+	snprintf(d, sizeof(d), "%lld SKUs with stock < 0 or sold + stock != initial%s%s", oversold,
+		 bad_sku ? ", e.g. " : "", bad_sku ? bad_sku : "");
+	fails += check(out, n > 0 && oversold == 0, "no SKU oversold", n ? d : "no SKUs found");
+	snprintf(d, sizeof(d), "%lld users over their limit, %lld SKUs whose users' units != sold",
+		 over_limit, users_mismatch);
+	fails += check(out, over_limit == 0 && users_mismatch == 0, "no user over the per-user limit", d);
+	snprintf(d, sizeof(d), "%llu duplicates, %llu undecodable records",
+		 (unsigned long long)t.duplicates, (unsigned long long)t.undecodable);
+	fails += check(out, t.duplicates == 0 && t.undecodable == 0, "no order id twice in the topic", d);
+	snprintf(d, sizeof(d), "%llu of %zu accepted orders missing from the topic",
+		 (unsigned long long)lost, o->n_accepted);
+	fails += check(out, lost == 0, "every 202 is in the topic", d);
+	snprintf(d, sizeof(d), "%zu orders in the topic, %zu answered 202", t.ids.n, o->n_accepted);
+	fails += check(out, t.ids.n == o->n_accepted, "orders in the topic == 202s seen", d);
+	snprintf(d, sizeof(d), "%lld units in the topic, %lld sold in Redis, %llu units answered 202, "
+			       "%lld SKUs differ",
+		 topic_units, sold, (unsigned long long)o->accepted_units, unbalanced);
+	fails += check(out, unbalanced == 0 && topic_units == sold &&
+				    (unsigned long long)sold == o->accepted_units,
+		       "stock consumed == units in the topic == units accepted", d);
+	snprintf(d, sizeof(d), "%lld reservations still pending", pending);
+	fails += check(out, pending == 0, "pending ledger empty", d);
+	fprintf(out, "verify: %s (%d of 7 checks failed)\n", fails ? "FAIL" : "PASS", fails);
+	rc = fails;
+out:
+	free(t.ids.slots);
+	free(skus);
+	return rc;
+}

@@ -1,0 +1,42 @@
+/*
+ * verify: after a run, proves from Redis and the Kafka topic that the
+ * sale's books balance, printing one PASS/FAIL line per invariant:
+ *   - no SKU oversold: stock >= 0 and sold + stock == initial
+ *   - no user over the SKU's per-user limit, and the users' units add up
+ *   - no order id twice in the topic
+ *   - every 202 the generator saw is in the topic (none lost)
+ *   - orders in the topic == 202s seen (none accepted silently)
+ *   - units in the topic == stock consumed in Redis, per SKU
+ *   - no reservation left pending in the ledger
+ * The topic is read from the time the SKUs were loaded (offsets for that
+ * time) up to the high watermark, and only records of loaded SKUs accepted
+ * after their load count: earlier sales in the same topic are ignored.
+ *
+ * Owns: reading Redis (hiredis, blocking) and the topic (librdkafka
+ * consumer, assigned partitions, no group) and the checks.
+ */
+#ifndef LG_VERIFY_H
+#define LG_VERIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct verify_opts {
+	char redis_host[256];
+	unsigned redis_port;
+	char kafka_brokers[512];
+	char topic[250];
+	/* 202s the generator saw: ids, and how many units they were for. */
+	const uint64_t *accepted_ids;
+	size_t n_accepted;
+	uint64_t accepted_units;
+	/* Only SKUs with this prefix are checked (the ones the run used). */
+	const char *sku_prefix;
+};
+
+/* Prints the checks to out; returns the number of FAILs, or -errno when
+ * Redis or Kafka could not be read (with a message printed). */
+int verify_run(const struct verify_opts *o, FILE *out) __attribute__((warn_unused_result));
+
+#endif
