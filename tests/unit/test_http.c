@@ -1,0 +1,158 @@
+/* Unit tests for core/http.c: the strict request-head parser. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../core/http.h"
+
+static const struct http_limits limits = {
+	.max_head_bytes = 1024, .max_headers = 8, .max_body_bytes = 100};
+
+static int parse(const char *s, struct http_request *req)
+{
+	return http_parse_request(s, strlen(s), &limits, req);
+}
+
+static void expect_error(const char *s, unsigned status)
+{
+	struct http_request req;
+	int rc = parse(s, &req);
+	assert_int_equal(rc, -EBADMSG);
+	assert_int_equal(req.error_status, status);
+	assert_non_null(req.error_reason);
+}
+
+static void test_simple_post(void **state)
+{
+	(void)state;
+	const char *s = "POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n{\"a\":1}";
+	struct http_request req;
+	int rc = parse(s, &req);
+	assert_int_equal(rc, (int)(strstr(s, "\r\n\r\n") - s + 4));
+	assert_int_equal(req.method, HTTP_METHOD_POST);
+	assert_int_equal(req.path_len, 10);
+	assert_memory_equal(req.path, "/v1/orders", 10);
+	assert_int_equal(req.content_length, 12);
+	assert_true(req.keep_alive);
+	assert_int_equal(req.minor_version, 1);
+}
+
+static void test_incomplete_at_every_split(void **state)
+{
+	(void)state;
+	const char *s = "GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+	struct http_request req;
+	for (size_t n = 0; n < strlen(s); n++)
+		assert_int_equal(http_parse_request(s, n, &limits, &req), HTTP_INCOMPLETE);
+	assert_int_equal(parse(s, &req), (int)strlen(s));
+	assert_false(req.keep_alive);
+	assert_int_equal(req.method, HTTP_METHOD_GET);
+}
+
+static void test_pipelined_heads(void **state)
+{
+	(void)state;
+	const char *s = "GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n";
+	struct http_request req;
+	int first = parse(s, &req);
+	assert_true(first > 0);
+	assert_memory_equal(req.path, "/a", 2);
+	assert_int_equal(http_parse_request(s + first, strlen(s) - (size_t)first, &limits, &req),
+			 (int)strlen(s) - first);
+	assert_memory_equal(req.path, "/b", 2);
+}
+
+static void test_http10_defaults_to_close(void **state)
+{
+	(void)state;
+	struct http_request req;
+	assert_true(parse("GET / HTTP/1.0\r\n\r\n", &req) > 0);
+	assert_false(req.keep_alive);
+	assert_true(parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &req) > 0);
+	assert_true(req.keep_alive);
+}
+
+static void test_expect_and_idempotency_key(void **state)
+{
+	(void)state;
+	struct http_request req;
+	assert_true(parse("POST /v1/orders HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+			  "Idempotency-Key: k-1\r\nContent-Length: 5\r\n\r\n", &req) > 0);
+	assert_true(req.expect_continue);
+	assert_int_equal(req.idempotency_key_len, 3);
+	assert_memory_equal(req.idempotency_key, "k-1", 3);
+	expect_error("POST / HTTP/1.1\r\nHost: a\r\nExpect: something\r\nContent-Length: 1\r\n\r\n", 417);
+}
+
+static void test_smuggling_defences(void **state)
+{
+	(void)state;
+	expect_error("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
+	expect_error("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400);
+	expect_error("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", 400);
+	expect_error("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", 400);
+	expect_error("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 501);
+	expect_error("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400);     /* obs-fold */
+	expect_error("GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400);                   /* space before colon */
+	expect_error("GET / HTTP/1.1\nHost: a\r\n\r\n", 400);                      /* bare LF */
+	expect_error("GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n", 400);                 /* bare CR */
+	expect_error("GET / HTTP/1.1\r\nHost: a\x01\r\n\r\n", 400);                /* control byte */
+	/* The same Content-Length twice is allowed (RFC 9110 8.6). */
+	struct http_request req;
+	assert_true(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n", &req) > 0);
+	assert_int_equal(req.content_length, 5);
+}
+
+static void test_bad_request_lines(void **state)
+{
+	(void)state;
+	expect_error("GET\r\n\r\n", 400);
+	expect_error("GET /\r\n\r\n", 400);
+	expect_error("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505);
+	expect_error("GET / FTP/1.1\r\nHost: a\r\n\r\n", 400);
+	expect_error("G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+	expect_error("GET / HTTP/1.1\r\n\r\n", 400); /* no Host */
+	expect_error("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+}
+
+static void test_limits(void **state)
+{
+	(void)state;
+	char big[2048];
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET /", 5);
+	struct http_request req;
+	assert_int_equal(http_parse_request(big, sizeof(big), &limits, &req), -EBADMSG);
+	assert_int_equal(req.error_status, 431);
+	expect_error("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\nG: 1\r\nH: 1\r\n\r\n", 431);
+	expect_error("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n", 413);
+}
+
+static void test_leading_empty_lines_ignored(void **state)
+{
+	(void)state;
+	struct http_request req;
+	const char *s = "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+	assert_int_equal(parse(s, &req), (int)strlen(s));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_simple_post),
+		cmocka_unit_test(test_incomplete_at_every_split),
+		cmocka_unit_test(test_pipelined_heads),
+		cmocka_unit_test(test_http10_defaults_to_close),
+		cmocka_unit_test(test_expect_and_idempotency_key),
+		cmocka_unit_test(test_smuggling_defences),
+		cmocka_unit_test(test_bad_request_lines),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_leading_empty_lines_ignored),
+	};
+	return cmocka_run_group_tests_name("http", tests, NULL, NULL);
+}
