@@ -231,8 +231,10 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 		break;
 	case OP_TICK:
 		resv_tick(w);
-		if (w->draining)
-			kpub_poll(w);
+		/* The pipe signals only when the queue goes from empty to non-empty;
+		 * a report queued before the first read was armed would otherwise
+		 * wait forever. Serving an empty queue costs one lock. */
+		kpub_poll(w);
 		arm_tick(w);
 		break;
 	case OP_STOP:
@@ -260,6 +262,7 @@ static void *run(void *arg)
 	arm_stop(w);
 	arm_tick(w);
 	kpub_arm(w);
+	kpub_poll(w); /* whatever was queued before the read was armed */
 	resv_tick(w); /* first connect */
 
 	for (;;) {

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Integration tests against a real redis-server and Kafka broker, started
+# here on their own ports and run directory (so a demo's services are left
+# alone) and always stopped on exit. Arguments name tests to run (default: all).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+export FG_RUN_DIR=${FG_RUN_DIR:-$here/.run/test}
+export FG_REDIS_PORT=${FG_REDIS_PORT:-16479}
+export FG_KAFKA_PORT=${FG_KAFKA_PORT:-19192}
+export FG_KAFKA_CPORT=${FG_KAFKA_CPORT:-19193}
+export FG_TOPIC=${FG_TOPIC:-orders-test}
+export FG_PARTITIONS=${FG_PARTITIONS:-4}
+export FG_GATEWAY_PORT=${FG_GATEWAY_PORT:-18180}
+
+# A fresh broker each run: the topic holds only this run's orders.
+"$here/scripts/services.sh" down >/dev/null 2>&1 || true
+rm -rf "$FG_RUN_DIR"
+mkdir -p "$FG_RUN_DIR"
+trap '"$here/scripts/services.sh" down >/dev/null' EXIT
+"$here/scripts/services.sh" up
+python3 "$here/tests/integration/test_gateway.py" "$@"

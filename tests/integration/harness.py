@@ -1,0 +1,221 @@
+"""Small helpers for flashgate's integration tests: a raw HTTP/1.1 client
+(so malformed requests can be sent byte for byte), a gateway process
+runner, and Redis/Kafka inspection through redis-cli and kcat.
+
+The services themselves (redis-server, the Kafka broker) are real and are
+started by scripts/services.sh before these tests run."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, os.environ.get("FG_BIN", "bin"))
+
+
+class Env:
+    def __init__(self):
+        self.run_dir = os.environ["FG_RUN_DIR"]
+        self.redis_port = int(os.environ["FG_REDIS_PORT"])
+        self.kafka = "127.0.0.1:%s" % os.environ["FG_KAFKA_PORT"]
+        self.topic = os.environ["FG_TOPIC"]
+        self.gw_port = int(os.environ.get("FG_GATEWAY_PORT", "18180"))
+
+    def write_config(self, name="flashgate.conf", **overrides):
+        """A gateway config pointing at the test services; overrides are
+        'section.key' -> value."""
+        values = {
+            "server.port": self.gw_port,
+            "server.workers": 2,
+            "redis.port": self.redis_port,
+            "kafka.brokers": self.kafka,
+            "kafka.topic": self.topic,
+        }
+        values.update({k.replace("__", "."): v for k, v in overrides.items()})
+        sections = {}
+        for key, value in values.items():
+            section, name_ = key.split(".")
+            sections.setdefault(section, []).append("%s = %s" % (name_, value))
+        path = os.path.join(self.run_dir, name)
+        with open(path, "w") as f:
+            for section, lines in sections.items():
+                f.write("[%s]\n%s\n" % (section, "\n".join(lines)))
+        return path
+
+    def redis(self, *args):
+        out = subprocess.run(["redis-cli", "-p", str(self.redis_port), "--raw"] + list(args),
+                             check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    def stock_csv(self, rows, name="stock.csv"):
+        path = os.path.join(self.run_dir, name)
+        with open(path, "w") as f:
+            f.write("sku,stock,per_user_limit\n")
+            for sku, stock, limit in rows:
+                f.write("%s,%d,%d\n" % (sku, stock, limit))
+        return path
+
+    def flashgate(self, conf, *args, check=True):
+        return subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf] + list(args),
+                              check=check, capture_output=True, text=True)
+
+    def load_stock(self, conf, rows):
+        self.flashgate(conf, "stock", "load", self.stock_csv(rows))
+
+    def stock(self, conf, sku):
+        """`stock show` parsed into a dict of ints (and the sku)."""
+        line = self.flashgate(conf, "stock", "show", sku).stdout.strip()
+        out = {}
+        for part in line.split():
+            k, v = part.split("=", 1)
+            out[k] = v if k == "sku" else int(v)
+        return out
+
+    def topic_records(self):
+        out = subprocess.run(["kcat", "-C", "-b", self.kafka, "-t", self.topic, "-o", "beginning",
+                              "-e", "-q", "-f", "%k\t%s\n"],
+                             check=True, capture_output=True, text=True, timeout=60)
+        records = []
+        for line in out.stdout.splitlines():
+            if line.strip():
+                key, value = line.split("\t", 1)
+                records.append((key, json.loads(value)))
+        return records
+
+
+class Gateway:
+    """A flashgate process for one test; stopped with SIGTERM."""
+
+    def __init__(self, env, conf):
+        self.env = env
+        self.log_path = os.path.join(env.run_dir, "gateway.log")
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([os.path.join(BIN, "flashgate"), "-c", conf],
+                                     stdout=self.log, stderr=self.log)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("flashgate exited with %s; see %s" % (self.proc.returncode, self.log_path))
+            try:
+                if get(env.gw_port, "/healthz").status == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("flashgate did not answer /healthz within 20 s")
+
+    def stop(self, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("flashgate did not exit within %d s of SIGTERM" % timeout)
+        self.log.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        rc = self.stop()
+        if exc[0] is None and rc != 0:
+            raise AssertionError("flashgate exited %d after SIGTERM; see %s" % (rc, self.log_path))
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<%d %r %r>" % (self.status, self.headers, self.body)
+
+
+class Conn:
+    """One keep-alive client connection that reads whole responses."""
+
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed by the server")
+        self.buf += chunk
+
+    def read(self):
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+        n = int(headers.get("content-length", "0"))
+        while len(self.buf) < n:
+            self._fill()
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return Response(status, headers, body.decode())
+
+    def closed_by_server(self, wait=3.0):
+        """True when the server closes the connection (EOF or reset)."""
+        self.sock.settimeout(wait)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+def request(method, path, body=None, headers=None):
+    h = {"Host": "localhost"}
+    if body is not None:
+        h["Content-Type"] = "application/json"
+        h["Content-Length"] = str(len(body.encode()))
+    h.update(headers or {})
+    head = "%s %s HTTP/1.1\r\n%s\r\n" % (method, path, "".join("%s: %s\r\n" % kv for kv in h.items()))
+    return (head + (body or "")).encode()
+
+
+def order_body(user, sku, qty=1):
+    return json.dumps({"user_id": user, "sku": sku, "qty": qty})
+
+
+def get(port, path):
+    c = Conn(port, timeout=2)
+    try:
+        c.send(request("GET", path))
+        return c.read()
+    finally:
+        c.close()
+
+
+def post_order(port, user, sku, qty=1, headers=None):
+    c = Conn(port)
+    try:
+        c.send(request("POST", "/v1/orders", order_body(user, sku, qty), headers))
+        return c.read()
+    finally:
+        c.close()

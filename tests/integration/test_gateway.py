@@ -1,0 +1,318 @@
+"""flashgate integration tests against the real redis-server and Kafka
+broker started by scripts/services.sh (scripts/run-integration-tests.sh
+sets them up and tears them down). Each test starts its own gateway.
+
+Run: scripts/run-integration-tests.sh  (prints "integration: N passed, N failed")"""
+
+import os
+import subprocess
+import sys
+import time
+import traceback
+
+from harness import (BIN, Conn, Env, Gateway, get, order_body, post_order, request)
+
+ENV = Env()
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def eq(got, want, what):
+    if got != want:
+        raise AssertionError("%s: got %r, want %r" % (what, got, want))
+
+
+@test
+def happy_path_order_lands_in_kafka():
+    conf = ENV.write_config()
+    ENV.load_stock(conf, [("hp1", 5, 2)])
+    with Gateway(ENV, conf):
+        c = Conn(ENV.gw_port)
+        c.send(request("POST", "/v1/orders", order_body("alice", "hp1", 2)))
+        r = c.read()
+        eq(r.status, 202, "status")
+        body = r.json()
+        eq(body["status"], "accepted", "body status")
+        order_id = body["order_id"]
+        eq(len(order_id), 16, "order id length")
+        # keep-alive: a second request on the same connection
+        c.send(request("GET", "/healthz"))
+        eq(c.read().status, 200, "healthz on the same connection")
+        c.close()
+    s = ENV.stock(conf, "hp1")
+    eq((s["stock"], s["sold"], s["pending"], s["per_user_limit"]), (3, 2, 0, 2), "stock after one order")
+    eq(ENV.redis("HGET", "fg:{hp1}:users", "alice"), "2", "user's count")
+    found = [(k, v) for k, v in ENV.topic_records() if v.get("order_id") == order_id]
+    eq(len(found), 1, "records with the order id in the topic")
+    key, rec = found[0]
+    eq(key, "alice", "record key")
+    eq((rec["user_id"], rec["sku"], rec["qty"], rec["node_id"]), ("alice", "hp1", 2, 0), "record fields")
+    expect(abs(rec["accepted_at_ms"] - time.time() * 1000) < 120000, "accepted_at_ms is recent")
+
+
+@test
+def sold_out_insufficient_and_limit():
+    conf = ENV.write_config()
+    ENV.load_stock(conf, [("so1", 2, 5), ("lim1", 100, 2)])
+    with Gateway(ENV, conf):
+        r = post_order(ENV.gw_port, "u1", "so1", 3)
+        eq((r.status, r.json()), (409, {"status": "insufficient_stock", "available": 2}), "qty above stock")
+        eq(post_order(ENV.gw_port, "u1", "so1", 2).status, 202, "last two units")
+        r = post_order(ENV.gw_port, "u2", "so1", 1)
+        eq((r.status, r.json()), (409, {"status": "sold_out"}), "sold out")
+        eq(post_order(ENV.gw_port, "u3", "lim1", 1).status, 202, "first of limit")
+        eq(post_order(ENV.gw_port, "u3", "lim1", 1).status, 202, "second of limit")
+        r = post_order(ENV.gw_port, "u3", "lim1", 1)
+        eq((r.status, r.json()), (409, {"status": "limit_exceeded", "remaining": 0}), "over limit")
+        r = post_order(ENV.gw_port, "u4", "lim1", 3)
+        eq((r.status, r.json()["status"]), (409, "limit_exceeded"), "one order above the limit")
+        r = post_order(ENV.gw_port, "u4", "nosuchsku", 1)
+        eq((r.status, r.json()), (404, {"status": "unknown_sku"}), "unknown sku")
+    eq(ENV.stock(conf, "so1")["stock"], 0, "so1 stock")
+    s = ENV.stock(conf, "lim1")
+    eq((s["stock"], s["sold"], s["pending"]), (98, 2, 0), "lim1 after refusals")
+
+
+@test
+def routing_and_methods():
+    conf = ENV.write_config()
+    with Gateway(ENV, conf):
+        c = Conn(ENV.gw_port)
+        c.send(request("GET", "/v1/orders"))
+        r = c.read()
+        eq((r.status, r.headers.get("allow")), (405, "POST"), "GET /v1/orders")
+        c.send(request("POST", "/healthz", "{}"))
+        r = c.read()
+        eq((r.status, r.headers.get("allow")), (405, "GET, HEAD"), "POST /healthz")
+        c.send(request("GET", "/nope"))
+        eq(c.read().status, 404, "unknown path")
+        c.send(request("HEAD", "/healthz"))
+        c.send(request("GET", "/healthz?probe=1"))
+        # HEAD has a Content-Length but no body: the next answer follows at once
+        head = c.read.__self__
+        while b"\r\n\r\n" not in head.buf:
+            head._fill()
+        first, head.buf = head.buf.split(b"\r\n\r\n", 1)
+        expect(first.startswith(b"HTTP/1.1 200"), "HEAD /healthz is 200")
+        eq(c.read().status, 200, "GET after HEAD on the same connection")
+        c.close()
+
+
+BAD_BODIES = [
+    ("not json", "body"),
+    ('{"user_id":"u","sku":"bb1"}', "qty"),
+    ('{"sku":"bb1","qty":1}', "user_id"),
+    ('{"user_id":"u","qty":1}', "sku"),
+    ('{"user_id":"u","sku":"bb1","qty":0}', "qty"),
+    ('{"user_id":"u","sku":"bb1","qty":11}', "qty"),
+    ('{"user_id":"u","sku":"bb1","qty":"1"}', "qty"),
+    ('{"user_id":"u u","sku":"bb1","qty":1}', "user_id"),
+    ('{"user_id":"u","sku":"' + "s" * 65 + '","qty":1}', "sku"),
+    ('{"user_id":"u","sku":"bb1","qty":1,"coupon":"x"}', "body"),
+]
+
+
+@test
+def bad_bodies_get_400_naming_the_field_and_change_nothing():
+    conf = ENV.write_config()
+    ENV.load_stock(conf, [("bb1", 10, 10)])
+    with Gateway(ENV, conf):
+        c = Conn(ENV.gw_port)
+        for body, field in BAD_BODIES:
+            c.send(request("POST", "/v1/orders", body))
+            r = c.read()
+            eq(r.status, 400, "status for %s" % body)
+            eq(r.json()["field"], field, "field named for %s" % body)
+        # the connection is still usable after body-level errors
+        c.send(request("POST", "/v1/orders", order_body("u", "bb1", 1)))
+        eq(c.read().status, 202, "valid order after the bad ones")
+        c.close()
+    s = ENV.stock(conf, "bb1")
+    eq((s["stock"], s["sold"]), (9, 1), "only the valid order took stock")
+
+
+BAD_HEADS = [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+    (b"GET /healthz HTTP/1.1\r\n\r\n", 400),  # no Host
+    (b"POST /v1/orders HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nhello", 400),
+    (b"POST /v1/orders HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),
+    (b"POST /v1/orders HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
+    (b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: " + b"x" * 9000 + b"\r\n\r\n", 431),
+    (b"GET /healthz HTTP/1.1\r\nHost: a\r\n" + b"".join(b"H%d: v\r\n" % i for i in range(70)) + b"\r\n", 431),
+    (b"POST /v1/orders HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000, 413),
+    (b"GET /healthz HTTP/1.1\r\nHost: a\r\nBad Header: v\r\n\r\n", 400),
+    (b"GET /healthz HTTP/1.1\nHost: a\n\n", 400),
+]
+
+
+@test
+def malformed_http_gets_4xx_and_the_connection_closed():
+    conf = ENV.write_config()
+    with Gateway(ENV, conf):
+        for raw, status in BAD_HEADS:
+            c = Conn(ENV.gw_port)
+            c.send(raw)
+            r = c.read()
+            eq(r.status, status, "status for %r" % raw[:60])
+            eq(r.headers.get("connection"), "close", "Connection: close for %r" % raw[:60])
+            expect(c.closed_by_server(), "server closes after %r" % raw[:60])
+            c.close()
+        eq(get(ENV.gw_port, "/healthz").status, 200, "gateway still serves")
+
+
+@test
+def pipelined_requests_answered_in_order():
+    conf = ENV.write_config()
+    ENV.load_stock(conf, [("pp1", 100, 100)])
+    with Gateway(ENV, conf):
+        c = Conn(ENV.gw_port)
+        # An order (slow: Redis and Kafka) between two instant answers.
+        c.send(request("GET", "/healthz") + request("POST", "/v1/orders", order_body("p", "pp1")) +
+               request("GET", "/nope") + request("POST", "/v1/orders", order_body("p", "nosuch")) +
+               request("GET", "/healthz", headers={"Connection": "close"}))
+        got = [c.read().status for _ in range(5)]
+        eq(got, [200, 202, 404, 404, 200], "pipelined statuses in request order")
+        expect(c.closed_by_server(), "closed after Connection: close")
+        c.close()
+
+
+@test
+def expect_100_continue():
+    conf = ENV.write_config()
+    ENV.load_stock(conf, [("ec1", 10, 10)])
+    with Gateway(ENV, conf):
+        c = Conn(ENV.gw_port)
+        body = order_body("e", "ec1").encode()
+        c.send(b"POST /v1/orders HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+               b"Content-Length: %d\r\n\r\n" % len(body))
+        r = c.read()
+        eq(r.status, 100, "interim answer")
+        c.send(body)
+        eq(c.read().status, 202, "final answer")
+        c.close()
+
+
+@test
+def kafka_unreachable_releases_stock_and_answers_503():
+    # Nothing listens on port 1: every delivery fails after message_timeout_ms.
+    conf = ENV.write_config(kafka__brokers="127.0.0.1:1", kafka__message_timeout_ms=500)
+    ENV.load_stock(conf, [("kd1", 5, 1)])
+    with Gateway(ENV, conf):
+        r = post_order(ENV.gw_port, "k", "kd1", 1)
+        eq(r.status, 503, "status when Kafka is down")
+        eq(r.headers.get("retry-after"), "1", "Retry-After")
+        eq(r.json()["reason"], "kafka", "reason")
+        # the per-user limit is 1: the failed order must not count against it
+        eq(post_order(ENV.gw_port, "k", "kd1", 1).status, 503, "retry also 503, not limit_exceeded")
+    s = ENV.stock(conf, "kd1")
+    eq((s["stock"], s["sold"], s["pending"]), (5, 0, 0), "stock released, ledger empty")
+    eq(ENV.redis("HLEN", "fg:{kd1}:users"), "0", "no user counts left")
+
+
+@test
+def bad_config_stops_startup_with_file_and_line():
+    path = os.path.join(ENV.run_dir, "bad.conf")
+    with open(path, "w") as f:
+        f.write("[server]\nport = 18181\nmax_pipeline = lots\n")
+    r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", path], capture_output=True, text=True, timeout=10)
+    eq(r.returncode, 1, "exit status")
+    expect("%s:3: [server] max_pipeline: not a non-negative integer" % path in r.stderr, r.stderr)
+
+
+@test
+def bad_stock_file_changes_nothing():
+    conf = ENV.write_config()
+    ENV.load_stock(conf, [("bs1", 7, 1)])
+    path = os.path.join(ENV.run_dir, "bad.csv")
+    with open(path, "w") as f:
+        f.write("sku,stock,per_user_limit\nbs1,100,1\nbs2,-3,1\n")
+    r = ENV.flashgate(conf, "stock", "load", path, check=False)
+    eq(r.returncode, 1, "exit status")
+    expect("%s:3: stock '-3'" % path in r.stderr, r.stderr)
+    eq(ENV.stock(conf, "bs1")["stock"], 7, "bs1 untouched")
+    r = ENV.flashgate(conf, "stock", "show", "bs2", check=False)
+    eq(r.returncode, 1, "bs2 was not created")
+    expect("unknown SKU" in r.stderr, r.stderr)
+
+
+@test
+def oversubscribed_concurrent_run_verified():
+    """10,000 units, 50,000 orders from 64 connections, hot SKUs with little
+    stock: flashload --verify proves no oversell and no loss."""
+    conf = ENV.write_config()
+    # Zipf makes hot1/hot2 the most requested; they have the least stock.
+    rows = [("hot1", 100, 2), ("hot2", 400, 2), ("hot3", 1500, 3), ("hot4", 2000, 3),
+            ("hot5", 2000, 5), ("hot6", 2000, 5), ("hot7", 1000, 2), ("hot8", 1000, 2)]
+    eq(sum(r[1] for r in rows), 10000, "test stock total")
+    ENV.load_stock(conf, rows)
+    with Gateway(ENV, conf):
+        r = subprocess.run([os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
+                            "--requests", "50000", "--connections", "64", "--skus", "8",
+                            "--sku-prefix", "hot", "--users", "3000", "--quiet", "--verify",
+                            "--config", conf], capture_output=True, text=True, timeout=600)
+    sys.stdout.write(r.stdout)
+    eq(r.returncode, 0, "flashload --verify exit status (stderr: %s)" % r.stderr[-2000:])
+    expect("verify: PASS" in r.stdout, "verification passed")
+    accepted = int(r.stdout.split("202 accepted ")[1].split()[0])
+    expect(0 < accepted <= 10000, "accepted %d orders of 10000 units" % accepted)
+    sold = sum(ENV.stock(conf, sku)["sold"] for sku, _, _ in rows)
+    eq(sold, accepted, "units sold == 202s")
+
+
+@test
+def redis_restart_fails_fast_then_recovers():
+    conf = ENV.write_config(redis__reconnect_ms=100)
+    ENV.load_stock(conf, [("rr1", 10, 10)])
+    with Gateway(ENV, conf):
+        eq(post_order(ENV.gw_port, "r", "rr1").status, 202, "before the outage")
+        subprocess.run(["redis-cli", "-p", str(ENV.redis_port), "shutdown", "nosave"], capture_output=True)
+        time.sleep(0.3)
+        t0 = time.time()
+        r = post_order(ENV.gw_port, "r", "rr1")
+        eq(r.status, 503, "while Redis is down")
+        expect(r.headers.get("retry-after") == "1", "Retry-After while Redis is down")
+        expect(time.time() - t0 < 1.0, "fails fast")
+        subprocess.run([os.path.join(os.path.dirname(BIN), "scripts", "services.sh"), "up"],
+                       check=True, capture_output=True)
+        ENV.load_stock(conf, [("rr1", 10, 10)])  # no persistence in tests: reload
+        deadline = time.time() + 10
+        status = None
+        while time.time() < deadline:
+            status = post_order(ENV.gw_port, "r", "rr1").status
+            if status == 202:
+                break
+            time.sleep(0.2)
+        eq(status, 202, "orders flow again after Redis is back, without a restart")
+
+
+def main():
+    only = sys.argv[1:]
+    passed = failed = 0
+    for fn in TESTS:
+        if only and fn.__name__ not in only:
+            continue
+        t0 = time.time()
+        try:
+            fn()
+            passed += 1
+            print("ok    %-60s %6.2fs" % (fn.__name__, time.time() - t0), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL  %-60s %6.2fs" % (fn.__name__, time.time() - t0), flush=True)
+            traceback.print_exc()
+    print("integration: %d passed, %d failed" % (passed, failed))
+    return 1 if failed or passed == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
