@@ -111,9 +111,10 @@ static void report(FILE *out, const struct lg_opts *o, const struct lg_result *r
 	print_latency(out, o->rate > 0 ? "latency (from intended)" : "latency (closed loop)", r->latency);
 	print_latency(out, "service time", r->service);
 	if (o->rate > 0) {
-		fprintf(out, "send lag: max %.2f ms, %" PRIu64 " of %" PRIu64 " sent more than 1 ms late%s\n",
+		fprintf(out, "send lag: max %.2f ms, %" PRIu64 " of %" PRIu64 " sent more than 1 ms late%s%s\n",
 			(double)r->max_lag_us / 1000, r->late_sends, r->sent,
-			r->generator_limited ? "  [generator-limited: too few connections or CPU for this rate]" : "");
+			r->conn_limited ? "  [requests waited for a connection: the server fell behind or --connections is too low; their wait is in the latency]" : "",
+			r->generator_limited ? "  [generator-limited: flashload itself could not keep the schedule]" : "");
 	}
 }
 
@@ -128,7 +129,8 @@ static int write_json(const char *path, const struct lg_opts *o, const struct lg
 		o->host, o->port, o->rate, o->connections);
 	fprintf(f, "  \"requests\": %" PRIu64 ",\n  \"elapsed_s\": %.6f,\n  \"achieved_rps\": %.3f,\n",
 		r->completed, r->elapsed_s, r->elapsed_s > 0 ? (double)r->completed / r->elapsed_s : 0);
-	fprintf(f, "  \"generator_limited\": %s,\n  \"counts\": {", r->generator_limited ? "true" : "false");
+	fprintf(f, "  \"generator_limited\": %s,\n  \"connection_limited\": %s,\n  \"counts\": {",
+		r->generator_limited ? "true" : "false", r->conn_limited ? "true" : "false");
 	for (int i = 0; i < LG_OUTCOMES; i++)
 		fprintf(f, "%s\"%s\": %" PRIu64, i ? ", " : "", lg_outcome_names[i], r->counts[i]);
 	fprintf(f, "},\n");

@@ -238,6 +238,8 @@ static void dispatch_due(struct engine *e)
 			unsigned i = e->idle[--e->n_idle];
 			send_request(e, i, intended_ns(e, e->first_unsent++));
 		}
+		if (e->first_unsent < e->next_index)
+			e->r->conn_limited = true; /* due, but every connection is waiting */
 		if (e->next_index >= e->limit)
 			e->sending_done = true;
 	} else {
@@ -527,8 +529,10 @@ int lg_run(const struct lg_opts *o, struct lg_result *r, char *err, size_t err_l
 	r->scheduled = o->rate > 0 ? e.next_index : r->sent;
 	r->elapsed_s = (double)(end - e.start_ns) / 1e9;
 	r->schedule_s = o->rate > 0 ? (double)r->scheduled / o->rate : r->elapsed_s;
-	/* Requests that were due but never sent mean the generator fell behind. */
-	r->generator_limited = o->rate > 0 && (r->sent < r->scheduled || r->late_sends * 100 > r->sent);
+	/* Late sends with connections to spare mean this process fell behind;
+	 * with every connection busy, the server did (or --connections is low). */
+	r->generator_limited = o->rate > 0 && !r->conn_limited &&
+			       (r->sent < r->scheduled || r->late_sends * 100 > r->sent);
 	for (unsigned i = 0; i < o->connections; i++)
 		if (e.conns[i].fd >= 0)
 			close(e.conns[i].fd);

@@ -67,7 +67,8 @@ struct lg_result {
 	uint64_t *accepted_ids;
 	size_t n_accepted, cap_accepted;
 	uint64_t accepted_units;
-	bool generator_limited;
+	bool generator_limited; /* late with idle connections: this process was the limit */
+	bool conn_limited;      /* requests waited because every connection was busy */
 	int64_t started_unix_ms;
 };
 

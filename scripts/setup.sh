@@ -18,7 +18,7 @@ packages=(
 	liburing-dev libhiredis-dev librdkafka-dev libjemalloc-dev libinih-dev libcmocka-dev
 	redis-server redis-tools kcat
 	default-jdk-headless maven
-	python3
+	python3 curl
 )
 
 missing_packages() {
