@@ -37,7 +37,7 @@ UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
-.PHONY: all asan test test-unit test-integration demo setup clean fuzz
+.PHONY: all asan test test-unit test-asan demo setup clean fuzz fuzz-run
 all: $(BIN)/flashgate $(BIN)/flashload
 
 $(BUILD)/%.o: %.c
@@ -71,16 +71,34 @@ test: setup
 	$(MAKE) all
 	$(MAKE) test-unit
 	scripts/run-integration-tests.sh
+	$(MAKE) test-asan
+
+# The same tests against the AddressSanitizer + UBSan build.
+test-asan: asan
+	scripts/run-unit-tests.sh $(addprefix build/asan/,$(UNIT_TESTS))
+	FG_BIN=bin/asan scripts/run-integration-tests.sh
 
 demo: setup
 	$(MAKE) all
 	scripts/demo.sh
 
-# libFuzzer target for the request parser (needs clang).
-fuzz: $(BUILD)/fuzz/fuzz_http
-$(BUILD)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c core/http.c
+# libFuzzer targets for every parser of untrusted input (needs clang:
+# `scripts/setup.sh --fuzz`). `make fuzz-run` runs each for FUZZ_SECONDS.
+FUZZ_TARGETS := build/fuzz/fuzz_http build/fuzz/fuzz_order
+FUZZ_SECONDS ?= 60
+fuzz: $(FUZZ_TARGETS)
+build/fuzz/fuzz_http: tests/fuzz/fuzz_http.c core/http.c
 	@mkdir -p $(dir $@)
-	clang -g -O1 -fsanitize=fuzzer,address,undefined $^ -o $@
+	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -o $@
+build/fuzz/fuzz_order: tests/fuzz/fuzz_order.c core/order.c core/oid.c
+	@mkdir -p $(dir $@)
+	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -o $@
+fuzz-run: fuzz
+	@mkdir -p build/fuzz/findings build/fuzz/corpus-http build/fuzz/corpus-order
+	build/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
+		build/fuzz/corpus-http tests/fuzz/corpus/http
+	build/fuzz/fuzz_order -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
+		build/fuzz/corpus-order tests/fuzz/corpus/order
 
 clean:
 	rm -rf build bin

@@ -99,6 +99,11 @@ POM
 	touch "$stamp"
 }
 
+# --fuzz: also clang, for the libFuzzer targets (`make fuzz`).
+if [ "${1:-}" = "--fuzz" ]; then
+	packages+=(clang)
+fi
+
 install_packages
 assemble_kafka
 echo "setup: ok"

@@ -10,7 +10,7 @@ import sys
 import time
 import traceback
 
-from harness import (BIN, Conn, Env, Gateway, get, order_body, post_order, request)
+from harness import (BIN, ROOT, Conn, Env, Gateway, get, order_body, post_order, request)
 
 ENV = Env()
 TESTS = []
@@ -282,7 +282,7 @@ def redis_restart_fails_fast_then_recovers():
         eq(r.status, 503, "while Redis is down")
         expect(r.headers.get("retry-after") == "1", "Retry-After while Redis is down")
         expect(time.time() - t0 < 1.0, "fails fast")
-        subprocess.run([os.path.join(os.path.dirname(BIN), "scripts", "services.sh"), "up"],
+        subprocess.run([os.path.join(ROOT, "scripts", "services.sh"), "up"],
                        check=True, capture_output=True)
         ENV.load_stock(conf, [("rr1", 10, 10)])  # no persistence in tests: reload
         deadline = time.time() + 10
