@@ -32,6 +32,16 @@ enum state { R_DOWN, R_CONNECTING, R_UP, R_CLOSING };
 #define CMD_MAX 640
 #define IN_CAP 65536
 
+/* One reply, written by the reader callbacks below. Every command here
+ * answers with a scalar, so one slot, reused per reply, holds it: hiredis's
+ * default callbacks would malloc a redisReply per reply. */
+struct rslot {
+	int type;
+	long long integer;
+	size_t len;
+	char str[128];
+};
+
 struct pending {
 	struct req *req;
 	uint8_t kind;
@@ -58,12 +68,69 @@ struct resv {
 
 	char *in;
 	redisReader *reader;
+	struct rslot slot;
 
 	struct pending *fifo;
 	unsigned head, count, cap;
 	struct req *replay_head, *replay_tail;
 	unsigned replays;
 	bool load_queued;
+};
+
+static void *slot_string(const redisReadTask *t, char *str, size_t len)
+{
+	struct rslot *slot = t->privdata;
+	if (t->parent)
+		return slot; /* an array element: no command here expects one */
+	slot->type = t->type;
+	slot->len = len < sizeof(slot->str) - 1 ? len : sizeof(slot->str) - 1;
+	memcpy(slot->str, str, slot->len);
+	slot->str[slot->len] = '\0';
+	return slot;
+}
+
+static void *slot_array(const redisReadTask *t, int elements)
+{
+	(void)elements;
+	struct rslot *slot = t->privdata;
+	if (!t->parent) {
+		slot->type = REDIS_REPLY_ARRAY;
+		slot->len = 0;
+		slot->str[0] = '\0';
+	}
+	return slot;
+}
+
+static void *slot_integer(const redisReadTask *t, long long value)
+{
+	struct rslot *slot = t->privdata;
+	if (!t->parent) {
+		slot->type = REDIS_REPLY_INTEGER;
+		slot->integer = value;
+		slot->len = 0;
+		slot->str[0] = '\0';
+	}
+	return slot;
+}
+
+static void *slot_nil(const redisReadTask *t)
+{
+	struct rslot *slot = t->privdata;
+	if (!t->parent) {
+		slot->type = REDIS_REPLY_NIL;
+		slot->len = 0;
+		slot->str[0] = '\0';
+	}
+	return slot;
+}
+
+static void slot_free(void *obj)
+{
+	(void)obj; /* the slot belongs to struct resv */
+}
+
+static redisReplyObjectFunctions slot_functions = {
+	slot_string, slot_array, slot_integer, slot_nil, slot_free,
 };
 
 static const char *kind_name(uint8_t kind)
@@ -374,7 +441,12 @@ void resv_on_connect(struct worker *w, int res)
 		worker_log(w, "redis: TCP_NODELAY: %s", strerror(errno));
 	if (r->reader)
 		redisReaderFree(r->reader);
-	r->reader = redisReaderCreate();
+	r->reader = redisReaderCreateWithFunctions(&slot_functions);
+	if (r->reader) {
+		redisReaderSetPrivdata(r->reader, &r->slot);
+		/* Keep the read buffer between replies instead of freeing it. */
+		r->reader->maxbuf = 0;
+	}
 	if (!r->reader) {
 		worker_log(w, "redis: out of memory for the reply reader");
 		r->state = R_UP;
@@ -393,7 +465,7 @@ void resv_on_connect(struct worker *w, int res)
 	drain_replays(w);
 }
 
-static void on_reply(struct worker *w, redisReply *reply)
+static void on_reply(struct worker *w, struct rslot *reply)
 {
 	struct resv *r = w->resv;
 	if (r->count == 0) {
@@ -471,7 +543,6 @@ void resv_on_recv(struct worker *w, int res)
 		if (!reply)
 			break;
 		on_reply(w, reply);
-		freeReplyObject(reply);
 		if (r->state != R_UP)
 			break;
 	}

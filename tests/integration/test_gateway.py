@@ -270,6 +270,21 @@ def oversubscribed_concurrent_run_verified():
 
 
 @test
+def script_flush_is_survived():
+    """SCRIPT FLUSH (or a failover to a replica without the scripts) makes
+    EVALSHA answer NOSCRIPT: the gateway loads the scripts and retries."""
+    conf = ENV.write_config()
+    ENV.load_stock(conf, [("sf1", 10, 10)])
+    with Gateway(ENV, conf):
+        eq(post_order(ENV.gw_port, "s", "sf1").status, 202, "before the flush")
+        ENV.redis("SCRIPT", "FLUSH")
+        for i in range(4):  # both workers, twice
+            eq(post_order(ENV.gw_port, "s", "sf1").status, 202, "order %d after the flush" % i)
+    s = ENV.stock(conf, "sf1")
+    eq((s["stock"], s["sold"], s["pending"]), (5, 5, 0), "each order reserved once")
+
+
+@test
 def redis_restart_fails_fast_then_recovers():
     conf = ENV.write_config(redis__reconnect_ms=100)
     ENV.load_stock(conf, [("rr1", 10, 10)])
