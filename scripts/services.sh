@@ -17,6 +17,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 run=${FG_RUN_DIR:-$here/.run}
+# Absolute, because redis-server changes into its --dir before writing files.
+mkdir -p "$run"
+run=$(cd "$run" && pwd)
 redis_port=${FG_REDIS_PORT:-16379}
 kafka_port=${FG_KAFKA_PORT:-19092}
 kafka_cport=${FG_KAFKA_CPORT:-19093}

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# bench-e2e.sh: flashgate end to end on this machine, with references
+# measured in the same run, so the ratios mean something on a shared,
+# noisy machine. Results go to stdout as a Markdown table (paste it into
+# BENCHMARKS.md with the date, commit and machine line it prints).
+#
+# Measured, each with flashload closed loop (--rate max) over the same
+# connections, gateway and services:
+#   healthz    GET /healthz: the front end alone (no Redis, no Kafka)
+#   sold-out   POST for a SKU with no stock: front end + one Redis script
+#   accepted   POST that succeeds: front end + Redis + Kafka (acks=all)
+# and Redis's own capacity for the reserve script (redis-benchmark,
+# EVALSHA on the sold-out path, pipelined 16 and not).
+#
+# Environment: BENCH_REQUESTS (per run, default 200000), BENCH_CONNECTIONS
+# (default 64), BENCH_WORKERS (gateway workers, default 2).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+export FG_RUN_DIR=$here/.run/bench FG_REDIS_PORT=16579 FG_KAFKA_PORT=19292 FG_KAFKA_CPORT=19293
+export FG_TOPIC=orders-bench FG_PARTITIONS=4
+n=${BENCH_REQUESTS:-200000}
+c=${BENCH_CONNECTIONS:-64}
+workers=${BENCH_WORKERS:-2}
+port=18280
+gw_pid=
+
+cleanup() {
+	[ -n "$gw_pid" ] && kill -TERM "$gw_pid" 2>/dev/null && wait "$gw_pid" || true
+	scripts/services.sh down >/dev/null
+}
+trap cleanup EXIT
+
+make -s all
+scripts/services.sh down >/dev/null 2>&1 || true
+rm -rf "$FG_RUN_DIR"
+mkdir -p "$FG_RUN_DIR"
+scripts/services.sh up >/dev/null
+
+conf=$FG_RUN_DIR/flashgate.conf
+cat >"$conf" <<CONF
+[server]
+port = $port
+workers = $workers
+[redis]
+port = $FG_REDIS_PORT
+[kafka]
+brokers = 127.0.0.1:$FG_KAFKA_PORT
+topic = $FG_TOPIC
+CONF
+{
+	echo "sku,stock,per_user_limit"
+	echo "empty1,0,1"
+	echo "bulk1,100000000,100000000"
+} >"$FG_RUN_DIR/stock.csv"
+bin/flashgate -c "$conf" stock load "$FG_RUN_DIR/stock.csv" >/dev/null
+bin/flashgate -c "$conf" >"$FG_RUN_DIR/gateway.log" 2>&1 &
+gw_pid=$!
+for _ in $(seq 1 100); do
+	curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
+	sleep 0.1
+done
+
+# One flashload run; prints "req/s p50 p99" (ms).
+load() { # extra flashload args...
+	bin/flashload --target "127.0.0.1:$port" --rate max --requests "$n" --connections "$c" \
+		--quiet --json "$FG_RUN_DIR/run.json" "$@" >/dev/null
+	python3 - "$FG_RUN_DIR/run.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("%.0f %.2f %.2f" % (r["achieved_rps"], r["latency_us"]["p50"] / 1000, r["latency_us"]["p99"] / 1000))
+PY
+}
+
+# Warm the JVM and the gateway so the first measured run is not the cold one.
+load --skus 1 --sku-prefix bulk --users 1000000 --requests 20000 >/dev/null
+
+frontend=$(load --skus 1 --sku-prefix empty --qty 99 --users 1000)   # 400 before Redis
+soldout=$(load --skus 1 --sku-prefix empty --users 1000)             # 409 from Redis
+accepted=$(load --skus 1 --sku-prefix bulk --users 1000000)          # 202 through Kafka
+
+sha=$(redis-cli -p "$FG_REDIS_PORT" SCRIPT LOAD "$(sed -n '/^const char script_reserve_lua/,/;$/p' gateway/script.c |
+	sed '1d;s/^\t"//;s/\\n"$//;s/\\n";$//;s/\\"/"/g;s/\\\\/\\/g')")
+# The benchmark must run the real script, not collect NOSCRIPT errors.
+check=$(redis-cli -p "$FG_REDIS_PORT" EVALSHA "$sha" 3 'fg:{empty1}' 'fg:{empty1}:users' 'fg:{empty1}:pending' u1 1 0000000000000001 0)
+if [ "$check" != "sold_out" ]; then
+	echo "bench: the reserve script extracted from gateway/script.c answers '$check', not sold_out" >&2
+	exit 1
+fi
+rb() { # pipeline
+	redis-benchmark -p "$FG_REDIS_PORT" -n "$n" -c "$c" -P "$1" -q \
+		EVALSHA "$sha" 3 'fg:{empty1}' 'fg:{empty1}:users' 'fg:{empty1}:pending' u1 1 0000000000000001 0 |
+		sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -1
+}
+rb1=$(rb 1)
+rb16=$(rb 16)
+
+read -r f_rps f_p50 f_p99 <<<"$frontend"
+read -r s_rps s_p50 s_p99 <<<"$soldout"
+read -r a_rps a_p50 a_p99 <<<"$accepted"
+ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
+
+echo "$(date -u +%Y-%m-%d) commit $(git rev-parse --short HEAD), $(uname -r), $(nproc) cores;" \
+	"$n requests per run, $c connections, $workers gateway workers, flashload on the same machine"
+echo
+echo "| path | req/s | p50 ms | p99 ms | vs front end |"
+echo "|---|---:|---:|---:|---:|"
+echo "| front end only (400 before Redis) | $f_rps | $f_p50 | $f_p99 | 1.00 |"
+echo "| sold out (409 from the Redis script) | $s_rps | $s_p50 | $s_p99 | $(ratio "$s_rps" "$f_rps") |"
+echo "| accepted (202 after Kafka acks=all) | $a_rps | $a_p50 | $a_p99 | $(ratio "$a_rps" "$f_rps") |"
+echo "| redis-benchmark EVALSHA reserve, no pipelining | $rb1 | | | $(ratio "$rb1" "$f_rps") |"
+echo "| redis-benchmark EVALSHA reserve, pipeline 16 | $rb16 | | | $(ratio "$rb16" "$f_rps") |"
