@@ -47,6 +47,8 @@ static const struct key keys[] = {
 	U32("server", "max_body_bytes", max_body_bytes, 64, 65536, "4096"),
 	U32("server", "retry_after_s", retry_after_s, 1, 3600, "1"),
 	U32("server", "drain_timeout_ms", drain_timeout_ms, 0, 600000, "10000"),
+	U32("server", "request_timeout_ms", request_timeout_ms, 100, 600000, "10000"),
+	U32("server", "idle_timeout_ms", idle_timeout_ms, 100, 3600000, "60000"),
 	U32("order", "node_id", node_id, 0, 1023, "0"),
 	U32("order", "max_qty", max_qty, 1, 1000000, "10"),
 	STR("redis", "host", redis_host, "127.0.0.1"),

@@ -32,6 +32,8 @@ struct cfg {
 	uint32_t max_body_bytes;
 	uint32_t retry_after_s;
 	uint32_t drain_timeout_ms;
+	uint32_t request_timeout_ms;
+	uint32_t idle_timeout_ms;
 	/* [order] */
 	uint32_t node_id;
 	uint32_t max_qty;

@@ -44,6 +44,8 @@ struct conn {
 	bool dirty;       /* on the before-wait list */
 	bool sent_continue;
 	int64_t linger_until_ms;
+	int64_t idle_since_ms;    /* nothing buffered, queued or unsent since */
+	int64_t partial_since_ms; /* an incomplete request started arriving */
 	struct req *q_head, *q_tail;
 	unsigned q_len;
 	uint32_t in_len;
@@ -184,6 +186,8 @@ void conn_on_accept(struct worker *w, int res)
 	c->q_len = 0;
 	c->in_len = c->out_sent = c->out_len = 0;
 	c->next = c->next_stalled = c->next_linger = NULL;
+	c->idle_since_ms = w->now_mono_ms;
+	c->partial_since_ms = 0;
 	mark_dirty(w, c);
 }
 
@@ -284,7 +288,11 @@ static void process_input(struct worker *w, struct conn *c)
 	if (pos > 0) {
 		memmove(c->in, c->in + pos, c->in_len - pos);
 		c->in_len -= pos;
+		c->partial_since_ms = 0;
 	}
+	/* The clock for a slow request starts at its first byte. */
+	if (c->in_len > 0 && !c->partial_since_ms)
+		c->partial_since_ms = w->now_mono_ms;
 }
 
 static void arm_recv(struct worker *w, struct conn *c)
@@ -342,6 +350,8 @@ static void service(struct worker *w, struct conn *c)
 			return;
 		}
 	} else if (c->q_len == 0 && !out_pending && !c->send_armed) {
+		if (c->in_len == 0 && !c->idle_since_ms)
+			c->idle_since_ms = w->now_mono_ms;
 		if (c->stop_input && !c->read_eof && c->in_len > 0) {
 			start_linger(w, c);
 		} else if (c->stop_input || c->read_eof || w->draining) {
@@ -373,6 +383,7 @@ void conn_on_recv(struct worker *w, uint32_t index, uint32_t gen, int res)
 		return;
 	} else if (!c->lingering) {
 		c->in_len += (uint32_t)res;
+		c->idle_since_ms = 0;
 	}
 	mark_dirty(w, c);
 }
@@ -435,6 +446,33 @@ void conns_before_wait(struct worker *w)
 			maybe_release(w, c);
 		} else {
 			pp = &c->next_linger;
+		}
+	}
+}
+
+void conns_tick(struct worker *w)
+{
+	struct conns *cs = w->conns;
+	int64_t now = w->now_mono_ms;
+	for (unsigned i = 0; i < cs->n; i++) {
+		struct conn *c = &cs->all[i];
+		if (!c->in_use || c->closing || c->lingering)
+			continue;
+		if (c->partial_since_ms && c->in_len > 0 && !c->stop_input && !c->stalled &&
+		    now - c->partial_since_ms > (int64_t)w->cfg->request_timeout_ms) {
+			/* Answer in turn, after what is already queued, then close. */
+			struct req *r = flow_alloc(w, c);
+			c->stop_input = true;
+			c->partial_since_ms = 0;
+			if (r) {
+				enqueue(c, r);
+				flow_reject(w, r, 408, "request not complete in time");
+			}
+			mark_dirty(w, c);
+		} else if (c->idle_since_ms && c->in_len == 0 && c->q_len == 0 &&
+			   now - c->idle_since_ms > (int64_t)w->cfg->idle_timeout_ms) {
+			conn_close(w, c);
+			maybe_release(w, c);
 		}
 	}
 }

@@ -34,6 +34,10 @@ void conn_req_answered(struct worker *w, struct conn *c);
  * connections that were waiting for a free request slot. */
 void conns_before_wait(struct worker *w);
 
+/* Tick: 408 for requests not complete within request_timeout_ms, close
+ * connections idle longer than idle_timeout_ms. */
+void conns_tick(struct worker *w);
+
 /* Shutdown: stop reading, close idle connections, close the others once
  * their answers are written. */
 void conns_drain(struct worker *w);

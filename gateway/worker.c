@@ -231,6 +231,7 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 		break;
 	case OP_TICK:
 		resv_tick(w);
+		conns_tick(w);
 		/* The pipe signals only when the queue goes from empty to non-empty;
 		 * a report queued before the first read was armed would otherwise
 		 * wait forever. Serving an empty queue costs one lock. */

@@ -92,7 +92,7 @@ assemble_kafka() {
   </dependencies>
 </project>
 POM
-	(cd "$dir" && mvn -B -q -f pom.xml \
+	(cd "$dir" && mvn -B -q -Dstyle.color=never -f pom.xml \
 		org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
 		-DoutputDirectory=libs -DincludeScope=runtime)
 	ls "$dir"/libs/kafka_2.13-"$kafka_version".jar >/dev/null

@@ -203,6 +203,29 @@ def expect_100_continue():
 
 
 @test
+def slow_and_idle_clients_are_timed_out():
+    conf = ENV.write_config(server__request_timeout_ms=300, server__idle_timeout_ms=500)
+    with Gateway(ENV, conf):
+        slow = Conn(ENV.gw_port)
+        slow.send(b"POST /v1/orders HTTP/1.1\r\nHost: a\r\nContent-Le")  # and then nothing
+        body_slow = Conn(ENV.gw_port)
+        body_slow.send(b"POST /v1/orders HTTP/1.1\r\nHost: a\r\nContent-Length: 40\r\n\r\n{\"user")
+        idle = Conn(ENV.gw_port)
+        idle.send(request("GET", "/healthz"))
+        eq(idle.read().status, 200, "a request before going idle")
+        t0 = time.time()
+        r = slow.read()
+        eq((r.status, r.headers.get("connection")), (408, "close"), "slow head")
+        expect(slow.closed_by_server(), "slow head connection closed")
+        eq(body_slow.read().status, 408, "slow body")
+        expect(time.time() - t0 < 2.0, "408s come within the timeout plus a tick")
+        expect(idle.closed_by_server(wait=3.0), "idle keep-alive connection closed")
+        fresh = Conn(ENV.gw_port)  # a connection that never sends is idle too
+        expect(fresh.closed_by_server(wait=3.0), "silent connection closed")
+        eq(get(ENV.gw_port, "/healthz").status, 200, "gateway still serves")
+
+
+@test
 def kafka_unreachable_releases_stock_and_answers_503():
     # Nothing listens on port 1: every delivery fails after message_timeout_ms.
     conf = ENV.write_config(kafka__brokers="127.0.0.1:1", kafka__message_timeout_ms=500)
