@@ -250,7 +250,7 @@ static void process_input(struct worker *w, struct conn *c)
 	struct conns *cs = w->conns;
 	uint32_t pos = 0;
 
-	while (!c->stop_input && !w->draining && c->q_len < w->cfg->max_pipeline &&
+	while (!c->stop_input && c->q_len < w->cfg->max_pipeline &&
 	       pos < c->in_len) {
 		struct http_request hr;
 		int rc = http_parse_request(c->in + pos, c->in_len - pos, &w->limits, &hr);

@@ -199,6 +199,13 @@ void flow_handle(struct worker *w, struct req *r, const struct http_request *hr,
 	w->stats.requests++;
 	r->close_after = !hr->keep_alive;
 	r->head_only = hr->method == HTTP_METHOD_HEAD;
+	if (w->draining) {
+		/* Already read, so answer it: the client learns the order was not
+		 * taken and where to retry, instead of seeing the connection drop. */
+		r->close_after = true;
+		answer_unavailable(w, r, "draining");
+		return;
+	}
 	if (path_is(hr, "/v1/orders")) {
 		if (hr->method != HTTP_METHOD_POST) {
 			answer_with(w, r, 405, "Allow: POST\r\n",

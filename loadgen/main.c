@@ -108,6 +108,10 @@ static void report(FILE *out, const struct lg_opts *o, const struct lg_result *r
 	for (int i = 0; i < LG_OUTCOMES; i++)
 		fprintf(out, "%s%s %" PRIu64, i ? " | " : "status: ", lg_outcome_names[i], r->counts[i]);
 	fprintf(out, "\n");
+	if (r->unsent || r->connect_failures)
+		fprintf(out, "not sent: %" PRIu64 " requests due but never sent; %" PRIu64
+			     " connection attempts failed\n",
+			r->unsent, r->connect_failures);
 	print_latency(out, o->rate > 0 ? "latency (from intended)" : "latency (closed loop)", r->latency);
 	print_latency(out, "service time", r->service);
 	if (o->rate > 0) {

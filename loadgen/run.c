@@ -34,6 +34,7 @@ struct lconn {
 	uint32_t gen;
 	bool recv_armed, send_armed;
 	int64_t intended_ns, sent_ns;
+	int64_t retry_at_ns; /* a failed connect waits before the next try */
 	size_t out_len, out_off, in_len;
 	char out[OUT_CAP];
 	char in[IN_CAP];
@@ -143,6 +144,17 @@ static void conn_reset(struct engine *e, unsigned i)
 		conn_connect(e, i);
 }
 
+/* An idle connection keeps a recv armed, so a server that closes it (idle
+ * timeout, shutdown) is noticed before a request is sent into it. */
+static void arm_recv(struct engine *e, unsigned i)
+{
+	struct lconn *c = &e->conns[i];
+	struct io_uring_sqe *sqe = sqe_get(e);
+	io_uring_prep_recv(sqe, c->fd, c->in + c->in_len, IN_CAP - c->in_len, 0);
+	io_uring_sqe_set_data64(sqe, ud(OP_RECV, i, c->gen));
+	c->recv_armed = true;
+}
+
 static void finish(struct engine *e, unsigned i, enum lg_outcome out, const struct resp *rs)
 {
 	struct lconn *c = &e->conns[i];
@@ -221,10 +233,8 @@ static void send_request(struct engine *e, unsigned i, int64_t intended)
 	io_uring_prep_send(sqe, c->fd, c->out, c->out_len, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, ud(OP_SEND, i, c->gen));
 	c->send_armed = true;
-	sqe = sqe_get(e);
-	io_uring_prep_recv(sqe, c->fd, c->in, IN_CAP, 0);
-	io_uring_sqe_set_data64(sqe, ud(OP_RECV, i, c->gen));
-	c->recv_armed = true;
+	if (!c->recv_armed)
+		arm_recv(e, i);
 }
 
 /* Hands due requests to idle connections, oldest first. */
@@ -259,6 +269,16 @@ static void dispatch_due(struct engine *e)
 	}
 }
 
+static void remove_idle(struct engine *e, unsigned i)
+{
+	for (unsigned k = 0; k < e->n_idle; k++) {
+		if (e->idle[k] == i) {
+			e->idle[k] = e->idle[--e->n_idle];
+			return;
+		}
+	}
+}
+
 static void on_cqe(struct engine *e, struct io_uring_cqe *cqe)
 {
 	uint64_t d = io_uring_cqe_get_data64(cqe);
@@ -281,13 +301,15 @@ static void on_cqe(struct engine *e, struct io_uring_cqe *cqe)
 			close(c->fd);
 			c->fd = -1;
 			c->state = C_DOWN;
-			e->r->counts[LG_CONN_ERROR]++;
+			c->retry_at_ns = mono_ns() + 100000000LL;
+			e->r->connect_failures++;
 			return;
 		}
 		int one = 1;
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->state = C_IDLE;
 		e->idle[e->n_idle++] = i;
+		arm_recv(e, i);
 		return;
 	case OP_SEND:
 		c->send_armed = false;
@@ -307,6 +329,12 @@ static void on_cqe(struct engine *e, struct io_uring_cqe *cqe)
 		return;
 	case OP_RECV: {
 		c->recv_armed = false;
+		if (c->state != C_BUSY) {
+			/* Closed (or spoken to) while idle: replace the connection. */
+			remove_idle(e, i);
+			conn_reset(e, i);
+			return;
+		}
 		if (res <= 0) {
 			finish(e, i, LG_CONN_ERROR, NULL);
 			conn_reset(e, i);
@@ -321,10 +349,7 @@ static void on_cqe(struct engine *e, struct io_uring_cqe *cqe)
 			c->in_len -= rs.total_len;
 		}
 		if (rc == RESP_INCOMPLETE && c->in_len < IN_CAP) {
-			struct io_uring_sqe *sqe = sqe_get(e);
-			io_uring_prep_recv(sqe, c->fd, c->in + c->in_len, IN_CAP - c->in_len, 0);
-			io_uring_sqe_set_data64(sqe, ud(OP_RECV, i, c->gen));
-			c->recv_armed = true;
+			arm_recv(e, i);
 			return;
 		}
 		if (rc < 0) {
@@ -337,7 +362,9 @@ static void on_cqe(struct engine *e, struct io_uring_cqe *cqe)
 			conn_reset(e, i);
 		} else {
 			c->state = C_IDLE;
+			c->in_len = 0;
 			e->idle[e->n_idle++] = i;
+			arm_recv(e, i);
 		}
 		return;
 	}
@@ -357,7 +384,7 @@ static void check_timeouts(struct engine *e)
 	}
 	/* Reconnect connections that failed, so the schedule can go on. */
 	for (unsigned i = 0; i < e->o->connections; i++)
-		if (e->conns[i].state == C_DOWN && !e->sending_done)
+		if (e->conns[i].state == C_DOWN && !e->sending_done && now >= e->conns[i].retry_at_ns)
 			conn_connect(e, i);
 }
 
@@ -527,6 +554,7 @@ int lg_run(const struct lg_opts *o, struct lg_result *r, char *err, size_t err_l
 	int64_t end = mono_ns();
 	live_line(&e, true);
 	r->scheduled = o->rate > 0 ? e.next_index : r->sent;
+	r->unsent = r->scheduled > r->sent ? r->scheduled - r->sent : 0;
 	r->elapsed_s = (double)(end - e.start_ns) / 1e9;
 	r->schedule_s = o->rate > 0 ? (double)r->scheduled / o->rate : r->elapsed_s;
 	/* Late sends with connections to spare mean this process fell behind;

@@ -57,6 +57,8 @@ extern const char *const lg_outcome_names[LG_OUTCOMES];
 
 struct lg_result {
 	uint64_t scheduled, sent, completed;
+	uint64_t unsent;           /* due by the schedule, never sent (no connection) */
+	uint64_t connect_failures; /* connection attempts refused or failed */
 	uint64_t counts[LG_OUTCOMES];
 	uint64_t late_sends;   /* sent more than 1 ms after their intended time */
 	uint64_t max_lag_us;

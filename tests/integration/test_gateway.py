@@ -308,6 +308,28 @@ def script_flush_is_survived():
 
 
 @test
+def sigterm_under_load_loses_nothing():
+    """SIGTERM mid-run: in-flight orders are finished and answered, the
+    process exits 0, and every 202 the client saw is in the topic."""
+    conf = ENV.write_config()
+    ENV.load_stock(conf, [("gs%d" % i, 3000, 3) for i in range(1, 5)])
+    gw = Gateway(ENV, conf)
+    load = subprocess.Popen([os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
+                             "--rate", "3000", "--duration", "4s", "--connections", "64", "--skus", "4",
+                             "--sku-prefix", "gs", "--users", "5000", "--timeout", "3000", "--quiet",
+                             "--verify", "--config", conf],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    rc = gw.stop(timeout=30)
+    out, err = load.communicate(timeout=120)
+    sys.stdout.write(out)
+    eq(rc, 0, "gateway exit status after SIGTERM")
+    accepted = int(out.split("202 accepted ")[1].split()[0])
+    expect(accepted > 1000, "orders were accepted before the stop (%d)" % accepted)
+    eq(load.returncode, 0, "flashload --verify after the stop (stderr: %s)" % err[-1000:])
+
+
+@test
 def redis_restart_fails_fast_then_recovers():
     conf = ENV.write_config(redis__reconnect_ms=100)
     ENV.load_stock(conf, [("rr1", 10, 10)])
