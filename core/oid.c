@@ -64,6 +64,11 @@ int oid_parse(const char *s, size_t len, uint64_t *id)
 	return 0;
 }
 
+unsigned oid_node(uint64_t id)
+{
+	return (unsigned)(id >> (SEQ_BITS + WORKER_BITS)) & OID_MAX_NODE;
+}
+
 int64_t oid_unix_ms(uint64_t id)
 {
 	return (int64_t)(id >> TIME_SHIFT) + OID_EPOCH_MS;

@@ -45,7 +45,8 @@ void oid_format(uint64_t id, char out[OID_TEXT_LEN + 1]);
 /* Parses the text form; returns 0 or -EINVAL. */
 int oid_parse(const char *s, size_t len, uint64_t *id) __attribute__((warn_unused_result));
 
-/* The Unix milliseconds an id was issued at. */
+/* The Unix milliseconds an id was issued at, and the node that issued it. */
 int64_t oid_unix_ms(uint64_t id);
+unsigned oid_node(uint64_t id);
 
 #endif

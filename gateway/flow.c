@@ -297,6 +297,16 @@ void flow_on_redis_failure(struct worker *w, struct req *r)
 void flow_on_delivery(struct worker *w, struct req *r, int err, const char *why)
 {
 	r->in_kafka = false;
+	if (err == -EINPROGRESS) {
+		/* Neither 202 nor a release: the order may exist. The client hears
+		 * 503 and the ledger keeps the reservation until reconcile finds
+		 * the record in the topic or settles it by its policy. */
+		worker_log(w, "kafka: order %016" PRIx64 " may or may not be written (%s); "
+			      "left in the pending ledger for reconcile",
+			   r->order_id, why);
+		answer_unavailable(w, r, "kafka_unknown");
+		return;
+	}
 	if (err) {
 		worker_log(w, "kafka: order %016" PRIx64 " not delivered: %s; releasing its stock",
 			   r->order_id, why);

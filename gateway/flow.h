@@ -74,6 +74,8 @@ void flow_on_confirm_reply(struct worker *w, struct req *req);
 /* A Redis command for req ended without a usable reply (connection lost,
  * timeout, error reply); resv has already arranged any replay it needs. */
 void flow_on_redis_failure(struct worker *w, struct req *req);
+/* err: 0 written; -EIO certainly not written; -EINPROGRESS unknown (timed
+ * out in flight): the reservation stays in the ledger for reconcile. */
 void flow_on_delivery(struct worker *w, struct req *req, int err, const char *why);
 
 /* Orders between admission and their final answer. */

@@ -30,7 +30,12 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	struct req *req = m->_private;
 	if (w->kpub->closing)
 		return; /* past the drain deadline: the ledger keeps the order for reconcile */
-	flow_on_delivery(w, req, m->err ? -EIO : 0, m->err ? rd_kafka_err2str(m->err) : NULL);
+	int err = 0;
+	if (m->err)
+		/* A record that timed out while in flight may still have been
+		 * written: that is not a failure anyone may undo. */
+		err = rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_NOT_PERSISTED ? -EIO : -EINPROGRESS;
+	flow_on_delivery(w, req, err, m->err ? rd_kafka_err2str(m->err) : NULL);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)

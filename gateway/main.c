@@ -5,6 +5,7 @@
  *   flashgate -c CONF -t                 check the config and print it
  *   flashgate -c CONF stock load FILE    load a sale's stock from CSV
  *   flashgate -c CONF stock show SKU     one SKU's stock in one line
+ *   flashgate -c CONF reconcile [--policy complete|release] [--min-age-ms N] [--dry-run]
  *
  * Owns: argument parsing, start-up order, signals and the process exit
  * code. Signals are blocked in every thread and taken here with sigwait,
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "../core/cfg.h"
+#include "reconcile.h"
 #include "stock.h"
 #include "worker.h"
 
@@ -30,6 +32,8 @@ static void usage(FILE *out)
 		"       flashgate -c CONF -t                check CONF, print the effective config\n"
 		"       flashgate -c CONF stock load FILE   load stock (CSV: sku,stock,per_user_limit)\n"
 		"       flashgate -c CONF stock show SKU    print one SKU's stock\n"
+		"       flashgate -c CONF reconcile [--policy complete|release] [--min-age-ms N] [--dry-run]\n"
+		"                                           settle reservations a crashed gateway left\n"
 		"       flashgate --version\n");
 }
 
@@ -122,6 +126,35 @@ stop:
 	return 1;
 }
 
+static int reconcile_cmd(const struct cfg *cfg, int argc, char **argv)
+{
+	struct reconcile_opts o = {.min_age_ms = -1};
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc) {
+			const char *p = argv[++i];
+			if (strcmp(p, "release") == 0) {
+				o.release = true;
+			} else if (strcmp(p, "complete") != 0) {
+				fprintf(stderr, "flashgate: reconcile: --policy must be complete or release\n");
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--min-age-ms") == 0 && i + 1 < argc) {
+			char *end;
+			o.min_age_ms = strtoll(argv[++i], &end, 10);
+			if (*end || o.min_age_ms < 0) {
+				fprintf(stderr, "flashgate: reconcile: --min-age-ms must be a number >= 0\n");
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--dry-run") == 0) {
+			o.dry_run = true;
+		} else {
+			fprintf(stderr, "flashgate: reconcile: unknown option '%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	return reconcile_run(cfg, &o, stdout) < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *conf = NULL;
@@ -167,6 +200,8 @@ int main(int argc, char **argv)
 		return stock_load(&cfg, argv[2]) < 0 ? 1 : 0;
 	if (argc == 3 && strcmp(argv[0], "stock") == 0 && strcmp(argv[1], "show") == 0)
 		return stock_show(&cfg, argv[2], stdout) < 0 ? 1 : 0;
+	if (strcmp(argv[0], "reconcile") == 0)
+		return reconcile_cmd(&cfg, argc, argv);
 	fprintf(stderr, "flashgate: unknown command '%s'\n", argv[0]);
 	usage(stderr);
 	return 2;

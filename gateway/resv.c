@@ -25,7 +25,7 @@
 #include "flow.h"
 #include "worker.h"
 
-enum cmd_kind { CMD_NONE = 0, CMD_RESERVE, CMD_RELEASE, CMD_CONFIRM, CMD_LOAD };
+enum cmd_kind { CMD_NONE = 0, CMD_RESERVE, CMD_RELEASE, CMD_CONFIRM, CMD_LOAD, CMD_CLIENT_ID, CMD_KILL };
 enum state { R_DOWN, R_CONNECTING, R_UP, R_CLOSING };
 
 /* Largest command: EVALSHA, sha, 3 keys, 4 args; the scripts go in LOAD. */
@@ -75,6 +75,10 @@ struct resv {
 	struct req *replay_head, *replay_tail;
 	unsigned replays;
 	bool load_queued;
+	/* Redis's id for this connection, and for the one before it: a dropped
+	 * connection's unread commands could still run after its replacement's
+	 * replays, so the new connection kills the old one first. */
+	long long client_id, dead_client_id;
 };
 
 static void *slot_string(const redisReadTask *t, char *str, size_t len)
@@ -140,6 +144,8 @@ static const char *kind_name(uint8_t kind)
 	case CMD_RELEASE: return "release";
 	case CMD_CONFIRM: return "confirm";
 	case CMD_LOAD: return "script load";
+	case CMD_CLIENT_ID: return "client id";
+	case CMD_KILL: return "client kill";
 	default: return "?";
 	}
 }
@@ -360,14 +366,17 @@ static void begin_close(struct worker *w, const char *why)
 		   why, lost);
 	r->state = R_CLOSING;
 	r->down_logged = true;
+	if (r->client_id > 0)
+		r->dead_client_id = r->client_id;
+	r->client_id = 0;
 	/* A reserve whose reply was lost may have run: release it when Redis is
 	 * back (a no-op if it never ran). Answer every affected client now. */
 	while (r->count) {
 		struct pending pe = r->fifo[r->head];
 		r->head = (r->head + 1) % r->cap;
 		r->count--;
-		if (pe.kind == CMD_LOAD)
-			continue;
+		if (!pe.req)
+			continue; /* the connection's own commands */
 		add_replay(w, pe.req, pe.kind == CMD_CONFIRM ? CMD_CONFIRM : CMD_RELEASE);
 		if (pe.kind != CMD_CONFIRM)
 			flow_on_redis_failure(w, pe.req);
@@ -460,6 +469,23 @@ void resv_on_connect(struct worker *w, int res)
 	r->fill = 0;
 	r->out_len[0] = r->out_len[1] = 0;
 	arm_recv(w);
+	const char *id_argv[2] = {"CLIENT", "ID"};
+	size_t id_lens[2] = {6, 2};
+	int rc = put_cmd(w, CMD_CLIENT_ID, NULL, 2, id_argv, id_lens);
+	if (rc == 0 && r->dead_client_id > 0) {
+		/* Before any replay: a release must not run ahead of a reserve the
+		 * dead connection still had in Redis's input buffer. */
+		char id[24];
+		const char *kill_argv[4] = {"CLIENT", "KILL", "ID", id};
+		size_t kill_lens[4] = {6, 4, 2, 0};
+		kill_lens[3] = (size_t)snprintf(id, sizeof(id), "%lld", r->dead_client_id);
+		rc = put_cmd(w, CMD_KILL, NULL, 4, kill_argv, kill_lens);
+	}
+	if (rc < 0) {
+		begin_close(w, "pipeline full at connect");
+		maybe_closed(w);
+		return;
+	}
 	/* Redis may have restarted or failed over without the scripts. */
 	queue_loads(w);
 	drain_replays(w);
@@ -489,6 +515,21 @@ static void on_reply(struct worker *w, struct rslot *reply)
 		r->load_queued = false;
 		if (reply->type == REDIS_REPLY_ERROR)
 			worker_log(w, "redis: SCRIPT LOAD failed: %s", reply->str);
+		return;
+	}
+	if (pe.kind == CMD_CLIENT_ID) {
+		if (reply->type == REDIS_REPLY_INTEGER)
+			r->client_id = reply->integer;
+		return;
+	}
+	if (pe.kind == CMD_KILL) {
+		/* "No such client" is the usual answer: Redis already closed it. */
+		if (reply->type == REDIS_REPLY_INTEGER || reply->type == REDIS_REPLY_STATUS)
+			r->dead_client_id = 0;
+		else if (strstr(reply->str, "No such client"))
+			r->dead_client_id = 0;
+		else
+			worker_log(w, "redis: CLIENT KILL ID %lld: %s", r->dead_client_id, reply->str);
 		return;
 	}
 	pe.req->redis_ops--;

@@ -20,7 +20,7 @@ const char script_reserve_lua[] =
 
 const char script_release_lua[] =
 	"local e = redis.call('HGET', KEYS[3], ARGV[1])\n"
-	"if not e then return 0 end\n"
+	"if not e or string.sub(e, 1, 2) == 'C ' then return 0 end\n"
 	"local user, qty = string.match(e, '^(%S+) (%d+)')\n"
 	"qty = tonumber(qty)\n"
 	"redis.call('HINCRBY', KEYS[1], 'stock', qty)\n"
@@ -29,4 +29,11 @@ const char script_release_lua[] =
 	"  redis.call('HDEL', KEYS[2], user)\n"
 	"end\n"
 	"redis.call('HDEL', KEYS[3], ARGV[1])\n"
+	"return 1\n";
+
+const char script_claim_lua[] =
+	"local e = redis.call('HGET', KEYS[1], ARGV[1])\n"
+	"if not e then return 0 end\n"
+	"if string.sub(e, 1, 2) == 'C ' then return 2 end\n"
+	"redis.call('HSET', KEYS[1], ARGV[1], 'C ' .. e)\n"
 	"return 1\n";

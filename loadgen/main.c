@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../core/cfg.h"
+#include "../core/oid.h"
 #include "run.h"
 #include "verify.h"
 
@@ -36,13 +37,17 @@ static void usage(FILE *out)
 		"  --timeout MS        a request without an answer after MS fails [10000]\n"
 		"  --seed N            random seed (same seed, same order sequence)\n"
 		"  --json FILE         also write the report as JSON\n"
+		"  --accepted-log FILE write the order ids answered 202 (one per line, with qty)\n"
 		"  --quiet             no live line\n"
 		"verification (after the run):\n"
 		"  --verify            check Redis and Kafka; exit 1 on any FAIL\n"
 		"  --config CONF       take Redis and Kafka addresses from flashgate's config\n"
 		"  --redis HOST:PORT   [127.0.0.1:16379]\n"
 		"  --kafka BROKERS     [127.0.0.1:19092]\n"
-		"  --topic T           [orders]\n");
+		"  --topic T           [orders]\n"
+		"  --verify-only       no load: verify the 202s listed in --accepted-log\n"
+		"  --reconciled        after `flashgate reconcile`: orders without a 202 may be\n"
+		"                      in the topic (published for a crashed gateway)\n");
 }
 
 static int parse_duration(const char *s, double *out)
@@ -153,6 +158,65 @@ static int write_json(const char *path, const struct lg_opts *o, const struct lg
 	return 0;
 }
 
+/* One 202 a line: "ORDER_ID QTY". */
+static int write_accepted(const char *path, const struct lg_opts *o, const struct lg_result *r)
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "flashload: %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	for (size_t i = 0; i < r->n_accepted; i++) {
+		char id[OID_TEXT_LEN + 1];
+		oid_format(r->accepted_ids[i], id);
+		fprintf(f, "%s %u\n", id, o->qty);
+	}
+	if (fclose(f) != 0) {
+		fprintf(stderr, "flashload: %s: %s\n", path, strerror(errno));
+		return -EIO;
+	}
+	return 0;
+}
+
+static int read_accepted(const char *path, struct lg_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "flashload: %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	char line[128];
+	int lineno = 0;
+	while (fgets(line, sizeof(line), f)) {
+		char id[32];
+		unsigned qty;
+		uint64_t v;
+		lineno++;
+		if (sscanf(line, "%31s %u", id, &qty) != 2 || oid_parse(id, strlen(id), &v) < 0) {
+			fprintf(stderr, "flashload: %s:%d: expected 'ORDER_ID QTY'\n", path, lineno);
+			fclose(f);
+			lg_result_free(r);
+			return -EINVAL;
+		}
+		if (r->n_accepted == r->cap_accepted) {
+			size_t cap = r->cap_accepted ? 2 * r->cap_accepted : 4096;
+			uint64_t *grown = realloc(r->accepted_ids, cap * sizeof(*grown));
+			if (!grown) {
+				fclose(f);
+				lg_result_free(r);
+				return -ENOMEM;
+			}
+			r->accepted_ids = grown;
+			r->cap_accepted = cap;
+		}
+		r->accepted_ids[r->n_accepted++] = v;
+		r->accepted_units += qty;
+	}
+	fclose(f);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct lg_opts o = {
@@ -161,8 +225,8 @@ int main(int argc, char **argv)
 	};
 	struct verify_opts v = {.redis_host = "127.0.0.1", .redis_port = 16379,
 				.kafka_brokers = "127.0.0.1:19092", .topic = "orders"};
-	const char *config = NULL, *json = NULL;
-	bool verify = false, have_target = false, duration_set = false;
+	const char *config = NULL, *json = NULL, *accepted_log = NULL;
+	bool verify = false, verify_only = false, have_target = false, duration_set = false;
 	unsigned long long u;
 	static const struct option opts[] = {
 		{"target", required_argument, 0, 't'}, {"rate", required_argument, 0, 'r'},
@@ -175,6 +239,8 @@ int main(int argc, char **argv)
 		{"quiet", no_argument, 0, 'Q'}, {"verify", no_argument, 0, 'V'},
 		{"config", required_argument, 0, 'C'}, {"redis", required_argument, 0, 'R'},
 		{"kafka", required_argument, 0, 'K'}, {"topic", required_argument, 0, 'o'},
+		{"accepted-log", required_argument, 0, 'A'}, {"verify-only", no_argument, 0, 'O'},
+		{"reconciled", no_argument, 0, 'X'},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	int opt, li = 0;
@@ -220,6 +286,9 @@ int main(int argc, char **argv)
 		case 'R': bad = parse_hostport(optarg, v.redis_host, sizeof(v.redis_host), &v.redis_port); break;
 		case 'K': snprintf(v.kafka_brokers, sizeof(v.kafka_brokers), "%s", optarg); break;
 		case 'o': snprintf(v.topic, sizeof(v.topic), "%s", optarg); break;
+		case 'A': accepted_log = optarg; break;
+		case 'O': verify_only = verify = true; break;
+		case 'X': v.reconciled = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -228,7 +297,11 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!have_target) {
+	if (verify_only && !accepted_log) {
+		fprintf(stderr, "flashload: --verify-only needs --accepted-log FILE\n");
+		return 2;
+	}
+	if (!have_target && !verify_only) {
 		fprintf(stderr, "flashload: --target HOST:PORT is required\n");
 		usage(stderr);
 		return 2;
@@ -255,12 +328,21 @@ int main(int argc, char **argv)
 
 	struct lg_result r;
 	char err[256];
-	if (lg_run(&o, &r, err, sizeof(err)) < 0) {
-		fprintf(stderr, "flashload: %s\n", err);
-		lg_result_free(&r);
-		return 3;
+	if (verify_only) {
+		if (read_accepted(accepted_log, &r) < 0)
+			return 3;
+	} else {
+		if (lg_run(&o, &r, err, sizeof(err)) < 0) {
+			fprintf(stderr, "flashload: %s\n", err);
+			lg_result_free(&r);
+			return 3;
+		}
+		report(stdout, &o, &r);
+		if (accepted_log && write_accepted(accepted_log, &o, &r) < 0) {
+			lg_result_free(&r);
+			return 3;
+		}
 	}
-	report(stdout, &o, &r);
 	int fails = 0;
 	if (verify) {
 		fflush(stdout);

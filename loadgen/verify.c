@@ -4,15 +4,14 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
-#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../core/keys.h"
 #include "../core/order.h"
+#include "../core/tscan.h"
 
 struct sku {
 	char name[ORDER_ID_MAX + 1];
@@ -175,142 +174,54 @@ struct topic_stats {
 	struct idset ids;
 };
 
+struct scan_ctx {
+	struct sku *skus;
+	size_t n;
+	struct topic_stats *t;
+};
+
+static int on_record(void *arg, const char *payload, size_t len)
+{
+	struct scan_ctx *sc = arg;
+	struct topic_stats *t = sc->t;
+	struct order_record rec;
+	t->records++;
+	if (order_decode_record(payload, len, &rec) < 0) {
+		t->undecodable++;
+		return 0;
+	}
+	struct sku key;
+	strcpy(key.name, rec.sku);
+	struct sku *s = bsearch(&key, sc->skus, sc->n, sizeof(*sc->skus), cmp_sku);
+	if (!s || rec.accepted_at_ms < s->loaded_at_ms)
+		return 0; /* another sale's record */
+	t->in_scope++;
+	int added = idset_add(&t->ids, rec.order_id);
+	if (added < 0)
+		return added;
+	if (added == 0) {
+		t->duplicates++;
+	} else {
+		s->topic_units += rec.qty;
+		s->topic_orders++;
+	}
+	return 0;
+}
+
 static int read_topic(const struct verify_opts *o, struct sku *skus, size_t n, struct topic_stats *t)
 {
-	char err[512];
-	int rc = 0;
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	const char *kv[][2] = {
-		{"bootstrap.servers", o->kafka_brokers},
-		{"group.id", "flashload-verify"},
-		{"enable.auto.commit", "false"},
-		{"enable.partition.eof", "true"},
-		{"auto.offset.reset", "earliest"},
-	};
-	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
-		if (rd_kafka_conf_set(conf, kv[i][0], kv[i][1], err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-			fprintf(stderr, "flashload: verify: kafka %s: %s\n", kv[i][0], err);
-			rd_kafka_conf_destroy(conf);
-			return -EINVAL;
-		}
-	}
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-	if (!rk) {
-		fprintf(stderr, "flashload: verify: kafka consumer: %s\n", err);
-		rd_kafka_conf_destroy(conf);
-		return -EINVAL;
-	}
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->topic, NULL);
-	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_resp_err_t kerr = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-	if (kerr || md->topic_cnt != 1 || md->topics[0].err) {
-		fprintf(stderr, "flashload: verify: kafka metadata for topic %s at %s: %s\n", o->topic,
-			o->kafka_brokers,
-			rd_kafka_err2str(kerr ? kerr : md->topic_cnt ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN));
-		rc = -EIO;
-		goto out;
-	}
-	int parts = md->topics[0].partition_cnt;
-	long long since = INT64_MAX;
+	long long since = n ? INT64_MAX : 0;
 	for (size_t i = 0; i < n; i++)
 		if (skus[i].loaded_at_ms < since)
 			since = skus[i].loaded_at_ms;
-	if (n == 0)
-		since = 0;
-
-	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(parts);
-	int64_t *high = calloc((size_t)parts, sizeof(*high));
-	bool *done = calloc((size_t)parts, sizeof(*done));
-	int remaining = 0;
-	for (int p = 0; p < parts; p++) {
-		int64_t lo;
-		kerr = rd_kafka_query_watermark_offsets(rk, o->topic, p, &lo, &high[p], 10000);
-		if (kerr) {
-			fprintf(stderr, "flashload: verify: watermarks of %s/%d: %s\n", o->topic, p,
-				rd_kafka_err2str(kerr));
-			rc = -EIO;
-			goto out_list;
-		}
-		rd_kafka_topic_partition_list_add(list, o->topic, p)->offset = since;
+	struct scan_ctx sc = {skus, n, t};
+	char err[512];
+	long long rc = tscan_read(o->kafka_brokers, o->topic, since, 60, on_record, &sc, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "flashload: verify: %s\n", err);
+		return (int)rc;
 	}
-	/* Start where the sale's records start, not at the topic's beginning. */
-	kerr = rd_kafka_offsets_for_times(rk, list, 10000);
-	if (kerr) {
-		fprintf(stderr, "flashload: verify: offsets for time %lld: %s\n", since,
-			rd_kafka_err2str(kerr));
-		rc = -EIO;
-		goto out_list;
-	}
-	for (int p = 0; p < parts; p++) {
-		rd_kafka_topic_partition_t *tp = &list->elems[p];
-		int pi = tp->partition;
-		if (tp->offset < 0 || tp->offset >= high[pi])
-			done[pi] = true; /* nothing since then */
-		else
-			remaining++;
-	}
-	kerr = rd_kafka_assign(rk, list);
-	if (kerr) {
-		fprintf(stderr, "flashload: verify: assign: %s\n", rd_kafka_err2str(kerr));
-		rc = -EIO;
-		goto out_list;
-	}
-	time_t deadline = time(NULL) + 60;
-	while (remaining > 0) {
-		if (time(NULL) > deadline) {
-			fprintf(stderr, "flashload: verify: reading %s timed out with %d partitions unread\n",
-				o->topic, remaining);
-			rc = -ETIMEDOUT;
-			break;
-		}
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
-		if (!m)
-			continue;
-		int pi = m->partition;
-		if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			fprintf(stderr, "flashload: verify: consume: %s\n", rd_kafka_message_errstr(m));
-			rd_kafka_message_destroy(m);
-			continue;
-		}
-		if (!m->err) {
-			struct order_record rec;
-			t->records++;
-			if (order_decode_record(m->payload, m->len, &rec) < 0) {
-				t->undecodable++;
-			} else {
-				struct sku key;
-				strcpy(key.name, rec.sku);
-				struct sku *s = bsearch(&key, skus, n, sizeof(*skus), cmp_sku);
-				if (s && rec.accepted_at_ms >= s->loaded_at_ms) {
-					t->in_scope++;
-					int added = idset_add(&t->ids, rec.order_id);
-					if (added == 0) {
-						t->duplicates++;
-					} else {
-						s->topic_units += rec.qty;
-						s->topic_orders++;
-					}
-				}
-			}
-		}
-		if (pi >= 0 && pi < parts && !done[pi] &&
-		    (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF || m->offset + 1 >= high[pi])) {
-			done[pi] = true;
-			remaining--;
-		}
-		rd_kafka_message_destroy(m);
-	}
-out_list:
-	rd_kafka_topic_partition_list_destroy(list);
-	free(high);
-	free(done);
-out:
-	if (md)
-		rd_kafka_metadata_destroy(md);
-	rd_kafka_topic_destroy(rkt);
-	rd_kafka_consumer_close(rk);
-	rd_kafka_destroy(rk);
-	return rc;
+	return 0;
 }
 
 static int check(FILE *out, bool ok, const char *what, const char *detail)
@@ -376,14 +287,24 @@ int verify_run(const struct verify_opts *o, FILE *out)
 	snprintf(d, sizeof(d), "%llu of %zu accepted orders missing from the topic",
 		 (unsigned long long)lost, o->n_accepted);
 	fails += check(out, lost == 0, "every 202 is in the topic", d);
-	snprintf(d, sizeof(d), "%zu orders in the topic, %zu answered 202", t.ids.n, o->n_accepted);
-	fails += check(out, t.ids.n == o->n_accepted, "orders in the topic == 202s seen", d);
-	snprintf(d, sizeof(d), "%lld units in the topic, %lld sold in Redis, %llu units answered 202, "
-			       "%lld SKUs differ",
-		 topic_units, sold, (unsigned long long)o->accepted_units, unbalanced);
-	fails += check(out, unbalanced == 0 && topic_units == sold &&
-				    (unsigned long long)sold == o->accepted_units,
-		       "stock consumed == units in the topic == units accepted", d);
+	if (o->reconciled) {
+		snprintf(d, sizeof(d), "%zu orders in the topic, %zu answered 202, %zu published by reconcile",
+			 t.ids.n, o->n_accepted, t.ids.n - (o->n_accepted - lost));
+		fails += check(out, t.ids.n >= o->n_accepted, "orders in the topic >= 202s seen", d);
+		snprintf(d, sizeof(d), "%lld units in the topic, %lld sold in Redis, %lld SKUs differ",
+			 topic_units, sold, unbalanced);
+		fails += check(out, unbalanced == 0 && topic_units == sold,
+			       "stock consumed == units in the topic", d);
+	} else {
+		snprintf(d, sizeof(d), "%zu orders in the topic, %zu answered 202", t.ids.n, o->n_accepted);
+		fails += check(out, t.ids.n == o->n_accepted, "orders in the topic == 202s seen", d);
+		snprintf(d, sizeof(d), "%lld units in the topic, %lld sold in Redis, %llu units answered 202, "
+				       "%lld SKUs differ",
+			 topic_units, sold, (unsigned long long)o->accepted_units, unbalanced);
+		fails += check(out, unbalanced == 0 && topic_units == sold &&
+					    (unsigned long long)sold == o->accepted_units,
+			       "stock consumed == units in the topic == units accepted", d);
+	}
 	snprintf(d, sizeof(d), "%lld reservations still pending", pending);
 	fails += check(out, pending == 0, "pending ledger empty", d);
 	fprintf(out, "verify: %s (%d of 7 checks failed)\n", fails ? "FAIL" : "PASS", fails);

@@ -1,0 +1,330 @@
+/* reconcile: settle abandoned reservations against the topic. See reconcile.h. */
+#include "reconcile.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/keys.h"
+#include "../core/oid.h"
+#include "../core/order.h"
+#include "../core/tscan.h"
+#include "script.h"
+
+/* Records can carry timestamps out of order across producers: read from a
+ * minute before the oldest entry so none is missed. */
+#define SCAN_SLACK_MS 60000
+
+enum outcome { PENDING, IN_TOPIC, PUBLISHED, RELEASED, FAILED };
+
+struct entry {
+	struct order_record rec;
+	bool claimed;
+	enum outcome outcome;
+};
+
+struct entries {
+	struct entry *v;
+	size_t n, cap;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "user qty ms" or "C user qty ms" */
+static int parse_ledger(const char *sku, const char *id, const char *value, struct entry *e)
+{
+	char user[ORDER_ID_MAX + 2];
+	unsigned long long qty;
+	long long ms;
+	memset(e, 0, sizeof(*e));
+	if (strncmp(value, "C ", 2) == 0) {
+		e->claimed = true;
+		value += 2;
+	}
+	if (sscanf(value, "%65s %llu %lld", user, &qty, &ms) != 3 ||
+	    !order_valid_ident(user, strlen(user)) || qty == 0 || qty > UINT32_MAX ||
+	    oid_parse(id, strlen(id), &e->rec.order_id) < 0)
+		return -EINVAL;
+	strcpy(e->rec.user_id, user);
+	strcpy(e->rec.sku, sku);
+	e->rec.qty = (uint32_t)qty;
+	e->rec.accepted_at_ms = ms;
+	e->rec.node_id = oid_node(e->rec.order_id);
+	return 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	uint64_t x = ((const struct entry *)a)->rec.order_id, y = ((const struct entry *)b)->rec.order_id;
+	return x < y ? -1 : x > y;
+}
+
+static int read_ledger(redisContext *c, int64_t older_than, struct entries *es, size_t *total)
+{
+	redisReply *skus = redisCommand(c, "SMEMBERS %s", KEYS_SKU_SET);
+	if (!skus || skus->type != REDIS_REPLY_ARRAY) {
+		fprintf(stderr, "flashgate: reconcile: SMEMBERS %s: %s\n", KEYS_SKU_SET,
+			skus && skus->type == REDIS_REPLY_ERROR ? skus->str : c->errstr);
+		freeReplyObject(skus);
+		return -EIO;
+	}
+	int rc = 0;
+	for (size_t i = 0; i < skus->elements && rc == 0; i++) {
+		const char *sku = skus->element[i]->str;
+		char key[KEYS_MAX];
+		snprintf(key, sizeof(key), KEYS_PENDING_FMT, sku);
+		redisReply *h = redisCommand(c, "HGETALL %s", key);
+		if (!h || h->type != REDIS_REPLY_ARRAY) {
+			fprintf(stderr, "flashgate: reconcile: HGETALL %s failed\n", key);
+			freeReplyObject(h);
+			rc = -EIO;
+			break;
+		}
+		for (size_t j = 0; j + 1 < h->elements; j += 2) {
+			struct entry e;
+			(*total)++;
+			if (parse_ledger(sku, h->element[j]->str, h->element[j + 1]->str, &e) < 0) {
+				fprintf(stderr, "flashgate: reconcile: %s %s: malformed entry '%s', left alone\n",
+					key, h->element[j]->str, h->element[j + 1]->str);
+				continue;
+			}
+			if (e.rec.accepted_at_ms > older_than)
+				continue; /* young: its gateway is still on it */
+			if (es->n == es->cap) {
+				size_t cap = es->cap ? 2 * es->cap : 256;
+				struct entry *grown = realloc(es->v, cap * sizeof(*grown));
+				if (!grown) {
+					rc = -ENOMEM;
+					break;
+				}
+				es->v = grown;
+				es->cap = cap;
+			}
+			es->v[es->n++] = e;
+		}
+		freeReplyObject(h);
+	}
+	freeReplyObject(skus);
+	return rc;
+}
+
+static int on_record(void *arg, const char *payload, size_t len)
+{
+	struct entries *es = arg;
+	struct order_record rec;
+	if (order_decode_record(payload, len, &rec) < 0)
+		return 0; /* not ours to judge */
+	struct entry key = {.rec.order_id = rec.order_id};
+	struct entry *e = bsearch(&key, es->v, es->n, sizeof(*es->v), cmp_id);
+	if (e)
+		e->outcome = IN_TOPIC;
+	return 0;
+}
+
+static int redis_int(redisContext *c, redisReply *r, const char *what, long long *out)
+{
+	if (!r || r->type != REDIS_REPLY_INTEGER) {
+		fprintf(stderr, "flashgate: reconcile: %s: %s\n", what,
+			!r ? c->errstr : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+		freeReplyObject(r);
+		return -EIO;
+	}
+	*out = r->integer;
+	freeReplyObject(r);
+	return 0;
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	(void)opaque;
+	struct entry *e = m->_private;
+	e->outcome = m->err ? FAILED : PUBLISHED;
+	if (m->err) {
+		char id[OID_TEXT_LEN + 1];
+		oid_format(e->rec.order_id, id);
+		fprintf(stderr, "flashgate: reconcile: publishing %s: %s\n", id, rd_kafka_err2str(m->err));
+	}
+}
+
+static rd_kafka_t *new_producer(const struct cfg *cfg)
+{
+	char err[512], num[32];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	snprintf(num, sizeof(num), "%u", cfg->kafka_message_timeout_ms);
+	const char *kv[][2] = {
+		{"bootstrap.servers", cfg->kafka_brokers}, {"client.id", "flashgate-reconcile"},
+		{"acks", "all"}, {"enable.idempotence", "true"}, {"message.timeout.ms", num},
+	};
+	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
+		if (rd_kafka_conf_set(conf, kv[i][0], kv[i][1], err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+			fprintf(stderr, "flashgate: reconcile: kafka %s: %s\n", kv[i][0], err);
+			rd_kafka_conf_destroy(conf);
+			return NULL;
+		}
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!rk) {
+		fprintf(stderr, "flashgate: reconcile: kafka producer: %s\n", err);
+		rd_kafka_conf_destroy(conf);
+	}
+	return rk;
+}
+
+/* Claims, publishes and confirms the entries missing from the topic. */
+static int complete(redisContext *c, const struct cfg *cfg, struct entries *es, int64_t timeout_ms)
+{
+	rd_kafka_t *rk = new_producer(cfg);
+	if (!rk)
+		return -EINVAL;
+	int rc = 0;
+	char records[ORDER_RECORD_MAX];
+	for (size_t i = 0; i < es->n; i++) {
+		struct entry *e = &es->v[i];
+		if (e->outcome != PENDING)
+			continue;
+		char key[KEYS_MAX], id[OID_TEXT_LEN + 1];
+		long long claimed;
+		snprintf(key, sizeof(key), KEYS_PENDING_FMT, e->rec.sku);
+		oid_format(e->rec.order_id, id);
+		if (redis_int(c, redisCommand(c, "EVAL %s 1 %s %s", script_claim_lua, key, id), "claim",
+			      &claimed) < 0) {
+			rc = -EIO;
+			break;
+		}
+		if (claimed == 0) {
+			e->outcome = IN_TOPIC; /* settled meanwhile by its gateway */
+			continue;
+		}
+		int n = order_encode_record(records, sizeof(records), &e->rec);
+		rd_kafka_resp_err_t err = n < 0 ? RD_KAFKA_RESP_ERR__BAD_MSG
+			: rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(cfg->kafka_topic),
+					    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+					    RD_KAFKA_V_KEY(e->rec.user_id, strlen(e->rec.user_id)),
+					    RD_KAFKA_V_VALUE(records, (size_t)n),
+					    RD_KAFKA_V_TIMESTAMP(e->rec.accepted_at_ms), RD_KAFKA_V_OPAQUE(e),
+					    RD_KAFKA_V_END);
+		if (err) {
+			fprintf(stderr, "flashgate: reconcile: producing %s: %s\n", id, rd_kafka_err2str(err));
+			e->outcome = FAILED;
+			rc = -EIO;
+		}
+	}
+	if (rd_kafka_flush(rk, (int)timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		fprintf(stderr, "flashgate: reconcile: %d records not acknowledged in time\n",
+			rd_kafka_outq_len(rk));
+		rc = -ETIMEDOUT;
+	}
+	rd_kafka_destroy(rk);
+	return rc;
+}
+
+int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *out)
+{
+	struct timeval tv = {.tv_sec = cfg->redis_timeout_ms / 1000,
+			     .tv_usec = (cfg->redis_timeout_ms % 1000) * 1000};
+	struct entries es = {0};
+	size_t total = 0;
+	int rc = 0;
+	int64_t min_age = o->min_age_ms >= 0 ? o->min_age_ms : 2 * (int64_t)cfg->kafka_message_timeout_ms;
+	int64_t older_than = now_ms() - min_age;
+
+	redisContext *c = redisConnectWithTimeout(cfg->redis_host, (int)cfg->redis_port, tv);
+	if (!c || c->err) {
+		fprintf(stderr, "flashgate: reconcile: redis %s:%u: %s\n", cfg->redis_host,
+			cfg->redis_port, c ? c->errstr : "out of memory");
+		redisFree(c);
+		return -ECONNREFUSED;
+	}
+	if ((rc = read_ledger(c, older_than, &es, &total)) < 0)
+		goto out;
+	fprintf(out, "reconcile: %zu pending reservations, %zu older than %lld ms\n", total, es.n,
+		(long long)min_age);
+	if (es.n == 0)
+		goto out;
+
+	qsort(es.v, es.n, sizeof(*es.v), cmp_id);
+	int64_t since = INT64_MAX;
+	for (size_t i = 0; i < es.n; i++)
+		if (es.v[i].rec.accepted_at_ms < since)
+			since = es.v[i].rec.accepted_at_ms;
+	char err[512];
+	long long scanned = tscan_read(cfg->kafka_brokers, cfg->kafka_topic, since - SCAN_SLACK_MS, 120,
+				       on_record, &es, err, sizeof(err));
+	if (scanned < 0) {
+		fprintf(stderr, "flashgate: reconcile: %s\n", err);
+		rc = (int)scanned;
+		goto out;
+	}
+	fprintf(out, "reconcile: read %lld records of %s from %lld ms\n", scanned, cfg->kafka_topic,
+		(long long)(since - SCAN_SLACK_MS));
+	if (o->dry_run) {
+		size_t in_topic = 0;
+		for (size_t i = 0; i < es.n; i++)
+			in_topic += es.v[i].outcome == IN_TOPIC;
+		fprintf(out, "reconcile: dry run: %zu to confirm, %zu to %s\n", in_topic, es.n - in_topic,
+			o->release ? "release" : "publish");
+		goto out;
+	}
+
+	/* Release, unless a complete already claimed the entry: then finish it. */
+	if (o->release) {
+		for (size_t i = 0; i < es.n && rc == 0; i++) {
+			struct entry *e = &es.v[i];
+			if (e->outcome != PENDING || e->claimed)
+				continue;
+			char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], id[OID_TEXT_LEN + 1];
+			long long released = 0;
+			snprintf(k1, sizeof(k1), KEYS_SKU_FMT, e->rec.sku);
+			snprintf(k2, sizeof(k2), KEYS_USERS_FMT, e->rec.sku);
+			snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, e->rec.sku);
+			oid_format(e->rec.order_id, id);
+			rc = redis_int(c, redisCommand(c, "EVAL %s 3 %s %s %s %s", script_release_lua, k1, k2, k3, id),
+				       "release", &released);
+			/* 0: its gateway settled it meanwhile; nothing was ours to give back. */
+			if (rc == 0)
+				e->outcome = released ? RELEASED : IN_TOPIC;
+		}
+	}
+	if (rc == 0)
+		rc = complete(c, cfg, &es, 2 * (int64_t)cfg->kafka_message_timeout_ms);
+
+	size_t confirmed = 0, published = 0, released = 0, failed = 0;
+	for (size_t i = 0; i < es.n; i++) {
+		struct entry *e = &es.v[i];
+		if (e->outcome == IN_TOPIC || e->outcome == PUBLISHED) {
+			char key[KEYS_MAX], id[OID_TEXT_LEN + 1];
+			long long gone;
+			snprintf(key, sizeof(key), KEYS_PENDING_FMT, e->rec.sku);
+			oid_format(e->rec.order_id, id);
+			if (redis_int(c, redisCommand(c, "HDEL %s %s", key, id), "confirm", &gone) < 0) {
+				rc = -EIO;
+				failed++;
+				continue;
+			}
+		}
+		confirmed += e->outcome == IN_TOPIC;
+		published += e->outcome == PUBLISHED;
+		released += e->outcome == RELEASED;
+		failed += e->outcome == FAILED || e->outcome == PENDING;
+	}
+	fprintf(out, "reconcile: %zu already in the topic (confirmed), %zu published, %zu released, "
+		     "%zu left for the next run\n",
+		confirmed, published, released, failed);
+	if (failed && rc == 0)
+		rc = -EAGAIN;
+out:
+	free(es.v);
+	redisFree(c);
+	return rc;
+}
