@@ -38,7 +38,7 @@ UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
-.PHONY: all asan test test-unit test-asan demo setup clean fuzz fuzz-run
+.PHONY: all asan test test-unit test-asan test-faults demo setup clean fuzz fuzz-run
 all: $(BIN)/flashgate $(BIN)/flashload
 
 $(BUILD)/%.o: %.c
@@ -72,12 +72,19 @@ test: setup
 	$(MAKE) all
 	$(MAKE) test-unit
 	scripts/run-integration-tests.sh
+	scripts/run-fault-tests.sh
 	$(MAKE) test-asan
 
 # The same tests against the AddressSanitizer + UBSan build.
 test-asan: asan
 	scripts/run-unit-tests.sh $(addprefix build/asan/,$(UNIT_TESTS))
 	FG_BIN=bin/asan scripts/run-integration-tests.sh
+
+# Broker and Redis outages, gateway crashes and reconcile (about 1.5 min;
+# also part of `make test`).
+test-faults: setup
+	$(MAKE) all
+	scripts/run-fault-tests.sh
 
 demo: setup
 	$(MAKE) all

@@ -171,7 +171,7 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	while ((opt = getopt(argc, argv, "c:th")) != -1) {
+	while ((opt = getopt(argc, argv, "+c:th")) != -1) {
 		switch (opt) {
 		case 'c': conf = optarg; break;
 		case 't': check_only = true; break;

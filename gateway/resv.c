@@ -25,8 +25,18 @@
 #include "flow.h"
 #include "worker.h"
 
-enum cmd_kind { CMD_NONE = 0, CMD_RESERVE, CMD_RELEASE, CMD_CONFIRM, CMD_LOAD, CMD_CLIENT_ID, CMD_KILL };
-enum state { R_DOWN, R_CONNECTING, R_UP, R_CLOSING };
+enum cmd_kind {
+	CMD_NONE = 0, CMD_RESERVE, CMD_RELEASE, CMD_CONFIRM, CMD_LOAD, CMD_RUN_ID, CMD_CLIENT_ID, CMD_KILL
+};
+
+/* The server's run id: client ids restart after a restart, so a dead
+ * connection's id means something only on the server that gave it. */
+static const char run_id_lua[] = "return redis.call('INFO', 'server'):match('run_id:(%x+)')";
+/* HANDSHAKE: connected, CLIENT ID not answered yet. Only the connection's
+ * own commands and replays go out then; reserves wait for UP, so every
+ * connection that ever carried a reserve has a known id. */
+enum state { R_DOWN, R_CONNECTING, R_HANDSHAKE, R_UP, R_CLOSING };
+#define MAX_DEAD 8
 
 /* Largest command: EVALSHA, sha, 3 keys, 4 args; the scripts go in LOAD. */
 #define CMD_MAX 640
@@ -44,6 +54,7 @@ struct rslot {
 
 struct pending {
 	struct req *req;
+	long long client_id; /* CMD_KILL: whom */
 	uint8_t kind;
 	int64_t queued_ms;
 };
@@ -75,11 +86,21 @@ struct resv {
 	struct req *replay_head, *replay_tail;
 	unsigned replays;
 	bool load_queued;
-	/* Redis's id for this connection, and for the one before it: a dropped
-	 * connection's unread commands could still run after its replacement's
-	 * replays, so the new connection kills the old one first. */
-	long long client_id, dead_client_id;
+	/* Redis's id for this connection, and those of dropped connections not
+	 * yet known to be gone: a dropped connection's unread commands could
+	 * still run after its replacement's replays, so every new connection
+	 * kills them first (CLIENT KILL ID), before anything else it sends. */
+	long long client_id;
+	long long dead[MAX_DEAD];
+	unsigned n_dead;
+	char run_id[48], dead_run_id[48];
+	bool fenced; /* the dead connections are killed (queued): replays may go */
 };
+
+static bool connected(const struct resv *r)
+{
+	return r->state == R_UP || r->state == R_HANDSHAKE;
+}
 
 static void *slot_string(const redisReadTask *t, char *str, size_t len)
 {
@@ -144,6 +165,7 @@ static const char *kind_name(uint8_t kind)
 	case CMD_RELEASE: return "release";
 	case CMD_CONFIRM: return "confirm";
 	case CMD_LOAD: return "script load";
+	case CMD_RUN_ID: return "run id";
 	case CMD_CLIENT_ID: return "client id";
 	case CMD_KILL: return "client kill";
 	default: return "?";
@@ -237,6 +259,7 @@ static int put_cmd(struct worker *w, uint8_t kind, struct req *req, int argc, co
 	r->out_len[r->fill] = (size_t)(p - r->out[r->fill]);
 	struct pending *pe = &r->fifo[(r->head + r->count++) % r->cap];
 	pe->req = req;
+	pe->client_id = 0;
 	pe->kind = kind;
 	pe->queued_ms = w->now_mono_ms;
 	return 0;
@@ -314,7 +337,7 @@ static void add_replay(struct worker *w, struct req *req, uint8_t kind)
 static void drain_replays(struct worker *w)
 {
 	struct resv *r = w->resv;
-	while (r->state == R_UP && r->replay_head) {
+	while (connected(r) && r->fenced && r->replay_head) {
 		struct req *req = r->replay_head;
 		if (put_script(w, req->replay, req) < 0)
 			return;
@@ -339,7 +362,7 @@ int resv_reserve(struct worker *w, struct req *req)
 static void queue_or_replay(struct worker *w, struct req *req, uint8_t kind)
 {
 	req->redis_ops++;
-	if (w->resv->state == R_UP && !w->resv->replay_head && put_script(w, kind, req) == 0)
+	if (connected(w->resv) && w->resv->fenced && !w->resv->replay_head && put_script(w, kind, req) == 0)
 		return;
 	add_replay(w, req, kind);
 	if (kind == CMD_RELEASE)
@@ -359,15 +382,24 @@ void resv_confirm(struct worker *w, struct req *req)
 static void begin_close(struct worker *w, const char *why)
 {
 	struct resv *r = w->resv;
-	if (r->state == R_CLOSING || r->state == R_DOWN)
+	if (!connected(r))
 		return;
 	unsigned lost = r->count;
 	worker_log(w, "redis %s: connection lost: %s; %u commands failed, reconnecting", r->where,
 		   why, lost);
 	r->state = R_CLOSING;
 	r->down_logged = true;
-	if (r->client_id > 0)
-		r->dead_client_id = r->client_id;
+	r->fenced = false;
+	if (r->client_id > 0) {
+		if (r->n_dead == 0)
+			memcpy(r->dead_run_id, r->run_id, sizeof(r->run_id));
+		if (r->n_dead < MAX_DEAD)
+			r->dead[r->n_dead++] = r->client_id;
+		else
+			worker_log(w, "redis: more than %d dropped connections not yet killed; "
+				      "a late reserve from connection %lld may need reconcile",
+				   MAX_DEAD, r->client_id);
+	}
 	r->client_id = 0;
 	/* A reserve whose reply was lost may have run: release it when Redis is
 	 * back (a no-op if it never ran). Answer every affected client now. */
@@ -458,29 +490,25 @@ void resv_on_connect(struct worker *w, int res)
 	}
 	if (!r->reader) {
 		worker_log(w, "redis: out of memory for the reply reader");
-		r->state = R_UP;
+		r->state = R_HANDSHAKE;
 		begin_close(w, "out of memory");
 		return;
 	}
 	if (r->down_logged)
 		worker_log(w, "redis %s: connected", r->where);
 	r->down_logged = false;
-	r->state = R_UP;
+	r->state = R_HANDSHAKE;
 	r->fill = 0;
 	r->out_len[0] = r->out_len[1] = 0;
 	arm_recv(w);
 	const char *id_argv[2] = {"CLIENT", "ID"};
 	size_t id_lens[2] = {6, 2};
-	int rc = put_cmd(w, CMD_CLIENT_ID, NULL, 2, id_argv, id_lens);
-	if (rc == 0 && r->dead_client_id > 0) {
-		/* Before any replay: a release must not run ahead of a reserve the
-		 * dead connection still had in Redis's input buffer. */
-		char id[24];
-		const char *kill_argv[4] = {"CLIENT", "KILL", "ID", id};
-		size_t kill_lens[4] = {6, 4, 2, 0};
-		kill_lens[3] = (size_t)snprintf(id, sizeof(id), "%lld", r->dead_client_id);
-		rc = put_cmd(w, CMD_KILL, NULL, 4, kill_argv, kill_lens);
-	}
+	const char *run_argv[3] = {"EVAL", run_id_lua, "0"};
+	size_t run_lens[3] = {4, strlen(run_id_lua), 1};
+	r->fenced = false;
+	int rc = put_cmd(w, CMD_RUN_ID, NULL, 3, run_argv, run_lens);
+	if (rc == 0)
+		rc = put_cmd(w, CMD_CLIENT_ID, NULL, 2, id_argv, id_lens);
 	if (rc < 0) {
 		begin_close(w, "pipeline full at connect");
 		maybe_closed(w);
@@ -488,7 +516,42 @@ void resv_on_connect(struct worker *w, int res)
 	}
 	/* Redis may have restarted or failed over without the scripts. */
 	queue_loads(w);
+	/* Replays wait for the run id: see fence(). */
+}
+
+/* Kills the dropped connections of this same server before anything is
+ * replayed: a release must not run ahead of a reserve a dead connection
+ * still had in Redis's input buffer. After a restart none can exist. */
+static void fence(struct worker *w, const char *run_id)
+{
+	struct resv *r = w->resv;
+	snprintf(r->run_id, sizeof(r->run_id), "%s", run_id);
+	if (strcmp(r->run_id, r->dead_run_id) != 0)
+		r->n_dead = 0;
+	for (unsigned i = 0; i < r->n_dead; i++) {
+		char id[24];
+		const char *kill_argv[4] = {"CLIENT", "KILL", "ID", id};
+		size_t kill_lens[4] = {6, 4, 2, 0};
+		kill_lens[3] = (size_t)snprintf(id, sizeof(id), "%lld", r->dead[i]);
+		if (put_cmd(w, CMD_KILL, NULL, 4, kill_argv, kill_lens) < 0) {
+			begin_close(w, "pipeline full while fencing");
+			return;
+		}
+		r->fifo[(r->head + r->count - 1) % r->cap].client_id = r->dead[i];
+	}
+	r->fenced = true;
 	drain_replays(w);
+}
+
+/* Errors after which a release or confirm should simply be tried again. */
+static bool transient(const char *err)
+{
+	static const char *const words[] = {"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN",
+					    "READONLY", "CLUSTERDOWN", NULL};
+	for (const char *const *wd = words; *wd; wd++)
+		if (strncmp(err, *wd, strlen(*wd)) == 0)
+			return true;
+	return false;
 }
 
 static void on_reply(struct worker *w, struct rslot *reply)
@@ -517,19 +580,42 @@ static void on_reply(struct worker *w, struct rslot *reply)
 			worker_log(w, "redis: SCRIPT LOAD failed: %s", reply->str);
 		return;
 	}
+	if (pe.kind == CMD_RUN_ID) {
+		if (reply->type != REDIS_REPLY_STRING || reply->len == 0) {
+			begin_close(w, reply->type == REDIS_REPLY_ERROR ? reply->str : "no run id");
+			return;
+		}
+		fence(w, reply->str);
+		return;
+	}
 	if (pe.kind == CMD_CLIENT_ID) {
-		if (reply->type == REDIS_REPLY_INTEGER)
-			r->client_id = reply->integer;
+		if (reply->type != REDIS_REPLY_INTEGER) {
+			begin_close(w, "CLIENT ID failed");
+			return;
+		}
+		r->client_id = reply->integer;
+		r->state = R_UP; /* reserves may go out now */
 		return;
 	}
 	if (pe.kind == CMD_KILL) {
-		/* "No such client" is the usual answer: Redis already closed it. */
-		if (reply->type == REDIS_REPLY_INTEGER || reply->type == REDIS_REPLY_STATUS)
-			r->dead_client_id = 0;
-		else if (strstr(reply->str, "No such client"))
-			r->dead_client_id = 0;
-		else
-			worker_log(w, "redis: CLIENT KILL ID %lld: %s", r->dead_client_id, reply->str);
+		/* Killed, or "No such client": either way it runs nothing more. */
+		if (reply->type != REDIS_REPLY_ERROR || strstr(reply->str, "No such client")) {
+			for (unsigned i = 0; i < r->n_dead; i++) {
+				if (r->dead[i] == pe.client_id) {
+					r->dead[i] = r->dead[--r->n_dead];
+					break;
+				}
+			}
+		} else {
+			worker_log(w, "redis: CLIENT KILL ID %lld: %s", pe.client_id, reply->str);
+		}
+		return;
+	}
+	if (reply->type == REDIS_REPLY_ERROR && pe.kind != CMD_RESERVE && transient(reply->str)) {
+		/* Still owed: try again (it is idempotent), never drop it; and
+		 * back off through a reconnect rather than spin on the error. */
+		add_replay(w, pe.req, pe.kind);
+		begin_close(w, reply->str);
 		return;
 	}
 	pe.req->redis_ops--;
@@ -561,7 +647,7 @@ void resv_on_recv(struct worker *w, int res)
 {
 	struct resv *r = w->resv;
 	r->ops--;
-	if (r->state != R_UP) {
+	if (!connected(r)) {
 		maybe_closed(w);
 		return;
 	}
@@ -584,10 +670,10 @@ void resv_on_recv(struct worker *w, int res)
 		if (!reply)
 			break;
 		on_reply(w, reply);
-		if (r->state != R_UP)
+		if (!connected(r))
 			break;
 	}
-	if (r->state == R_UP) {
+	if (connected(r)) {
 		drain_replays(w);
 		arm_recv(w);
 	}
@@ -609,7 +695,7 @@ void resv_on_send(struct worker *w, int res)
 {
 	struct resv *r = w->resv;
 	r->ops--;
-	if (r->state != R_UP) {
+	if (!connected(r)) {
 		maybe_closed(w);
 		return;
 	}
@@ -632,7 +718,7 @@ void resv_on_send(struct worker *w, int res)
 void resv_before_wait(struct worker *w)
 {
 	struct resv *r = w->resv;
-	if (r->state != R_UP || r->sending || r->out_len[r->fill] == 0)
+	if (!connected(r) || r->sending || r->out_len[r->fill] == 0)
 		return;
 	r->fill ^= 1; /* the filled buffer goes out; the turn fills the other */
 	r->sending = true;
@@ -645,7 +731,7 @@ void resv_tick(struct worker *w)
 	struct resv *r = w->resv;
 	if (r->state == R_DOWN && w->now_mono_ms >= r->next_attempt_ms)
 		start_connect(w);
-	if (r->state == R_UP && r->count > 0 &&
+	if (connected(r) && r->count > 0 &&
 	    w->now_mono_ms - r->fifo[r->head].queued_ms > (int64_t)w->cfg->redis_timeout_ms) {
 		char why[64];
 		snprintf(why, sizeof(why), "no reply within %u ms", w->cfg->redis_timeout_ms);

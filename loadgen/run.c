@@ -426,6 +426,14 @@ static unsigned busy_count(struct engine *e)
 	return n;
 }
 
+static bool any_conn_alive(struct engine *e)
+{
+	for (unsigned i = 0; i < e->o->connections; i++)
+		if (e->conns[i].state != C_DOWN)
+			return true;
+	return false;
+}
+
 static void arm_timer(struct engine *e)
 {
 	if (e->timer_armed)
@@ -534,7 +542,9 @@ int lg_run(const struct lg_opts *o, struct lg_result *r, char *err, size_t err_l
 		dispatch_due(&e);
 		live_line(&e, false);
 		bool backlog = o->rate > 0 && e.first_unsent < e.next_index;
-		if (e.sending_done && !backlog && busy_count(&e) == 0)
+		/* Late requests are still sent after the schedule ends, but not
+		 * to a server that no connection can reach any more. */
+		if (e.sending_done && busy_count(&e) == 0 && (!backlog || !any_conn_alive(&e)))
 			break;
 		if (e.sending_done && !drain_deadline)
 			drain_deadline = mono_ns() + (int64_t)o->timeout_ms * 1000000LL + 100000000LL;

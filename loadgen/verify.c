@@ -288,7 +288,7 @@ int verify_run(const struct verify_opts *o, FILE *out)
 		 (unsigned long long)lost, o->n_accepted);
 	fails += check(out, lost == 0, "every 202 is in the topic", d);
 	if (o->reconciled) {
-		snprintf(d, sizeof(d), "%zu orders in the topic, %zu answered 202, %zu published by reconcile",
+		snprintf(d, sizeof(d), "%zu orders in the topic, %zu answered 202, %zu without a 202 (the gateway crashed before answering, or reconcile published them)",
 			 t.ids.n, o->n_accepted, t.ids.n - (o->n_accepted - lost));
 		fails += check(out, t.ids.n >= o->n_accepted, "orders in the topic >= 202s seen", d);
 		snprintf(d, sizeof(d), "%lld units in the topic, %lld sold in Redis, %lld SKUs differ",

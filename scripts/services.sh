@@ -13,6 +13,8 @@
 #   FG_TOPIC           orders topic                       [orders]
 #   FG_PARTITIONS      partitions of the orders topic     [4]
 #   FG_KAFKA_HEAP      broker JVM heap                    [512m]
+#   FG_REDIS_AOF       1: append-only file, fsync always  [0: no persistence]
+#                      (fault tests restart Redis and need its data back)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,7 +56,9 @@ redis_up() {
 		return 0
 	fi
 	mkdir -p "$run/redis"
-	redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+	local aof=(--appendonly no)
+	[ "${FG_REDIS_AOF:-0}" = 1 ] && aof=(--appendonly yes --appendfsync always)
+	redis-server --port "$redis_port" --bind 127.0.0.1 --save '' "${aof[@]}" \
 		--dir "$run/redis" --pidfile "$pidf" --daemonize yes \
 		--logfile "$run/redis.log" ||
 		die "redis-server failed to start; see $run/redis.log"

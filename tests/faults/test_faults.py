@@ -1,0 +1,284 @@
+"""flashgate fault tests: each scenario runs a load against the real Redis
+and Kafka started by scripts/run-fault-tests.sh, injects a fault (a broker
+or Redis stopped, killed and restarted; the gateway killed), and then
+asserts the invariants with flashload's verifier:
+  zero oversell, zero lost 202s, zero duplicates in the topic,
+  stock consumed == records in the topic, no reservation left pending.
+No fakes: every fault is done to the real process with a signal.
+
+Run: make test-faults  (prints "faults: N passed, N failed")"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
+from harness import BIN, ROOT, Env, Gateway, post_order  # noqa: E402
+
+ENV = Env()
+TESTS = []
+SERVICES = os.path.join(ROOT, "scripts", "services.sh")
+
+
+GATEWAYS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def start_gateway(conf):
+    gw = Gateway(ENV, conf)
+    GATEWAYS.append(gw)
+    return gw
+
+
+def stop_leftover_gateways():
+    while GATEWAYS:
+        gw = GATEWAYS.pop()
+        if gw.proc.poll() is None:
+            gw.proc.kill()
+            gw.proc.wait()
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def pid_of(name):
+    with open(os.path.join(ENV.run_dir, name + ".pid")) as f:
+        return int(f.read().strip())
+
+
+def services_up():
+    subprocess.run([SERVICES, "up"], check=True, capture_output=True, text=True)
+
+
+class Load:
+    """flashload in the background, writing the 202s it sees to a file."""
+
+    def __init__(self, conf, prefix, skus, rate=800, seconds=8):
+        self.log = os.path.join(ENV.run_dir, prefix + "-accepted.txt")
+        self.prefix = prefix
+        self.conf = conf
+        self.proc = subprocess.Popen(
+            [os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
+             "--rate", str(rate), "--duration", "%ds" % seconds, "--connections", "128",
+             "--skus", str(skus), "--sku-prefix", prefix, "--users", "20000", "--timeout", "20000",
+             "--quiet", "--accepted-log", self.log],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait(self):
+        out, err = self.proc.communicate(timeout=180)
+        sys.stdout.write(out)
+        expect(self.proc.returncode == 0, "flashload exit %d: %s" % (self.proc.returncode, err[-500:]))
+        self.out = out
+        return out
+
+    def count(self, what):
+        return int(self.out.split(what + " ")[1].split()[0])
+
+
+def reconcile(conf, *args):
+    r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf, "reconcile"] + list(args),
+                       capture_output=True, text=True, timeout=300)
+    sys.stdout.write(r.stdout)
+    expect(r.returncode == 0, "reconcile exit %d: %s" % (r.returncode, r.stderr[-1000:]))
+    return r.stdout
+
+
+def verify(conf, load):
+    r = subprocess.run([os.path.join(BIN, "flashload"), "--verify-only", "--accepted-log", load.log,
+                        "--reconciled", "--sku-prefix", load.prefix, "--config", conf],
+                       capture_output=True, text=True, timeout=300)
+    sys.stdout.write(r.stdout)
+    expect(r.returncode == 0, "verification failed (exit %d): %s" % (r.returncode, r.stderr[-500:]))
+
+
+def pending_entries():
+    return ENV.redis("EVAL", "local out = {} for _, s in ipairs(redis.call('SMEMBERS', 'fg:skus')) do "
+                     "local h = redis.call('HGETALL', 'fg:{' .. s .. '}:pending') "
+                     "for i = 1, #h, 2 do out[#out + 1] = s .. ' ' .. h[i] .. ' ' .. h[i + 1] end end "
+                     "return out", "0")
+
+
+def pending_total():
+    return int(ENV.redis("EVAL", "local n = 0 for _, s in ipairs(redis.call('SMEMBERS', 'fg:skus')) do "
+                         "n = n + redis.call('HLEN', 'fg:{' .. s .. '}:pending') end return n", "0"))
+
+
+def settle(conf, load):
+    """After the fault: reconcile (the gateway is stopped, so every entry
+    is abandoned), verify, and check a second reconcile has nothing to do."""
+    reconcile(conf, "--min-age-ms", "0")
+    verify(conf, load)
+    again = reconcile(conf, "--min-age-ms", "0")
+    expect("0 published, 0 released" in again or "0 older than" in again, "second reconcile did something")
+
+
+def fault_config():
+    return ENV.write_config(kafka__message_timeout_ms=2000, redis__timeout_ms=500,
+                            redis__reconnect_ms=100, server__drain_timeout_ms=15000)
+
+
+def stock(prefix, n=4, units=3000):
+    """The load's SKUs, plus PREFIXafter for checking that orders flow
+    again once the fault is over (the load may sell the others out)."""
+    return [("%s%d" % (prefix, i), units, 3) for i in range(1, n + 1)] + [(prefix + "after", 100, 100)]
+
+
+@test
+def broker_paused_then_resumed():
+    conf = fault_config()
+    ENV.load_stock(conf, stock("bp"))
+    gw = start_gateway(conf)
+    load = Load(conf, "bp", 4)
+    time.sleep(2)
+    os.kill(pid_of("kafka"), signal.SIGSTOP)
+    time.sleep(4)  # longer than message_timeout_ms: in-flight orders time out
+    os.kill(pid_of("kafka"), signal.SIGCONT)
+    load.wait()
+    expect(load.count("timeouts") == 0, "no request hung past flashload's timeout")
+    expect(load.count("503") > 0, "the outage produced 503s")
+    time.sleep(1)
+    expect(post_order(ENV.gw_port, "after", "bpafter").status == 202, "orders flow after the broker is back")
+    expect(gw.stop() == 0, "gateway exits 0")
+    settle(conf, load)
+
+
+@test
+def broker_killed_then_restarted():
+    conf = fault_config()
+    ENV.load_stock(conf, stock("bk"))
+    gw = start_gateway(conf)
+    load = Load(conf, "bk", 4, seconds=12)
+    time.sleep(2)
+    os.kill(pid_of("kafka"), signal.SIGKILL)
+    time.sleep(2)
+    services_up()  # same log directory: the broker comes back with its data
+    load.wait()
+    expect(load.count("timeouts") == 0, "no request hung past flashload's timeout")
+    # An unclean broker restart recovers its logs and reloads the producer-id
+    # coordinator before idempotent producers may write again.
+    deadline = time.time() + 90
+    seen = []
+    while time.time() < deadline:
+        r = post_order(ENV.gw_port, "after", "bkafter")
+        seen.append(r.status)
+        if r.status == 202:
+            break
+        time.sleep(0.5)
+    expect(seen[-1] == 202, "orders flow after the broker restarts, without restarting the gateway "
+           "(answers while waiting: %s)" % sorted(set(seen)))
+    print("orders flowed again after %d attempts" % len(seen))
+    expect(gw.stop() == 0, "gateway exits 0")
+    settle(conf, load)
+
+
+@test
+def redis_paused_then_resumed():
+    conf = fault_config()
+    ENV.load_stock(conf, stock("rp"))
+    gw = start_gateway(conf)
+    load = Load(conf, "rp", 4)
+    time.sleep(2)
+    os.kill(pid_of("redis"), signal.SIGSTOP)
+    time.sleep(3)
+    os.kill(pid_of("redis"), signal.SIGCONT)
+    load.wait()
+    expect(load.count("timeouts") == 0, "no request hung past flashload's timeout")
+    expect(load.count("503") > 0, "the outage produced 503s")
+    expect(post_order(ENV.gw_port, "after", "rpafter").status == 202, "orders flow after Redis is back")
+    expect(gw.stop() == 0, "gateway exits 0")
+    # A Redis outage alone leaves nothing for reconcile: every reservation
+    # whose reply was lost was released on reconnect, after the dropped
+    # connection was killed so none of its commands could run later.
+    expect(pending_total() == 0, "reservations left pending by a Redis outage: %s" % pending_entries())
+    settle(conf, load)
+
+
+@test
+def redis_killed_then_restarted():
+    conf = fault_config()
+    ENV.load_stock(conf, stock("rk"))
+    gw = start_gateway(conf)
+    load = Load(conf, "rk", 4)
+    time.sleep(2)
+    os.kill(pid_of("redis"), signal.SIGKILL)
+    time.sleep(2)
+    services_up()  # append-only file, fsync always: acknowledged writes survive
+    load.wait()
+    expect(load.count("timeouts") == 0, "no request hung past flashload's timeout")
+    expect(post_order(ENV.gw_port, "after", "rkafter").status == 202, "orders flow after Redis restarts")
+    expect(gw.stop() == 0, "gateway exits 0")
+    expect(pending_total() == 0, "reservations left pending by a Redis outage: %s" % pending_entries())
+    settle(conf, load)
+
+
+def crash_then_reconcile(prefix, policy):
+    # min age = 2 x 3000 ms: ample room to show young entries are left alone
+    conf = ENV.write_config(kafka__message_timeout_ms=3000, redis__timeout_ms=500)
+    ENV.load_stock(conf, stock(prefix))
+    gw = start_gateway(conf)
+    load = Load(conf, prefix, 4, rate=1500, seconds=5)
+    time.sleep(2.5)
+    gw.proc.send_signal(signal.SIGKILL)
+    gw.proc.wait()
+    load.wait()
+    pending = pending_total()
+    print("pending reservations after the crash: %d" % pending)
+    # Young entries are left alone: a live gateway may still settle them.
+    young = reconcile(conf)
+    expect(" 0 published, 0 released" in young or " 0 older than" in young,
+           "reconcile touched entries younger than the delivery timeout")
+    time.sleep(6.5)  # past 2 x message_timeout_ms
+    reconcile(conf, "--policy", policy)
+    verify(conf, load)
+    again = reconcile(conf, "--policy", policy)
+    expect("0 older than" in again, "second reconcile found work")
+
+
+@test
+def gateway_killed_then_reconciled_complete():
+    crash_then_reconcile("cc", "complete")
+
+
+@test
+def gateway_killed_then_reconciled_release():
+    crash_then_reconcile("cr", "release")
+
+
+def main():
+    only = sys.argv[1:]
+    passed = failed = 0
+    for fn in TESTS:
+        if only and fn.__name__ not in only:
+            continue
+        t0 = time.time()
+        try:
+            fn()
+            passed += 1
+            print("ok    %-50s %6.2fs" % (fn.__name__, time.time() - t0), flush=True)
+        except Exception:
+            failed += 1
+            stop_leftover_gateways()
+            print("FAIL  %-50s %6.2fs" % (fn.__name__, time.time() - t0), flush=True)
+            traceback.print_exc()
+            for sig in (signal.SIGCONT,):  # never leave a service stopped
+                for name in ("kafka", "redis"):
+                    try:
+                        os.kill(pid_of(name), sig)
+                    except OSError:
+                        pass
+            services_up()
+    print("faults: %d passed, %d failed" % (passed, failed))
+    return 1 if failed or passed == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
