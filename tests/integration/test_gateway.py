@@ -243,6 +243,28 @@ def kafka_unreachable_releases_stock_and_answers_503():
 
 
 @test
+def full_producer_queue_answers_503_at_once_and_releases():
+    # One worker, a producer queue of one record, a broker nobody answers:
+    # the first order waits for its timeout, the second finds the queue full.
+    conf = ENV.write_config(server__workers=1, kafka__brokers="127.0.0.1:1",
+                            kafka__queue_messages=1, kafka__message_timeout_ms=1500)
+    ENV.load_stock(conf, [("bq1", 5, 5)])
+    with Gateway(ENV, conf):
+        first = Conn(ENV.gw_port)
+        first.send(request("POST", "/v1/orders", order_body("q1", "bq1")))
+        time.sleep(0.3)
+        t0 = time.time()
+        r2 = post_order(ENV.gw_port, "q2", "bq1")
+        eq((r2.status, r2.json()["reason"]), (503, "kafka"), "order behind a full queue")
+        expect(time.time() - t0 < 1.0, "back-pressure answers at once, not after the timeout")
+        r1 = first.read()
+        eq((r1.status, r1.json()["reason"]), (503, "kafka"), "queued order after its timeout")
+        first.close()
+    s = ENV.stock(conf, "bq1")
+    eq((s["stock"], s["sold"], s["pending"]), (5, 0, 0), "both reservations released")
+
+
+@test
 def bad_config_stops_startup_with_file_and_line():
     path = os.path.join(ENV.run_dir, "bad.conf")
     with open(path, "w") as f:
