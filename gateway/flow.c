@@ -219,7 +219,11 @@ void flow_handle(struct worker *w, struct req *r, const struct http_request *hr,
 				    "{\"status\":\"method_not_allowed\",\"allow\":\"GET, HEAD\"}");
 			return;
 		}
-		answer(w, r, 200, "{\"status\":\"ok\"}");
+		/* Serving means taking orders: without Redis this worker cannot. */
+		if (resv_up(w))
+			answer(w, r, 200, "{\"status\":\"ok\"}");
+		else
+			answer_unavailable(w, r, "redis");
 	} else {
 		answer(w, r, 404, "{\"status\":\"not_found\"}");
 	}

@@ -21,6 +21,9 @@
 
 #define TICK_MS 100
 #define SQ_ENTRIES 1024
+/* Longest start-up wait for Redis before accepting anyway (then /healthz
+ * and orders answer 503 until it is reachable). */
+#define ACCEPT_WAIT_MS 5000
 
 static int64_t clock_ms(clockid_t id)
 {
@@ -258,8 +261,7 @@ static void *run(void *arg)
 		return NULL;
 	}
 	w->ring_ready = true;
-	w->accepting = true;
-	arm_accept(w);
+	int64_t accept_by_ms = clock_ms(CLOCK_MONOTONIC) + ACCEPT_WAIT_MS;
 	arm_stop(w);
 	arm_tick(w);
 	kpub_arm(w);
@@ -269,6 +271,14 @@ static void *run(void *arg)
 	for (;;) {
 		w->now_ms = clock_ms(CLOCK_REALTIME);
 		w->now_mono_ms = clock_ms(CLOCK_MONOTONIC);
+		/* Take connections once Redis is reachable, so the first orders are
+		 * not refused while the connection is still being set up; they
+		 * wait in the backlog meanwhile. */
+		if (!w->accepting && !w->draining &&
+		    (resv_up(w) || w->now_mono_ms >= accept_by_ms)) {
+			w->accepting = true;
+			arm_accept(w);
+		}
 		conns_before_wait(w);
 		resv_before_wait(w);
 		if (w->draining && drained(w))
