@@ -37,6 +37,9 @@ struct cfg {
 	/* [order] */
 	uint32_t node_id;
 	uint32_t max_qty;
+	uint32_t soldout_cache_ms;
+	uint32_t unknown_cache_ms;
+	uint32_t sku_cache_entries;
 	/* [redis] */
 	char redis_host[CFG_HOST_MAX];
 	uint32_t redis_port;

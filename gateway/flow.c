@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "kpub.h"
 #include "resv.h"
+#include "skucache.h"
 #include "worker.h"
 
 struct flow {
@@ -181,6 +182,17 @@ static void start_order(struct worker *w, struct req *r, const struct http_reque
 		answer(w, r, 400, msg);
 		return;
 	}
+	switch (skc_get(w, r->order.sku, r->order.sku_len)) {
+	case SKC_SOLD_OUT:
+		w->stats.sold_out++;
+		answer(w, r, 409, "{\"status\":\"sold_out\"}");
+		return;
+	case SKC_UNKNOWN:
+		answer(w, r, 404, "{\"status\":\"unknown_sku\"}");
+		return;
+	case SKC_NONE:
+		break;
+	}
 	if (flow_orders_inflight(w) >= w->cfg->max_inflight) {
 		answer_unavailable(w, r, "overloaded");
 		return;
@@ -262,6 +274,7 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 	}
 	if (len == 8 && memcmp(res, "sold_out", 8) == 0) {
 		w->stats.sold_out++;
+		skc_put(w, r->order.sku, r->order.sku_len, SKC_SOLD_OUT, w->cfg->soldout_cache_ms);
 		answer(w, r, 409, "{\"status\":\"sold_out\"}");
 	} else if (starts_with(res, len, "insufficient:", &at)) {
 		snprintf(body, sizeof(body), "{\"status\":\"insufficient_stock\",\"available\":%.*s}",
@@ -273,6 +286,7 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 			 (int)(len - at), res + at);
 		answer(w, r, 409, body);
 	} else if (len == 7 && memcmp(res, "unknown", 7) == 0) {
+		skc_put(w, r->order.sku, r->order.sku_len, SKC_UNKNOWN, w->cfg->unknown_cache_ms);
 		answer(w, r, 404, "{\"status\":\"unknown_sku\"}");
 	} else {
 		worker_log(w, "redis: unexpected reserve result '%.*s'", (int)(len > 64 ? 64 : len), res);

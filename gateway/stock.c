@@ -265,6 +265,43 @@ int stock_show(const struct cfg *cfg, const char *sku, FILE *out)
 	return rc;
 }
 
+int stock_add(const struct cfg *cfg, const char *sku, const char *units, FILE *out)
+{
+	static const char add_lua[] =
+		"if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end\n"
+		"redis.call('HINCRBY', KEYS[1], 'initial', ARGV[1])\n"
+		"return redis.call('HINCRBY', KEYS[1], 'stock', ARGV[1])\n";
+	unsigned long long n;
+	if (!order_valid_ident(sku, strlen(sku))) {
+		fprintf(stderr, "flashgate: sku '%s' must be 1-64 characters of A-Z a-z 0-9 . _ : -\n", sku);
+		return -EINVAL;
+	}
+	if (parse_u64(units, STOCK_MAX, &n) < 0 || n == 0) {
+		fprintf(stderr, "flashgate: units '%s' must be an integer 1..%llu\n", units, STOCK_MAX);
+		return -EINVAL;
+	}
+	redisContext *c = connect_redis(cfg);
+	if (!c)
+		return -ECONNREFUSED;
+	char key[KEYS_MAX];
+	snprintf(key, sizeof(key), KEYS_SKU_FMT, sku);
+	int rc = 0;
+	redisReply *r = checked(c, redisCommand(c, "EVAL %s 1 %s %llu", add_lua, key, n), "stock add");
+	if (!r) {
+		rc = -EIO;
+	} else if (r->type != REDIS_REPLY_INTEGER) {
+		fprintf(stderr, "flashgate: redis stock add: unexpected reply\n");
+		rc = -EIO;
+	} else if (r->integer < 0) {
+		fprintf(stderr, "flashgate: unknown SKU '%s' (load it with `stock load` first)\n", sku);
+		rc = -ENOENT;
+	}
+	if (r)
+		freeReplyObject(r);
+	redisFree(c);
+	return rc < 0 ? rc : stock_show(cfg, sku, out);
+}
+
 int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas)
 {
 	redisContext *c = connect_redis(cfg);

@@ -18,6 +18,10 @@
 /* Each returns 0, or -errno after printing "flashgate: ..." to stderr. */
 int stock_load(const struct cfg *cfg, const char *csv_path) __attribute__((warn_unused_result));
 int stock_show(const struct cfg *cfg, const char *sku, FILE *out) __attribute__((warn_unused_result));
+/* Restock: adds units to a loaded SKU's stock (and to its initial count,
+ * so sold + stock == initial still holds). */
+int stock_add(const struct cfg *cfg, const char *sku, const char *units, FILE *out)
+	__attribute__((warn_unused_result));
 int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas)
 	__attribute__((warn_unused_result));
 

@@ -18,6 +18,7 @@
 #include "flow.h"
 #include "kpub.h"
 #include "resv.h"
+#include "skucache.h"
 
 #define TICK_MS 100
 #define SQ_ENTRIES 1024
@@ -130,7 +131,7 @@ int worker_init(struct worker *w, const struct cfg *cfg, const struct script_sha
 	}
 	if ((rc = open_listener(w)) < 0)
 		return rc;
-	if ((rc = flow_init(w)) < 0 || (rc = conns_init(w)) < 0) {
+	if ((rc = flow_init(w)) < 0 || (rc = conns_init(w)) < 0 || (rc = skc_init(w)) < 0) {
 		snprintf(w->err, sizeof(w->err), "request and connection pools: %s", strerror(-rc));
 		return rc;
 	}
@@ -330,6 +331,7 @@ void worker_destroy(struct worker *w)
 	resv_destroy(w);
 	conns_destroy(w);
 	flow_destroy(w);
+	skc_destroy(w);
 	if (w->ring_ready)
 		io_uring_queue_exit(&w->ring);
 	if (w->listen_fd >= 0)

@@ -30,6 +30,7 @@ struct conns;
 struct flow;
 struct resv;
 struct kpub;
+struct skucache;
 
 /* What a completion belongs to; the low 8 bits of user_data. */
 enum op {
@@ -74,6 +75,7 @@ struct worker {
 	struct flow *flow;
 	struct resv *resv;
 	struct kpub *kpub;
+	struct skucache *skucache;
 
 	int64_t now_ms;      /* wall clock, read once per loop turn */
 	int64_t now_mono_ms; /* monotonic, read once per loop turn */

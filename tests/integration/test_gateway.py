@@ -82,6 +82,47 @@ def sold_out_insufficient_and_limit():
     eq((s["stock"], s["sold"], s["pending"]), (98, 2, 0), "lim1 after refusals")
 
 
+def evalsha_calls():
+    for line in ENV.redis("INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_evalsha:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+@test
+def sold_out_answered_from_memory_until_restock():
+    conf = ENV.write_config()
+    ENV.load_stock(conf, [("sc1", 1, 5)])
+    with Gateway(ENV, conf):
+        eq(post_order(ENV.gw_port, "s1", "sc1").status, 202, "the only unit")
+        c = Conn(ENV.gw_port)
+        before = evalsha_calls()
+        for i in range(200):
+            c.send(request("POST", "/v1/orders", order_body("s%d" % i, "sc1")))
+            r = c.read()
+            eq((r.status, r.json()), (409, {"status": "sold_out"}), "sold out")
+        calls = evalsha_calls() - before
+        # one reservation call per worker learns it; the rest come from memory
+        expect(calls <= 4, "200 sold-out answers took %d Redis calls" % calls)
+        t0 = time.time()
+        out = ENV.flashgate(conf, "stock", "add", "sc1", "3").stdout
+        expect("stock=3" in out, "stock add prints the new stock: %r" % out)
+        status = None
+        while time.time() - t0 < 3:
+            c.send(request("POST", "/v1/orders", order_body("late", "sc1")))
+            status = c.read().status
+            if status == 202:
+                break
+            time.sleep(0.02)
+        eq(status, 202, "an order after the restock")
+        expect(time.time() - t0 < 1.0, "the restock was seen within a second (%.2fs)" % (time.time() - t0))
+        c.close()
+    s = ENV.stock(conf, "sc1")
+    eq((s["stock"], s["sold"]), (2, 2), "after the restock")
+    r = ENV.flashgate(conf, "stock", "add", "nosuch", "3", check=False)
+    expect(r.returncode == 1 and "unknown SKU" in r.stderr, "restocking an unknown SKU fails")
+
+
 @test
 def routing_and_methods():
     conf = ENV.write_config()

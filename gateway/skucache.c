@@ -1,0 +1,95 @@
+/* skucache: expiring per-worker memory of sold-out and unknown SKUs. See skucache.h. */
+#include "skucache.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/order.h"
+#include "worker.h"
+
+#define PROBE 8
+
+struct entry {
+	int64_t expires_ms; /* 0: empty */
+	uint8_t state;
+	uint8_t len;
+	char sku[ORDER_ID_MAX];
+};
+
+struct skucache {
+	struct entry *slots;
+	size_t mask;
+};
+
+static uint64_t hash(const char *s, size_t len)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+int skc_init(struct worker *w)
+{
+	struct skucache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	size_t n = 16;
+	while (n < 2 * (size_t)w->cfg->sku_cache_entries)
+		n *= 2;
+	c->slots = calloc(n, sizeof(*c->slots));
+	if (!c->slots) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->mask = n - 1;
+	w->skucache = c;
+	return 0;
+}
+
+void skc_destroy(struct worker *w)
+{
+	if (!w->skucache)
+		return;
+	free(w->skucache->slots);
+	free(w->skucache);
+	w->skucache = NULL;
+}
+
+enum skc_state skc_get(struct worker *w, const char *sku, size_t len)
+{
+	struct skucache *c = w->skucache;
+	size_t i = (size_t)hash(sku, len) & c->mask;
+	for (int p = 0; p < PROBE; p++, i = (i + 1) & c->mask) {
+		struct entry *e = &c->slots[i];
+		if (e->expires_ms > w->now_mono_ms && e->len == len && memcmp(e->sku, sku, len) == 0)
+			return (enum skc_state)e->state;
+	}
+	return SKC_NONE;
+}
+
+void skc_put(struct worker *w, const char *sku, size_t len, enum skc_state state, unsigned ttl_ms)
+{
+	struct skucache *c = w->skucache;
+	if (ttl_ms == 0 || len > ORDER_ID_MAX)
+		return;
+	size_t i = (size_t)hash(sku, len) & c->mask;
+	struct entry *victim = NULL;
+	for (int p = 0; p < PROBE; p++, i = (i + 1) & c->mask) {
+		struct entry *e = &c->slots[i];
+		if (e->len == len && memcmp(e->sku, sku, len) == 0) {
+			victim = e; /* refresh in place */
+			break;
+		}
+		if (!victim || e->expires_ms < victim->expires_ms)
+			victim = e; /* empty (0) or expiring first */
+	}
+	victim->expires_ms = w->now_mono_ms + ttl_ms;
+	victim->state = (uint8_t)state;
+	victim->len = (uint8_t)len;
+	memcpy(victim->sku, sku, len);
+}

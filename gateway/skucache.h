@@ -1,0 +1,34 @@
+/*
+ * skucache: a worker's short memory of SKUs that need no trip to Redis:
+ * sold out (stock 0) or unknown. At a sale's opening most requests are for
+ * a few hot SKUs that sell out in seconds; from then on this answers them
+ * from the worker's own memory.
+ *
+ * Entries expire (order.soldout_cache_ms, order.unknown_cache_ms), which is
+ * how a restock (`flashgate stock add`), a new `stock load`, or stock given
+ * back by a failed order becomes visible on every worker of every gateway
+ * instance: within one expiry, with no invalidation channel to lose. An
+ * expired entry costs one reservation call, which refreshes it.
+ *
+ * Owns: a fixed-size open-addressing table allocated at start-up; no
+ * allocation afterwards. When the table is crowded, the entry closest to
+ * expiry gives way.
+ */
+#ifndef FG_SKUCACHE_H
+#define FG_SKUCACHE_H
+
+#include <stddef.h>
+
+struct worker;
+
+enum skc_state { SKC_NONE = 0, SKC_SOLD_OUT, SKC_UNKNOWN };
+
+int skc_init(struct worker *w) __attribute__((warn_unused_result));
+void skc_destroy(struct worker *w);
+
+/* What is remembered about sku, if it has not expired. */
+enum skc_state skc_get(struct worker *w, const char *sku, size_t len);
+/* Remembers sku's state for ttl_ms (0: not at all). */
+void skc_put(struct worker *w, const char *sku, size_t len, enum skc_state state, unsigned ttl_ms);
+
+#endif
