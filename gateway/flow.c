@@ -256,6 +256,7 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 	size_t at;
 
 	if (len == 2 && memcmp(res, "ok", 2) == 0) {
+		skc_forget(w, r->order.sku, r->order.sku_len);
 		struct order_record rec = {
 			.order_id = r->order_id,
 			.qty = r->order.qty,

@@ -10,9 +10,13 @@
 #include "worker.h"
 
 #define PROBE 8
+/* How long the others wait for a re-check before asking themselves (a
+ * reply lost with a Redis connection must not pin the old answer). */
+#define RECHECK_MS 1000
 
 struct entry {
 	int64_t expires_ms; /* 0: empty */
+	int64_t recheck_until_ms; /* one request is re-checking it with Redis */
 	uint8_t state;
 	uint8_t len;
 	char sku[ORDER_ID_MAX];
@@ -60,14 +64,33 @@ void skc_destroy(struct worker *w)
 	w->skucache = NULL;
 }
 
+void skc_forget(struct worker *w, const char *sku, size_t len)
+{
+	struct skucache *c = w->skucache;
+	size_t i = (size_t)hash(sku, len) & c->mask;
+	for (int p = 0; p < PROBE; p++, i = (i + 1) & c->mask) {
+		struct entry *e = &c->slots[i];
+		if (e->expires_ms && e->len == len && memcmp(e->sku, sku, len) == 0) {
+			e->expires_ms = e->recheck_until_ms = 0;
+			return;
+		}
+	}
+}
+
 enum skc_state skc_get(struct worker *w, const char *sku, size_t len)
 {
 	struct skucache *c = w->skucache;
 	size_t i = (size_t)hash(sku, len) & c->mask;
 	for (int p = 0; p < PROBE; p++, i = (i + 1) & c->mask) {
 		struct entry *e = &c->slots[i];
-		if (e->expires_ms > w->now_mono_ms && e->len == len && memcmp(e->sku, sku, len) == 0)
+		if (!e->expires_ms || e->len != len || memcmp(e->sku, sku, len) != 0)
+			continue;
+		if (e->expires_ms > w->now_mono_ms || e->recheck_until_ms > w->now_mono_ms)
 			return (enum skc_state)e->state;
+		/* Expired: this request asks Redis; the others keep the answer
+		 * until it comes back, so an expiry costs one call, not a burst. */
+		e->recheck_until_ms = w->now_mono_ms + RECHECK_MS;
+		return SKC_NONE;
 	}
 	return SKC_NONE;
 }
@@ -89,6 +112,7 @@ void skc_put(struct worker *w, const char *sku, size_t len, enum skc_state state
 			victim = e; /* empty (0) or expiring first */
 	}
 	victim->expires_ms = w->now_mono_ms + ttl_ms;
+	victim->recheck_until_ms = 0;
 	victim->state = (uint8_t)state;
 	victim->len = (uint8_t)len;
 	memcpy(victim->sku, sku, len);

@@ -8,7 +8,8 @@
  * how a restock (`flashgate stock add`), a new `stock load`, or stock given
  * back by a failed order becomes visible on every worker of every gateway
  * instance: within one expiry, with no invalidation channel to lose. An
- * expired entry costs one reservation call, which refreshes it.
+ * expired entry costs one reservation call, which refreshes it; the other
+ * requests meanwhile keep getting the remembered answer.
  *
  * Owns: a fixed-size open-addressing table allocated at start-up; no
  * allocation afterwards. When the table is crowded, the entry closest to
@@ -28,6 +29,8 @@ void skc_destroy(struct worker *w);
 
 /* What is remembered about sku, if it has not expired. */
 enum skc_state skc_get(struct worker *w, const char *sku, size_t len);
+/* Forgets sku: Redis said it has stock again. */
+void skc_forget(struct worker *w, const char *sku, size_t len);
 /* Remembers sku's state for ttl_ms (0: not at all). */
 void skc_put(struct worker *w, const char *sku, size_t len, enum skc_state state, unsigned ttl_ms);
 

@@ -46,7 +46,7 @@ install_packages() {
 	# Debian starts redis-server as a system service on install; flashgate's
 	# tests run their own on other ports, so the system one only wastes memory.
 	if command -v systemctl >/dev/null 2>&1; then
-		systemctl disable --now redis-server >/dev/null 2>&1 || true
+		systemctl disable --now redis-server nginx >/dev/null 2>&1 || true
 	fi
 }
 
@@ -100,9 +100,14 @@ POM
 }
 
 # --fuzz: also clang, for the libFuzzer targets (`make fuzz`).
-if [ "${1:-}" = "--fuzz" ]; then
-	packages+=(clang)
-fi
+# --bench: also nginx and wrk, the references of scripts/bench-frontend.sh.
+for arg in "$@"; do
+	case "$arg" in
+	--fuzz) packages+=(clang) ;;
+	--bench) packages+=(nginx-light wrk) ;;
+	*) echo "setup: unknown option $arg (known: --fuzz --bench)" >&2; exit 2 ;;
+	esac
+done
 
 install_packages
 assemble_kafka
