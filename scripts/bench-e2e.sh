@@ -8,6 +8,7 @@
 # connections, gateway and services:
 #   healthz    GET /healthz: the front end alone (no Redis, no Kafka)
 #   sold-out   POST for a SKU with no stock: front end + one Redis script
+#              (the sold-out cache is off here, so each one goes to Redis)
 #   accepted   POST that succeeds: front end + Redis + Kafka (acks=all)
 # and Redis's own capacity for the reserve script (redis-benchmark,
 # EVALSHA on the sold-out path, pipelined 16 and not).
@@ -42,6 +43,10 @@ cat >"$conf" <<CONF
 [server]
 port = $port
 workers = $workers
+[order]
+; Every sold-out request goes to Redis here: this measures the reservation
+; path. scripts/bench-frontend.sh measures the cached sold-out path.
+soldout_cache_ms = 0
 [redis]
 port = $FG_REDIS_PORT
 [kafka]
