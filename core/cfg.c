@@ -49,6 +49,8 @@ static const struct key keys[] = {
 	U32("server", "drain_timeout_ms", drain_timeout_ms, 0, 600000, "10000"),
 	U32("server", "request_timeout_ms", request_timeout_ms, 100, 600000, "10000"),
 	U32("server", "idle_timeout_ms", idle_timeout_ms, 100, 3600000, "60000"),
+	U32("server", "recv_buffers", recv_buffers, 16, 32768, "1024"),
+	U32("server", "recv_buffer_bytes", recv_buffer_bytes, 512, 65536, "4096"),
 	U32("order", "node_id", node_id, 0, 1023, "0"),
 	U32("order", "max_qty", max_qty, 1, 1000000, "10"),
 	U32("order", "soldout_cache_ms", soldout_cache_ms, 0, 1000, "500"),

@@ -34,6 +34,8 @@ struct cfg {
 	uint32_t drain_timeout_ms;
 	uint32_t request_timeout_ms;
 	uint32_t idle_timeout_ms;
+	uint32_t recv_buffers;
+	uint32_t recv_buffer_bytes;
 	/* [order] */
 	uint32_t node_id;
 	uint32_t max_qty;

@@ -4,9 +4,17 @@
  * Each connection owns two buffers carved from one per-worker allocation:
  * input (max_head_bytes + max_body_bytes: one whole request always fits)
  * and output (max_pipeline answers, so a full pipeline always fits). At most
- * one recv and one send are in flight per connection; the send covers
- * out[out_sent, out_len) and new answers are appended behind it, so bytes
- * leave in request order.
+ * one send is in flight per connection; it covers out[out_sent, out_len)
+ * and new answers are appended behind it, so bytes leave in request order.
+ *
+ * Reading is one multishot recv per connection, filled from the worker's
+ * provided-buffer ring: the kernel picks a buffer only when bytes arrive.
+ * Each completion's buffer joins the connection's list of unread buffers,
+ * which is copied into the input buffer as parsing makes room, and the
+ * buffer goes back to the ring. A connection holding PB_MAX unread buffers
+ * cancels its recv until it catches up. When the ring runs dry (ENOBUFS
+ * ends the multishot), the connection reads once with a plain recv into its
+ * input buffer, then goes back to multishot: no byte is dropped.
  */
 #include "conn.h"
 
@@ -26,6 +34,9 @@
 /* How long a connection closed after an error keeps reading (and
  * discarding) so the client receives the answer instead of a reset. */
 #define LINGER_MS 2000
+/* Unread provided buffers one connection may hold before its recv pauses. */
+#define PB_MAX 4
+#define BGID 1
 
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -43,12 +54,19 @@ struct conn {
 	bool on_linger;   /* on the linger list */
 	bool dirty;       /* on the before-wait list */
 	bool sent_continue;
+	bool multishot;   /* the armed recv is the multishot one */
+	bool starved;     /* the ring ran dry: next read is a plain recv */
+	bool cancel_sent;
+	int32_t pb_head, pb_tail; /* unread provided buffers, oldest first */
+	uint16_t pb_n;
 	int64_t linger_until_ms;
 	int64_t idle_since_ms;    /* nothing buffered, queued or unsent since */
 	int64_t partial_since_ms; /* an incomplete request started arriving */
 	struct req *q_head, *q_tail;
 	unsigned q_len;
-	uint32_t in_len;
+	/* in[in_off, in_len) is unparsed. A plain recv in flight writes at the
+	 * in_len it was armed with, so nothing moves until it completes. */
+	uint32_t in_off, in_len;
 	uint32_t out_sent, out_len;
 	char *in, *out;
 	struct conn *next; /* free list or dirty list (never both) */
@@ -60,6 +78,14 @@ struct conns {
 	struct conn *all;
 	char *bufs;
 	uint32_t in_cap, out_cap;
+	/* the provided-buffer ring and, per buffer id, its place in a list */
+	struct io_uring_buf_ring *br;
+	char *pbufs;
+	uint32_t pb_size, pb_entries;
+	int pb_mask;
+	bool br_registered;
+	int32_t *pb_next;
+	uint32_t *pb_len, *pb_off;
 	unsigned n, open;
 	struct conn *free, *dirty, *stalled, *linger;
 };
@@ -103,10 +129,106 @@ void conns_destroy(struct worker *w)
 	for (unsigned i = 0; i < cs->n; i++)
 		if (cs->all[i].in_use && cs->all[i].fd >= 0)
 			close(cs->all[i].fd);
+	if (cs->br_registered && w->ring_ready)
+		io_uring_unregister_buf_ring(&w->ring, BGID);
+	free(cs->br);
+	free(cs->pbufs);
+	free(cs->pb_next);
+	free(cs->pb_len);
+	free(cs->pb_off);
 	free(cs->all);
 	free(cs->bufs);
 	free(cs);
 	w->conns = NULL;
+}
+
+int conns_start(struct worker *w)
+{
+	struct conns *cs = w->conns;
+	uint32_t entries = 16;
+	while (entries < w->cfg->recv_buffers)
+		entries *= 2;
+	cs->pb_entries = entries;
+	cs->pb_mask = io_uring_buf_ring_mask(entries);
+	cs->pb_size = w->cfg->recv_buffer_bytes;
+	void *ring_mem = NULL;
+	/* The ring must be page-aligned; liburing 2.3 has no setup helper. */
+	if (posix_memalign(&ring_mem, 4096, entries * sizeof(struct io_uring_buf)) != 0)
+		return -ENOMEM;
+	cs->br = ring_mem;
+	cs->pbufs = malloc((size_t)entries * cs->pb_size);
+	cs->pb_next = calloc(entries, sizeof(*cs->pb_next));
+	cs->pb_len = calloc(entries, sizeof(*cs->pb_len));
+	cs->pb_off = calloc(entries, sizeof(*cs->pb_off));
+	if (!cs->pbufs || !cs->pb_next || !cs->pb_len || !cs->pb_off)
+		return -ENOMEM;
+	struct io_uring_buf_reg reg = {
+		.ring_addr = (unsigned long)(uintptr_t)cs->br,
+		.ring_entries = entries,
+		.bgid = BGID,
+	};
+	int rc = io_uring_register_buf_ring(&w->ring, &reg, 0);
+	if (rc < 0)
+		return rc;
+	cs->br_registered = true;
+	io_uring_buf_ring_init(cs->br);
+	for (uint32_t bid = 0; bid < entries; bid++)
+		io_uring_buf_ring_add(cs->br, cs->pbufs + (size_t)bid * cs->pb_size, cs->pb_size,
+				      (unsigned short)bid, cs->pb_mask, (int)bid);
+	io_uring_buf_ring_advance(cs->br, (int)entries);
+	return 0;
+}
+
+static void pb_recycle(struct conns *cs, uint32_t bid)
+{
+	io_uring_buf_ring_add(cs->br, cs->pbufs + (size_t)bid * cs->pb_size, cs->pb_size,
+			      (unsigned short)bid, cs->pb_mask, 0);
+	io_uring_buf_ring_advance(cs->br, 1);
+}
+
+static void pb_drop_all(struct conns *cs, struct conn *c)
+{
+	while (c->pb_head >= 0) {
+		uint32_t bid = (uint32_t)c->pb_head;
+		c->pb_head = cs->pb_next[bid];
+		pb_recycle(cs, bid);
+	}
+	c->pb_tail = -1;
+	c->pb_n = 0;
+}
+
+static void pb_append(struct conns *cs, struct conn *c, uint32_t bid, uint32_t len)
+{
+	cs->pb_len[bid] = len;
+	cs->pb_off[bid] = 0;
+	cs->pb_next[bid] = -1;
+	if (c->pb_tail >= 0)
+		cs->pb_next[c->pb_tail] = (int32_t)bid;
+	else
+		c->pb_head = (int32_t)bid;
+	c->pb_tail = (int32_t)bid;
+	c->pb_n++;
+}
+
+/* Copies unread provided buffers into the input buffer, oldest first, as
+ * far as it has room; emptied buffers go back to the ring. */
+static void absorb(struct conns *cs, struct conn *c)
+{
+	while (c->pb_head >= 0 && c->in_len < cs->in_cap) {
+		uint32_t bid = (uint32_t)c->pb_head;
+		uint32_t avail = cs->pb_len[bid] - cs->pb_off[bid];
+		uint32_t n = cs->in_cap - c->in_len < avail ? cs->in_cap - c->in_len : avail;
+		memcpy(c->in + c->in_len, cs->pbufs + (size_t)bid * cs->pb_size + cs->pb_off[bid], n);
+		c->in_len += n;
+		cs->pb_off[bid] += n;
+		if (cs->pb_off[bid] == cs->pb_len[bid]) {
+			c->pb_head = cs->pb_next[bid];
+			if (c->pb_head < 0)
+				c->pb_tail = -1;
+			c->pb_n--;
+			pb_recycle(cs, bid);
+		}
+	}
 }
 
 unsigned conns_open(const struct worker *w)
@@ -152,6 +274,7 @@ static void conn_close(struct worker *w, struct conn *c)
 	}
 	c->q_head = c->q_tail = NULL;
 	c->q_len = 0;
+	pb_drop_all(w->conns, c);
 	/* Wakes any recv or send in flight so its completion arrives. */
 	if (shutdown(c->fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
 		worker_log(w, "conn: shutdown(fd %d): %s", c->fd, strerror(errno));
@@ -182,9 +305,12 @@ void conn_on_accept(struct worker *w, int res)
 	c->recv_armed = c->send_armed = c->closing = c->read_eof = false;
 	c->stop_input = c->lingering = c->stalled = c->dirty = c->sent_continue = false;
 	c->on_stalled = c->on_linger = false;
+	c->multishot = c->starved = c->cancel_sent = false;
+	c->pb_head = c->pb_tail = -1;
+	c->pb_n = 0;
 	c->q_head = c->q_tail = NULL;
 	c->q_len = 0;
-	c->in_len = c->out_sent = c->out_len = 0;
+	c->in_off = c->in_len = c->out_sent = c->out_len = 0;
 	c->next = c->next_stalled = c->next_linger = NULL;
 	c->idle_since_ms = w->now_mono_ms;
 	c->partial_since_ms = 0;
@@ -245,10 +371,30 @@ static void enqueue(struct conn *c, struct req *r)
 
 /* Parses and dispatches every complete request in the input buffer, as far
  * as the pipeline limit and the request pool allow. */
+static bool plain_recv_in_flight(const struct conn *c)
+{
+	return c->recv_armed && !c->multishot;
+}
+
+static uint32_t unparsed(const struct conn *c)
+{
+	return c->in_len - c->in_off;
+}
+
+/* Moves unparsed input to the front, unless a recv is writing into it. */
+static void compact(struct conn *c)
+{
+	if (c->in_off == 0 || plain_recv_in_flight(c))
+		return;
+	memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+	c->in_len -= c->in_off;
+	c->in_off = 0;
+}
+
 static void process_input(struct worker *w, struct conn *c)
 {
 	struct conns *cs = w->conns;
-	uint32_t pos = 0;
+	uint32_t pos = c->in_off;
 
 	while (!c->stop_input && c->q_len < w->cfg->max_pipeline &&
 	       pos < c->in_len) {
@@ -285,13 +431,13 @@ static void process_input(struct worker *w, struct conn *c)
 		flow_handle(w, r, &hr, c->in + pos + hr.head_len);
 		pos += (uint32_t)(hr.head_len + hr.content_length);
 	}
-	if (pos > 0) {
-		memmove(c->in, c->in + pos, c->in_len - pos);
-		c->in_len -= pos;
+	if (pos > c->in_off) {
+		c->in_off = pos;
 		c->partial_since_ms = 0;
 	}
+	compact(c);
 	/* The clock for a slow request starts at its first byte. */
-	if (c->in_len > 0 && !c->partial_since_ms)
+	if (unparsed(c) > 0 && !c->partial_since_ms)
 		c->partial_since_ms = w->now_mono_ms;
 }
 
@@ -299,11 +445,29 @@ static void arm_recv(struct worker *w, struct conn *c)
 {
 	struct conns *cs = w->conns;
 	struct io_uring_sqe *sqe = worker_sqe(w);
-	/* A lingering connection reads into the start and throws it away. */
-	uint32_t off = c->lingering ? 0 : c->in_len;
-	io_uring_prep_recv(sqe, c->fd, c->in + off, cs->in_cap - off, 0);
+	if (c->lingering || c->starved) {
+		/* A plain recv into the input buffer; a lingering connection
+		 * reads into the start and throws it away. */
+		uint32_t off = c->lingering ? 0 : c->in_len;
+		io_uring_prep_recv(sqe, c->fd, c->in + off, cs->in_cap - off, 0);
+		c->multishot = false;
+	} else {
+		io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = BGID;
+		c->multishot = true;
+	}
 	io_uring_sqe_set_data64(sqe, ud_make(OP_RECV, c->index, c->gen));
 	c->recv_armed = true;
+}
+
+static void cancel_recv(struct worker *w, struct conn *c)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_cancel64(sqe, ud_make(OP_RECV, c->index, c->gen), 0);
+	io_uring_sqe_set_data64(sqe, 0);
+	c->cancel_sent = true;
+	w->stats.recv_paused++;
 }
 
 static void arm_send(struct worker *w, struct conn *c)
@@ -321,7 +485,8 @@ static void start_linger(struct worker *w, struct conn *c)
 		return;
 	}
 	c->lingering = true;
-	c->in_len = 0;
+	c->in_off = c->in_len = 0;
+	pb_drop_all(w->conns, c);
 	c->linger_until_ms = w->now_mono_ms + LINGER_MS;
 	if (!c->on_linger) {
 		c->on_linger = true;
@@ -338,7 +503,15 @@ static void service(struct worker *w, struct conn *c)
 		return;
 	if (!c->lingering) {
 		pump(w, c);
-		process_input(w, c);
+		compact(c);
+		/* Parsing makes room, room takes more of the unread buffers. */
+		for (int round = 0; round < 64; round++) {
+			absorb(cs, c);
+			uint32_t before = c->in_len;
+			process_input(w, c);
+			if (c->pb_head < 0 || c->in_len == before)
+				break;
+		}
 		pump(w, c);
 	}
 	bool out_pending = c->out_len > c->out_sent;
@@ -350,9 +523,9 @@ static void service(struct worker *w, struct conn *c)
 			return;
 		}
 	} else if (c->q_len == 0 && !out_pending && !c->send_armed) {
-		if (c->in_len == 0 && !c->idle_since_ms)
+		if (unparsed(c) == 0 && !c->idle_since_ms)
 			c->idle_since_ms = w->now_mono_ms;
-		if (c->stop_input && !c->read_eof && c->in_len > 0) {
+		if (c->stop_input && !c->read_eof && unparsed(c) > 0) {
 			start_linger(w, c);
 		} else if (c->stop_input || c->read_eof || w->draining) {
 			conn_close(w, c);
@@ -362,28 +535,56 @@ static void service(struct worker *w, struct conn *c)
 	bool want_input = c->lingering ||
 			  (!c->stop_input && !w->draining && !c->stalled &&
 			   c->q_len < w->cfg->max_pipeline && c->in_len < cs->in_cap);
-	if (want_input && !c->read_eof && !c->recv_armed)
+	/* A plain recv may only start once the older unread buffers are in. */
+	bool can_plain = c->pb_head < 0;
+	if (want_input && !c->read_eof && !c->recv_armed && c->pb_n < PB_MAX &&
+	    (!(c->starved || c->lingering) || can_plain))
 		arm_recv(w, c);
+	else if (c->recv_armed && c->multishot && !c->cancel_sent &&
+		 (c->pb_n >= PB_MAX || c->lingering))
+		cancel_recv(w, c); /* holding enough: let the ring serve others */
 }
 
-void conn_on_recv(struct worker *w, uint32_t index, uint32_t gen, int res)
+void conn_on_recv(struct worker *w, uint32_t index, uint32_t gen, int res, uint32_t flags)
 {
+	struct conns *cs = w->conns;
+	int bid = (flags & IORING_CQE_F_BUFFER) ? (int)(flags >> IORING_CQE_BUFFER_SHIFT) : -1;
 	struct conn *c = lookup(w, index, gen);
+	if (!c || c->closing || (c->lingering && bid >= 0)) {
+		if (bid >= 0)
+			pb_recycle(cs, (uint32_t)bid); /* nobody will read it */
+	}
 	if (!c)
 		return;
-	c->recv_armed = false;
+	if (!(flags & IORING_CQE_F_MORE)) {
+		c->recv_armed = false;
+		c->cancel_sent = false;
+	}
 	if (c->closing) {
 		maybe_release(w, c);
 		return;
 	}
-	if (res == 0) {
+	if (res == -ENOBUFS) {
+		c->starved = true; /* the ring is dry: one plain recv next */
+		w->stats.recv_starved++;
+	} else if (res == -ECANCELED) {
+		/* paused by cancel_recv; service re-arms when it catches up */
+	} else if (res == 0) {
 		c->read_eof = true;
 	} else if (res < 0) {
 		conn_close(w, c);
 		return;
-	} else if (!c->lingering) {
-		c->in_len += (uint32_t)res;
-		c->idle_since_ms = 0;
+	} else if (bid >= 0) {
+		if (!c->lingering) {
+			pb_append(cs, c, (uint32_t)bid, (uint32_t)res);
+			c->idle_since_ms = 0;
+		}
+	} else {
+		c->starved = false; /* a plain recv: the bytes are in place */
+		if (!c->lingering) {
+			c->in_len += (uint32_t)res;
+			c->idle_since_ms = 0;
+		}
 	}
 	mark_dirty(w, c);
 }
@@ -458,7 +659,7 @@ void conns_tick(struct worker *w)
 		struct conn *c = &cs->all[i];
 		if (!c->in_use || c->closing || c->lingering)
 			continue;
-		if (c->partial_since_ms && c->in_len > 0 && !c->stop_input && !c->stalled &&
+		if (c->partial_since_ms && unparsed(c) > 0 && !c->stop_input && !c->stalled &&
 		    now - c->partial_since_ms > (int64_t)w->cfg->request_timeout_ms) {
 			/* Answer in turn, after what is already queued, then close. */
 			struct req *r = flow_alloc(w, c);
@@ -469,7 +670,7 @@ void conns_tick(struct worker *w)
 				flow_reject(w, r, 408, "request not complete in time");
 			}
 			mark_dirty(w, c);
-		} else if (c->idle_since_ms && c->in_len == 0 && c->q_len == 0 &&
+		} else if (c->idle_since_ms && unparsed(c) == 0 && c->pb_head < 0 && c->q_len == 0 &&
 			   now - c->idle_since_ms > (int64_t)w->cfg->idle_timeout_ms) {
 			conn_close(w, c);
 			maybe_release(w, c);

@@ -24,7 +24,11 @@ void conns_destroy(struct worker *w);
 
 /* A multishot accept produced fd (or failed with res < 0). */
 void conn_on_accept(struct worker *w, int res);
-void conn_on_recv(struct worker *w, uint32_t index, uint32_t gen, int res);
+void conn_on_recv(struct worker *w, uint32_t index, uint32_t gen, int res, uint32_t flags);
+
+/* In the worker's thread, once its ring exists: registers the receive
+ * buffer ring. 0 or -errno. */
+int conns_start(struct worker *w) __attribute__((warn_unused_result));
 void conn_on_send(struct worker *w, uint32_t index, uint32_t gen, int res);
 
 /* The request at some position in c's queue got its answer. */

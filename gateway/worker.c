@@ -216,7 +216,7 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 			arm_accept(w); /* the multishot ended (error or overflow) */
 		break;
 	case OP_RECV:
-		conn_on_recv(w, ud_index(ud), ud_gen(ud), res);
+		conn_on_recv(w, ud_index(ud), ud_gen(ud), res, cqe->flags);
 		break;
 	case OP_SEND:
 		conn_on_send(w, ud_index(ud), ud_gen(ud), res);
@@ -262,6 +262,11 @@ static void *run(void *arg)
 		return NULL;
 	}
 	w->ring_ready = true;
+	if ((rc = conns_start(w)) < 0) {
+		snprintf(w->err, sizeof(w->err), "registering the receive buffer ring: %s", strerror(-rc));
+		w->result = rc;
+		return NULL;
+	}
 	int64_t accept_by_ms = clock_ms(CLOCK_MONOTONIC) + ACCEPT_WAIT_MS;
 	arm_stop(w);
 	arm_tick(w);
@@ -300,10 +305,11 @@ static void *run(void *arg)
 		io_uring_cq_advance(&w->ring, n);
 	}
 	worker_log(w, "stopped: %llu requests, %llu accepted, %llu sold out, %llu limit exceeded, "
-		      "%llu rejected, %llu unavailable",
+		      "%llu rejected, %llu unavailable; receive ring dry %llu times, recv paused %llu times",
 		   (unsigned long long)w->stats.requests, (unsigned long long)w->stats.accepted,
 		   (unsigned long long)w->stats.sold_out, (unsigned long long)w->stats.limit_exceeded,
-		   (unsigned long long)w->stats.rejected, (unsigned long long)w->stats.unavailable);
+		   (unsigned long long)w->stats.rejected, (unsigned long long)w->stats.unavailable,
+		   (unsigned long long)w->stats.recv_starved, (unsigned long long)w->stats.recv_paused);
 	return NULL;
 }
 

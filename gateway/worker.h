@@ -57,6 +57,8 @@ static inline uint32_t ud_gen(uint64_t ud) { return (uint32_t)(ud >> 32); }
 
 struct worker_stats {
 	uint64_t requests, accepted, sold_out, limit_exceeded, rejected, unavailable;
+	uint64_t recv_starved; /* the receive buffer ring ran dry for a connection */
+	uint64_t recv_paused;  /* a connection's recv paused while it caught up */
 };
 
 struct worker {

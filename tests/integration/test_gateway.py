@@ -227,6 +227,56 @@ def pipelined_requests_answered_in_order():
         c.close()
 
 
+def pipelined_bursts(conf, sku, nconns, per_conn):
+    """Each connection sends per_conn requests at once (every 4th an order)
+    and must get every answer, in order. Returns the gateway's last
+    'stopped' log line."""
+    ENV.load_stock(conf, [(sku, 1000000, 1000000)])
+    with Gateway(ENV, conf):
+        conns = [Conn(ENV.gw_port) for _ in range(nconns)]
+        for i, c in enumerate(conns):
+            burst = b""
+            for j in range(per_conn):
+                if j % 4 == 3:
+                    burst += request("POST", "/v1/orders", order_body("b%d" % i, sku))
+                else:
+                    burst += request("GET", "/nope?c=%d&r=%d&pad=%s" % (i, j, "x" * 100))
+            c.send(burst)
+        for i, c in enumerate(conns):
+            got = [c.read().status for _ in range(per_conn)]
+            eq(got, [202 if j % 4 == 3 else 404 for j in range(per_conn)], "answers of connection %d" % i)
+            c.close()
+    s = ENV.stock(conf, sku)
+    eq((s["sold"], s["pending"]), (nconns * (per_conn // 4), 0), "every order taken once")
+    with open(os.path.join(ENV.run_dir, "gateway.log")) as f:
+        return [l for l in f if "stopped:" in l][-1]
+
+
+def log_count(line, what):
+    return int(line.split(what + " ")[1].split()[0])
+
+
+@test
+def receive_buffer_ring_exhaustion_loses_no_byte():
+    """16 receive buffers of 512 bytes for 48 connections each pipelining 96
+    requests (more than the input buffer and the pipeline limit hold): the
+    ring runs dry, ENOBUFS ends multishot recvs and connections fall back to
+    plain reads; every request is still answered, in order."""
+    conf = ENV.write_config(server__recv_buffers=16, server__recv_buffer_bytes=512, server__workers=1)
+    last = pipelined_bursts(conf, "rb1", 48, 96)
+    expect(log_count(last, "ring dry") > 0, "the ring ran dry: %s" % last.strip())
+
+
+@test
+def connection_holding_buffers_pauses_its_recv():
+    """Plenty of small buffers, few connections with bursts beyond the
+    pipeline limit: a connection that cannot parse more holds unread buffers
+    until it pauses its recv, and resumes without losing a byte."""
+    conf = ENV.write_config(server__recv_buffers=256, server__recv_buffer_bytes=512, server__workers=1)
+    last = pipelined_bursts(conf, "rb2", 4, 160)
+    expect(log_count(last, "recv paused") > 0, "a recv paused: %s" % last.strip())
+
+
 @test
 def expect_100_continue():
     conf = ENV.write_config()
