@@ -24,19 +24,8 @@ n=${BENCH_REQUESTS:-200000}
 c=${BENCH_CONNECTIONS:-64}
 workers=${BENCH_WORKERS:-2}
 port=18280
-gw_pid=
-
-cleanup() {
-	[ -n "$gw_pid" ] && kill -TERM "$gw_pid" 2>/dev/null && wait "$gw_pid" || true
-	scripts/services.sh down >/dev/null
-}
-trap cleanup EXIT
-
-make -s all
-scripts/services.sh down >/dev/null 2>&1 || true
-rm -rf "$FG_RUN_DIR"
-mkdir -p "$FG_RUN_DIR"
-scripts/services.sh up >/dev/null
+. scripts/bench-common.sh
+bench_prepare
 
 conf=$FG_RUN_DIR/flashgate.conf
 cat >"$conf" <<CONF
@@ -61,10 +50,7 @@ CONF
 bin/flashgate -c "$conf" stock load "$FG_RUN_DIR/stock.csv" >/dev/null
 bin/flashgate -c "$conf" >"$FG_RUN_DIR/gateway.log" 2>&1 &
 gw_pid=$!
-for _ in $(seq 1 100); do
-	curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
-	sleep 0.1
-done
+bench_wait_http "http://127.0.0.1:$port/healthz"
 
 # One flashload run; prints "req/s p50 p99" (ms).
 load() { # extra flashload args...

@@ -21,21 +21,13 @@ threads=${BENCH_THREADS:-1}
 cores=$(nproc)
 gw_port=18580
 ngx_port=18581
-gw_pid=
 ngx_pid=
-
-cleanup() {
-	[ -n "$gw_pid" ] && { kill -TERM "$gw_pid" 2>/dev/null; wait "$gw_pid" 2>/dev/null || true; }
+bench_cleanup_extra() {
 	[ -n "$ngx_pid" ] && { kill -QUIT "$ngx_pid" 2>/dev/null || true; }
-	scripts/services.sh down >/dev/null
 }
-trap cleanup EXIT
-
-make -s all
-scripts/services.sh down >/dev/null 2>&1 || true
-rm -rf "$FG_RUN_DIR"
+. scripts/bench-common.sh
+bench_prepare
 mkdir -p "$FG_RUN_DIR/nginx"
-scripts/services.sh up >/dev/null
 
 cat >"$FG_RUN_DIR/flashgate.conf" <<CONF
 [server]
@@ -73,11 +65,8 @@ http {
 CONF
 nginx -p "$FG_RUN_DIR/nginx" -c "$FG_RUN_DIR/nginx/nginx.conf" &
 ngx_pid=$!
-for _ in $(seq 1 100); do
-	curl -sf "http://127.0.0.1:$gw_port/healthz" >/dev/null 2>&1 &&
-		curl -s -o /dev/null "http://127.0.0.1:$ngx_port/" 2>/dev/null && break
-	sleep 0.1
-done
+bench_wait_http "http://127.0.0.1:$gw_port/healthz"
+bench_wait_http "http://127.0.0.1:$ngx_port/"
 
 body='{"user_id":"u1","sku":"hot1","qty":1}'
 cat >"$FG_RUN_DIR/post.lua" <<LUA

@@ -22,30 +22,12 @@ n=${BENCH_REQUESTS:-100000}
 rate=${BENCH_RATE:-2000}
 c=${BENCH_CONNECTIONS:-128}
 port=18480
-gw_pid=
-
-stop_gateway() {
-	if [ -n "$gw_pid" ]; then
-		kill -TERM "$gw_pid" 2>/dev/null || true
-		wait "$gw_pid" 2>/dev/null || true
-		gw_pid=
-	fi
-}
-cleanup() {
-	stop_gateway
-	scripts/services.sh down >/dev/null
-}
-trap cleanup EXIT
-
-make -s all
-scripts/services.sh down >/dev/null 2>&1 || true
-rm -rf "$FG_RUN_DIR"
-mkdir -p "$FG_RUN_DIR"
-scripts/services.sh up >/dev/null
+. scripts/bench-common.sh
+bench_prepare
 brokers=127.0.0.1:$FG_KAFKA_PORT
 
 start_gateway() { # linger compression
-	stop_gateway
+	bench_stop_gateway
 	cat >"$FG_RUN_DIR/flashgate.conf" <<CONF
 [server]
 port = $port
@@ -65,12 +47,7 @@ CONF
 	bin/flashgate -c "$FG_RUN_DIR/flashgate.conf" stock load "$FG_RUN_DIR/stock.csv" >/dev/null
 	bin/flashgate -c "$FG_RUN_DIR/flashgate.conf" >>"$FG_RUN_DIR/gateway.log" 2>&1 &
 	gw_pid=$!
-	for _ in $(seq 1 100); do
-		curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return 0
-		sleep 0.1
-	done
-	echo "bench: gateway did not start; see $FG_RUN_DIR/gateway.log" >&2
-	exit 1
+	bench_wait_http "http://127.0.0.1:$port/healthz" || exit 1
 }
 
 load() { # args... -> "rps p50 p99"

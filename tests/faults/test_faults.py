@@ -13,10 +13,9 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
-from harness import BIN, ROOT, Env, Gateway, post_order  # noqa: E402
+from harness import BIN, ROOT, Env, Gateway, post_order, run_tests  # noqa: E402
 
 ENV = Env()
 TESTS = []
@@ -253,32 +252,16 @@ def gateway_killed_then_reconciled_release():
     crash_then_reconcile("cr", "release")
 
 
-def main():
-    only = sys.argv[1:]
-    passed = failed = 0
-    for fn in TESTS:
-        if only and fn.__name__ not in only:
-            continue
-        t0 = time.time()
+def after_failure():
+    """Never leave a gateway running or a service paused for the next test."""
+    stop_leftover_gateways()
+    for name in ("kafka", "redis"):
         try:
-            fn()
-            passed += 1
-            print("ok    %-50s %6.2fs" % (fn.__name__, time.time() - t0), flush=True)
-        except Exception:
-            failed += 1
-            stop_leftover_gateways()
-            print("FAIL  %-50s %6.2fs" % (fn.__name__, time.time() - t0), flush=True)
-            traceback.print_exc()
-            for sig in (signal.SIGCONT,):  # never leave a service stopped
-                for name in ("kafka", "redis"):
-                    try:
-                        os.kill(pid_of(name), sig)
-                    except OSError:
-                        pass
-            services_up()
-    print("faults: %d passed, %d failed" % (passed, failed))
-    return 1 if failed or passed == 0 else 0
+            os.kill(pid_of(name), signal.SIGCONT)
+        except OSError:
+            pass
+    services_up()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tests(TESTS, "faults", after_failure))

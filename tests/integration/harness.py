@@ -10,7 +10,9 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, os.environ.get("FG_BIN", "bin"))
@@ -219,3 +221,26 @@ def post_order(port, user, sku, qty=1, headers=None):
         return c.read()
     finally:
         c.close()
+
+
+def run_tests(tests, label, on_failure=None):
+    """Runs the named tests (argv) or all, prints one line per test and the
+    closing "LABEL: N passed, N failed"; returns the exit status."""
+    only = sys.argv[1:]
+    passed = failed = 0
+    for fn in tests:
+        if only and fn.__name__ not in only:
+            continue
+        t0 = time.time()
+        try:
+            fn()
+            passed += 1
+            print("ok    %-60s %6.2fs" % (fn.__name__, time.time() - t0), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL  %-60s %6.2fs" % (fn.__name__, time.time() - t0), flush=True)
+            traceback.print_exc()
+            if on_failure:
+                on_failure()
+    print("%s: %d passed, %d failed" % (label, passed, failed))
+    return 1 if failed or passed == 0 else 0

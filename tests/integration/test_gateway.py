@@ -8,9 +8,8 @@ import os
 import subprocess
 import sys
 import time
-import traceback
 
-from harness import (BIN, ROOT, Conn, Env, Gateway, get, order_body, post_order, request)
+from harness import (BIN, ROOT, Conn, Env, Gateway, get, order_body, post_order, request, run_tests)
 
 ENV = Env()
 TESTS = []
@@ -468,24 +467,5 @@ def redis_restart_fails_fast_then_recovers():
         eq(status, 202, "orders flow again after Redis is back, without a restart")
 
 
-def main():
-    only = sys.argv[1:]
-    passed = failed = 0
-    for fn in TESTS:
-        if only and fn.__name__ not in only:
-            continue
-        t0 = time.time()
-        try:
-            fn()
-            passed += 1
-            print("ok    %-60s %6.2fs" % (fn.__name__, time.time() - t0), flush=True)
-        except Exception:
-            failed += 1
-            print("FAIL  %-60s %6.2fs" % (fn.__name__, time.time() - t0), flush=True)
-            traceback.print_exc()
-    print("integration: %d passed, %d failed" % (passed, failed))
-    return 1 if failed or passed == 0 else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tests(TESTS, "integration"))
