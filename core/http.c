@@ -74,6 +74,20 @@ static int parse_content_length(const char *v, size_t n, size_t *out)
 	return 0;
 }
 
+/* Finds the CR ending the line at p (there is one before end: the head
+ * ends in CRLF CRLF) and checks the line is clean: the CR is followed by
+ * LF, and no bare LF hides inside. One memchr each, no byte loop. */
+static int next_line(const char *p, const char *end, const char **eol, struct http_request *req)
+{
+	const char *cr = memchr(p, '\r', (size_t)(end - p));
+	if (!cr || cr[1] != '\n')
+		return fail(req, 400, "bare CR in request head");
+	if (memchr(p, '\n', (size_t)(cr - p)))
+		return fail(req, 400, "bare LF in request head");
+	*eol = cr;
+	return 0;
+}
+
 static int parse_request_line(const char *p, const char *eol, struct http_request *req)
 {
 	const char *sp1 = memchr(p, ' ', (size_t)(eol - p));
@@ -141,15 +155,9 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 
 	const char *p = buf + skip;
 	const char *head_end = end + 2; /* points at the final CRLF */
-	/* Every line must end in CRLF; no CR or LF anywhere else. */
-	for (const char *c = p; c < head_end; c++) {
-		if (*c == '\n' && (c == p || c[-1] != '\r'))
-			return fail(req, 400, "bare LF in request head");
-		if (*c == '\r' && c[1] != '\n')
-			return fail(req, 400, "bare CR in request head");
-	}
-
-	const char *eol = memchr(p, '\r', (size_t)(head_end - p));
+	const char *eol;
+	if (next_line(p, head_end + 2, &eol, req) < 0)
+		return -EBADMSG;
 	int rc = parse_request_line(p, eol, req);
 	if (rc < 0)
 		return rc;
@@ -158,7 +166,8 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 	bool conn_close = false, conn_keep = false;
 	unsigned nheaders = 0;
 	for (p = eol + 2; p < head_end; p = eol + 2) {
-		eol = memchr(p, '\r', (size_t)(head_end + 2 - p));
+		if (next_line(p, head_end + 2, &eol, req) < 0)
+			return -EBADMSG;
 		if (++nheaders > limits->max_headers)
 			return fail(req, 431, "too many header fields");
 		if (*p == ' ' || *p == '\t')

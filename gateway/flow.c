@@ -91,6 +91,25 @@ void flow_conn_done(struct worker *w, struct req *r)
 	maybe_free(w, r);
 }
 
+static char *put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static char *put_uint(char *p, size_t v)
+{
+	char digits[20];
+	int i = 0;
+	do {
+		digits[i++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (i)
+		*p++ = digits[--i];
+	return p;
+}
+
 /* Sets the final answer of r, once; later calls are ignored. extra is
  * NULL or whole header lines, each ending in CRLF. */
 static void answer_with(struct worker *w, struct req *r, unsigned status, const char *extra,
@@ -105,13 +124,31 @@ static void answer_with(struct worker *w, struct req *r, unsigned status, const 
 	} else if (!extra) {
 		extra = "";
 	}
-	size_t blen = strlen(body);
-	int n = snprintf(r->resp, sizeof(r->resp),
-			 "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-			 "%s%s\r\n%s",
-			 status, http_status_text(status), blen, extra,
-			 r->close_after ? "Connection: close\r\n" : "", r->head_only ? "" : body);
-	if (n < 0 || (size_t)n >= sizeof(r->resp)) {
+	/* Assembled piece by piece: this runs for every answer, and formatting
+	 * with snprintf was the gateway's second-largest user-space cost. */
+	static const char ctype[] = "\r\nContent-Type: application/json\r\nContent-Length: ";
+	static const char close_hdr[] = "Connection: close\r\n";
+	const char *reason = http_status_text(status);
+	size_t blen = strlen(body), rlen = strlen(reason), elen = strlen(extra);
+	size_t need = 13 + rlen + sizeof(ctype) + 20 + 2 + elen + sizeof(close_hdr) + 2 + blen;
+	int n;
+	if (need <= sizeof(r->resp)) {
+		char *p = r->resp;
+		p = put(p, "HTTP/1.1 ", 9);
+		p = put_uint(p, status);
+		*p++ = ' ';
+		p = put(p, reason, rlen);
+		p = put(p, ctype, sizeof(ctype) - 1);
+		p = put_uint(p, blen);
+		p = put(p, "\r\n", 2);
+		p = put(p, extra, elen);
+		if (r->close_after)
+			p = put(p, close_hdr, sizeof(close_hdr) - 1);
+		p = put(p, "\r\n", 2);
+		if (!r->head_only)
+			p = put(p, body, blen);
+		n = (int)(p - r->resp);
+	} else {
 		/* Bodies are built here from bounded fields; this cannot happen. */
 		n = snprintf(r->resp, sizeof(r->resp),
 			     "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
