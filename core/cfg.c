@@ -56,6 +56,7 @@ static const struct key keys[] = {
 	U32("order", "soldout_cache_ms", soldout_cache_ms, 0, 1000, "500"),
 	U32("order", "unknown_cache_ms", unknown_cache_ms, 0, 60000, "1000"),
 	U32("order", "sku_cache_entries", sku_cache_entries, 16, 10000000, "4096"),
+	U32("order", "idempotency_ttl_s", idempotency_ttl_s, 1, 2592000, "86400"),
 	STR("redis", "host", redis_host, "127.0.0.1"),
 	U32("redis", "port", redis_port, 1, 65535, "16379"),
 	U32("redis", "timeout_ms", redis_timeout_ms, 10, 600000, "1000"),

@@ -42,6 +42,7 @@ struct cfg {
 	uint32_t soldout_cache_ms;
 	uint32_t unknown_cache_ms;
 	uint32_t sku_cache_entries;
+	uint32_t idempotency_ttl_s;
 	/* [redis] */
 	char redis_host[CFG_HOST_MAX];
 	uint32_t redis_port;

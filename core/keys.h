@@ -8,6 +8,8 @@
  *   fg:{SKU}:users    hash: user_id -> units bought
  *   fg:{SKU}:pending  hash: order_id -> "user_id qty accepted_at_ms", the
  *                     reservations not yet confirmed by Kafka (the outbox)
+ *   fg:{SKU}:idem:USER:KEY  string: the order id an Idempotency-Key made,
+ *                     with a TTL; removed when that order is released
  *   fg:skus           set of loaded SKUs (admin and verification only)
  */
 #ifndef FG_KEYS_H
@@ -16,8 +18,9 @@
 #define KEYS_SKU_FMT "fg:{%s}"
 #define KEYS_USERS_FMT "fg:{%s}:users"
 #define KEYS_PENDING_FMT "fg:{%s}:pending"
+#define KEYS_IDEM_FMT "fg:{%s}:idem:%s:%s"
 #define KEYS_SKU_SET "fg:skus"
-/* longest key: "fg:{" + 64 + "}:pending" + NUL */
-#define KEYS_MAX 80
+/* longest key: "fg:{" + 64 + "}:idem:" + 64 + ":" + 64 + NUL */
+#define KEYS_MAX 208
 
 #endif

@@ -207,6 +207,18 @@ static void start_order(struct worker *w, struct req *r, const struct http_reque
 	struct order_error err;
 	char msg[200];
 
+	r->idem_len = 0;
+	r->idem[0] = '\0';
+	if (hr->idempotency_key) {
+		if (!order_valid_ident(hr->idempotency_key, hr->idempotency_key_len)) {
+			answer(w, r, 400, "{\"status\":\"invalid\",\"field\":\"Idempotency-Key\","
+					  "\"error\":\"Idempotency-Key must be 1-64 characters of A-Z a-z 0-9 . _ : -\"}");
+			return;
+		}
+		memcpy(r->idem, hr->idempotency_key, hr->idempotency_key_len);
+		r->idem[hr->idempotency_key_len] = '\0';
+		r->idem_len = (uint8_t)hr->idempotency_key_len;
+	}
 	if (order_parse_request(body, hr->content_length, w->cfg->max_qty, &r->order, &err) < 0) {
 		if (strcmp(err.field, "qty") == 0 && strstr(err.why, "integer"))
 			snprintf(msg, sizeof(msg),
@@ -219,7 +231,9 @@ static void start_order(struct worker *w, struct req *r, const struct http_reque
 		answer(w, r, 400, msg);
 		return;
 	}
-	switch (skc_get(w, r->order.sku, r->order.sku_len)) {
+	/* A keyed request may be the retry of an order that was accepted before
+	 * the SKU sold out: only Redis knows, so it skips the cache. */
+	switch (r->idem_len ? SKC_NONE : skc_get(w, r->order.sku, r->order.sku_len)) {
 	case SKC_SOLD_OUT:
 		w->stats.sold_out++;
 		answer(w, r, 409, "{\"status\":\"sold_out\"}");
@@ -321,6 +335,15 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 	} else if (starts_with(res, len, "limit:", &at)) {
 		w->stats.limit_exceeded++;
 		snprintf(body, sizeof(body), "{\"status\":\"limit_exceeded\",\"remaining\":%.*s}",
+			 (int)(len - at), res + at);
+		answer(w, r, 409, body);
+	} else if (starts_with(res, len, "dup:", &at)) {
+		/* The key's first request made this order: the same answer again. */
+		snprintf(body, sizeof(body), "{\"order_id\":\"%.*s\",\"status\":\"accepted\"}",
+			 (int)(len - at), res + at);
+		answer(w, r, 200, body);
+	} else if (starts_with(res, len, "inflight:", &at)) {
+		snprintf(body, sizeof(body), "{\"status\":\"in_progress\",\"order_id\":\"%.*s\"}",
 			 (int)(len - at), res + at);
 		answer(w, r, 409, body);
 	} else if (len == 7 && memcmp(res, "unknown", 7) == 0) {

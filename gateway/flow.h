@@ -44,6 +44,8 @@ struct req {
 	uint64_t order_id;
 	int64_t accepted_at_ms;
 	struct order_req order;
+	char idem[ORDER_ID_MAX + 1]; /* Idempotency-Key, "" when none */
+	uint8_t idem_len;
 	int record_len;
 	char record[ORDER_RECORD_MAX];
 

@@ -23,6 +23,7 @@ enum outcome { PENDING, IN_TOPIC, PUBLISHED, RELEASED, FAILED };
 
 struct entry {
 	struct order_record rec;
+	char idem[ORDER_ID_MAX + 1]; /* the Idempotency-Key that made it, or "" */
 	bool claimed;
 	enum outcome outcome;
 };
@@ -42,7 +43,7 @@ static int64_t now_ms(void)
 /* "user qty ms" or "C user qty ms" */
 static int parse_ledger(const char *sku, const char *id, const char *value, struct entry *e)
 {
-	char user[ORDER_ID_MAX + 2];
+	char user[ORDER_ID_MAX + 2], idem[ORDER_ID_MAX + 2] = "";
 	unsigned long long qty;
 	long long ms;
 	memset(e, 0, sizeof(*e));
@@ -50,10 +51,12 @@ static int parse_ledger(const char *sku, const char *id, const char *value, stru
 		e->claimed = true;
 		value += 2;
 	}
-	if (sscanf(value, "%65s %llu %lld", user, &qty, &ms) != 3 ||
-	    !order_valid_ident(user, strlen(user)) || qty == 0 || qty > UINT32_MAX ||
+	int fields = sscanf(value, "%65s %llu %lld %65s", user, &qty, &ms, idem);
+	if (fields < 3 || !order_valid_ident(user, strlen(user)) || qty == 0 || qty > UINT32_MAX ||
+	    (fields == 4 && !order_valid_ident(idem, strlen(idem))) ||
 	    oid_parse(id, strlen(id), &e->rec.order_id) < 0)
 		return -EINVAL;
+	strcpy(e->idem, idem);
 	strcpy(e->rec.user_id, user);
 	strcpy(e->rec.sku, sku);
 	e->rec.qty = (uint32_t)qty;
@@ -283,14 +286,18 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 			struct entry *e = &es.v[i];
 			if (e->outcome != PENDING || e->claimed)
 				continue;
-			char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], id[OID_TEXT_LEN + 1];
+			char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], k4[KEYS_MAX], id[OID_TEXT_LEN + 1];
 			long long released = 0;
 			snprintf(k1, sizeof(k1), KEYS_SKU_FMT, e->rec.sku);
 			snprintf(k2, sizeof(k2), KEYS_USERS_FMT, e->rec.sku);
 			snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, e->rec.sku);
+			snprintf(k4, sizeof(k4), KEYS_IDEM_FMT, e->rec.sku, e->rec.user_id, e->idem);
 			oid_format(e->rec.order_id, id);
-			rc = redis_int(c, redisCommand(c, "EVAL %s 3 %s %s %s %s", script_release_lua, k1, k2, k3, id),
-				       "release", &released);
+			/* Releasing frees the order's Idempotency-Key: a retry may order anew. */
+			redisReply *rr = e->idem[0]
+				? redisCommand(c, "EVAL %s 4 %s %s %s %s %s", script_release_lua, k1, k2, k3, k4, id)
+				: redisCommand(c, "EVAL %s 3 %s %s %s %s", script_release_lua, k1, k2, k3, id);
+			rc = redis_int(c, rr, "release", &released);
 			/* 0: its gateway settled it meanwhile; nothing was ours to give back. */
 			if (rc == 0)
 				e->outcome = released ? RELEASED : IN_TOPIC;

@@ -38,8 +38,8 @@ static const char run_id_lua[] = "return redis.call('INFO', 'server'):match('run
 enum state { R_DOWN, R_CONNECTING, R_HANDSHAKE, R_UP, R_CLOSING };
 #define MAX_DEAD 8
 
-/* Largest command: EVALSHA, sha, 3 keys, 4 args; the scripts go in LOAD. */
-#define CMD_MAX 640
+/* Largest command: EVALSHA, sha, 4 keys, 6 args; the scripts go in LOAD. */
+#define CMD_MAX 1024
 #define IN_CAP 65536
 
 /* One reply, written by the reader callbacks below. Every command here
@@ -269,10 +269,12 @@ static int put_script(struct worker *w, uint8_t kind, struct req *req)
 {
 	struct resv *r = w->resv;
 	const char *sku = req->order.sku;
-	char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], qty[16], ms[24], id[OID_TEXT_LEN + 1];
-	const char *argv[11];
-	size_t lens[11];
+	char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], k4[KEYS_MAX], qty[16], ms[24], ttl[16];
+	char id[OID_TEXT_LEN + 1];
+	const char *argv[14];
+	size_t lens[14];
 	int argc = 0;
+	bool idem = req->idem_len > 0;
 
 	snprintf(k1, sizeof(k1), KEYS_SKU_FMT, sku);
 	snprintf(k2, sizeof(k2), KEYS_USERS_FMT, sku);
@@ -285,10 +287,14 @@ static int put_script(struct worker *w, uint8_t kind, struct req *req)
 	} else {
 		argv[argc++] = "EVALSHA";
 		argv[argc++] = kind == CMD_RESERVE ? r->shas.reserve : r->shas.release;
-		argv[argc++] = "3";
+		argv[argc++] = idem ? "4" : "3";
 		argv[argc++] = k1;
 		argv[argc++] = k2;
 		argv[argc++] = k3;
+		if (idem) {
+			snprintf(k4, sizeof(k4), KEYS_IDEM_FMT, sku, req->order.user_id, req->idem);
+			argv[argc++] = k4;
+		}
 		if (kind == CMD_RESERVE) {
 			snprintf(qty, sizeof(qty), "%" PRIu32, req->order.qty);
 			snprintf(ms, sizeof(ms), "%" PRId64, req->accepted_at_ms);
@@ -296,6 +302,11 @@ static int put_script(struct worker *w, uint8_t kind, struct req *req)
 			argv[argc++] = qty;
 			argv[argc++] = id;
 			argv[argc++] = ms;
+			if (idem) {
+				snprintf(ttl, sizeof(ttl), "%u", w->cfg->idempotency_ttl_s);
+				argv[argc++] = req->idem;
+				argv[argc++] = ttl;
+			}
 		} else {
 			argv[argc++] = id;
 		}

@@ -2,6 +2,13 @@
 #include "script.h"
 
 const char script_reserve_lua[] =
+	"if KEYS[4] then\n"
+	"  local prev = redis.call('GET', KEYS[4])\n"
+	"  if prev then\n"
+	"    if redis.call('HEXISTS', KEYS[3], prev) == 1 then return 'inflight:' .. prev end\n"
+	"    return 'dup:' .. prev\n"
+	"  end\n"
+	"end\n"
 	"if redis.call('HEXISTS', KEYS[3], ARGV[3]) == 1 then return 'ok' end\n"
 	"local s = redis.call('HMGET', KEYS[1], 'stock', 'limit')\n"
 	"if not s[1] then return 'unknown' end\n"
@@ -15,7 +22,12 @@ const char script_reserve_lua[] =
 	"redis.call('HINCRBY', KEYS[1], 'stock', -qty)\n"
 	"redis.call('HINCRBY', KEYS[1], 'sold', qty)\n"
 	"redis.call('HINCRBY', KEYS[2], ARGV[1], qty)\n"
-	"redis.call('HSET', KEYS[3], ARGV[3], ARGV[1] .. ' ' .. qty .. ' ' .. ARGV[4])\n"
+	"local entry = ARGV[1] .. ' ' .. qty .. ' ' .. ARGV[4]\n"
+	"if KEYS[4] then\n"
+	"  redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[6])\n"
+	"  entry = entry .. ' ' .. ARGV[5]\n"
+	"end\n"
+	"redis.call('HSET', KEYS[3], ARGV[3], entry)\n"
 	"return 'ok'\n";
 
 const char script_release_lua[] =
@@ -29,6 +41,7 @@ const char script_release_lua[] =
 	"  redis.call('HDEL', KEYS[2], user)\n"
 	"end\n"
 	"redis.call('HDEL', KEYS[3], ARGV[1])\n"
+	"if KEYS[4] then redis.call('DEL', KEYS[4]) end\n"
 	"return 1\n";
 
 const char script_claim_lua[] =

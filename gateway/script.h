@@ -1,11 +1,14 @@
 /*
  * script: the Lua scripts that own the stock invariants in Redis.
  *
- * reserve  KEYS: fg:{sku} fg:{sku}:users fg:{sku}:pending
- *          ARGV: user_id qty order_id accepted_at_ms
+ * reserve  KEYS: fg:{sku} fg:{sku}:users fg:{sku}:pending [fg:{sku}:idem:USER:KEY]
+ *          ARGV: user_id qty order_id accepted_at_ms [idempotency_key ttl_s]
  *          -> "ok" | "sold_out" | "insufficient:<available>" |
- *             "limit:<remaining for this user>" | "unknown"
- * release  KEYS: the same   ARGV: order_id   -> 1 released | 0 nothing to do
+ *             "limit:<remaining for this user>" | "unknown" |
+ *             "dup:<order_id>" (the key already made that order) |
+ *             "inflight:<order_id>" (the key's order is not settled yet)
+ * release  KEYS: the same three [and the idem key]   ARGV: order_id
+ *          -> 1 released | 0 nothing to do; releasing an order frees its key
  * claim    KEYS: fg:{sku}:pending   ARGV: order_id
  *          -> 1 claimed | 2 already claimed | 0 no such entry
  *

@@ -123,6 +123,49 @@ def sold_out_answered_from_memory_until_restock():
 
 
 @test
+def idempotency_key_returns_the_first_order():
+    conf = ENV.write_config()
+    ENV.load_stock(conf, [("ik1", 1, 5)])
+    key = {"Idempotency-Key": "checkout-7f3a"}
+    with Gateway(ENV, conf):
+        first = post_order(ENV.gw_port, "ann", "ik1", headers=key)
+        eq(first.status, 202, "first request")
+        order_id = first.json()["order_id"]
+        # the only unit is gone, but a retry of the same request is not an order
+        again = post_order(ENV.gw_port, "ann", "ik1", headers=key)
+        eq((again.status, again.json()), (200, {"order_id": order_id, "status": "accepted"}), "retry")
+        # the same key from another user is that user's own request
+        eq(post_order(ENV.gw_port, "bob", "ik1", headers=key).json(), {"status": "sold_out"}, "other user")
+        r = post_order(ENV.gw_port, "ann", "ik1", headers={"Idempotency-Key": "bad key!"})
+        eq((r.status, r.json()["field"]), (400, "Idempotency-Key"), "malformed key")
+    s = ENV.stock(conf, "ik1")
+    eq((s["stock"], s["sold"], s["pending"]), (0, 1, 0), "one unit sold once")
+    eq(len([1 for _, v in ENV.topic_records() if v["order_id"] == order_id]), 1, "one record")
+
+
+@test
+def idempotency_key_freed_when_its_order_fails():
+    conf = ENV.write_config(kafka__brokers="127.0.0.1:1", kafka__message_timeout_ms=1000)
+    ENV.load_stock(conf, [("ik2", 3, 3)])
+    key = {"Idempotency-Key": "retry-me"}
+    with Gateway(ENV, conf):
+        first = Conn(ENV.gw_port)
+        first.send(request("POST", "/v1/orders", order_body("cy", "ik2"), key))
+        time.sleep(0.3)
+        # a repeat while the first is still waiting on Kafka never reserves twice
+        dup = post_order(ENV.gw_port, "cy", "ik2", headers=key)
+        eq((dup.status, dup.json()["status"]), (409, "in_progress"), "repeat while in flight")
+        eq(first.read().status, 503, "first attempt")
+        first.close()
+        # released with its key: the retry is a new attempt, not a replay of a failure
+        r = post_order(ENV.gw_port, "cy", "ik2", headers=key)
+        eq((r.status, r.json()["reason"]), (503, "kafka"), "retry tries again")
+    s = ENV.stock(conf, "ik2")
+    eq((s["stock"], s["pending"]), (3, 0), "nothing taken")
+    eq(ENV.redis("EXISTS", "fg:{ik2}:idem:cy:retry-me"), "0", "key freed")
+
+
+@test
 def routing_and_methods():
     conf = ENV.write_config()
     with Gateway(ENV, conf):
