@@ -346,6 +346,14 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 		snprintf(body, sizeof(body), "{\"status\":\"in_progress\",\"order_id\":\"%.*s\"}",
 			 (int)(len - at), res + at);
 		answer(w, r, 409, body);
+	} else if (starts_with(res, len, "not_started:", &at)) {
+		snprintf(body, sizeof(body), "{\"status\":\"not_started\",\"starts_at_ms\":%.*s}",
+			 (int)(len - at), res + at);
+		answer(w, r, 425, body);
+	} else if (starts_with(res, len, "ended:", &at)) {
+		snprintf(body, sizeof(body), "{\"status\":\"ended\",\"ends_at_ms\":%.*s}",
+			 (int)(len - at), res + at);
+		answer(w, r, 403, body);
 	} else if (len == 7 && memcmp(res, "unknown", 7) == 0) {
 		skc_put(w, r->order.sku, r->order.sku_len, SKC_UNKNOWN, w->cfg->unknown_cache_ms);
 		answer(w, r, 404, "{\"status\":\"unknown_sku\"}");

@@ -6,7 +6,9 @@
  *          -> "ok" | "sold_out" | "insufficient:<available>" |
  *             "limit:<remaining for this user>" | "unknown" |
  *             "dup:<order_id>" (the key already made that order) |
- *             "inflight:<order_id>" (the key's order is not settled yet)
+ *             "inflight:<order_id>" (the key's order is not settled yet) |
+ *             "not_started:<starts_ms>" | "ended:<ends_ms>" (the SKU's sale window,
+ *             judged by Redis's clock, so gateways with skewed clocks agree)
  * release  KEYS: the same three [and the idem key]   ARGV: order_id
  *          -> 1 released | 0 nothing to do; releasing an order frees its key
  * claim    KEYS: fg:{sku}:pending   ARGV: order_id

@@ -17,7 +17,11 @@
 struct row {
 	char sku[ORDER_ID_MAX + 1];
 	unsigned long long stock, limit;
+	unsigned long long starts, ends; /* sale window, Unix ms; 0: open */
 };
+
+static const char header3[] = "sku,stock,per_user_limit";
+static const char header5[] = "sku,stock,per_user_limit,starts_at_ms,ends_at_ms";
 
 static redisContext *connect_redis(const struct cfg *cfg)
 {
@@ -79,6 +83,7 @@ static int read_csv(const char *path, struct row **rows_out, size_t *n_out)
 	struct row *rows = NULL;
 	int lineno = 0, rc = 0;
 	bool header = false;
+	int ncols = 0;
 
 	while (fgets(line, sizeof(line), f)) {
 		lineno++;
@@ -93,39 +98,59 @@ static int read_csv(const char *path, struct row **rows_out, size_t *n_out)
 		if (len == 0 || line[0] == '#')
 			continue;
 		if (!header) {
-			if (strcmp(line, "sku,stock,per_user_limit") != 0) {
-				fprintf(stderr, "flashgate: %s:%d: expected the header 'sku,stock,per_user_limit'\n",
-					path, lineno);
+			ncols = strcmp(line, header3) == 0 ? 3 : strcmp(line, header5) == 0 ? 5 : 0;
+			if (!ncols) {
+				fprintf(stderr, "flashgate: %s:%d: expected the header '%s' or '%s'\n", path,
+					lineno, header3, header5);
 				rc = -EINVAL;
 				break;
 			}
 			header = true;
 			continue;
 		}
-		char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
-		if (!c1 || !c2 || strchr(c2 + 1, ',')) {
-			fprintf(stderr, "flashgate: %s:%d: expected 3 columns: sku,stock,per_user_limit\n",
-				path, lineno);
+		char *col[5];
+		int got = 0;
+		for (char *p = line; got < 5;) {
+			col[got++] = p;
+			p = strchr(p, ',');
+			if (!p)
+				break;
+			*p++ = '\0';
+		}
+		if (got != ncols || (got == 5 && strchr(col[4], ','))) {
+			fprintf(stderr, "flashgate: %s:%d: expected %d columns: %s\n", path, lineno, ncols,
+				ncols == 3 ? header3 : header5);
 			rc = -EINVAL;
 			break;
 		}
-		*c1 = *c2 = '\0';
-		struct row r;
+		struct row r = {0};
+		if (ncols == 5) {
+			/* Empty means no bound on that side. */
+			if ((*col[3] && parse_u64(col[3], (unsigned long long)INT64_MAX, &r.starts) < 0) ||
+			    (*col[4] && parse_u64(col[4], (unsigned long long)INT64_MAX, &r.ends) < 0) ||
+			    (r.starts && r.ends && r.ends <= r.starts)) {
+				fprintf(stderr, "flashgate: %s:%d: starts_at_ms and ends_at_ms must be Unix "
+						"milliseconds, empty for no bound, with the end after the start\n",
+					path, lineno);
+				rc = -EINVAL;
+				break;
+			}
+		}
 		if (!order_valid_ident(line, strlen(line))) {
 			fprintf(stderr, "flashgate: %s:%d: sku '%s' must be 1-64 characters of A-Z a-z 0-9 . _ : -\n",
 				path, lineno, line);
 			rc = -EINVAL;
 			break;
 		}
-		if (parse_u64(c1 + 1, STOCK_MAX, &r.stock) < 0) {
+		if (parse_u64(col[1], STOCK_MAX, &r.stock) < 0) {
 			fprintf(stderr, "flashgate: %s:%d: stock '%s' must be an integer 0..%llu\n", path,
-				lineno, c1 + 1, STOCK_MAX);
+				lineno, col[1], STOCK_MAX);
 			rc = -EINVAL;
 			break;
 		}
-		if (parse_u64(c2 + 1, LIMIT_MAX, &r.limit) < 0 || r.limit == 0) {
+		if (parse_u64(col[2], LIMIT_MAX, &r.limit) < 0 || r.limit == 0) {
 			fprintf(stderr, "flashgate: %s:%d: per_user_limit '%s' must be an integer 1..%llu\n",
-				path, lineno, c2 + 1, LIMIT_MAX);
+				path, lineno, col[2], LIMIT_MAX);
 			rc = -EINVAL;
 			break;
 		}
@@ -154,8 +179,7 @@ static int read_csv(const char *path, struct row **rows_out, size_t *n_out)
 		rc = -EIO;
 	}
 	if (rc == 0 && !header) {
-		fprintf(stderr, "flashgate: %s: empty (expected the header 'sku,stock,per_user_limit')\n",
-			path);
+		fprintf(stderr, "flashgate: %s: empty (expected the header '%s')\n", path, header3);
 		rc = -EINVAL;
 	}
 out:
@@ -199,8 +223,10 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 		snprintf(k2, sizeof(k2), KEYS_USERS_FMT, rows[i].sku);
 		snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, rows[i].sku);
 		redisAppendCommand(c, "DEL %s %s %s", k1, k2, k3);
-		redisAppendCommand(c, "HSET %s stock %llu limit %llu sold 0 initial %llu loaded_at_ms %lld",
-				   k1, rows[i].stock, rows[i].limit, rows[i].stock, now_ms);
+		redisAppendCommand(c, "HSET %s stock %llu limit %llu sold 0 initial %llu loaded_at_ms %lld "
+				      "starts %llu ends %llu",
+				   k1, rows[i].stock, rows[i].limit, rows[i].stock, now_ms, rows[i].starts,
+				   rows[i].ends);
 		redisAppendCommand(c, "SADD %s %s", KEYS_SKU_SET, rows[i].sku);
 		total += rows[i].stock;
 	}

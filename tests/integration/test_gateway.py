@@ -166,6 +166,32 @@ def idempotency_key_freed_when_its_order_fails():
 
 
 @test
+def sale_windows_judged_by_redis_clock():
+    now = int(ENV.redis("TIME").split()[0]) * 1000
+    path = os.path.join(ENV.run_dir, "windows.csv")
+    with open(path, "w") as f:
+        f.write("sku,stock,per_user_limit,starts_at_ms,ends_at_ms\n")
+        f.write("later,10,1,%d,\n" % (now + 3600000))
+        f.write("over,10,1,,%d\n" % (now - 1000))
+        f.write("open,10,1,%d,%d\n" % (now - 1000, now + 3600000))
+        f.write("always,10,1,,\n")
+    conf = ENV.write_config()
+    ENV.flashgate(conf, "stock", "load", path)
+    with Gateway(ENV, conf):
+        r = post_order(ENV.gw_port, "w", "later")
+        eq((r.status, r.json()), (425, {"status": "not_started", "starts_at_ms": now + 3600000}), "before")
+        r = post_order(ENV.gw_port, "w", "over")
+        eq((r.status, r.json()), (403, {"status": "ended", "ends_at_ms": now - 1000}), "after")
+        eq(post_order(ENV.gw_port, "w", "open").status, 202, "inside the window")
+        eq(post_order(ENV.gw_port, "w", "always").status, 202, "no window")
+    eq(ENV.stock(conf, "later")["stock"], 10, "nothing taken before the start")
+    with open(path, "w") as f:
+        f.write("sku,stock,per_user_limit,starts_at_ms,ends_at_ms\nbad,1,1,%d,%d\n" % (now, now - 1))
+    r = ENV.flashgate(conf, "stock", "load", path, check=False)
+    expect(r.returncode == 1 and "%s:2: starts_at_ms and ends_at_ms" % path in r.stderr, r.stderr)
+
+
+@test
 def routing_and_methods():
     conf = ENV.write_config()
     with Gateway(ENV, conf):
