@@ -131,69 +131,59 @@ def stock(prefix, n=4, units=3000):
     return [("%s%d" % (prefix, i), units, 3) for i in range(1, n + 1)] + [(prefix + "after", 100, 100)]
 
 
-@test
-def broker_paused_then_resumed():
+def outage(prefix, service, fault, down_s, seconds=8, wait_for_orders_s=0):
+    """The shape of every outage test: load, fault a service two seconds in,
+    heal it after down_s, then check that no request hung, that orders flow
+    again without restarting the gateway, that it drains cleanly, and that
+    the books balance. Returns the config and the finished load."""
     conf = fault_config()
-    ENV.load_stock(conf, stock("bp"))
+    ENV.load_stock(conf, stock(prefix))
     gw = start_gateway(conf)
-    load = Load(conf, "bp", 4)
+    load = Load(conf, prefix, 4, seconds=seconds)
     time.sleep(2)
-    os.kill(pid_of("kafka"), signal.SIGSTOP)
-    time.sleep(4)  # longer than message_timeout_ms: in-flight orders time out
-    os.kill(pid_of("kafka"), signal.SIGCONT)
+    if fault == "pause":
+        os.kill(pid_of(service), signal.SIGSTOP)
+        time.sleep(down_s)
+        os.kill(pid_of(service), signal.SIGCONT)
+    else:
+        os.kill(pid_of(service), signal.SIGKILL)
+        time.sleep(down_s)
+        services_up()  # Kafka keeps its log dir; Redis its append-only file
     load.wait()
     expect(load.count("timeouts") == 0, "no request hung past flashload's timeout")
-    expect(load.count("503") > 0, "the outage produced 503s")
-    time.sleep(1)
-    expect(post_order(ENV.gw_port, "after", "bpafter").status == 202, "orders flow after the broker is back")
+    # An unclean broker restart recovers its logs and reloads the producer-id
+    # coordinator before idempotent producers may write again.
+    deadline = time.time() + max(wait_for_orders_s, 2)
+    seen = []
+    while time.time() < deadline:
+        seen.append(post_order(ENV.gw_port, "after", prefix + "after").status)
+        if seen[-1] == 202:
+            break
+        time.sleep(0.5)
+    expect(seen[-1] == 202, "orders flow after the %s is back, without restarting the gateway "
+           "(answers while waiting: %s)" % (service, sorted(set(seen))))
     expect(gw.stop() == 0, "gateway exits 0")
+    return conf, load
+
+
+@test
+def broker_paused_then_resumed():
+    # longer than message_timeout_ms: in-flight orders time out
+    conf, load = outage("bp", "kafka", "pause", 4)
+    expect(load.count("503") > 0, "the outage produced 503s")
     settle(conf, load)
 
 
 @test
 def broker_killed_then_restarted():
-    conf = fault_config()
-    ENV.load_stock(conf, stock("bk"))
-    gw = start_gateway(conf)
-    load = Load(conf, "bk", 4, seconds=12)
-    time.sleep(2)
-    os.kill(pid_of("kafka"), signal.SIGKILL)
-    time.sleep(2)
-    services_up()  # same log directory: the broker comes back with its data
-    load.wait()
-    expect(load.count("timeouts") == 0, "no request hung past flashload's timeout")
-    # An unclean broker restart recovers its logs and reloads the producer-id
-    # coordinator before idempotent producers may write again.
-    deadline = time.time() + 90
-    seen = []
-    while time.time() < deadline:
-        r = post_order(ENV.gw_port, "after", "bkafter")
-        seen.append(r.status)
-        if r.status == 202:
-            break
-        time.sleep(0.5)
-    expect(seen[-1] == 202, "orders flow after the broker restarts, without restarting the gateway "
-           "(answers while waiting: %s)" % sorted(set(seen)))
-    print("orders flowed again after %d attempts" % len(seen))
-    expect(gw.stop() == 0, "gateway exits 0")
+    conf, load = outage("bk", "kafka", "kill", 2, seconds=12, wait_for_orders_s=90)
     settle(conf, load)
 
 
 @test
 def redis_paused_then_resumed():
-    conf = fault_config()
-    ENV.load_stock(conf, stock("rp"))
-    gw = start_gateway(conf)
-    load = Load(conf, "rp", 4)
-    time.sleep(2)
-    os.kill(pid_of("redis"), signal.SIGSTOP)
-    time.sleep(3)
-    os.kill(pid_of("redis"), signal.SIGCONT)
-    load.wait()
-    expect(load.count("timeouts") == 0, "no request hung past flashload's timeout")
+    conf, load = outage("rp", "redis", "pause", 3)
     expect(load.count("503") > 0, "the outage produced 503s")
-    expect(post_order(ENV.gw_port, "after", "rpafter").status == 202, "orders flow after Redis is back")
-    expect(gw.stop() == 0, "gateway exits 0")
     # A Redis outage alone leaves nothing for reconcile: every reservation
     # whose reply was lost was released on reconnect, after the dropped
     # connection was killed so none of its commands could run later.
@@ -203,18 +193,8 @@ def redis_paused_then_resumed():
 
 @test
 def redis_killed_then_restarted():
-    conf = fault_config()
-    ENV.load_stock(conf, stock("rk"))
-    gw = start_gateway(conf)
-    load = Load(conf, "rk", 4)
-    time.sleep(2)
-    os.kill(pid_of("redis"), signal.SIGKILL)
-    time.sleep(2)
-    services_up()  # append-only file, fsync always: acknowledged writes survive
-    load.wait()
-    expect(load.count("timeouts") == 0, "no request hung past flashload's timeout")
-    expect(post_order(ENV.gw_port, "after", "rkafter").status == 202, "orders flow after Redis restarts")
-    expect(gw.stop() == 0, "gateway exits 0")
+    # append-only file, fsync always: acknowledged writes survive the restart
+    conf, load = outage("rk", "redis", "kill", 2)
     expect(pending_total() == 0, "reservations left pending by a Redis outage: %s" % pending_entries())
     settle(conf, load)
 
