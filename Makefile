@@ -79,6 +79,7 @@ test: setup
 test-asan: asan
 	scripts/run-unit-tests.sh $(addprefix build/asan/,$(UNIT_TESTS))
 	FG_BIN=bin/asan scripts/run-integration-tests.sh
+	FG_BIN=bin/asan scripts/run-fault-tests.sh
 
 # Broker and Redis outages, gateway crashes and reconcile (about 1.5 min;
 # also part of `make test`).
