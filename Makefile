@@ -57,6 +57,13 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(call obj,$(CORE_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DEP_CFLAGS) $(LDFLAGS) $^ -o $@ -lcmocka $(DEP_LIBS) $(LDLIBS)
 
+# LD_PRELOAD shim for the io_uring-unavailable test (fault injection only).
+$(BUILD)/tests/shim/no_uring.so: tests/shim/no_uring.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -shared -fPIC $< -o $@
+
+all: $(BUILD)/tests/shim/no_uring.so
+
 asan:
 	$(MAKE) SAN=1 all $(addprefix build/asan/,$(UNIT_TESTS))
 

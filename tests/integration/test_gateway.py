@@ -424,6 +424,23 @@ def full_producer_queue_answers_503_at_once_and_releases():
 
 
 @test
+def io_uring_unavailable_stops_startup_with_the_fix():
+    # The sandbox cannot disable io_uring, so a preloaded shim makes ring
+    # setup fail with EPERM as seccomp or kernel.io_uring_disabled would.
+    shim = os.path.join(ROOT, "build", "tests", "shim", "no_uring.so")
+    conf = ENV.write_config()
+    r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf], capture_output=True, text=True,
+                       timeout=20, env=dict(os.environ, LD_PRELOAD=shim,
+                                            # the ASan build wants its runtime first otherwise
+                                            ASAN_OPTIONS="verify_asan_link_order=0"))
+    eq(r.returncode, 1, "exit status")
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    eq(len(lines), 1, "one line: %r" % r.stderr)
+    expect("io_uring is not available here" in lines[0] and "kernel.io_uring_disabled=0" in lines[0]
+           and "seccomp" in lines[0], lines[0])
+
+
+@test
 def bad_config_stops_startup_with_file_and_line():
     path = os.path.join(ENV.run_dir, "bad.conf")
     with open(path, "w") as f:
