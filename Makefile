@@ -32,7 +32,10 @@ CORE_SRC    := core/http.c core/order.c core/oid.c core/cfg.c core/hist.c core/t
 GATEWAY_SRC := gateway/main.c gateway/worker.c gateway/conn.c gateway/flow.c \
                gateway/resv.c gateway/kpub.c gateway/script.c gateway/stock.c \
                gateway/reconcile.c gateway/skucache.c
-LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c
+LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c \
+               loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/series.c \
+               loadgen/report.c loadgen/html.c loadgen/capacity.c \
+               loadgen/engine.c loadgen/jobs.c
 UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
                tests/unit/test_oid tests/unit/test_hist
 

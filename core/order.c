@@ -233,8 +233,10 @@ int order_encode_record(char *dst, size_t cap, const struct order_record *r)
 	oid_format(r->order_id, id);
 	int n = snprintf(dst, cap,
 			 "{\"order_id\":\"%s\",\"user_id\":\"%s\",\"sku\":\"%s\",\"qty\":%" PRIu32
-			 ",\"accepted_at_ms\":%" PRId64 ",\"node_id\":%u}",
-			 id, r->user_id, r->sku, r->qty, r->accepted_at_ms, r->node_id);
+			 ",\"accepted_at_ms\":%" PRId64 ",\"node_id\":%u%s%s%s}",
+			 id, r->user_id, r->sku, r->qty, r->accepted_at_ms, r->node_id,
+			 r->idempotency_key[0] ? ",\"idempotency_key\":\"" : "", r->idempotency_key,
+			 r->idempotency_key[0] ? "\"" : "");
 	if (n < 0 || (size_t)n >= cap)
 		return -ENOSPC;
 	return n;
@@ -251,6 +253,7 @@ int order_decode_record(const char *json, size_t len, struct order_record *out)
 
 	if (open_object(&c, json, len) < 0)
 		return -EINVAL;
+	out->idempotency_key[0] = '\0';
 	while ((rc = next_member(&c, &m)) == 1) {
 		if (key_is(&m, "order_id") && m.type == J_STRING) {
 			if (oid_parse(m.str, m.str_len, &out->order_id) < 0)
@@ -273,6 +276,9 @@ int order_decode_record(const char *json, size_t len, struct order_record *out)
 		} else if (key_is(&m, "node_id") && m.type == J_INT && m.num <= OID_MAX_NODE) {
 			out->node_id = (unsigned)m.num;
 			seen |= 32;
+		} else if (key_is(&m, "idempotency_key")) {
+			if (take_ident(&m, out->idempotency_key, &n8, &err, "idempotency_key") < 0)
+				return -EINVAL;
 		}
 		/* Unknown members are skipped: newer writers may add fields. */
 	}

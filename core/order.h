@@ -3,7 +3,9 @@
  *   - the request body a client POSTs: {"user_id":"...","sku":"...","qty":N}
  *   - the record flashgate writes to Kafka:
  *     {"order_id":"...","user_id":"...","sku":"...","qty":N,
- *      "accepted_at_ms":N,"node_id":N}
+ *      "accepted_at_ms":N,"node_id":N[,"idempotency_key":"..."]}
+ *     (the key when the client sent one: it lets a checker prove that no
+ *     key produced two orders)
  *
  * Owns: strict validation of the request (which field is wrong and why) and
  * encoding/decoding of the record. Does not own: ids (oid), stock rules
@@ -45,6 +47,7 @@ struct order_record {
 	uint32_t qty;
 	int64_t accepted_at_ms;
 	unsigned node_id;
+	char idempotency_key[ORDER_ID_MAX + 1]; /* "" when none */
 };
 
 /* true when s[0..len) is a valid identifier (see above). */
@@ -62,7 +65,7 @@ int order_parse_request(const char *body, size_t len, uint32_t max_qty, struct o
  * Writes the Kafka record for r into dst (NUL-terminated). Returns its
  * length, or -ENOSPC when cap is too small (ORDER_RECORD_MAX always fits).
  */
-#define ORDER_RECORD_MAX 256
+#define ORDER_RECORD_MAX 384
 int order_encode_record(char *dst, size_t cap, const struct order_record *r)
 	__attribute__((warn_unused_result));
 

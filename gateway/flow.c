@@ -316,6 +316,7 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 		};
 		memcpy(rec.user_id, r->order.user_id, (size_t)r->order.user_len + 1);
 		memcpy(rec.sku, r->order.sku, (size_t)r->order.sku_len + 1);
+		memcpy(rec.idempotency_key, r->idem, (size_t)r->idem_len + 1);
 		r->record_len = order_encode_record(r->record, sizeof(r->record), &rec);
 		int rc = r->record_len < 0 ? r->record_len : kpub_produce(w, r);
 		if (rc < 0) {

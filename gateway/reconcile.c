@@ -57,6 +57,7 @@ static int parse_ledger(const char *sku, const char *id, const char *value, stru
 	    oid_parse(id, strlen(id), &e->rec.order_id) < 0)
 		return -EINVAL;
 	strcpy(e->idem, idem);
+	strcpy(e->rec.idempotency_key, idem);
 	strcpy(e->rec.user_id, user);
 	strcpy(e->rec.sku, sku);
 	e->rec.qty = (uint32_t)qty;

@@ -1,70 +1,81 @@
 /*
- * flashload: flashgate's load generator. Drives POST /v1/orders on an
- * open-loop schedule, reports what the clients saw, and with --verify
- * proves afterwards from Redis and Kafka that the books balance.
+ * flashload: flashgate's load generator. Replays a sale's traffic profile
+ * (or a single steady stage from the command line) on an open-loop
+ * schedule, reports what the clients saw (text, JSON, HTML), searches for
+ * the capacity under a p99 target, and with --verify proves afterwards
+ * from Redis and Kafka that the books balance.
  *
- * Owns: the command line, the report and the exit code
+ * Owns: the command line, which outputs are written, and the exit code
  * (0 ok, 1 verification failed, 2 usage, 3 the run could not be done).
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../core/cfg.h"
 #include "../core/oid.h"
+#include "capacity.h"
+#include "html.h"
+#include "profile.h"
+#include "report.h"
 #include "run.h"
 #include "verify.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: flashload --target HOST:PORT [options]\n"
-		"  --rate R|max        requests per second on an open-loop schedule, or max\n"
-		"                      (closed loop: each connection sends when answered) [max]\n"
-		"  --duration D        schedule length: 10s, 500ms, 2m [10s]\n"
-		"  --requests N        stop after N requests (with --rate: whichever comes first)\n"
-		"  --connections C     keep-alive connections [64]\n"
-		"  --skus M            SKUs PREFIX1..PREFIXM, Zipf-skewed popularity [10]\n"
+		"usage: flashload --target HOST:PORT [--profile FILE] [options]\n"
+		"traffic (a profile file has all of these; options override it):\n"
+		"  --profile FILE      stages, catalogue, users, retries and mix (config/profiles/)\n"
+		"  --rate R|max        without a profile: one stage at R req/s on an open-loop\n"
+		"                      schedule, or max (closed loop: each connection sends when\n"
+		"                      answered) [max]\n"
+		"  --duration D        without a profile: that stage's length: 10s, 500ms, 2m [10s]\n"
+		"  --scale F           multiply every stage's rates by F (same shape, other size)\n"
+		"  --requests N        stop after N first tries (whichever comes first)\n"
+		"  --connections C     keep-alive connections, split over the threads [64]\n"
+		"  --threads T         engine threads, each with its own io_uring [1]\n"
+		"  --t0 T              start the schedule at wall-clock T (unix ms, +30s, or\n"
+		"                      2026-11-11T00:00:00Z) so several generators open together\n"
+		"  --arrival A         uniform or poisson [uniform]\n"
+		"  --skus M            one class of M SKUs PREFIX1..PREFIXM, Zipf-skewed [10]\n"
 		"  --sku-prefix P      [sku]\n"
+		"  --zipf S            Zipf exponent of SKU popularity (0 = uniform) [0.99]\n"
 		"  --users U           users PREFIX1..PREFIXU, uniform [10000]\n"
 		"  --user-prefix P     [u]\n"
 		"  --qty Q             units per order [1]\n"
-		"  --zipf S            Zipf exponent of SKU popularity (0 = uniform) [0.99]\n"
+		"  --retries N         retry 503, timeouts and in_progress up to N times [0]\n"
+		"  --keys              send an Idempotency-Key with every order\n"
+		"  --duplicates S      share of orders double-clicked (0..1) [0]\n"
+		"  --malformed S       share of malformed requests (0..1) [0]\n"
 		"  --timeout MS        a request without an answer after MS fails [10000]\n"
 		"  --seed N            random seed (same seed, same order sequence)\n"
-		"  --json FILE         also write the report as JSON\n"
-		"  --accepted-log FILE write the order ids answered 202 (one per line, with qty)\n"
+		"output:\n"
+		"  --json FILE         the report as JSON (per stage, per second, verification)\n"
+		"  --html FILE         a self-contained HTML report with charts\n"
+		"  --accepted-log FILE the accepted order ids (one per line, with qty)\n"
+		"  --write-stock FILE  write the profile's catalogue as a `flashgate stock load` CSV\n"
+		"                      and exit\n"
 		"  --quiet             no live line\n"
+		"capacity search:\n"
+		"  --find-capacity     find the highest rate whose p99 stays within --p99\n"
+		"  --p99 D             the target, e.g. 5ms [5ms]\n"
+		"  --step D            length of each step [5s]; --rate gives the first rate [1000]\n"
 		"verification (after the run):\n"
 		"  --verify            check Redis and Kafka; exit 1 on any FAIL\n"
 		"  --config CONF       take Redis and Kafka addresses from flashgate's config\n"
 		"  --redis HOST:PORT   [127.0.0.1:16379]\n"
 		"  --kafka BROKERS     [127.0.0.1:19092]\n"
 		"  --topic T           [orders]\n"
-		"  --verify-only       no load: verify the 202s listed in --accepted-log\n"
+		"  --verify-only       no load: verify the orders listed in --accepted-log\n"
 		"  --reconciled        after `flashgate reconcile`: orders without a 202 may be\n"
 		"                      in the topic (published for a crashed gateway)\n");
-}
-
-static int parse_duration(const char *s, double *out)
-{
-	char *end;
-	double v = strtod(s, &end);
-	if (end == s || v < 0)
-		return -EINVAL;
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		*out = v;
-	else if (strcmp(end, "ms") == 0)
-		*out = v / 1000.0;
-	else if (strcmp(end, "m") == 0)
-		*out = v * 60.0;
-	else
-		return -EINVAL;
-	return 0;
 }
 
 static int parse_hostport(const char *s, char *host, size_t host_len, unsigned *port)
@@ -94,72 +105,8 @@ static int parse_uint(const char *s, unsigned long long min, unsigned long long 
 	return 0;
 }
 
-static void print_latency(FILE *out, const char *what, const struct hist *h)
-{
-	fprintf(out, "%-26s p50 %8.2f  p90 %8.2f  p99 %8.2f  p99.9 %8.2f  max %8.2f ms\n", what,
-		(double)hist_percentile(h, 50) / 1000, (double)hist_percentile(h, 90) / 1000,
-		(double)hist_percentile(h, 99) / 1000, (double)hist_percentile(h, 99.9) / 1000,
-		(double)hist_max(h) / 1000);
-}
-
-static void report(FILE *out, const struct lg_opts *o, const struct lg_result *r)
-{
-	double achieved = r->elapsed_s > 0 ? (double)r->completed / r->elapsed_s : 0;
-	fprintf(out, "flashload: %" PRIu64 " requests in %.2f s over %u connections: %.0f req/s achieved",
-		r->completed, r->elapsed_s, o->connections, achieved);
-	if (o->rate > 0)
-		fprintf(out, " (schedule %.0f req/s)", o->rate);
-	fprintf(out, "\n");
-	for (int i = 0; i < LG_OUTCOMES; i++)
-		fprintf(out, "%s%s %" PRIu64, i ? " | " : "status: ", lg_outcome_names[i], r->counts[i]);
-	fprintf(out, "\n");
-	if (r->unsent || r->connect_failures)
-		fprintf(out, "not sent: %" PRIu64 " requests due but never sent; %" PRIu64
-			     " connection attempts failed\n",
-			r->unsent, r->connect_failures);
-	print_latency(out, o->rate > 0 ? "latency (from intended)" : "latency (closed loop)", r->latency);
-	print_latency(out, "service time", r->service);
-	if (o->rate > 0) {
-		fprintf(out, "send lag: max %.2f ms, %" PRIu64 " of %" PRIu64 " sent more than 1 ms late%s%s\n",
-			(double)r->max_lag_us / 1000, r->late_sends, r->sent,
-			r->conn_limited ? "  [requests waited for a connection: the server fell behind or --connections is too low; their wait is in the latency]" : "",
-			r->generator_limited ? "  [generator-limited: flashload itself could not keep the schedule]" : "");
-	}
-}
-
-static int write_json(const char *path, const struct lg_opts *o, const struct lg_result *r, int verify_fails)
-{
-	FILE *f = fopen(path, "w");
-	if (!f) {
-		fprintf(stderr, "flashload: %s: %s\n", path, strerror(errno));
-		return -errno;
-	}
-	fprintf(f, "{\n  \"target\": \"%s:%u\",\n  \"rate\": %.3f,\n  \"connections\": %u,\n",
-		o->host, o->port, o->rate, o->connections);
-	fprintf(f, "  \"requests\": %" PRIu64 ",\n  \"elapsed_s\": %.6f,\n  \"achieved_rps\": %.3f,\n",
-		r->completed, r->elapsed_s, r->elapsed_s > 0 ? (double)r->completed / r->elapsed_s : 0);
-	fprintf(f, "  \"generator_limited\": %s,\n  \"connection_limited\": %s,\n  \"counts\": {",
-		r->generator_limited ? "true" : "false", r->conn_limited ? "true" : "false");
-	for (int i = 0; i < LG_OUTCOMES; i++)
-		fprintf(f, "%s\"%s\": %" PRIu64, i ? ", " : "", lg_outcome_names[i], r->counts[i]);
-	fprintf(f, "},\n");
-	const struct hist *hs[2] = {r->latency, r->service};
-	const char *names[2] = {"latency_us", "service_us"};
-	for (int k = 0; k < 2; k++)
-		fprintf(f, "  \"%s\": {\"p50\": %" PRIu64 ", \"p90\": %" PRIu64 ", \"p99\": %" PRIu64
-			   ", \"p999\": %" PRIu64 ", \"max\": %" PRIu64 "},\n",
-			names[k], hist_percentile(hs[k], 50), hist_percentile(hs[k], 90),
-			hist_percentile(hs[k], 99), hist_percentile(hs[k], 99.9), hist_max(hs[k]));
-	fprintf(f, "  \"verify_failures\": %d\n}\n", verify_fails);
-	if (fclose(f) != 0) {
-		fprintf(stderr, "flashload: %s: %s\n", path, strerror(errno));
-		return -EIO;
-	}
-	return 0;
-}
-
 /* One 202 a line: "ORDER_ID QTY". */
-static int write_accepted(const char *path, const struct lg_opts *o, const struct lg_result *r)
+static int write_accepted(const char *path, const struct lg_profile *p, const struct lg_result *r)
 {
 	FILE *f = fopen(path, "w");
 	if (!f) {
@@ -169,7 +116,7 @@ static int write_accepted(const char *path, const struct lg_opts *o, const struc
 	for (size_t i = 0; i < r->n_accepted; i++) {
 		char id[OID_TEXT_LEN + 1];
 		oid_format(r->accepted_ids[i], id);
-		fprintf(f, "%s %u\n", id, o->qty);
+		fprintf(f, "%s %u\n", id, p->qty);
 	}
 	if (fclose(f) != 0) {
 		fprintf(stderr, "flashload: %s: %s\n", path, strerror(errno));
@@ -217,147 +164,344 @@ static int read_accepted(const char *path, struct lg_result *r)
 	return 0;
 }
 
-int main(int argc, char **argv)
+static int parse_share(const char *s, double *out)
 {
-	struct lg_opts o = {
-		.rate = 0, .duration_s = 10, .connections = 64, .skus = 10, .users = 10000, .qty = 1,
-		.sku_prefix = "sku", .user_prefix = "u", .zipf = 0.99, .timeout_ms = 10000,
-	};
-	struct verify_opts v = {.redis_host = "127.0.0.1", .redis_port = 16379,
-				.kafka_brokers = "127.0.0.1:19092", .topic = "orders"};
-	const char *config = NULL, *json = NULL, *accepted_log = NULL;
-	bool verify = false, verify_only = false, have_target = false, duration_set = false;
+	char *end;
+	double v = strtod(s, &end);
+	if (end == s || *end || !(v >= 0 && v <= 1))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* Everything the command line asks for besides the profile. */
+struct cli {
+	struct lg_target t;
+	struct verify_opts v;
+	const char *profile, *config, *json, *html, *accepted_log, *write_stock;
+	bool verify, verify_only, have_target;
+	bool find_capacity, duration_set;
+	double scale;
+	struct cap_opts cap;
+};
+
+enum {
+	O_TARGET = 256, O_PROFILE, O_RATE, O_DURATION, O_REQUESTS, O_CONNECTIONS, O_THREADS, O_T0,
+	O_ARRIVAL, O_SKUS, O_SKU_PREFIX, O_ZIPF, O_USERS, O_USER_PREFIX, O_QTY, O_RETRIES, O_KEYS,
+	O_DUPLICATES, O_MALFORMED, O_TIMEOUT, O_SEED, O_JSON, O_HTML, O_ACCEPTED_LOG, O_WRITE_STOCK,
+	O_QUIET, O_FIND_CAPACITY, O_P99, O_STEP, O_VERIFY, O_CONFIG, O_REDIS, O_KAFKA, O_TOPIC,
+	O_VERIFY_ONLY, O_RECONCILED, O_SCALE,
+};
+
+static const struct option long_opts[] = {
+	{"target", required_argument, 0, O_TARGET}, {"profile", required_argument, 0, O_PROFILE},
+	{"rate", required_argument, 0, O_RATE}, {"duration", required_argument, 0, O_DURATION},
+	{"requests", required_argument, 0, O_REQUESTS},
+	{"connections", required_argument, 0, O_CONNECTIONS},
+	{"threads", required_argument, 0, O_THREADS}, {"t0", required_argument, 0, O_T0},
+	{"arrival", required_argument, 0, O_ARRIVAL}, {"skus", required_argument, 0, O_SKUS},
+	{"sku-prefix", required_argument, 0, O_SKU_PREFIX}, {"zipf", required_argument, 0, O_ZIPF},
+	{"users", required_argument, 0, O_USERS}, {"user-prefix", required_argument, 0, O_USER_PREFIX},
+	{"qty", required_argument, 0, O_QTY}, {"retries", required_argument, 0, O_RETRIES},
+	{"keys", no_argument, 0, O_KEYS}, {"duplicates", required_argument, 0, O_DUPLICATES},
+	{"malformed", required_argument, 0, O_MALFORMED}, {"timeout", required_argument, 0, O_TIMEOUT},
+	{"seed", required_argument, 0, O_SEED}, {"json", required_argument, 0, O_JSON},
+	{"html", required_argument, 0, O_HTML}, {"accepted-log", required_argument, 0, O_ACCEPTED_LOG},
+	{"write-stock", required_argument, 0, O_WRITE_STOCK}, {"quiet", no_argument, 0, O_QUIET},
+	{"find-capacity", no_argument, 0, O_FIND_CAPACITY}, {"p99", required_argument, 0, O_P99},
+	{"step", required_argument, 0, O_STEP}, {"verify", no_argument, 0, O_VERIFY},
+	{"config", required_argument, 0, O_CONFIG}, {"redis", required_argument, 0, O_REDIS},
+	{"kafka", required_argument, 0, O_KAFKA}, {"topic", required_argument, 0, O_TOPIC},
+	{"verify-only", no_argument, 0, O_VERIFY_ONLY}, {"reconciled", no_argument, 0, O_RECONCILED},
+	{"scale", required_argument, 0, O_SCALE},
+	{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+};
+
+/* Applies one option over the profile; 0, -EINVAL (bad value) or -ENOTSUP
+ * (not with a profile). */
+static int apply(struct lg_profile *p, struct cli *c, int opt, const char *arg, bool *rate_set)
+{
 	unsigned long long u;
-	static const struct option opts[] = {
-		{"target", required_argument, 0, 't'}, {"rate", required_argument, 0, 'r'},
-		{"duration", required_argument, 0, 'd'}, {"requests", required_argument, 0, 'n'},
-		{"connections", required_argument, 0, 'c'}, {"skus", required_argument, 0, 'S'},
-		{"sku-prefix", required_argument, 0, 'P'}, {"users", required_argument, 0, 'U'},
-		{"user-prefix", required_argument, 0, 'p'}, {"qty", required_argument, 0, 'q'},
-		{"zipf", required_argument, 0, 'z'}, {"timeout", required_argument, 0, 'T'},
-		{"seed", required_argument, 0, 's'}, {"json", required_argument, 0, 'j'},
-		{"quiet", no_argument, 0, 'Q'}, {"verify", no_argument, 0, 'V'},
-		{"config", required_argument, 0, 'C'}, {"redis", required_argument, 0, 'R'},
-		{"kafka", required_argument, 0, 'K'}, {"topic", required_argument, 0, 'o'},
-		{"accepted-log", required_argument, 0, 'A'}, {"verify-only", no_argument, 0, 'O'},
-		{"reconciled", no_argument, 0, 'X'},
-		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
-	};
-	int opt, li = 0;
-	while ((opt = getopt_long(argc, argv, "h", opts, &li)) != -1) {
-		int bad = 0;
-		switch (opt) {
-		case 't': {
-			unsigned port;
-			bad = parse_hostport(optarg, o.host, sizeof(o.host), &port);
-			o.port = (uint16_t)port;
-			have_target = true;
-			break;
-		}
-		case 'r':
-			if (strcmp(optarg, "max") == 0) {
-				o.rate = 0;
-			} else {
-				char *end;
-				o.rate = strtod(optarg, &end);
-				bad = *end || o.rate <= 0 ? -EINVAL : 0;
-			}
-			break;
-		case 'd': bad = parse_duration(optarg, &o.duration_s); duration_set = true; break;
-		case 'n': bad = parse_uint(optarg, 1, UINT64_MAX, &u); o.max_requests = u; break;
-		case 'c': bad = parse_uint(optarg, 1, 100000, &u); o.connections = (unsigned)u; break;
-		case 'S': bad = parse_uint(optarg, 1, 10000000, &u); o.skus = (unsigned)u; break;
-		case 'P': o.sku_prefix = optarg; break;
-		case 'U': bad = parse_uint(optarg, 1, 1000000000, &u); o.users = (unsigned)u; break;
-		case 'p': o.user_prefix = optarg; break;
-		case 'q': bad = parse_uint(optarg, 1, 1000000, &u); o.qty = (unsigned)u; break;
-		case 'z': {
+	double d;
+	int bad = 0;
+	switch (opt) {
+	case O_TARGET: {
+		unsigned port;
+		bad = parse_hostport(arg, c->t.host, sizeof(c->t.host), &port);
+		c->t.port = (uint16_t)port;
+		c->have_target = true;
+		break;
+	}
+	case O_PROFILE: break; /* loaded before the other options */
+	case O_RATE:
+		*rate_set = true;
+		if (strcmp(arg, "max") == 0) {
+			p->closed_loop = true;
+		} else {
 			char *end;
-			o.zipf = strtod(optarg, &end);
-			bad = *end || o.zipf < 0 ? -EINVAL : 0;
-			break;
+			d = strtod(arg, &end);
+			if (*end || !(d > 0 && d <= 10e6))
+				return -EINVAL;
+			if (c->profile && !c->find_capacity)
+				return -ENOTSUP;
+			p->closed_loop = false;
+			p->stages[0].from_rate = p->stages[0].to_rate = d;
+			c->cap.start_rate = d;
 		}
-		case 'T': bad = parse_uint(optarg, 1, 3600000, &u); o.timeout_ms = (unsigned)u; break;
-		case 's': bad = parse_uint(optarg, 0, UINT64_MAX, &u); o.seed = u; break;
-		case 'j': json = optarg; break;
-		case 'Q': o.quiet = true; break;
-		case 'V': verify = true; break;
-		case 'C': config = optarg; break;
-		case 'R': bad = parse_hostport(optarg, v.redis_host, sizeof(v.redis_host), &v.redis_port); break;
-		case 'K': snprintf(v.kafka_brokers, sizeof(v.kafka_brokers), "%s", optarg); break;
-		case 'o': snprintf(v.topic, sizeof(v.topic), "%s", optarg); break;
-		case 'A': accepted_log = optarg; break;
-		case 'O': verify_only = verify = true; break;
-		case 'X': v.reconciled = true; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-		if (bad) {
-			fprintf(stderr, "flashload: --%s: invalid value '%s'\n", opts[li].name, optarg);
+		break;
+	case O_DURATION:
+		if (c->profile)
+			return -ENOTSUP;
+		bad = prof_parse_duration(arg, &d);
+		p->stages[0].duration_s = d;
+		p->closed_duration_s = d;
+		c->duration_set = true;
+		break;
+	case O_REQUESTS: bad = parse_uint(arg, 1, UINT64_MAX, &u); p->max_requests = u; break;
+	case O_CONNECTIONS: bad = parse_uint(arg, 1, 100000, &u); p->connections = (unsigned)u; break;
+	case O_THREADS: bad = parse_uint(arg, 1, 64, &u); p->threads = (unsigned)u; break;
+	case O_T0: {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		bad = prof_parse_t0(arg, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &p->t0_unix_ms);
+		break;
+	}
+	case O_ARRIVAL:
+		if (strcmp(arg, "uniform") == 0)
+			p->arrival = PROF_UNIFORM;
+		else if (strcmp(arg, "poisson") == 0)
+			p->arrival = PROF_POISSON;
+		else
+			bad = -EINVAL;
+		break;
+	case O_SKUS:
+		if (c->profile)
+			return -ENOTSUP;
+		bad = parse_uint(arg, 1, 10000000, &u);
+		p->classes[0].count = p->skus = (unsigned)u;
+		break;
+	case O_SKU_PREFIX:
+	case O_USER_PREFIX: {
+		size_t n = strlen(arg);
+		if (!n || n >= PROF_PREFIX_MAX || n + 10 > 64)
+			return -EINVAL;
+		strcpy(opt == O_SKU_PREFIX ? p->sku_prefix : p->user_prefix, arg);
+		break;
+	}
+	case O_ZIPF: {
+		char *end;
+		p->zipf = strtod(arg, &end);
+		bad = *end || !(p->zipf >= 0 && p->zipf <= 10) ? -EINVAL : 0;
+		break;
+	}
+	case O_USERS: bad = parse_uint(arg, 1, 1000000000, &u); p->users = (unsigned)u; break;
+	case O_QTY: bad = parse_uint(arg, 1, 1000000, &u); p->qty = (unsigned)u; break;
+	case O_RETRIES: bad = parse_uint(arg, 0, 100, &u); p->retries = (unsigned)u; break;
+	case O_KEYS: p->idempotency_keys = true; break;
+	case O_DUPLICATES: bad = parse_share(arg, &p->duplicate_share); break;
+	case O_MALFORMED: bad = parse_share(arg, &p->malformed_share); break;
+	case O_TIMEOUT: bad = parse_uint(arg, 1, 3600000, &u); p->timeout_ms = (unsigned)u; break;
+	case O_SEED: bad = parse_uint(arg, 0, UINT64_MAX, &u); p->seed = u; break;
+	case O_JSON: c->json = arg; break;
+	case O_HTML: c->html = arg; break;
+	case O_ACCEPTED_LOG: c->accepted_log = arg; break;
+	case O_WRITE_STOCK: c->write_stock = arg; break;
+	case O_QUIET: c->t.quiet = true; break;
+	case O_FIND_CAPACITY: break; /* seen before the other options */
+	case O_P99:
+		bad = prof_parse_duration(arg, &d);
+		if (!bad && d <= 0)
+			bad = -EINVAL;
+		c->cap.p99_target_us = (uint64_t)llround(d * 1e6);
+		break;
+	case O_STEP:
+		bad = prof_parse_duration(arg, &d);
+		if (!bad && d < 0.5)
+			bad = -EINVAL;
+		c->cap.step_s = d;
+		break;
+	case O_VERIFY: c->verify = true; break;
+	case O_CONFIG: c->config = arg; break;
+	case O_REDIS:
+		bad = parse_hostport(arg, c->v.redis_host, sizeof(c->v.redis_host), &c->v.redis_port);
+		break;
+	case O_KAFKA: snprintf(c->v.kafka_brokers, sizeof(c->v.kafka_brokers), "%s", arg); break;
+	case O_TOPIC: snprintf(c->v.topic, sizeof(c->v.topic), "%s", arg); break;
+	case O_VERIFY_ONLY: c->verify_only = c->verify = true; break;
+	case O_RECONCILED: c->v.reconciled = true; break;
+	case O_SCALE: {
+		char *end;
+		c->scale = strtod(arg, &end);
+		bad = *end || !(c->scale > 0 && c->scale <= 10000) ? -EINVAL : 0;
+		break;
+	}
+	default: return -EINVAL;
+	}
+	return bad;
+}
+
+/* Parses the command line over the profile; 0, 1 (--help shown) or 2 (usage). */
+static int parse_cli(int argc, char **argv, struct lg_profile *p, struct cli *c)
+{
+	int opt, li;
+	bool rate_set = false;
+	/* First pass: the profile is the base the other options override. */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "h", long_opts, &li)) != -1) {
+		if (opt == O_PROFILE)
+			c->profile = optarg;
+		else if (opt == O_FIND_CAPACITY)
+			c->find_capacity = true;
+	}
+	if (c->profile) {
+		char err[512];
+		if (prof_load(p, c->profile, err, sizeof(err)) < 0) {
+			fprintf(stderr, "flashload: %s\n", err);
 			return 2;
 		}
 	}
-	if (verify_only && !accepted_log) {
+	optind = 1;
+	opterr = 1;
+	while ((opt = getopt_long(argc, argv, "h", long_opts, &li)) != -1) {
+		if (opt == 'h') {
+			usage(stdout);
+			return 1;
+		}
+		if (opt == '?') {
+			usage(stderr);
+			return 2;
+		}
+		int rc = apply(p, c, opt, optarg, &rate_set);
+		if (rc == -ENOTSUP) {
+			fprintf(stderr, "flashload: --%s: the profile's stages and classes set this; edit "
+					"the profile or drop --profile\n", long_opts[li].name);
+			return 2;
+		}
+		if (rc < 0) {
+			fprintf(stderr, "flashload: --%s: invalid value '%s'\n", long_opts[li].name,
+				optarg ? optarg : "");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "flashload: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	for (unsigned k = 0; k < p->n_stages && c->scale > 0; k++) {
+		p->stages[k].from_rate *= c->scale;
+		p->stages[k].to_rate *= c->scale;
+	}
+	if (!c->profile && !rate_set)
+		p->closed_loop = true; /* the command line's default: as fast as answers come */
+	if (p->closed_loop && p->max_requests && !c->duration_set && !c->profile)
+		p->closed_duration_s = 0; /* --requests alone: run until that many */
+	if (p->duplicate_share > 0 || p->retries > 0)
+		p->idempotency_keys = true; /* a retry without the key could buy twice */
+	return 0;
+}
+
+static int run_capacity(const struct lg_profile *p, struct cli *c)
+{
+	struct cap_result res;
+	char err[256];
+	if (cap_find(p, &c->t, &c->cap, stdout, &res, err, sizeof(err)) < 0) {
+		fprintf(stderr, "flashload: %s\n", err);
+		return 3;
+	}
+	if (c->json && cap_json(c->json, &c->cap, &res) < 0)
+		return 3;
+	return res.capacity > 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct lg_profile p;
+	struct cli c = {
+		.v = {.redis_host = "127.0.0.1", .redis_port = 16379, .kafka_brokers = "127.0.0.1:19092",
+		      .topic = "orders"},
+		.cap = {.p99_target_us = 5000, .step_s = 5, .start_rate = 1000, .max_steps = 16},
+	};
+	prof_defaults(&p);
+	p.closed_duration_s = 10;
+	int rc = parse_cli(argc, argv, &p, &c);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	char err[512];
+	if (prof_check(&p, err, sizeof(err)) < 0) {
+		fprintf(stderr, "flashload: %s\n", err);
+		return 2;
+	}
+	if (c.write_stock) {
+		if (prof_write_stock(&p, c.write_stock, err, sizeof(err)) < 0) {
+			fprintf(stderr, "flashload: %s\n", err);
+			return 3;
+		}
+		return 0;
+	}
+	if (c.verify_only && !c.accepted_log) {
 		fprintf(stderr, "flashload: --verify-only needs --accepted-log FILE\n");
 		return 2;
 	}
-	if (!have_target && !verify_only) {
+	if (!c.have_target && !c.verify_only) {
 		fprintf(stderr, "flashload: --target HOST:PORT is required\n");
 		usage(stderr);
 		return 2;
 	}
-	if (o.max_requests && !duration_set)
-		o.duration_s = 0; /* --requests alone: run until that many */
-	if (strlen(o.sku_prefix) + 10 > 64 || strlen(o.user_prefix) + 10 > 64) {
-		fprintf(stderr, "flashload: prefixes must leave room for a number within 64 characters\n");
-		return 2;
-	}
-	if (config) {
+	if (c.config) {
 		struct cfg cfg;
-		char err[512];
-		if (cfg_load(&cfg, config, err, sizeof(err)) < 0) {
+		if (cfg_load(&cfg, c.config, err, sizeof(err)) < 0) {
 			fprintf(stderr, "flashload: %s\n", err);
 			return 2;
 		}
-		snprintf(v.redis_host, sizeof(v.redis_host), "%s", cfg.redis_host);
-		v.redis_port = cfg.redis_port;
-		snprintf(v.kafka_brokers, sizeof(v.kafka_brokers), "%s", cfg.kafka_brokers);
-		snprintf(v.topic, sizeof(v.topic), "%s", cfg.kafka_topic);
+		snprintf(c.v.redis_host, sizeof(c.v.redis_host), "%s", cfg.redis_host);
+		c.v.redis_port = cfg.redis_port;
+		snprintf(c.v.kafka_brokers, sizeof(c.v.kafka_brokers), "%s", cfg.kafka_brokers);
+		snprintf(c.v.topic, sizeof(c.v.topic), "%s", cfg.kafka_topic);
 	}
-	o.live_tty = isatty(STDERR_FILENO);
+	c.t.live_tty = isatty(STDERR_FILENO);
+	if (c.find_capacity)
+		return run_capacity(&p, &c);
 
 	struct lg_result r;
-	char err[256];
-	if (verify_only) {
-		if (read_accepted(accepted_log, &r) < 0)
+	if (c.verify_only) {
+		if (read_accepted(c.accepted_log, &r) < 0)
 			return 3;
 	} else {
-		if (lg_run(&o, &r, err, sizeof(err)) < 0) {
+		if (lg_run(&p, &c.t, &r, err, sizeof(err)) < 0) {
 			fprintf(stderr, "flashload: %s\n", err);
 			lg_result_free(&r);
 			return 3;
 		}
-		report(stdout, &o, &r);
-		if (accepted_log && write_accepted(accepted_log, &o, &r) < 0) {
+		report_text(stdout, &p, &c.t, &r);
+		if (c.accepted_log && write_accepted(c.accepted_log, &p, &r) < 0) {
 			lg_result_free(&r);
 			return 3;
 		}
 	}
+	struct verify_report rep;
 	int fails = 0;
-	if (verify) {
+	if (c.verify) {
 		fflush(stdout);
-		v.accepted_ids = r.accepted_ids;
-		v.n_accepted = r.n_accepted;
-		v.accepted_units = r.accepted_units;
-		v.sku_prefix = o.sku_prefix;
-		fails = verify_run(&v, stdout);
+		c.v.accepted_ids = r.accepted_ids;
+		c.v.n_accepted = r.n_accepted;
+		c.v.accepted_units = r.accepted_units;
+		c.v.sku_prefix = p.sku_prefix;
+		c.v.have_client = !c.verify_only;
+		c.v.key_conflicts = r.key_conflicts;
+		for (int k = 0; k < MAL_KINDS; k++) {
+			c.v.malformed_sent += r.malformed_sent[k];
+			c.v.malformed_ok += r.malformed_ok[k];
+		}
+		fails = verify_run(&c.v, &rep, stdout);
 		if (fails < 0) {
 			fprintf(stderr, "flashload: verification could not be done\n");
 			lg_result_free(&r);
 			return 3;
 		}
 	}
-	if (json && write_json(json, &o, &r, fails) < 0) {
+	const struct verify_report *vr = c.verify ? &rep : NULL;
+	if ((c.json && report_json(c.json, &p, &c.t, &r, vr) < 0) ||
+	    (c.html && html_write(c.html, &p, &c.t, &r, vr) < 0)) {
 		lg_result_free(&r);
 		return 3;
 	}

@@ -1,19 +1,22 @@
 /*
- * run: flashload's traffic engine: an open-loop schedule of orders sent
- * over keep-alive connections through one io_uring.
+ * run: flashload's traffic engine. A profile's schedule is split over
+ * threads (each with its own io_uring and share of the connections); every
+ * request has an intended send time from the schedule, and latency is
+ * measured from it, so a stalled server is charged for every request it
+ * delayed (no coordinated omission). Service time (from the actual send)
+ * and send lag (actual - intended) are kept too. A due request that waits
+ * for a free connection is sent late and its wait counts; one that never
+ * got sent is counted as unsent, never dropped silently.
  *
- * Each request has an intended send time from the schedule (start + i /
- * rate). Latency is measured from that intended time, so a stalled server
- * is charged for every request it delayed (no coordinated omission);
- * service time (from the actual send) and send lag (actual - intended) are
- * kept too. A request that waits for a free connection is never dropped: it
- * is sent late and its wait counts. With --rate max the loop is closed
- * (each connection sends again as soon as it has its answer) and latency
- * equals service time.
+ * Clients behave like shoppers: an order that gets 503, a timeout, a
+ * broken connection or 409 in_progress is retried after an exponential
+ * backoff with the same Idempotency-Key, up to the profile's limit; a share
+ * of orders is double-clicked (sent twice at once, same key); a share of
+ * requests is malformed, each checked against the status it must get.
  *
- * Owns: connections, pacing, per-request timing and outcome counts, and
- * the list of order ids answered 202. Does not own: reporting or
- * verification.
+ * Owns: threads, connections, pacing, retries, per-request timing and the
+ * outcome counts, per stage and per second. Does not own: the profile,
+ * reports or verification.
  */
 #ifndef LG_RUN_H
 #define LG_RUN_H
@@ -23,60 +26,69 @@
 #include <stdint.h>
 
 #include "../core/hist.h"
+#include "mix.h"
+#include "profile.h"
+#include "series.h"
 
-struct lg_opts {
+struct lg_target {
 	char host[256];
 	uint16_t port;
-	double rate;         /* requests/s; 0 = as fast as the connections go */
-	double duration_s;   /* schedule length; 0 = until max_requests */
-	uint64_t max_requests; /* 0 = no limit */
-	unsigned connections;
-	unsigned skus, users, qty;
-	const char *sku_prefix, *user_prefix;
-	double zipf;
-	unsigned timeout_ms;
-	uint64_t seed;
 	bool live_tty; /* redraw one status line instead of printing lines */
 	bool quiet;
 };
 
-enum lg_outcome {
-	LG_ACCEPTED,     /* 202 */
-	LG_SOLD_OUT,     /* 409 sold_out or insufficient_stock */
-	LG_LIMIT,        /* 409 limit_exceeded */
-	LG_NOT_FOUND,    /* 404 */
-	LG_BAD_REQUEST,  /* other 4xx */
-	LG_UNAVAILABLE,  /* 503 */
-	LG_OTHER_STATUS, /* anything else */
-	LG_CONN_ERROR,   /* connect/send/recv failed, or a malformed answer */
-	LG_TIMEOUT,      /* no answer within timeout_ms */
-	LG_OUTCOMES
+struct lg_counts {
+	uint64_t offered, sent, completed;
+	uint64_t late_sends; /* sent more than 1 ms after their intended time */
+	uint64_t counts[LG_OUTCOMES];
 };
 
-extern const char *const lg_outcome_names[LG_OUTCOMES];
+struct lg_stage_result {
+	struct lg_counts c;
+	struct hist *latency; /* us, from the intended send time */
+	struct hist *service; /* us, from the actual send */
+	double scheduled;     /* requests the stage's schedule asked for */
+};
 
 struct lg_result {
-	uint64_t scheduled, sent, completed;
-	uint64_t unsent;           /* due by the schedule, never sent (no connection) */
-	uint64_t connect_failures; /* connection attempts refused or failed */
-	uint64_t counts[LG_OUTCOMES];
-	uint64_t late_sends;   /* sent more than 1 ms after their intended time */
+	struct lg_counts c;
+	double scheduled;            /* first tries the schedule asked for */
+	uint64_t unsent;             /* due, never sent (no connection before the end) */
+	uint64_t connect_failures;
 	uint64_t max_lag_us;
-	double elapsed_s;      /* first intended send to last answer */
-	double schedule_s;     /* length of the send schedule */
-	struct hist *latency;  /* us, from intended send time */
-	struct hist *service;  /* us, from actual send time */
+	double elapsed_s;            /* start of the schedule to the last answer */
+	double schedule_s;
+	struct hist *latency, *service;
+	struct hist *order_latency;  /* first intended send to the final answer, retries included */
+	/* Orders (a first try and its retries and double clicks are one order). */
+	uint64_t orders, orders_accepted, orders_refused, orders_gave_up;
+	uint64_t retries, double_clicks;
+	uint64_t key_conflicts;      /* one key answered with two different order ids */
+	uint64_t malformed_sent[MAL_KINDS], malformed_ok[MAL_KINDS];
+	/* One id per accepted order, learned from its 202 or a 200 duplicate. */
 	uint64_t *accepted_ids;
 	size_t n_accepted, cap_accepted;
 	uint64_t accepted_units;
+	struct lg_stage_result stages[PROF_MAX_STAGES];
+	unsigned n_stages;
+	struct lg_second *seconds;
+	size_t n_seconds;
 	bool generator_limited; /* late with idle connections: this process was the limit */
 	bool conn_limited;      /* requests waited because every connection was busy */
 	int64_t started_unix_ms;
 };
 
-/* Runs the load; 0, or -errno with err set (e.g. cannot resolve). */
-int lg_run(const struct lg_opts *o, struct lg_result *r, char *err, size_t err_len)
-	__attribute__((warn_unused_result));
+/*
+ * Runs the profile against the target; 0, or -errno with err set (cannot
+ * resolve, cannot connect, T0 in the past, out of memory).
+ */
+int lg_run(const struct lg_profile *p, const struct lg_target *t, struct lg_result *r, char *err,
+	   size_t err_len) __attribute__((warn_unused_result));
+/* Allocates r's histograms for n_stages stages; 0 or -ENOMEM. */
+int lg_result_init(struct lg_result *r, unsigned n_stages) __attribute__((warn_unused_result));
 void lg_result_free(struct lg_result *r);
+
+/* Appends id to r's accepted ids; 0 or -ENOMEM. */
+int lg_result_add_accepted(struct lg_result *r, uint64_t id) __attribute__((warn_unused_result));
 
 #endif

@@ -171,8 +171,24 @@ out:
 
 struct topic_stats {
 	uint64_t records, in_scope, duplicates, undecodable;
+	uint64_t keyed, key_reused;
 	struct idset ids;
+	struct idset keys; /* 64-bit hashes of (user, sku, Idempotency-Key) */
 };
+
+/* FNV-1a over user, sku and key: a collision among a run's keys is about
+ * n^2 / 2^65, far below one for any run flashload can make. */
+static uint64_t key_hash(const struct order_record *r)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const char *parts[3] = {r->user_id, r->sku, r->idempotency_key};
+	for (int k = 0; k < 3; k++) {
+		for (const char *c = parts[k]; *c; c++)
+			h = (h ^ (unsigned char)*c) * 0x100000001b3ULL;
+		h = (h ^ 0xff) * 0x100000001b3ULL;
+	}
+	return h ? h : 1;
+}
 
 struct scan_ctx {
 	struct sku *skus;
@@ -201,9 +217,16 @@ static int on_record(void *arg, const char *payload, size_t len)
 		return added;
 	if (added == 0) {
 		t->duplicates++;
-	} else {
-		s->topic_units += rec.qty;
-		s->topic_orders++;
+		return 0;
+	}
+	s->topic_units += rec.qty;
+	s->topic_orders++;
+	if (rec.idempotency_key[0]) {
+		t->keyed++;
+		added = idset_add(&t->keys, key_hash(&rec));
+		if (added < 0)
+			return added;
+		t->key_reused += added == 0;
 	}
 	return 0;
 }
@@ -224,13 +247,20 @@ static int read_topic(const struct verify_opts *o, struct sku *skus, size_t n, s
 	return 0;
 }
 
-static int check(FILE *out, bool ok, const char *what, const char *detail)
+static int check(struct verify_report *report, FILE *out, bool ok, const char *what, const char *detail)
 {
 	fprintf(out, "%s  %s%s%s\n", ok ? "PASS" : "FAIL", what, detail[0] ? ": " : "", detail);
+	if (report->n < VERIFY_MAX_CHECKS) {
+		struct verify_check *c = &report->checks[report->n++];
+		c->ok = ok;
+		snprintf(c->what, sizeof(c->what), "%s", what);
+		snprintf(c->detail, sizeof(c->detail), "%s", detail);
+	}
+	report->fails += !ok;
 	return ok ? 0 : 1;
 }
 
-int verify_run(const struct verify_opts *o, FILE *out)
+int verify_run(const struct verify_opts *o, struct verify_report *rep, FILE *out)
 {
 	struct sku *skus = NULL;
 	size_t n = 0;
@@ -241,7 +271,9 @@ int verify_run(const struct verify_opts *o, FILE *out)
 	int rc = read_redis(o, &skus, &n);
 	if (rc < 0)
 		return rc;
-	if (idset_init(&t.ids, o->n_accepted + 1024) < 0) {
+	memset(rep, 0, sizeof(*rep));
+	if (idset_init(&t.ids, o->n_accepted + 1024) < 0 || idset_init(&t.keys, o->n_accepted + 1024) < 0) {
+		free(t.ids.slots);
 		free(skus);
 		return -ENOMEM;
 	}
@@ -277,40 +309,57 @@ int verify_run(const struct verify_opts *o, FILE *out)
 		(unsigned long long)t.in_scope);
 	snprintf(d, sizeof(d), "%lld SKUs with stock < 0 or sold + stock != initial%s%s", oversold,
 		 bad_sku ? ", e.g. " : "", bad_sku ? bad_sku : "");
-	fails += check(out, n > 0 && oversold == 0, "no SKU oversold", n ? d : "no SKUs found");
+	fails += check(rep, out, n > 0 && oversold == 0, "no SKU oversold", n ? d : "no SKUs found");
 	snprintf(d, sizeof(d), "%lld users over their limit, %lld SKUs whose users' units != sold",
 		 over_limit, users_mismatch);
-	fails += check(out, over_limit == 0 && users_mismatch == 0, "no user over the per-user limit", d);
+	fails += check(rep, out, over_limit == 0 && users_mismatch == 0, "no user over the per-user limit", d);
 	snprintf(d, sizeof(d), "%llu duplicates, %llu undecodable records",
 		 (unsigned long long)t.duplicates, (unsigned long long)t.undecodable);
-	fails += check(out, t.duplicates == 0 && t.undecodable == 0, "no order id twice in the topic", d);
+	fails += check(rep, out, t.duplicates == 0 && t.undecodable == 0, "no order id twice in the topic", d);
 	snprintf(d, sizeof(d), "%llu of %zu accepted orders missing from the topic",
 		 (unsigned long long)lost, o->n_accepted);
-	fails += check(out, lost == 0, "every 202 is in the topic", d);
+	fails += check(rep, out, lost == 0, "every 202 is in the topic", d);
 	if (o->reconciled) {
 		snprintf(d, sizeof(d), "%zu orders in the topic, %zu answered 202, %zu without a 202 (the gateway crashed before answering, or reconcile published them)",
 			 t.ids.n, o->n_accepted, t.ids.n - (o->n_accepted - lost));
-		fails += check(out, t.ids.n >= o->n_accepted, "orders in the topic >= 202s seen", d);
+		fails += check(rep, out, t.ids.n >= o->n_accepted, "orders in the topic >= 202s seen", d);
 		snprintf(d, sizeof(d), "%lld units in the topic, %lld sold in Redis, %lld SKUs differ",
 			 topic_units, sold, unbalanced);
-		fails += check(out, unbalanced == 0 && topic_units == sold,
+		fails += check(rep, out, unbalanced == 0 && topic_units == sold,
 			       "stock consumed == units in the topic", d);
 	} else {
 		snprintf(d, sizeof(d), "%zu orders in the topic, %zu answered 202", t.ids.n, o->n_accepted);
-		fails += check(out, t.ids.n == o->n_accepted, "orders in the topic == 202s seen", d);
+		fails += check(rep, out, t.ids.n == o->n_accepted, "orders in the topic == 202s seen", d);
 		snprintf(d, sizeof(d), "%lld units in the topic, %lld sold in Redis, %llu units answered 202, "
 				       "%lld SKUs differ",
 			 topic_units, sold, (unsigned long long)o->accepted_units, unbalanced);
-		fails += check(out, unbalanced == 0 && topic_units == sold &&
+		fails += check(rep, out, unbalanced == 0 && topic_units == sold &&
 					    (unsigned long long)sold == o->accepted_units,
 			       "stock consumed == units in the topic == units accepted", d);
 	}
 	snprintf(d, sizeof(d), "%lld reservations still pending", pending);
-	fails += check(out, pending == 0, "pending ledger empty", d);
-	fprintf(out, "verify: %s (%d of 7 checks failed)\n", fails ? "FAIL" : "PASS", fails);
+	fails += check(rep, out, pending == 0, "pending ledger empty", d);
+	if (o->have_client)
+		snprintf(d, sizeof(d), "%llu of %llu keyed orders in the topic reuse a key; %llu keys "
+				       "answered with two order ids",
+			 (unsigned long long)t.key_reused, (unsigned long long)t.keyed,
+			 (unsigned long long)o->key_conflicts);
+	else
+		snprintf(d, sizeof(d), "%llu of %llu keyed orders in the topic reuse a key",
+			 (unsigned long long)t.key_reused, (unsigned long long)t.keyed);
+	fails += check(rep, out, t.key_reused == 0 && o->key_conflicts == 0,
+		       "each Idempotency-Key made at most one order", d);
+	if (o->have_client) {
+		snprintf(d, sizeof(d), "%llu of %llu got the status their kind must get",
+			 (unsigned long long)o->malformed_ok, (unsigned long long)o->malformed_sent);
+		fails += check(rep, out, o->malformed_ok == o->malformed_sent,
+			       "every malformed request refused as it must be", d);
+	}
+	fprintf(out, "verify: %s (%d of %d checks failed)\n", fails ? "FAIL" : "PASS", fails, rep->n);
 	rc = fails;
 out:
 	free(t.ids.slots);
+	free(t.keys.slots);
 	free(skus);
 	return rc;
 }

@@ -8,6 +8,9 @@
  *   - orders in the topic == 202s seen (none accepted silently)
  *   - units in the topic == stock consumed in Redis, per SKU
  *   - no reservation left pending in the ledger
+ *   - no Idempotency-Key produced two orders: in the topic (records carry
+ *     the key), and in the answers (one key, one order id)
+ *   - every malformed request got the status it must get
  * The topic is read from the time the SKUs were loaded (offsets for that
  * time) up to the high watermark, and only records of loaded SKUs accepted
  * after their load count: earlier sales in the same topic are ignored.
@@ -37,10 +40,28 @@ struct verify_opts {
 	/* After `flashgate reconcile --policy complete`: orders a crashed
 	 * gateway never answered may be in the topic without a 202. */
 	bool reconciled;
+	/* What the clients saw (absent with --verify-only). */
+	bool have_client;
+	uint64_t key_conflicts;
+	uint64_t malformed_sent, malformed_ok;
 };
 
-/* Prints the checks to out; returns the number of FAILs, or -errno when
- * Redis or Kafka could not be read (with a message printed). */
-int verify_run(const struct verify_opts *o, FILE *out) __attribute__((warn_unused_result));
+#define VERIFY_MAX_CHECKS 12
+
+struct verify_check {
+	bool ok;
+	char what[64];
+	char detail[320];
+};
+
+struct verify_report {
+	struct verify_check checks[VERIFY_MAX_CHECKS];
+	int n, fails;
+};
+
+/* Runs the checks into rep and prints them to out; returns the number of
+ * FAILs, or -errno when Redis or Kafka could not be read (message printed). */
+int verify_run(const struct verify_opts *o, struct verify_report *rep, FILE *out)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -115,8 +115,31 @@ static void test_record_round_trip(void **state)
 	assert_int_equal(out.qty, 3);
 	assert_int_equal(out.accepted_at_ms, in.accepted_at_ms);
 	assert_int_equal(out.node_id, 1023);
+	assert_string_equal(out.idempotency_key, "");
 	assert_int_equal(order_encode_record(buf, 20, &in), -ENOSPC);
 	assert_int_equal(order_decode_record("{\"order_id\":\"xyz\"}", 18, &out), -EINVAL);
+}
+
+/* The key rides along when there is one, and the longest record still fits. */
+static void test_record_with_key(void **state)
+{
+	(void)state;
+	struct order_record in = {.order_id = 42, .qty = 1, .accepted_at_ms = 1, .node_id = 7};
+	memset(in.user_id, 'u', ORDER_ID_MAX);
+	memset(in.sku, 's', ORDER_ID_MAX);
+	memset(in.idempotency_key, 'k', ORDER_ID_MAX);
+	in.qty = UINT32_MAX;
+	in.accepted_at_ms = INT64_MAX;
+	char buf[ORDER_RECORD_MAX];
+	int n = order_encode_record(buf, sizeof(buf), &in);
+	assert_true(n > 0);
+	struct order_record out;
+	assert_int_equal(order_decode_record(buf, (size_t)n, &out), 0);
+	assert_string_equal(out.idempotency_key, in.idempotency_key);
+	assert_string_equal(out.user_id, in.user_id);
+	const char *bad = "{\"order_id\":\"000000000000002a\",\"user_id\":\"u\",\"sku\":\"s\",\"qty\":1,"
+			  "\"accepted_at_ms\":1,\"node_id\":7,\"idempotency_key\":\"no/slash\"}";
+	assert_int_equal(order_decode_record(bad, strlen(bad), &out), -EINVAL);
 }
 
 int main(void)
@@ -128,6 +151,7 @@ int main(void)
 		cmocka_unit_test(test_bad_identifiers),
 		cmocka_unit_test(test_malformed_bodies),
 		cmocka_unit_test(test_record_round_trip),
+		cmocka_unit_test(test_record_with_key),
 	};
 	return cmocka_run_group_tests_name("order", tests, NULL, NULL);
 }

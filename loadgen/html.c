@@ -1,0 +1,347 @@
+/*
+ * html: the report page. Each chart is one <svg> with a fixed viewBox:
+ * per-second series drawn as polylines (or stacked areas for the status
+ * mix), axes with a few round ticks, and a legend. Colours are fixed so
+ * that a reader (and the rendering test) can tell the series apart.
+ */
+#include "html.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+#include "sched.h"
+
+#define W 960
+#define H 280
+#define ML 70 /* margins: room for tick labels and the legend */
+#define MR 20
+#define MT 30
+#define MB 40
+
+struct series_def {
+	const char *name;
+	const char *colour;
+	const double *v;
+};
+
+/* A round step giving about five ticks over [0, max]. */
+static double nice_step(double max)
+{
+	double raw = max / 5, mag = pow(10, floor(log10(raw)));
+	double f = raw / mag;
+	return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+}
+
+static double y_of(double v, double max, bool logy, double min_log)
+{
+	double h = H - MT - MB;
+	if (logy) {
+		double lv = log10(v > min_log ? v : min_log), lo = log10(min_log), hi = log10(max);
+		return MT + h - (lv - lo) / (hi - lo) * h;
+	}
+	return MT + h - v / max * h;
+}
+
+static void axes(FILE *f, size_t n, double max, bool logy, double min_log, const char *unit)
+{
+	double x1 = W - MR, y1 = H - MB;
+	fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"ax\"/>\n", ML, y1, x1, y1);
+	fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%.1f\" class=\"ax\"/>\n", ML, MT, ML, y1);
+	if (logy) {
+		for (double v = min_log; v <= max * 1.0001; v *= 10) {
+			double y = y_of(v, max, true, min_log);
+			fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
+				   "<text x=\"%d\" y=\"%.1f\" class=\"yl\">%g</text>\n",
+				ML, y, x1, y, ML - 6, y + 4, v);
+		}
+	} else {
+		double step = nice_step(max);
+		for (double v = 0; v <= max * 1.0001; v += step) {
+			double y = y_of(v, max, false, 0);
+			fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
+				   "<text x=\"%d\" y=\"%.1f\" class=\"yl\">%g</text>\n",
+				ML, y, x1, y, ML - 6, y + 4, v);
+		}
+	}
+	double xstep = nice_step(n > 1 ? (double)n : 1);
+	if (xstep < 1)
+		xstep = 1;
+	for (double s = 0; s <= (double)n; s += xstep) {
+		double x = ML + s / (double)(n > 1 ? n : 1) * (W - ML - MR);
+		fprintf(f, "<text x=\"%.1f\" y=\"%d\" class=\"xl\">%gs</text>\n", x, H - MB + 16, s);
+	}
+	fprintf(f, "<text x=\"8\" y=\"%d\" class=\"unit\">%s</text>\n", MT - 12, unit);
+}
+
+static void legend(FILE *f, const struct series_def *s, int ns)
+{
+	double x = ML + 10;
+	for (int k = 0; k < ns; k++) {
+		fprintf(f, "<rect x=\"%.0f\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>"
+			   "<text x=\"%.0f\" y=\"%d\" class=\"lg\">%s</text>\n",
+			x, H - 16, s[k].colour, x + 16, H - 6, s[k].name);
+		x += 28 + 7.5 * (double)strlen(s[k].name);
+	}
+}
+
+static void line_chart(FILE *f, const char *title, const char *unit, size_t n,
+		       const struct series_def *s, int ns, bool logy)
+{
+	double max = 0, min_pos = HUGE_VAL, min_log = 0.01;
+	for (int k = 0; k < ns; k++) {
+		for (size_t i = 0; i < n; i++) {
+			if (s[k].v[i] > max)
+				max = s[k].v[i];
+			if (s[k].v[i] > 0 && s[k].v[i] < min_pos)
+				min_pos = s[k].v[i];
+		}
+	}
+	if (logy) {
+		/* From the decade below the smallest value: no empty decades. */
+		if (min_pos != HUGE_VAL)
+			min_log = fmax(0.001, pow(10, floor(log10(min_pos))));
+		max = pow(10, ceil(log10(max > min_log ? max : min_log * 10)));
+		if (max <= min_log)
+			max = min_log * 10;
+	} else {
+		max = max > 0 ? max * 1.08 : 1;
+		max = ceil(max / nice_step(max)) * nice_step(max);
+	}
+	fprintf(f, "<h2>%s</h2>\n<svg class=\"chart\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" "
+		   "role=\"img\" aria-label=\"%s\">\n",
+		title, W, H, W, H, title);
+	axes(f, n, max, logy, min_log, unit);
+	for (int k = 0; k < ns; k++) {
+		fprintf(f, "<polyline class=\"series\" fill=\"none\" stroke=\"%s\" stroke-width=\"3\" "
+			   "data-series=\"%s\" points=\"",
+			s[k].colour, s[k].name);
+		for (size_t i = 0; i < n; i++) {
+			if (logy && s[k].v[i] <= 0)
+				continue; /* no answers that second: no point */
+			double x = ML + ((double)i + 0.5) / (double)n * (W - ML - MR);
+			fprintf(f, "%.1f,%.1f ", x, y_of(s[k].v[i], max, logy, min_log));
+		}
+		fprintf(f, "\"/>\n");
+	}
+	legend(f, s, ns);
+	fprintf(f, "</svg>\n");
+}
+
+/* Stacked areas: series k is drawn between the sum of 0..k-1 and 0..k. */
+static void stacked_chart(FILE *f, const char *title, const char *unit, size_t n,
+			  const struct series_def *s, int ns)
+{
+	double max = 0;
+	for (size_t i = 0; i < n; i++) {
+		double sum = 0;
+		for (int k = 0; k < ns; k++)
+			sum += s[k].v[i];
+		if (sum > max)
+			max = sum;
+	}
+	max = max > 0 ? max * 1.08 : 1;
+	max = ceil(max / nice_step(max)) * nice_step(max);
+	fprintf(f, "<h2>%s</h2>\n<svg class=\"chart\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" "
+		   "role=\"img\" aria-label=\"%s\">\n",
+		title, W, H, W, H, title);
+	axes(f, n, max, false, 0, unit);
+	double *base = calloc(n ? n : 1, sizeof(double));
+	if (!base)
+		return;
+	double bw = (double)(W - ML - MR) / (double)(n ? n : 1);
+	for (int k = 0; k < ns; k++) {
+		fprintf(f, "<g class=\"series\" fill=\"%s\" data-series=\"%s\">", s[k].colour, s[k].name);
+		for (size_t i = 0; i < n; i++) {
+			if (s[k].v[i] <= 0)
+				continue;
+			double y0 = y_of(base[i], max, false, 0), y1 = y_of(base[i] + s[k].v[i], max, false, 0);
+			fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>",
+				ML + (double)i * bw, y1, bw, y0 - y1);
+			base[i] += s[k].v[i];
+		}
+		fprintf(f, "</g>\n");
+	}
+	free(base);
+	legend(f, s, ns);
+	fprintf(f, "</svg>\n");
+}
+
+static const char style[] =
+	"body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}"
+	"h1{font-size:20px}h2{font-size:16px;margin:24px 0 4px}"
+	"table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+	"text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
+	".ax{stroke:#333;stroke-width:1}.grid{stroke:#e4e4e4;stroke-width:1}"
+	".yl{font-size:11px;text-anchor:end;fill:#555}.xl{font-size:11px;text-anchor:middle;fill:#555}"
+	".unit{font-size:12px;fill:#333}.lg{font-size:12px;fill:#333}"
+	".pass{color:#1a7f37;font-weight:bold}.fail{color:#c62828;font-weight:bold}"
+	".note{color:#a15c00}";
+
+static void stage_table(FILE *f, const struct lg_profile *p, const struct lg_result *r)
+{
+	fprintf(f, "<h2>Stages</h2>\n<table><tr><th>stage</th><th>seconds</th><th>rate/s</th>"
+		   "<th>scheduled</th><th>sent</th><th>answered</th><th>late</th><th>p50 ms</th>"
+		   "<th>p99 ms</th><th>p99.9 ms</th><th>max ms</th></tr>\n");
+	for (unsigned k = 0; k <= r->n_stages; k++) {
+		bool all = k == r->n_stages;
+		const struct lg_counts *c = all ? &r->c : &r->stages[k].c;
+		const struct hist *h = all ? r->latency : r->stages[k].latency;
+		char rate[64] = "";
+		if (!all && !p->closed_loop)
+			snprintf(rate, sizeof(rate), "%.0f &rarr; %.0f", p->stages[k].from_rate,
+				 p->stages[k].to_rate);
+		fprintf(f, "<tr><td>%s</td><td>%.1f</td><td>%s</td><td>%.0f</td><td>%" PRIu64 "</td><td>%" PRIu64
+			   "</td><td>%" PRIu64 "</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td></tr>\n",
+			all ? "<b>overall</b>" : report_stage_name(p, k),
+			all || p->closed_loop ? r->elapsed_s : p->stages[k].duration_s, rate,
+			all ? r->scheduled : r->stages[k].scheduled, c->sent, c->completed, c->late_sends,
+			(double)hist_percentile(h, 50) / 1000, (double)hist_percentile(h, 99) / 1000,
+			(double)hist_percentile(h, 99.9) / 1000, (double)hist_max(h) / 1000);
+	}
+	fprintf(f, "</table>\n");
+}
+
+static void html_text(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '<')
+			fputs("&lt;", f);
+		else if (*s == '>')
+			fputs("&gt;", f);
+		else if (*s == '&')
+			fputs("&amp;", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+static void verify_table(FILE *f, const struct verify_report *rep)
+{
+	fprintf(f, "<h2>Verification</h2>\n");
+	if (!rep) {
+		fprintf(f, "<p>Not run (flashload --verify checks Redis and the Kafka topic).</p>\n");
+		return;
+	}
+	fprintf(f, "<p class=\"%s\">%s: %d of %d checks failed</p>\n<table id=\"verify\">"
+		   "<tr><th>check</th><th>result</th><th>detail</th></tr>\n",
+		rep->fails ? "fail" : "pass", rep->fails ? "FAIL" : "PASS", rep->fails, rep->n);
+	for (int i = 0; i < rep->n; i++) {
+		fprintf(f, "<tr><td>");
+		html_text(f, rep->checks[i].what);
+		fprintf(f, "</td><td class=\"%s\">%s</td><td style=\"text-align:left\">",
+			rep->checks[i].ok ? "pass" : "fail", rep->checks[i].ok ? "PASS" : "FAIL");
+		html_text(f, rep->checks[i].detail);
+		fprintf(f, "</td></tr>\n");
+	}
+	fprintf(f, "</table>\n");
+}
+
+enum { S_SCHED, S_OFFERED, S_ANSWERED, S_P50, S_P90, S_P99, S_P999,
+       S_OK, S_SOLD, S_LIMIT, S_REFUSED, S_UNAVAIL, S_ERR, S_MAL, S_NSERIES };
+
+static void fill_series(double **v, const struct lg_profile *p, const struct lg_result *r)
+{
+	struct sched sc;
+	sched_init(&sc, p);
+	for (size_t i = 0; i < r->n_seconds; i++) {
+		const struct lg_second *s = &r->seconds[i];
+		const uint64_t *c = s->counts;
+		v[S_SCHED][i] = p->closed_loop ? 0 : sched_count_between(&sc, (double)i, (double)i + 1);
+		v[S_OFFERED][i] = (double)s->offered;
+		v[S_ANSWERED][i] = (double)s->completed;
+		v[S_P50][i] = (double)s->p50 / 1000;
+		v[S_P90][i] = (double)s->p90 / 1000;
+		v[S_P99][i] = (double)s->p99 / 1000;
+		v[S_P999][i] = (double)s->p999 / 1000;
+		v[S_OK][i] = (double)(c[LG_ACCEPTED] + c[LG_DUPLICATE]);
+		v[S_SOLD][i] = (double)c[LG_SOLD_OUT];
+		v[S_LIMIT][i] = (double)c[LG_LIMIT];
+		v[S_REFUSED][i] = (double)(c[LG_IN_PROGRESS] + c[LG_NOT_FOUND] + c[LG_WINDOW] + c[LG_BAD_REQUEST]);
+		v[S_UNAVAIL][i] = (double)c[LG_UNAVAILABLE];
+		v[S_ERR][i] = (double)(c[LG_CONN_ERROR] + c[LG_TIMEOUT] + c[LG_OTHER_STATUS] +
+				       c[LG_MALFORMED_WRONG]);
+		v[S_MAL][i] = (double)c[LG_MALFORMED_OK];
+	}
+}
+
+int html_write(const char *path, const struct lg_profile *p, const struct lg_target *t,
+	       const struct lg_result *r, const struct verify_report *rep)
+{
+	size_t n = r->n_seconds ? r->n_seconds : 1;
+	double *v[S_NSERIES] = {NULL};
+	int rc = 0;
+	for (int k = 0; k < S_NSERIES; k++)
+		if (!(v[k] = calloc(n, sizeof(double))))
+			rc = -ENOMEM;
+	FILE *f = rc ? NULL : fopen(path, "w");
+	if (!f) {
+		rc = rc ? rc : -errno;
+		fprintf(stderr, "flashload: %s: %s\n", path, strerror(-rc));
+		goto out;
+	}
+	fill_series(v, p, r);
+	fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+		   "<title>flashload report</title><style>%s</style></head><body>\n", style);
+	fprintf(f, "<h1>flashload report</h1>\n<p>Profile <b>");
+	html_text(f, p->source);
+	fprintf(f, "</b> against <b>%s:%u</b>; %u threads, %u connections; %.0f requests answered in "
+		   "%.1f s (%.0f/s). Orders: %" PRIu64 " (accepted %" PRIu64 ", refused %" PRIu64
+		   ", gave up %" PRIu64 "), retries %" PRIu64 ", double clicks %" PRIu64 ".</p>\n",
+		t->host, t->port, p->threads, p->connections, (double)r->c.completed, r->elapsed_s,
+		r->elapsed_s > 0 ? (double)r->c.completed / r->elapsed_s : 0, r->orders,
+		r->orders_accepted, r->orders_refused, r->orders_gave_up, r->retries, r->double_clicks);
+	fprintf(f, "<p>Latency is measured from each request's intended send time (open loop, "
+		   "coordinated omission corrected): p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms. "
+		   "Service time (from the actual send): p99 %.2f ms.</p>\n",
+		(double)hist_percentile(r->latency, 50) / 1000, (double)hist_percentile(r->latency, 99) / 1000,
+		(double)hist_percentile(r->latency, 99.9) / 1000, (double)hist_max(r->latency) / 1000,
+		(double)hist_percentile(r->service, 99) / 1000);
+	if (r->generator_limited)
+		fprintf(f, "<p class=\"note\">Generator-limited: flashload could not keep the schedule "
+			   "with connections to spare (its CPU, or a machine shared with the server); the "
+			   "server may do better than shown.</p>\n");
+	if (r->unsent)
+		fprintf(f, "<p class=\"note\">%" PRIu64 " requests were due but never sent.</p>\n", r->unsent);
+	size_t ns = r->n_seconds;
+	struct series_def rate[] = {
+		{"scheduled", "#7f7f7f", v[S_SCHED]},
+		{"offered", "#1f77b4", v[S_OFFERED]},
+		{"answered", "#ff7f0e", v[S_ANSWERED]},
+	};
+	line_chart(f, "Rate: scheduled, offered (retries and double clicks included), answered",
+		   "requests/s", ns, p->closed_loop ? rate + 1 : rate, p->closed_loop ? 2 : 3, false);
+	struct series_def lat[] = {
+		{"p50", "#2ca02c", v[S_P50]},
+		{"p90", "#1f77b4", v[S_P90]},
+		{"p99", "#d62728", v[S_P99]},
+		{"p99.9", "#9467bd", v[S_P999]},
+	};
+	line_chart(f, "Latency percentiles per second (from the intended send time)", "ms (log)", ns, lat,
+		   4, true);
+	struct series_def mix[] = {
+		{"accepted", "#2ca02c", v[S_OK]},
+		{"sold out", "#ff7f0e", v[S_SOLD]},
+		{"limit", "#e377c2", v[S_LIMIT]},
+		{"other 4xx", "#8c564b", v[S_REFUSED]},
+		{"503", "#9467bd", v[S_UNAVAIL]},
+		{"errors", "#d62728", v[S_ERR]},
+		{"malformed (refused)", "#17becf", v[S_MAL]},
+	};
+	stacked_chart(f, "Status mix per second", "answers/s", ns, mix, 7);
+	stage_table(f, p, r);
+	verify_table(f, rep);
+	fprintf(f, "</body></html>\n");
+	if (fclose(f) != 0) {
+		rc = -EIO;
+		fprintf(stderr, "flashload: %s: %s\n", path, strerror(errno));
+	}
+out:
+	for (int k = 0; k < S_NSERIES; k++)
+		free(v[k]);
+	return rc;
+}
