@@ -36,8 +36,9 @@ LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c \
                loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/series.c \
                loadgen/report.c loadgen/html.c loadgen/capacity.c \
                loadgen/engine.c loadgen/jobs.c
+LG_UNIT_TESTS := tests/unit/test_sched tests/unit/test_profile tests/unit/test_mix
 UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
-               tests/unit/test_oid tests/unit/test_hist
+               tests/unit/test_oid tests/unit/test_hist $(LG_UNIT_TESTS)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
@@ -59,6 +60,10 @@ $(BIN)/flashload: $(call obj,$(LOADGEN_SRC) $(CORE_SRC))
 $(BUILD)/tests/unit/%: tests/unit/%.c $(call obj,$(CORE_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DEP_CFLAGS) $(LDFLAGS) $^ -o $@ -lcmocka $(DEP_LIBS) $(LDLIBS)
+
+# flashload's pure modules, for its unit tests.
+$(addprefix $(BUILD)/,$(LG_UNIT_TESTS)): \
+	$(call obj,loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/resp.c)
 
 # LD_PRELOAD shim for the io_uring-unavailable test (fault injection only).
 $(BUILD)/tests/shim/no_uring.so: tests/shim/no_uring.c

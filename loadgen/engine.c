@@ -277,8 +277,8 @@ static void send_job(struct engine *e, unsigned i, struct job j, int64_t now)
 		e->r.c.late_sends++;
 		st->late_sends++;
 	}
-	if (lag > 0 && (uint64_t)(lag / 1000) > e->r.max_lag_us)
-		e->r.max_lag_us = (uint64_t)(lag / 1000);
+	uint64_t lag_us = lag > 0 ? (uint64_t)(lag / 1000) : 0;
+	hist_record(e->r.send_lag, lag_us ? lag_us : 1);
 	e->r.c.sent++;
 	st->sent++;
 	e->tick.sent++;
@@ -559,10 +559,8 @@ static void reap(struct engine *e)
 
 static void connect_all(struct engine *e)
 {
-	for (unsigned i = 0; i < e->n_conns; i++) {
-		e->conns[i].fd = -1;
+	for (unsigned i = 0; i < e->n_conns; i++)
 		conn_connect(e, i);
-	}
 	int64_t deadline = mono_ns() + 5000000000LL;
 	while (e->n_idle < e->n_conns && mono_ns() < deadline) {
 		bool pending = false;
@@ -621,7 +619,20 @@ void *engine_thread(void *arg)
 {
 	struct engine *e = arg;
 	struct shared *sh = e->sh;
-	connect_all(e);
+	/* Made here: a single-issuer ring belongs to the thread that creates it. */
+	struct io_uring_params params = {
+		.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE,
+		.cq_entries = 2 * e->n_conns + 4096,
+	};
+	int rc = io_uring_queue_init_params(4096, &e->ring, &params);
+	if (rc == -EINVAL) /* kernels before 6.1: the same ring without the hints */
+		rc = io_uring_queue_init(4096, &e->ring, 0);
+	if (rc < 0)
+		fail(e, rc);
+	else
+		e->ring_ok = true;
+	if (e->ring_ok)
+		connect_all(e);
 	pthread_mutex_lock(&sh->mu);
 	sh->n_connected++;
 	sh->connected_total += e->n_idle;
@@ -630,7 +641,7 @@ void *engine_thread(void *arg)
 		pthread_cond_wait(&sh->cond, &sh->mu);
 	bool abort = sh->abort;
 	pthread_mutex_unlock(&sh->mu);
-	if (!abort)
+	if (!abort && e->ring_ok)
 		run_loop(e);
 	ser_thread_done(sh->series, e->tid);
 	atomic_fetch_add(&sh->finished, 1);
@@ -656,10 +667,8 @@ int engine_init(struct engine *e, struct shared *sh, unsigned tid, unsigned nthr
 	int rc = lg_result_init(&e->r, p->closed_loop ? 1 : p->n_stages);
 	if (rc < 0 || !e->conns || !e->idle || !e->tick_lat)
 		return -ENOMEM;
-	rc = io_uring_queue_init(4096, &e->ring, 0);
-	if (rc < 0)
-		return rc;
-	e->ring_ok = true;
+	for (unsigned i = 0; i < e->n_conns; i++)
+		e->conns[i].fd = -1;
 	return 0;
 }
 

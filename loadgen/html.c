@@ -302,7 +302,7 @@ int html_write(const char *path, const struct lg_profile *p, const struct lg_tar
 		(double)hist_percentile(r->latency, 99.9) / 1000, (double)hist_max(r->latency) / 1000,
 		(double)hist_percentile(r->service, 99) / 1000);
 	if (r->generator_limited)
-		fprintf(f, "<p class=\"note\">Generator-limited: flashload could not keep the schedule "
+		fprintf(f, "<p class=\"note\">Generator-limited (p99 send lag over 5 ms): flashload could not keep the schedule "
 			   "with connections to spare (its CPU, or a machine shared with the server); the "
 			   "server may do better than shown.</p>\n");
 	if (r->unsent)

@@ -431,6 +431,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "flashload: %s\n", err);
 		return 2;
 	}
+	if (p.t0_unix_ms && !c.write_stock) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		int64_t late_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - p.t0_unix_ms;
+		if (late_ms > 1000) {
+			fprintf(stderr, "flashload: T0 is %.1f s in the past\n", (double)late_ms / 1000);
+			return 2;
+		}
+	}
 	if (c.write_stock) {
 		if (prof_write_stock(&p, c.write_stock, err, sizeof(err)) < 0) {
 			fprintf(stderr, "flashload: %s\n", err);

@@ -265,6 +265,7 @@ struct load_ctx {
 	FILE *file;
 	int line;
 	char section[64];
+	unsigned headers, headers_seen; /* "[...]" lines read, and when last acted on */
 	bool stages_reset, classes_reset;
 	bool seen[NKEYS];
 	int err_line;
@@ -275,8 +276,13 @@ static char *read_line(char *str, int num, void *stream)
 {
 	struct load_ctx *ctx = stream;
 	char *s = fgets(str, num, ctx->file);
-	if (s)
+	if (s) {
 		ctx->line++;
+		/* libinih reports keys, not headers: count headers here, so that a
+		 * repeated [stage a] is seen as a second stage, not a continuation. */
+		const char *p = s + strspn(s, " \t");
+		ctx->headers += *p == '[';
+	}
 	return s;
 }
 
@@ -371,8 +377,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	const char *why = NULL;
 	bool named = strncmp(section, "stage ", 6) == 0 || strncmp(section, "class ", 6) == 0;
 
-	if (named && strcmp(section, ctx->section) != 0)
+	if (named && (strcmp(section, ctx->section) != 0 || ctx->headers != ctx->headers_seen))
 		why = open_named(ctx, section);
+	ctx->headers_seen = ctx->headers;
 	snprintf(ctx->section, sizeof(ctx->section), "%s", section);
 	if (why)
 		goto bad;

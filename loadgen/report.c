@@ -83,13 +83,15 @@ void report_text(FILE *out, const struct lg_profile *p, const struct lg_target *
 	print_latency(out, "service time (from actual send)", r->service);
 	print_latency(out, "order latency (retries included)", r->order_latency);
 	if (!p->closed_loop)
-		fprintf(out, "send lag: max %.2f ms, %" PRIu64 " of %" PRIu64 " sent more than 1 ms late%s%s\n",
-			ms(r->max_lag_us), r->c.late_sends, r->c.sent,
+		fprintf(out, "send lag: p50 %.2f  p99 %.2f  max %.2f ms, %" PRIu64 " of %" PRIu64
+			     " sent more than 1 ms late%s%s\n",
+			ms(hist_percentile(r->send_lag, 50)), ms(hist_percentile(r->send_lag, 99)),
+			ms(hist_max(r->send_lag)), r->c.late_sends, r->c.sent,
 			r->conn_limited ? "  [requests waited for a connection: the server fell behind or "
 					  "there are too few connections; their wait is in the latency]" : "",
-			r->generator_limited ? "  [generator-limited: flashload could not keep the schedule "
-					       "with connections to spare (its CPU, or a machine shared with the "
-					       "server); the server may do better than shown]" : "");
+			r->generator_limited ? "  [generator-limited: p99 send lag over 5 ms with connections "
+					       "to spare: flashload could not keep the schedule (its CPU, or a "
+					       "machine shared with the server); the server may do better than shown]" : "");
 }
 
 static void json_hist(FILE *f, const char *name, const struct hist *h, const char *tail)
@@ -143,7 +145,7 @@ int report_json(const char *path, const struct lg_profile *p, const struct lg_ta
 	fprintf(f, "  \"elapsed_s\": %.6f,\n  \"achieved_rps\": %.3f,\n  \"late_sends\": %" PRIu64
 		   ",\n  \"max_lag_us\": %" PRIu64 ",\n",
 		r->elapsed_s, r->elapsed_s > 0 ? (double)r->c.completed / r->elapsed_s : 0,
-		r->c.late_sends, r->max_lag_us);
+		r->c.late_sends, hist_max(r->send_lag));
 	fprintf(f, "  \"generator_limited\": %s,\n  \"connection_limited\": %s,\n  \"counts\": ",
 		r->generator_limited ? "true" : "false", r->conn_limited ? "true" : "false");
 	json_counts(f, r->c.counts);
@@ -160,7 +162,8 @@ int report_json(const char *path, const struct lg_profile *p, const struct lg_ta
 	fprintf(f, "},\n  ");
 	json_hist(f, "latency_us", r->latency, ",\n  ");
 	json_hist(f, "service_us", r->service, ",\n  ");
-	json_hist(f, "order_latency_us", r->order_latency, ",\n");
+	json_hist(f, "order_latency_us", r->order_latency, ",\n  ");
+	json_hist(f, "send_lag_us", r->send_lag, ",\n");
 	fprintf(f, "  \"stages\": [\n");
 	for (unsigned k = 0; k < r->n_stages; k++) {
 		const struct lg_stage_result *s = &r->stages[k];

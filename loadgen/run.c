@@ -37,7 +37,8 @@ int lg_result_init(struct lg_result *r, unsigned n_stages)
 	r->latency = hist_new();
 	r->service = hist_new();
 	r->order_latency = hist_new();
-	if (!r->latency || !r->service || !r->order_latency)
+	r->send_lag = hist_new();
+	if (!r->latency || !r->service || !r->order_latency || !r->send_lag)
 		return -ENOMEM;
 	r->n_stages = n_stages;
 	for (unsigned k = 0; k < n_stages; k++) {
@@ -64,8 +65,7 @@ static int result_merge(struct lg_result *d, const struct lg_result *s)
 	counts_add(&d->c, &s->c);
 	d->unsent += s->unsent;
 	d->connect_failures += s->connect_failures;
-	if (s->max_lag_us > d->max_lag_us)
-		d->max_lag_us = s->max_lag_us;
+	hist_merge(d->send_lag, s->send_lag);
 	hist_merge(d->latency, s->latency);
 	hist_merge(d->service, s->service);
 	hist_merge(d->order_latency, s->order_latency);
@@ -98,6 +98,7 @@ void lg_result_free(struct lg_result *r)
 	hist_free(r->latency);
 	hist_free(r->service);
 	hist_free(r->order_latency);
+	hist_free(r->send_lag);
 	for (unsigned k = 0; k < r->n_stages; k++) {
 		hist_free(r->stages[k].latency);
 		hist_free(r->stages[k].service);
@@ -215,6 +216,12 @@ int lg_run(const struct lg_profile *p, const struct lg_target *t, struct lg_resu
 	pthread_mutex_lock(&sh.mu);
 	while (sh.n_connected < started)
 		pthread_cond_wait(&sh.cond, &sh.mu);
+	for (unsigned i = 0; i < started && rc >= 0; i++) {
+		if (es[i].rc < 0) {
+			rc = es[i].rc;
+			snprintf(err, err_len, "thread %u: io_uring: %s", i, strerror(-rc));
+		}
+	}
 	if (rc < 0) {
 		sh.abort = true;
 	} else if (sh.connected_total == 0) {
@@ -274,7 +281,7 @@ int lg_run(const struct lg_profile *p, const struct lg_target *t, struct lg_resu
 	/* Late sends with connections to spare mean this process fell behind;
 	 * with every connection busy, the server did (or --connections is low). */
 	r->generator_limited = !p->closed_loop && !r->conn_limited &&
-			       (r->unsent > 0 || r->c.late_sends * 100 > r->c.sent);
+			       (r->unsent > 0 || hist_percentile(r->send_lag, 99) > LG_GENERATOR_LAG_US);
 	ser_finalize(sh.series);
 	r->seconds = ser_take(sh.series, &r->n_seconds);
 	rc = 0;

@@ -30,6 +30,10 @@
 #include "profile.h"
 #include "series.h"
 
+/* A p99 send lag above this with idle connections means the generator
+ * could not keep its own schedule. */
+#define LG_GENERATOR_LAG_US 5000
+
 struct lg_target {
 	char host[256];
 	uint16_t port;
@@ -55,7 +59,7 @@ struct lg_result {
 	double scheduled;            /* first tries the schedule asked for */
 	uint64_t unsent;             /* due, never sent (no connection before the end) */
 	uint64_t connect_failures;
-	uint64_t max_lag_us;
+	struct hist *send_lag;       /* us, actual send - intended send */
 	double elapsed_s;            /* start of the schedule to the last answer */
 	double schedule_s;
 	struct hist *latency, *service;
@@ -73,7 +77,9 @@ struct lg_result {
 	unsigned n_stages;
 	struct lg_second *seconds;
 	size_t n_seconds;
-	bool generator_limited; /* late with idle connections: this process was the limit */
+	/* With connections to spare, p99 send lag over LG_GENERATOR_LAG_US or
+	 * requests never sent: this process, not the server, was the limit. */
+	bool generator_limited;
 	bool conn_limited;      /* requests waited because every connection was busy */
 	int64_t started_unix_ms;
 };

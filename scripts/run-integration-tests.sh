@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Integration tests against a real redis-server and Kafka broker, started
 # here on their own ports and run directory (so a demo's services are left
-# alone) and always stopped on exit. Arguments name tests to run (default: all).
+# alone) and always stopped on exit. Arguments name tests to run (default: all):
+# the gateway's tests, then flashload's.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 export FG_RUN_DIR=${FG_RUN_DIR:-$here/.run/test}
@@ -18,4 +19,7 @@ rm -rf "$FG_RUN_DIR"
 mkdir -p "$FG_RUN_DIR"
 trap '"$here/scripts/services.sh" down >/dev/null' EXIT
 "$here/scripts/services.sh" up
-python3 "$here/tests/integration/test_gateway.py" "$@"
+status=0
+python3 "$here/tests/integration/test_gateway.py" "$@" || status=1
+python3 "$here/tests/integration/test_flashload.py" "$@" || status=1
+exit $status

@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
-from harness import BIN, ROOT, Env, Gateway, post_order, run_tests  # noqa: E402
+from harness import BIN, ROOT, Env, Gateway, expect, post_order, run_tests  # noqa: E402
 
 ENV = Env()
 TESTS = []
@@ -42,11 +42,6 @@ def stop_leftover_gateways():
         if gw.proc.poll() is None:
             gw.proc.kill()
             gw.proc.wait()
-
-
-def expect(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def pid_of(name):

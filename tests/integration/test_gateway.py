@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 
-from harness import (BIN, ROOT, Conn, Env, Gateway, get, order_body, post_order, request, run_tests)
+from harness import (BIN, ROOT, Conn, Env, Gateway, eq, expect, get, order_body, post_order, request,
+                     run_tests)
 
 ENV = Env()
 TESTS = []
@@ -18,16 +19,6 @@ TESTS = []
 def test(fn):
     TESTS.append(fn)
     return fn
-
-
-def expect(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def eq(got, want, what):
-    if got != want:
-        raise AssertionError("%s: got %r, want %r" % (what, got, want))
 
 
 @test

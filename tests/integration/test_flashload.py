@@ -1,0 +1,343 @@
+"""flashload's own integration tests, against a real flashgate, redis-server
+and Kafka broker (scripts/run-integration-tests.sh starts and stops them):
+traffic profiles, T0, threads, retries with Idempotency-Keys, the malformed
+mix, the JSON and HTML reports (the HTML one rendered in headless
+Chromium), the capacity search and the verification table.
+
+Run: scripts/run-integration-tests.sh  (prints "flashload: N passed, N failed")"""
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+from harness import BIN, Env, Gateway, eq, expect, run_tests
+
+ENV = Env()
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def path(name):
+    return os.path.join(ENV.run_dir, name)
+
+
+def flashload(*args, timeout=300):
+    r = subprocess.run([os.path.join(BIN, "flashload")] + [str(a) for a in args],
+                       capture_output=True, text=True, timeout=timeout)
+    sys.stdout.write(r.stdout)
+    return r
+
+
+def write_profile(name, text):
+    p = path(name)
+    with open(p, "w") as f:
+        f.write(text)
+    return p
+
+
+def load_profile_stock(conf, profile):
+    csv = path(os.path.basename(profile) + ".csv")
+    r = flashload("--profile", profile, "--write-stock", csv)
+    eq(r.returncode, 0, "--write-stock (stderr: %s)" % r.stderr)
+    ENV.flashgate(conf, "stock", "load", csv)
+
+
+SALE = """
+[run]
+connections = 48
+timeout = 5s
+seed = 3
+
+[stage warm]
+duration = 1s
+rate = 200
+
+[stage open]
+; a step: nothing in 0 s, then the peak
+duration = 0s
+from = 200
+to = 1500
+
+[stage peak]
+duration = 2s
+rate = 1500
+
+[stage fall]
+duration = 1s
+from = 1500
+to = 100
+
+[catalogue]
+sku_prefix = %(prefix)s
+zipf = 0.99
+
+[class hot]
+count = 2
+stock = 40
+per_user_limit = 1
+
+[class rest]
+count = 8
+stock = 100000
+per_user_limit = 50
+
+[users]
+count = 2000
+prefix = %(prefix)su
+
+[retries]
+max = 3
+backoff = 20ms
+
+[mix]
+duplicate_share = 0.05
+malformed_share = 0.03
+malformed_kinds = all
+"""
+
+
+@test
+def profile_sale_verified_with_json_report():
+    """A profile with a step and a ramp, hot SKUs with little stock, double
+    clicks, retries and every malformed kind: the schedule is kept to the
+    request, every malformed request gets its status, and --verify passes
+    with the key and malformed checks in its table."""
+    conf = ENV.write_config()
+    profile = write_profile("sale.ini", SALE % {"prefix": "ps"})
+    load_profile_stock(conf, profile)
+    report = path("sale.json")
+    with Gateway(ENV, conf):
+        r = flashload("--target", "127.0.0.1:%d" % ENV.gw_port, "--profile", profile, "--quiet",
+                      "--verify", "--config", conf, "--json", report)
+    eq(r.returncode, 0, "flashload --verify exit status (stderr: %s)" % r.stderr[-2000:])
+    with open(report) as f:
+        j = json.load(f)
+    # 200 + 3000 + 800 first tries, evenly spaced (uniform arrivals).
+    eq(j["scheduled"], 4000, "scheduled requests")
+    eq([s["name"] for s in j["stages"]], ["warm", "open", "peak", "fall"], "stages in file order")
+    eq([s["scheduled"] for s in j["stages"]], [200, 0, 3000, 800], "per-stage schedule")
+    eq(j["orders"]["total"] + sum(m["sent"] for m in j["malformed"].values()), 4000,
+       "every arrival is an order or a malformed request")
+    eq(j["offered"], 4000 + j["orders"]["double_clicks"] + j["orders"]["retries"],
+       "offered = arrivals + double clicks + retries")
+    eq(j["unsent"], 0, "nothing left unsent")
+    eq(sum(s["answered"] for s in j["seconds"]), j["requests"], "per-second series adds up")
+    expect(len(j["seconds"]) >= 4, "one entry per second (%d)" % len(j["seconds"]))
+    expect(j["orders"]["double_clicks"] > 50, "double clicks were sent")
+    for kind, m in j["malformed"].items():
+        expect(m["sent"] > 0, "malformed kind %s was sent" % kind)
+        eq(m["ok"], m["sent"], "malformed %s answered %d" % (kind, m["expected_status"]))
+    o = j["orders"]
+    eq(o["accepted"] + o["refused"] + o["gave_up"], o["total"], "every order settled")
+    eq(o["key_conflicts"], 0, "no key answered with two order ids")
+    for sku in ("ps1", "ps2"):
+        s = ENV.stock(conf, sku)
+        eq((s["stock"], s["sold"]), (0, 40), "hot SKU %s sold out exactly" % sku)
+    checks = {c["check"]: c["ok"] for c in j["verify"]["checks"]}
+    expect(all(checks.values()), "verification: %s" % checks)
+    expect("each Idempotency-Key made at most one order" in checks, "key check in the table")
+    expect("every malformed request refused as it must be" in checks, "malformed check in the table")
+    records = [v for _, v in ENV.topic_records() if v["sku"].startswith("ps")]
+    eq(len(records), o["accepted"], "orders in the topic")
+    expect(all(v.get("idempotency_key", "").startswith("fl") for v in records),
+           "every record carries its Idempotency-Key")
+
+
+def decode_png_colours(png):
+    """Counts of each RGB colour in an 8-bit RGB/RGBA PNG (what Chromium's
+    --screenshot writes); enough of PNG to read back a rendered page."""
+    with open(png, "rb") as f:
+        data = f.read()
+    expect(data[:8] == b"\x89PNG\r\n\x1a\n", "screenshot is a PNG")
+    pos, idat = 8, b""
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+        if kind == b"IHDR":
+            width, height, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            expect(depth == 8 and ctype in (2, 6) and interlace == 0, "8-bit RGB(A) PNG")
+            bpp = 3 if ctype == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    prev = bytearray(stride)
+    counts = {}
+    for y in range(height):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        for x in range(0, stride, bpp):
+            px = bytes(line[x:x + 3])
+            counts[px] = counts.get(px, 0) + 1
+        prev = line
+    return counts
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+
+
+@test
+def html_report_renders_its_charts_in_chromium():
+    """The HTML report, opened from a file in headless Chromium with the
+    network off: three SVG charts with drawn series, the stage and
+    verification tables, no scripts; the screenshot shows the series'
+    colours well beyond their legend swatches."""
+    chromium = shutil.which("chromium")
+    expect(chromium, "chromium is installed (scripts/setup.sh installs it)")
+    conf = ENV.write_config()
+    profile = write_profile("html.ini", SALE % {"prefix": "hr"})
+    load_profile_stock(conf, profile)
+    html = path("report.html")
+    with Gateway(ENV, conf):
+        r = flashload("--target", "127.0.0.1:%d" % ENV.gw_port, "--profile", profile, "--quiet",
+                      "--verify", "--config", conf, "--html", html)
+    eq(r.returncode, 0, "flashload exit status (stderr: %s)" % r.stderr[-2000:])
+    with open(html) as f:
+        text = f.read()
+    expect("<script" not in text and "http://" not in text and "https://" not in text,
+           "self-contained: no scripts, nothing fetched")
+    profile_dir = path("chromium-profile")
+    dom = subprocess.run([chromium] + CHROMIUM_FLAGS + ["--user-data-dir=" + profile_dir,
+                                                        "--dump-dom", "file://" + html],
+                         capture_output=True, text=True, timeout=120)
+    eq(dom.returncode, 0, "chromium --dump-dom (stderr: %s)" % dom.stderr[-1000:])
+    eq(dom.stdout.count('<svg class="chart"'), 3, "three charts in the rendered DOM")
+    expect(dom.stdout.count("<polyline") >= 7, "rate and latency series drawn")
+    expect('id="verify"' in dom.stdout and "PASS" in dom.stdout, "verification table")
+    png = path("report.png")
+    shot = subprocess.run([chromium] + CHROMIUM_FLAGS + ["--user-data-dir=" + profile_dir,
+                                                         "--window-size=1040,1900",
+                                                         "--screenshot=" + png, "file://" + html],
+                          capture_output=True, text=True, timeout=120)
+    eq(shot.returncode, 0, "chromium --screenshot (stderr: %s)" % shot.stderr[-1000:])
+    colours = decode_png_colours(png)
+    # Each colour has two 12x12 legend swatches (288 px); the series must
+    # add well beyond that, or the charts were not drawn.
+    for name, rgb in (("offered/p90", "1f77b4"), ("answered/sold out", "ff7f0e"),
+                      ("p50/accepted", "2ca02c"), ("p99/errors", "d62728")):
+        n = colours.get(bytes.fromhex(rgb), 0)
+        expect(n > 600, "%s (#%s) drawn: %d pixels" % (name, rgb, n))
+
+
+@test
+def bad_profile_stops_with_file_line_and_why():
+    """A bad profile line is refused before any connection is made."""
+    bad = write_profile("bad.ini", "[run]\nconnections = 8\n\n[stage a]\nduration = 3 seconds\nrate = 10\n")
+    r = flashload("--target", "127.0.0.1:1", "--profile", bad)
+    eq(r.returncode, 2, "exit status")
+    expect("%s:5: [stage a] duration: not a duration" % bad in r.stderr, r.stderr)
+    r = flashload("--target", "127.0.0.1:1", "--profile", bad, "--rate", "5")
+    eq(r.returncode, 2, "exit status")
+    r = flashload("--target", "127.0.0.1:1", "--rate", "100", "--duration", "1s", "--t0", "1000")
+    eq(r.returncode, 2, "T0 in the past (stderr: %s)" % r.stderr)
+    expect("T0 is" in r.stderr and "in the past" in r.stderr, r.stderr)
+
+
+@test
+def t0_opens_at_the_wall_clock_instant_and_threads_share_the_schedule():
+    """Two threads wait for T0, then together send exactly the schedule,
+    and the report is anchored at T0."""
+    conf = ENV.write_config()
+    ENV.load_stock(conf, [("t0a1", 1000000, 1000000)])
+    report = path("t0.json")
+    with Gateway(ENV, conf):
+        t0 = int(time.time() * 1000) + 2500
+        began = time.time()
+        r = flashload("--target", "127.0.0.1:%d" % ENV.gw_port, "--rate", "1000", "--duration", "2s",
+                      "--threads", "2", "--connections", "32", "--skus", "1", "--sku-prefix", "t0a",
+                      "--t0", t0, "--quiet", "--json", report)
+        took = time.time() - began
+    eq(r.returncode, 0, "exit status (stderr: %s)" % r.stderr[-1000:])
+    with open(report) as f:
+        j = json.load(f)
+    eq(j["started_unix_ms"], t0, "the run is anchored at T0")
+    eq(j["threads"], 2, "threads")
+    eq(j["scheduled"], 2000, "scheduled")
+    eq(j["sent"], 2000, "two threads together sent the schedule, no more, no less")
+    eq(j["counts"]["202 accepted"], 2000, "all accepted")
+    expect(took >= 4.4, "waited for T0 before the 2 s schedule (took %.2f s)" % took)
+
+
+@test
+def retries_reuse_the_key_through_overload():
+    """A gateway that may hold only two orders in flight answers most of a
+    burst 503; shoppers retry with the same Idempotency-Key and backoff,
+    and the books still balance: one order per key, every accepted order
+    in the topic."""
+    conf = ENV.write_config(server__max_inflight=2)
+    ENV.load_stock(conf, [("rt%d" % i, 100000, 100000) for i in range(1, 4)])
+    report = path("retries.json")
+    with Gateway(ENV, conf):
+        r = flashload("--target", "127.0.0.1:%d" % ENV.gw_port, "--rate", "3000", "--duration", "1s",
+                      "--connections", "64", "--skus", "3", "--sku-prefix", "rt", "--retries", "8",
+                      "--quiet", "--verify", "--config", conf, "--json", report)
+    eq(r.returncode, 0, "flashload --verify (stderr: %s)" % r.stderr[-2000:])
+    with open(report) as f:
+        j = json.load(f)
+    expect(j["counts"]["503"] > 0, "the gateway shed load (%d 503s)" % j["counts"]["503"])
+    expect(j["orders"]["retries"] > 0, "shoppers retried")
+    eq(j["orders"]["accepted"] + j["orders"]["refused"] + j["orders"]["gave_up"], j["orders"]["total"],
+       "every order settled")
+    expect(j["orders"]["accepted"] > 2000, "most orders got through on retry (%d)" % j["orders"]["accepted"])
+    records = [v for _, v in ENV.topic_records() if v["sku"].startswith("rt")]
+    keys = [(v["user_id"], v["idempotency_key"]) for v in records]
+    eq(len(set(keys)), len(keys), "no key made two orders")
+    eq(len(records), j["orders"]["accepted"], "orders in the topic == accepted")
+
+
+@test
+def find_capacity_reports_the_highest_passing_rate():
+    """--find-capacity doubles, then bisects, and reports a rate whose own
+    step passed the p99 target; every step above it failed or was the
+    generator's limit."""
+    conf = ENV.write_config()
+    report = path("capacity.json")
+    with Gateway(ENV, conf):
+        # Unknown SKUs: the gateway answers 404 from its cache, so the
+        # search measures the front end, quickly.
+        r = flashload("--target", "127.0.0.1:%d" % ENV.gw_port, "--find-capacity", "--p99", "20ms",
+                      "--step", "1s", "--rate", "2000", "--connections", "64", "--skus", "1",
+                      "--sku-prefix", "nosuchsku", "--json", report, timeout=600)
+    eq(r.returncode, 0, "exit status (stderr: %s)" % r.stderr[-1000:])
+    with open(report) as f:
+        j = json.load(f)
+    expect(j["capacity_rps"] >= 2000, "capacity found (%s)" % j["capacity_rps"])
+    steps = j["steps"]
+    passing = [s for s in steps if s["passed"]]
+    expect(any(s["rate"] == j["capacity_rps"] for s in passing), "the reported rate passed its step")
+    for s in passing:
+        expect(s["p99_us"] <= 20000, "a passing step's p99 is within the target: %s" % s)
+    for s in steps:
+        if s["rate"] > j["capacity_rps"]:
+            expect(not s["passed"], "no faster step passed: %s" % s)
+    expect("capacity: %d req/s" % j["capacity_rps"] in r.stdout, r.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(run_tests(TESTS, "flashload"))
