@@ -97,8 +97,9 @@ void report_text(FILE *out, const struct lg_profile *p, const struct lg_target *
 static void json_hist(FILE *f, const char *name, const struct hist *h, const char *tail)
 {
 	fprintf(f, "\"%s\": {\"count\": %" PRIu64 ", \"p50\": %" PRIu64 ", \"p90\": %" PRIu64
-		   ", \"p99\": %" PRIu64 ", \"p999\": %" PRIu64 ", \"max\": %" PRIu64 "}%s",
-		name, hist_count(h), hist_percentile(h, 50), hist_percentile(h, 90),
+		   ", \"p95\": %" PRIu64 ", \"p99\": %" PRIu64 ", \"p999\": %" PRIu64 ", \"max\": %" PRIu64
+		   "}%s",
+		name, hist_count(h), hist_percentile(h, 50), hist_percentile(h, 90), hist_percentile(h, 95),
 		hist_percentile(h, 99), hist_percentile(h, 99.9), hist_max(h), tail);
 }
 
