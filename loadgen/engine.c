@@ -75,6 +75,7 @@ static void resolve(struct engine *e, struct order_slot *s, enum lg_outcome o, i
 	hist_record(e->r.order_latency, us ? us : 1);
 	if (o == LG_ACCEPTED) {
 		e->r.orders_accepted++;
+		e->r.accepted_after_retry += s->attempts > 1;
 		e->r.accepted_units += s->o.qty;
 		if (lg_result_add_accepted(&e->r, s->order_id) < 0)
 			fail(e, -ENOMEM);

@@ -58,11 +58,11 @@ void report_text(FILE *out, const struct lg_profile *p, const struct lg_target *
 		if (r->c.counts[i] || i <= LG_LIMIT)
 			fprintf(out, "%s%s %" PRIu64, i ? " | " : "status: ", lg_outcome_names[i],
 				r->c.counts[i]);
-	fprintf(out, "\norders: %" PRIu64 " (accepted %" PRIu64 ", refused %" PRIu64
-		     ", gave up after retries %" PRIu64 "); retries %" PRIu64 ", double clicks %" PRIu64
-		     ", keys answered with two order ids %" PRIu64 "\n",
-		r->orders, r->orders_accepted, r->orders_refused, r->orders_gave_up, r->retries,
-		r->double_clicks, r->key_conflicts);
+	fprintf(out, "\norders: %" PRIu64 " (accepted %" PRIu64 ", %" PRIu64 " of them on a retry; refused %"
+		     PRIu64 "; gave up after retries %" PRIu64 "); retries %" PRIu64 ", double clicks %"
+		     PRIu64 ", keys answered with two order ids %" PRIu64 "\n",
+		r->orders, r->orders_accepted, r->accepted_after_retry, r->orders_refused,
+		r->orders_gave_up, r->retries, r->double_clicks, r->key_conflicts);
 	uint64_t mal = 0;
 	for (int k = 0; k < MAL_KINDS; k++)
 		mal += r->malformed_sent[k];
@@ -151,10 +151,11 @@ int report_json(const char *path, const struct lg_profile *p, const struct lg_ta
 		r->generator_limited ? "true" : "false", r->conn_limited ? "true" : "false");
 	json_counts(f, r->c.counts);
 	fprintf(f, ",\n  \"orders\": {\"total\": %" PRIu64 ", \"accepted\": %" PRIu64
-		   ", \"refused\": %" PRIu64 ", \"gave_up\": %" PRIu64 ", \"retries\": %" PRIu64
-		   ", \"double_clicks\": %" PRIu64 ", \"key_conflicts\": %" PRIu64 "},\n",
-		r->orders, r->orders_accepted, r->orders_refused, r->orders_gave_up, r->retries,
-		r->double_clicks, r->key_conflicts);
+		   ", \"accepted_after_retry\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"gave_up\": %" PRIu64
+		   ", \"retries\": %" PRIu64 ", \"double_clicks\": %" PRIu64 ", \"key_conflicts\": %" PRIu64
+		   "},\n",
+		r->orders, r->orders_accepted, r->accepted_after_retry, r->orders_refused,
+		r->orders_gave_up, r->retries, r->double_clicks, r->key_conflicts);
 	fprintf(f, "  \"malformed\": {");
 	for (int k = 0; k < MAL_KINDS; k++)
 		fprintf(f, "%s\"%s\": {\"sent\": %" PRIu64 ", \"expected_status\": %u, \"ok\": %" PRIu64 "}",

@@ -74,6 +74,7 @@ static int result_merge(struct lg_result *d, const struct lg_result *s)
 	d->orders_refused += s->orders_refused;
 	d->orders_gave_up += s->orders_gave_up;
 	d->retries += s->retries;
+	d->accepted_after_retry += s->accepted_after_retry;
 	d->double_clicks += s->double_clicks;
 	d->key_conflicts += s->key_conflicts;
 	for (int k = 0; k < MAL_KINDS; k++) {

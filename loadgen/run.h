@@ -66,6 +66,7 @@ struct lg_result {
 	struct hist *order_latency;  /* first intended send to the final answer, retries included */
 	/* Orders (a first try and its retries and double clicks are one order). */
 	uint64_t orders, orders_accepted, orders_refused, orders_gave_up;
+	uint64_t accepted_after_retry; /* accepted, but not on the first try */
 	uint64_t retries, double_clicks;
 	uint64_t key_conflicts;      /* one key answered with two different order ids */
 	uint64_t malformed_sent[MAL_KINDS], malformed_ok[MAL_KINDS];

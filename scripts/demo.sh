@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # demo.sh: a local flash sale, end to end. Starts Redis and Kafka
-# (scripts/services.sh), loads a catalogue with a few hot, low-stock SKUs,
-# starts flashgate, replays the opening of a sale with flashload (a
-# warm-up at a fixed rate, then everything the machine can take), verifies
-# against Redis and Kafka that nothing was oversold or lost, and stops
-# everything it started. `make demo` runs it after setup and build.
+# (scripts/services.sh), loads the catalogue of the Double 11 profile
+# (config/profiles/double11.ini: three doorbusters with 300 units each, 17
+# hot SKUs, 980 regular ones), starts flashgate, replays the opening of the
+# sale with flashload (shoppers hovering, the gates opening, the peak, the
+# decay; retries with Idempotency-Keys, double clicks, malformed requests),
+# verifies against Redis and Kafka that nothing was oversold or lost,
+# writes a JSON and an HTML report, and stops everything it started.
+# `make demo` runs it after setup and build.
 #
-# Environment: DEMO_RATE (orders/s of the first phase, default 2000),
-# DEMO_SECONDS (its length, default 10), DEMO_REQUESTS (orders of the
-# second phase, default 100000), DEMO_CONNECTIONS (default 128).
+# Environment: DEMO_PROFILE (default config/profiles/double11.ini),
+# DEMO_SCALE (multiplies the profile's rates, default 1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-rate=${DEMO_RATE:-2000}
-seconds=${DEMO_SECONDS:-10}
-requests=${DEMO_REQUESTS:-100000}
-conns=${DEMO_CONNECTIONS:-128}
+profile=${DEMO_PROFILE:-config/profiles/double11.ini}
+scale=${DEMO_SCALE:-1}
 conf=config/flashgate.conf
 run=${FG_RUN_DIR:-$here/.run}
 gw_pid=
@@ -32,20 +32,9 @@ trap cleanup EXIT
 scripts/services.sh up
 mkdir -p "$run"
 
-# The catalogue: 20 SKUs; by Zipf popularity deal1 is the hottest and has
-# the least stock, as in a real opening. The warm-up runs on its own SKUs so
-# the sale's verification counts only the sale's orders.
-csv="$run/demo-stock.csv"
-{
-	echo "sku,stock,per_user_limit"
-	echo "deal1,500,1"
-	echo "deal2,1000,2"
-	echo "deal3,2000,2"
-	for i in $(seq 4 20); do echo "deal$i,5000,5"; done
-	# warm-up SKUs, verified apart from the sale's
-	for i in $(seq 1 5); do echo "warm$i,1000000,1000000"; done
-} >"$csv"
-bin/flashgate -c "$conf" stock load "$csv"
+# The profile's catalogue, as flashgate's stock file.
+bin/flashload --profile "$profile" --write-stock "$run/demo-stock.csv"
+bin/flashgate -c "$conf" stock load "$run/demo-stock.csv"
 
 bin/flashgate -c "$conf" >"$run/demo-gateway.log" 2>&1 &
 gw_pid=$!
@@ -56,14 +45,10 @@ for _ in $(seq 1 100); do
 done
 
 echo
-echo "== phase 1: $rate orders/s for ${seconds}s (open loop: latency from the intended send time)"
-bin/flashload --target 127.0.0.1:18080 --rate "$rate" --duration "${seconds}s" \
-	--connections "$conns" --skus 5 --sku-prefix warm --users 50000
+echo "== the sale: $profile (rates x $scale), open loop, then verify the books"
+bin/flashload --target 127.0.0.1:18080 --profile "$profile" --scale "$scale" \
+	--verify --config "$conf" --json "$run/demo-report.json" --html "$run/demo-report.html"
 echo
-echo "== phase 2: $requests orders as fast as $conns connections go, then verify the books"
-bin/flashload --target 127.0.0.1:18080 --rate max --requests "$requests" \
-	--connections "$conns" --skus 20 --sku-prefix deal --users 50000 \
-	--verify --config "$conf" --json "$run/demo-report.json"
-echo
-for sku in deal1 deal2 deal3 deal4; do bin/flashgate -c "$conf" stock show "$sku"; done
-echo "report: $run/demo-report.json, gateway log: $run/demo-gateway.log"
+prefix=$(sed -n 's/^sku_prefix *= *//p' "$profile")
+for i in 1 2 3 4; do bin/flashgate -c "$conf" stock show "$prefix$i"; done
+echo "reports: $run/demo-report.html, $run/demo-report.json; gateway log: $run/demo-gateway.log"
