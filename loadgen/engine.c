@@ -80,7 +80,7 @@ static void resolve(struct engine *e, struct order_slot *s, enum lg_outcome o, i
 		if (lg_result_add_accepted(&e->r, s->order_id) < 0)
 			fail(e, -ENOMEM);
 	} else if (mix_retryable(o)) {
-		e->r.orders_gave_up++;
+		e->r.orders_failed++;
 	} else {
 		e->r.orders_refused++;
 	}
@@ -178,6 +178,8 @@ static void make_arrivals(struct engine *e, int64_t now)
 		return;
 	}
 	while (!e->arrivals_done && e->next_arrival_ns <= now) {
+		uint64_t late_us = (uint64_t)(now - e->next_arrival_ns) / 1000;
+		hist_record(e->r.gen_lag, late_us ? late_us : 1);
 		new_arrival(e, e->next_arrival_ns);
 		next_arrival(e);
 	}

@@ -291,10 +291,10 @@ int html_write(const char *path, const struct lg_profile *p, const struct lg_tar
 	html_text(f, p->source);
 	fprintf(f, "</b> against <b>%s:%u</b>; %u threads, %u connections; %.0f requests answered in "
 		   "%.1f s (%.0f/s). Orders: %" PRIu64 " (accepted %" PRIu64 ", refused %" PRIu64
-		   ", gave up %" PRIu64 "), retries %" PRIu64 ", double clicks %" PRIu64 ".</p>\n",
+		   ", failed %" PRIu64 "), retries %" PRIu64 ", double clicks %" PRIu64 ".</p>\n",
 		t->host, t->port, p->threads, p->connections, (double)r->c.completed, r->elapsed_s,
 		r->elapsed_s > 0 ? (double)r->c.completed / r->elapsed_s : 0, r->orders,
-		r->orders_accepted, r->orders_refused, r->orders_gave_up, r->retries, r->double_clicks);
+		r->orders_accepted, r->orders_refused, r->orders_failed, r->retries, r->double_clicks);
 	fprintf(f, "<p>Latency is measured from each request's intended send time (open loop, "
 		   "coordinated omission corrected): p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms. "
 		   "Service time (from the actual send): p99 %.2f ms.</p>\n",
@@ -302,9 +302,9 @@ int html_write(const char *path, const struct lg_profile *p, const struct lg_tar
 		(double)hist_percentile(r->latency, 99.9) / 1000, (double)hist_max(r->latency) / 1000,
 		(double)hist_percentile(r->service, 99) / 1000);
 	if (r->generator_limited)
-		fprintf(f, "<p class=\"note\">Generator-limited (p99 send lag over 5 ms): flashload could not keep the schedule "
-			   "with connections to spare (its CPU, or a machine shared with the server); the "
-			   "server may do better than shown.</p>\n");
+		fprintf(f, "<p class=\"note\">Generator-limited (flashload's own p99 lateness over 5 ms): it could not keep the schedule "
+			   "(its CPU, or a machine shared with the server); the server may do better than "
+			   "shown.</p>\n");
 	if (r->unsent)
 		fprintf(f, "<p class=\"note\">%" PRIu64 " requests were due but never sent.</p>\n", r->unsent);
 	size_t ns = r->n_seconds;

@@ -54,15 +54,14 @@ void report_text(FILE *out, const struct lg_profile *p, const struct lg_target *
 	stage_row(out, "overall", r->elapsed_s, r->scheduled, &r->c, r->latency);
 	fprintf(out, "(a request belongs to the stage of its intended send time; \"late\" = sent over 1 ms "
 		     "after it)\n\n");
+	/* Every outcome, zeros included: scripts look for "timeouts 0". */
 	for (int i = 0; i < LG_OUTCOMES; i++)
-		if (r->c.counts[i] || i <= LG_LIMIT)
-			fprintf(out, "%s%s %" PRIu64, i ? " | " : "status: ", lg_outcome_names[i],
-				r->c.counts[i]);
+		fprintf(out, "%s%s %" PRIu64, i ? " | " : "status: ", lg_outcome_names[i], r->c.counts[i]);
 	fprintf(out, "\norders: %" PRIu64 " (accepted %" PRIu64 ", %" PRIu64 " of them on a retry; refused %"
-		     PRIu64 "; gave up after retries %" PRIu64 "); retries %" PRIu64 ", double clicks %"
+		     PRIu64 "; failed %" PRIu64 " (503, timeout or broken connection on the last try)); retries %" PRIu64 ", double clicks %"
 		     PRIu64 ", keys answered with two order ids %" PRIu64 "\n",
 		r->orders, r->orders_accepted, r->accepted_after_retry, r->orders_refused,
-		r->orders_gave_up, r->retries, r->double_clicks, r->key_conflicts);
+		r->orders_failed, r->retries, r->double_clicks, r->key_conflicts);
 	uint64_t mal = 0;
 	for (int k = 0; k < MAL_KINDS; k++)
 		mal += r->malformed_sent[k];
@@ -83,15 +82,16 @@ void report_text(FILE *out, const struct lg_profile *p, const struct lg_target *
 	print_latency(out, "service time (from actual send)", r->service);
 	print_latency(out, "order latency (retries included)", r->order_latency);
 	if (!p->closed_loop)
-		fprintf(out, "send lag: p50 %.2f  p99 %.2f  max %.2f ms, %" PRIu64 " of %" PRIu64
-			     " sent more than 1 ms late%s%s\n",
+		fprintf(out, "send lag: p50 %.2f  p99 %.2f  max %.2f ms (generator's own: p99 %.2f ms), %"
+			     PRIu64 " of %" PRIu64 " sent more than 1 ms late%s%s\n",
 			ms(hist_percentile(r->send_lag, 50)), ms(hist_percentile(r->send_lag, 99)),
-			ms(hist_max(r->send_lag)), r->c.late_sends, r->c.sent,
+			ms(hist_max(r->send_lag)), ms(hist_percentile(r->gen_lag, 99)), r->c.late_sends,
+			r->c.sent,
 			r->conn_limited ? "  [requests waited for a connection: the server fell behind or "
 					  "there are too few connections; their wait is in the latency]" : "",
-			r->generator_limited ? "  [generator-limited: p99 send lag over 5 ms with connections "
-					       "to spare: flashload could not keep the schedule (its CPU, or a "
-					       "machine shared with the server); the server may do better than shown]" : "");
+			r->generator_limited ? "  [generator-limited: flashload's own p99 lateness was over "
+					       "5 ms: it could not keep the schedule (its CPU, or a machine "
+					       "shared with the server); the server may do better than shown]" : "");
 }
 
 static void json_hist(FILE *f, const char *name, const struct hist *h, const char *tail)
@@ -151,11 +151,11 @@ int report_json(const char *path, const struct lg_profile *p, const struct lg_ta
 		r->generator_limited ? "true" : "false", r->conn_limited ? "true" : "false");
 	json_counts(f, r->c.counts);
 	fprintf(f, ",\n  \"orders\": {\"total\": %" PRIu64 ", \"accepted\": %" PRIu64
-		   ", \"accepted_after_retry\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"gave_up\": %" PRIu64
+		   ", \"accepted_after_retry\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"failed\": %" PRIu64
 		   ", \"retries\": %" PRIu64 ", \"double_clicks\": %" PRIu64 ", \"key_conflicts\": %" PRIu64
 		   "},\n",
 		r->orders, r->orders_accepted, r->accepted_after_retry, r->orders_refused,
-		r->orders_gave_up, r->retries, r->double_clicks, r->key_conflicts);
+		r->orders_failed, r->retries, r->double_clicks, r->key_conflicts);
 	fprintf(f, "  \"malformed\": {");
 	for (int k = 0; k < MAL_KINDS; k++)
 		fprintf(f, "%s\"%s\": {\"sent\": %" PRIu64 ", \"expected_status\": %u, \"ok\": %" PRIu64 "}",
@@ -165,7 +165,8 @@ int report_json(const char *path, const struct lg_profile *p, const struct lg_ta
 	json_hist(f, "latency_us", r->latency, ",\n  ");
 	json_hist(f, "service_us", r->service, ",\n  ");
 	json_hist(f, "order_latency_us", r->order_latency, ",\n  ");
-	json_hist(f, "send_lag_us", r->send_lag, ",\n");
+	json_hist(f, "send_lag_us", r->send_lag, ",\n  ");
+	json_hist(f, "generator_lag_us", r->gen_lag, ",\n");
 	fprintf(f, "  \"stages\": [\n");
 	for (unsigned k = 0; k < r->n_stages; k++) {
 		const struct lg_stage_result *s = &r->stages[k];

@@ -25,9 +25,14 @@ int resp_parse(const char *buf, size_t len, struct resp *out)
 		size_t n = (size_t)(eol - p);
 		if (n > 15 && strncasecmp(p, "content-length:", 15) == 0) {
 			clen = 0;
-			for (const char *d = p + 15; d < eol; d++)
+			for (const char *d = p + 15; d < eol; d++) {
 				if (*d >= '0' && *d <= '9')
 					clen = clen * 10 + (size_t)(*d - '0');
+				/* A length no answer of ours can have: refuse it before
+				 * head + clen can wrap. */
+				if (clen > RESP_MAX_BODY)
+					return -EBADMSG;
+			}
 		} else if (n > 11 && strncasecmp(p, "connection:", 11) == 0) {
 			const char *v = p + 11;
 			while (v < eol && *v == ' ')

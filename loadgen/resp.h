@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #define RESP_INCOMPLETE (-100000)
+#define RESP_MAX_BODY (1u << 20)
 
 struct resp {
 	unsigned status;

@@ -38,7 +38,8 @@ int lg_result_init(struct lg_result *r, unsigned n_stages)
 	r->service = hist_new();
 	r->order_latency = hist_new();
 	r->send_lag = hist_new();
-	if (!r->latency || !r->service || !r->order_latency || !r->send_lag)
+	r->gen_lag = hist_new();
+	if (!r->latency || !r->service || !r->order_latency || !r->send_lag || !r->gen_lag)
 		return -ENOMEM;
 	r->n_stages = n_stages;
 	for (unsigned k = 0; k < n_stages; k++) {
@@ -66,13 +67,14 @@ static int result_merge(struct lg_result *d, const struct lg_result *s)
 	d->unsent += s->unsent;
 	d->connect_failures += s->connect_failures;
 	hist_merge(d->send_lag, s->send_lag);
+	hist_merge(d->gen_lag, s->gen_lag);
 	hist_merge(d->latency, s->latency);
 	hist_merge(d->service, s->service);
 	hist_merge(d->order_latency, s->order_latency);
 	d->orders += s->orders;
 	d->orders_accepted += s->orders_accepted;
 	d->orders_refused += s->orders_refused;
-	d->orders_gave_up += s->orders_gave_up;
+	d->orders_failed += s->orders_failed;
 	d->retries += s->retries;
 	d->accepted_after_retry += s->accepted_after_retry;
 	d->double_clicks += s->double_clicks;
@@ -100,6 +102,7 @@ void lg_result_free(struct lg_result *r)
 	hist_free(r->service);
 	hist_free(r->order_latency);
 	hist_free(r->send_lag);
+	hist_free(r->gen_lag);
 	for (unsigned k = 0; k < r->n_stages; k++) {
 		hist_free(r->stages[k].latency);
 		hist_free(r->stages[k].service);
@@ -281,8 +284,9 @@ int lg_run(const struct lg_profile *p, const struct lg_target *t, struct lg_resu
 	r->schedule_s = p->closed_loop ? r->elapsed_s : prof_duration_s(p);
 	/* Late sends with connections to spare mean this process fell behind;
 	 * with every connection busy, the server did (or --connections is low). */
-	r->generator_limited = !p->closed_loop && !r->conn_limited &&
-			       (r->unsent > 0 || hist_percentile(r->send_lag, 99) > LG_GENERATOR_LAG_US);
+	r->generator_limited = !p->closed_loop &&
+			       ((r->unsent > 0 && !r->conn_limited) ||
+				hist_percentile(r->gen_lag, 99) > LG_GENERATOR_LAG_US);
 	ser_finalize(sh.series);
 	r->seconds = ser_take(sh.series, &r->n_seconds);
 	rc = 0;

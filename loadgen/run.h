@@ -30,8 +30,8 @@
 #include "profile.h"
 #include "series.h"
 
-/* A p99 send lag above this with idle connections means the generator
- * could not keep its own schedule. */
+/* A p99 generator lag above this means flashload could not keep its own
+ * schedule. */
 #define LG_GENERATOR_LAG_US 5000
 
 struct lg_target {
@@ -60,12 +60,14 @@ struct lg_result {
 	uint64_t unsent;             /* due, never sent (no connection before the end) */
 	uint64_t connect_failures;
 	struct hist *send_lag;       /* us, actual send - intended send */
+	struct hist *gen_lag;        /* us, intended send - when the generator saw it due */
 	double elapsed_s;            /* start of the schedule to the last answer */
 	double schedule_s;
 	struct hist *latency, *service;
 	struct hist *order_latency;  /* first intended send to the final answer, retries included */
 	/* Orders (a first try and its retries and double clicks are one order). */
-	uint64_t orders, orders_accepted, orders_refused, orders_gave_up;
+	/* failed: the last try got 503, a timeout or a broken connection */
+	uint64_t orders, orders_accepted, orders_refused, orders_failed;
 	uint64_t accepted_after_retry; /* accepted, but not on the first try */
 	uint64_t retries, double_clicks;
 	uint64_t key_conflicts;      /* one key answered with two different order ids */
@@ -78,8 +80,10 @@ struct lg_result {
 	unsigned n_stages;
 	struct lg_second *seconds;
 	size_t n_seconds;
-	/* With connections to spare, p99 send lag over LG_GENERATOR_LAG_US or
-	 * requests never sent: this process, not the server, was the limit. */
+	/* The generator's own lateness (gen_lag p99) over LG_GENERATOR_LAG_US, or
+	 * requests never sent with connections to spare: this process, not the
+	 * server, was the limit. A request's wait for a busy connection is not
+	 * the generator's lateness (it is in send_lag and in the latency). */
 	bool generator_limited;
 	bool conn_limited;      /* requests waited because every connection was busy */
 	int64_t started_unix_ms;

@@ -137,7 +137,7 @@ def profile_sale_verified_with_json_report():
         expect(m["sent"] > 0, "malformed kind %s was sent" % kind)
         eq(m["ok"], m["sent"], "malformed %s answered %d" % (kind, m["expected_status"]))
     o = j["orders"]
-    eq(o["accepted"] + o["refused"] + o["gave_up"], o["total"], "every order settled")
+    eq(o["accepted"] + o["refused"] + o["failed"], o["total"], "every order settled")
     eq(o["key_conflicts"], 0, "no key answered with two order ids")
     for sku in ("ps1", "ps2"):
         s = ENV.stock(conf, sku)
@@ -302,7 +302,7 @@ def retries_reuse_the_key_through_overload():
         j = json.load(f)
     expect(j["counts"]["503"] > 0, "the gateway shed load (%d 503s)" % j["counts"]["503"])
     expect(j["orders"]["retries"] > 0, "shoppers retried")
-    eq(j["orders"]["accepted"] + j["orders"]["refused"] + j["orders"]["gave_up"], j["orders"]["total"],
+    eq(j["orders"]["accepted"] + j["orders"]["refused"] + j["orders"]["failed"], j["orders"]["total"],
        "every order settled")
     expect(j["orders"]["accepted_after_retry"] > 0,
            "orders got through on a retry (%d)" % j["orders"]["accepted_after_retry"])
