@@ -291,19 +291,18 @@ int stock_show(const struct cfg *cfg, const char *sku, FILE *out)
 	return rc;
 }
 
-int stock_add(const struct cfg *cfg, const char *sku, const char *units, FILE *out)
+/* Runs an admin script on one loaded SKU's hash with a unit count; both
+ * keep sold + stock == initial. */
+static int adjust_stock(const struct cfg *cfg, const char *sku, const char *units, unsigned long long min,
+			const char *lua, const char *what, FILE *out)
 {
-	static const char add_lua[] =
-		"if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end\n"
-		"redis.call('HINCRBY', KEYS[1], 'initial', ARGV[1])\n"
-		"return redis.call('HINCRBY', KEYS[1], 'stock', ARGV[1])\n";
 	unsigned long long n;
 	if (!order_valid_ident(sku, strlen(sku))) {
 		fprintf(stderr, "flashgate: sku '%s' must be 1-64 characters of A-Z a-z 0-9 . _ : -\n", sku);
 		return -EINVAL;
 	}
-	if (parse_u64(units, STOCK_MAX, &n) < 0 || n == 0) {
-		fprintf(stderr, "flashgate: units '%s' must be an integer 1..%llu\n", units, STOCK_MAX);
+	if (parse_u64(units, STOCK_MAX, &n) < 0 || n < min) {
+		fprintf(stderr, "flashgate: units '%s' must be an integer %llu..%llu\n", units, min, STOCK_MAX);
 		return -EINVAL;
 	}
 	redisContext *c = connect_redis(cfg);
@@ -312,11 +311,11 @@ int stock_add(const struct cfg *cfg, const char *sku, const char *units, FILE *o
 	char key[KEYS_MAX];
 	snprintf(key, sizeof(key), KEYS_SKU_FMT, sku);
 	int rc = 0;
-	redisReply *r = checked(c, redisCommand(c, "EVAL %s 1 %s %llu", add_lua, key, n), "stock add");
+	redisReply *r = checked(c, redisCommand(c, "EVAL %s 1 %s %llu", lua, key, n), what);
 	if (!r) {
 		rc = -EIO;
 	} else if (r->type != REDIS_REPLY_INTEGER) {
-		fprintf(stderr, "flashgate: redis stock add: unexpected reply\n");
+		fprintf(stderr, "flashgate: redis %s: unexpected reply\n", what);
 		rc = -EIO;
 	} else if (r->integer < 0) {
 		fprintf(stderr, "flashgate: unknown SKU '%s' (load it with `stock load` first)\n", sku);
@@ -326,6 +325,27 @@ int stock_add(const struct cfg *cfg, const char *sku, const char *units, FILE *o
 		freeReplyObject(r);
 	redisFree(c);
 	return rc < 0 ? rc : stock_show(cfg, sku, out);
+}
+
+int stock_add(const struct cfg *cfg, const char *sku, const char *units, FILE *out)
+{
+	static const char add_lua[] =
+		"if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end\n"
+		"redis.call('HINCRBY', KEYS[1], 'initial', ARGV[1])\n"
+		"return redis.call('HINCRBY', KEYS[1], 'stock', ARGV[1])\n";
+	return adjust_stock(cfg, sku, units, 1, add_lua, "stock add", out);
+}
+
+int stock_set(const struct cfg *cfg, const char *sku, const char *units, FILE *out)
+{
+	/* Units already reserved stay sold (and pending ones settle as usual);
+	 * only what is left to sell changes, so initial follows sold. */
+	static const char set_lua[] =
+		"if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end\n"
+		"local sold = tonumber(redis.call('HGET', KEYS[1], 'sold') or '0')\n"
+		"redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'initial', sold + tonumber(ARGV[1]))\n"
+		"return tonumber(ARGV[1])\n";
+	return adjust_stock(cfg, sku, units, 0, set_lua, "stock set", out);
 }
 
 int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas)

@@ -1,6 +1,7 @@
 /*
  * stock: the administrator's commands on a sale's stock in Redis
- * (`flashgate stock load FILE.csv`, `flashgate stock show SKU`), and the
+ * (`flashgate stock load FILE.csv`, `stock show SKU`, `stock add SKU N`,
+ * `stock set SKU N`), and the
  * start-up SCRIPT LOAD. Blocking hiredis: these run before or beside the
  * serving workers, never on the request path.
  *
@@ -21,6 +22,10 @@ int stock_show(const struct cfg *cfg, const char *sku, FILE *out) __attribute__(
 /* Restock: adds units to a loaded SKU's stock (and to its initial count,
  * so sold + stock == initial still holds). */
 int stock_add(const struct cfg *cfg, const char *sku, const char *units, FILE *out)
+	__attribute__((warn_unused_result));
+/* Sets what is left to sell to exactly N units (0 stops the sale of that
+ * SKU); units already sold stay sold, and initial becomes sold + N. */
+int stock_set(const struct cfg *cfg, const char *sku, const char *units, FILE *out)
 	__attribute__((warn_unused_result));
 int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas)
 	__attribute__((warn_unused_result));

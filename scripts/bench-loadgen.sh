@@ -11,7 +11,11 @@
 #      run at a fixed rate. For an open-loop measurement the percentiles are
 #      known in advance (a share S/T of requests waits uniformly 0..S), so
 #      flashload's numbers are checked against them; wrk (closed loop, with
-#      its own after-the-fact correction) is shown in the same stall.
+#      its own after-the-fact correction) is shown in the same stall;
+#   4. a steady run: wrk paced to a fixed rate by a Lua delay() (wrk2's idea,
+#      per connection, millisecond steps), then flashload open loop at the
+#      rate wrk achieved; below saturation the two latency distributions
+#      should agree (wrk2 itself is not in Debian).
 # BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 64), BENCH_ROUNDS
 # (default 3). Needs nginx and wrk: `scripts/setup.sh --bench`.
 set -euo pipefail
@@ -133,3 +137,23 @@ awk '/^ +50%/ {p50=$2} /^ +90%/ {p90=$2} /^ +99%/ {p99=$2} /Latency/ && !max {ma
 	END {printf "| wrk, closed loop, its own corrected percentiles | %s | %s | n/a | %s | n/a | %s |\n", p50, p90, p99, max}' "$run/wrk-stall.txt"
 echo
 json "$run/stall.json" '"flashload: %d sent of %d scheduled, unsent %d; requests that waited for a connection during the stall are counted from their intended time." % (j["sent"], j["scheduled"], j["unsent"])'
+echo
+echo "### 4. Steady fixed rate: wrk paced by delay() against flashload at the same rate, $conns connections, ${secs} s"
+echo
+cat >"$run/paced.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"user_id":"u1","sku":"sku1","qty":1}'
+wrk.headers["Content-Type"] = "application/json"
+-- each connection waits 12 ms after an answer: about 64 / 12.2 ms = 5,200 req/s
+function delay() return 12 end
+LUA
+wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$run/paced.lua" "http://127.0.0.1:$port/v1/orders" >"$run/wrk-paced.txt"
+paced=$(wrk_rps "$run/wrk-paced.txt")
+bin/flashload --target "127.0.0.1:$port" --threads 1 --connections "$conns" --rate "${paced%.*}" \
+	--duration "${secs}s" --quiet --json "$run/steady.json" >/dev/null
+echo "| | rate req/s | p50 ms | p90 ms | p99 ms |"
+echo "|---|---|---|---|---|"
+awk -v r="${paced%.*}" '/^ +50%/ {p50=$2} /^ +90%/ {p90=$2} /^ +99%/ {p99=$2}
+	END {printf "| wrk, paced (latency from actual send) | %s | %s | %s | %s |\n", r, p50, p90, p99}' "$run/wrk-paced.txt"
+json "$run/steady.json" '"| flashload, open loop (latency from intended send) | %.0f | %.3f | %.3f | %.3f |" % (j["achieved_rps"], j["latency_us"]["p50"]/1000, j["latency_us"]["p90"]/1000, j["latency_us"]["p99"]/1000)'
+json "$run/steady.json" '"| flashload, service time (from actual send) | %.0f | %.3f | %.3f | %.3f |" % (j["achieved_rps"], j["service_us"]["p50"]/1000, j["service_us"]["p90"]/1000, j["service_us"]["p99"]/1000)'

@@ -91,8 +91,9 @@ class Env:
 class Gateway:
     """A flashgate process for one test; stopped with SIGTERM."""
 
-    def __init__(self, env, conf):
+    def __init__(self, env, conf, port=None):
         self.env = env
+        self.port = port or env.gw_port
         self.log_path = os.path.join(env.run_dir, "gateway.log")
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen([os.path.join(BIN, "flashgate"), "-c", conf],
@@ -102,7 +103,7 @@ class Gateway:
             if self.proc.poll() is not None:
                 raise AssertionError("flashgate exited with %s; see %s" % (self.proc.returncode, self.log_path))
             try:
-                if get(env.gw_port, "/healthz").status == 200:
+                if get(self.port, "/healthz").status == 200:
                     return
             except OSError:
                 time.sleep(0.05)

@@ -544,5 +544,82 @@ def redis_restart_fails_fast_then_recovers():
         eq(status, 202, "orders flow again after Redis is back, without a restart")
 
 
+@test
+def stock_set_changes_what_is_left_to_sell():
+    """`stock set SKU N` leaves exactly N units to sell, keeps what was sold,
+    and a sold-out SKU set back above 0 sells again on every worker within
+    a second; bad input changes nothing."""
+    conf = ENV.write_config()
+    ENV.load_stock(conf, [("ss1", 5, 10)])
+    with Gateway(ENV, conf):
+        for i in range(3):
+            eq(post_order(ENV.gw_port, "u%d" % i, "ss1").status, 202, "order %d" % i)
+        out = ENV.flashgate(conf, "stock", "set", "ss1", "0").stdout
+        expect("stock=0" in out and "sold=3" in out, "stock set prints the new state: %r" % out)
+        eq(post_order(ENV.gw_port, "late", "ss1").status, 409, "nothing left after set 0")
+        ENV.flashgate(conf, "stock", "set", "ss1", "1")
+        t0 = time.time()
+        statuses = []
+        while time.time() - t0 < 3:
+            statuses.append(post_order(ENV.gw_port, "back", "ss1").status)
+            if statuses[-1] == 202:
+                break
+            time.sleep(0.05)
+        eq(statuses[-1], 202, "sellable again")
+        expect(time.time() - t0 < 1.0, "within a second of the set (%.2f s)" % (time.time() - t0))
+    r = ENV.flashgate(conf, "stock", "set", "ss1", "-1", check=False)
+    eq(r.returncode, 1, "negative units refused")
+    r = ENV.flashgate(conf, "stock", "set", "nosuch", "5", check=False)
+    eq(r.returncode, 1, "unknown SKU refused")
+    expect("unknown SKU" in r.stderr, r.stderr)
+    s = ENV.stock(conf, "ss1")
+    eq((s["stock"], s["sold"], s["pending"]), (0, 4, 0), "3 + 1 sold, nothing left")
+    eq(ENV.redis("HGET", "fg:{ss1}", "initial"), "4", "initial == sold + stock")
+
+
+@test
+def two_gateways_share_one_sale():
+    """Two instances (node ids 1 and 2, two ports) on the same Redis and
+    Kafka: an Idempotency-Key used on one is honoured by the other, and with
+    the load spread over both the books balance."""
+    conf_a = ENV.write_config("gw-a.conf", order__node_id=1)
+    conf_b = ENV.write_config("gw-b.conf", order__node_id=2, server__port=ENV.gw_port + 1)
+    rows = [("tg%d" % i, 2000, 3) for i in range(1, 5)]
+    ENV.load_stock(conf_a, rows + [("tk1", 10, 10)])
+    with Gateway(ENV, conf_a), Gateway(ENV, conf_b, port=ENV.gw_port + 1):
+        key = {"Idempotency-Key": "two-gw-1"}
+        first = post_order(ENV.gw_port, "kim", "tk1", headers=key)
+        eq(first.status, 202, "first try on gateway 1")
+        again = post_order(ENV.gw_port + 1, "kim", "tk1", headers=key)
+        eq((again.status, again.json()["order_id"]), (200, first.json()["order_id"]),
+           "the retry on gateway 2 gets the first order back")
+        logs, loads = [], []
+        for port in (ENV.gw_port, ENV.gw_port + 1):
+            logs.append(os.path.join(ENV.run_dir, "accepted-%d.log" % port))
+            loads.append(subprocess.Popen(
+                [os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % port, "--rate", "1500",
+                 "--duration", "3s", "--connections", "32", "--skus", "4", "--sku-prefix", "tg",
+                 "--users", "2000", "--keys", "--quiet", "--accepted-log", logs[-1]],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        for load in loads:
+            out, err = load.communicate(timeout=120)
+            eq(load.returncode, 0, "flashload (stderr: %s)" % err[-1000:])
+    combined = os.path.join(ENV.run_dir, "accepted-both.log")
+    with open(combined, "w") as f:
+        for log in logs:
+            with open(log) as part:
+                f.write(part.read())
+    r = subprocess.run([os.path.join(BIN, "flashload"), "--verify-only", "--accepted-log", combined,
+                        "--sku-prefix", "tg", "--config", conf_a], capture_output=True, text=True,
+                       timeout=120)
+    sys.stdout.write(r.stdout)
+    eq(r.returncode, 0, "verification of both gateways' orders (stderr: %s)" % r.stderr[-1000:])
+    nodes = {}
+    for _, v in ENV.topic_records():
+        if v["sku"].startswith("tg"):
+            nodes[v["node_id"]] = nodes.get(v["node_id"], 0) + 1
+    expect(nodes.get(1, 0) > 100 and nodes.get(2, 0) > 100, "both gateways took orders: %s" % nodes)
+
+
 if __name__ == "__main__":
     sys.exit(run_tests(TESTS, "integration"))
