@@ -124,21 +124,20 @@ void cfg_defaults(struct cfg *c)
 
 struct load_ctx {
 	struct cfg *cfg;
-	FILE *file;
-	int line;
+	struct cfg_lines lines;
 	bool seen[NKEYS];
 	int err_line;
 	char err[256];
 };
 
-/* libinih calls this once per line: counting here gives the handler the
- * line it is looking at, which Debian's build does not pass. */
-static char *read_line(char *str, int num, void *stream)
+char *cfg_read_line(char *str, int num, void *stream)
 {
-	struct load_ctx *ctx = stream;
-	char *s = fgets(str, num, ctx->file);
-	if (s)
-		ctx->line++;
+	struct cfg_lines *l = stream;
+	char *s = fgets(str, num, l->file);
+	if (s) {
+		l->line++;
+		l->headers += s[strspn(s, " \t")] == '[';
+	}
 	return s;
 }
 
@@ -157,7 +156,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	if (!why)
 		return 1;
 	if (!ctx->err_line) {
-		ctx->err_line = ctx->line;
+		ctx->err_line = ctx->lines.line;
 		if (strcmp(why, "out of range") == 0) {
 			for (size_t i = 0; i < NKEYS; i++)
 				if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
@@ -177,14 +176,14 @@ int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
 	int rc;
 
 	cfg_defaults(c);
-	ctx.file = fopen(path, "r");
-	if (!ctx.file) {
+	ctx.lines.file = fopen(path, "r");
+	if (!ctx.lines.file) {
 		rc = -errno;
 		snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
 		return rc;
 	}
-	rc = ini_parse_stream(read_line, &ctx, on_key, &ctx);
-	fclose(ctx.file);
+	rc = ini_parse_stream(cfg_read_line, &ctx.lines, on_key, &ctx);
+	fclose(ctx.lines.file);
 	if (rc == 0)
 		return 0;
 	if (rc < 0) {

@@ -58,6 +58,20 @@ struct cfg {
 	uint32_t kafka_queue_messages;
 };
 
+/*
+ * A libinih stream reader (for ini_parse_stream, with a struct cfg_lines as
+ * the stream) that counts lines and "[section]" headers as they are read:
+ * Debian's libinih passes neither the line number nor the headers to the
+ * handler, and both other INI files of the project (flashload's profiles)
+ * need them for "file:line" errors and repeated sections.
+ */
+struct cfg_lines {
+	FILE *file;
+	int line;
+	unsigned headers;
+};
+char *cfg_read_line(char *str, int num, void *stream);
+
 /* Fills *c with every key's default. */
 void cfg_defaults(struct cfg *c);
 

@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "../core/cfg.h"
 #include "../core/order.h"
 
 const char *const prof_malformed_names[MAL_KINDS] = {
@@ -262,29 +263,14 @@ static const char *set_key(struct lg_profile *p, const struct key *k, const char
 
 struct load_ctx {
 	struct lg_profile *p;
-	FILE *file;
-	int line;
+	struct cfg_lines lines; /* counts headers too: a repeated [stage a] is a second stage */
 	char section[64];
-	unsigned headers, headers_seen; /* "[...]" lines read, and when last acted on */
+	unsigned headers_seen; /* lines.headers when the last key was handled */
 	bool stages_reset, classes_reset;
 	bool seen[NKEYS];
 	int err_line;
 	char err[300];
 };
-
-static char *read_line(char *str, int num, void *stream)
-{
-	struct load_ctx *ctx = stream;
-	char *s = fgets(str, num, ctx->file);
-	if (s) {
-		ctx->line++;
-		/* libinih reports keys, not headers: count headers here, so that a
-		 * repeated [stage a] is seen as a second stage, not a continuation. */
-		const char *p = s + strspn(s, " \t");
-		ctx->headers += *p == '[';
-	}
-	return s;
-}
 
 /* A new [stage NAME] or [class NAME] section: append an entry. */
 static const char *open_named(struct load_ctx *ctx, const char *section)
@@ -377,9 +363,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	const char *why = NULL;
 	bool named = strncmp(section, "stage ", 6) == 0 || strncmp(section, "class ", 6) == 0;
 
-	if (named && (strcmp(section, ctx->section) != 0 || ctx->headers != ctx->headers_seen))
+	if (named && (strcmp(section, ctx->section) != 0 || ctx->lines.headers != ctx->headers_seen))
 		why = open_named(ctx, section);
-	ctx->headers_seen = ctx->headers;
+	ctx->headers_seen = ctx->lines.headers;
 	snprintf(ctx->section, sizeof(ctx->section), "%s", section);
 	if (why)
 		goto bad;
@@ -401,7 +387,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		return 1;
 bad:
 	if (!ctx->err_line) {
-		ctx->err_line = ctx->line;
+		ctx->err_line = ctx->lines.line;
 		snprintf(ctx->err, sizeof(ctx->err), "[%s] %s: %s (value '%s')", section, name, why, value);
 	}
 	return 0;
@@ -420,15 +406,15 @@ int prof_load(struct lg_profile *p, const char *path, char *err, size_t err_len)
 	struct load_ctx ctx = {.p = p};
 	int rc;
 
-	ctx.file = fopen(path, "r");
-	if (!ctx.file) {
+	ctx.lines.file = fopen(path, "r");
+	if (!ctx.lines.file) {
 		rc = -errno;
 		snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
 		return rc;
 	}
 	snprintf(p->source, sizeof(p->source), "%s", path);
-	rc = ini_parse_stream(read_line, &ctx, on_key, &ctx);
-	fclose(ctx.file);
+	rc = ini_parse_stream(cfg_read_line, &ctx.lines, on_key, &ctx);
+	fclose(ctx.lines.file);
 	if (rc < 0) {
 		snprintf(err, err_len, "%s: cannot read (out of memory)", path);
 		return -ENOMEM;

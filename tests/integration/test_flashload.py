@@ -105,20 +105,27 @@ malformed_kinds = all
 """
 
 
+def run_sale(prefix, *outputs):
+    """The SALE profile with SKUs PREFIX1..10 against a fresh gateway, verified;
+    outputs are extra flashload options (--json FILE, --html FILE)."""
+    conf = ENV.write_config()
+    profile = write_profile(prefix + ".ini", SALE % {"prefix": prefix})
+    load_profile_stock(conf, profile)
+    with Gateway(ENV, conf):
+        r = flashload("--target", "127.0.0.1:%d" % ENV.gw_port, "--profile", profile, "--quiet",
+                      "--verify", "--config", conf, *outputs)
+    eq(r.returncode, 0, "flashload --verify exit status (stderr: %s)" % r.stderr[-2000:])
+    return conf
+
+
 @test
 def profile_sale_verified_with_json_report():
     """A profile with a step and a ramp, hot SKUs with little stock, double
     clicks, retries and every malformed kind: the schedule is kept to the
     request, every malformed request gets its status, and --verify passes
     with the key and malformed checks in its table."""
-    conf = ENV.write_config()
-    profile = write_profile("sale.ini", SALE % {"prefix": "ps"})
-    load_profile_stock(conf, profile)
     report = path("sale.json")
-    with Gateway(ENV, conf):
-        r = flashload("--target", "127.0.0.1:%d" % ENV.gw_port, "--profile", profile, "--quiet",
-                      "--verify", "--config", conf, "--json", report)
-    eq(r.returncode, 0, "flashload --verify exit status (stderr: %s)" % r.stderr[-2000:])
+    conf = run_sale("ps", "--json", report)
     with open(report) as f:
         j = json.load(f)
     # 200 + 3000 + 800 first tries, evenly spaced (uniform arrivals).
@@ -210,14 +217,8 @@ def html_report_renders_its_charts_in_chromium():
     colours well beyond their legend swatches."""
     chromium = shutil.which("chromium")
     expect(chromium, "chromium is installed (scripts/setup.sh installs it)")
-    conf = ENV.write_config()
-    profile = write_profile("html.ini", SALE % {"prefix": "hr"})
-    load_profile_stock(conf, profile)
     html = path("report.html")
-    with Gateway(ENV, conf):
-        r = flashload("--target", "127.0.0.1:%d" % ENV.gw_port, "--profile", profile, "--quiet",
-                      "--verify", "--config", conf, "--html", html)
-    eq(r.returncode, 0, "flashload exit status (stderr: %s)" % r.stderr[-2000:])
+    run_sale("hr", "--html", html)
     with open(html) as f:
         text = f.read()
     expect("<script" not in text and "http://" not in text and "https://" not in text,
