@@ -38,18 +38,40 @@ static const char run_id_lua[] = "return redis.call('INFO', 'server'):match('run
 enum state { R_DOWN, R_CONNECTING, R_HANDSHAKE, R_UP, R_CLOSING };
 #define MAX_DEAD 8
 
-/* Largest command: EVALSHA, sha, 4 keys, 6 args; the scripts go in LOAD. */
+/* Room per order in the output buffer: a batch of n orders takes less than
+ * n single commands would (the scripts themselves go in LOAD). */
 #define CMD_MAX 1024
 #define IN_CAP 65536
+/* Open SKU groups per turn (a power of two); more SKUs than this in one
+ * turn flush the groups early. */
+#define GROUPS 64
 
-/* One reply, written by the reader callbacks below. Every command here
- * answers with a scalar, so one slot, reused per reply, holds it: hiredis's
- * default callbacks would malloc a redisReply per reply. */
+/* One reply, written by the reader callbacks below: a scalar, or a batch's
+ * array of short strings. One slot, reused per reply, holds it: hiredis's
+ * default callbacks would malloc a redisReply per reply and element. */
+struct relem {
+	int type;
+	size_t len;
+	char str[48]; /* the longest result is "not_started:" + 13 digits */
+};
+
 struct rslot {
 	int type;
 	long long integer;
 	size_t len;
 	char str[128];
+	unsigned n_elems;
+	struct relem elem[RESV_BATCH_MAX];
+};
+
+/* This turn's reservations for one SKU, chained through req->b_next. The
+ * group keeps its SKU for the whole turn, even after a full batch went out,
+ * so one SKU's orders always queue in one place, in arrival order. */
+struct group {
+	char sku[ORDER_ID_MAX + 1];
+	uint8_t sku_len; /* 0: free this turn */
+	struct req *head, *tail;
+	unsigned n;
 };
 
 struct pending {
@@ -95,6 +117,11 @@ struct resv {
 	unsigned n_dead;
 	char run_id[48], dead_run_id[48];
 	bool fenced; /* the dead connections are killed (queued): replays may go */
+
+	struct group groups[GROUPS];
+	unsigned used[GROUPS]; /* indices of the groups opened this turn */
+	unsigned n_used;
+	unsigned batched;      /* reservations waiting in groups */
 };
 
 static bool connected(const struct resv *r)
@@ -102,11 +129,27 @@ static bool connected(const struct resv *r)
 	return r->state == R_UP || r->state == R_HANDSHAKE;
 }
 
+/* An element of a top-level array: a batch's result for one order. */
+static void put_elem(struct rslot *slot, const redisReadTask *t, const char *str, size_t len)
+{
+	if (t->parent->parent || t->idx < 0 || t->idx >= RESV_BATCH_MAX)
+		return; /* nothing here answers with nested or longer arrays */
+	struct relem *e = &slot->elem[t->idx];
+	e->type = t->type;
+	e->len = len < sizeof(e->str) - 1 ? len : sizeof(e->str) - 1;
+	memcpy(e->str, str, e->len);
+	e->str[e->len] = '\0';
+	if ((unsigned)t->idx + 1 > slot->n_elems)
+		slot->n_elems = (unsigned)t->idx + 1;
+}
+
 static void *slot_string(const redisReadTask *t, char *str, size_t len)
 {
 	struct rslot *slot = t->privdata;
-	if (t->parent)
-		return slot; /* an array element: no command here expects one */
+	if (t->parent) {
+		put_elem(slot, t, str, len);
+		return slot;
+	}
 	slot->type = t->type;
 	slot->len = len < sizeof(slot->str) - 1 ? len : sizeof(slot->str) - 1;
 	memcpy(slot->str, str, slot->len);
@@ -122,6 +165,7 @@ static void *slot_array(const redisReadTask *t, int elements)
 		slot->type = REDIS_REPLY_ARRAY;
 		slot->len = 0;
 		slot->str[0] = '\0';
+		slot->n_elems = 0;
 	}
 	return slot;
 }
@@ -134,6 +178,8 @@ static void *slot_integer(const redisReadTask *t, long long value)
 		slot->integer = value;
 		slot->len = 0;
 		slot->str[0] = '\0';
+	} else {
+		put_elem(slot, t, "", 0);
 	}
 	return slot;
 }
@@ -145,6 +191,8 @@ static void *slot_nil(const redisReadTask *t)
 		slot->type = REDIS_REPLY_NIL;
 		slot->len = 0;
 		slot->str[0] = '\0';
+	} else {
+		put_elem(slot, t, "", 0);
 	}
 	return slot;
 }
@@ -234,7 +282,7 @@ bool resv_up(const struct worker *w)
 
 unsigned resv_pending(const struct worker *w)
 {
-	return w->resv->count + w->resv->replays;
+	return w->resv->count + w->resv->replays + w->resv->batched;
 }
 
 /* Appends one RESP command and its pending entry. -ENOBUFS when full. */
@@ -265,19 +313,18 @@ static int put_cmd(struct worker *w, uint8_t kind, struct req *req, int argc, co
 	return 0;
 }
 
+/* The release script, or the ledger confirmation (HDEL), for one order. */
 static int put_script(struct worker *w, uint8_t kind, struct req *req)
 {
 	struct resv *r = w->resv;
 	const char *sku = req->order.sku;
-	char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], k4[KEYS_MAX], qty[16], ms[24], ttl[16];
+	char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], k4[KEYS_MAX];
 	char id[OID_TEXT_LEN + 1];
-	const char *argv[14];
-	size_t lens[14];
+	const char *argv[8];
+	size_t lens[8];
 	int argc = 0;
 	bool idem = req->idem_len > 0;
 
-	snprintf(k1, sizeof(k1), KEYS_SKU_FMT, sku);
-	snprintf(k2, sizeof(k2), KEYS_USERS_FMT, sku);
 	snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, sku);
 	oid_format(req->order_id, id);
 	if (kind == CMD_CONFIRM) {
@@ -285,8 +332,10 @@ static int put_script(struct worker *w, uint8_t kind, struct req *req)
 		argv[argc++] = k3;
 		argv[argc++] = id;
 	} else {
+		snprintf(k1, sizeof(k1), KEYS_SKU_FMT, sku);
+		snprintf(k2, sizeof(k2), KEYS_USERS_FMT, sku);
 		argv[argc++] = "EVALSHA";
-		argv[argc++] = kind == CMD_RESERVE ? r->shas.reserve : r->shas.release;
+		argv[argc++] = r->shas.release;
 		argv[argc++] = idem ? "4" : "3";
 		argv[argc++] = k1;
 		argv[argc++] = k2;
@@ -295,25 +344,66 @@ static int put_script(struct worker *w, uint8_t kind, struct req *req)
 			snprintf(k4, sizeof(k4), KEYS_IDEM_FMT, sku, req->order.user_id, req->idem);
 			argv[argc++] = k4;
 		}
-		if (kind == CMD_RESERVE) {
-			snprintf(qty, sizeof(qty), "%" PRIu32, req->order.qty);
-			snprintf(ms, sizeof(ms), "%" PRId64, req->accepted_at_ms);
-			argv[argc++] = req->order.user_id;
-			argv[argc++] = qty;
-			argv[argc++] = id;
-			argv[argc++] = ms;
-			if (idem) {
-				snprintf(ttl, sizeof(ttl), "%u", w->cfg->idempotency_ttl_s);
-				argv[argc++] = req->idem;
-				argv[argc++] = ttl;
-			}
-		} else {
-			argv[argc++] = id;
-		}
+		argv[argc++] = id;
 	}
 	for (int i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
 	return put_cmd(w, kind, req, argc, argv, lens);
+}
+
+/* One reserve script call for a chain of orders of one SKU (see script.h):
+ * KEYS are the SKU's three keys and each keyed order's idem key; ARGV the
+ * ttl and six fields per order. */
+static int put_batch(struct worker *w, struct req *head)
+{
+	struct resv *r = w->resv;
+	enum { FIXED = 6, PER_ORDER = 6 };
+	const char *argv[FIXED + RESV_BATCH_MAX * (1 + PER_ORDER) + 1];
+	size_t lens[sizeof(argv) / sizeof(argv[0])];
+	char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], nkeys[8], ttl[16];
+	char idem_keys[RESV_BATCH_MAX][KEYS_MAX];
+	struct {
+		char qty[16], ms[24], id[OID_TEXT_LEN + 1], key_index[8];
+	} f[RESV_BATCH_MAX];
+	const char *sku = head->order.sku;
+	unsigned n = 0, keyed = 0;
+
+	snprintf(k1, sizeof(k1), KEYS_SKU_FMT, sku);
+	snprintf(k2, sizeof(k2), KEYS_USERS_FMT, sku);
+	snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, sku);
+	snprintf(ttl, sizeof(ttl), "%u", w->cfg->idempotency_ttl_s);
+	for (struct req *q = head; q; q = q->b_next, n++) {
+		if (q->idem_len)
+			snprintf(idem_keys[keyed++], KEYS_MAX, KEYS_IDEM_FMT, sku, q->order.user_id, q->idem);
+	}
+	int argc = 0;
+	argv[argc++] = "EVALSHA";
+	argv[argc++] = r->shas.reserve;
+	snprintf(nkeys, sizeof(nkeys), "%u", 3 + keyed);
+	argv[argc++] = nkeys;
+	argv[argc++] = k1;
+	argv[argc++] = k2;
+	argv[argc++] = k3;
+	for (unsigned k = 0; k < keyed; k++)
+		argv[argc++] = idem_keys[k];
+	argv[argc++] = ttl;
+	unsigned i = 0, key_no = 0;
+	for (struct req *q = head; q; q = q->b_next, i++) {
+		snprintf(f[i].qty, sizeof(f[i].qty), "%" PRIu32, q->order.qty);
+		snprintf(f[i].ms, sizeof(f[i].ms), "%" PRId64, q->accepted_at_ms);
+		oid_format(q->order_id, f[i].id);
+		/* KEYS[1..3] are the SKU's; the idem keys follow, in order. */
+		snprintf(f[i].key_index, sizeof(f[i].key_index), "%u", q->idem_len ? 4 + key_no++ : 0);
+		argv[argc++] = q->order.user_id;
+		argv[argc++] = f[i].qty;
+		argv[argc++] = f[i].id;
+		argv[argc++] = f[i].ms;
+		argv[argc++] = f[i].key_index;
+		argv[argc++] = q->idem;
+	}
+	for (int k = 0; k < argc; k++)
+		lens[k] = strlen(argv[k]);
+	return put_cmd(w, CMD_RESERVE, head, argc, argv, lens);
 }
 
 static void queue_loads(struct worker *w)
@@ -359,14 +449,100 @@ static void drain_replays(struct worker *w)
 	}
 }
 
+static uint32_t sku_hash(const struct order_req *o)
+{
+	uint32_t h = 2166136261u;
+	for (unsigned i = 0; i < o->sku_len; i++)
+		h = (h ^ (unsigned char)o->sku[i]) * 16777619u;
+	return h;
+}
+
+/* Answers every order of a chain that will get no reply. sent: the
+ * script may have run, so its reservations are released once Redis is
+ * back (a no-op for those it did not make). */
+static void fail_chain(struct worker *w, struct req *head, bool sent)
+{
+	for (struct req *q = head, *next; q; q = next) {
+		next = q->b_next; /* q may go back to the pool below */
+		q->b_next = NULL;
+		if (sent) {
+			add_replay(w, q, CMD_RELEASE); /* the reserve's op becomes the release's */
+		} else {
+			q->redis_ops--;
+		}
+		flow_on_redis_failure(w, q);
+	}
+}
+
+static void emit_group(struct worker *w, struct group *g)
+{
+	struct resv *r = w->resv;
+	struct req *head = g->head;
+	unsigned n = g->n;
+	r->batched -= n;
+	g->head = g->tail = NULL;
+	g->n = 0;
+	if (put_batch(w, head) < 0) {
+		fail_chain(w, head, false);
+		return;
+	}
+	w->stats.reserve_calls++;
+	w->stats.reserve_orders += n;
+}
+
+/* Sends every open group: the end of a turn, or no room for another SKU. */
+static void flush_groups(struct worker *w)
+{
+	struct resv *r = w->resv;
+	for (unsigned i = 0; i < r->n_used; i++) {
+		struct group *g = &r->groups[r->used[i]];
+		if (g->n)
+			emit_group(w, g);
+		g->sku_len = 0;
+	}
+	r->n_used = 0;
+}
+
+/* The open group of o's SKU, or a new one. */
+static struct group *group_for(struct worker *w, const struct order_req *o)
+{
+	struct resv *r = w->resv;
+	if (r->n_used == GROUPS) /* every group is taken: send them, start afresh */
+		flush_groups(w);
+	for (unsigned i = sku_hash(o) & (GROUPS - 1);; i = (i + 1) & (GROUPS - 1)) {
+		struct group *g = &r->groups[i];
+		if (g->sku_len == 0) {
+			memcpy(g->sku, o->sku, o->sku_len);
+			g->sku_len = o->sku_len;
+			r->used[r->n_used++] = i;
+			return g;
+		}
+		if (g->sku_len == o->sku_len && memcmp(g->sku, o->sku, o->sku_len) == 0)
+			return g;
+	}
+}
+
 int resv_reserve(struct worker *w, struct req *req)
 {
-	if (w->resv->state != R_UP)
+	struct resv *r = w->resv;
+	if (r->state != R_UP)
 		return -ENOTCONN;
-	int rc = put_script(w, CMD_RESERVE, req);
-	if (rc == 0)
-		req->redis_ops++;
-	return rc;
+	/* Counted as if each went alone, so a flush always has room. */
+	if (r->count + r->batched + 1 >= r->cap)
+		return -ENOBUFS;
+	struct group *g = group_for(w, &req->order);
+	req->b_next = NULL;
+	if (g->n == 0)
+		g->head = req;
+	else
+		g->tail->b_next = req;
+	g->tail = req;
+	g->n++;
+	r->batched++;
+	req->redis_ops++;
+	if (g->n == RESV_BATCH_MAX)
+		emit_group(w, g);
+	return 0;
 }
 
 /* Release and confirm are never refused: what cannot go now goes later. */
@@ -420,10 +596,26 @@ static void begin_close(struct worker *w, const char *why)
 		r->count--;
 		if (!pe.req)
 			continue; /* the connection's own commands */
+		if (pe.kind == CMD_RESERVE) {
+			fail_chain(w, pe.req, true);
+			continue;
+		}
 		add_replay(w, pe.req, pe.kind == CMD_CONFIRM ? CMD_CONFIRM : CMD_RELEASE);
 		if (pe.kind != CMD_CONFIRM)
 			flow_on_redis_failure(w, pe.req);
 	}
+	/* Grouped this turn, never sent: nothing to release. */
+	for (unsigned i = 0; i < r->n_used; i++) {
+		struct group *g = &r->groups[r->used[i]];
+		if (g->n) {
+			r->batched -= g->n;
+			fail_chain(w, g->head, false);
+		}
+		g->head = g->tail = NULL;
+		g->n = 0;
+		g->sku_len = 0;
+	}
+	r->n_used = 0;
 	r->head = 0;
 	r->out_len[0] = r->out_len[1] = 0;
 	r->load_queued = false;
@@ -565,6 +757,28 @@ static bool transient(const char *err)
 	return false;
 }
 
+/* A batch's answer: one result per order, in the order sent. */
+static void on_reserve_reply(struct worker *w, struct req *head, const struct rslot *reply)
+{
+	if (reply->type == REDIS_REPLY_ERROR) {
+		/* The orders before the failing one may be written: release all. */
+		worker_log(w, "redis: reserve failed: %s", reply->str);
+		fail_chain(w, head, true);
+		return;
+	}
+	unsigned i = 0;
+	for (struct req *q = head, *next; q; q = next, i++) {
+		next = q->b_next; /* q may go back to the pool in flow */
+		q->b_next = NULL;
+		q->redis_ops--;
+		const struct relem *e = reply->type == REDIS_REPLY_ARRAY && i < reply->n_elems ? &reply->elem[i] : NULL;
+		if (e && (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS))
+			flow_on_reserve_reply(w, q, e->str, e->len);
+		else
+			flow_on_reserve_reply(w, q, "", 0); /* logged there; answered 503 */
+	}
+}
+
 static void on_reply(struct worker *w, struct rslot *reply)
 {
 	struct resv *r = w->resv;
@@ -581,7 +795,7 @@ static void on_reply(struct worker *w, struct rslot *reply)
 		/* Scripts were flushed: load them again, then retry this command. */
 		r->load_queued = false;
 		queue_loads(w);
-		if (put_script(w, pe.kind, pe.req) == 0)
+		if ((pe.kind == CMD_RESERVE ? put_batch(w, pe.req) : put_script(w, pe.kind, pe.req)) == 0)
 			return;
 		reply->type = REDIS_REPLY_ERROR; /* fall through as a failure */
 	}
@@ -629,6 +843,10 @@ static void on_reply(struct worker *w, struct rslot *reply)
 		begin_close(w, reply->str);
 		return;
 	}
+	if (pe.kind == CMD_RESERVE) {
+		on_reserve_reply(w, pe.req, reply);
+		return;
+	}
 	pe.req->redis_ops--;
 	if (reply->type == REDIS_REPLY_ERROR) {
 		worker_log(w, "redis: %s failed: %s", kind_name(pe.kind), reply->str);
@@ -639,12 +857,6 @@ static void on_reply(struct worker *w, struct rslot *reply)
 		return;
 	}
 	switch (pe.kind) {
-	case CMD_RESERVE:
-		if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS)
-			flow_on_reserve_reply(w, pe.req, reply->str, reply->len);
-		else
-			flow_on_reserve_reply(w, pe.req, "", 0);
-		break;
 	case CMD_RELEASE:
 		flow_on_release_reply(w, pe.req);
 		break;
@@ -729,6 +941,8 @@ void resv_on_send(struct worker *w, int res)
 void resv_before_wait(struct worker *w)
 {
 	struct resv *r = w->resv;
+	if (r->n_used)
+		flush_groups(w);
 	if (!connected(r) || r->sending || r->out_len[r->fill] == 0)
 		return;
 	r->fill ^= 1; /* the filled buffer goes out; the turn fills the other */

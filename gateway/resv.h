@@ -4,7 +4,10 @@
  * One connection per worker. Commands are written straight into an output
  * buffer in RESP (no allocation), gathered over a loop turn and sent in one
  * write; replies are parsed with hiredis's reader and matched to commands
- * in order. The connection is re-established by itself: commands whose
+ * in order. The reservations of a turn are grouped by SKU, and each group
+ * goes as one script call that takes arrays (up to RESV_BATCH_MAX orders)
+ * and answers one result per order: a hot SKU costs Redis one script run
+ * per turn instead of one per order. The connection is re-established by itself: commands whose
  * replies were lost are answered as failures, and any reservation that may
  * have been made is released (release is idempotent through the pending
  * ledger) once Redis is back.
@@ -26,8 +29,11 @@ struct req;
 int resv_init(struct worker *w, const struct script_shas *shas) __attribute__((warn_unused_result));
 void resv_destroy(struct worker *w);
 
-/* Queues the reserve script for req. -ENOTCONN when Redis is down,
- * -ENOBUFS when the pipeline is full; the req is untouched then. */
+#define RESV_BATCH_MAX 32
+
+/* Adds req to this turn's batch for its SKU (sent before the loop waits).
+ * -ENOTCONN when Redis is down, -ENOBUFS when the pipeline is full; the req
+ * is untouched then. */
 int resv_reserve(struct worker *w, struct req *req) __attribute__((warn_unused_result));
 /* Queue the release script / the ledger confirmation for req. These never
  * fail: while Redis is down they wait and are replayed on reconnect. */

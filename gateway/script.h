@@ -1,21 +1,27 @@
 /*
  * script: the Lua scripts that own the stock invariants in Redis.
  *
- * reserve  KEYS: fg:{sku} fg:{sku}:users fg:{sku}:pending [fg:{sku}:idem:USER:KEY]
- *          ARGV: user_id qty order_id accepted_at_ms [idempotency_key ttl_s]
- *          -> "ok" | "sold_out" | "insufficient:<available>" |
+ * reserve  a batch of orders for one SKU, in the order given
+ *          KEYS: fg:{sku} fg:{sku}:users fg:{sku}:pending [fg:{sku}:idem:USER:KEY ...]
+ *          ARGV: ttl_s, then per order: user_id qty order_id accepted_at_ms
+ *                key_index key (key_index: that order's idem key in KEYS, 0 for none)
+ *          -> an array, one result per order:
+ *             "ok" | "sold_out" | "insufficient:<available>" |
  *             "limit:<remaining for this user>" | "unknown" |
  *             "dup:<order_id>" (the key already made that order) |
  *             "inflight:<order_id>" (the key's order is not settled yet) |
  *             "not_started:<starts_ms>" | "ended:<ends_ms>" (the SKU's sale window,
  *             judged by Redis's clock, so gateways with skewed clocks agree)
+ *          A single order is a batch of one.
  * release  KEYS: the same three [and the idem key]   ARGV: order_id
  *          -> 1 released | 0 nothing to do; releasing an order frees its key
  * claim    KEYS: fg:{sku}:pending   ARGV: order_id
  *          -> 1 claimed | 2 already claimed | 0 no such entry
  *
- * Every check runs before the first write, because an error inside a Lua
- * script does not undo the writes before it. reserve is idempotent per
+ * Every check of an order runs before its first write, because an error
+ * inside a Lua script does not undo the writes before it; in a batch the
+ * orders before a failing one may have been written, so the caller
+ * releases every order of a batch that answered with an error. reserve is idempotent per
  * order id and records the reservation in the pending ledger; release acts
  * only on a ledger entry and removes it, so it can be replayed safely after
  * a lost reply. `flashgate reconcile` claims an abandoned entry (prefixing

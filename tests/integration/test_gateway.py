@@ -316,6 +316,39 @@ def log_count(line, what):
 
 
 @test
+def pipelined_orders_for_one_sku_share_one_script_call():
+    """Orders for one SKU that arrive in one loop turn go to Redis as one
+    script call, and each is judged as if it came alone: the stock, the
+    per-user limit and an Idempotency-Key seen twice in the same batch."""
+    conf = ENV.write_config(server__workers=1)
+    ENV.load_stock(conf, [("cb1", 3, 1)])
+    with Gateway(ENV, conf):
+        c = Conn(ENV.gw_port)
+        burst = b""
+        burst += request("POST", "/v1/orders", order_body("ann", "cb1"), {"Idempotency-Key": "k-ann"})
+        burst += request("POST", "/v1/orders", order_body("ann", "cb1"), {"Idempotency-Key": "k-ann"})
+        burst += request("POST", "/v1/orders", order_body("ann", "cb1"))
+        for user in ("bob", "cy", "dan", "eve"):
+            burst += request("POST", "/v1/orders", order_body(user, "cb1"))
+        c.send(burst)
+        got = [c.read() for _ in range(7)]
+        c.close()
+    statuses = [r.status for r in got]
+    eq(statuses[0], 202, "ann's first order")
+    eq((statuses[1], got[1].json()["status"]), (409, "in_progress"), "the same key in the same batch")
+    eq((statuses[2], got[2].json()["status"]), (409, "limit_exceeded"), "ann's limit of 1")
+    eq(statuses[3:], [202, 202, 409, 409], "3 units: bob and cy get the last two")
+    eq(got[5].json()["status"], "sold_out", "dan")
+    s = ENV.stock(conf, "cb1")
+    eq((s["stock"], s["sold"], s["pending"]), (0, 3, 0), "3 sold, none pending")
+    with open(os.path.join(ENV.run_dir, "gateway.log")) as f:
+        last = [l for l in f if "stopped:" in l][-1]
+    orders, calls = log_count(last, "reserved orders"), log_count(last, "script calls")
+    eq(orders, 7, "every order reserved through a script call: %s" % last.strip())
+    expect(calls < orders, "orders shared script calls: %d orders in %d calls" % (orders, calls))
+
+
+@test
 def receive_buffer_ring_exhaustion_loses_no_byte():
     """16 receive buffers of 512 bytes for 48 connections each pipelining 96
     requests (more than the input buffer and the pipeline limit hold): the
