@@ -7,6 +7,7 @@
  *   flashgate -c CONF stock show SKU     one SKU's stock in one line
  *   flashgate -c CONF stock add SKU N    restock: N more units
  *   flashgate -c CONF stock set SKU N    N units left to sell
+ *   flashgate -c CONF stock release ORDER_ID [SKU]   give a cancelled order back
  *   flashgate -c CONF reconcile [--policy complete|release] [--min-age-ms N] [--dry-run]
  *
  * Owns: argument parsing, start-up order, signals and the process exit
@@ -36,6 +37,8 @@ static void usage(FILE *out)
 		"       flashgate -c CONF stock show SKU    print one SKU's stock\n"
 		"       flashgate -c CONF stock add SKU N   restock: N more units (seen within soldout_cache_ms)\n"
 		"       flashgate -c CONF stock set SKU N   exactly N units left to sell (0 stops the SKU)\n"
+		"       flashgate -c CONF stock release ORDER_ID [SKU]\n"
+		"                                           a cancelled order's units back, exactly once\n"
 		"       flashgate -c CONF reconcile [--policy complete|release] [--min-age-ms N] [--dry-run]\n"
 		"                                           settle reservations a crashed gateway left\n"
 		"       flashgate --version\n");
@@ -206,6 +209,8 @@ int main(int argc, char **argv)
 		return stock_show(&cfg, argv[2], stdout) < 0 ? 1 : 0;
 	if (argc == 4 && strcmp(argv[0], "stock") == 0 && strcmp(argv[1], "add") == 0)
 		return stock_add(&cfg, argv[2], argv[3], stdout) < 0 ? 1 : 0;
+	if ((argc == 3 || argc == 4) && strcmp(argv[0], "stock") == 0 && strcmp(argv[1], "release") == 0)
+		return stock_release(&cfg, argv[2], argc == 4 ? argv[3] : NULL, stdout) < 0 ? 1 : 0;
 	if (argc == 4 && strcmp(argv[0], "stock") == 0 && strcmp(argv[1], "set") == 0)
 		return stock_set(&cfg, argv[2], argv[3], stdout) < 0 ? 1 : 0;
 	if (strcmp(argv[0], "reconcile") == 0)

@@ -311,11 +311,13 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 	for (size_t i = 0; i < es.n; i++) {
 		struct entry *e = &es.v[i];
 		if (e->outcome == IN_TOPIC || e->outcome == PUBLISHED) {
-			char key[KEYS_MAX], id[OID_TEXT_LEN + 1];
+			char pending[KEYS_MAX], orders[KEYS_MAX], id[OID_TEXT_LEN + 1];
 			long long gone;
-			snprintf(key, sizeof(key), KEYS_PENDING_FMT, e->rec.sku);
+			snprintf(pending, sizeof(pending), KEYS_PENDING_FMT, e->rec.sku);
+			snprintf(orders, sizeof(orders), KEYS_ORDERS_FMT, e->rec.sku);
 			oid_format(e->rec.order_id, id);
-			if (redis_int(c, redisCommand(c, "HDEL %s %s", key, id), "confirm", &gone) < 0) {
+			if (redis_int(c, redisCommand(c, "EVAL %s 2 %s %s %s", script_confirm_lua, pending, orders, id),
+				      "confirm", &gone) < 0) {
 				rc = -EIO;
 				failed++;
 				continue;

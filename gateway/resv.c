@@ -248,7 +248,8 @@ int resv_init(struct worker *w, const struct script_shas *shas)
 	r->connect_timeout.tv_nsec = (long long)(cfg->redis_timeout_ms % 1000) * 1000000;
 	/* Every request may have one command queued, plus the script loads. */
 	r->cap = cfg->max_inflight + cfg->max_connections + 16;
-	r->out_cap = (size_t)r->cap * CMD_MAX + 2 * (strlen(script_reserve_lua) + strlen(script_release_lua) + 128);
+	r->out_cap = (size_t)r->cap * CMD_MAX +
+		     2 * (strlen(script_reserve_lua) + strlen(script_release_lua) + strlen(script_confirm_lua) + 192);
 	r->out[0] = malloc(r->out_cap);
 	r->out[1] = malloc(r->out_cap);
 	r->in = malloc(IN_CAP);
@@ -313,7 +314,7 @@ static int put_cmd(struct worker *w, uint8_t kind, struct req *req, int argc, co
 	return 0;
 }
 
-/* The release script, or the ledger confirmation (HDEL), for one order. */
+/* The release script, or the confirm script (pending -> settled), for one order. */
 static int put_script(struct worker *w, uint8_t kind, struct req *req)
 {
 	struct resv *r = w->resv;
@@ -328,8 +329,12 @@ static int put_script(struct worker *w, uint8_t kind, struct req *req)
 	snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, sku);
 	oid_format(req->order_id, id);
 	if (kind == CMD_CONFIRM) {
-		argv[argc++] = "HDEL";
+		snprintf(k4, sizeof(k4), KEYS_ORDERS_FMT, sku);
+		argv[argc++] = "EVALSHA";
+		argv[argc++] = r->shas.confirm;
+		argv[argc++] = "2";
 		argv[argc++] = k3;
+		argv[argc++] = k4;
 		argv[argc++] = id;
 	} else {
 		snprintf(k1, sizeof(k1), KEYS_SKU_FMT, sku);
@@ -417,6 +422,10 @@ static void queue_loads(struct worker *w)
 		return;
 	argv[2] = script_release_lua;
 	lens[2] = strlen(script_release_lua);
+	if (put_cmd(w, CMD_LOAD, NULL, 3, argv, lens) < 0)
+		return;
+	argv[2] = script_confirm_lua;
+	lens[2] = strlen(script_confirm_lua);
 	if (put_cmd(w, CMD_LOAD, NULL, 3, argv, lens) < 0)
 		return;
 	r->load_queued = true;
@@ -791,7 +800,7 @@ static void on_reply(struct worker *w, struct rslot *reply)
 	r->count--;
 
 	if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
-	    (pe.kind == CMD_RESERVE || pe.kind == CMD_RELEASE)) {
+	    (pe.kind == CMD_RESERVE || pe.kind == CMD_RELEASE || pe.kind == CMD_CONFIRM)) {
 		/* Scripts were flushed: load them again, then retry this command. */
 		r->load_queued = false;
 		queue_loads(w);

@@ -80,3 +80,29 @@ const char script_claim_lua[] =
 	"if string.sub(e, 1, 2) == 'C ' then return 2 end\n"
 	"redis.call('HSET', KEYS[1], ARGV[1], 'C ' .. e)\n"
 	"return 1\n";
+
+const char script_confirm_lua[] =
+	"local e = redis.call('HGET', KEYS[1], ARGV[1])\n"
+	"if not e then return 0 end\n"
+	"if string.sub(e, 1, 2) == 'C ' then e = string.sub(e, 3) end\n"
+	"redis.call('HDEL', KEYS[1], ARGV[1])\n"
+	"redis.call('HSET', KEYS[2], ARGV[1], e)\n"
+	"return 1\n";
+
+const char script_return_lua[] =
+	"if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 1 then return 'already' end\n"
+	"local e = redis.call('HGET', KEYS[3], ARGV[1])\n"
+	"if not e then\n"
+	"  if redis.call('HEXISTS', KEYS[5], ARGV[1]) == 1 then return 'pending' end\n"
+	"  return 'unknown'\n"
+	"end\n"
+	"local user, qty = string.match(e, '^(%S+) (%d+)')\n"
+	"qty = tonumber(qty)\n"
+	"redis.call('HINCRBY', KEYS[1], 'stock', qty)\n"
+	"redis.call('HINCRBY', KEYS[1], 'sold', -qty)\n"
+	"if redis.call('HINCRBY', KEYS[2], user, -qty) <= 0 then\n"
+	"  redis.call('HDEL', KEYS[2], user)\n"
+	"end\n"
+	"redis.call('HDEL', KEYS[3], ARGV[1])\n"
+	"redis.call('HSET', KEYS[4], ARGV[1], e)\n"
+	"return 'returned:' .. user .. ':' .. qty\n";

@@ -15,6 +15,15 @@
  *          A single order is a batch of one.
  * release  KEYS: the same three [and the idem key]   ARGV: order_id
  *          -> 1 released | 0 nothing to do; releasing an order frees its key
+ * confirm  KEYS: fg:{sku}:pending fg:{sku}:orders   ARGV: order_id
+ *          -> 1 moved | 0 no such entry (Kafka has the order: its entry moves
+ *          from the pending ledger to the settled orders, without any claim mark)
+ * return   KEYS: fg:{sku} fg:{sku}:users fg:{sku}:orders fg:{sku}:returned
+ *                fg:{sku}:pending   ARGV: order_id
+ *          -> "returned:<user>:<qty>" | "already" (returned before: nothing
+ *          changes) | "pending" (not settled yet: reconcile's business) | "unknown"
+ *          The order service cancelled a settled order: its units and the
+ *          user's count go back, exactly once.
  * claim    KEYS: fg:{sku}:pending   ARGV: order_id
  *          -> 1 claimed | 2 already claimed | 0 no such entry
  *
@@ -38,10 +47,13 @@
 extern const char script_reserve_lua[];
 extern const char script_release_lua[];
 extern const char script_claim_lua[];
+extern const char script_confirm_lua[];
+extern const char script_return_lua[];
 
 struct script_shas {
 	char reserve[SCRIPT_SHA_LEN + 1];
 	char release[SCRIPT_SHA_LEN + 1];
+	char confirm[SCRIPT_SHA_LEN + 1];
 };
 
 #endif

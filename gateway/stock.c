@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../core/keys.h"
+#include "../core/oid.h"
 #include "../core/order.h"
 
 #define STOCK_MAX 1000000000000ull
@@ -218,11 +219,13 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 	redisAppendCommand(c, "MULTI");
 	unsigned long long total = 0;
 	for (size_t i = 0; i < n; i++) {
-		char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX];
+		char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], k4[KEYS_MAX], k5[KEYS_MAX];
 		snprintf(k1, sizeof(k1), KEYS_SKU_FMT, rows[i].sku);
 		snprintf(k2, sizeof(k2), KEYS_USERS_FMT, rows[i].sku);
 		snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, rows[i].sku);
-		redisAppendCommand(c, "DEL %s %s %s", k1, k2, k3);
+		snprintf(k4, sizeof(k4), KEYS_ORDERS_FMT, rows[i].sku);
+		snprintf(k5, sizeof(k5), KEYS_RETURNED_FMT, rows[i].sku);
+		redisAppendCommand(c, "DEL %s %s %s %s %s", k1, k2, k3, k4, k5);
 		redisAppendCommand(c, "HSET %s stock %llu limit %llu sold 0 initial %llu loaded_at_ms %lld "
 				      "starts %llu ends %llu",
 				   k1, rows[i].stock, rows[i].limit, rows[i].stock, now_ms, rows[i].starts,
@@ -348,15 +351,108 @@ int stock_set(const struct cfg *cfg, const char *sku, const char *units, FILE *o
 	return adjust_stock(cfg, sku, units, 0, set_lua, "stock set", out);
 }
 
+/* The SKU whose ledgers hold order id: the SKU set is walked with three
+ * HEXISTS per SKU, pipelined. 1 found (sku filled), 0 not found, -errno. */
+static int find_order_sku(redisContext *c, const char *id, char *sku, size_t sku_len)
+{
+	redisReply *members = checked(c, redisCommand(c, "SMEMBERS %s", KEYS_SKU_SET), "SMEMBERS");
+	if (!members)
+		return -EIO;
+	int rc = 0;
+	for (size_t i = 0; i < members->elements; i++) {
+		const char *s = members->element[i]->str;
+		redisAppendCommand(c, "HEXISTS " KEYS_ORDERS_FMT " %s", s, id);
+		redisAppendCommand(c, "HEXISTS " KEYS_RETURNED_FMT " %s", s, id);
+		redisAppendCommand(c, "HEXISTS " KEYS_PENDING_FMT " %s", s, id);
+	}
+	for (size_t i = 0; i < members->elements; i++) {
+		for (int k = 0; k < 3; k++) {
+			void *v = NULL;
+			if (redisGetReply(c, &v) != REDIS_OK) {
+				fprintf(stderr, "flashgate: redis HEXISTS: %s\n", c->errstr);
+				freeReplyObject(members);
+				return -EIO;
+			}
+			redisReply *r = v;
+			if (rc == 0 && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+				snprintf(sku, sku_len, "%s", members->element[i]->str);
+				rc = 1;
+			}
+			freeReplyObject(r);
+		}
+	}
+	freeReplyObject(members);
+	return rc;
+}
+
+int stock_release(const struct cfg *cfg, const char *order_id, const char *sku_arg, FILE *out)
+{
+	uint64_t oid;
+	char sku[ORDER_ID_MAX + 1];
+	if (oid_parse(order_id, strlen(order_id), &oid) < 0) {
+		fprintf(stderr, "flashgate: order id '%s' must be %d hex digits, as in the 202 answer\n",
+			order_id, OID_TEXT_LEN);
+		return -EINVAL;
+	}
+	if (sku_arg && !order_valid_ident(sku_arg, strlen(sku_arg))) {
+		fprintf(stderr, "flashgate: sku '%s' must be 1-64 characters of A-Z a-z 0-9 . _ : -\n", sku_arg);
+		return -EINVAL;
+	}
+	redisContext *c = connect_redis(cfg);
+	if (!c)
+		return -ECONNREFUSED;
+	int rc = 0;
+	redisReply *r = NULL;
+	if (sku_arg) {
+		snprintf(sku, sizeof(sku), "%s", sku_arg);
+	} else if ((rc = find_order_sku(c, order_id, sku, sizeof(sku))) <= 0) {
+		if (rc == 0) {
+			fprintf(stderr, "flashgate: order %s is in no SKU's ledgers\n", order_id);
+			rc = -ENOENT;
+		}
+		goto out;
+	}
+	char k[5][KEYS_MAX];
+	snprintf(k[0], KEYS_MAX, KEYS_SKU_FMT, sku);
+	snprintf(k[1], KEYS_MAX, KEYS_USERS_FMT, sku);
+	snprintf(k[2], KEYS_MAX, KEYS_ORDERS_FMT, sku);
+	snprintf(k[3], KEYS_MAX, KEYS_RETURNED_FMT, sku);
+	snprintf(k[4], KEYS_MAX, KEYS_PENDING_FMT, sku);
+	r = checked(c, redisCommand(c, "EVAL %s 5 %s %s %s %s %s %s", script_return_lua, k[0], k[1], k[2],
+				    k[3], k[4], order_id), "stock release");
+	if (!r) {
+		rc = -EIO;
+	} else if (r->type != REDIS_REPLY_STRING) {
+		fprintf(stderr, "flashgate: redis stock release: unexpected reply\n");
+		rc = -EIO;
+	} else if (strncmp(r->str, "returned:", 9) == 0) {
+		fprintf(out, "order %s returned: %s\n", order_id, r->str + 9);
+	} else if (strcmp(r->str, "already") == 0) {
+		fprintf(out, "order %s was returned before: nothing changed\n", order_id);
+	} else if (strcmp(r->str, "pending") == 0) {
+		fprintf(stderr, "flashgate: order %s of %s is not settled yet (still in the pending ledger): "
+				"its gateway, or `flashgate reconcile`, settles it first\n", order_id, sku);
+		rc = -EBUSY;
+	} else {
+		fprintf(stderr, "flashgate: order %s is not an order of SKU '%s'\n", order_id, sku);
+		rc = -ENOENT;
+	}
+out:
+	if (r)
+		freeReplyObject(r);
+	redisFree(c);
+	return rc < 0 ? rc : stock_show(cfg, sku, out);
+}
+
 int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas)
 {
 	redisContext *c = connect_redis(cfg);
 	if (!c)
 		return -ECONNREFUSED;
 	int rc = 0;
-	const char *src[2] = {script_reserve_lua, script_release_lua};
-	char *dst[2] = {shas->reserve, shas->release};
-	for (int i = 0; i < 2 && rc == 0; i++) {
+	const char *src[3] = {script_reserve_lua, script_release_lua, script_confirm_lua};
+	char *dst[3] = {shas->reserve, shas->release, shas->confirm};
+	for (int i = 0; i < 3 && rc == 0; i++) {
 		redisReply *r = checked(c, redisCommand(c, "SCRIPT LOAD %s", src[i]), "SCRIPT LOAD");
 		if (!r) {
 			rc = -EIO;

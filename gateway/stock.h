@@ -1,7 +1,7 @@
 /*
  * stock: the administrator's commands on a sale's stock in Redis
  * (`flashgate stock load FILE.csv`, `stock show SKU`, `stock add SKU N`,
- * `stock set SKU N`), and the
+ * `stock set SKU N`, `stock release ORDER_ID`), and the
  * start-up SCRIPT LOAD. Blocking hiredis: these run before or beside the
  * serving workers, never on the request path.
  *
@@ -22,6 +22,12 @@ int stock_show(const struct cfg *cfg, const char *sku, FILE *out) __attribute__(
 /* Restock: adds units to a loaded SKU's stock (and to its initial count,
  * so sold + stock == initial still holds). */
 int stock_add(const struct cfg *cfg, const char *sku, const char *units, FILE *out)
+	__attribute__((warn_unused_result));
+/* Gives a settled order's units back to its SKU and its user's count,
+ * exactly once (the order service cancelled it: unpaid, refused). sku may
+ * be NULL: the SKU ledgers are searched. A second release prints that
+ * nothing changed and succeeds. */
+int stock_release(const struct cfg *cfg, const char *order_id, const char *sku, FILE *out)
 	__attribute__((warn_unused_result));
 /* Sets what is left to sell to exactly N units (0 stops the sale of that
  * SKU); units already sold stay sold, and initial becomes sold + N. */
