@@ -578,6 +578,45 @@ def redis_restart_fails_fast_then_recovers():
 
 
 @test
+def cancelled_order_returns_its_stock_exactly_once():
+    """The order service cancels a settled order: `stock release ORDER_ID`
+    gives its units and the user's count back; a second release changes
+    nothing; a malformed or unknown id is refused."""
+    conf = ENV.write_config()
+    ENV.load_stock(conf, [("rl1", 2, 1), ("rl2", 5, 5)])
+    with Gateway(ENV, conf):
+        first = post_order(ENV.gw_port, "amy", "rl1")
+        eq(first.status, 202, "amy's order")
+        eq(post_order(ENV.gw_port, "ben", "rl1").status, 202, "ben's order")
+        eq(post_order(ENV.gw_port, "cat", "rl1").status, 409, "sold out")
+        oid = first.json()["order_id"]
+        deadline = time.time() + 5
+        while ENV.stock(conf, "rl1")["pending"] and time.time() < deadline:
+            time.sleep(0.05)  # the confirmation follows the 202 by a moment
+        out = ENV.flashgate(conf, "stock", "release", oid).stdout
+        expect("order %s returned: amy:1" % oid in out, out)
+        s = ENV.stock(conf, "rl1")
+        eq((s["stock"], s["sold"], s["pending"]), (1, 1, 0), "one unit back")
+        eq(ENV.redis("HEXISTS", "fg:{rl1}:users", "amy"), "0", "amy's count back")
+        again = ENV.flashgate(conf, "stock", "release", oid, "rl1")
+        expect("nothing changed" in again.stdout, again.stdout)
+        eq(ENV.stock(conf, "rl1")["stock"], 1, "a second release changes nothing")
+        deadline = time.time() + 2
+        status = None
+        while time.time() < deadline:  # the sold-out memory expires within 500 ms
+            status = post_order(ENV.gw_port, "amy", "rl1").status
+            if status == 202:
+                break
+            time.sleep(0.05)
+        eq(status, 202, "amy may buy the returned unit")
+    for bad, why in (("xyz", "must be 16 hex digits"), ("00000000000000ff", "in no SKU's ledgers")):
+        r = ENV.flashgate(conf, "stock", "release", bad, check=False)
+        eq(r.returncode, 1, "release %s refused" % bad)
+        expect(why in r.stderr, r.stderr)
+    eq(ENV.stock(conf, "rl2")["stock"], 5, "other SKUs untouched")
+
+
+@test
 def stock_set_changes_what_is_left_to_sell():
     """`stock set SKU N` leaves exactly N units to sell, keeps what was sold,
     and a sold-out SKU set back above 0 sells again on every worker within
