@@ -87,6 +87,10 @@ offsets.topic.num.partitions=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
+# After a kill -9 the restarted broker cannot register (DUPLICATE_BROKER_REGISTRATION)
+# until the controller expires its previous session: keep that short here.
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=500
 PROPS
 	cat >"$dir/log4j.properties" <<'L4J'
 log4j.rootLogger=WARN, file
@@ -133,6 +137,12 @@ kafka_up() {
 			die "Kafka did not answer a metadata request on 127.0.0.1:$kafka_port within 90 s; see $run/kafka/server.log"
 		fi
 		say "kafka up on 127.0.0.1:$kafka_port in $(($(ms_now) - started)) ms (heap $heap)"
+	fi
+	# A restarted broker may still be registering: a topic it already had
+	# comes back by itself, and creating it meanwhile would time out.
+	if ! topic_ready && [ -d "$run/kafka/data/$topic-0" ]; then
+		wait_for topic 60 topic_ready ||
+			die "topic $topic did not come back within 60 s of the broker's restart; see $run/kafka/server.log"
 	fi
 	if ! topic_ready; then
 		(kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$kafka_port" \
