@@ -13,7 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
-enum key_type { KEY_U32, KEY_STRING, KEY_WORD };
+enum key_type { KEY_U32, KEY_STRING, KEY_WORD, KEY_SECRET };
 
 struct key {
 	const char *section;
@@ -32,6 +32,8 @@ static const char *const compression_words[] = {"none", "lz4", "zstd", "snappy",
 	{sec, nm, KEY_U32, offsetof(struct cfg, field), 0, lo, hi, dflt, NULL}
 #define STR(sec, nm, field, dflt) \
 	{sec, nm, KEY_STRING, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, NULL}
+#define SECRET(sec, nm, field) \
+	{sec, nm, KEY_SECRET, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, "", NULL}
 #define WORD(sec, nm, field, dflt, list) \
 	{sec, nm, KEY_WORD, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, list}
 
@@ -51,6 +53,7 @@ static const struct key keys[] = {
 	U32("server", "idle_timeout_ms", idle_timeout_ms, 100, 3600000, "60000"),
 	U32("server", "recv_buffers", recv_buffers, 16, 32768, "1024"),
 	U32("server", "recv_buffer_bytes", recv_buffer_bytes, 512, 65536, "4096"),
+	SECRET("server", "admin_token", admin_token),
 	U32("order", "node_id", node_id, 0, 1023, "0"),
 	U32("order", "max_qty", max_qty, 1, 1000000, "10"),
 	U32("order", "soldout_cache_ms", soldout_cache_ms, 0, 1000, "500"),
@@ -99,6 +102,18 @@ static const char *set_value(struct cfg *c, const struct key *k, const char *v)
 		}
 		return "not one of the allowed values";
 	}
+	case KEY_SECRET:
+		/* Empty: the admin endpoints are off. Otherwise long enough that it
+		 * cannot be guessed, and free of what an HTTP header cannot carry. */
+		if (*v && strlen(v) < 16)
+			return "must be empty (admin endpoints off) or at least 16 characters";
+		if (strlen(v) >= k->size)
+			return "too long";
+		for (const char *ch = v; *ch; ch++)
+			if (*ch <= ' ' || *ch > '~')
+				return "must be printable ASCII without spaces";
+		strcpy(field, v);
+		return NULL;
 	case KEY_STRING:
 		if (*v == '\0')
 			return "empty";
@@ -212,6 +227,8 @@ void cfg_dump(const struct cfg *c, FILE *out)
 			uint32_t u;
 			memcpy(&u, field, sizeof(u));
 			fprintf(out, "%s = %u\n", k->name, u);
+		} else if (k->type == KEY_SECRET && *field) {
+			fprintf(out, "; %s is set (not shown)\n", k->name);
 		} else {
 			fprintf(out, "%s = %s\n", k->name, field);
 		}

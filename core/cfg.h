@@ -18,6 +18,7 @@
 #define CFG_BROKERS_MAX 512
 #define CFG_TOPIC_MAX 250
 #define CFG_WORD_MAX 32
+#define CFG_TOKEN_MAX 129
 
 struct cfg {
 	/* [server] */
@@ -36,6 +37,7 @@ struct cfg {
 	uint32_t idle_timeout_ms;
 	uint32_t recv_buffers;
 	uint32_t recv_buffer_bytes;
+	char admin_token[CFG_TOKEN_MAX]; /* "" disables the admin endpoints */
 	/* [order] */
 	uint32_t node_id;
 	uint32_t max_qty;

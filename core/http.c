@@ -212,6 +212,9 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 		} else if (token_eq(name, nlen, "idempotency-key")) {
 			req->idempotency_key = v;
 			req->idempotency_key_len = vlen;
+		} else if (token_eq(name, nlen, "authorization")) {
+			req->authorization = v;
+			req->authorization_len = vlen;
 		}
 	}
 
@@ -242,6 +245,7 @@ const char *http_status_text(unsigned status)
 	case 200: return "OK";
 	case 202: return "Accepted";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";

@@ -48,6 +48,8 @@ struct http_request {
 	bool expect_continue;
 	const char *idempotency_key; /* NULL when absent */
 	size_t idempotency_key_len;
+	const char *authorization;   /* NULL when absent (admin endpoints) */
+	size_t authorization_len;
 	/* Set when http_parse_request returns -EBADMSG: */
 	unsigned error_status; /* 400, 417, 431, 501, 505 */
 	const char *error_reason;

@@ -227,6 +227,33 @@ int order_parse_request(const char *body, size_t len, uint32_t max_qty, struct o
 	return 0;
 }
 
+int order_parse_sku_body(const char *body, size_t len, char sku[ORDER_ID_MAX + 1],
+			 struct order_error *err)
+{
+	struct jcursor c;
+	struct jmember m;
+	bool have_sku = false;
+	uint8_t n8;
+	int rc;
+
+	if (open_object(&c, body, len) < 0)
+		return bad(err, "body", "must be a JSON object");
+	while ((rc = next_member(&c, &m)) == 1) {
+		if (!key_is(&m, "sku"))
+			return bad(err, "body", "unknown field (allowed: sku)");
+		if (have_sku)
+			return bad(err, "sku", "appears twice");
+		have_sku = true;
+		if (take_ident(&m, sku, &n8, err, "sku") < 0)
+			return -EINVAL;
+	}
+	if (rc < 0)
+		return bad(err, "body", "malformed JSON object");
+	if (!have_sku)
+		return bad(err, "sku", "is required");
+	return 0;
+}
+
 int order_encode_record(char *dst, size_t cap, const struct order_record *r)
 {
 	char id[OID_TEXT_LEN + 1];

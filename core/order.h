@@ -62,6 +62,13 @@ int order_parse_request(const char *body, size_t len, uint32_t max_qty, struct o
 			struct order_error *err) __attribute__((warn_unused_result));
 
 /*
+ * Parses an admin body naming one SKU: {"sku":"..."} and nothing else.
+ * Returns 0 with sku filled (NUL-terminated), or -EINVAL with *err set.
+ */
+int order_parse_sku_body(const char *body, size_t len, char sku[ORDER_ID_MAX + 1],
+			 struct order_error *err) __attribute__((warn_unused_result));
+
+/*
  * Writes the Kafka record for r into dst (NUL-terminated). Returns its
  * length, or -ENOSPC when cap is too small (ORDER_RECORD_MAX always fits).
  */

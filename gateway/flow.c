@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "conn.h"
 #include "kpub.h"
 #include "resv.h"
@@ -276,6 +277,8 @@ void flow_handle(struct worker *w, struct req *r, const struct http_request *hr,
 			return;
 		}
 		start_order(w, r, hr, body);
+	} else if (hr->path_len > 7 && memcmp(hr->path, "/admin/", 7) == 0) {
+		admin_handle(w, r, hr, body);
 	} else if (path_is(hr, "/healthz")) {
 		if (hr->method != HTTP_METHOD_GET && hr->method != HTTP_METHOD_HEAD) {
 			answer_with(w, r, 405, "Allow: GET, HEAD\r\n",
@@ -374,6 +377,17 @@ void flow_on_release_reply(struct worker *w, struct req *r)
 void flow_on_confirm_reply(struct worker *w, struct req *r)
 {
 	maybe_free(w, r);
+}
+
+void flow_answer(struct worker *w, struct req *r, unsigned status, const char *extra, const char *body)
+{
+	answer_with(w, r, status, extra, body);
+	maybe_free(w, r);
+}
+
+void flow_on_return_reply(struct worker *w, struct req *r, const char *res, size_t len)
+{
+	admin_on_return(w, r, res, len); /* answers through flow_answer, which frees */
 }
 
 void flow_on_redis_failure(struct worker *w, struct req *r)

@@ -70,10 +70,17 @@ void flow_handle(struct worker *w, struct req *req, const struct http_request *h
 /* Answers a request the parser rejected (the connection then closes). */
 void flow_reject(struct worker *w, struct req *req, unsigned status, const char *why);
 
+/* Sets req's answer (once; later calls are ignored) and frees req when
+ * nothing else holds it. extra: NULL or whole header lines ending in CRLF. */
+void flow_answer(struct worker *w, struct req *req, unsigned status, const char *extra,
+		 const char *body);
+
 /* Callbacks from resv and kpub. */
 void flow_on_reserve_reply(struct worker *w, struct req *req, const char *result, size_t len);
 void flow_on_release_reply(struct worker *w, struct req *req);
 void flow_on_confirm_reply(struct worker *w, struct req *req);
+/* The return script's result for an admin release (see admin.h). */
+void flow_on_return_reply(struct worker *w, struct req *req, const char *result, size_t len);
 /* A Redis command for req ended without a usable reply (connection lost,
  * timeout, error reply); resv has already arranged any replay it needs. */
 void flow_on_redis_failure(struct worker *w, struct req *req);

@@ -26,7 +26,8 @@
 #include "worker.h"
 
 enum cmd_kind {
-	CMD_NONE = 0, CMD_RESERVE, CMD_RELEASE, CMD_CONFIRM, CMD_LOAD, CMD_RUN_ID, CMD_CLIENT_ID, CMD_KILL
+	CMD_NONE = 0, CMD_RESERVE, CMD_RELEASE, CMD_CONFIRM, CMD_LOAD, CMD_RUN_ID, CMD_CLIENT_ID, CMD_KILL,
+	CMD_RETURN
 };
 
 /* The server's run id: client ids restart after a restart, so a dead
@@ -216,6 +217,7 @@ static const char *kind_name(uint8_t kind)
 	case CMD_RUN_ID: return "run id";
 	case CMD_CLIENT_ID: return "client id";
 	case CMD_KILL: return "client kill";
+	case CMD_RETURN: return "return";
 	default: return "?";
 	}
 }
@@ -249,7 +251,8 @@ int resv_init(struct worker *w, const struct script_shas *shas)
 	/* Every request may have one command queued, plus the script loads. */
 	r->cap = cfg->max_inflight + cfg->max_connections + 16;
 	r->out_cap = (size_t)r->cap * CMD_MAX +
-		     2 * (strlen(script_reserve_lua) + strlen(script_release_lua) + strlen(script_confirm_lua) + 192);
+		     2 * (strlen(script_reserve_lua) + strlen(script_release_lua) + strlen(script_confirm_lua) +
+			  strlen(script_return_lua) + 256);
 	r->out[0] = malloc(r->out_cap);
 	r->out[1] = malloc(r->out_cap);
 	r->in = malloc(IN_CAP);
@@ -321,13 +324,24 @@ static int put_script(struct worker *w, uint8_t kind, struct req *req)
 	const char *sku = req->order.sku;
 	char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], k4[KEYS_MAX];
 	char id[OID_TEXT_LEN + 1];
-	const char *argv[8];
-	size_t lens[8];
+	const char *argv[9];
+	size_t lens[9];
 	int argc = 0;
 	bool idem = req->idem_len > 0;
 
 	snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, sku);
 	oid_format(req->order_id, id);
+	if (kind == CMD_RETURN) {
+		char k5[KEYS_MAX];
+		snprintf(k1, sizeof(k1), KEYS_SKU_FMT, sku);
+		snprintf(k2, sizeof(k2), KEYS_USERS_FMT, sku);
+		snprintf(k4, sizeof(k4), KEYS_ORDERS_FMT, sku);
+		snprintf(k5, sizeof(k5), KEYS_RETURNED_FMT, sku);
+		const char *ret_argv[9] = {"EVALSHA", r->shas.ret, "5", k1, k2, k4, k5, k3, id};
+		for (int i = 0; i < 9; i++)
+			lens[i] = strlen(ret_argv[i]);
+		return put_cmd(w, kind, req, 9, ret_argv, lens);
+	}
 	if (kind == CMD_CONFIRM) {
 		snprintf(k4, sizeof(k4), KEYS_ORDERS_FMT, sku);
 		argv[argc++] = "EVALSHA";
@@ -426,6 +440,10 @@ static void queue_loads(struct worker *w)
 		return;
 	argv[2] = script_confirm_lua;
 	lens[2] = strlen(script_confirm_lua);
+	if (put_cmd(w, CMD_LOAD, NULL, 3, argv, lens) < 0)
+		return;
+	argv[2] = script_return_lua;
+	lens[2] = strlen(script_return_lua);
 	if (put_cmd(w, CMD_LOAD, NULL, 3, argv, lens) < 0)
 		return;
 	r->load_queued = true;
@@ -554,6 +572,16 @@ int resv_reserve(struct worker *w, struct req *req)
 	return 0;
 }
 
+int resv_return(struct worker *w, struct req *req)
+{
+	if (w->resv->state != R_UP)
+		return -ENOTCONN;
+	int rc = put_script(w, CMD_RETURN, req);
+	if (rc == 0)
+		req->redis_ops++;
+	return rc;
+}
+
 /* Release and confirm are never refused: what cannot go now goes later. */
 static void queue_or_replay(struct worker *w, struct req *req, uint8_t kind)
 {
@@ -607,6 +635,11 @@ static void begin_close(struct worker *w, const char *why)
 			continue; /* the connection's own commands */
 		if (pe.kind == CMD_RESERVE) {
 			fail_chain(w, pe.req, true);
+			continue;
+		}
+		if (pe.kind == CMD_RETURN) { /* the admin retries; nothing to replay */
+			pe.req->redis_ops--;
+			flow_on_redis_failure(w, pe.req);
 			continue;
 		}
 		add_replay(w, pe.req, pe.kind == CMD_CONFIRM ? CMD_CONFIRM : CMD_RELEASE);
@@ -800,7 +833,7 @@ static void on_reply(struct worker *w, struct rslot *reply)
 	r->count--;
 
 	if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
-	    (pe.kind == CMD_RESERVE || pe.kind == CMD_RELEASE || pe.kind == CMD_CONFIRM)) {
+	    pe.kind != CMD_LOAD && pe.kind != CMD_RUN_ID && pe.kind != CMD_CLIENT_ID && pe.kind != CMD_KILL) {
 		/* Scripts were flushed: load them again, then retry this command. */
 		r->load_queued = false;
 		queue_loads(w);
@@ -845,7 +878,8 @@ static void on_reply(struct worker *w, struct rslot *reply)
 		}
 		return;
 	}
-	if (reply->type == REDIS_REPLY_ERROR && pe.kind != CMD_RESERVE && transient(reply->str)) {
+	if (reply->type == REDIS_REPLY_ERROR && pe.kind != CMD_RESERVE && pe.kind != CMD_RETURN &&
+	    transient(reply->str)) {
 		/* Still owed: try again (it is idempotent), never drop it; and
 		 * back off through a reconnect rather than spin on the error. */
 		add_replay(w, pe.req, pe.kind);
@@ -871,6 +905,12 @@ static void on_reply(struct worker *w, struct rslot *reply)
 		break;
 	case CMD_CONFIRM:
 		flow_on_confirm_reply(w, pe.req);
+		break;
+	case CMD_RETURN:
+		if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS)
+			flow_on_return_reply(w, pe.req, reply->str, reply->len);
+		else
+			flow_on_redis_failure(w, pe.req);
 		break;
 	}
 }

@@ -39,6 +39,10 @@ int resv_reserve(struct worker *w, struct req *req) __attribute__((warn_unused_r
  * fail: while Redis is down they wait and are replayed on reconnect. */
 void resv_release(struct worker *w, struct req *req);
 void resv_confirm(struct worker *w, struct req *req);
+/* Queues the return script for req's order id and SKU (an admin release):
+ * -ENOTCONN when Redis is down, -ENOBUFS when full. Never replayed: the
+ * admin retries, and the script is idempotent. */
+int resv_return(struct worker *w, struct req *req) __attribute__((warn_unused_result));
 
 bool resv_up(const struct worker *w);
 /* Commands in flight or waiting for replay. */

@@ -54,6 +54,7 @@ struct script_shas {
 	char reserve[SCRIPT_SHA_LEN + 1];
 	char release[SCRIPT_SHA_LEN + 1];
 	char confirm[SCRIPT_SHA_LEN + 1];
+	char ret[SCRIPT_SHA_LEN + 1]; /* return */
 };
 
 #endif

@@ -450,9 +450,9 @@ int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas)
 	if (!c)
 		return -ECONNREFUSED;
 	int rc = 0;
-	const char *src[3] = {script_reserve_lua, script_release_lua, script_confirm_lua};
-	char *dst[3] = {shas->reserve, shas->release, shas->confirm};
-	for (int i = 0; i < 3 && rc == 0; i++) {
+	const char *src[4] = {script_reserve_lua, script_release_lua, script_confirm_lua, script_return_lua};
+	char *dst[4] = {shas->reserve, shas->release, shas->confirm, shas->ret};
+	for (int i = 0; i < 4 && rc == 0; i++) {
 		redisReply *r = checked(c, redisCommand(c, "SCRIPT LOAD %s", src[i]), "SCRIPT LOAD");
 		if (!r) {
 			rc = -EIO;

@@ -1,6 +1,6 @@
 /* libFuzzer target for core/order.c: request bodies and Kafka records.
  * A body that validates must re-encode into a record that decodes to the
- * same order. Build and run: make fuzz && build/fuzz/fuzz_order tests/fuzz/corpus/order */
+ * same order; an admin body that parses names a valid SKU. Build and run: make fuzz && build/fuzz/fuzz_order tests/fuzz/corpus/order */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +17,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(buf, data, size);
 	struct order_req o;
 	struct order_error e;
+	char sku[ORDER_ID_MAX + 1];
+	if (order_parse_sku_body(buf, size, sku, &e) == 0 && !order_valid_ident(sku, strlen(sku)))
+		abort(); /* the admin body: an accepted SKU is a valid identifier */
 	if (order_parse_request(buf, size, 1000, &o, &e) == 0) {
 		if (!order_valid_ident(o.user_id, o.user_len) || !order_valid_ident(o.sku, o.sku_len) ||
 		    o.qty < 1 || o.qty > 1000)

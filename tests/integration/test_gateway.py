@@ -4,6 +4,7 @@ sets them up and tears them down). Each test starts its own gateway.
 
 Run: scripts/run-integration-tests.sh  (prints "integration: N passed, N failed")"""
 
+import json
 import os
 import subprocess
 import sys
@@ -614,6 +615,60 @@ def cancelled_order_returns_its_stock_exactly_once():
         eq(r.returncode, 1, "release %s refused" % bad)
         expect(why in r.stderr, r.stderr)
     eq(ENV.stock(conf, "rl2")["stock"], 5, "other SKUs untouched")
+
+
+def admin_release(oid, sku, token=None, method="POST", body=None):
+    c = Conn(ENV.gw_port)
+    try:
+        headers = {"Authorization": "Bearer " + token} if token else None
+        if body is None and sku is not None:
+            body = json.dumps({"sku": sku})
+        c.send(request(method, "/admin/v1/orders/%s/release" % oid, body, headers))
+        return c.read()
+    finally:
+        c.close()
+
+
+@test
+def admin_release_endpoint_is_off_or_needs_its_token():
+    """POST /admin/v1/orders/ID/release: off (404) without server.admin_token;
+    with it, 401 without the right bearer token, 400 for a bad id or body,
+    then the order's stock back once (200 returned, then already_returned),
+    404 for an order that is not there; a token too short stops start-up."""
+    token = "s3cret-admin-token-0042"
+    conf_off = ENV.write_config()
+    ENV.load_stock(conf_off, [("ad1", 2, 2)])
+    with Gateway(ENV, conf_off):
+        eq(admin_release("00000000000000ff", "ad1", token).status, 404, "off without a token")
+    conf = ENV.write_config("admin.conf", server__admin_token=token)
+    with Gateway(ENV, conf):
+        first = post_order(ENV.gw_port, "amy", "ad1")
+        eq(first.status, 202, "amy's order")
+        oid = first.json()["order_id"]
+        deadline = time.time() + 5
+        while ENV.stock(conf, "ad1")["pending"] and time.time() < deadline:
+            time.sleep(0.05)
+        eq(admin_release(oid, "ad1").status, 401, "no Authorization")
+        eq(admin_release(oid, "ad1", token + "x").status, 401, "a wrong token")
+        eq(admin_release(oid, "ad1", token[:-1]).status, 401, "a prefix of the token")
+        eq(admin_release(oid, "ad1", token, method="GET", body="").status, 405, "GET")
+        eq(admin_release("zz" * 8, "ad1", token).status, 400, "a malformed id")
+        r = admin_release(oid, None, token, body='{"sku":"ad1","x":1}')
+        eq((r.status, r.json()["field"]), (400, "body"), "an unknown field")
+        eq(ENV.stock(conf, "ad1")["sold"], 1, "refused requests changed nothing")
+        r = admin_release(oid, "ad1", token)
+        eq((r.status, r.json()["status"], r.json()["user_id"], r.json()["qty"]), (200, "returned", "amy", 1),
+           "released")
+        r = admin_release(oid, "ad1", token)
+        eq((r.status, r.json()["status"]), (200, "already_returned"), "a second release")
+        r = admin_release("00000000000000ff", "ad1", token)
+        eq((r.status, r.json()["status"]), (404, "unknown_order"), "no such order")
+    s = ENV.stock(conf, "ad1")
+    eq((s["stock"], s["sold"]), (2, 0), "the unit is back, once")
+    short = ENV.write_config("short.conf", server__admin_token="tooshort")
+    r = ENV.flashgate(short, "-t", check=False)
+    eq(r.returncode, 1, "a short admin_token stops start-up")
+    expect("short.conf:" in r.stderr and "admin_token" in r.stderr, r.stderr)
 
 
 @test

@@ -1,0 +1,104 @@
+/* admin: authenticated admin endpoints. See admin.h. */
+#include "admin.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../core/oid.h"
+#include "../core/order.h"
+#include "flow.h"
+#include "resv.h"
+#include "worker.h"
+
+static const char prefix[] = "/admin/v1/orders/";
+static const char suffix[] = "/release";
+
+/* Compares without an early exit, so the time taken does not tell an
+ * attacker how much of a guess was right. */
+static bool same_secret(const char *a, size_t alen, const char *b, size_t blen)
+{
+	unsigned char diff = (unsigned char)(alen != blen);
+	for (size_t i = 0; i < alen; i++)
+		diff |= (unsigned char)(a[i] ^ b[i % (blen ? blen : 1)]);
+	return diff == 0;
+}
+
+static bool authorized(const struct worker *w, const struct http_request *hr)
+{
+	const char *token = w->cfg->admin_token;
+	if (!hr->authorization || hr->authorization_len < 7 ||
+	    strncasecmp(hr->authorization, "Bearer ", 7) != 0)
+		return false;
+	return same_secret(hr->authorization + 7, hr->authorization_len - 7, token, strlen(token));
+}
+
+void admin_handle(struct worker *w, struct req *r, const struct http_request *hr, const char *body)
+{
+	if (!w->cfg->admin_token[0]) {
+		flow_answer(w, r, 404, NULL, "{\"status\":\"not_found\"}");
+		return;
+	}
+	if (!authorized(w, hr)) {
+		flow_answer(w, r, 401, "WWW-Authenticate: Bearer\r\n", "{\"status\":\"unauthorized\"}");
+		return;
+	}
+	size_t plen = sizeof(prefix) - 1, slen = sizeof(suffix) - 1;
+	const char *id = hr->path + plen;
+	if (hr->path_len != plen + OID_TEXT_LEN + slen || memcmp(hr->path, prefix, plen) != 0 ||
+	    memcmp(id + OID_TEXT_LEN, suffix, slen) != 0) {
+		flow_answer(w, r, 404, NULL, "{\"status\":\"not_found\"}");
+		return;
+	}
+	if (hr->method != HTTP_METHOD_POST) {
+		flow_answer(w, r, 405, "Allow: POST\r\n", "{\"status\":\"method_not_allowed\",\"allow\":\"POST\"}");
+		return;
+	}
+	struct order_error err;
+	if (oid_parse(id, OID_TEXT_LEN, &r->order_id) < 0) {
+		flow_answer(w, r, 400, NULL,
+			    "{\"status\":\"invalid\",\"field\":\"order_id\",\"error\":\"must be 16 hex digits\"}");
+		return;
+	}
+	if (order_parse_sku_body(body, hr->content_length, r->order.sku, &err) < 0) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "{\"status\":\"invalid\",\"field\":\"%s\",\"error\":\"%s %s\"}",
+			 err.field, err.field, err.why);
+		flow_answer(w, r, 400, NULL, msg);
+		return;
+	}
+	r->order.sku_len = (uint8_t)strlen(r->order.sku);
+	int rc = resv_return(w, r);
+	if (rc < 0) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "{\"status\":\"unavailable\",\"reason\":\"%s\"}",
+			 rc == -ENOTCONN ? "redis" : "overloaded");
+		flow_answer(w, r, 503, NULL, msg);
+	}
+}
+
+void admin_on_return(struct worker *w, struct req *r, const char *res, size_t len)
+{
+	char body[200], id[OID_TEXT_LEN + 1];
+	oid_format(r->order_id, id);
+	if (len > 9 && memcmp(res, "returned:", 9) == 0) {
+		/* "returned:USER:QTY" */
+		const char *colon = memchr(res + 9, ':', len - 9);
+		int ulen = colon ? (int)(colon - res - 9) : 0;
+		snprintf(body, sizeof(body),
+			 "{\"status\":\"returned\",\"order_id\":\"%s\",\"user_id\":\"%.*s\",\"qty\":%.*s}", id,
+			 ulen, res + 9, colon ? (int)(res + len - colon - 1) : 1, colon ? colon + 1 : "0");
+		flow_answer(w, r, 200, NULL, body);
+	} else if (len == 7 && memcmp(res, "already", 7) == 0) {
+		snprintf(body, sizeof(body), "{\"status\":\"already_returned\",\"order_id\":\"%s\"}", id);
+		flow_answer(w, r, 200, NULL, body);
+	} else if (len == 7 && memcmp(res, "pending", 7) == 0) {
+		snprintf(body, sizeof(body), "{\"status\":\"not_settled\",\"order_id\":\"%s\"}", id);
+		flow_answer(w, r, 409, NULL, body);
+	} else {
+		snprintf(body, sizeof(body), "{\"status\":\"unknown_order\",\"order_id\":\"%s\"}", id);
+		flow_answer(w, r, 404, NULL, body);
+	}
+}
