@@ -230,7 +230,7 @@ void cfg_dump(const struct cfg *c, FILE *out)
 		} else if (k->type == KEY_SECRET && *field) {
 			fprintf(out, "; %s is set (not shown)\n", k->name);
 		} else {
-			fprintf(out, "%s = %s\n", k->name, field);
+			fprintf(out, "%s =%s%s\n", k->name, *field ? " " : "", field);
 		}
 	}
 }
