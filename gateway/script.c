@@ -60,16 +60,21 @@ const char script_reserve_lua[] =
 	"end\n"
 	"return out\n";
 
+/* Gives the units of ledger entry e ("user qty ...") back to the SKU
+ * (KEYS[1]) and its user's count (KEYS[2]); shared by release and return. */
+#define GIVE_BACK_LUA \
+	"local user, qty = string.match(e, '^(%S+) (%d+)')\n" \
+	"qty = tonumber(qty)\n" \
+	"redis.call('HINCRBY', KEYS[1], 'stock', qty)\n" \
+	"redis.call('HINCRBY', KEYS[1], 'sold', -qty)\n" \
+	"if redis.call('HINCRBY', KEYS[2], user, -qty) <= 0 then\n" \
+	"  redis.call('HDEL', KEYS[2], user)\n" \
+	"end\n"
+
 const char script_release_lua[] =
 	"local e = redis.call('HGET', KEYS[3], ARGV[1])\n"
 	"if not e or string.sub(e, 1, 2) == 'C ' then return 0 end\n"
-	"local user, qty = string.match(e, '^(%S+) (%d+)')\n"
-	"qty = tonumber(qty)\n"
-	"redis.call('HINCRBY', KEYS[1], 'stock', qty)\n"
-	"redis.call('HINCRBY', KEYS[1], 'sold', -qty)\n"
-	"if redis.call('HINCRBY', KEYS[2], user, -qty) <= 0 then\n"
-	"  redis.call('HDEL', KEYS[2], user)\n"
-	"end\n"
+	GIVE_BACK_LUA
 	"redis.call('HDEL', KEYS[3], ARGV[1])\n"
 	"if KEYS[4] then redis.call('DEL', KEYS[4]) end\n"
 	"return 1\n";
@@ -96,13 +101,7 @@ const char script_return_lua[] =
 	"  if redis.call('HEXISTS', KEYS[5], ARGV[1]) == 1 then return 'pending' end\n"
 	"  return 'unknown'\n"
 	"end\n"
-	"local user, qty = string.match(e, '^(%S+) (%d+)')\n"
-	"qty = tonumber(qty)\n"
-	"redis.call('HINCRBY', KEYS[1], 'stock', qty)\n"
-	"redis.call('HINCRBY', KEYS[1], 'sold', -qty)\n"
-	"if redis.call('HINCRBY', KEYS[2], user, -qty) <= 0 then\n"
-	"  redis.call('HDEL', KEYS[2], user)\n"
-	"end\n"
+	GIVE_BACK_LUA
 	"redis.call('HDEL', KEYS[3], ARGV[1])\n"
 	"redis.call('HSET', KEYS[4], ARGV[1], e)\n"
 	"return 'returned:' .. user .. ':' .. qty\n";
