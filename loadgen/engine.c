@@ -17,7 +17,6 @@ enum { OP_CONNECT = 1, OP_SEND, OP_RECV, OP_TIMER };
 
 #define LATE_NS 1000000
 
-
 static uint64_t rnd(struct engine *e)
 {
 	/* xorshift64*: fast and good enough to pick users and SKUs */
