@@ -92,14 +92,22 @@ end
 LUA
 
 # wrk's report -> "req/s p50_ms p99_ms"
+wrk_runs=0
 run_wrk() { # url [script [script args...]]
 	local url=$1 script=()
 	shift
 	[ $# -gt 0 ] && { script=(-s "$1"); shift; }
-	wrk -t "$threads" -c "$conns" -d "${secs}s" --latency "${script[@]}" "$url" ${1:+-- "$@"} >"$FG_RUN_DIR/wrk.txt"
-	python3 - "$FG_RUN_DIR/wrk.txt" <<'PY'
+	wrk_runs=$((wrk_runs + 1))
+	local out="$FG_RUN_DIR/wrk-$wrk_runs.txt"
+	wrk -t "$threads" -c "$conns" -d "${secs}s" --latency "${script[@]}" "$url" ${1:+-- "$@"} >"$out" 2>&1 ||
+		echo "bench: wrk exited $? for $url; its output: $out" >&2
+	python3 - "$out" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
+if not re.search(r"Requests/sec:", t):
+    sys.stderr.write("bench: no result in %s:\n%s\n" % (sys.argv[1], t))
+    print("0 0 0 0/0")
+    sys.exit(0)
 def ms(v):
     n, u = float(re.match(r"([\d.]+)", v).group(1)), re.sub(r"[\d.]", "", v)
     return n * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
