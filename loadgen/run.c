@@ -274,7 +274,6 @@ int lg_run(const struct lg_profile *p, const struct lg_target *t, struct lg_resu
 		if (result_merge(r, &es[i].r) < 0)
 			goto nomem;
 	}
-	sched_init(&sh.sc, p);
 	for (unsigned k = 0; k < r->n_stages && !p->closed_loop; k++)
 		r->stages[k].scheduled = sched_count_between(&sh.sc, sh.sc.start_s[k], sh.sc.start_s[k + 1]);
 	r->scheduled = p->closed_loop ? (double)r->orders : sched_total(&sh.sc);
@@ -282,8 +281,9 @@ int lg_run(const struct lg_profile *p, const struct lg_target *t, struct lg_resu
 		r->scheduled = (double)p->max_requests;
 	r->elapsed_s = (double)(end - sh.start_ns) / 1e9;
 	r->schedule_s = p->closed_loop ? r->elapsed_s : prof_duration_s(p);
-	/* Late sends with connections to spare mean this process fell behind;
-	 * with every connection busy, the server did (or --connections is low). */
+	/* flashload's own lateness, or requests left unsent while connections
+	 * were free, mean this process fell behind; a wait for a busy connection
+	 * is the server's (or too few --connections) and is in the latency. */
 	r->generator_limited = !p->closed_loop &&
 			       ((r->unsent > 0 && !r->conn_limited) ||
 				hist_percentile(r->gen_lag, 99) > LG_GENERATOR_LAG_US);
