@@ -36,7 +36,7 @@ LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c \
                loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/series.c \
                loadgen/report.c loadgen/html.c loadgen/capacity.c \
                loadgen/engine.c loadgen/jobs.c
-LG_UNIT_TESTS := tests/unit/test_sched tests/unit/test_profile tests/unit/test_mix
+LG_UNIT_TESTS := tests/unit/test_sched tests/unit/test_profile tests/unit/test_mix tests/unit/test_jobs
 UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
                tests/unit/test_oid tests/unit/test_hist $(LG_UNIT_TESTS)
 
@@ -63,7 +63,7 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(call obj,$(CORE_SRC))
 
 # flashload's pure modules, for its unit tests.
 $(addprefix $(BUILD)/,$(LG_UNIT_TESTS)): \
-	$(call obj,loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/resp.c)
+	$(call obj,loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/resp.c loadgen/jobs.c)
 
 # LD_PRELOAD shim for the io_uring-unavailable test (fault injection only).
 $(BUILD)/tests/shim/no_uring.so: tests/shim/no_uring.c
