@@ -33,8 +33,17 @@ kafka_libs="$here/.deps/kafka/libs"
 say() { printf 'services: %s\n' "$*"; }
 die() { printf 'services: %s\n' "$*" >&2; exit 1; }
 
+running() { # pid
+	local state
+	kill -0 "$1" 2>/dev/null || return 1
+	# A killed service whose parent has gone waits for init to reap it, and
+	# until then still answers kill -0: a zombie is not running.
+	state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+	[ "$state" != Z ]
+}
+
 alive() { # pidfile
-	[ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+	[ -f "$1" ] && running "$(cat "$1")"
 }
 
 ms_now() { date +%s%3N; }
@@ -164,10 +173,10 @@ stop_pidfile() { # name pidfile
 	pid=$(cat "$pidf")
 	kill "$pid" 2>/dev/null || true
 	for i in $(seq 1 150); do
-		kill -0 "$pid" 2>/dev/null || break
+		running "$pid" || break
 		sleep 0.1
 	done
-	if kill -0 "$pid" 2>/dev/null; then
+	if running "$pid"; then
 		say "$name (pid $pid) ignored SIGTERM for 15 s; killing"
 		kill -9 "$pid" 2>/dev/null || true
 	fi

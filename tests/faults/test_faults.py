@@ -50,7 +50,8 @@ def pid_of(name):
 
 
 def services_up():
-    subprocess.run([SERVICES, "up"], check=True, capture_output=True, text=True)
+    r = subprocess.run([SERVICES, "up"], capture_output=True, text=True)
+    expect(r.returncode == 0, "services.sh up failed:\n%s%s" % (r.stdout, r.stderr))
 
 
 class Load:
