@@ -9,7 +9,8 @@
 #   healthz    GET /healthz: the front end alone (no Redis, no Kafka)
 #   sold-out   POST for a SKU with no stock: front end + one Redis script
 #              (the sold-out cache is off here, so each one goes to Redis)
-#   accepted   POST that succeeds: front end + Redis + Kafka (acks=all)
+#   accepted   POST that succeeds: front end + Redis + Kafka (acks=all), closed
+#              loop, and open loop: flashload --find-capacity --p99 5ms
 # and Redis's own capacity for the reserve script (redis-benchmark,
 # EVALSHA on the sold-out path: one order per call, pipelined 16 and not,
 # and 16 orders per call as the gateway batches a hot SKU).
@@ -92,6 +93,13 @@ rb16=$(rb 16 1)
 rbb=$(rb 1 16)
 rbb_orders=$(python3 -c "print('%.0f' % ($rbb * 16))")
 
+# Open loop: the highest rate of accepted orders whose p99 stays within 5 ms.
+bin/flashload --target "127.0.0.1:$port" --find-capacity --p99 5ms --step 3s --rate 1000 \
+	--connections "$c" --skus 1 --sku-prefix bulk --users 1000000 --json "$FG_RUN_DIR/capacity.json" \
+	>"$FG_RUN_DIR/capacity.txt" || true
+capacity=$(python3 -c "import json,sys; print('%.0f' % json.load(open(sys.argv[1]))['capacity_rps'])" \
+	"$FG_RUN_DIR/capacity.json")
+
 read -r f_rps f_p50 f_p99 <<<"$frontend"
 read -r s_rps s_p50 s_p99 <<<"$soldout"
 read -r a_rps a_p50 a_p99 <<<"$accepted"
@@ -105,6 +113,7 @@ echo "|---|---:|---:|---:|---:|"
 echo "| front end only (400 before Redis) | $f_rps | $f_p50 | $f_p99 | 1.00 |"
 echo "| sold out (409 from the Redis script) | $s_rps | $s_p50 | $s_p99 | $(ratio "$s_rps" "$f_rps") |"
 echo "| accepted (202 after Kafka acks=all) | $a_rps | $a_p50 | $a_p99 | $(ratio "$a_rps" "$f_rps") |"
+echo "| accepted, open loop: highest rate with p99 <= 5 ms (--find-capacity) | $capacity | | <= 5 | $(ratio "$capacity" "$f_rps") |"
 echo "| redis-benchmark EVALSHA reserve, no pipelining | $rb1 | | | $(ratio "$rb1" "$f_rps") |"
 echo "| redis-benchmark EVALSHA reserve, pipeline 16 | $rb16 | | | $(ratio "$rb16" "$f_rps") |"
 echo "| redis-benchmark EVALSHA reserve, 16 orders per call ($rbb calls/s) | $rbb_orders | | | $(ratio "$rbb_orders" "$f_rps") |"
