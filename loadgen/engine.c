@@ -202,7 +202,7 @@ static uint64_t ud(int op, unsigned idx, uint32_t gen)
 static void conn_connect(struct engine *e, unsigned i)
 {
 	struct lconn *c = &e->conns[i];
-	c->fd = socket(e->sh->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	c->fd = socket(e->sh->addr[c->ep].ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		c->state = C_DOWN;
 		c->retry_at_ns = mono_ns() + 100000000LL;
@@ -212,7 +212,7 @@ static void conn_connect(struct engine *e, unsigned i)
 	c->state = C_CONNECTING;
 	c->in_len = 0;
 	struct io_uring_sqe *sqe = sqe_get(e);
-	io_uring_prep_connect(sqe, c->fd, (struct sockaddr *)&e->sh->addr, e->sh->addr_len);
+	io_uring_prep_connect(sqe, c->fd, (struct sockaddr *)&e->sh->addr[c->ep], e->sh->addr_len[c->ep]);
 	io_uring_sqe_set_data64(sqe, ud(OP_CONNECT, i, c->gen));
 }
 
@@ -261,11 +261,11 @@ static void send_job(struct engine *e, unsigned i, struct job j, int64_t now)
 	struct lconn *c = &e->conns[i];
 	const struct lg_profile *p = e->p;
 	if (j.slot == JOBS_NO_SLOT) {
-		c->out_len = mix_malformed_request(c->out, &e->sh->host, p, (enum prof_malformed)j.malformed,
+		c->out_len = mix_malformed_request(c->out, &e->sh->host[c->ep], p, (enum prof_malformed)j.malformed,
 						   (unsigned)(rnd(e) % p->users) + 1);
 		e->r.malformed_sent[j.malformed]++;
 	} else {
-		c->out_len = mix_order_request(c->out, &e->sh->host, p, &jobs_slot(&e->jobs, j.slot)->o);
+		c->out_len = mix_order_request(c->out, &e->sh->host[c->ep], p, &jobs_slot(&e->jobs, j.slot)->o);
 	}
 	c->out_off = 0;
 	c->in_len = 0;
@@ -669,8 +669,12 @@ int engine_init(struct engine *e, struct shared *sh, unsigned tid, unsigned nthr
 	int rc = lg_result_init(&e->r, p->closed_loop ? 1 : p->n_stages);
 	if (rc < 0 || !e->conns || !e->idle || !e->tick_lat)
 		return -ENOMEM;
-	for (unsigned i = 0; i < e->n_conns; i++)
+	for (unsigned i = 0; i < e->n_conns; i++) {
 		e->conns[i].fd = -1;
+		/* Interleaved over threads and endpoints: every endpoint gets an
+		 * even share of the connections and of each thread's schedule. */
+		e->conns[i].ep = (uint8_t)((i * nthreads + tid) % sh->t->n);
+	}
 	return 0;
 }
 

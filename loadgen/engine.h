@@ -39,6 +39,7 @@ struct lconn {
 	struct job job;
 	int64_t sent_ns;
 	int64_t retry_at_ns; /* a failed connect waits before the next try */
+	uint8_t ep;          /* which of the target's endpoints */
 	size_t out_len, out_off, in_len;
 	char out[MIX_REQ_MAX];
 	char in[ENGINE_IN_CAP];
@@ -48,10 +49,10 @@ struct shared {
 	const struct lg_profile *p;
 	const struct lg_target *t;
 	struct sched sc;
-	struct mix_host host;
+	struct mix_host host[LG_MAX_TARGETS];
 	const double *zipf_cdf;
-	struct sockaddr_storage addr;
-	socklen_t addr_len;
+	struct sockaddr_storage addr[LG_MAX_TARGETS];
+	socklen_t addr_len[LG_MAX_TARGETS];
 	char run_tag[16]; /* makes Idempotency-Keys unique to this run */
 	struct series *series;
 	/* start-up: every thread connects, then all start on one clock */

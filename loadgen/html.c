@@ -289,10 +289,14 @@ int html_write(const char *path, const struct lg_profile *p, const struct lg_tar
 		   "<title>flashload report</title><style>%s</style></head><body>\n", style);
 	fprintf(f, "<h1>flashload report</h1>\n<p>Profile <b>");
 	html_text(f, p->source);
-	fprintf(f, "</b> against <b>%s:%u</b>; %u threads, %u connections; %.0f requests answered in "
+	char where[512];
+	lg_target_text(t, where, sizeof(where));
+	fprintf(f, "</b> against <b>");
+	html_text(f, where);
+	fprintf(f, "</b>; %u threads, %u connections; %.0f requests answered in "
 		   "%.1f s (%.0f/s). Orders: %" PRIu64 " (accepted %" PRIu64 ", refused %" PRIu64
 		   ", failed %" PRIu64 "), retries %" PRIu64 ", double clicks %" PRIu64 ".</p>\n",
-		t->host, t->port, p->threads, p->connections, (double)r->c.completed, r->elapsed_s,
+		p->threads, p->connections, (double)r->c.completed, r->elapsed_s,
 		r->elapsed_s > 0 ? (double)r->c.completed / r->elapsed_s : 0, r->orders,
 		r->orders_accepted, r->orders_refused, r->orders_failed, r->retries, r->double_clicks);
 	fprintf(f, "<p>Latency is measured from each request's intended send time (open loop, "

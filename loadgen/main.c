@@ -30,7 +30,8 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: flashload --target HOST:PORT [--profile FILE] [options]\n"
+		"usage: flashload --target HOST:PORT[,HOST:PORT...] [--profile FILE] [options]\n"
+		"  (--target may be repeated: the connections are spread evenly over the gateways)\n"
 		"traffic (a profile file has all of these; options override it):\n"
 		"  --profile FILE      stages, catalogue, users, retries and mix (config/profiles/)\n"
 		"  --rate R|max        without a profile: one stage at R req/s on an open-loop\n"
@@ -226,10 +227,22 @@ static int apply(struct lg_profile *p, struct cli *c, int opt, const char *arg, 
 	int bad = 0;
 	switch (opt) {
 	case O_TARGET: {
-		unsigned port;
-		bad = parse_hostport(arg, c->t.host, sizeof(c->t.host), &port);
-		c->t.port = (uint16_t)port;
-		c->have_target = true;
+		/* Repeated, or a comma-separated list: several gateways share the load. */
+		char list[1024];
+		if (strlen(arg) >= sizeof(list))
+			return -EINVAL;
+		strcpy(list, arg);
+		char *save = NULL;
+		for (char *one = strtok_r(list, ",", &save); one && !bad; one = strtok_r(NULL, ",", &save)) {
+			unsigned port;
+			if (c->t.n == LG_MAX_TARGETS)
+				return -EINVAL;
+			struct lg_endpoint *ep = &c->t.ep[c->t.n];
+			bad = parse_hostport(one, ep->host, sizeof(ep->host), &port);
+			ep->port = (uint16_t)port;
+			c->t.n += !bad;
+		}
+		c->have_target = c->t.n > 0;
 		break;
 	}
 	case O_PROFILE: break; /* loaded before the other options */
@@ -466,6 +479,11 @@ int main(int argc, char **argv)
 		c.v.redis_port = cfg.redis_port;
 		snprintf(c.v.kafka_brokers, sizeof(c.v.kafka_brokers), "%s", cfg.kafka_brokers);
 		snprintf(c.v.topic, sizeof(c.v.topic), "%s", cfg.kafka_topic);
+	}
+	if (c.t.n > p.connections) {
+		fprintf(stderr, "flashload: %u gateways need at least as many --connections (%u)\n", c.t.n,
+			p.connections);
+		return 2;
 	}
 	c.t.live_tty = isatty(STDERR_FILENO);
 	if (c.find_capacity)

@@ -35,8 +35,10 @@ void report_text(FILE *out, const struct lg_profile *p, const struct lg_target *
 		 const struct lg_result *r)
 {
 	double achieved = r->elapsed_s > 0 ? (double)r->c.completed / r->elapsed_s : 0;
-	fprintf(out, "flashload: %s against %s:%u, %u threads, %u connections\n", p->source, t->host,
-		t->port, p->threads, p->connections);
+	char where[512];
+	lg_target_text(t, where, sizeof(where));
+	fprintf(out, "flashload: %s against %s, %u threads, %u connections\n", p->source, where,
+		p->threads, p->connections);
 	fprintf(out, "%" PRIu64 " requests answered in %.2f s: %.0f req/s achieved", r->c.completed,
 		r->elapsed_s, achieved);
 	if (!p->closed_loop)
@@ -136,8 +138,10 @@ int report_json(const char *path, const struct lg_profile *p, const struct lg_ta
 	}
 	fprintf(f, "{\n  \"profile\": ");
 	json_str(f, p->source);
-	fprintf(f, ",\n  \"target\": \"%s:%u\",\n  \"threads\": %u,\n  \"connections\": %u,\n",
-		t->host, t->port, p->threads, p->connections);
+	char where[512];
+	lg_target_text(t, where, sizeof(where));
+	fprintf(f, ",\n  \"target\": \"%s\",\n  \"threads\": %u,\n  \"connections\": %u,\n", where,
+		p->threads, p->connections);
 	fprintf(f, "  \"started_unix_ms\": %" PRId64 ",\n  \"closed_loop\": %s,\n", r->started_unix_ms,
 		p->closed_loop ? "true" : "false");
 	fprintf(f, "  \"scheduled\": %.0f,\n  \"offered\": %" PRIu64 ",\n  \"sent\": %" PRIu64

@@ -140,19 +140,34 @@ static void live_line(const struct lg_profile *p, const struct lg_target *t, str
 	}
 }
 
+void lg_target_text(const struct lg_target *t, char *buf, size_t len)
+{
+	size_t at = 0;
+	buf[0] = '\0';
+	for (unsigned i = 0; i < t->n && at < len; i++) {
+		int n = snprintf(buf + at, len - at, "%s%s:%u", i ? ", " : "", t->ep[i].host, t->ep[i].port);
+		if (n < 0)
+			break;
+		at += (size_t)n;
+	}
+}
+
 static int resolve_target(struct shared *sh, const struct lg_target *t, char *err, size_t err_len)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
-	char port[8];
-	snprintf(port, sizeof(port), "%u", t->port);
-	int gai = getaddrinfo(t->host, port, &hints, &ai);
-	if (gai != 0) {
-		snprintf(err, err_len, "cannot resolve %s: %s", t->host, gai_strerror(gai));
-		return -EINVAL;
+	for (unsigned i = 0; i < t->n; i++) {
+		struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
+		char port[8];
+		snprintf(port, sizeof(port), "%u", t->ep[i].port);
+		int gai = getaddrinfo(t->ep[i].host, port, &hints, &ai);
+		if (gai != 0) {
+			snprintf(err, err_len, "cannot resolve %s: %s", t->ep[i].host, gai_strerror(gai));
+			return -EINVAL;
+		}
+		memcpy(&sh->addr[i], ai->ai_addr, ai->ai_addrlen);
+		sh->addr_len[i] = ai->ai_addrlen;
+		freeaddrinfo(ai);
+		mix_host_init(&sh->host[i], t->ep[i].host, t->ep[i].port);
 	}
-	memcpy(&sh->addr, ai->ai_addr, ai->ai_addrlen);
-	sh->addr_len = ai->ai_addrlen;
-	freeaddrinfo(ai);
 	return 0;
 }
 
@@ -191,7 +206,6 @@ int lg_run(const struct lg_profile *p, const struct lg_target *t, struct lg_resu
 	if (rc < 0)
 		goto nomem;
 	sched_init(&sh.sc, p);
-	mix_host_init(&sh.host, t->host, t->port);
 	snprintf(sh.run_tag, sizeof(sh.run_tag), "%llx",
 		 (unsigned long long)((uint64_t)wall_ms() * 1000003ULL ^ (uint64_t)getpid()) & 0xffffffffffULL);
 	if ((rc = resolve_target(&sh, t, err, err_len)) < 0)
@@ -229,7 +243,9 @@ int lg_run(const struct lg_profile *p, const struct lg_target *t, struct lg_resu
 	if (rc < 0) {
 		sh.abort = true;
 	} else if (sh.connected_total == 0) {
-		snprintf(err, err_len, "cannot connect to %s:%u", t->host, t->port);
+		char where[512];
+		lg_target_text(t, where, sizeof(where));
+		snprintf(err, err_len, "cannot connect to %s", where);
 		rc = -ECONNREFUSED;
 		sh.abort = true;
 	} else if (p->t0_unix_ms) {

@@ -34,12 +34,24 @@
  * schedule. */
 #define LG_GENERATOR_LAG_US 5000
 
-struct lg_target {
+#define LG_MAX_TARGETS 16
+
+struct lg_endpoint {
 	char host[256];
 	uint16_t port;
+};
+
+/* Where the load goes: one gateway, or several (instances without a load
+ * balancer in front), the connections spread evenly over them. */
+struct lg_target {
+	struct lg_endpoint ep[LG_MAX_TARGETS];
+	unsigned n;
 	bool live_tty; /* redraw one status line instead of printing lines */
 	bool quiet;
 };
+
+/* "host:port, host:port" for reports. */
+void lg_target_text(const struct lg_target *t, char *buf, size_t len);
 
 struct lg_counts {
 	uint64_t offered, sent, completed;
