@@ -141,8 +141,6 @@ struct load_ctx {
 	struct cfg *cfg;
 	struct cfg_lines lines;
 	bool seen[NKEYS];
-	int err_line;
-	char err[256];
 };
 
 char *cfg_read_line(char *str, int num, void *stream)
@@ -170,47 +168,51 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	}
 	if (!why)
 		return 1;
-	if (!ctx->err_line) {
-		ctx->err_line = ctx->lines.line;
+	if (!ctx->lines.why_line) {
+		ctx->lines.why_line = ctx->lines.line;
 		if (strcmp(why, "out of range") == 0) {
 			for (size_t i = 0; i < NKEYS; i++)
 				if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
-					snprintf(ctx->err, sizeof(ctx->err), "[%s] %s: '%s' is out of range %u..%u",
+					snprintf(ctx->lines.why, sizeof(ctx->lines.why), "[%s] %s: '%s' is out of range %u..%u",
 						 section, name, value, keys[i].min, keys[i].max);
 		} else {
-			snprintf(ctx->err, sizeof(ctx->err), "[%s] %s: %s (value '%s')", section, name, why,
+			snprintf(ctx->lines.why, sizeof(ctx->lines.why), "[%s] %s: %s (value '%s')", section, name, why,
 				 value);
 		}
 	}
 	return 0;
 }
 
-int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
+int cfg_parse_file(const char *path, struct cfg_lines *lines, ini_handler handler, void *user,
+		   char *err, size_t err_len)
 {
-	struct load_ctx ctx = {.cfg = c};
-	int rc;
-
-	cfg_defaults(c);
-	ctx.lines.file = fopen(path, "r");
-	if (!ctx.lines.file) {
-		rc = -errno;
+	lines->file = fopen(path, "r");
+	if (!lines->file) {
+		int rc = -errno;
 		snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
 		return rc;
 	}
-	rc = ini_parse_stream(cfg_read_line, &ctx.lines, on_key, &ctx);
-	fclose(ctx.lines.file);
+	int rc = ini_parse_stream(cfg_read_line, lines, handler, user);
+	fclose(lines->file);
+	lines->file = NULL;
 	if (rc == 0)
 		return 0;
 	if (rc < 0) {
 		snprintf(err, err_len, "%s: cannot read (out of memory)", path);
 		return -ENOMEM;
 	}
-	if (ctx.err_line == rc)
-		snprintf(err, err_len, "%s:%d: %s", path, rc, ctx.err);
+	if (lines->why_line == rc)
+		snprintf(err, err_len, "%s:%d: %s", path, rc, lines->why);
 	else
-		snprintf(err, err_len, "%s:%d: syntax error: expected 'key = value' or '[section]'",
-			 path, rc);
+		snprintf(err, err_len, "%s:%d: syntax error: expected 'key = value' or '[section]'", path, rc);
 	return -EINVAL;
+}
+
+int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
+{
+	struct load_ctx ctx = {.cfg = c};
+	cfg_defaults(c);
+	return cfg_parse_file(path, &ctx.lines, on_key, &ctx, err, err_len);
 }
 
 void cfg_dump(const struct cfg *c, FILE *out)

@@ -12,6 +12,7 @@
 #define FG_CFG_H
 
 #include <stdint.h>
+#include <ini.h>
 #include <stdio.h>
 
 #define CFG_HOST_MAX 256
@@ -71,8 +72,18 @@ struct cfg_lines {
 	FILE *file;
 	int line;
 	unsigned headers;
+	int why_line;  /* the first line a handler refused, 0 if none */
+	char why[320]; /* and why: "[section] key: ..." */
 };
 char *cfg_read_line(char *str, int num, void *stream);
+
+/*
+ * Opens path and runs libinih over it through cfg_read_line; handler gets
+ * user and records its first refusal in lines->why_line and lines->why.
+ * Returns 0, or -errno with "path: ..." or "path:line: ..." in err.
+ */
+int cfg_parse_file(const char *path, struct cfg_lines *lines, ini_handler handler, void *user,
+		   char *err, size_t err_len) __attribute__((warn_unused_result));
 
 /* Fills *c with every key's default. */
 void cfg_defaults(struct cfg *c);

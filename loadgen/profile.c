@@ -268,8 +268,6 @@ struct load_ctx {
 	unsigned headers_seen; /* lines.headers when the last key was handled */
 	bool stages_reset, classes_reset;
 	bool seen[NKEYS];
-	int err_line;
-	char err[300];
 };
 
 /* A new [stage NAME] or [class NAME] section: append an entry. */
@@ -386,9 +384,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	if (!why)
 		return 1;
 bad:
-	if (!ctx->err_line) {
-		ctx->err_line = ctx->lines.line;
-		snprintf(ctx->err, sizeof(ctx->err), "[%s] %s: %s (value '%s')", section, name, why, value);
+	if (!ctx->lines.why_line) {
+		ctx->lines.why_line = ctx->lines.line;
+		snprintf(ctx->lines.why, sizeof(ctx->lines.why), "[%s] %s: %s (value '%s')", section, name, why, value);
 	}
 	return 0;
 }
@@ -404,29 +402,11 @@ static void sum_skus(struct lg_profile *p)
 int prof_load(struct lg_profile *p, const char *path, char *err, size_t err_len)
 {
 	struct load_ctx ctx = {.p = p};
-	int rc;
 
-	ctx.lines.file = fopen(path, "r");
-	if (!ctx.lines.file) {
-		rc = -errno;
-		snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
-		return rc;
-	}
 	snprintf(p->source, sizeof(p->source), "%s", path);
-	rc = ini_parse_stream(cfg_read_line, &ctx.lines, on_key, &ctx);
-	fclose(ctx.lines.file);
-	if (rc < 0) {
-		snprintf(err, err_len, "%s: cannot read (out of memory)", path);
-		return -ENOMEM;
-	}
-	if (rc > 0) {
-		if (ctx.err_line == rc)
-			snprintf(err, err_len, "%s:%d: %s", path, rc, ctx.err);
-		else
-			snprintf(err, err_len, "%s:%d: syntax error: expected 'key = value' or '[section]'",
-				 path, rc);
-		return -EINVAL;
-	}
+	int rc = cfg_parse_file(path, &ctx.lines, on_key, &ctx, err, err_len);
+	if (rc < 0)
+		return rc;
 	for (unsigned i = 0; i < p->n_stages; i++) {
 		const struct prof_stage *s = &p->stages[i];
 		const char *miss = s->duration_s < 0 ? "duration" : s->from_rate < 0 ? "rate or from" :
