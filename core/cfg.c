@@ -64,6 +64,7 @@ static const struct key keys[] = {
 	U32("redis", "port", redis_port, 1, 65535, "16379"),
 	U32("redis", "timeout_ms", redis_timeout_ms, 10, 600000, "1000"),
 	U32("redis", "reconnect_ms", redis_reconnect_ms, 10, 60000, "200"),
+	U32("redis", "buckets", redis_buckets, 1, 64, "1"),
 	STR("kafka", "brokers", kafka_brokers, "127.0.0.1:19092"),
 	STR("kafka", "topic", kafka_topic, "orders"),
 	U32("kafka", "linger_ms", kafka_linger_ms, 0, 10000, "1"),

@@ -51,6 +51,7 @@ struct cfg {
 	uint32_t redis_port;
 	uint32_t redis_timeout_ms;
 	uint32_t redis_reconnect_ms;
+	uint32_t redis_buckets; /* keys each SKU's stock is split over (core/bucket.h) */
 	/* [kafka] */
 	char kafka_brokers[CFG_BROKERS_MAX];
 	char kafka_topic[CFG_TOPIC_MAX];

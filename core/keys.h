@@ -2,9 +2,15 @@
  * keys: the Redis key layout of a sale, shared by the gateway (reservation
  * script, stock admin) and flashload (verification).
  *
- * All keys of one SKU carry the hash tag {sku}, so they live in one Redis
- * Cluster slot and one script can touch them atomically.
- *   fg:{SKU}          hash: stock, limit, sold, initial, loaded_at_ms
+ * All keys of one SKU bucket carry its hash tag (core/bucket.h: {SKU} for
+ * bucket 0, {SKU#i} for the others), so they live in one Redis Cluster
+ * slot and one script can touch them atomically. Each bucket has all of
+ * the keys below; "SKU" there means the bucket's tag. With `buckets = 1`
+ * there is one bucket, tagged {SKU}.
+ *   fg:{SKU}          hash: stock, limit, sold, initial, loaded_at_ms,
+ *                     starts, ends, buckets (K), moved_in, moved_out (units
+ *                     given to / taken from this bucket by transfers); per
+ *                     bucket: sold + stock == initial + moved_in - moved_out
  *   fg:{SKU}:users    hash: user_id -> units bought
  *   fg:{SKU}:pending  hash: order_id -> "user_id qty accepted_at_ms", the
  *                     reservations not yet confirmed by Kafka (the outbox)
@@ -15,6 +21,13 @@
  *                     release of one order changes nothing)
  *   fg:{SKU}:idem:USER:KEY  string: the order id an Idempotency-Key made,
  *                     with a TTL; removed when that order is released
+ *   fg:{SKU}:xfer     hash: transfer id -> "to_bucket units ms", units
+ *                     taken from this bucket and not yet known to have
+ *                     arrived (what `flashgate reconcile` finishes after a
+ *                     crash between the two halves of a transfer)
+ *   fg:{SKU}:xin:XID  string: transfer XID arrived here (so it is given
+ *                     once), kept for KEYS_XIN_TTL_S; reconcile gives only
+ *                     transfers younger than KEYS_XFER_GIVE_MAX_S
  *   fg:skus           set of loaded SKUs (admin and verification only)
  */
 #ifndef FG_KEYS_H
@@ -26,8 +39,12 @@
 #define KEYS_ORDERS_FMT "fg:{%s}:orders"
 #define KEYS_RETURNED_FMT "fg:{%s}:returned"
 #define KEYS_IDEM_FMT "fg:{%s}:idem:%s:%s"
+#define KEYS_XFER_FMT "fg:{%s}:xfer"
+#define KEYS_XIN_FMT "fg:{%s}:xin:%s"
+#define KEYS_XIN_TTL_S (7 * 86400)
+#define KEYS_XFER_GIVE_MAX_S (6 * 86400)
 #define KEYS_SKU_SET "fg:skus"
-/* longest key: "fg:{" + 64 + "}:idem:" + 64 + ":" + 64 + NUL */
-#define KEYS_MAX 208
+/* longest key: "fg:{" + 64 + "#63}:idem:" + 64 + ":" + 64 + NUL */
+#define KEYS_MAX 212
 
 #endif

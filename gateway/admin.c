@@ -26,6 +26,8 @@ static bool same_secret(const char *a, size_t alen, const char *b, size_t blen)
 	return diff == 0;
 }
 
+static void return_from_bucket(struct worker *w, struct req *r);
+
 static bool authorized(const struct worker *w, const struct http_request *hr)
 {
 	const char *token = w->cfg->admin_token;
@@ -70,6 +72,14 @@ void admin_handle(struct worker *w, struct req *r, const struct http_request *hr
 		return;
 	}
 	r->order.sku_len = (uint8_t)strlen(r->order.sku);
+	/* The order's bucket is its user's home, and only the order knows the
+	 * user: the buckets are asked in turn until one has it. */
+	r->bucket = 0;
+	return_from_bucket(w, r);
+}
+
+static void return_from_bucket(struct worker *w, struct req *r)
+{
 	int rc = resv_return(w, r);
 	if (rc < 0) {
 		char msg[96];
@@ -97,6 +107,9 @@ void admin_on_return(struct worker *w, struct req *r, const char *res, size_t le
 	} else if (len == 7 && memcmp(res, "pending", 7) == 0) {
 		snprintf(body, sizeof(body), "{\"status\":\"not_settled\",\"order_id\":\"%s\"}", id);
 		flow_answer(w, r, 409, NULL, body);
+	} else if (r->bucket + 1u < w->cfg->redis_buckets) {
+		r->bucket++;
+		return_from_bucket(w, r);
 	} else {
 		snprintf(body, sizeof(body), "{\"status\":\"unknown_order\",\"order_id\":\"%s\"}", id);
 		flow_answer(w, r, 404, NULL, body);

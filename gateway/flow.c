@@ -14,8 +14,10 @@
 #include <string.h>
 
 #include "admin.h"
+#include "../core/bucket.h"
 #include "conn.h"
 #include "kpub.h"
+#include "rebal.h"
 #include "resv.h"
 #include "skucache.h"
 #include "worker.h"
@@ -249,6 +251,9 @@ static void start_order(struct worker *w, struct req *r, const struct http_reque
 		answer_unavailable(w, r, "overloaded");
 		return;
 	}
+	r->bucket = (uint8_t)bkt_home(r->order.user_id, r->order.user_len, w->cfg->redis_buckets);
+	r->takes = r->empties = 0;
+	r->transit = false;
 	r->is_order = true;
 	w->flow->orders_inflight++;
 	r->accepted_at_ms = w->now_ms;
@@ -358,6 +363,15 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 		snprintf(body, sizeof(body), "{\"status\":\"ended\",\"ends_at_ms\":%.*s}",
 			 (int)(len - at), res + at);
 		answer(w, r, 403, body);
+	} else if (starts_with(res, len, "dry:", &at)) {
+		rebal_on_dry(w, r, strtoul(res + at, NULL, 10));
+	} else if (starts_with(res, len, "buckets:", &at)) {
+		if (!w->buckets_warned) /* once per worker: every order of the SKU hits it */
+			worker_log(w, "SKU %s was loaded with buckets = %.*s, this gateway has buckets = %u: "
+				      "load it again with this config, or use the same buckets value",
+				   r->order.sku, (int)(len - at), res + at, w->cfg->redis_buckets);
+		w->buckets_warned = true;
+		answer_unavailable(w, r, "config");
 	} else if (len == 7 && memcmp(res, "unknown", 7) == 0) {
 		skc_put(w, r->order.sku, r->order.sku_len, SKC_UNKNOWN, w->cfg->unknown_cache_ms);
 		answer(w, r, 404, "{\"status\":\"unknown_sku\"}");
@@ -365,6 +379,17 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 		worker_log(w, "redis: unexpected reserve result '%.*s'", (int)(len > 64 ? 64 : len), res);
 		answer_unavailable(w, r, "redis");
 	}
+}
+
+void flow_unavailable(struct worker *w, struct req *r, const char *why)
+{
+	answer_unavailable(w, r, why);
+	maybe_free(w, r);
+}
+
+void flow_settled(struct worker *w, struct req *r)
+{
+	maybe_free(w, r);
 }
 
 void flow_on_release_reply(struct worker *w, struct req *r)

@@ -42,6 +42,13 @@ struct req {
 	uint8_t replay;     /* resv: command to replay on reconnect */
 	bool in_kafka;      /* librdkafka holds record until its report */
 
+	uint8_t bucket;     /* the SKU bucket its commands address (core/bucket.h) */
+	/* rebal: a dry bucket's search of the others for units */
+	uint8_t donor, takes, empties;
+	bool transit;
+	uint32_t moved;     /* units the current transfer took */
+	uint32_t home_avail;
+
 	uint64_t order_id;
 	int64_t accepted_at_ms;
 	struct order_req order;
@@ -74,6 +81,12 @@ void flow_reject(struct worker *w, struct req *req, unsigned status, const char 
  * nothing else holds it. extra: NULL or whole header lines ending in CRLF. */
 void flow_answer(struct worker *w, struct req *req, unsigned status, const char *extra,
 		 const char *body);
+
+/* Answers 503 with Retry-After and {"status":"unavailable","reason":why}. */
+void flow_unavailable(struct worker *w, struct req *req, const char *why);
+
+/* A command for req that owes the client nothing has finished. */
+void flow_settled(struct worker *w, struct req *req);
 
 /* Callbacks from resv and kpub. */
 void flow_on_reserve_reply(struct worker *w, struct req *req, const char *result, size_t len);

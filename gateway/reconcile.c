@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../core/bucket.h"
 #include "../core/keys.h"
 #include "../core/oid.h"
 #include "../core/order.h"
@@ -23,6 +24,7 @@ enum outcome { PENDING, IN_TOPIC, PUBLISHED, RELEASED, FAILED };
 
 struct entry {
 	struct order_record rec;
+	char tag[BKT_TAG_MAX];       /* the SKU bucket whose ledger holds it */
 	char idem[ORDER_ID_MAX + 1]; /* the Idempotency-Key that made it, or "" */
 	bool claimed;
 	enum outcome outcome;
@@ -41,7 +43,8 @@ static int64_t now_ms(void)
 }
 
 /* "user qty ms" or "C user qty ms" */
-static int parse_ledger(const char *sku, const char *id, const char *value, struct entry *e)
+static int parse_ledger(const char *sku, const char *tag, const char *id, const char *value,
+			struct entry *e)
 {
 	char user[ORDER_ID_MAX + 2], idem[ORDER_ID_MAX + 2] = "";
 	unsigned long long qty;
@@ -60,6 +63,7 @@ static int parse_ledger(const char *sku, const char *id, const char *value, stru
 	strcpy(e->rec.idempotency_key, idem);
 	strcpy(e->rec.user_id, user);
 	strcpy(e->rec.sku, sku);
+	strcpy(e->tag, tag);
 	e->rec.qty = (uint32_t)qty;
 	e->rec.accepted_at_ms = ms;
 	e->rec.node_id = oid_node(e->rec.order_id);
@@ -71,6 +75,27 @@ static int cmp_id(const void *a, const void *b)
 	uint64_t x = ((const struct entry *)a)->rec.order_id, y = ((const struct entry *)b)->rec.order_id;
 	return x < y ? -1 : x > y;
 }
+
+/* The bucket count sku was loaded with (1 for a SKU loaded before
+ * buckets existed), or -EIO. */
+static int buckets_of(redisContext *c, const char *sku)
+{
+	redisReply *r = redisCommand(c, "HGET " KEYS_SKU_FMT " buckets", sku);
+	int k = -EIO;
+	if (r && (r->type == REDIS_REPLY_NIL || r->type == REDIS_REPLY_STRING)) {
+		k = r->type == REDIS_REPLY_NIL ? 1 : atoi(r->str);
+		if (k < 1 || k > BKT_MAX)
+			k = -EIO;
+	}
+	if (k < 0)
+		fprintf(stderr, "flashgate: reconcile: the bucket count of SKU %s: %s\n", sku,
+			!r ? c->errstr : r->type == REDIS_REPLY_ERROR ? r->str : "unreadable");
+	freeReplyObject(r);
+	return k;
+}
+
+static int read_bucket_ledger(redisContext *c, const char *sku, unsigned bucket, int64_t older_than,
+			      struct entries *es, size_t *total);
 
 static int read_ledger(redisContext *c, int64_t older_than, struct entries *es, size_t *total)
 {
@@ -84,40 +109,53 @@ static int read_ledger(redisContext *c, int64_t older_than, struct entries *es, 
 	int rc = 0;
 	for (size_t i = 0; i < skus->elements && rc == 0; i++) {
 		const char *sku = skus->element[i]->str;
-		char key[KEYS_MAX];
-		snprintf(key, sizeof(key), KEYS_PENDING_FMT, sku);
-		redisReply *h = redisCommand(c, "HGETALL %s", key);
-		if (!h || h->type != REDIS_REPLY_ARRAY) {
-			fprintf(stderr, "flashgate: reconcile: HGETALL %s failed\n", key);
-			freeReplyObject(h);
-			rc = -EIO;
-			break;
-		}
-		for (size_t j = 0; j + 1 < h->elements; j += 2) {
-			struct entry e;
-			(*total)++;
-			if (parse_ledger(sku, h->element[j]->str, h->element[j + 1]->str, &e) < 0) {
-				fprintf(stderr, "flashgate: reconcile: %s %s: malformed entry '%s', left alone\n",
-					key, h->element[j]->str, h->element[j + 1]->str);
-				continue;
-			}
-			if (e.rec.accepted_at_ms > older_than)
-				continue; /* young: its gateway is still on it */
-			if (es->n == es->cap) {
-				size_t cap = es->cap ? 2 * es->cap : 256;
-				struct entry *grown = realloc(es->v, cap * sizeof(*grown));
-				if (!grown) {
-					rc = -ENOMEM;
-					break;
-				}
-				es->v = grown;
-				es->cap = cap;
-			}
-			es->v[es->n++] = e;
-		}
-		freeReplyObject(h);
+		int k = buckets_of(c, sku);
+		for (int b = 0; b < k && rc == 0; b++)
+			rc = read_bucket_ledger(c, sku, (unsigned)b, older_than, es, total);
+		if (k < 0)
+			rc = k;
 	}
 	freeReplyObject(skus);
+	return rc;
+}
+
+/* The pending ledger of one bucket of sku. */
+static int read_bucket_ledger(redisContext *c, const char *sku, unsigned bucket, int64_t older_than,
+			      struct entries *es, size_t *total)
+{
+	char key[KEYS_MAX], tag[BKT_TAG_MAX];
+	bkt_tag(tag, sku, bucket);
+	snprintf(key, sizeof(key), KEYS_PENDING_FMT, tag);
+	redisReply *h = redisCommand(c, "HGETALL %s", key);
+	if (!h || h->type != REDIS_REPLY_ARRAY) {
+		fprintf(stderr, "flashgate: reconcile: HGETALL %s failed\n", key);
+		freeReplyObject(h);
+		return -EIO;
+	}
+	int rc = 0;
+	for (size_t j = 0; j + 1 < h->elements; j += 2) {
+		struct entry e;
+		(*total)++;
+		if (parse_ledger(sku, tag, h->element[j]->str, h->element[j + 1]->str, &e) < 0) {
+			fprintf(stderr, "flashgate: reconcile: %s %s: malformed entry '%s', left alone\n", key,
+				h->element[j]->str, h->element[j + 1]->str);
+			continue;
+		}
+		if (e.rec.accepted_at_ms > older_than)
+			continue; /* young: its gateway is still on it */
+		if (es->n == es->cap) {
+			size_t cap = es->cap ? 2 * es->cap : 256;
+			struct entry *grown = realloc(es->v, cap * sizeof(*grown));
+			if (!grown) {
+				rc = -ENOMEM;
+				break;
+			}
+			es->v = grown;
+			es->cap = cap;
+		}
+		es->v[es->n++] = e;
+	}
+	freeReplyObject(h);
 	return rc;
 }
 
@@ -199,7 +237,7 @@ static int complete(redisContext *c, const struct cfg *cfg, struct entries *es, 
 			continue;
 		char key[KEYS_MAX], id[OID_TEXT_LEN + 1];
 		long long claimed;
-		snprintf(key, sizeof(key), KEYS_PENDING_FMT, e->rec.sku);
+		snprintf(key, sizeof(key), KEYS_PENDING_FMT, e->tag);
 		oid_format(e->rec.order_id, id);
 		if (redis_int(c, redisCommand(c, "EVAL %s 1 %s %s", script_claim_lua, key, id), "claim",
 			      &claimed) < 0) {
@@ -233,6 +271,93 @@ static int complete(redisContext *c, const struct cfg *cfg, struct entries *es, 
 	return rc;
 }
 
+/* Gives the units of each old transfer still in a donor's ledger to its
+ * bucket (give is idempotent through the arrival mark) and removes the
+ * entry: what a crash between the two halves of a transfer left. */
+static int finish_transfers(redisContext *c, int64_t older_than, bool dry_run, FILE *out)
+{
+	redisReply *skus = redisCommand(c, "SMEMBERS %s", KEYS_SKU_SET);
+	if (!skus || skus->type != REDIS_REPLY_ARRAY) {
+		fprintf(stderr, "flashgate: reconcile: SMEMBERS %s failed\n", KEYS_SKU_SET);
+		freeReplyObject(skus);
+		return -EIO;
+	}
+	int rc = 0;
+	size_t found = 0, young = 0, finished = 0, too_old = 0;
+	unsigned long long units = 0;
+	int64_t oldest_giveable = now_ms() - (int64_t)KEYS_XFER_GIVE_MAX_S * 1000;
+	for (size_t i = 0; i < skus->elements && rc == 0; i++) {
+		const char *sku = skus->element[i]->str;
+		int k = buckets_of(c, sku);
+		if (k < 0)
+			rc = k;
+		for (int b = 0; b < k && rc == 0; b++) {
+			char tag[BKT_TAG_MAX], xfer[KEYS_MAX];
+			bkt_tag(tag, sku, (unsigned)b);
+			snprintf(xfer, sizeof(xfer), KEYS_XFER_FMT, tag);
+			redisReply *h = redisCommand(c, "HGETALL %s", xfer);
+			if (!h || h->type != REDIS_REPLY_ARRAY) {
+				fprintf(stderr, "flashgate: reconcile: HGETALL %s failed\n", xfer);
+				freeReplyObject(h);
+				rc = -EIO;
+				break;
+			}
+			for (size_t j = 0; j + 1 < h->elements && rc == 0; j += 2) {
+				const char *xid = h->element[j]->str;
+				unsigned to;
+				unsigned long long n;
+				long long ms;
+				found++;
+				if (sscanf(h->element[j + 1]->str, "%u %llu %lld", &to, &n, &ms) != 3 ||
+				    to >= (unsigned)k) {
+					fprintf(stderr, "flashgate: reconcile: %s %s: malformed transfer '%s', left alone\n",
+						xfer, xid, h->element[j + 1]->str);
+					continue;
+				}
+				if (ms > older_than) {
+					young++;
+					continue;
+				}
+				if (ms < oldest_giveable) {
+					/* Its arrival mark may have expired: giving could count it twice. */
+					fprintf(stderr, "flashgate: reconcile: %s %s: %llu units in transit for more than "
+							"%d days; check fg:{%s#%u} by hand\n",
+						xfer, xid, n, KEYS_XFER_GIVE_MAX_S / 86400, sku, to);
+					too_old++;
+					continue;
+				}
+				if (dry_run) {
+					finished++;
+					units += n;
+					continue;
+				}
+				char to_tag[BKT_TAG_MAX], k1[KEYS_MAX], k2[KEYS_MAX];
+				long long given, gone;
+				bkt_tag(to_tag, sku, to);
+				snprintf(k1, sizeof(k1), KEYS_SKU_FMT, to_tag);
+				snprintf(k2, sizeof(k2), KEYS_XIN_FMT, to_tag, xid);
+				if (redis_int(c, redisCommand(c, "EVAL %s 2 %s %s %llu %d", script_give_lua, k1, k2, n,
+							      KEYS_XIN_TTL_S), "transfer give", &given) < 0 ||
+				    redis_int(c, redisCommand(c, "HDEL %s %s", xfer, xid), "transfer done", &gone) < 0) {
+					rc = -EIO;
+					break;
+				}
+				finished++;
+				units += given == 1 ? n : 0;
+			}
+			freeReplyObject(h);
+		}
+	}
+	freeReplyObject(skus);
+	if (found)
+		fprintf(out, "reconcile: %zu transfers between buckets in flight, %zu young; %zu %s (%llu units "
+			     "given), %zu too old to give safely\n",
+			found, young, finished, dry_run ? "to finish" : "finished", units, too_old);
+	if (rc == 0 && too_old)
+		rc = -EAGAIN;
+	return rc;
+}
+
 int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *out)
 {
 	struct timeval tv = {.tv_sec = cfg->redis_timeout_ms / 1000,
@@ -240,6 +365,7 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 	struct entries es = {0};
 	size_t total = 0;
 	int rc = 0;
+	int xfer_rc = 0;
 	int64_t min_age = o->min_age_ms >= 0 ? o->min_age_ms : 2 * (int64_t)cfg->kafka_message_timeout_ms;
 	int64_t older_than = now_ms() - min_age;
 
@@ -249,6 +375,12 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 			cfg->redis_port, c ? c->errstr : "out of memory");
 		redisFree(c);
 		return -ECONNREFUSED;
+	}
+	/* Transfers first: a transfer left in flight is stock no order can
+	 * take; -EAGAIN (some too old to give) still lets the ledger run. */
+	if ((xfer_rc = finish_transfers(c, older_than, o->dry_run, out)) < 0 && xfer_rc != -EAGAIN) {
+		rc = xfer_rc;
+		goto out;
 	}
 	if ((rc = read_ledger(c, older_than, &es, &total)) < 0)
 		goto out;
@@ -289,10 +421,10 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 				continue;
 			char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], k4[KEYS_MAX], id[OID_TEXT_LEN + 1];
 			long long released = 0;
-			snprintf(k1, sizeof(k1), KEYS_SKU_FMT, e->rec.sku);
-			snprintf(k2, sizeof(k2), KEYS_USERS_FMT, e->rec.sku);
-			snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, e->rec.sku);
-			snprintf(k4, sizeof(k4), KEYS_IDEM_FMT, e->rec.sku, e->rec.user_id, e->idem);
+			snprintf(k1, sizeof(k1), KEYS_SKU_FMT, e->tag);
+			snprintf(k2, sizeof(k2), KEYS_USERS_FMT, e->tag);
+			snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, e->tag);
+			snprintf(k4, sizeof(k4), KEYS_IDEM_FMT, e->tag, e->rec.user_id, e->idem);
 			oid_format(e->rec.order_id, id);
 			/* Releasing frees the order's Idempotency-Key: a retry may order anew. */
 			redisReply *rr = e->idem[0]
@@ -313,8 +445,8 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 		if (e->outcome == IN_TOPIC || e->outcome == PUBLISHED) {
 			char pending[KEYS_MAX], orders[KEYS_MAX], id[OID_TEXT_LEN + 1];
 			long long gone;
-			snprintf(pending, sizeof(pending), KEYS_PENDING_FMT, e->rec.sku);
-			snprintf(orders, sizeof(orders), KEYS_ORDERS_FMT, e->rec.sku);
+			snprintf(pending, sizeof(pending), KEYS_PENDING_FMT, e->tag);
+			snprintf(orders, sizeof(orders), KEYS_ORDERS_FMT, e->tag);
 			oid_format(e->rec.order_id, id);
 			if (redis_int(c, redisCommand(c, "EVAL %s 2 %s %s %s", script_confirm_lua, pending, orders, id),
 				      "confirm", &gone) < 0) {
@@ -334,6 +466,8 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 	if (failed && rc == 0)
 		rc = -EAGAIN;
 out:
+	if (rc == 0 && xfer_rc < 0)
+		rc = xfer_rc;
 	free(es.v);
 	redisFree(c);
 	return rc;

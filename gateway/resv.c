@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -21,13 +22,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../core/bucket.h"
 #include "../core/keys.h"
 #include "flow.h"
+#include "rebal.h"
 #include "worker.h"
 
 enum cmd_kind {
 	CMD_NONE = 0, CMD_RESERVE, CMD_RELEASE, CMD_CONFIRM, CMD_LOAD, CMD_RUN_ID, CMD_CLIENT_ID, CMD_KILL,
-	CMD_RETURN
+	CMD_RETURN, CMD_TAKE, CMD_GIVE, CMD_XDONE
 };
 
 /* The server's run id: client ids restart after a restart, so a dead
@@ -71,6 +74,7 @@ struct rslot {
 struct group {
 	char sku[ORDER_ID_MAX + 1];
 	uint8_t sku_len; /* 0: free this turn */
+	uint8_t bucket;
 	struct req *head, *tail;
 	unsigned n;
 };
@@ -207,6 +211,16 @@ static redisReplyObjectFunctions slot_functions = {
 	slot_string, slot_array, slot_integer, slot_nil, slot_free,
 };
 
+static bool is_transfer(uint8_t kind)
+{
+	return kind >= CMD_TAKE && kind <= CMD_XDONE;
+}
+
+static enum resv_xstep xstep(uint8_t kind)
+{
+	return (enum resv_xstep)(kind - CMD_TAKE);
+}
+
 static const char *kind_name(uint8_t kind)
 {
 	switch (kind) {
@@ -218,6 +232,9 @@ static const char *kind_name(uint8_t kind)
 	case CMD_CLIENT_ID: return "client id";
 	case CMD_KILL: return "client kill";
 	case CMD_RETURN: return "return";
+	case CMD_TAKE: return "transfer take";
+	case CMD_GIVE: return "transfer give";
+	case CMD_XDONE: return "transfer done";
 	default: return "?";
 	}
 }
@@ -249,10 +266,13 @@ int resv_init(struct worker *w, const struct script_shas *shas)
 	r->connect_timeout.tv_sec = cfg->redis_timeout_ms / 1000;
 	r->connect_timeout.tv_nsec = (long long)(cfg->redis_timeout_ms % 1000) * 1000000;
 	/* Every request may have one command queued, plus the script loads. */
-	r->cap = cfg->max_inflight + cfg->max_connections + 16;
-	r->out_cap = (size_t)r->cap * CMD_MAX +
-		     2 * (strlen(script_reserve_lua) + strlen(script_release_lua) + strlen(script_confirm_lua) +
-			  strlen(script_return_lua) + 256);
+	/* A rebalancing order can have a transfer's command and its renewed
+	 * reservation queued at once. */
+	r->cap = (cfg->redis_buckets > 1 ? 2 : 1) * cfg->max_inflight + cfg->max_connections + 16;
+	size_t scripts = 0;
+	for (unsigned i = 0; i < SCRIPT_N; i++)
+		scripts += strlen(script_src[i]) + 64;
+	r->out_cap = (size_t)r->cap * CMD_MAX + 2 * scripts;
 	r->out[0] = malloc(r->out_cap);
 	r->out[1] = malloc(r->out_cap);
 	r->in = malloc(IN_CAP);
@@ -317,11 +337,72 @@ static int put_cmd(struct worker *w, uint8_t kind, struct req *req, int argc, co
 	return 0;
 }
 
+/* One step of a transfer of units from bucket req->donor to req->bucket
+ * (see script.h: take, give, then HDEL of the donor's entry). The
+ * transfer's id is the order's and its take count,
+ * unique because an order takes at most once per count. */
+static int put_transfer(struct worker *w, uint8_t kind, struct req *req, const char *oid)
+{
+	struct resv *r = w->resv;
+	char donor[BKT_TAG_MAX], home[BKT_TAG_MAX], xid[OID_TEXT_LEN + 8];
+	char k1[KEYS_MAX], k2[KEYS_MAX], a[4][24];
+	const char *argv[10];
+	int argc = 0;
+
+	bkt_tag(donor, req->order.sku, req->donor);
+	bkt_tag(home, req->order.sku, req->bucket);
+	snprintf(xid, sizeof(xid), "%s:%u", oid, req->takes);
+	switch (kind) {
+	case CMD_TAKE:
+		snprintf(k1, sizeof(k1), KEYS_SKU_FMT, donor);
+		snprintf(k2, sizeof(k2), KEYS_XFER_FMT, donor);
+		snprintf(a[0], sizeof(a[0]), "%u", req->bucket);
+		snprintf(a[1], sizeof(a[1]), "%" PRIu32,
+			 req->order.qty > req->home_avail ? req->order.qty - req->home_avail : 1);
+		snprintf(a[2], sizeof(a[2]), "%u", w->cfg->redis_buckets);
+		snprintf(a[3], sizeof(a[3]), "%" PRId64, w->now_ms);
+		argv[argc++] = "EVALSHA";
+		argv[argc++] = r->shas.sha[SCRIPT_TAKE];
+		argv[argc++] = "2";
+		argv[argc++] = k1;
+		argv[argc++] = k2;
+		argv[argc++] = xid;
+		argv[argc++] = a[0];
+		argv[argc++] = a[1];
+		argv[argc++] = a[2];
+		argv[argc++] = a[3];
+		break;
+	case CMD_GIVE:
+		snprintf(k1, sizeof(k1), KEYS_SKU_FMT, home);
+		snprintf(k2, sizeof(k2), KEYS_XIN_FMT, home, xid);
+		snprintf(a[0], sizeof(a[0]), "%" PRIu32, req->moved);
+		snprintf(a[1], sizeof(a[1]), "%u", KEYS_XIN_TTL_S);
+		argv[argc++] = "EVALSHA";
+		argv[argc++] = r->shas.sha[SCRIPT_GIVE];
+		argv[argc++] = "2";
+		argv[argc++] = k1;
+		argv[argc++] = k2;
+		argv[argc++] = a[0];
+		argv[argc++] = a[1];
+		break;
+	default: /* CMD_XDONE */
+		snprintf(k1, sizeof(k1), KEYS_XFER_FMT, donor);
+		argv[argc++] = "HDEL";
+		argv[argc++] = k1;
+		argv[argc++] = xid;
+		break;
+	}
+	size_t lens[10];
+	for (int i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	return put_cmd(w, kind, req, argc, argv, lens);
+}
+
 /* The release script, or the confirm script (pending -> settled), for one order. */
 static int put_script(struct worker *w, uint8_t kind, struct req *req)
 {
 	struct resv *r = w->resv;
-	const char *sku = req->order.sku;
+	char sku[BKT_TAG_MAX];
 	char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], k4[KEYS_MAX];
 	char id[OID_TEXT_LEN + 1];
 	const char *argv[9];
@@ -329,15 +410,18 @@ static int put_script(struct worker *w, uint8_t kind, struct req *req)
 	int argc = 0;
 	bool idem = req->idem_len > 0;
 
-	snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, sku);
+	bkt_tag(sku, req->order.sku, req->bucket);
 	oid_format(req->order_id, id);
+	if (is_transfer(kind))
+		return put_transfer(w, kind, req, id);
+	snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, sku);
 	if (kind == CMD_RETURN) {
 		char k5[KEYS_MAX];
 		snprintf(k1, sizeof(k1), KEYS_SKU_FMT, sku);
 		snprintf(k2, sizeof(k2), KEYS_USERS_FMT, sku);
 		snprintf(k4, sizeof(k4), KEYS_ORDERS_FMT, sku);
 		snprintf(k5, sizeof(k5), KEYS_RETURNED_FMT, sku);
-		const char *ret_argv[9] = {"EVALSHA", r->shas.ret, "5", k1, k2, k4, k5, k3, id};
+		const char *ret_argv[9] = {"EVALSHA", r->shas.sha[SCRIPT_RETURN], "5", k1, k2, k4, k5, k3, id};
 		for (int i = 0; i < 9; i++)
 			lens[i] = strlen(ret_argv[i]);
 		return put_cmd(w, kind, req, 9, ret_argv, lens);
@@ -345,7 +429,7 @@ static int put_script(struct worker *w, uint8_t kind, struct req *req)
 	if (kind == CMD_CONFIRM) {
 		snprintf(k4, sizeof(k4), KEYS_ORDERS_FMT, sku);
 		argv[argc++] = "EVALSHA";
-		argv[argc++] = r->shas.confirm;
+		argv[argc++] = r->shas.sha[SCRIPT_CONFIRM];
 		argv[argc++] = "2";
 		argv[argc++] = k3;
 		argv[argc++] = k4;
@@ -354,7 +438,7 @@ static int put_script(struct worker *w, uint8_t kind, struct req *req)
 		snprintf(k1, sizeof(k1), KEYS_SKU_FMT, sku);
 		snprintf(k2, sizeof(k2), KEYS_USERS_FMT, sku);
 		argv[argc++] = "EVALSHA";
-		argv[argc++] = r->shas.release;
+		argv[argc++] = r->shas.sha[SCRIPT_RELEASE];
 		argv[argc++] = idem ? "4" : "3";
 		argv[argc++] = k1;
 		argv[argc++] = k2;
@@ -372,32 +456,35 @@ static int put_script(struct worker *w, uint8_t kind, struct req *req)
 
 /* One reserve script call for a chain of orders of one SKU (see script.h):
  * KEYS are the SKU's three keys and each keyed order's idem key; ARGV the
- * ttl and six fields per order. */
+ * ttl, the bucket count and six fields per order. */
 static int put_batch(struct worker *w, struct req *head)
 {
 	struct resv *r = w->resv;
-	enum { FIXED = 6, PER_ORDER = 6 };
+	enum { FIXED = 7, PER_ORDER = 6 };
 	const char *argv[FIXED + RESV_BATCH_MAX * (1 + PER_ORDER) + 1];
 	size_t lens[sizeof(argv) / sizeof(argv[0])];
-	char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], nkeys[8], ttl[16];
+	char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], nkeys[8], ttl[16], buckets[8];
 	char idem_keys[RESV_BATCH_MAX][KEYS_MAX];
 	struct {
 		char qty[16], ms[24], id[OID_TEXT_LEN + 1], key_index[8];
 	} f[RESV_BATCH_MAX];
-	const char *sku = head->order.sku;
+	char sku[BKT_TAG_MAX];
 	unsigned n = 0, keyed = 0;
+
+	bkt_tag(sku, head->order.sku, head->bucket);
 
 	snprintf(k1, sizeof(k1), KEYS_SKU_FMT, sku);
 	snprintf(k2, sizeof(k2), KEYS_USERS_FMT, sku);
 	snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, sku);
 	snprintf(ttl, sizeof(ttl), "%u", w->cfg->idempotency_ttl_s);
+	snprintf(buckets, sizeof(buckets), "%u", w->cfg->redis_buckets);
 	for (struct req *q = head; q; q = q->b_next, n++) {
 		if (q->idem_len)
 			snprintf(idem_keys[keyed++], KEYS_MAX, KEYS_IDEM_FMT, sku, q->order.user_id, q->idem);
 	}
 	int argc = 0;
 	argv[argc++] = "EVALSHA";
-	argv[argc++] = r->shas.reserve;
+	argv[argc++] = r->shas.sha[SCRIPT_RESERVE];
 	snprintf(nkeys, sizeof(nkeys), "%u", 3 + keyed);
 	argv[argc++] = nkeys;
 	argv[argc++] = k1;
@@ -406,6 +493,7 @@ static int put_batch(struct worker *w, struct req *head)
 	for (unsigned k = 0; k < keyed; k++)
 		argv[argc++] = idem_keys[k];
 	argv[argc++] = ttl;
+	argv[argc++] = buckets;
 	unsigned i = 0, key_no = 0;
 	for (struct req *q = head; q; q = q->b_next, i++) {
 		snprintf(f[i].qty, sizeof(f[i].qty), "%" PRIu32, q->order.qty);
@@ -428,24 +516,14 @@ static int put_batch(struct worker *w, struct req *head)
 static void queue_loads(struct worker *w)
 {
 	struct resv *r = w->resv;
-	const char *argv[3] = {"SCRIPT", "LOAD", script_reserve_lua};
-	size_t lens[3] = {6, 4, strlen(script_reserve_lua)};
 	if (r->load_queued)
 		return;
-	if (put_cmd(w, CMD_LOAD, NULL, 3, argv, lens) < 0)
-		return;
-	argv[2] = script_release_lua;
-	lens[2] = strlen(script_release_lua);
-	if (put_cmd(w, CMD_LOAD, NULL, 3, argv, lens) < 0)
-		return;
-	argv[2] = script_confirm_lua;
-	lens[2] = strlen(script_confirm_lua);
-	if (put_cmd(w, CMD_LOAD, NULL, 3, argv, lens) < 0)
-		return;
-	argv[2] = script_return_lua;
-	lens[2] = strlen(script_return_lua);
-	if (put_cmd(w, CMD_LOAD, NULL, 3, argv, lens) < 0)
-		return;
+	for (unsigned i = 0; i < SCRIPT_N; i++) {
+		const char *argv[3] = {"SCRIPT", "LOAD", script_src[i]};
+		size_t lens[3] = {6, 4, strlen(script_src[i])};
+		if (put_cmd(w, CMD_LOAD, NULL, 3, argv, lens) < 0)
+			return;
+	}
 	r->load_queued = true;
 }
 
@@ -476,11 +554,11 @@ static void drain_replays(struct worker *w)
 	}
 }
 
-static uint32_t sku_hash(const struct order_req *o)
+static uint32_t group_hash(const struct req *q)
 {
-	uint32_t h = 2166136261u;
-	for (unsigned i = 0; i < o->sku_len; i++)
-		h = (h ^ (unsigned char)o->sku[i]) * 16777619u;
+	uint32_t h = 2166136261u ^ q->bucket;
+	for (unsigned i = 0; i < q->order.sku_len; i++)
+		h = (h ^ (unsigned char)q->order.sku[i]) * 16777619u;
 	return h;
 }
 
@@ -530,21 +608,24 @@ static void flush_groups(struct worker *w)
 	r->n_used = 0;
 }
 
-/* The open group of o's SKU, or a new one. */
-static struct group *group_for(struct worker *w, const struct order_req *o)
+/* The open group of q's SKU bucket, or a new one. */
+static struct group *group_for(struct worker *w, const struct req *q)
 {
 	struct resv *r = w->resv;
+	const struct order_req *o = &q->order;
 	if (r->n_used == GROUPS) /* every group is taken: send them, start afresh */
 		flush_groups(w);
-	for (unsigned i = sku_hash(o) & (GROUPS - 1);; i = (i + 1) & (GROUPS - 1)) {
+	for (unsigned i = group_hash(q) & (GROUPS - 1);; i = (i + 1) & (GROUPS - 1)) {
 		struct group *g = &r->groups[i];
 		if (g->sku_len == 0) {
 			memcpy(g->sku, o->sku, o->sku_len);
 			g->sku_len = o->sku_len;
+			g->bucket = q->bucket;
 			r->used[r->n_used++] = i;
 			return g;
 		}
-		if (g->sku_len == o->sku_len && memcmp(g->sku, o->sku, o->sku_len) == 0)
+		if (g->sku_len == o->sku_len && g->bucket == q->bucket &&
+		    memcmp(g->sku, o->sku, o->sku_len) == 0)
 			return g;
 	}
 }
@@ -557,7 +638,7 @@ int resv_reserve(struct worker *w, struct req *req)
 	/* Counted as if each went alone, so a flush always has room. */
 	if (r->count + r->batched + 1 >= r->cap)
 		return -ENOBUFS;
-	struct group *g = group_for(w, &req->order);
+	struct group *g = group_for(w, req);
 	req->b_next = NULL;
 	if (g->n == 0)
 		g->head = req;
@@ -577,6 +658,17 @@ int resv_return(struct worker *w, struct req *req)
 	if (w->resv->state != R_UP)
 		return -ENOTCONN;
 	int rc = put_script(w, CMD_RETURN, req);
+	if (rc == 0)
+		req->redis_ops++;
+	return rc;
+}
+
+int resv_transfer(struct worker *w, struct req *req, enum resv_xstep step)
+{
+	static const uint8_t kinds[] = {CMD_TAKE, CMD_GIVE, CMD_XDONE};
+	if (w->resv->state != R_UP)
+		return -ENOTCONN;
+	int rc = put_script(w, kinds[step], req);
 	if (rc == 0)
 		req->redis_ops++;
 	return rc;
@@ -640,6 +732,11 @@ static void begin_close(struct worker *w, const char *why)
 		if (pe.kind == CMD_RETURN) { /* the admin retries; nothing to replay */
 			pe.req->redis_ops--;
 			flow_on_redis_failure(w, pe.req);
+			continue;
+		}
+		if (is_transfer(pe.kind)) { /* left in the donor's ledger for reconcile */
+			pe.req->redis_ops--;
+			rebal_on_reply(w, pe.req, xstep(pe.kind), NULL, 0, 0);
 			continue;
 		}
 		add_replay(w, pe.req, pe.kind == CMD_CONFIRM ? CMD_CONFIRM : CMD_RELEASE);
@@ -875,6 +972,17 @@ static void on_reply(struct worker *w, struct rslot *reply)
 			}
 		} else {
 			worker_log(w, "redis: CLIENT KILL ID %lld: %s", pe.client_id, reply->str);
+		}
+		return;
+	}
+	if (is_transfer(pe.kind)) {
+		pe.req->redis_ops--;
+		if (reply->type == REDIS_REPLY_ERROR) {
+			worker_log(w, "redis: %s failed: %s", kind_name(pe.kind), reply->str);
+			rebal_on_reply(w, pe.req, xstep(pe.kind), NULL, 0, 0);
+		} else {
+			rebal_on_reply(w, pe.req, xstep(pe.kind), reply->str, reply->len,
+				       reply->type == REDIS_REPLY_INTEGER ? reply->integer : LLONG_MIN);
 		}
 		return;
 	}

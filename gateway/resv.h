@@ -44,6 +44,14 @@ void resv_confirm(struct worker *w, struct req *req);
  * admin retries, and the script is idempotent. */
 int resv_return(struct worker *w, struct req *req) __attribute__((warn_unused_result));
 
+/* One step of a transfer of units from bucket req->donor to req->bucket
+ * (gateway/rebal.h): its reply goes to rebal. -ENOTCONN / -ENOBUFS as
+ * above. A step whose reply is lost is not replayed: the transfer stays in
+ * the donor's ledger and `flashgate reconcile` finishes it. */
+enum resv_xstep { RESV_TAKE, RESV_GIVE, RESV_XDONE };
+int resv_transfer(struct worker *w, struct req *req, enum resv_xstep step)
+	__attribute__((warn_unused_result));
+
 bool resv_up(const struct worker *w);
 /* Commands in flight or waiting for replay. */
 unsigned resv_pending(const struct worker *w);

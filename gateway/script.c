@@ -1,17 +1,23 @@
 /* script: the reservation scripts; see script.h for their contracts. */
 #include "script.h"
 
-/* One call reserves a whole batch of orders for one SKU, each judged in
- * turn exactly as if it came alone (later orders see earlier ones' stock,
- * per-user counts and keys). The SKU's hash is read once; the window once,
- * by Redis's clock. */
+/* One call reserves a whole batch of orders for one SKU bucket, each
+ * judged in turn exactly as if it came alone (later orders see earlier
+ * ones' stock, per-user counts and keys). The bucket's hash is read once;
+ * the window once, by Redis's clock. A bucketed SKU checks the user's
+ * limit before the stock: a dry bucket should fetch units only for an
+ * order that may have them. */
 const char script_reserve_lua[] =
-	"local ttl = ARGV[1]\n"
-	"local n = (#ARGV - 1) / 6\n"
+	"local ttl, nb = ARGV[1], tonumber(ARGV[2])\n"
+	"local n = (#ARGV - 2) / 6\n"
 	"local out = {}\n"
-	"local s = redis.call('HMGET', KEYS[1], 'stock', 'limit', 'starts', 'ends')\n"
+	"local s = redis.call('HMGET', KEYS[1], 'stock', 'limit', 'starts', 'ends', 'buckets')\n"
 	"if not s[1] then\n"
 	"  for i = 1, n do out[i] = 'unknown' end\n"
+	"  return out\n"
+	"end\n"
+	"if tonumber(s[5] or '1') ~= nb then\n"
+	"  for i = 1, n do out[i] = 'buckets:' .. (s[5] or '1') end\n"
 	"  return out\n"
 	"end\n"
 	"local window\n"
@@ -24,7 +30,7 @@ const char script_reserve_lua[] =
 	"end\n"
 	"local avail, limit = tonumber(s[1]), tonumber(s[2])\n"
 	"for i = 1, n do\n"
-	"  local b = 1 + (i - 1) * 6\n"
+	"  local b = 2 + (i - 1) * 6\n"
 	"  local user, qty, oid, ms = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3], ARGV[b + 4]\n"
 	"  local ki, key = tonumber(ARGV[b + 5]), ARGV[b + 6]\n"
 	"  local r\n"
@@ -37,12 +43,13 @@ const char script_reserve_lua[] =
 	"  end\n"
 	"  if not r and redis.call('HEXISTS', KEYS[3], oid) == 1 then r = 'ok' end\n"
 	"  if not r and window then r = window end\n"
-	"  if not r and avail <= 0 then r = 'sold_out' end\n"
-	"  if not r and avail < qty then r = 'insufficient:' .. avail end\n"
+	"  if not r and nb == 1 and avail <= 0 then r = 'sold_out' end\n"
+	"  if not r and nb == 1 and avail < qty then r = 'insufficient:' .. avail end\n"
 	"  if not r then\n"
 	"    local bought = tonumber(redis.call('HGET', KEYS[2], user) or '0')\n"
 	"    if bought + qty > limit then r = 'limit:' .. (limit - bought) end\n"
 	"  end\n"
+	"  if not r and avail < qty then r = 'dry:' .. avail end\n"
 	"  if not r then\n"
 	"    avail = avail - qty\n"
 	"    redis.call('HINCRBY', KEYS[1], 'stock', -qty)\n"
@@ -105,3 +112,34 @@ const char script_return_lua[] =
 	"redis.call('HDEL', KEYS[3], ARGV[1])\n"
 	"redis.call('HSET', KEYS[4], ARGV[1], e)\n"
 	"return 'returned:' .. user .. ':' .. qty\n";
+
+/* The donor half of a transfer: at least what the order needs, and half of
+ * what the donor has, so one transfer serves the orders that follow too. */
+const char script_take_lua[] =
+	"local s = redis.call('HMGET', KEYS[1], 'stock', 'buckets')\n"
+	"if not s[1] then return 'unknown' end\n"
+	"if tonumber(s[2] or '1') ~= tonumber(ARGV[4]) then return 'buckets:' .. (s[2] or '1') end\n"
+	"local avail = tonumber(s[1])\n"
+	"if avail <= 0 then\n"
+	"  if redis.call('HLEN', KEYS[2]) > 0 then return 'transit' end\n"
+	"  return 'empty'\n"
+	"end\n"
+	"local n = math.max(tonumber(ARGV[3]), math.ceil(avail / 2))\n"
+	"if n > avail then n = avail end\n"
+	"redis.call('HINCRBY', KEYS[1], 'stock', -n)\n"
+	"redis.call('HINCRBY', KEYS[1], 'moved_out', n)\n"
+	"redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ' ' .. n .. ' ' .. ARGV[5])\n"
+	"return 'taken:' .. n\n";
+
+const char script_give_lua[] =
+	"if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end\n"
+	"if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end\n"
+	"redis.call('HINCRBY', KEYS[1], 'stock', ARGV[1])\n"
+	"redis.call('HINCRBY', KEYS[1], 'moved_in', ARGV[1])\n"
+	"return 1\n";
+
+const char *const script_src[SCRIPT_N] = {
+	[SCRIPT_RESERVE] = script_reserve_lua, [SCRIPT_RELEASE] = script_release_lua,
+	[SCRIPT_CONFIRM] = script_confirm_lua, [SCRIPT_RETURN] = script_return_lua,
+	[SCRIPT_TAKE] = script_take_lua,       [SCRIPT_GIVE] = script_give_lua,
+};

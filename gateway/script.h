@@ -1,17 +1,23 @@
 /*
  * script: the Lua scripts that own the stock invariants in Redis.
  *
- * reserve  a batch of orders for one SKU, in the order given
+ * Every script works on one SKU bucket (core/bucket.h); {sku} below is the
+ * bucket's tag.
+ * reserve  a batch of orders for one SKU bucket, in the order given
  *          KEYS: fg:{sku} fg:{sku}:users fg:{sku}:pending [fg:{sku}:idem:USER:KEY ...]
- *          ARGV: ttl_s, then per order: user_id qty order_id accepted_at_ms
- *                key_index key (key_index: that order's idem key in KEYS, 0 for none)
+ *          ARGV: ttl_s, buckets (K), then per order: user_id qty order_id
+ *                accepted_at_ms key_index key (key_index: that order's idem
+ *                key in KEYS, 0 for none)
  *          -> an array, one result per order:
  *             "ok" | "sold_out" | "insufficient:<available>" |
  *             "limit:<remaining for this user>" | "unknown" |
  *             "dup:<order_id>" (the key already made that order) |
  *             "inflight:<order_id>" (the key's order is not settled yet) |
  *             "not_started:<starts_ms>" | "ended:<ends_ms>" (the SKU's sale window,
- *             judged by Redis's clock, so gateways with skewed clocks agree)
+ *             judged by Redis's clock, so gateways with skewed clocks agree) |
+ *             "dry:<available>" (K > 1: this bucket lacks the units; the
+ *             user's limit allows them) | "buckets:<K>" (the SKU was loaded
+ *             with another bucket count than the caller's)
  *          A single order is a batch of one.
  * release  KEYS: the same three [and the idem key]   ARGV: order_id
  *          -> 1 released | 0 nothing to do; releasing an order frees its key
@@ -26,6 +32,19 @@
  *          user's count go back, exactly once.
  * claim    KEYS: fg:{sku}:pending   ARGV: order_id
  *          -> 1 claimed | 2 already claimed | 0 no such entry
+ * take     the first half of a transfer between two buckets of a SKU
+ *          KEYS: fg:{donor} fg:{donor}:xfer
+ *          ARGV: transfer_id to_bucket units_wanted buckets (K) now_ms
+ *          -> "taken:<n>" (n units left the donor and are recorded in its
+ *          xfer ledger) | "empty" | "transit" (empty, but units it gave
+ *          away are on their way to another bucket: not sold out yet) |
+ *          "unknown" | "buckets:<K>"
+ * give     the second half, on the receiving bucket
+ *          KEYS: fg:{to} fg:{to}:xin:TRANSFER_ID   ARGV: n mark_ttl_s
+ *          -> 1 given | 0 given before (a replay) | -1 no such bucket
+ *          Then the caller removes the donor's xfer entry (HDEL). The
+ *          arrival mark outlives any entry reconcile will still give
+ *          (KEYS_XIN_TTL_S), so a transfer is never given twice.
  *
  * Every check of an order runs before its first write, because an error
  * inside a Lua script does not undo the writes before it; in a batch the
@@ -49,12 +68,18 @@ extern const char script_release_lua[];
 extern const char script_claim_lua[];
 extern const char script_confirm_lua[];
 extern const char script_return_lua[];
+extern const char script_take_lua[];
+extern const char script_give_lua[];
+
+/* The scripts the gateway calls by SHA (claim is reconcile's alone). */
+enum script_id {
+	SCRIPT_RESERVE, SCRIPT_RELEASE, SCRIPT_CONFIRM, SCRIPT_RETURN, SCRIPT_TAKE, SCRIPT_GIVE,
+	SCRIPT_N
+};
+extern const char *const script_src[SCRIPT_N];
 
 struct script_shas {
-	char reserve[SCRIPT_SHA_LEN + 1];
-	char release[SCRIPT_SHA_LEN + 1];
-	char confirm[SCRIPT_SHA_LEN + 1];
-	char ret[SCRIPT_SHA_LEN + 1]; /* return */
+	char sha[SCRIPT_N][SCRIPT_SHA_LEN + 1];
 };
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/bucket.h"
 #include "../core/keys.h"
 #include "../core/oid.h"
 #include "../core/order.h"
@@ -56,6 +57,29 @@ static redisReply *checked(redisContext *rc, redisReply *reply, const char *what
 		return NULL;
 	}
 	return reply;
+}
+
+/* The bucket count sku was loaded with: >= 1, -ENOENT when it is not
+ * loaded (reported), -EIO. */
+static int sku_buckets(redisContext *c, const char *sku)
+{
+	char key[KEYS_MAX];
+	snprintf(key, sizeof(key), KEYS_SKU_FMT, sku);
+	redisReply *r = checked(c, redisCommand(c, "HMGET %s stock buckets", key), "HMGET");
+	if (!r)
+		return -EIO;
+	int k = -ENOENT;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING) {
+		k = r->element[1]->type == REDIS_REPLY_STRING ? atoi(r->element[1]->str) : 1;
+		if (k < 1 || k > BKT_MAX) {
+			fprintf(stderr, "flashgate: %s: bad bucket count '%s'\n", key, r->element[1]->str);
+			k = -EIO;
+		}
+	} else {
+		fprintf(stderr, "flashgate: unknown SKU '%s' (load it with `stock load` first)\n", sku);
+	}
+	freeReplyObject(r);
+	return k;
 }
 
 static int parse_u64(const char *s, unsigned long long max, unsigned long long *out)
@@ -206,6 +230,7 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 		free(rows);
 		return -ECONNREFUSED;
 	}
+	unsigned *old_k = NULL;
 	redisReply *reply = checked(c, redisCommand(c, "TIME"), "TIME");
 	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
 		rc = -EIO;
@@ -215,34 +240,70 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 			   strtoll(reply->element[1]->str, NULL, 10) / 1000;
 	freeReplyObject(reply);
 
-	/* All SKUs in one transaction: readers never see half a file. */
-	redisAppendCommand(c, "MULTI");
-	unsigned long long total = 0;
-	for (size_t i = 0; i < n; i++) {
-		char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], k4[KEYS_MAX], k5[KEYS_MAX];
-		snprintf(k1, sizeof(k1), KEYS_SKU_FMT, rows[i].sku);
-		snprintf(k2, sizeof(k2), KEYS_USERS_FMT, rows[i].sku);
-		snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, rows[i].sku);
-		snprintf(k4, sizeof(k4), KEYS_ORDERS_FMT, rows[i].sku);
-		snprintf(k5, sizeof(k5), KEYS_RETURNED_FMT, rows[i].sku);
-		redisAppendCommand(c, "DEL %s %s %s %s %s", k1, k2, k3, k4, k5);
-		redisAppendCommand(c, "HSET %s stock %llu limit %llu sold 0 initial %llu loaded_at_ms %lld "
-				      "starts %llu ends %llu",
-				   k1, rows[i].stock, rows[i].limit, rows[i].stock, now_ms, rows[i].starts,
-				   rows[i].ends);
-		redisAppendCommand(c, "SADD %s %s", KEYS_SKU_SET, rows[i].sku);
-		total += rows[i].stock;
+	/* The bucket counts of a previous load, so its extra buckets go too. */
+	unsigned k = cfg->redis_buckets;
+	old_k = calloc(n ? n : 1, sizeof(*old_k));
+	if (!old_k) {
+		rc = -ENOMEM;
+		goto out;
 	}
-	redisAppendCommand(c, "EXEC");
-	for (size_t i = 0; i < 3 * n + 2; i++) {
-		void *r = NULL;
-		if (redisGetReply(c, &r) != REDIS_OK) {
+	for (size_t i = 0; i < n; i++)
+		redisAppendCommand(c, "HGET " KEYS_SKU_FMT " buckets", rows[i].sku);
+	for (size_t i = 0; i < n; i++) {
+		void *v = NULL;
+		if (redisGetReply(c, &v) != REDIS_OK) {
 			fprintf(stderr, "flashgate: redis stock load: %s\n", c->errstr);
 			rc = -EIO;
 			goto out;
 		}
-		redisReply *rr = r;
-		if (rr->type == REDIS_REPLY_ERROR || (i == 3 * n + 1 && rr->type != REDIS_REPLY_ARRAY)) {
+		redisReply *rr = v;
+		int was = rr->type == REDIS_REPLY_STRING ? atoi(rr->str) : 1;
+		old_k[i] = was >= 1 && was <= BKT_MAX ? (unsigned)was : BKT_MAX;
+		freeReplyObject(rr);
+	}
+
+	/* All SKUs in one transaction: readers never see half a file. */
+	size_t cmds = 0;
+	redisAppendCommand(c, "MULTI");
+	cmds++;
+	unsigned long long total = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned span = old_k[i] > k ? old_k[i] : k;
+		for (unsigned b = 0; b < span; b++) {
+			char tag[BKT_TAG_MAX], k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], k4[KEYS_MAX],
+				k5[KEYS_MAX], k6[KEYS_MAX];
+			bkt_tag(tag, rows[i].sku, b);
+			snprintf(k1, sizeof(k1), KEYS_SKU_FMT, tag);
+			snprintf(k2, sizeof(k2), KEYS_USERS_FMT, tag);
+			snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, tag);
+			snprintf(k4, sizeof(k4), KEYS_ORDERS_FMT, tag);
+			snprintf(k5, sizeof(k5), KEYS_RETURNED_FMT, tag);
+			snprintf(k6, sizeof(k6), KEYS_XFER_FMT, tag);
+			redisAppendCommand(c, "DEL %s %s %s %s %s %s", k1, k2, k3, k4, k5, k6);
+			cmds++;
+			if (b >= k)
+				continue;
+			unsigned long long share = bkt_share(rows[i].stock, k, b);
+			redisAppendCommand(c, "HSET %s stock %llu limit %llu sold 0 initial %llu loaded_at_ms %lld "
+					      "starts %llu ends %llu buckets %u moved_in 0 moved_out 0",
+					   k1, share, rows[i].limit, share, now_ms, rows[i].starts, rows[i].ends, k);
+			cmds++;
+		}
+		redisAppendCommand(c, "SADD %s %s", KEYS_SKU_SET, rows[i].sku);
+		cmds++;
+		total += rows[i].stock;
+	}
+	redisAppendCommand(c, "EXEC");
+	cmds++;
+	for (size_t i = 0; i < cmds; i++) {
+		void *v = NULL;
+		if (redisGetReply(c, &v) != REDIS_OK) {
+			fprintf(stderr, "flashgate: redis stock load: %s\n", c->errstr);
+			rc = -EIO;
+			goto out;
+		}
+		redisReply *rr = v;
+		if (rr->type == REDIS_REPLY_ERROR || (i == cmds - 1 && rr->type != REDIS_REPLY_ARRAY)) {
 			fprintf(stderr, "flashgate: redis stock load failed: %s\n",
 				rr->type == REDIS_REPLY_ERROR ? rr->str : "transaction aborted");
 			rc = -EIO;
@@ -250,9 +311,10 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 		freeReplyObject(rr);
 	}
 	if (rc == 0)
-		printf("loaded %zu SKUs (%llu units) into redis %s:%u\n", n, total, cfg->redis_host,
-		       cfg->redis_port);
+		printf("loaded %zu SKUs (%llu units, %u bucket%s each) into redis %s:%u\n", n, total, k,
+		       k == 1 ? "" : "s", cfg->redis_host, cfg->redis_port);
 out:
+	free(old_k);
 	redisFree(c);
 	free(rows);
 	return rc;
@@ -260,7 +322,6 @@ out:
 
 int stock_show(const struct cfg *cfg, const char *sku, FILE *out)
 {
-	int rc = 0;
 	if (!order_valid_ident(sku, strlen(sku))) {
 		fprintf(stderr, "flashgate: sku '%s' must be 1-64 characters of A-Z a-z 0-9 . _ : -\n", sku);
 		return -EINVAL;
@@ -268,34 +329,75 @@ int stock_show(const struct cfg *cfg, const char *sku, FILE *out)
 	redisContext *c = connect_redis(cfg);
 	if (!c)
 		return -ECONNREFUSED;
-	char k1[KEYS_MAX], k3[KEYS_MAX];
-	snprintf(k1, sizeof(k1), KEYS_SKU_FMT, sku);
-	snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, sku);
-	redisReply *h = checked(c, redisCommand(c, "HMGET %s stock limit sold", k1), "HMGET");
-	redisReply *p = h ? checked(c, redisCommand(c, "HLEN %s", k3), "HLEN") : NULL;
-	if (!h || !p) {
-		rc = -EIO;
-	} else if (h->type != REDIS_REPLY_ARRAY || h->elements != 3 ||
-		   h->element[0]->type != REDIS_REPLY_STRING) {
-		fprintf(stderr, "flashgate: unknown SKU '%s'\n", sku);
-		rc = -ENOENT;
-	} else {
-		fprintf(out, "sku=%s stock=%s per_user_limit=%s sold=%s pending=%lld\n", sku,
-			h->element[0]->str,
-			h->element[1]->type == REDIS_REPLY_STRING ? h->element[1]->str : "?",
-			h->element[2]->type == REDIS_REPLY_STRING ? h->element[2]->str : "?",
-			p->integer);
+	int k = sku_buckets(c, sku);
+	int rc = k < 0 ? k : 0;
+	long long stock = 0, sold = 0, pending = 0, transit = 0;
+	char limit[24] = "?", lines[BKT_MAX][160];
+	for (int b = 0; b < k; b++) {
+		char tag[BKT_TAG_MAX];
+		bkt_tag(tag, sku, (unsigned)b);
+		redisAppendCommand(c, "HMGET " KEYS_SKU_FMT " stock limit sold", tag);
+		redisAppendCommand(c, "HLEN " KEYS_PENDING_FMT, tag);
+		redisAppendCommand(c, "HVALS " KEYS_XFER_FMT, tag);
 	}
-	if (h)
-		freeReplyObject(h);
-	if (p)
-		freeReplyObject(p);
+	for (int b = 0; b < k; b++) {
+		redisReply *v[3] = {NULL, NULL, NULL};
+		for (int j = 0; j < 3; j++) {
+			void *got = NULL;
+			if (redisGetReply(c, &got) != REDIS_OK) {
+				fprintf(stderr, "flashgate: redis stock show: %s\n", c->errstr);
+				rc = -EIO;
+				goto out;
+			}
+			v[j] = got;
+		}
+		redisReply *h = v[0];
+		if (h->type != REDIS_REPLY_ARRAY || h->elements != 3 || h->element[0]->type != REDIS_REPLY_STRING ||
+		    v[1]->type != REDIS_REPLY_INTEGER || v[2]->type != REDIS_REPLY_ARRAY) {
+			fprintf(stderr, "flashgate: SKU '%s': bucket %d of %d is missing or damaged; load it again\n",
+				sku, b, k);
+			rc = -EIO;
+		} else {
+			long long b_stock = atoll(h->element[0]->str);
+			long long b_sold = h->element[2]->type == REDIS_REPLY_STRING ? atoll(h->element[2]->str) : 0;
+			long long b_transit = 0;
+			/* entries "to_bucket units ms" */
+			for (size_t j = 0; j < v[2]->elements; j++) {
+				const char *sp = strchr(v[2]->element[j]->str, ' ');
+				b_transit += sp ? atoll(sp + 1) : 0;
+			}
+			if (h->element[1]->type == REDIS_REPLY_STRING)
+				snprintf(limit, sizeof(limit), "%s", h->element[1]->str);
+			stock += b_stock;
+			sold += b_sold;
+			pending += v[1]->integer;
+			transit += b_transit;
+			snprintf(lines[b], sizeof(lines[b]), "  bucket %d: stock=%lld sold=%lld pending=%lld in_transit=%lld\n",
+				 b, b_stock, b_sold, v[1]->integer, b_transit);
+		}
+		for (int j = 0; j < 3; j++)
+			freeReplyObject(v[j]);
+	}
+	if (rc == 0) {
+		fprintf(out, "sku=%s stock=%lld per_user_limit=%s sold=%lld pending=%lld", sku, stock, limit, sold,
+			pending);
+		if (k > 1) {
+			fprintf(out, " buckets=%d in_transit=%lld\n", k, transit);
+			for (int b = 0; b < k; b++)
+				fputs(lines[b], out);
+		} else {
+			fputc('\n', out);
+		}
+	}
+out:
 	redisFree(c);
 	return rc;
 }
 
-/* Runs an admin script on one loaded SKU's hash with a unit count; both
- * keep sold + stock == initial. */
+/* Runs an admin script on each bucket of one loaded SKU with the bucket's
+ * share of a unit count; both scripts keep sold + stock == initial +
+ * moved_in - moved_out per bucket. Units a transfer is carrying when this
+ * runs arrive afterwards, on top. */
 static int adjust_stock(const struct cfg *cfg, const char *sku, const char *units, unsigned long long min,
 			const char *lua, const char *what, FILE *out)
 {
@@ -311,21 +413,26 @@ static int adjust_stock(const struct cfg *cfg, const char *sku, const char *unit
 	redisContext *c = connect_redis(cfg);
 	if (!c)
 		return -ECONNREFUSED;
-	char key[KEYS_MAX];
-	snprintf(key, sizeof(key), KEYS_SKU_FMT, sku);
-	int rc = 0;
-	redisReply *r = checked(c, redisCommand(c, "EVAL %s 1 %s %llu", lua, key, n), what);
-	if (!r) {
-		rc = -EIO;
-	} else if (r->type != REDIS_REPLY_INTEGER) {
-		fprintf(stderr, "flashgate: redis %s: unexpected reply\n", what);
-		rc = -EIO;
-	} else if (r->integer < 0) {
-		fprintf(stderr, "flashgate: unknown SKU '%s' (load it with `stock load` first)\n", sku);
-		rc = -ENOENT;
+	int k = sku_buckets(c, sku);
+	int rc = k < 0 ? k : 0;
+	for (int b = 0; b < k && rc == 0; b++) {
+		char tag[BKT_TAG_MAX], key[KEYS_MAX];
+		bkt_tag(tag, sku, (unsigned)b);
+		snprintf(key, sizeof(key), KEYS_SKU_FMT, tag);
+		redisReply *r = checked(c, redisCommand(c, "EVAL %s 1 %s %llu", lua, key,
+							bkt_share(n, (unsigned)k, (unsigned)b)), what);
+		if (!r) {
+			rc = -EIO;
+		} else if (r->type != REDIS_REPLY_INTEGER) {
+			fprintf(stderr, "flashgate: redis %s: unexpected reply\n", what);
+			rc = -EIO;
+		} else if (r->integer < 0) {
+			fprintf(stderr, "flashgate: SKU '%s': bucket %d is missing; load it again\n", sku, b);
+			rc = -ENOENT;
+		}
+		if (r)
+			freeReplyObject(r);
 	}
-	if (r)
-		freeReplyObject(r);
 	redisFree(c);
 	return rc < 0 ? rc : stock_show(cfg, sku, out);
 }
@@ -345,50 +452,89 @@ int stock_set(const struct cfg *cfg, const char *sku, const char *units, FILE *o
 	 * only what is left to sell changes, so initial follows sold. */
 	static const char set_lua[] =
 		"if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end\n"
-		"local sold = tonumber(redis.call('HGET', KEYS[1], 'sold') or '0')\n"
-		"redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'initial', sold + tonumber(ARGV[1]))\n"
+		"local h = redis.call('HMGET', KEYS[1], 'sold', 'moved_in', 'moved_out')\n"
+		"local sold, min, mout = tonumber(h[1] or '0'), tonumber(h[2] or '0'), tonumber(h[3] or '0')\n"
+		"redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'initial', sold + tonumber(ARGV[1]) - min + mout)\n"
 		"return tonumber(ARGV[1])\n";
 	return adjust_stock(cfg, sku, units, 0, set_lua, "stock set", out);
 }
 
-/* The SKU whose ledgers hold order id: the SKU set is walked with three
- * HEXISTS per SKU, pipelined. 1 found (sku filled), 0 not found, -errno. */
-static int find_order_sku(redisContext *c, const char *id, char *sku, size_t sku_len)
+/* Whether bucket tag's ledgers hold order id: three HEXISTS, pipelined by
+ * the caller. */
+static void append_lookup(redisContext *c, const char *tag, const char *id)
 {
-	redisReply *members = checked(c, redisCommand(c, "SMEMBERS %s", KEYS_SKU_SET), "SMEMBERS");
-	if (!members)
-		return -EIO;
-	int rc = 0;
-	for (size_t i = 0; i < members->elements; i++) {
-		const char *s = members->element[i]->str;
-		redisAppendCommand(c, "HEXISTS " KEYS_ORDERS_FMT " %s", s, id);
-		redisAppendCommand(c, "HEXISTS " KEYS_RETURNED_FMT " %s", s, id);
-		redisAppendCommand(c, "HEXISTS " KEYS_PENDING_FMT " %s", s, id);
+	redisAppendCommand(c, "HEXISTS " KEYS_ORDERS_FMT " %s", tag, id);
+	redisAppendCommand(c, "HEXISTS " KEYS_RETURNED_FMT " %s", tag, id);
+	redisAppendCommand(c, "HEXISTS " KEYS_PENDING_FMT " %s", tag, id);
+}
+
+/* 1 when the next three replies say found, 0 when not, -EIO. */
+static int read_lookup(redisContext *c)
+{
+	int found = 0;
+	for (int k = 0; k < 3; k++) {
+		void *v = NULL;
+		if (redisGetReply(c, &v) != REDIS_OK) {
+			fprintf(stderr, "flashgate: redis HEXISTS: %s\n", c->errstr);
+			return -EIO;
+		}
+		redisReply *r = v;
+		found |= r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+		freeReplyObject(r);
 	}
-	for (size_t i = 0; i < members->elements; i++) {
-		for (int k = 0; k < 3; k++) {
-			void *v = NULL;
-			if (redisGetReply(c, &v) != REDIS_OK) {
-				fprintf(stderr, "flashgate: redis HEXISTS: %s\n", c->errstr);
-				freeReplyObject(members);
-				return -EIO;
+	return found;
+}
+
+/* The SKU bucket whose ledgers hold order id (an order lives in its
+ * user's home bucket, which only the order knows): the buckets of sku, or
+ * of every loaded SKU when sku is "", are asked, pipelined. 1 found (tag
+ * and sku filled), 0 not found, -errno. */
+static int find_order(redisContext *c, const char *id, char *sku, char *tag)
+{
+	redisReply *members = NULL;
+	size_t n = 1;
+	if (!sku[0]) {
+		members = checked(c, redisCommand(c, "SMEMBERS %s", KEYS_SKU_SET), "SMEMBERS");
+		if (!members)
+			return -EIO;
+		n = members->elements;
+	}
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const char *s = members ? members->element[i]->str : sku;
+		int k = sku_buckets(c, s);
+		if (k < 0) {
+			rc = k;
+			break;
+		}
+		char t[BKT_MAX][BKT_TAG_MAX];
+		for (int b = 0; b < k; b++) {
+			bkt_tag(t[b], s, (unsigned)b);
+			append_lookup(c, t[b], id);
+		}
+		for (int b = 0; b < k; b++) {
+			int found = read_lookup(c);
+			if (found < 0) {
+				rc = found;
+				break;
 			}
-			redisReply *r = v;
-			if (rc == 0 && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
-				snprintf(sku, sku_len, "%s", members->element[i]->str);
+			if (found && rc == 0) {
+				snprintf(tag, BKT_TAG_MAX, "%s", t[b]);
+				if (s != sku)
+					snprintf(sku, ORDER_ID_MAX + 1, "%s", s);
 				rc = 1;
 			}
-			freeReplyObject(r);
 		}
 	}
-	freeReplyObject(members);
+	if (members)
+		freeReplyObject(members);
 	return rc;
 }
 
 int stock_release(const struct cfg *cfg, const char *order_id, const char *sku_arg, FILE *out)
 {
 	uint64_t oid;
-	char sku[ORDER_ID_MAX + 1];
+	char sku[ORDER_ID_MAX + 1] = "", tag[BKT_TAG_MAX];
 	if (oid_parse(order_id, strlen(order_id), &oid) < 0) {
 		fprintf(stderr, "flashgate: order id '%s' must be %d hex digits, as in the 202 answer\n",
 			order_id, OID_TEXT_LEN);
@@ -401,23 +547,26 @@ int stock_release(const struct cfg *cfg, const char *order_id, const char *sku_a
 	redisContext *c = connect_redis(cfg);
 	if (!c)
 		return -ECONNREFUSED;
-	int rc = 0;
 	redisReply *r = NULL;
-	if (sku_arg) {
+	if (sku_arg)
 		snprintf(sku, sizeof(sku), "%s", sku_arg);
-	} else if ((rc = find_order_sku(c, order_id, sku, sizeof(sku))) <= 0) {
+	int rc = find_order(c, order_id, sku, tag);
+	if (rc <= 0) {
 		if (rc == 0) {
-			fprintf(stderr, "flashgate: order %s is in no SKU's ledgers\n", order_id);
+			if (sku_arg)
+				fprintf(stderr, "flashgate: order %s is not an order of SKU '%s'\n", order_id, sku);
+			else
+				fprintf(stderr, "flashgate: order %s is in no SKU's ledgers\n", order_id);
 			rc = -ENOENT;
 		}
 		goto out;
 	}
 	char k[5][KEYS_MAX];
-	snprintf(k[0], KEYS_MAX, KEYS_SKU_FMT, sku);
-	snprintf(k[1], KEYS_MAX, KEYS_USERS_FMT, sku);
-	snprintf(k[2], KEYS_MAX, KEYS_ORDERS_FMT, sku);
-	snprintf(k[3], KEYS_MAX, KEYS_RETURNED_FMT, sku);
-	snprintf(k[4], KEYS_MAX, KEYS_PENDING_FMT, sku);
+	snprintf(k[0], KEYS_MAX, KEYS_SKU_FMT, tag);
+	snprintf(k[1], KEYS_MAX, KEYS_USERS_FMT, tag);
+	snprintf(k[2], KEYS_MAX, KEYS_ORDERS_FMT, tag);
+	snprintf(k[3], KEYS_MAX, KEYS_RETURNED_FMT, tag);
+	snprintf(k[4], KEYS_MAX, KEYS_PENDING_FMT, tag);
 	r = checked(c, redisCommand(c, "EVAL %s 5 %s %s %s %s %s %s", script_return_lua, k[0], k[1], k[2],
 				    k[3], k[4], order_id), "stock release");
 	if (!r) {
@@ -427,8 +576,10 @@ int stock_release(const struct cfg *cfg, const char *order_id, const char *sku_a
 		rc = -EIO;
 	} else if (strncmp(r->str, "returned:", 9) == 0) {
 		fprintf(out, "order %s returned: %s\n", order_id, r->str + 9);
+		rc = 0;
 	} else if (strcmp(r->str, "already") == 0) {
 		fprintf(out, "order %s was returned before: nothing changed\n", order_id);
+		rc = 0;
 	} else if (strcmp(r->str, "pending") == 0) {
 		fprintf(stderr, "flashgate: order %s of %s is not settled yet (still in the pending ledger): "
 				"its gateway, or `flashgate reconcile`, settles it first\n", order_id, sku);
@@ -450,17 +601,15 @@ int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas)
 	if (!c)
 		return -ECONNREFUSED;
 	int rc = 0;
-	const char *src[4] = {script_reserve_lua, script_release_lua, script_confirm_lua, script_return_lua};
-	char *dst[4] = {shas->reserve, shas->release, shas->confirm, shas->ret};
-	for (int i = 0; i < 4 && rc == 0; i++) {
-		redisReply *r = checked(c, redisCommand(c, "SCRIPT LOAD %s", src[i]), "SCRIPT LOAD");
+	for (int i = 0; i < SCRIPT_N && rc == 0; i++) {
+		redisReply *r = checked(c, redisCommand(c, "SCRIPT LOAD %s", script_src[i]), "SCRIPT LOAD");
 		if (!r) {
 			rc = -EIO;
 		} else if (r->type != REDIS_REPLY_STRING || r->len != SCRIPT_SHA_LEN) {
 			fprintf(stderr, "flashgate: redis SCRIPT LOAD: unexpected reply\n");
 			rc = -EIO;
 		} else {
-			memcpy(dst[i], r->str, SCRIPT_SHA_LEN + 1);
+			memcpy(shas->sha[i], r->str, SCRIPT_SHA_LEN + 1);
 		}
 		if (r)
 			freeReplyObject(r);

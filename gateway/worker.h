@@ -60,6 +60,8 @@ struct worker_stats {
 	uint64_t recv_starved; /* the receive buffer ring ran dry for a connection */
 	uint64_t recv_paused;  /* a connection's recv paused while it caught up */
 	uint64_t reserve_calls, reserve_orders; /* script calls, and the orders they carried */
+	uint64_t transfers, units_moved;        /* rebal: units moved between a SKU's buckets */
+	uint64_t rebal_gave_up;                 /* rebal: 503 after two rounds of moving units */
 };
 
 struct worker {
@@ -85,6 +87,7 @@ struct worker {
 	bool draining;
 	int64_t drain_deadline_mono_ms;
 	bool accepting;
+	bool buckets_warned; /* a SKU loaded with another bucket count was logged */
 	struct worker_stats stats;
 
 	pthread_t thread;

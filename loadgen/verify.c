@@ -4,19 +4,24 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "../core/bucket.h"
 #include "../core/keys.h"
 #include "../core/order.h"
 #include "../core/tscan.h"
 
 struct sku {
 	char name[ORDER_ID_MAX + 1];
-	long long stock, limit, sold, initial, loaded_at_ms;
+	long long stock, limit, sold, initial, loaded_at_ms; /* summed over its buckets */
 	long long users_units, users_over, pending;
+	long long buckets, min_bucket_stock;
+	long long moved;    /* units taken from a bucket and not given to another */
+	long long xfers;    /* transfer entries still in a donor's ledger */
 	long long topic_units, topic_orders;
 };
 
@@ -85,6 +90,70 @@ static long long num(const redisReply *r)
 	return 0;
 }
 
+/* Adds one bucket of a SKU (core/bucket.h) to its totals; bucket 0 also
+ * tells how many there are. */
+static int read_bucket(redisContext *c, const char *tag, struct sku *s)
+{
+	char key[KEYS_MAX];
+	snprintf(key, sizeof(key), KEYS_SKU_FMT, tag);
+	redisReply *h = redisCommand(c, "HMGET %s stock limit sold initial loaded_at_ms buckets moved_in moved_out",
+				     key);
+	if (!h || h->type != REDIS_REPLY_ARRAY || h->elements != 8) {
+		fprintf(stderr, "flashload: verify: redis HMGET %s failed\n", key);
+		freeReplyObject(h);
+		return -EIO;
+	}
+	long long stock = num(h->element[0]);
+	s->stock += stock;
+	if (stock < s->min_bucket_stock)
+		s->min_bucket_stock = stock;
+	s->limit = num(h->element[1]);
+	s->sold += num(h->element[2]);
+	s->initial += num(h->element[3]);
+	if (!s->loaded_at_ms) {
+		s->loaded_at_ms = num(h->element[4]);
+		s->buckets = h->element[5]->type == REDIS_REPLY_STRING ? num(h->element[5]) : 1;
+		if (s->buckets < 1 || s->buckets > BKT_MAX)
+			s->buckets = 1;
+	}
+	s->moved += num(h->element[7]) - num(h->element[6]);
+	freeReplyObject(h);
+
+	snprintf(key, sizeof(key), KEYS_USERS_FMT, tag);
+	redisReply *u = redisCommand(c, "HGETALL %s", key);
+	if (!u || u->type != REDIS_REPLY_ARRAY) {
+		fprintf(stderr, "flashload: verify: redis HGETALL %s failed\n", key);
+		freeReplyObject(u);
+		return -EIO;
+	}
+	for (size_t j = 1; j < u->elements; j += 2) {
+		long long units = num(u->element[j]);
+		s->users_units += units;
+		s->users_over += units > s->limit;
+	}
+	freeReplyObject(u);
+	/* Confirmations and transfers' last steps follow the answers by a
+	 * moment: give them a second. */
+	char xfer[KEYS_MAX];
+	snprintf(key, sizeof(key), KEYS_PENDING_FMT, tag);
+	snprintf(xfer, sizeof(xfer), KEYS_XFER_FMT, tag);
+	long long pending = -1, xfers = -1;
+	for (int tries = 0; tries < 20; tries++) {
+		redisReply *p = redisCommand(c, "HLEN %s", key);
+		redisReply *x = redisCommand(c, "HLEN %s", xfer);
+		pending = p ? num(p) : -1;
+		xfers = x ? num(x) : -1;
+		freeReplyObject(p);
+		freeReplyObject(x);
+		if (pending == 0 && xfers == 0)
+			break;
+		usleep(100000);
+	}
+	s->pending += pending;
+	s->xfers += xfers;
+	return 0;
+}
+
 static int read_redis(const struct verify_opts *o, struct sku **out, size_t *n_out)
 {
 	struct timeval tv = {.tv_sec = 5};
@@ -116,44 +185,13 @@ static int read_redis(const struct verify_opts *o, struct sku **out, size_t *n_o
 			continue;
 		struct sku *s = &skus[n++];
 		strcpy(s->name, name);
-		char key[KEYS_MAX];
-		snprintf(key, sizeof(key), KEYS_SKU_FMT, name);
-		redisReply *h = redisCommand(c, "HMGET %s stock limit sold initial loaded_at_ms", key);
-		if (!h || h->type != REDIS_REPLY_ARRAY || h->elements != 5) {
-			fprintf(stderr, "flashload: verify: redis HMGET %s failed\n", key);
-			freeReplyObject(h);
-			rc = -EIO;
-			goto out;
-		}
-		s->stock = num(h->element[0]);
-		s->limit = num(h->element[1]);
-		s->sold = num(h->element[2]);
-		s->initial = num(h->element[3]);
-		s->loaded_at_ms = num(h->element[4]);
-		freeReplyObject(h);
-		snprintf(key, sizeof(key), KEYS_USERS_FMT, name);
-		redisReply *u = redisCommand(c, "HGETALL %s", key);
-		if (!u || u->type != REDIS_REPLY_ARRAY) {
-			fprintf(stderr, "flashload: verify: redis HGETALL %s failed\n", key);
-			freeReplyObject(u);
-			rc = -EIO;
-			goto out;
-		}
-		for (size_t j = 1; j < u->elements; j += 2) {
-			long long units = num(u->element[j]);
-			s->users_units += units;
-			s->users_over += units > s->limit;
-		}
-		freeReplyObject(u);
-		/* Confirmations follow the 202 by a moment: give them a second. */
-		snprintf(key, sizeof(key), KEYS_PENDING_FMT, name);
-		for (int tries = 0; tries < 20; tries++) {
-			redisReply *p = redisCommand(c, "HLEN %s", key);
-			s->pending = p ? num(p) : -1;
-			freeReplyObject(p);
-			if (s->pending == 0)
-				break;
-			usleep(100000);
+		s->buckets = 1;
+		s->min_bucket_stock = LLONG_MAX;
+		for (long long b = 0; b < s->buckets; b++) {
+			char tag[BKT_TAG_MAX];
+			bkt_tag(tag, name, (unsigned)b);
+			if ((rc = read_bucket(c, tag, s)) < 0)
+				goto out;
 		}
 	}
 	qsort(skus, n, sizeof(*skus), cmp_sku);
@@ -282,11 +320,12 @@ int verify_run(const struct verify_opts *o, struct verify_report *rep, FILE *out
 		goto out;
 
 	long long oversold = 0, unbalanced = 0, over_limit = 0, users_mismatch = 0, pending = 0;
-	long long sold = 0, topic_units = 0, initial = 0;
+	long long sold = 0, topic_units = 0, initial = 0, stranded = 0, xfers = 0;
 	const char *bad_sku = NULL;
 	for (size_t i = 0; i < n; i++) {
 		struct sku *s = &skus[i];
-		if (s->stock < 0 || s->sold > s->initial || s->stock + s->sold != s->initial) {
+		/* Units in transit between buckets are neither stock nor sold. */
+		if (s->min_bucket_stock < 0 || s->sold > s->initial || s->stock + s->sold + s->moved != s->initial) {
 			oversold++;
 			bad_sku = s->name;
 		}
@@ -295,6 +334,8 @@ int verify_run(const struct verify_opts *o, struct verify_report *rep, FILE *out
 		over_limit += s->users_over;
 		users_mismatch += s->users_units != s->sold;
 		pending += s->pending;
+		stranded += s->moved;
+		xfers += s->xfers;
 		sold += s->sold;
 		topic_units += s->topic_units;
 		initial += s->initial;
@@ -307,7 +348,7 @@ int verify_run(const struct verify_opts *o, struct verify_report *rep, FILE *out
 		     "%llu of this sale\n",
 		n, o->sku_prefix, initial, o->topic, (unsigned long long)t.records,
 		(unsigned long long)t.in_scope);
-	snprintf(d, sizeof(d), "%lld SKUs with stock < 0 or sold + stock != initial%s%s", oversold,
+	snprintf(d, sizeof(d), "%lld SKUs with stock < 0 or sold + stock + in transit != initial%s%s", oversold,
 		 bad_sku ? ", e.g. " : "", bad_sku ? bad_sku : "");
 	fails += check(rep, out, n > 0 && oversold == 0, "no SKU oversold", n ? d : "no SKUs found");
 	snprintf(d, sizeof(d), "%lld users over their limit, %lld SKUs whose users' units != sold",
@@ -339,6 +380,9 @@ int verify_run(const struct verify_opts *o, struct verify_report *rep, FILE *out
 	}
 	snprintf(d, sizeof(d), "%lld reservations still pending", pending);
 	fails += check(rep, out, pending == 0, "pending ledger empty", d);
+	snprintf(d, sizeof(d), "%lld units taken from a bucket and not given to another, %lld transfers "
+			       "in the donors' ledgers", stranded, xfers);
+	fails += check(rep, out, stranded == 0 && xfers == 0, "no units stranded between buckets", d);
 	if (o->have_client)
 		snprintf(d, sizeof(d), "%llu of %llu keyed orders in the topic reuse a key; %llu keys "
 				       "answered with two order ids",

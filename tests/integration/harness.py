@@ -69,7 +69,8 @@ class Env:
 
     def stock(self, conf, sku):
         """`stock show` parsed into a dict of ints (and the sku)."""
-        line = self.flashgate(conf, "stock", "show", sku).stdout.strip()
+        # The first line is the SKU's; a bucketed SKU adds one line per bucket.
+        line = self.flashgate(conf, "stock", "show", sku).stdout.strip().splitlines()[0]
         out = {}
         for part in line.split():
             k, v = part.split("=", 1)
