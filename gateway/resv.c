@@ -265,9 +265,9 @@ int resv_init(struct worker *w, const struct script_shas *shas)
 
 	r->connect_timeout.tv_sec = cfg->redis_timeout_ms / 1000;
 	r->connect_timeout.tv_nsec = (long long)(cfg->redis_timeout_ms % 1000) * 1000000;
-	/* Every request may have one command queued, plus the script loads. */
-	/* A rebalancing order can have a transfer's command and its renewed
-	 * reservation queued at once. */
+	/* Every request may have one command queued, plus the script loads;
+	 * with buckets, a rebalancing order two (a transfer's give and its
+	 * renewed reservation). */
 	r->cap = (cfg->redis_buckets > 1 ? 2 : 1) * cfg->max_inflight + cfg->max_connections + 16;
 	size_t scripts = 0;
 	for (unsigned i = 0; i < SCRIPT_N; i++)
@@ -339,8 +339,8 @@ static int put_cmd(struct worker *w, uint8_t kind, struct req *req, int argc, co
 
 /* One step of a transfer of units from bucket req->donor to req->bucket
  * (see script.h: take, give, then HDEL of the donor's entry). The
- * transfer's id is the order's and its take count,
- * unique because an order takes at most once per count. */
+ * transfer's id is the order's id and its take count: unique, because an
+ * order takes at most once per count. */
 static int put_transfer(struct worker *w, uint8_t kind, struct req *req, const char *oid)
 {
 	struct resv *r = w->resv;
