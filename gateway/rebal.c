@@ -30,7 +30,7 @@ static void conclude(struct worker *w, struct req *r)
 static void next_donor(struct worker *w, struct req *r)
 {
 	unsigned k = w->cfg->redis_buckets;
-	if (r->empties >= k - 1 && !r->transit) {
+	if (k <= 1 || (r->empties >= k - 1 && !r->transit)) {
 		conclude(w, r);
 		return;
 	}

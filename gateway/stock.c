@@ -59,6 +59,18 @@ static redisReply *checked(redisContext *rc, redisReply *reply, const char *what
 	return reply;
 }
 
+/* The next reply of a pipeline, or NULL (reported) when the connection
+ * failed. An error reply is returned as it is: the caller judges it. */
+static redisReply *next_reply(redisContext *c, const char *what)
+{
+	void *v = NULL;
+	if (redisGetReply(c, &v) != REDIS_OK) {
+		fprintf(stderr, "flashgate: redis %s: %s\n", what, c->errstr);
+		return NULL;
+	}
+	return v;
+}
+
 /* The bucket count sku was loaded with: >= 1, -ENOENT when it is not
  * loaded (reported), -EIO. */
 static int sku_buckets(redisContext *c, const char *sku)
@@ -250,13 +262,11 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 	for (size_t i = 0; i < n; i++)
 		redisAppendCommand(c, "HGET " KEYS_SKU_FMT " buckets", rows[i].sku);
 	for (size_t i = 0; i < n; i++) {
-		void *v = NULL;
-		if (redisGetReply(c, &v) != REDIS_OK) {
-			fprintf(stderr, "flashgate: redis stock load: %s\n", c->errstr);
+		redisReply *rr = next_reply(c, "stock load");
+		if (!rr) {
 			rc = -EIO;
 			goto out;
 		}
-		redisReply *rr = v;
 		int was = rr->type == REDIS_REPLY_STRING ? atoi(rr->str) : 1;
 		old_k[i] = was >= 1 && was <= BKT_MAX ? (unsigned)was : BKT_MAX;
 		freeReplyObject(rr);
@@ -296,13 +306,11 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 	redisAppendCommand(c, "EXEC");
 	cmds++;
 	for (size_t i = 0; i < cmds; i++) {
-		void *v = NULL;
-		if (redisGetReply(c, &v) != REDIS_OK) {
-			fprintf(stderr, "flashgate: redis stock load: %s\n", c->errstr);
+		redisReply *rr = next_reply(c, "stock load");
+		if (!rr) {
 			rc = -EIO;
 			goto out;
 		}
-		redisReply *rr = v;
 		if (rr->type == REDIS_REPLY_ERROR || (i == cmds - 1 && rr->type != REDIS_REPLY_ARRAY)) {
 			fprintf(stderr, "flashgate: redis stock load failed: %s\n",
 				rr->type == REDIS_REPLY_ERROR ? rr->str : "transaction aborted");
@@ -342,14 +350,13 @@ int stock_show(const struct cfg *cfg, const char *sku, FILE *out)
 	}
 	for (int b = 0; b < k; b++) {
 		redisReply *v[3] = {NULL, NULL, NULL};
-		for (int j = 0; j < 3; j++) {
-			void *got = NULL;
-			if (redisGetReply(c, &got) != REDIS_OK) {
-				fprintf(stderr, "flashgate: redis stock show: %s\n", c->errstr);
+		for (int j = 0; j < 3 && rc == 0; j++)
+			if (!(v[j] = next_reply(c, "stock show")))
 				rc = -EIO;
-				goto out;
-			}
-			v[j] = got;
+		if (rc < 0) {
+			for (int j = 0; j < 3; j++)
+				freeReplyObject(v[j]);
+			goto out;
 		}
 		redisReply *h = v[0];
 		if (h->type != REDIS_REPLY_ARRAY || h->elements != 3 || h->element[0]->type != REDIS_REPLY_STRING ||
@@ -473,12 +480,9 @@ static int read_lookup(redisContext *c)
 {
 	int found = 0;
 	for (int k = 0; k < 3; k++) {
-		void *v = NULL;
-		if (redisGetReply(c, &v) != REDIS_OK) {
-			fprintf(stderr, "flashgate: redis HEXISTS: %s\n", c->errstr);
+		redisReply *r = next_reply(c, "HEXISTS");
+		if (!r)
 			return -EIO;
-		}
-		redisReply *r = v;
 		found |= r->type == REDIS_REPLY_INTEGER && r->integer == 1;
 		freeReplyObject(r);
 	}
