@@ -28,7 +28,7 @@ endif
 DEP_CFLAGS := $(shell pkg-config --cflags liburing hiredis rdkafka inih 2>/dev/null)
 DEP_LIBS   := $(shell pkg-config --libs liburing hiredis rdkafka inih 2>/dev/null)
 
-CORE_SRC    := core/http.c core/order.c core/oid.c core/cfg.c core/hist.c core/tscan.c core/bucket.c
+CORE_SRC    := core/http.c core/order.c core/oid.c core/cfg.c core/hist.c core/tscan.c core/bucket.c core/rcl.c
 GATEWAY_SRC := gateway/main.c gateway/worker.c gateway/conn.c gateway/flow.c \
                gateway/resv.c gateway/kpub.c gateway/script.c gateway/stock.c \
                gateway/reconcile.c gateway/skucache.c gateway/admin.c gateway/rebal.c

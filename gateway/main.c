@@ -61,9 +61,18 @@ static int serve(const struct cfg *cfg)
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		n = cpus < 1 ? 1 : cpus > OID_MAX_WORKER + 1 ? OID_MAX_WORKER + 1 : (unsigned)cpus;
 	}
-	if (stock_load_scripts(cfg, &shas) < 0) {
+	bool cluster = false;
+	if (stock_load_scripts(cfg, &shas, &cluster) < 0) {
 		fprintf(stderr, "flashgate: cannot load the reservation scripts into redis %s:%u; "
 				"is it running?\n", cfg->redis_host, cfg->redis_port);
+		return 1;
+	}
+	if (cluster) {
+		/* Each worker holds one connection and would get MOVED for most
+		 * keys: refuse at once rather than answer 503s. */
+		fprintf(stderr, "flashgate: redis %s:%u is a Redis Cluster node; the gateway does not route "
+				"reservations by slot yet (the stock, reconcile and flashload --verify commands "
+				"do): point [redis] at a single server\n", cfg->redis_host, cfg->redis_port);
 		return 1;
 	}
 

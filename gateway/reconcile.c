@@ -12,6 +12,7 @@
 #include "../core/bucket.h"
 #include "../core/keys.h"
 #include "../core/oid.h"
+#include "../core/rcl.h"
 #include "../core/order.h"
 #include "../core/tscan.h"
 #include "script.h"
@@ -78,9 +79,11 @@ static int cmp_id(const void *a, const void *b)
 
 /* The bucket count sku was loaded with (1 for a SKU loaded before
  * buckets existed), or -EIO. */
-static int buckets_of(redisContext *c, const char *sku)
+static int buckets_of(struct rcl *c, const char *sku)
 {
-	redisReply *r = redisCommand(c, "HGET " KEYS_SKU_FMT " buckets", sku);
+	char key[KEYS_MAX];
+	snprintf(key, sizeof(key), KEYS_SKU_FMT, sku);
+	redisReply *r = rcl_command(c, key, "HGET %s buckets", key);
 	int k = -EIO;
 	if (r && (r->type == REDIS_REPLY_NIL || r->type == REDIS_REPLY_STRING)) {
 		k = r->type == REDIS_REPLY_NIL ? 1 : atoi(r->str);
@@ -89,20 +92,20 @@ static int buckets_of(redisContext *c, const char *sku)
 	}
 	if (k < 0)
 		fprintf(stderr, "flashgate: reconcile: the bucket count of SKU %s: %s\n", sku,
-			!r ? c->errstr : r->type == REDIS_REPLY_ERROR ? r->str : "unreadable");
+			!r ? rcl_error(c) : r->type == REDIS_REPLY_ERROR ? r->str : "unreadable");
 	freeReplyObject(r);
 	return k;
 }
 
-static int read_bucket_ledger(redisContext *c, const char *sku, unsigned bucket, int64_t older_than,
+static int read_bucket_ledger(struct rcl *c, const char *sku, unsigned bucket, int64_t older_than,
 			      struct entries *es, size_t *total);
 
-static int read_ledger(redisContext *c, int64_t older_than, struct entries *es, size_t *total)
+static int read_ledger(struct rcl *c, int64_t older_than, struct entries *es, size_t *total)
 {
-	redisReply *skus = redisCommand(c, "SMEMBERS %s", KEYS_SKU_SET);
+	redisReply *skus = rcl_command(c, KEYS_SKU_SET, "SMEMBERS %s", KEYS_SKU_SET);
 	if (!skus || skus->type != REDIS_REPLY_ARRAY) {
 		fprintf(stderr, "flashgate: reconcile: SMEMBERS %s: %s\n", KEYS_SKU_SET,
-			skus && skus->type == REDIS_REPLY_ERROR ? skus->str : c->errstr);
+			skus && skus->type == REDIS_REPLY_ERROR ? skus->str : rcl_error(c));
 		freeReplyObject(skus);
 		return -EIO;
 	}
@@ -120,13 +123,13 @@ static int read_ledger(redisContext *c, int64_t older_than, struct entries *es, 
 }
 
 /* The pending ledger of one bucket of sku. */
-static int read_bucket_ledger(redisContext *c, const char *sku, unsigned bucket, int64_t older_than,
+static int read_bucket_ledger(struct rcl *c, const char *sku, unsigned bucket, int64_t older_than,
 			      struct entries *es, size_t *total)
 {
 	char key[KEYS_MAX], tag[BKT_TAG_MAX];
 	bkt_tag(tag, sku, bucket);
 	snprintf(key, sizeof(key), KEYS_PENDING_FMT, tag);
-	redisReply *h = redisCommand(c, "HGETALL %s", key);
+	redisReply *h = rcl_command(c, key, "HGETALL %s", key);
 	if (!h || h->type != REDIS_REPLY_ARRAY) {
 		fprintf(stderr, "flashgate: reconcile: HGETALL %s failed\n", key);
 		freeReplyObject(h);
@@ -172,11 +175,11 @@ static int on_record(void *arg, const char *payload, size_t len)
 	return 0;
 }
 
-static int redis_int(redisContext *c, redisReply *r, const char *what, long long *out)
+static int redis_int(struct rcl *c, redisReply *r, const char *what, long long *out)
 {
 	if (!r || r->type != REDIS_REPLY_INTEGER) {
 		fprintf(stderr, "flashgate: reconcile: %s: %s\n", what,
-			!r ? c->errstr : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+			!r ? rcl_error(c) : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
 		freeReplyObject(r);
 		return -EIO;
 	}
@@ -224,7 +227,7 @@ static rd_kafka_t *new_producer(const struct cfg *cfg)
 }
 
 /* Claims, publishes and confirms the entries missing from the topic. */
-static int complete(redisContext *c, const struct cfg *cfg, struct entries *es, int64_t timeout_ms)
+static int complete(struct rcl *c, const struct cfg *cfg, struct entries *es, int64_t timeout_ms)
 {
 	rd_kafka_t *rk = new_producer(cfg);
 	if (!rk)
@@ -239,7 +242,7 @@ static int complete(redisContext *c, const struct cfg *cfg, struct entries *es, 
 		long long claimed;
 		snprintf(key, sizeof(key), KEYS_PENDING_FMT, e->tag);
 		oid_format(e->rec.order_id, id);
-		if (redis_int(c, redisCommand(c, "EVAL %s 1 %s %s", script_claim_lua, key, id), "claim",
+		if (redis_int(c, rcl_command(c, key, "EVAL %s 1 %s %s", script_claim_lua, key, id), "claim",
 			      &claimed) < 0) {
 			rc = -EIO;
 			break;
@@ -274,9 +277,9 @@ static int complete(redisContext *c, const struct cfg *cfg, struct entries *es, 
 /* Gives the units of each old transfer still in a donor's ledger to its
  * bucket (give is idempotent through the arrival mark) and removes the
  * entry: what a crash between the two halves of a transfer left. */
-static int finish_transfers(redisContext *c, int64_t older_than, bool dry_run, FILE *out)
+static int finish_transfers(struct rcl *c, int64_t older_than, bool dry_run, FILE *out)
 {
-	redisReply *skus = redisCommand(c, "SMEMBERS %s", KEYS_SKU_SET);
+	redisReply *skus = rcl_command(c, KEYS_SKU_SET, "SMEMBERS %s", KEYS_SKU_SET);
 	if (!skus || skus->type != REDIS_REPLY_ARRAY) {
 		fprintf(stderr, "flashgate: reconcile: SMEMBERS %s failed\n", KEYS_SKU_SET);
 		freeReplyObject(skus);
@@ -295,7 +298,7 @@ static int finish_transfers(redisContext *c, int64_t older_than, bool dry_run, F
 			char tag[BKT_TAG_MAX], xfer[KEYS_MAX];
 			bkt_tag(tag, sku, (unsigned)b);
 			snprintf(xfer, sizeof(xfer), KEYS_XFER_FMT, tag);
-			redisReply *h = redisCommand(c, "HGETALL %s", xfer);
+			redisReply *h = rcl_command(c, xfer, "HGETALL %s", xfer);
 			if (!h || h->type != REDIS_REPLY_ARRAY) {
 				fprintf(stderr, "flashgate: reconcile: HGETALL %s failed\n", xfer);
 				freeReplyObject(h);
@@ -320,9 +323,11 @@ static int finish_transfers(redisContext *c, int64_t older_than, bool dry_run, F
 				}
 				if (ms < oldest_giveable) {
 					/* Its arrival mark may have expired: giving could count it twice. */
+					char to_tag[BKT_TAG_MAX];
+					bkt_tag(to_tag, sku, to);
 					fprintf(stderr, "flashgate: reconcile: %s %s: %llu units in transit for more than "
-							"%d days; check fg:{%s#%u} by hand\n",
-						xfer, xid, n, KEYS_XFER_GIVE_MAX_S / 86400, sku, to);
+							"%d days; check " KEYS_SKU_FMT " by hand\n",
+						xfer, xid, n, KEYS_XFER_GIVE_MAX_S / 86400, to_tag);
 					too_old++;
 					continue;
 				}
@@ -336,9 +341,9 @@ static int finish_transfers(redisContext *c, int64_t older_than, bool dry_run, F
 				bkt_tag(to_tag, sku, to);
 				snprintf(k1, sizeof(k1), KEYS_SKU_FMT, to_tag);
 				snprintf(k2, sizeof(k2), KEYS_XIN_FMT, to_tag, xid);
-				if (redis_int(c, redisCommand(c, "EVAL %s 2 %s %s %llu %d", script_give_lua, k1, k2, n,
+				if (redis_int(c, rcl_command(c, k1, "EVAL %s 2 %s %s %llu %d", script_give_lua, k1, k2, n,
 							      KEYS_XIN_TTL_S), "transfer give", &given) < 0 ||
-				    redis_int(c, redisCommand(c, "HDEL %s %s", xfer, xid), "transfer done", &gone) < 0) {
+				    redis_int(c, rcl_command(c, xfer, "HDEL %s %s", xfer, xid), "transfer done", &gone) < 0) {
 					rc = -EIO;
 					break;
 				}
@@ -360,8 +365,6 @@ static int finish_transfers(redisContext *c, int64_t older_than, bool dry_run, F
 
 int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *out)
 {
-	struct timeval tv = {.tv_sec = cfg->redis_timeout_ms / 1000,
-			     .tv_usec = (cfg->redis_timeout_ms % 1000) * 1000};
 	struct entries es = {0};
 	size_t total = 0;
 	int rc = 0;
@@ -369,11 +372,10 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 	int64_t min_age = o->min_age_ms >= 0 ? o->min_age_ms : 2 * (int64_t)cfg->kafka_message_timeout_ms;
 	int64_t older_than = now_ms() - min_age;
 
-	redisContext *c = redisConnectWithTimeout(cfg->redis_host, (int)cfg->redis_port, tv);
-	if (!c || c->err) {
-		fprintf(stderr, "flashgate: reconcile: redis %s:%u: %s\n", cfg->redis_host,
-			cfg->redis_port, c ? c->errstr : "out of memory");
-		redisFree(c);
+	char err[512];
+	struct rcl *c = rcl_open(cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms, err, sizeof(err));
+	if (!c) {
+		fprintf(stderr, "flashgate: reconcile: %s\n", err);
 		return -ECONNREFUSED;
 	}
 	/* Transfers first: a transfer left in flight is stock no order can
@@ -394,7 +396,6 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 	for (size_t i = 0; i < es.n; i++)
 		if (es.v[i].rec.accepted_at_ms < since)
 			since = es.v[i].rec.accepted_at_ms;
-	char err[512];
 	long long scanned = tscan_read(cfg->kafka_brokers, cfg->kafka_topic, since - SCAN_SLACK_MS, 120,
 				       on_record, &es, err, sizeof(err));
 	if (scanned < 0) {
@@ -428,8 +429,8 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 			oid_format(e->rec.order_id, id);
 			/* Releasing frees the order's Idempotency-Key: a retry may order anew. */
 			redisReply *rr = e->idem[0]
-				? redisCommand(c, "EVAL %s 4 %s %s %s %s %s", script_release_lua, k1, k2, k3, k4, id)
-				: redisCommand(c, "EVAL %s 3 %s %s %s %s", script_release_lua, k1, k2, k3, id);
+				? rcl_command(c, k1, "EVAL %s 4 %s %s %s %s %s", script_release_lua, k1, k2, k3, k4, id)
+				: rcl_command(c, k1, "EVAL %s 3 %s %s %s %s", script_release_lua, k1, k2, k3, id);
 			rc = redis_int(c, rr, "release", &released);
 			/* 0: its gateway settled it meanwhile; nothing was ours to give back. */
 			if (rc == 0)
@@ -448,7 +449,7 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 			snprintf(pending, sizeof(pending), KEYS_PENDING_FMT, e->tag);
 			snprintf(orders, sizeof(orders), KEYS_ORDERS_FMT, e->tag);
 			oid_format(e->rec.order_id, id);
-			if (redis_int(c, redisCommand(c, "EVAL %s 2 %s %s %s", script_confirm_lua, pending, orders, id),
+			if (redis_int(c, rcl_command(c, pending, "EVAL %s 2 %s %s %s", script_confirm_lua, pending, orders, id),
 				      "confirm", &gone) < 0) {
 				rc = -EIO;
 				failed++;
@@ -469,6 +470,6 @@ out:
 	if (rc == 0 && xfer_rc < 0)
 		rc = xfer_rc;
 	free(es.v);
-	redisFree(c);
+	rcl_close(c);
 	return rc;
 }

@@ -11,6 +11,7 @@
 #include "../core/bucket.h"
 #include "../core/keys.h"
 #include "../core/oid.h"
+#include "../core/rcl.h"
 #include "../core/order.h"
 
 #define STOCK_MAX 1000000000000ull
@@ -25,30 +26,20 @@ struct row {
 static const char header3[] = "sku,stock,per_user_limit";
 static const char header5[] = "sku,stock,per_user_limit,starts_at_ms,ends_at_ms";
 
-static redisContext *connect_redis(const struct cfg *cfg)
+static struct rcl *connect_redis(const struct cfg *cfg)
 {
-	struct timeval tv = {.tv_sec = cfg->redis_timeout_ms / 1000,
-			     .tv_usec = (cfg->redis_timeout_ms % 1000) * 1000};
-	redisContext *rc = redisConnectWithTimeout(cfg->redis_host, (int)cfg->redis_port, tv);
-	if (!rc || rc->err) {
-		fprintf(stderr, "flashgate: redis %s:%u: %s\n", cfg->redis_host, cfg->redis_port,
-			rc ? rc->errstr : "out of memory");
-		redisFree(rc);
-		return NULL;
-	}
-	if (redisSetTimeout(rc, tv) != REDIS_OK) {
-		fprintf(stderr, "flashgate: redis: cannot set timeout\n");
-		redisFree(rc);
-		return NULL;
-	}
-	return rc;
+	char err[300];
+	struct rcl *c = rcl_open(cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms, err, sizeof(err));
+	if (!c)
+		fprintf(stderr, "flashgate: %s\n", err);
+	return c;
 }
 
 /* A reply that is an error or missing, reported; NULL means failure. */
-static redisReply *checked(redisContext *rc, redisReply *reply, const char *what)
+static redisReply *checked(struct rcl *c, redisReply *reply, const char *what)
 {
 	if (!reply) {
-		fprintf(stderr, "flashgate: redis %s: %s\n", what, rc->errstr);
+		fprintf(stderr, "flashgate: redis %s: %s\n", what, rcl_error(c));
 		return NULL;
 	}
 	if (reply->type == REDIS_REPLY_ERROR) {
@@ -59,25 +50,13 @@ static redisReply *checked(redisContext *rc, redisReply *reply, const char *what
 	return reply;
 }
 
-/* The next reply of a pipeline, or NULL (reported) when the connection
- * failed. An error reply is returned as it is: the caller judges it. */
-static redisReply *next_reply(redisContext *c, const char *what)
-{
-	void *v = NULL;
-	if (redisGetReply(c, &v) != REDIS_OK) {
-		fprintf(stderr, "flashgate: redis %s: %s\n", what, c->errstr);
-		return NULL;
-	}
-	return v;
-}
-
 /* The bucket count sku was loaded with: >= 1, -ENOENT when it is not
  * loaded (reported), -EIO. */
-static int sku_buckets(redisContext *c, const char *sku)
+static int sku_buckets(struct rcl *c, const char *sku)
 {
 	char key[KEYS_MAX];
 	snprintf(key, sizeof(key), KEYS_SKU_FMT, sku);
-	redisReply *r = checked(c, redisCommand(c, "HMGET %s stock buckets", key), "HMGET");
+	redisReply *r = checked(c, rcl_command(c, key, "HMGET %s stock buckets", key), "HMGET");
 	if (!r)
 		return -EIO;
 	int k = -ENOENT;
@@ -230,6 +209,16 @@ out:
 	return 0;
 }
 
+/* One bucket's keys cleared and, unless ARGV[1] is empty (a bucket of an
+ * earlier load with more buckets), its hash written: atomic per bucket. */
+static const char load_bucket_lua[] =
+	"redis.call('DEL', unpack(KEYS))\n"
+	"if ARGV[1] == '' then return 0 end\n"
+	"redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'limit', ARGV[2], 'sold', 0, 'initial', ARGV[1],\n"
+	"  'loaded_at_ms', ARGV[3], 'starts', ARGV[4], 'ends', ARGV[5], 'buckets', ARGV[6],\n"
+	"  'moved_in', 0, 'moved_out', 0)\n"
+	"return 1\n";
+
 int stock_load(const struct cfg *cfg, const char *csv_path)
 {
 	struct row *rows = NULL;
@@ -237,13 +226,14 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 	int rc = read_csv(csv_path, &rows, &n);
 	if (rc < 0)
 		return rc;
-	redisContext *c = connect_redis(cfg);
+	struct rcl *c = connect_redis(cfg);
 	if (!c) {
 		free(rows);
 		return -ECONNREFUSED;
 	}
+	bool multi = !rcl_is_cluster(c);
 	unsigned *old_k = NULL;
-	redisReply *reply = checked(c, redisCommand(c, "TIME"), "TIME");
+	redisReply *reply = checked(c, rcl_command(c, NULL, "TIME"), "TIME");
 	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
 		rc = -EIO;
 		goto out;
@@ -259,10 +249,10 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 		rc = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++)
-		redisAppendCommand(c, "HGET " KEYS_SKU_FMT " buckets", rows[i].sku);
 	for (size_t i = 0; i < n; i++) {
-		redisReply *rr = next_reply(c, "stock load");
+		char key[KEYS_MAX];
+		snprintf(key, sizeof(key), KEYS_SKU_FMT, rows[i].sku);
+		redisReply *rr = checked(c, rcl_command(c, key, "HGET %s buckets", key), "stock load");
 		if (!rr) {
 			rc = -EIO;
 			goto out;
@@ -272,58 +262,65 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 		freeReplyObject(rr);
 	}
 
-	/* All SKUs in one transaction: readers never see half a file. */
-	size_t cmds = 0;
-	redisAppendCommand(c, "MULTI");
-	cmds++;
-	unsigned long long total = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned span = old_k[i] > k ? old_k[i] : k;
-		for (unsigned b = 0; b < span; b++) {
-			char tag[BKT_TAG_MAX], k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], k4[KEYS_MAX],
-				k5[KEYS_MAX], k6[KEYS_MAX];
-			bkt_tag(tag, rows[i].sku, b);
-			snprintf(k1, sizeof(k1), KEYS_SKU_FMT, tag);
-			snprintf(k2, sizeof(k2), KEYS_USERS_FMT, tag);
-			snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, tag);
-			snprintf(k4, sizeof(k4), KEYS_ORDERS_FMT, tag);
-			snprintf(k5, sizeof(k5), KEYS_RETURNED_FMT, tag);
-			snprintf(k6, sizeof(k6), KEYS_XFER_FMT, tag);
-			redisAppendCommand(c, "DEL %s %s %s %s %s %s", k1, k2, k3, k4, k5, k6);
-			cmds++;
-			if (b >= k)
-				continue;
-			unsigned long long share = bkt_share(rows[i].stock, k, b);
-			redisAppendCommand(c, "HSET %s stock %llu limit %llu sold 0 initial %llu loaded_at_ms %lld "
-					      "starts %llu ends %llu buckets %u moved_in 0 moved_out 0",
-					   k1, share, rows[i].limit, share, now_ms, rows[i].starts, rows[i].ends, k);
-			cmds++;
-		}
-		redisAppendCommand(c, "SADD %s %s", KEYS_SKU_SET, rows[i].sku);
-		cmds++;
-		total += rows[i].stock;
-	}
-	redisAppendCommand(c, "EXEC");
-	cmds++;
-	for (size_t i = 0; i < cmds; i++) {
-		redisReply *rr = next_reply(c, "stock load");
-		if (!rr) {
+	/* On one server all SKUs go in one transaction, so readers never see
+	 * half a file. A cluster cannot run a transaction across slots: there
+	 * each bucket is written atomically, one after the other. */
+	if (multi) {
+		if (!(reply = checked(c, rcl_command(c, NULL, "MULTI"), "MULTI"))) {
 			rc = -EIO;
 			goto out;
 		}
-		if (rr->type == REDIS_REPLY_ERROR || (i == cmds - 1 && rr->type != REDIS_REPLY_ARRAY)) {
-			fprintf(stderr, "flashgate: redis stock load failed: %s\n",
-				rr->type == REDIS_REPLY_ERROR ? rr->str : "transaction aborted");
-			rc = -EIO;
+		freeReplyObject(reply);
+	}
+	unsigned long long total = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		unsigned span = old_k[i] > k ? old_k[i] : k;
+		for (unsigned b = 0; b < span && rc == 0; b++) {
+			char tag[BKT_TAG_MAX], key[6][KEYS_MAX], share[24] = "";
+			bkt_tag(tag, rows[i].sku, b);
+			snprintf(key[0], KEYS_MAX, KEYS_SKU_FMT, tag);
+			snprintf(key[1], KEYS_MAX, KEYS_USERS_FMT, tag);
+			snprintf(key[2], KEYS_MAX, KEYS_PENDING_FMT, tag);
+			snprintf(key[3], KEYS_MAX, KEYS_ORDERS_FMT, tag);
+			snprintf(key[4], KEYS_MAX, KEYS_RETURNED_FMT, tag);
+			snprintf(key[5], KEYS_MAX, KEYS_XFER_FMT, tag);
+			if (b < k)
+				snprintf(share, sizeof(share), "%llu", bkt_share(rows[i].stock, k, b));
+			reply = checked(c, rcl_command(c, key[0], "EVAL %s 6 %s %s %s %s %s %s %s %llu %lld %llu %llu %u",
+						       load_bucket_lua, key[0], key[1], key[2], key[3], key[4], key[5],
+						       share, rows[i].limit, now_ms, rows[i].starts, rows[i].ends, k),
+					"stock load");
+			rc = reply ? 0 : -EIO;
+			freeReplyObject(reply);
 		}
-		freeReplyObject(rr);
+		if (rc == 0) {
+			reply = checked(c, rcl_command(c, KEYS_SKU_SET, "SADD %s %s", KEYS_SKU_SET, rows[i].sku),
+					"stock load");
+			rc = reply ? 0 : -EIO;
+			freeReplyObject(reply);
+		}
+		total += rows[i].stock;
+	}
+	if (multi) {
+		/* After a failure, DISCARD: nothing of the file is written. */
+		reply = checked(c, rcl_command(c, NULL, rc == 0 ? "EXEC" : "DISCARD"), "stock load");
+		if (rc == 0 && (!reply || reply->type != REDIS_REPLY_ARRAY))
+			rc = -EIO;
+		for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+			if (reply->element[i]->type == REDIS_REPLY_ERROR) {
+				fprintf(stderr, "flashgate: redis stock load failed: %s\n", reply->element[i]->str);
+				rc = -EIO;
+				break;
+			}
+		}
+		freeReplyObject(reply);
 	}
 	if (rc == 0)
-		printf("loaded %zu SKUs (%llu units, %u bucket%s each) into redis %s:%u\n", n, total, k,
-		       k == 1 ? "" : "s", cfg->redis_host, cfg->redis_port);
+		printf("loaded %zu SKUs (%llu units, %u bucket%s each) into redis %s:%u%s\n", n, total, k,
+		       k == 1 ? "" : "s", cfg->redis_host, cfg->redis_port, multi ? "" : " (cluster)");
 out:
 	free(old_k);
-	redisFree(c);
+	rcl_close(c);
 	free(rows);
 	return rc;
 }
@@ -334,7 +331,7 @@ int stock_show(const struct cfg *cfg, const char *sku, FILE *out)
 		fprintf(stderr, "flashgate: sku '%s' must be 1-64 characters of A-Z a-z 0-9 . _ : -\n", sku);
 		return -EINVAL;
 	}
-	redisContext *c = connect_redis(cfg);
+	struct rcl *c = connect_redis(cfg);
 	if (!c)
 		return -ECONNREFUSED;
 	int k = sku_buckets(c, sku);
@@ -342,20 +339,21 @@ int stock_show(const struct cfg *cfg, const char *sku, FILE *out)
 	long long stock = 0, sold = 0, pending = 0, transit = 0;
 	char limit[24] = "?", lines[BKT_MAX][160];
 	for (int b = 0; b < k; b++) {
-		char tag[BKT_TAG_MAX];
+		char tag[BKT_TAG_MAX], key[3][KEYS_MAX];
 		bkt_tag(tag, sku, (unsigned)b);
-		redisAppendCommand(c, "HMGET " KEYS_SKU_FMT " stock limit sold", tag);
-		redisAppendCommand(c, "HLEN " KEYS_PENDING_FMT, tag);
-		redisAppendCommand(c, "HVALS " KEYS_XFER_FMT, tag);
-	}
-	for (int b = 0; b < k; b++) {
-		redisReply *v[3] = {NULL, NULL, NULL};
-		for (int j = 0; j < 3 && rc == 0; j++)
-			if (!(v[j] = next_reply(c, "stock show")))
-				rc = -EIO;
-		if (rc < 0) {
+		snprintf(key[0], KEYS_MAX, KEYS_SKU_FMT, tag);
+		snprintf(key[1], KEYS_MAX, KEYS_PENDING_FMT, tag);
+		snprintf(key[2], KEYS_MAX, KEYS_XFER_FMT, tag);
+		redisReply *v[3] = {
+			rcl_command(c, key[0], "HMGET %s stock limit sold", key[0]),
+			rcl_command(c, key[1], "HLEN %s", key[1]),
+			rcl_command(c, key[2], "HVALS %s", key[2]),
+		};
+		if (!v[0] || !v[1] || !v[2]) {
+			fprintf(stderr, "flashgate: redis stock show: %s\n", rcl_error(c));
 			for (int j = 0; j < 3; j++)
 				freeReplyObject(v[j]);
+			rc = -EIO;
 			goto out;
 		}
 		redisReply *h = v[0];
@@ -397,7 +395,7 @@ int stock_show(const struct cfg *cfg, const char *sku, FILE *out)
 		}
 	}
 out:
-	redisFree(c);
+	rcl_close(c);
 	return rc;
 }
 
@@ -417,7 +415,7 @@ static int adjust_stock(const struct cfg *cfg, const char *sku, const char *unit
 		fprintf(stderr, "flashgate: units '%s' must be an integer %llu..%llu\n", units, min, STOCK_MAX);
 		return -EINVAL;
 	}
-	redisContext *c = connect_redis(cfg);
+	struct rcl *c = connect_redis(cfg);
 	if (!c)
 		return -ECONNREFUSED;
 	int k = sku_buckets(c, sku);
@@ -426,8 +424,8 @@ static int adjust_stock(const struct cfg *cfg, const char *sku, const char *unit
 		char tag[BKT_TAG_MAX], key[KEYS_MAX];
 		bkt_tag(tag, sku, (unsigned)b);
 		snprintf(key, sizeof(key), KEYS_SKU_FMT, tag);
-		redisReply *r = checked(c, redisCommand(c, "EVAL %s 1 %s %llu", lua, key,
-							bkt_share(n, (unsigned)k, (unsigned)b)), what);
+		redisReply *r = checked(c, rcl_command(c, key, "EVAL %s 1 %s %llu", lua, key,
+							 bkt_share(n, (unsigned)k, (unsigned)b)), what);
 		if (!r) {
 			rc = -EIO;
 		} else if (r->type != REDIS_REPLY_INTEGER) {
@@ -440,7 +438,7 @@ static int adjust_stock(const struct cfg *cfg, const char *sku, const char *unit
 		if (r)
 			freeReplyObject(r);
 	}
-	redisFree(c);
+	rcl_close(c);
 	return rc < 0 ? rc : stock_show(cfg, sku, out);
 }
 
@@ -466,39 +464,37 @@ int stock_set(const struct cfg *cfg, const char *sku, const char *units, FILE *o
 	return adjust_stock(cfg, sku, units, 0, set_lua, "stock set", out);
 }
 
-/* Whether bucket tag's ledgers hold order id: three HEXISTS, pipelined by
- * the caller. */
-static void append_lookup(redisContext *c, const char *tag, const char *id)
+/* 1 when bucket tag's ledgers (settled, returned or pending) hold order
+ * id, 0 when not, -EIO. */
+static int in_bucket(struct rcl *c, const char *tag, const char *id)
 {
-	redisAppendCommand(c, "HEXISTS " KEYS_ORDERS_FMT " %s", tag, id);
-	redisAppendCommand(c, "HEXISTS " KEYS_RETURNED_FMT " %s", tag, id);
-	redisAppendCommand(c, "HEXISTS " KEYS_PENDING_FMT " %s", tag, id);
-}
-
-/* 1 when the next three replies say found, 0 when not, -EIO. */
-static int read_lookup(redisContext *c)
-{
-	int found = 0;
-	for (int k = 0; k < 3; k++) {
-		redisReply *r = next_reply(c, "HEXISTS");
+	char keys[3][KEYS_MAX];
+	snprintf(keys[0], KEYS_MAX, KEYS_ORDERS_FMT, tag);
+	snprintf(keys[1], KEYS_MAX, KEYS_RETURNED_FMT, tag);
+	snprintf(keys[2], KEYS_MAX, KEYS_PENDING_FMT, tag);
+	for (int i = 0; i < 3; i++) {
+		const char *key = keys[i];
+		redisReply *r = checked(c, rcl_command(c, key, "HEXISTS %s %s", key, id), "HEXISTS");
 		if (!r)
 			return -EIO;
-		found |= r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+		bool found = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
 		freeReplyObject(r);
+		if (found)
+			return 1;
 	}
-	return found;
+	return 0;
 }
 
 /* The SKU bucket whose ledgers hold order id (an order lives in its
  * user's home bucket, which only the order knows): the buckets of sku, or
  * of every loaded SKU when sku is "", are asked, pipelined. 1 found (tag
  * and sku filled), 0 not found, -errno. */
-static int find_order(redisContext *c, const char *id, char *sku, char *tag)
+static int find_order(struct rcl *c, const char *id, char *sku, char *tag)
 {
 	redisReply *members = NULL;
 	size_t n = 1;
 	if (!sku[0]) {
-		members = checked(c, redisCommand(c, "SMEMBERS %s", KEYS_SKU_SET), "SMEMBERS");
+		members = checked(c, rcl_command(c, KEYS_SKU_SET, "SMEMBERS %s", KEYS_SKU_SET), "SMEMBERS");
 		if (!members)
 			return -EIO;
 		n = members->elements;
@@ -511,22 +507,14 @@ static int find_order(redisContext *c, const char *id, char *sku, char *tag)
 			rc = k;
 			break;
 		}
-		char t[BKT_MAX][BKT_TAG_MAX];
-		for (int b = 0; b < k; b++) {
-			bkt_tag(t[b], s, (unsigned)b);
-			append_lookup(c, t[b], id);
-		}
-		for (int b = 0; b < k; b++) {
-			int found = read_lookup(c);
-			if (found < 0) {
-				rc = found;
-				break;
-			}
-			if (found && rc == 0) {
-				snprintf(tag, BKT_TAG_MAX, "%s", t[b]);
+		for (int b = 0; b < k && rc == 0; b++) {
+			char t[BKT_TAG_MAX];
+			bkt_tag(t, s, (unsigned)b);
+			rc = in_bucket(c, t, id);
+			if (rc == 1) {
+				snprintf(tag, BKT_TAG_MAX, "%s", t);
 				if (s != sku)
 					snprintf(sku, ORDER_ID_MAX + 1, "%s", s);
-				rc = 1;
 			}
 		}
 	}
@@ -548,7 +536,7 @@ int stock_release(const struct cfg *cfg, const char *order_id, const char *sku_a
 		fprintf(stderr, "flashgate: sku '%s' must be 1-64 characters of A-Z a-z 0-9 . _ : -\n", sku_arg);
 		return -EINVAL;
 	}
-	redisContext *c = connect_redis(cfg);
+	struct rcl *c = connect_redis(cfg);
 	if (!c)
 		return -ECONNREFUSED;
 	redisReply *r = NULL;
@@ -571,8 +559,8 @@ int stock_release(const struct cfg *cfg, const char *order_id, const char *sku_a
 	snprintf(k[2], KEYS_MAX, KEYS_ORDERS_FMT, tag);
 	snprintf(k[3], KEYS_MAX, KEYS_RETURNED_FMT, tag);
 	snprintf(k[4], KEYS_MAX, KEYS_PENDING_FMT, tag);
-	r = checked(c, redisCommand(c, "EVAL %s 5 %s %s %s %s %s %s", script_return_lua, k[0], k[1], k[2],
-				    k[3], k[4], order_id), "stock release");
+	r = checked(c, rcl_command(c, k[0], "EVAL %s 5 %s %s %s %s %s %s", script_return_lua, k[0], k[1], k[2],
+				     k[3], k[4], order_id), "stock release");
 	if (!r) {
 		rc = -EIO;
 	} else if (r->type != REDIS_REPLY_STRING) {
@@ -595,18 +583,19 @@ int stock_release(const struct cfg *cfg, const char *order_id, const char *sku_a
 out:
 	if (r)
 		freeReplyObject(r);
-	redisFree(c);
+	rcl_close(c);
 	return rc < 0 ? rc : stock_show(cfg, sku, out);
 }
 
-int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas)
+int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas, bool *cluster)
 {
-	redisContext *c = connect_redis(cfg);
+	struct rcl *c = connect_redis(cfg);
 	if (!c)
 		return -ECONNREFUSED;
 	int rc = 0;
+	*cluster = rcl_is_cluster(c);
 	for (int i = 0; i < SCRIPT_N && rc == 0; i++) {
-		redisReply *r = checked(c, redisCommand(c, "SCRIPT LOAD %s", script_src[i]), "SCRIPT LOAD");
+		redisReply *r = checked(c, rcl_command_all(c, "SCRIPT LOAD %s", script_src[i]), "SCRIPT LOAD");
 		if (!r) {
 			rc = -EIO;
 		} else if (r->type != REDIS_REPLY_STRING || r->len != SCRIPT_SHA_LEN) {
@@ -618,6 +607,6 @@ int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas)
 		if (r)
 			freeReplyObject(r);
 	}
-	redisFree(c);
+	rcl_close(c);
 	return rc;
 }

@@ -2,8 +2,9 @@
  * stock: the administrator's commands on a sale's stock in Redis
  * (`flashgate stock load FILE.csv`, `stock show SKU`, `stock add SKU N`,
  * `stock set SKU N`, `stock release ORDER_ID`), and the
- * start-up SCRIPT LOAD. Blocking hiredis: these run before or beside the
- * serving workers, never on the request path.
+ * start-up SCRIPT LOAD. Blocking (core/rcl.h, on one server or a Redis
+ * Cluster): these run before or beside the serving workers, never on the
+ * request path.
  *
  * Owns: the CSV format (header "sku,stock,per_user_limit"), its validation
  * (a bad file changes nothing), and the key layout of keys.h on write.
@@ -11,6 +12,7 @@
 #ifndef FG_STOCK_H
 #define FG_STOCK_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "../core/cfg.h"
@@ -33,7 +35,9 @@ int stock_release(const struct cfg *cfg, const char *order_id, const char *sku, 
  * SKU); units already sold stay sold, and initial becomes sold + N. */
 int stock_set(const struct cfg *cfg, const char *sku, const char *units, FILE *out)
 	__attribute__((warn_unused_result));
-int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas)
+/* Loads the scripts (on every master of a cluster) and says whether the
+ * server is a Redis Cluster node. */
+int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas, bool *cluster)
 	__attribute__((warn_unused_result));
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "../core/bucket.h"
 #include "../core/keys.h"
+#include "../core/rcl.h"
 #include "../core/order.h"
 #include "../core/tscan.h"
 
@@ -92,11 +93,11 @@ static long long num(const redisReply *r)
 
 /* Adds one bucket of a SKU (core/bucket.h) to its totals; bucket 0 also
  * tells how many there are. */
-static int read_bucket(redisContext *c, const char *tag, struct sku *s)
+static int read_bucket(struct rcl *c, const char *tag, struct sku *s)
 {
 	char key[KEYS_MAX];
 	snprintf(key, sizeof(key), KEYS_SKU_FMT, tag);
-	redisReply *h = redisCommand(c, "HMGET %s stock limit sold initial loaded_at_ms buckets moved_in moved_out",
+	redisReply *h = rcl_command(c, key, "HMGET %s stock limit sold initial loaded_at_ms buckets moved_in moved_out",
 				     key);
 	if (!h || h->type != REDIS_REPLY_ARRAY || h->elements != 8) {
 		fprintf(stderr, "flashload: verify: redis HMGET %s failed\n", key);
@@ -120,7 +121,7 @@ static int read_bucket(redisContext *c, const char *tag, struct sku *s)
 	freeReplyObject(h);
 
 	snprintf(key, sizeof(key), KEYS_USERS_FMT, tag);
-	redisReply *u = redisCommand(c, "HGETALL %s", key);
+	redisReply *u = rcl_command(c, key, "HGETALL %s", key);
 	if (!u || u->type != REDIS_REPLY_ARRAY) {
 		fprintf(stderr, "flashload: verify: redis HGETALL %s failed\n", key);
 		freeReplyObject(u);
@@ -139,8 +140,8 @@ static int read_bucket(redisContext *c, const char *tag, struct sku *s)
 	snprintf(xfer, sizeof(xfer), KEYS_XFER_FMT, tag);
 	long long pending = -1, xfers = -1;
 	for (int tries = 0; tries < 20; tries++) {
-		redisReply *p = redisCommand(c, "HLEN %s", key);
-		redisReply *x = redisCommand(c, "HLEN %s", xfer);
+		redisReply *p = rcl_command(c, key, "HLEN %s", key);
+		redisReply *x = rcl_command(c, xfer, "HLEN %s", xfer);
 		pending = p ? num(p) : -1;
 		xfers = x ? num(x) : -1;
 		freeReplyObject(p);
@@ -156,18 +157,16 @@ static int read_bucket(redisContext *c, const char *tag, struct sku *s)
 
 static int read_redis(const struct verify_opts *o, struct sku **out, size_t *n_out)
 {
-	struct timeval tv = {.tv_sec = 5};
-	redisContext *c = redisConnectWithTimeout(o->redis_host, (int)o->redis_port, tv);
+	char err[300];
+	struct rcl *c = rcl_open(o->redis_host, o->redis_port, 5000, err, sizeof(err));
 	struct sku *skus = NULL;
 	size_t n = 0;
 	int rc = 0;
-	if (!c || c->err) {
-		fprintf(stderr, "flashload: verify: redis %s:%u: %s\n", o->redis_host, o->redis_port,
-			c ? c->errstr : "out of memory");
-		redisFree(c);
+	if (!c) {
+		fprintf(stderr, "flashload: verify: %s\n", err);
 		return -ECONNREFUSED;
 	}
-	redisReply *members = redisCommand(c, "SMEMBERS %s", KEYS_SKU_SET);
+	redisReply *members = rcl_command(c, KEYS_SKU_SET, "SMEMBERS %s", KEYS_SKU_SET);
 	if (!members || members->type != REDIS_REPLY_ARRAY) {
 		fprintf(stderr, "flashload: verify: redis SMEMBERS %s failed\n", KEYS_SKU_SET);
 		rc = -EIO;
@@ -197,7 +196,7 @@ static int read_redis(const struct verify_opts *o, struct sku **out, size_t *n_o
 	qsort(skus, n, sizeof(*skus), cmp_sku);
 out:
 	freeReplyObject(members);
-	redisFree(c);
+	rcl_close(c);
 	if (rc < 0) {
 		free(skus);
 		return rc;

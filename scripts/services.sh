@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# services.sh up|down|status: the real Redis and Apache Kafka (KRaft, single
-# node) that flashgate's demo and tests run against, on loopback, on ports
-# that are not the services' defaults. `up` returns only when each service
-# answers (Redis: PING; Kafka: a metadata request listing the orders topic).
-# `down` stops exactly the processes `up` started, by their pid files.
+# services.sh up|down|status|cluster-up|cluster-down: the real Redis and
+# Apache Kafka (KRaft, single node) that flashgate's demo and tests run
+# against, on loopback, on ports that are not the services' defaults. `up`
+# returns only when each service answers (Redis: PING; Kafka: a metadata
+# request listing the orders topic). `down` stops exactly the processes `up`
+# (or `cluster-up`) started, by their pid files. `cluster-up` starts a
+# Redis Cluster of three masters (no replicas) on FG_REDIS_CLUSTER_PORT and
+# the two ports after it, made with `redis-cli --cluster create`, and
+# returns once every node says cluster_state:ok.
 #
 # Environment (defaults in brackets):
 #   FG_RUN_DIR         state, logs and pid files          [.run]
@@ -13,6 +17,7 @@
 #   FG_TOPIC           orders topic                       [orders]
 #   FG_PARTITIONS      partitions of the orders topic     [4]
 #   FG_KAFKA_HEAP      broker JVM heap                    [512m]
+#   FG_REDIS_CLUSTER_PORT  the first cluster node's port  [17001]
 #   FG_REDIS_AOF       1: append-only file, fsync always  [0: no persistence]
 #                      (fault tests restart Redis and need its data back)
 set -euo pipefail
@@ -23,6 +28,7 @@ run=${FG_RUN_DIR:-$here/.run}
 mkdir -p "$run"
 run=$(cd "$run" && pwd)
 redis_port=${FG_REDIS_PORT:-16379}
+cluster_port=${FG_REDIS_CLUSTER_PORT:-17001}
 kafka_port=${FG_KAFKA_PORT:-19092}
 kafka_cport=${FG_KAFKA_CPORT:-19093}
 topic=${FG_TOPIC:-orders}
@@ -74,6 +80,53 @@ redis_up() {
 	wait_for redis 10 redis-cli -p "$redis_port" ping ||
 		die "redis did not answer PING on 127.0.0.1:$redis_port within 10 s; see $run/redis.log"
 	say "redis up on 127.0.0.1:$redis_port"
+}
+
+cluster_ports() { echo "$cluster_port" $((cluster_port + 1)) $((cluster_port + 2)); }
+
+cluster_ok() { # port
+	redis-cli -p "$1" cluster info 2>/dev/null | grep -q '^cluster_state:ok'
+}
+
+cluster_up() {
+	local port nodes=() fresh=0
+	for port in $(cluster_ports); do
+		local dir="$run/cluster/$port" pidf="$run/cluster/$port/redis.pid"
+		nodes+=("127.0.0.1:$port")
+		if alive "$pidf"; then
+			say "cluster node $port already running (pid $(cat "$pidf"))"
+			continue
+		fi
+		mkdir -p "$dir"
+		redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+			--cluster-enabled yes --cluster-config-file "$dir/nodes.conf" \
+			--cluster-node-timeout 5000 --dir "$dir" --pidfile "$pidf" --daemonize yes \
+			--logfile "$dir/redis.log" ||
+			die "redis-server (cluster node $port) failed to start; see $dir/redis.log"
+		wait_for redis 10 redis-cli -p "$port" ping ||
+			die "cluster node $port did not answer PING within 10 s; see $dir/redis.log"
+		fresh=1
+	done
+	if ! cluster_ok "$cluster_port"; then
+		[ "$fresh" = 1 ] || die "cluster nodes run but the cluster is not ok; try $0 down first"
+		redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
+			>"$run/cluster/create.log" 2>&1 ||
+			die "redis-cli --cluster create failed; see $run/cluster/create.log"
+	fi
+	for port in $(cluster_ports); do
+		wait_for cluster 20 cluster_ok "$port" ||
+			die "cluster node $port did not reach cluster_state:ok within 20 s"
+	done
+	say "redis cluster up on 127.0.0.1:$(cluster_ports | tr ' ' ',') (3 masters)"
+}
+
+cluster_down() {
+	local port
+	for port in $(cluster_ports); do
+		[ -f "$run/cluster/$port/redis.pid" ] || continue
+		stop_pidfile "cluster node $port" "$run/cluster/$port/redis.pid"
+		rm -f "$run/cluster/$port/nodes.conf"
+	done
 }
 
 kafka_config() {
@@ -213,10 +266,16 @@ up)
 down)
 	kafka_down
 	redis_down
+	cluster_down
 	;;
+cluster-up)
+	mkdir -p "$run"
+	cluster_up
+	;;
+cluster-down) cluster_down ;;
 status) status ;;
 *)
-	echo "usage: $0 up|down|status" >&2
+	echo "usage: $0 up|down|status|cluster-up|cluster-down" >&2
 	exit 2
 	;;
 esac

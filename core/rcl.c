@@ -1,0 +1,262 @@
+/* rcl: cluster-aware blocking Redis client for admin commands. See rcl.h. */
+#include "rcl.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A cluster has far fewer masters; more means a confused map. */
+#define MAX_NODES 64
+/* Redirections followed for one command before giving up. */
+#define MAX_REDIRECTS 8
+
+struct node {
+	char host[64];
+	unsigned port;
+	redisContext *ctx; /* NULL until first used */
+};
+
+struct rcl {
+	struct timeval timeout;
+	bool cluster;
+	struct node nodes[MAX_NODES];
+	unsigned n_nodes;
+	uint8_t slots[RCL_SLOTS]; /* slot -> index in nodes */
+	char err[256];
+};
+
+/* CRC16-CCITT (XMODEM), the function Redis Cluster hashes keys with. */
+static uint16_t crc16(const char *buf, size_t len)
+{
+	uint16_t crc = 0;
+	for (size_t i = 0; i < len; i++) {
+		crc ^= (uint16_t)((unsigned char)buf[i] << 8);
+		for (int b = 0; b < 8; b++)
+			crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
+	}
+	return crc;
+}
+
+unsigned rcl_slot(const char *key, size_t len)
+{
+	/* Only the part between the first '{' and the next '}' counts, when
+	 * it is not empty. */
+	const char *open = memchr(key, '{', len);
+	if (open) {
+		size_t rest = len - (size_t)(open - key) - 1;
+		const char *close = memchr(open + 1, '}', rest);
+		if (close && close > open + 1)
+			return crc16(open + 1, (size_t)(close - open - 1)) & (RCL_SLOTS - 1);
+	}
+	return crc16(key, len) & (RCL_SLOTS - 1);
+}
+
+static int node_index(struct rcl *c, const char *host, unsigned port)
+{
+	for (unsigned i = 0; i < c->n_nodes; i++)
+		if (c->nodes[i].port == port && strcmp(c->nodes[i].host, host) == 0)
+			return (int)i;
+	if (c->n_nodes == MAX_NODES || strlen(host) >= sizeof(c->nodes[0].host)) {
+		snprintf(c->err, sizeof(c->err), "redis cluster: too many nodes, or a bad address %s:%u", host, port);
+		return -ENOSPC;
+	}
+	struct node *n = &c->nodes[c->n_nodes];
+	snprintf(n->host, sizeof(n->host), "%s", host);
+	n->port = port;
+	n->ctx = NULL;
+	return (int)c->n_nodes++;
+}
+
+static redisContext *node_ctx(struct rcl *c, unsigned i)
+{
+	struct node *n = &c->nodes[i];
+	if (n->ctx)
+		return n->ctx;
+	redisContext *ctx = redisConnectWithTimeout(n->host, (int)n->port, c->timeout);
+	if (!ctx || ctx->err || redisSetTimeout(ctx, c->timeout) != REDIS_OK) {
+		snprintf(c->err, sizeof(c->err), "redis %s:%u: %s", n->host, n->port,
+			 ctx && ctx->err ? ctx->errstr : "cannot connect");
+		redisFree(ctx);
+		return NULL;
+	}
+	return n->ctx = ctx;
+}
+
+/* Reads CLUSTER SLOTS: [[start, end, [host, port, id], replicas...], ...] */
+static int read_slot_map(struct rcl *c, redisContext *ctx)
+{
+	redisReply *r = redisCommand(ctx, "CLUSTER SLOTS");
+	if (!r) {
+		snprintf(c->err, sizeof(c->err), "redis CLUSTER SLOTS: %s", ctx->errstr);
+		return -EIO;
+	}
+	int rc = 0;
+	if (r->type == REDIS_REPLY_ERROR) {
+		/* "ERR This instance has cluster support disabled" */
+		c->cluster = false;
+		goto out;
+	}
+	c->cluster = true;
+	for (size_t i = 0; i < r->elements && rc == 0; i++) {
+		redisReply *e = r->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || e->element[2]->type != REDIS_REPLY_ARRAY ||
+		    e->element[2]->elements < 2 || e->element[2]->element[0]->type != REDIS_REPLY_STRING) {
+			snprintf(c->err, sizeof(c->err), "redis CLUSTER SLOTS: unexpected reply");
+			rc = -EIO;
+			break;
+		}
+		long long from = e->element[0]->integer, to = e->element[1]->integer;
+		int idx = node_index(c, e->element[2]->element[0]->str, (unsigned)e->element[2]->element[1]->integer);
+		if (idx < 0 || from < 0 || to >= RCL_SLOTS || from > to) {
+			rc = idx < 0 ? idx : -EIO;
+			break;
+		}
+		for (long long s = from; s <= to; s++)
+			c->slots[s] = (uint8_t)idx;
+	}
+out:
+	freeReplyObject(r);
+	return rc;
+}
+
+struct rcl *rcl_open(const char *host, unsigned port, unsigned timeout_ms, char *err, size_t err_len)
+{
+	struct rcl *c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, err_len, "redis: out of memory");
+		return NULL;
+	}
+	c->timeout.tv_sec = timeout_ms / 1000;
+	c->timeout.tv_usec = (timeout_ms % 1000) * 1000;
+	redisContext *ctx = NULL;
+	if (node_index(c, host, port) < 0 || !(ctx = node_ctx(c, 0)) || read_slot_map(c, ctx) < 0) {
+		snprintf(err, err_len, "%s", c->err);
+		rcl_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+void rcl_close(struct rcl *c)
+{
+	if (!c)
+		return;
+	for (unsigned i = 0; i < c->n_nodes; i++)
+		redisFree(c->nodes[i].ctx);
+	free(c);
+}
+
+bool rcl_is_cluster(const struct rcl *c)
+{
+	return c->cluster;
+}
+
+const char *rcl_error(const struct rcl *c)
+{
+	return c->err;
+}
+
+/* "MOVED 3999 127.0.0.1:6381" / "ASK ...": the slot and the node's index. */
+static int redirect_target(struct rcl *c, const char *msg, unsigned *slot)
+{
+	char host[64];
+	unsigned port;
+	if (sscanf(msg, "%*s %u %63[^:]:%u", slot, host, &port) != 3 || *slot >= RCL_SLOTS) {
+		snprintf(c->err, sizeof(c->err), "redis: unreadable redirection '%.80s'", msg);
+		return -EIO;
+	}
+	return node_index(c, host, port);
+}
+
+static redisReply *run(struct rcl *c, const char *key, const char *fmt, va_list ap)
+{
+	unsigned node = c->cluster && key ? c->slots[rcl_slot(key, strlen(key))] : 0;
+	bool asking = false;
+	for (int hop = 0; hop <= MAX_REDIRECTS; hop++) {
+		redisContext *ctx = node_ctx(c, node);
+		if (!ctx)
+			return NULL;
+		if (asking) {
+			redisReply *ok = redisCommand(ctx, "ASKING");
+			freeReplyObject(ok);
+			asking = false;
+		}
+		va_list copy;
+		va_copy(copy, ap);
+		redisReply *r = redisvCommand(ctx, fmt, copy);
+		va_end(copy);
+		if (!r) {
+			snprintf(c->err, sizeof(c->err), "redis %s:%u: %s", c->nodes[node].host, c->nodes[node].port,
+				 ctx->errstr);
+			/* The connection is unusable now: reconnect on next use. */
+			redisFree(ctx);
+			c->nodes[node].ctx = NULL;
+			return NULL;
+		}
+		bool moved = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MOVED ", 6) == 0;
+		bool ask = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "ASK ", 4) == 0;
+		bool again = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "TRYAGAIN", 8) == 0;
+		if (!moved && !ask && !again)
+			return r;
+		if (again) { /* a multi-key command during a migration: wait a little */
+			freeReplyObject(r);
+			usleep(50000);
+			continue;
+		}
+		unsigned slot;
+		int target = redirect_target(c, r->str, &slot);
+		freeReplyObject(r);
+		if (target < 0)
+			return NULL;
+		if (moved)
+			c->slots[slot] = (uint8_t)target;
+		asking = ask;
+		node = (unsigned)target;
+	}
+	snprintf(c->err, sizeof(c->err), "redis: more than %d redirections for one command", MAX_REDIRECTS);
+	return NULL;
+}
+
+redisReply *rcl_command(struct rcl *c, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = run(c, key, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+redisReply *rcl_command_all(struct rcl *c, const char *fmt, ...)
+{
+	redisReply *last = NULL;
+	bool used[MAX_NODES] = {false};
+	unsigned n = c->cluster ? RCL_SLOTS : 1;
+	for (unsigned s = 0; s < n; s++) {
+		unsigned node = c->cluster ? c->slots[s] : 0;
+		if (used[node])
+			continue;
+		used[node] = true;
+		redisContext *ctx = node_ctx(c, node);
+		if (!ctx) {
+			freeReplyObject(last);
+			return NULL;
+		}
+		va_list ap;
+		va_start(ap, fmt);
+		redisReply *r = redisvCommand(ctx, fmt, ap);
+		va_end(ap);
+		freeReplyObject(last);
+		last = r;
+		if (!r || r->type == REDIS_REPLY_ERROR) {
+			if (!r)
+				snprintf(c->err, sizeof(c->err), "redis %s:%u: %s", c->nodes[node].host,
+					 c->nodes[node].port, ctx->errstr);
+			return r;
+		}
+	}
+	return last;
+}

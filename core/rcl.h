@@ -1,0 +1,47 @@
+/*
+ * rcl: the blocking Redis client of the administrative commands (`flashgate
+ * stock`, `flashgate reconcile`, flashload's verify), on one server or on a
+ * Redis Cluster alike.
+ *
+ * Every command names the key it touches and goes to the master that owns
+ * the key's hash slot: the slot map is read with CLUSTER SLOTS when the
+ * client opens, a MOVED answer updates that slot and the command is sent
+ * again to the new owner, and an ASK answer (a slot being migrated) sends
+ * it once to the target node after ASKING. On a server without cluster
+ * support everything goes to that server.
+ *
+ * Owns: the connections to the nodes and the slot map. Not for the request
+ * path: it blocks and allocates (the gateway's workers speak Redis through
+ * their rings, gateway/resv.h).
+ */
+#ifndef FG_RCL_H
+#define FG_RCL_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define RCL_SLOTS 16384
+
+struct rcl;
+
+/* Connects to host:port and reads the slot map if it is a cluster node.
+ * NULL with a message in err ("redis HOST:PORT: why") on failure. */
+struct rcl *rcl_open(const char *host, unsigned port, unsigned timeout_ms, char *err, size_t err_len);
+void rcl_close(struct rcl *c);
+
+bool rcl_is_cluster(const struct rcl *c);
+/* The Redis Cluster hash slot of key (its {hash tag} when it has one). */
+unsigned rcl_slot(const char *key, size_t len);
+
+/* Runs a command (hiredis format) on the master owning key; key NULL: the
+ * node the client opened with. Returns the reply, which the caller frees
+ * (an error reply is returned as it is, MOVED and ASK are followed), or
+ * NULL with the cause in rcl_error() when no node could be asked. */
+redisReply *rcl_command(struct rcl *c, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The same on every master (SCRIPT LOAD); the last reply, or NULL. */
+redisReply *rcl_command_all(struct rcl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *rcl_error(const struct rcl *c);
+
+#endif
