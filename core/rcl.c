@@ -260,3 +260,30 @@ redisReply *rcl_command_all(struct rcl *c, const char *fmt, ...)
 	}
 	return last;
 }
+
+int rcl_map(struct rcl *c, struct rcl_map *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->cluster = c->cluster;
+	/* Only the masters that own slots: nodes met through redirections
+	 * that own none since are left out. */
+	int index_of[MAX_NODES];
+	for (unsigned i = 0; i < MAX_NODES; i++)
+		index_of[i] = -1;
+	unsigned slots = c->cluster ? RCL_SLOTS : 1;
+	for (unsigned s = 0; s < slots; s++) {
+		unsigned node = c->cluster ? c->slots[s] : 0;
+		if (index_of[node] < 0) {
+			if (out->n == RCL_MAP_NODES) {
+				snprintf(c->err, sizeof(c->err), "redis cluster: more than %d masters", RCL_MAP_NODES);
+				return -ENOSPC;
+			}
+			index_of[node] = (int)out->n;
+			snprintf(out->node[out->n].host, sizeof(out->node[0].host), "%s", c->nodes[node].host);
+			out->node[out->n].port = c->nodes[node].port;
+			out->n++;
+		}
+		out->slot[s] = (uint8_t)index_of[node];
+	}
+	return 0;
+}

@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define RCL_SLOTS 16384
 
@@ -43,5 +44,20 @@ redisReply *rcl_command(struct rcl *c, const char *key, const char *fmt, ...)
 /* The same on every master (SCRIPT LOAD); the last reply, or NULL. */
 redisReply *rcl_command_all(struct rcl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *rcl_error(const struct rcl *c);
+
+/* The masters and the slot each owns, for the gateway's workers, which
+ * speak to Redis through their own rings and follow MOVED themselves. */
+#define RCL_MAP_NODES 16
+struct rcl_map {
+	bool cluster; /* false: one server, node[0] */
+	unsigned n;
+	struct {
+		char host[64];
+		unsigned port;
+	} node[RCL_MAP_NODES];
+	uint8_t slot[RCL_SLOTS]; /* slot -> node */
+};
+/* -ENOSPC (with rcl_error set) when the cluster has more masters. */
+int rcl_map(struct rcl *c, struct rcl_map *out);
 
 #endif

@@ -61,20 +61,16 @@ static int serve(const struct cfg *cfg)
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		n = cpus < 1 ? 1 : cpus > OID_MAX_WORKER + 1 ? OID_MAX_WORKER + 1 : (unsigned)cpus;
 	}
-	bool cluster = false;
-	if (stock_load_scripts(cfg, &shas, &cluster) < 0) {
+	/* The servers and their slots, read once; each worker copies them. */
+	static struct rcl_map map;
+	if (stock_load_scripts(cfg, &shas, &map) < 0) {
 		fprintf(stderr, "flashgate: cannot load the reservation scripts into redis %s:%u; "
 				"is it running?\n", cfg->redis_host, cfg->redis_port);
 		return 1;
 	}
-	if (cluster) {
-		/* Each worker holds one connection and would get MOVED for most
-		 * keys: refuse at once rather than answer 503s. */
-		fprintf(stderr, "flashgate: redis %s:%u is a Redis Cluster node; the gateway does not route "
-				"reservations by slot yet (the stock, reconcile and flashload --verify commands "
-				"do): point [redis] at a single server\n", cfg->redis_host, cfg->redis_port);
-		return 1;
-	}
+	if (map.cluster)
+		printf("flashgate: redis cluster of %u masters, reached through %s:%u\n", map.n, cfg->redis_host,
+		       cfg->redis_port);
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -88,7 +84,7 @@ static int serve(const struct cfg *cfg)
 		return 1;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		rc = worker_init(&workers[i], cfg, &shas, i);
+		rc = worker_init(&workers[i], cfg, &shas, &map, i);
 		if (rc < 0) {
 			fprintf(stderr, "flashgate: worker %u: %s\n", i,
 				workers[i].err[0] ? workers[i].err : strerror(-rc));

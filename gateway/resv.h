@@ -1,19 +1,20 @@
 /*
  * resv: stock reservation in Redis, through the worker's ring.
  *
- * One connection per worker. Commands are written straight into an output
- * buffer in RESP (no allocation), gathered over a loop turn and sent in one
- * write; replies are parsed with hiredis's reader and matched to commands
- * in order. The reservations of a turn are grouped by SKU, and each group
+ * The reservations of a turn are grouped by SKU bucket, and each group
  * goes as one script call that takes arrays (up to RESV_BATCH_MAX orders)
  * and answers one result per order: a hot SKU costs Redis one script run
- * per turn instead of one per order. The connection is re-established by itself: commands whose
- * replies were lost are answered as failures, and any reservation that may
- * have been made is released (release is idempotent through the pending
- * ledger) once Redis is back.
+ * per turn instead of one per order. Each command goes to the Redis server
+ * that owns its keys' hash slot, over that server's link (gateway/rlink.h):
+ * one link on a single server, one per master on a Redis Cluster, whose
+ * MOVED and ASK answers resv follows. Commands whose replies were lost are
+ * answered as failures, and any reservation that may have been made is
+ * released (release is idempotent through the pending ledger) once its
+ * server is back.
  *
- * Owns: the socket, the pipeline, script loading, timeouts, reconnects.
- * Does not own: what a reply means to the order (flow).
+ * Owns: the commands, their batching and routing, the slot map, replays.
+ * Does not own: the connections (rlink), what a reply means to the order
+ * (flow, rebal).
  */
 #ifndef FG_RESV_H
 #define FG_RESV_H
@@ -21,12 +22,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../core/rcl.h"
 #include "script.h"
 
 struct worker;
 struct req;
 
-int resv_init(struct worker *w, const struct script_shas *shas) __attribute__((warn_unused_result));
+/* map: the servers and the slots they own (core/rcl.h), read at start-up. */
+int resv_init(struct worker *w, const struct script_shas *shas, const struct rcl_map *map)
+	__attribute__((warn_unused_result));
 void resv_destroy(struct worker *w);
 
 #define RESV_BATCH_MAX 32
@@ -56,12 +60,13 @@ bool resv_up(const struct worker *w);
 /* Commands in flight or waiting for replay. */
 unsigned resv_pending(const struct worker *w);
 
-void resv_on_connect(struct worker *w, int res);
-void resv_on_recv(struct worker *w, int res);
-void resv_on_send(struct worker *w, int res);
+/* Completions of link number link's operations. */
+void resv_on_connect(struct worker *w, unsigned link, int res);
+void resv_on_recv(struct worker *w, unsigned link, int res);
+void resv_on_send(struct worker *w, unsigned link, int res);
 /* Before-wait hook: sends what the turn queued. */
 void resv_before_wait(struct worker *w);
-/* Tick: reconnects and request timeouts. */
+/* Tick: reconnects and reply timeouts. */
 void resv_tick(struct worker *w);
 
 #endif

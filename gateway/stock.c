@@ -587,13 +587,14 @@ out:
 	return rc < 0 ? rc : stock_show(cfg, sku, out);
 }
 
-int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas, bool *cluster)
+int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas, struct rcl_map *map)
 {
 	struct rcl *c = connect_redis(cfg);
 	if (!c)
 		return -ECONNREFUSED;
-	int rc = 0;
-	*cluster = rcl_is_cluster(c);
+	int rc = rcl_map(c, map);
+	if (rc < 0)
+		fprintf(stderr, "flashgate: %s\n", rcl_error(c));
 	for (int i = 0; i < SCRIPT_N && rc == 0; i++) {
 		redisReply *r = checked(c, rcl_command_all(c, "SCRIPT LOAD %s", script_src[i]), "SCRIPT LOAD");
 		if (!r) {

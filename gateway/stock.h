@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "../core/cfg.h"
+#include "../core/rcl.h"
 #include "script.h"
 
 /* Each returns 0, or -errno after printing "flashgate: ..." to stderr. */
@@ -35,9 +36,9 @@ int stock_release(const struct cfg *cfg, const char *order_id, const char *sku, 
  * SKU); units already sold stay sold, and initial becomes sold + N. */
 int stock_set(const struct cfg *cfg, const char *sku, const char *units, FILE *out)
 	__attribute__((warn_unused_result));
-/* Loads the scripts (on every master of a cluster) and says whether the
- * server is a Redis Cluster node. */
-int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas, bool *cluster)
+/* Loads the scripts (on every master of a cluster) and reads which server
+ * owns which slot. */
+int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas, struct rcl_map *map)
 	__attribute__((warn_unused_result));
 
 #endif

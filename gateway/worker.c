@@ -105,7 +105,7 @@ out:
 }
 
 int worker_init(struct worker *w, const struct cfg *cfg, const struct script_shas *shas,
-		unsigned index)
+		const struct rcl_map *map, unsigned index)
 {
 	int rc;
 	memset(w, 0, sizeof(*w));
@@ -135,7 +135,7 @@ int worker_init(struct worker *w, const struct cfg *cfg, const struct script_sha
 		snprintf(w->err, sizeof(w->err), "request and connection pools: %s", strerror(-rc));
 		return rc;
 	}
-	if ((rc = resv_init(w, shas)) < 0) {
+	if ((rc = resv_init(w, shas, map)) < 0) {
 		if (!w->err[0])
 			snprintf(w->err, sizeof(w->err), "redis client: %s", strerror(-rc));
 		return rc;
@@ -222,13 +222,13 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 		conn_on_send(w, ud_index(ud), ud_gen(ud), res);
 		break;
 	case OP_REDIS_CONNECT:
-		resv_on_connect(w, res);
+		resv_on_connect(w, ud_index(ud), res);
 		break;
 	case OP_REDIS_RECV:
-		resv_on_recv(w, res);
+		resv_on_recv(w, ud_index(ud), res);
 		break;
 	case OP_REDIS_SEND:
-		resv_on_send(w, res);
+		resv_on_send(w, ud_index(ud), res);
 		break;
 	case OP_KAFKA_WAKE:
 		kpub_on_wake(w, res);
@@ -312,14 +312,15 @@ static void *run(void *arg)
 	worker_log(w, "stopped: %llu requests, %llu accepted, %llu sold out, %llu limit exceeded, "
 		      "%llu rejected, %llu unavailable; receive ring dry %llu times, recv paused %llu times; "
 		      "reserved orders %llu in script calls %llu; "
-		      "bucket transfers %llu moving %llu units, %llu orders gave up rebalancing",
+		      "bucket transfers %llu moving %llu units, %llu orders gave up rebalancing; "
+		      "redis redirections %llu",
 		   (unsigned long long)w->stats.requests, (unsigned long long)w->stats.accepted,
 		   (unsigned long long)w->stats.sold_out, (unsigned long long)w->stats.limit_exceeded,
 		   (unsigned long long)w->stats.rejected, (unsigned long long)w->stats.unavailable,
 		   (unsigned long long)w->stats.recv_starved, (unsigned long long)w->stats.recv_paused,
 		   (unsigned long long)w->stats.reserve_orders, (unsigned long long)w->stats.reserve_calls,
 		   (unsigned long long)w->stats.transfers, (unsigned long long)w->stats.units_moved,
-		   (unsigned long long)w->stats.rebal_gave_up);
+		   (unsigned long long)w->stats.rebal_gave_up, (unsigned long long)w->stats.redirects);
 	return NULL;
 }
 

@@ -1,7 +1,7 @@
 /*
  * worker: one thread, one io_uring, one listening socket (SO_REUSEPORT),
- * one Redis connection and one Kafka producer: shared-nothing, so nothing
- * on the request path takes a lock.
+ * its own Redis connections (one per server) and one Kafka producer:
+ * shared-nothing, so nothing on the request path takes a lock.
  *
  * Owns: the ring and its loop, the encoding of user_data, the listener, the
  * housekeeping tick, and the drain on shutdown. Does not own: what a
@@ -24,6 +24,7 @@
 #include "../core/cfg.h"
 #include "../core/http.h"
 #include "../core/oid.h"
+#include "../core/rcl.h"
 #include "script.h"
 
 struct conns;
@@ -62,6 +63,7 @@ struct worker_stats {
 	uint64_t reserve_calls, reserve_orders; /* script calls, and the orders they carried */
 	uint64_t transfers, units_moved;        /* rebal: units moved between a SKU's buckets */
 	uint64_t rebal_gave_up;                 /* rebal: 503 after two rounds of moving units */
+	uint64_t redirects;                     /* MOVED and ASK answers followed */
 };
 
 struct worker {
@@ -98,7 +100,7 @@ struct worker {
 /* Sets up everything that can fail before the thread starts. Returns 0 or
  * -errno with w->err set; on failure worker_destroy is still safe. */
 int worker_init(struct worker *w, const struct cfg *cfg, const struct script_shas *shas,
-		unsigned index) __attribute__((warn_unused_result));
+		const struct rcl_map *map, unsigned index) __attribute__((warn_unused_result));
 int worker_start(struct worker *w) __attribute__((warn_unused_result));
 /* Asks a running worker to drain (async-signal-safe: one write). */
 void worker_stop(struct worker *w);

@@ -1,0 +1,596 @@
+/*
+ * rlink: one Redis connection through the worker's ring. See rlink.h.
+ *
+ * Commands are formatted here rather than with redisFormatCommandArgv,
+ * which allocates a string per command; RESP is a few lines, and writing it
+ * into a preallocated buffer keeps the request path allocation-free.
+ * Two output buffers alternate: one is being sent while the turn fills the
+ * other, so a send in flight never sees its bytes move.
+ */
+#include "rlink.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "script.h"
+#include "worker.h"
+
+/* The server's run id: client ids restart after a restart, so a dead
+ * connection's id means something only on the server that gave it. */
+static const char run_id_lua[] = "return redis.call('INFO', 'server'):match('run_id:(%x+)')";
+/* HANDSHAKE: connected, CLIENT ID not answered yet. Only the connection's
+ * own commands and replays go out then; reserves wait for UP, so every
+ * connection that ever carried a reserve has a known id. */
+enum state { R_DOWN, R_CONNECTING, R_HANDSHAKE, R_UP, R_CLOSING };
+#define MAX_DEAD 8
+#define IN_CAP 65536
+
+struct pending {
+	struct req *req;
+	long long client_id; /* RLINK_KILL: whom */
+	uint8_t kind;
+	int64_t queued_ms;
+};
+
+struct rlink {
+	unsigned index;
+	char host[64];
+	unsigned port;
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char where[80];
+	enum state state;
+	int fd;
+	unsigned ops; /* connect, recv and send in flight */
+	bool down_logged;
+	int64_t next_attempt_ms;
+	struct __kernel_timespec connect_timeout;
+
+	char *out[2];
+	size_t out_len[2], out_cap;
+	unsigned fill;    /* buffer this turn appends to */
+	bool sending;     /* the other buffer is in flight */
+	size_t send_off;  /* bytes of it already sent */
+
+	char *in;
+	redisReader *reader;
+	struct rslot slot;
+
+	struct pending *fifo;
+	unsigned head, count, cap;
+	bool load_queued;
+	/* Redis's id for this connection, and those of dropped connections not
+	 * yet known to be gone: a dropped connection's unread commands could
+	 * still run after its replacement's replays, so every new connection
+	 * kills them first (CLIENT KILL ID), before anything else it sends. */
+	long long client_id;
+	long long dead[MAX_DEAD];
+	unsigned n_dead;
+	char run_id[48], dead_run_id[48];
+	bool fenced; /* the dead connections are killed (queued): replays may go */
+};
+
+static bool connected(const struct rlink *l)
+{
+	return l->state == R_UP || l->state == R_HANDSHAKE;
+}
+
+/* An element of a top-level array: a batch's result for one order. */
+static void put_elem(struct rslot *slot, const redisReadTask *t, const char *str, size_t len)
+{
+	if (t->parent->parent || t->idx < 0 || t->idx >= RLINK_ELEMS_MAX)
+		return; /* nothing here answers with nested or longer arrays */
+	struct relem *e = &slot->elem[t->idx];
+	e->type = t->type;
+	e->len = len < sizeof(e->str) - 1 ? len : sizeof(e->str) - 1;
+	memcpy(e->str, str, e->len);
+	e->str[e->len] = '\0';
+	if ((unsigned)t->idx + 1 > slot->n_elems)
+		slot->n_elems = (unsigned)t->idx + 1;
+}
+
+/* hiredis's default callbacks would malloc a redisReply per reply and
+ * element; these write into the link's one slot instead. */
+static void *slot_string(const redisReadTask *t, char *str, size_t len)
+{
+	struct rslot *slot = t->privdata;
+	if (t->parent) {
+		put_elem(slot, t, str, len);
+		return slot;
+	}
+	slot->type = t->type;
+	slot->len = len < sizeof(slot->str) - 1 ? len : sizeof(slot->str) - 1;
+	memcpy(slot->str, str, slot->len);
+	slot->str[slot->len] = '\0';
+	return slot;
+}
+
+static void *slot_array(const redisReadTask *t, int elements)
+{
+	(void)elements;
+	struct rslot *slot = t->privdata;
+	if (!t->parent) {
+		slot->type = REDIS_REPLY_ARRAY;
+		slot->len = 0;
+		slot->str[0] = '\0';
+		slot->n_elems = 0;
+	}
+	return slot;
+}
+
+static void *slot_integer(const redisReadTask *t, long long value)
+{
+	struct rslot *slot = t->privdata;
+	if (!t->parent) {
+		slot->type = REDIS_REPLY_INTEGER;
+		slot->integer = value;
+		slot->len = 0;
+		slot->str[0] = '\0';
+	} else {
+		put_elem(slot, t, "", 0);
+	}
+	return slot;
+}
+
+static void *slot_nil(const redisReadTask *t)
+{
+	struct rslot *slot = t->privdata;
+	if (!t->parent) {
+		slot->type = REDIS_REPLY_NIL;
+		slot->len = 0;
+		slot->str[0] = '\0';
+	} else {
+		put_elem(slot, t, "", 0);
+	}
+	return slot;
+}
+
+static void slot_free(void *obj)
+{
+	(void)obj; /* the slot belongs to struct rlink */
+}
+
+static redisReplyObjectFunctions slot_functions = {
+	slot_string, slot_array, slot_integer, slot_nil, slot_free,
+};
+
+int rlink_new(struct worker *w, unsigned index, const char *host, unsigned port, unsigned cap,
+	      size_t out_cap, struct rlink **out)
+{
+	struct rlink *l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	*out = l;
+	l->index = index;
+	l->fd = -1;
+	l->cap = cap;
+	l->out_cap = out_cap;
+	snprintf(l->host, sizeof(l->host), "%s", host);
+	l->port = port;
+	snprintf(l->where, sizeof(l->where), "%s:%u", host, port);
+	l->connect_timeout.tv_sec = w->cfg->redis_timeout_ms / 1000;
+	l->connect_timeout.tv_nsec = (long long)(w->cfg->redis_timeout_ms % 1000) * 1000000;
+
+	/* Cluster nodes name themselves by address, which resolves without a
+	 * lookup; only the configured host may need one, at start-up. */
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
+	char service[8];
+	snprintf(service, sizeof(service), "%u", port);
+	int gai = getaddrinfo(host, service, &hints, &ai);
+	if (gai != 0) {
+		snprintf(w->err, sizeof(w->err), "redis: cannot resolve %s: %s", l->where, gai_strerror(gai));
+		return -EINVAL;
+	}
+	memcpy(&l->addr, ai->ai_addr, ai->ai_addrlen);
+	l->addr_len = ai->ai_addrlen;
+	freeaddrinfo(ai);
+
+	l->out[0] = malloc(out_cap);
+	l->out[1] = malloc(out_cap);
+	l->in = malloc(IN_CAP);
+	l->fifo = calloc(cap, sizeof(*l->fifo));
+	if (!l->out[0] || !l->out[1] || !l->in || !l->fifo)
+		return -ENOMEM;
+	return 0;
+}
+
+void rlink_free(struct rlink *l)
+{
+	if (!l)
+		return;
+	if (l->fd >= 0)
+		close(l->fd);
+	if (l->reader)
+		redisReaderFree(l->reader);
+	free(l->out[0]);
+	free(l->out[1]);
+	free(l->in);
+	free(l->fifo);
+	free(l);
+}
+
+bool rlink_up(const struct rlink *l)
+{
+	return l->state == R_UP;
+}
+
+bool rlink_fenced(const struct rlink *l)
+{
+	return connected(l) && l->fenced;
+}
+
+unsigned rlink_waiting(const struct rlink *l)
+{
+	return l->count;
+}
+
+unsigned rlink_index(const struct rlink *l)
+{
+	return l->index;
+}
+
+const char *rlink_where(const struct rlink *l)
+{
+	return l->where;
+}
+
+bool rlink_is(const struct rlink *l, const char *host, unsigned port)
+{
+	return l->port == port && strcmp(l->host, host) == 0;
+}
+
+static int put(struct worker *w, struct rlink *l, uint8_t kind, struct req *req, int argc, const char **argv,
+	       const size_t *lens)
+{
+	size_t need = 16;
+	for (int i = 0; i < argc; i++)
+		need += lens[i] + 24;
+	if (l->count == l->cap || l->out_cap - l->out_len[l->fill] < need)
+		return -ENOBUFS;
+	char *p = l->out[l->fill] + l->out_len[l->fill];
+	p += sprintf(p, "*%d\r\n", argc);
+	for (int i = 0; i < argc; i++) {
+		p += sprintf(p, "$%zu\r\n", lens[i]);
+		memcpy(p, argv[i], lens[i]);
+		p += lens[i];
+		*p++ = '\r';
+		*p++ = '\n';
+	}
+	l->out_len[l->fill] = (size_t)(p - l->out[l->fill]);
+	struct pending *pe = &l->fifo[(l->head + l->count++) % l->cap];
+	pe->req = req;
+	pe->client_id = 0;
+	pe->kind = kind;
+	pe->queued_ms = w->now_mono_ms;
+	return 0;
+}
+
+int rlink_put(struct worker *w, struct rlink *l, uint8_t kind, struct req *req, int argc, const char **argv,
+	      const size_t *lens)
+{
+	if (!connected(l))
+		return -ENOTCONN;
+	return put(w, l, kind, req, argc, argv, lens);
+}
+
+static void queue_loads(struct worker *w, struct rlink *l)
+{
+	if (l->load_queued)
+		return;
+	for (unsigned i = 0; i < SCRIPT_N; i++) {
+		const char *argv[3] = {"SCRIPT", "LOAD", script_src[i]};
+		size_t lens[3] = {6, 4, strlen(script_src[i])};
+		if (put(w, l, RLINK_LOAD, NULL, 3, argv, lens) < 0)
+			return;
+	}
+	l->load_queued = true;
+}
+
+void rlink_reload_scripts(struct worker *w, struct rlink *l)
+{
+	l->load_queued = false;
+	queue_loads(w, l);
+}
+
+void rlink_close(struct worker *w, struct rlink *l, const char *why)
+{
+	if (!connected(l))
+		return;
+	worker_log(w, "redis %s: connection lost: %s; %u commands failed, reconnecting", l->where, why,
+		   l->count);
+	l->state = R_CLOSING;
+	l->down_logged = true;
+	l->fenced = false;
+	if (l->client_id > 0) {
+		if (l->n_dead == 0)
+			memcpy(l->dead_run_id, l->run_id, sizeof(l->run_id));
+		if (l->n_dead < MAX_DEAD)
+			l->dead[l->n_dead++] = l->client_id;
+		else
+			worker_log(w, "redis %s: more than %d dropped connections not yet killed; "
+				      "a late reserve from connection %lld may need reconcile",
+				   l->where, MAX_DEAD, l->client_id);
+	}
+	l->client_id = 0;
+	while (l->count) {
+		struct pending pe = l->fifo[l->head];
+		l->head = (l->head + 1) % l->cap;
+		l->count--;
+		if (pe.req)
+			resv_link_lost(w, l, pe.kind, pe.req);
+	}
+	l->head = 0;
+	l->out_len[0] = l->out_len[1] = 0;
+	l->load_queued = false;
+	if (shutdown(l->fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
+		worker_log(w, "redis %s: shutdown: %s", l->where, strerror(errno));
+}
+
+/* Finishes a close once no operation refers to the socket. */
+static void maybe_closed(struct worker *w, struct rlink *l)
+{
+	if (l->ops > 0 || l->state != R_CLOSING)
+		return;
+	close(l->fd);
+	l->fd = -1;
+	l->sending = false;
+	l->send_off = 0;
+	l->state = R_DOWN;
+	l->next_attempt_ms = w->now_mono_ms + w->cfg->redis_reconnect_ms;
+}
+
+static void start_connect(struct worker *w, struct rlink *l)
+{
+	l->fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l->fd < 0) {
+		worker_log(w, "redis %s: socket: %s", l->where, strerror(errno));
+		l->next_attempt_ms = w->now_mono_ms + w->cfg->redis_reconnect_ms;
+		return;
+	}
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_connect(sqe, l->fd, (struct sockaddr *)&l->addr, l->addr_len);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_REDIS_CONNECT, l->index, 0));
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = worker_sqe(w);
+	io_uring_prep_link_timeout(sqe, &l->connect_timeout, 0);
+	io_uring_sqe_set_data64(sqe, 0); /* its completion is not needed */
+	l->ops++;
+	l->state = R_CONNECTING;
+}
+
+static void arm_recv(struct worker *w, struct rlink *l)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_recv(sqe, l->fd, l->in, IN_CAP, 0);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_REDIS_RECV, l->index, 0));
+	l->ops++;
+}
+
+void rlink_on_connect(struct worker *w, struct rlink *l, int res)
+{
+	l->ops--;
+	if (res < 0) {
+		if (!l->down_logged)
+			worker_log(w, "redis %s: cannot connect: %s; retrying every %u ms", l->where,
+				   strerror(-res == ECANCELED ? ETIMEDOUT : -res), w->cfg->redis_reconnect_ms);
+		l->down_logged = true;
+		l->state = R_CLOSING;
+		maybe_closed(w, l);
+		return;
+	}
+	int one = 1;
+	if (setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		worker_log(w, "redis %s: TCP_NODELAY: %s", l->where, strerror(errno));
+	if (l->reader)
+		redisReaderFree(l->reader);
+	l->reader = redisReaderCreateWithFunctions(&slot_functions);
+	if (l->reader) {
+		redisReaderSetPrivdata(l->reader, &l->slot);
+		/* Keep the read buffer between replies instead of freeing it. */
+		l->reader->maxbuf = 0;
+	}
+	if (!l->reader) {
+		worker_log(w, "redis %s: out of memory for the reply reader", l->where);
+		l->state = R_HANDSHAKE;
+		rlink_close(w, l, "out of memory");
+		return;
+	}
+	if (l->down_logged)
+		worker_log(w, "redis %s: connected", l->where);
+	l->down_logged = false;
+	l->state = R_HANDSHAKE;
+	l->fill = 0;
+	l->out_len[0] = l->out_len[1] = 0;
+	arm_recv(w, l);
+	const char *id_argv[2] = {"CLIENT", "ID"};
+	size_t id_lens[2] = {6, 2};
+	const char *run_argv[3] = {"EVAL", run_id_lua, "0"};
+	size_t run_lens[3] = {4, strlen(run_id_lua), 1};
+	l->fenced = false;
+	int rc = put(w, l, RLINK_RUN_ID, NULL, 3, run_argv, run_lens);
+	if (rc == 0)
+		rc = put(w, l, RLINK_CLIENT_ID, NULL, 2, id_argv, id_lens);
+	if (rc < 0) {
+		rlink_close(w, l, "pipeline full at connect");
+		maybe_closed(w, l);
+		return;
+	}
+	/* Redis may have restarted or failed over without the scripts. */
+	queue_loads(w, l);
+	/* Replays wait for the run id: see fence(). */
+}
+
+/* Kills the dropped connections of this same server before anything is
+ * replayed: a release must not run ahead of a reserve a dead connection
+ * still had in Redis's input buffer. After a restart none can exist. */
+static void fence(struct worker *w, struct rlink *l, const char *run_id)
+{
+	snprintf(l->run_id, sizeof(l->run_id), "%s", run_id);
+	if (strcmp(l->run_id, l->dead_run_id) != 0)
+		l->n_dead = 0;
+	for (unsigned i = 0; i < l->n_dead; i++) {
+		char id[24];
+		const char *kill_argv[4] = {"CLIENT", "KILL", "ID", id};
+		size_t kill_lens[4] = {6, 4, 2, 0};
+		kill_lens[3] = (size_t)snprintf(id, sizeof(id), "%lld", l->dead[i]);
+		if (put(w, l, RLINK_KILL, NULL, 4, kill_argv, kill_lens) < 0) {
+			rlink_close(w, l, "pipeline full while fencing");
+			return;
+		}
+		l->fifo[(l->head + l->count - 1) % l->cap].client_id = l->dead[i];
+	}
+	l->fenced = true;
+	resv_link_ready(w, l);
+}
+
+/* The link's own commands; anything else is resv's. */
+static void on_reply(struct worker *w, struct rlink *l, struct rslot *reply)
+{
+	if (l->count == 0) {
+		rlink_close(w, l, "reply with no command waiting for it");
+		return;
+	}
+	struct pending pe = l->fifo[l->head];
+	l->head = (l->head + 1) % l->cap;
+	l->count--;
+	switch (pe.kind) {
+	case RLINK_LOAD:
+		l->load_queued = false;
+		if (reply->type == REDIS_REPLY_ERROR)
+			worker_log(w, "redis %s: SCRIPT LOAD failed: %s", l->where, reply->str);
+		return;
+	case RLINK_ASKING:
+		return; /* OK; the command after it says the rest */
+	case RLINK_RUN_ID:
+		if (reply->type != REDIS_REPLY_STRING || reply->len == 0) {
+			rlink_close(w, l, reply->type == REDIS_REPLY_ERROR ? reply->str : "no run id");
+			return;
+		}
+		fence(w, l, reply->str);
+		return;
+	case RLINK_CLIENT_ID:
+		if (reply->type != REDIS_REPLY_INTEGER) {
+			rlink_close(w, l, "CLIENT ID failed");
+			return;
+		}
+		l->client_id = reply->integer;
+		l->state = R_UP; /* reserves may go out now */
+		return;
+	case RLINK_KILL:
+		/* Killed, or "No such client": either way it runs nothing more. */
+		if (reply->type != REDIS_REPLY_ERROR || strstr(reply->str, "No such client")) {
+			for (unsigned i = 0; i < l->n_dead; i++) {
+				if (l->dead[i] == pe.client_id) {
+					l->dead[i] = l->dead[--l->n_dead];
+					break;
+				}
+			}
+		} else {
+			worker_log(w, "redis %s: CLIENT KILL ID %lld: %s", l->where, pe.client_id, reply->str);
+		}
+		return;
+	default:
+		resv_link_reply(w, l, pe.kind, pe.req, reply);
+	}
+}
+
+void rlink_on_recv(struct worker *w, struct rlink *l, int res)
+{
+	l->ops--;
+	if (!connected(l)) {
+		maybe_closed(w, l);
+		return;
+	}
+	if (res <= 0) {
+		rlink_close(w, l, res == 0 ? "closed by the server" : strerror(-res));
+		maybe_closed(w, l);
+		return;
+	}
+	if (redisReaderFeed(l->reader, l->in, (size_t)res) != REDIS_OK) {
+		rlink_close(w, l, "reply reader failed");
+		maybe_closed(w, l);
+		return;
+	}
+	for (;;) {
+		void *reply = NULL;
+		if (redisReaderGetReply(l->reader, &reply) != REDIS_OK) {
+			rlink_close(w, l, l->reader->errstr[0] ? l->reader->errstr : "protocol error");
+			break;
+		}
+		if (!reply)
+			break;
+		on_reply(w, l, reply);
+		if (!connected(l))
+			break;
+	}
+	if (connected(l)) {
+		if (l->fenced)
+			resv_link_ready(w, l);
+		arm_recv(w, l);
+	}
+	maybe_closed(w, l);
+}
+
+static void arm_send(struct worker *w, struct rlink *l)
+{
+	unsigned idx = l->fill ^ 1;
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_send(sqe, l->fd, l->out[idx] + l->send_off, l->out_len[idx] - l->send_off, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_REDIS_SEND, l->index, 0));
+	l->ops++;
+}
+
+void rlink_on_send(struct worker *w, struct rlink *l, int res)
+{
+	l->ops--;
+	if (!connected(l)) {
+		maybe_closed(w, l);
+		return;
+	}
+	if (res < 0) {
+		rlink_close(w, l, strerror(-res));
+		maybe_closed(w, l);
+		return;
+	}
+	unsigned idx = l->fill ^ 1;
+	l->send_off += (size_t)res;
+	if (l->send_off < l->out_len[idx]) {
+		arm_send(w, l); /* short send: the rest, before anything newer */
+		return;
+	}
+	l->out_len[idx] = 0;
+	l->send_off = 0;
+	l->sending = false;
+}
+
+void rlink_before_wait(struct worker *w, struct rlink *l)
+{
+	if (!connected(l) || l->sending || l->out_len[l->fill] == 0) {
+		maybe_closed(w, l);
+		return;
+	}
+	l->fill ^= 1; /* the filled buffer goes out; the turn fills the other */
+	l->sending = true;
+	l->send_off = 0;
+	arm_send(w, l);
+}
+
+void rlink_tick(struct worker *w, struct rlink *l)
+{
+	if (l->state == R_DOWN && w->now_mono_ms >= l->next_attempt_ms)
+		start_connect(w, l);
+	if (connected(l) && l->count > 0 &&
+	    w->now_mono_ms - l->fifo[l->head].queued_ms > (int64_t)w->cfg->redis_timeout_ms) {
+		char why[64];
+		snprintf(why, sizeof(why), "no reply within %u ms", w->cfg->redis_timeout_ms);
+		rlink_close(w, l, why);
+		maybe_closed(w, l);
+	}
+}
