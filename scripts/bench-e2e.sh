@@ -11,6 +11,8 @@
 #              (the sold-out cache is off here, so each one goes to Redis)
 #   accepted   POST that succeeds: front end + Redis + Kafka (acks=all), closed
 #              loop, and open loop: flashload --find-capacity --p99 5ms
+#   cluster    sold-out and accepted again, with Redis a cluster of three
+#              masters (services.sh cluster-up) instead of one server
 # and Redis's own capacity for the reserve script (redis-benchmark,
 # EVALSHA on the sold-out path: one order per call, pipelined 16 and not,
 # and 16 orders per call as the gateway batches a hot SKU).
@@ -76,7 +78,8 @@ sha=$(redis-cli -p "$FG_REDIS_PORT" SCRIPT LOAD "$(sed -n '/^const char script_r
 	sed '1d;s/^\t"//;s/\\n"$//;s/\\n";$//;s/\\"/"/g;s/\\\\/\\/g')")
 # The benchmark must run the real script, not collect NOSCRIPT errors.
 one_order=(u1 1 0000000000000001 0 0 '')
-check=$(redis-cli -p "$FG_REDIS_PORT" EVALSHA "$sha" 3 'fg:{empty1}' 'fg:{empty1}:users' 'fg:{empty1}:pending' 0 "${one_order[@]}")
+# ARGV: idempotency ttl, the SKU's bucket count, then the orders.
+check=$(redis-cli -p "$FG_REDIS_PORT" EVALSHA "$sha" 3 'fg:{empty1}' 'fg:{empty1}:users' 'fg:{empty1}:pending' 0 1 "${one_order[@]}")
 if [ "$check" != "sold_out" ]; then
 	echo "bench: the reserve script extracted from gateway/script.c answers '$check', not sold_out" >&2
 	exit 1
@@ -85,7 +88,7 @@ rb() { # pipeline orders-per-call
 	local orders=() i
 	for i in $(seq 1 "$2"); do orders+=("${one_order[@]}"); done
 	redis-benchmark -p "$FG_REDIS_PORT" -n "$n" -c "$c" -P "$1" -q \
-		EVALSHA "$sha" 3 'fg:{empty1}' 'fg:{empty1}:users' 'fg:{empty1}:pending' 0 "${orders[@]}" |
+		EVALSHA "$sha" 3 'fg:{empty1}' 'fg:{empty1}:users' 'fg:{empty1}:pending' 0 1 "${orders[@]}" |
 		sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -1
 }
 rb1=$(rb 1 1)
@@ -100,7 +103,25 @@ bin/flashload --target "127.0.0.1:$port" --find-capacity --p99 5ms --step 3s --r
 capacity=$(python3 -c "import json,sys; print('%.0f' % json.load(open(sys.argv[1]))['capacity_rps'])" \
 	"$FG_RUN_DIR/capacity.json")
 
+# The same gateway against a Redis Cluster of three masters: each worker
+# holds a link per master and routes each call by its bucket's slot.
+bench_stop_gateway
+export FG_REDIS_CLUSTER_PORT=17201
+scripts/services.sh cluster-up >/dev/null
+cconf=$FG_RUN_DIR/cluster.conf
+sed "s/^port = $FG_REDIS_PORT\$/port = $FG_REDIS_CLUSTER_PORT/" "$conf" >"$cconf"
+bin/flashgate -c "$cconf" stock load "$FG_RUN_DIR/stock.csv" >/dev/null
+bin/flashgate -c "$cconf" >"$FG_RUN_DIR/gateway-cluster.log" 2>&1 &
+gw_pid=$!
+bench_wait_http "http://127.0.0.1:$port/healthz"
+load --skus 1 --sku-prefix bulk --users 1000000 --requests 20000 >/dev/null
+c_soldout=$(load --skus 1 --sku-prefix empty --users 1000)
+c_accepted=$(load --skus 1 --sku-prefix bulk --users 1000000)
+bench_stop_gateway
+
 read -r f_rps f_p50 f_p99 <<<"$frontend"
+read -r cs_rps cs_p50 cs_p99 <<<"$c_soldout"
+read -r ca_rps ca_p50 ca_p99 <<<"$c_accepted"
 read -r s_rps s_p50 s_p99 <<<"$soldout"
 read -r a_rps a_p50 a_p99 <<<"$accepted"
 ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
@@ -114,6 +135,8 @@ echo "| front end only (400 before Redis) | $f_rps | $f_p50 | $f_p99 | 1.00 |"
 echo "| sold out (409 from the Redis script) | $s_rps | $s_p50 | $s_p99 | $(ratio "$s_rps" "$f_rps") |"
 echo "| accepted (202 after Kafka acks=all) | $a_rps | $a_p50 | $a_p99 | $(ratio "$a_rps" "$f_rps") |"
 echo "| accepted, open loop: highest rate with p99 <= 5 ms (--find-capacity) | $capacity | | <= 5 | $(ratio "$capacity" "$f_rps") |"
+echo "| sold out, Redis Cluster of 3 masters | $cs_rps | $cs_p50 | $cs_p99 | $(ratio "$cs_rps" "$f_rps") |"
+echo "| accepted, Redis Cluster of 3 masters | $ca_rps | $ca_p50 | $ca_p99 | $(ratio "$ca_rps" "$f_rps") |"
 echo "| redis-benchmark EVALSHA reserve, no pipelining | $rb1 | | | $(ratio "$rb1" "$f_rps") |"
 echo "| redis-benchmark EVALSHA reserve, pipeline 16 | $rb16 | | | $(ratio "$rb16" "$f_rps") |"
 echo "| redis-benchmark EVALSHA reserve, 16 orders per call ($rbb calls/s) | $rbb_orders | | | $(ratio "$rbb_orders" "$f_rps") |"
