@@ -993,16 +993,20 @@ def gateway_sells_on_a_redis_cluster_through_a_slot_migration():
     """The gateway against a real Redis Cluster of three masters, buckets =
     4: each worker holds a link per master and sends every script call to
     the master owning its bucket's slot. While an oversubscribed keyed load
-    runs, the slot of the hottest SKU's first bucket is migrated to another
-    master; the gateway follows MOVED and ASK, and flashload --verify
-    proves no oversell, no loss and no key used twice."""
+    runs over two gateway instances (node ids 1 and 2), the slot of the
+    hottest SKU's first bucket is migrated to another master; the gateways
+    follow MOVED and ASK, and flashload --verify proves no oversell, no
+    loss and no key used twice."""
     cl = Cluster(17111)
     try:
-        conf = ENV.write_config("cg.conf", redis__port=cl.port, redis__buckets=4)
+        conf = ENV.write_config("cg.conf", redis__port=cl.port, redis__buckets=4, order__node_id=1)
+        conf_b = ENV.write_config("cg-b.conf", redis__port=cl.port + 2, redis__buckets=4, order__node_id=2,
+                                  server__port=ENV.gw_port + 1)
         rows = [("cg1", 1200, 3), ("cg2", 500, 2), ("cg3", 200, 2)]
         ENV.load_stock(conf, rows)
-        with Gateway(ENV, conf) as gw:
+        with Gateway(ENV, conf) as gw, Gateway(ENV, conf_b, port=ENV.gw_port + 1):
             load = subprocess.Popen([os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
+                                     "--target", "127.0.0.1:%d" % (ENV.gw_port + 1),
                                      "--rate", "1500", "--duration", "6s", "--connections", "64", "--skus", "3",
                                      "--sku-prefix", "cg", "--users", "5000", "--keys", "--quiet", "--verify",
                                      "--config", conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -1016,10 +1020,15 @@ def gateway_sells_on_a_redis_cluster_through_a_slot_migration():
         for sku, stock, _ in rows:
             s = ENV.stock(conf, sku)
             eq((s["sold"], s["stock"], s["in_transit"]), (stock, 0, 0), "%s sold exactly its stock" % sku)
-        with open(gw.log_path) as f:
-            last = [l for l in f if "stopped:" in l][-2:]
+        with open(gw.log_path) as f:  # both gateways log there
+            last = [l for l in f if "stopped:" in l][-4:]
         redirects = sum(log_count(l, "redis redirections") for l in last)
         expect(redirects > 0, "the workers followed the migration: %s" % last)
+        nodes = {}
+        for _, v in ENV.topic_records():
+            if v["sku"].startswith("cg"):
+                nodes[v["node_id"]] = nodes.get(v["node_id"], 0) + 1
+        expect(nodes.get(1, 0) > 100 and nodes.get(2, 0) > 100, "both gateways sold: %s" % nodes)
     finally:
         cl.close()
 
