@@ -177,12 +177,6 @@ static struct rlink *route(struct worker *w, const char *tag)
 	return r->links[r->slot[rcl_slot(tag, strlen(tag))]];
 }
 
-static int put_cmd(struct worker *w, struct rlink *to, uint8_t kind, struct req *req, int argc, const char **argv,
-		   const size_t *lens)
-{
-	return rlink_put(w, to, kind, req, argc, argv, lens);
-}
-
 /* One step of a transfer of units from bucket req->donor to req->bucket
  * (see script.h: take, give, then HDEL of the donor's entry). The
  * transfer's id is the order's id and its take count: unique, because an
@@ -241,7 +235,7 @@ static int put_transfer(struct worker *w, struct rlink *to, uint8_t kind, struct
 	size_t lens[10];
 	for (int i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
-	return put_cmd(w, to ? to : route(w, kind == CMD_GIVE ? home : donor), kind, req, argc, argv, lens);
+	return rlink_put(w, to ? to : route(w, kind == CMD_GIVE ? home : donor), kind, req, argc, argv, lens);
 }
 
 /* The release script, or the confirm script (pending -> settled), for one order. */
@@ -272,7 +266,7 @@ static int put_script(struct worker *w, struct rlink *to, uint8_t kind, struct r
 		const char *ret_argv[9] = {"EVALSHA", r->shas.sha[SCRIPT_RETURN], "5", k1, k2, k4, k5, k3, id};
 		for (int i = 0; i < 9; i++)
 			lens[i] = strlen(ret_argv[i]);
-		return put_cmd(w, to, kind, req, 9, ret_argv, lens);
+		return rlink_put(w, to, kind, req, 9, ret_argv, lens);
 	}
 	if (kind == CMD_CONFIRM) {
 		snprintf(k4, sizeof(k4), KEYS_ORDERS_FMT, sku);
@@ -299,7 +293,7 @@ static int put_script(struct worker *w, struct rlink *to, uint8_t kind, struct r
 	}
 	for (int i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
-	return put_cmd(w, to, kind, req, argc, argv, lens);
+	return rlink_put(w, to, kind, req, argc, argv, lens);
 }
 
 /* One reserve script call for a chain of orders of one SKU (see script.h):
@@ -358,7 +352,7 @@ static int put_batch(struct worker *w, struct rlink *to, struct req *head)
 	}
 	for (int k = 0; k < argc; k++)
 		lens[k] = strlen(argv[k]);
-	return put_cmd(w, to ? to : route(w, sku), CMD_RESERVE, head, argc, argv, lens);
+	return rlink_put(w, to ? to : route(w, sku), CMD_RESERVE, head, argc, argv, lens);
 }
 
 static void add_replay(struct worker *w, struct req *req, uint8_t kind)
