@@ -27,7 +27,8 @@
 #include "worker.h"
 
 enum cmd_kind {
-	CMD_RESERVE = RLINK_KIND_USER, CMD_RELEASE, CMD_CONFIRM, CMD_RETURN, CMD_TAKE, CMD_GIVE, CMD_XDONE
+	CMD_RESERVE = RLINK_KIND_USER, CMD_RELEASE, CMD_CONFIRM, CMD_RETURN, CMD_TAKE, CMD_GIVE, CMD_XDONE,
+	CMD_CONFIRMS /* a batch of confirmations, chained like a reserve batch */
 };
 
 /* Room per order in a link's output buffer: a batch of n orders takes less
@@ -52,6 +53,14 @@ struct group {
 	unsigned n;
 };
 
+/* A turn's groups of one command kind (CMD_RESERVE or CMD_CONFIRMS). */
+struct groupset {
+	uint8_t kind;
+	struct group g[GROUPS];
+	unsigned used[GROUPS]; /* indices of the groups opened this turn */
+	unsigned n_used;
+};
+
 struct resv {
 	struct script_shas shas;
 	unsigned cap;   /* commands a link may have waiting */
@@ -67,10 +76,8 @@ struct resv {
 	struct req *replay_head, *replay_tail;
 	unsigned replays;
 
-	struct group groups[GROUPS];
-	unsigned used[GROUPS]; /* indices of the groups opened this turn */
-	unsigned n_used;
-	unsigned batched;      /* reservations waiting in groups */
+	struct groupset reserves, confirms;
+	unsigned batched; /* reservations and confirmations waiting in groups */
 };
 
 static bool is_transfer(uint8_t kind)
@@ -89,6 +96,7 @@ static const char *kind_name(uint8_t kind)
 	case CMD_RESERVE: return "reserve";
 	case CMD_RELEASE: return "release";
 	case CMD_CONFIRM: return "confirm";
+	case CMD_CONFIRMS: return "confirm batch";
 	case CMD_RETURN: return "return";
 	case CMD_TAKE: return "transfer take";
 	case CMD_GIVE: return "transfer give";
@@ -129,6 +137,8 @@ int resv_init(struct worker *w, const struct script_shas *shas, const struct rcl
 	for (unsigned i = 0; i < SCRIPT_N; i++)
 		scripts += strlen(script_src[i]) + 64;
 	r->out_cap = (size_t)r->cap * CMD_MAX + 2 * scripts;
+	r->reserves.kind = CMD_RESERVE;
+	r->confirms.kind = CMD_CONFIRMS;
 	r->cluster = map->cluster;
 	memcpy(r->slot, map->slot, sizeof(r->slot));
 	for (unsigned i = 0; i < map->n; i++) {
@@ -355,6 +365,33 @@ static int put_batch(struct worker *w, struct rlink *to, struct req *head)
 	return rlink_put(w, to ? to : route(w, sku), CMD_RESERVE, head, argc, argv, lens);
 }
 
+/* One confirm script call for a chain of orders of one bucket. */
+static int put_confirms(struct worker *w, struct rlink *to, struct req *head)
+{
+	struct resv *r = w->resv;
+	const char *argv[5 + RESV_BATCH_MAX];
+	size_t lens[5 + RESV_BATCH_MAX];
+	char tag[BKT_TAG_MAX], pending[KEYS_MAX], orders[KEYS_MAX], ids[RESV_BATCH_MAX][OID_TEXT_LEN + 1];
+	int argc = 0;
+
+	bkt_tag(tag, head->order.sku, head->bucket);
+	snprintf(pending, sizeof(pending), KEYS_PENDING_FMT, tag);
+	snprintf(orders, sizeof(orders), KEYS_ORDERS_FMT, tag);
+	argv[argc++] = "EVALSHA";
+	argv[argc++] = r->shas.sha[SCRIPT_CONFIRM];
+	argv[argc++] = "2";
+	argv[argc++] = pending;
+	argv[argc++] = orders;
+	unsigned i = 0;
+	for (struct req *q = head; q && i < RESV_BATCH_MAX; q = q->b_next, i++) {
+		oid_format(q->order_id, ids[i]);
+		argv[argc++] = ids[i];
+	}
+	for (int k = 0; k < argc; k++)
+		lens[k] = strlen(argv[k]);
+	return rlink_put(w, to ? to : route(w, tag), CMD_CONFIRMS, head, argc, argv, lens);
+}
+
 static void add_replay(struct worker *w, struct req *req, uint8_t kind)
 {
 	struct resv *r = w->resv;
@@ -415,7 +452,18 @@ static void fail_chain(struct worker *w, struct req *head, bool sent)
 	}
 }
 
-static void emit_group(struct worker *w, struct group *g)
+/* Each order of a confirm chain waits for its own replay (one
+ * confirmation each); their Redis operations carry over. */
+static void replay_confirms(struct worker *w, struct req *head)
+{
+	for (struct req *q = head, *next; q; q = next) {
+		next = q->b_next;
+		q->b_next = NULL;
+		add_replay(w, q, CMD_CONFIRM);
+	}
+}
+
+static void emit_group(struct worker *w, struct groupset *set, struct group *g)
 {
 	struct resv *r = w->resv;
 	struct req *head = g->head;
@@ -423,6 +471,11 @@ static void emit_group(struct worker *w, struct group *g)
 	r->batched -= n;
 	g->head = g->tail = NULL;
 	g->n = 0;
+	if (set->kind == CMD_CONFIRMS) {
+		if (put_confirms(w, NULL, head) < 0)
+			replay_confirms(w, head);
+		return;
+	}
 	if (put_batch(w, NULL, head) < 0) {
 		fail_chain(w, head, false);
 		return;
@@ -431,39 +484,51 @@ static void emit_group(struct worker *w, struct group *g)
 	w->stats.reserve_orders += n;
 }
 
-/* Sends every open group: the end of a turn, or no room for another SKU. */
-static void flush_groups(struct worker *w)
+/* Sends every open group of a set: the end of a turn, or no room for
+ * another SKU bucket. */
+static void flush_groups(struct worker *w, struct groupset *set)
 {
-	struct resv *r = w->resv;
-	for (unsigned i = 0; i < r->n_used; i++) {
-		struct group *g = &r->groups[r->used[i]];
+	for (unsigned i = 0; i < set->n_used; i++) {
+		struct group *g = &set->g[set->used[i]];
 		if (g->n)
-			emit_group(w, g);
+			emit_group(w, set, g);
 		g->sku_len = 0;
 	}
-	r->n_used = 0;
+	set->n_used = 0;
 }
 
-/* The open group of q's SKU bucket, or a new one. */
-static struct group *group_for(struct worker *w, const struct req *q)
+/* Adds q to the open group of its SKU bucket in set (a new group if none);
+ * a full group goes out at once. */
+static void group_add(struct worker *w, struct groupset *set, struct req *q)
 {
-	struct resv *r = w->resv;
 	const struct order_req *o = &q->order;
-	if (r->n_used == GROUPS) /* every group is taken: send them, start afresh */
-		flush_groups(w);
-	for (unsigned i = group_hash(q) & (GROUPS - 1);; i = (i + 1) & (GROUPS - 1)) {
-		struct group *g = &r->groups[i];
-		if (g->sku_len == 0) {
-			memcpy(g->sku, o->sku, o->sku_len);
-			g->sku_len = o->sku_len;
-			g->bucket = q->bucket;
-			r->used[r->n_used++] = i;
-			return g;
+	struct group *g = NULL;
+	if (set->n_used == GROUPS) /* every group is taken: send them, start afresh */
+		flush_groups(w, set);
+	for (unsigned i = group_hash(q) & (GROUPS - 1); !g; i = (i + 1) & (GROUPS - 1)) {
+		struct group *c = &set->g[i];
+		if (c->sku_len == 0) {
+			memcpy(c->sku, o->sku, o->sku_len);
+			c->sku_len = o->sku_len;
+			c->bucket = q->bucket;
+			set->used[set->n_used++] = i;
+			g = c;
+		} else if (c->sku_len == o->sku_len && c->bucket == q->bucket &&
+			   memcmp(c->sku, o->sku, o->sku_len) == 0) {
+			g = c;
 		}
-		if (g->sku_len == o->sku_len && g->bucket == q->bucket &&
-		    memcmp(g->sku, o->sku, o->sku_len) == 0)
-			return g;
 	}
+	q->b_next = NULL;
+	if (g->n == 0)
+		g->head = q;
+	else
+		g->tail->b_next = q;
+	g->tail = q;
+	g->n++;
+	w->resv->batched++;
+	q->redis_ops++;
+	if (g->n == RESV_BATCH_MAX)
+		emit_group(w, set, g);
 }
 
 int resv_reserve(struct worker *w, struct req *req)
@@ -477,18 +542,7 @@ int resv_reserve(struct worker *w, struct req *req)
 	/* Counted as if each went alone, so a flush always has room. */
 	if (rlink_waiting(to) + r->batched + 1 >= r->cap)
 		return -ENOBUFS;
-	struct group *g = group_for(w, req);
-	req->b_next = NULL;
-	if (g->n == 0)
-		g->head = req;
-	else
-		g->tail->b_next = req;
-	g->tail = req;
-	g->n++;
-	r->batched++;
-	req->redis_ops++;
-	if (g->n == RESV_BATCH_MAX)
-		emit_group(w, g);
+	group_add(w, &r->reserves, req);
 	return 0;
 }
 
@@ -530,9 +584,17 @@ void resv_release(struct worker *w, struct req *req)
 	queue_or_replay(w, req, CMD_RELEASE);
 }
 
+/* A turn's confirmations for one bucket go as one call, like its
+ * reservations: at a sale's peak they are half of Redis's calls. */
 void resv_confirm(struct worker *w, struct req *req)
 {
-	queue_or_replay(w, req, CMD_CONFIRM);
+	char tag[BKT_TAG_MAX];
+	bkt_tag(tag, req->order.sku, req->bucket);
+	if (!rlink_fenced(route(w, tag)) || w->resv->replay_head) {
+		queue_or_replay(w, req, CMD_CONFIRM);
+		return;
+	}
+	group_add(w, &w->resv->confirms, req);
 }
 
 void resv_link_lost(struct worker *w, struct rlink *l, uint8_t kind, struct req *req)
@@ -556,6 +618,9 @@ void resv_link_lost(struct worker *w, struct rlink *l, uint8_t kind, struct req 
 		return;
 	case CMD_CONFIRM:
 		add_replay(w, req, CMD_CONFIRM);
+		return;
+	case CMD_CONFIRMS:
+		replay_confirms(w, req);
 		return;
 	default: /* CMD_RELEASE */
 		add_replay(w, req, CMD_RELEASE);
@@ -603,6 +668,38 @@ static void on_reserve_reply(struct worker *w, struct req *head, const struct rs
 	}
 }
 
+/* The same command again, on link to. */
+static int resend(struct worker *w, struct rlink *to, uint8_t kind, struct req *req)
+{
+	switch (kind) {
+	case CMD_RESERVE: return put_batch(w, to, req);
+	case CMD_CONFIRMS: return put_confirms(w, to, req);
+	default: return put_script(w, to, kind, req);
+	}
+}
+
+/* A confirm batch's answer: each order's entry moved (or, after an
+ * error, waits for reconcile). */
+static void on_confirms_reply(struct worker *w, struct rlink *l, struct req *head, const struct rslot *reply)
+{
+	if (reply->type == REDIS_REPLY_ERROR) {
+		bool again = strncmp(reply->str, "TRYAGAIN", 8) == 0;
+		if (again || transient(reply->str)) {
+			replay_confirms(w, head);
+			if (!again)
+				rlink_close(w, l, reply->str);
+			return;
+		}
+		worker_log(w, "redis: confirm failed: %s", reply->str);
+	}
+	for (struct req *q = head, *next; q; q = next) {
+		next = q->b_next; /* q may go back to the pool in flow */
+		q->b_next = NULL;
+		q->redis_ops--;
+		flow_on_confirm_reply(w, q);
+	}
+}
+
 /* Sends a command again after MOVED or ASK: to the link the answer
  * names (opened if new); after ASK, preceded by ASKING. The command did not
  * run where it went. -ENOTCONN when that link is not up yet. */
@@ -640,7 +737,7 @@ static int redirect(struct worker *w, struct rlink *from, uint8_t kind, struct r
 		if (rc < 0)
 			return rc;
 	}
-	return kind == CMD_RESERVE ? put_batch(w, to, req) : put_script(w, to, kind, req);
+	return resend(w, to, kind, req);
 }
 
 static bool is_redirect(const struct rslot *reply)
@@ -664,11 +761,19 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 			queue_or_replay(w, req, kind);
 			return;
 		}
+		if (kind == CMD_CONFIRMS) {
+			replay_confirms(w, req);
+			return;
+		}
 	} else if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
 		/* Scripts were flushed: load them again, then retry this command. */
 		rlink_reload_scripts(w, l);
-		if ((kind == CMD_RESERVE ? put_batch(w, l, req) : put_script(w, l, kind, req)) == 0)
+		if (resend(w, l, kind, req) == 0)
 			return;
+	}
+	if (kind == CMD_CONFIRMS) {
+		on_confirms_reply(w, l, req, reply);
+		return;
 	}
 	if (is_transfer(kind)) {
 		req->redis_ops--;
@@ -754,8 +859,10 @@ void resv_on_send(struct worker *w, unsigned link, int res)
 void resv_before_wait(struct worker *w)
 {
 	struct resv *r = w->resv;
-	if (r->n_used)
-		flush_groups(w);
+	if (r->reserves.n_used)
+		flush_groups(w, &r->reserves);
+	if (r->confirms.n_used)
+		flush_groups(w, &r->confirms);
 	for (unsigned i = 0; i < r->n_links; i++)
 		rlink_before_wait(w, r->links[i]);
 }

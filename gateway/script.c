@@ -94,12 +94,17 @@ const char script_claim_lua[] =
 	"return 1\n";
 
 const char script_confirm_lua[] =
-	"local e = redis.call('HGET', KEYS[1], ARGV[1])\n"
-	"if not e then return 0 end\n"
-	"if string.sub(e, 1, 2) == 'C ' then e = string.sub(e, 3) end\n"
-	"redis.call('HDEL', KEYS[1], ARGV[1])\n"
-	"redis.call('HSET', KEYS[2], ARGV[1], e)\n"
-	"return 1\n";
+	"local n = 0\n"
+	"for i = 1, #ARGV do\n"
+	"  local e = redis.call('HGET', KEYS[1], ARGV[i])\n"
+	"  if e then\n"
+	"    if string.sub(e, 1, 2) == 'C ' then e = string.sub(e, 3) end\n"
+	"    redis.call('HDEL', KEYS[1], ARGV[i])\n"
+	"    redis.call('HSET', KEYS[2], ARGV[i], e)\n"
+	"    n = n + 1\n"
+	"  end\n"
+	"end\n"
+	"return n\n";
 
 const char script_return_lua[] =
 	"if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 1 then return 'already' end\n"

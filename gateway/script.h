@@ -21,9 +21,11 @@
  *          A single order is a batch of one.
  * release  KEYS: the same three [and the idem key]   ARGV: order_id
  *          -> 1 released | 0 nothing to do; releasing an order frees its key
- * confirm  KEYS: fg:{sku}:pending fg:{sku}:orders   ARGV: order_id
- *          -> 1 moved | 0 no such entry (Kafka has the order: its entry moves
- *          from the pending ledger to the settled orders, without any claim mark)
+ * confirm  KEYS: fg:{sku}:pending fg:{sku}:orders   ARGV: order_id [order_id ...]
+ *          -> how many moved (Kafka has the orders: each entry moves from the
+ *          pending ledger to the settled orders, without any claim mark; an
+ *          id with no entry is skipped). The gateway confirms a turn's
+ *          orders of one bucket in one call.
  * return   KEYS: fg:{sku} fg:{sku}:users fg:{sku}:orders fg:{sku}:returned
  *                fg:{sku}:pending   ARGV: order_id
  *          -> "returned:<user>:<qty>" | "already" (returned before: nothing

@@ -16,8 +16,9 @@ bench_stop_gateway() {
 
 bench_cleanup() {
 	bench_stop_gateway
+	# Whatever it returns, the services below must still be stopped.
 	if declare -F bench_cleanup_extra >/dev/null; then
-		bench_cleanup_extra
+		bench_cleanup_extra || true
 	fi
 	scripts/services.sh down >/dev/null
 }
@@ -39,4 +40,35 @@ bench_wait_http() { # url
 	done
 	echo "bench: $1 did not answer within 10 s" >&2
 	return 1
+}
+
+# Starts nginx from Debian answering every request with `return 202 BODY`
+# (access log off), its config generated into DIR, not installed
+# system-wide; sets ngx_pid and waits until it answers. The callers stop it.
+bench_start_nginx() { # dir port worker_processes body [main-context lines]
+	local dir=$1 port=$2 procs=$3 body=$4 extra=${5:-}
+	mkdir -p "$dir"
+	cat >"$dir/nginx.conf" <<CONF
+worker_processes $procs;
+$extra
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 8192; }
+http {
+	access_log off;
+	client_body_temp_path $dir/body;
+	server {
+		listen 127.0.0.1:$port reuseport;
+		keepalive_requests 100000000;
+		location / {
+			default_type application/json;
+			return 202 '$body';
+		}
+	}
+}
+CONF
+	nginx -p "$dir" -c "$dir/nginx.conf" &
+	ngx_pid=$!
+	bench_wait_http "http://127.0.0.1:$port/"
 }

@@ -13,6 +13,10 @@
 #              loop, and open loop: flashload --find-capacity --p99 5ms
 #   cluster    sold-out and accepted again, with Redis a cluster of three
 #              masters (services.sh cluster-up) instead of one server
+#   wide       accepted orders against nginx's static `return 202` (worker
+#              processes = cores), both driven by flashload closed loop with
+#              BENCH_WIDE_CONNECTIONS (default 2000): the end-to-end issue's
+#              "0.5x nginx" comparison, twice, alternating
 # and Redis's own capacity for the reserve script (redis-benchmark,
 # EVALSHA on the sold-out path: one order per call, pipelined 16 and not,
 # and 16 orders per call as the gateway batches a hot SKU).
@@ -27,7 +31,13 @@ export FG_TOPIC=orders-bench FG_PARTITIONS=4
 n=${BENCH_REQUESTS:-200000}
 c=${BENCH_CONNECTIONS:-64}
 workers=${BENCH_WORKERS:-2}
+wide=${BENCH_WIDE_CONNECTIONS:-2000}
 port=18280
+ngx_port=18282
+ngx_pid=
+bench_cleanup_extra() {
+	if [ -n "$ngx_pid" ]; then kill -QUIT "$ngx_pid" 2>/dev/null || true; fi
+}
 . scripts/bench-common.sh
 bench_prepare
 
@@ -36,6 +46,9 @@ cat >"$conf" <<CONF
 [server]
 port = $port
 workers = $workers
+; Room for the wide runs' connections and the orders they keep in flight.
+max_connections = $((wide + 64))
+max_inflight = $((2 * wide + 1024))
 [order]
 ; Every sold-out request goes to Redis here: this measures the reservation
 ; path. scripts/bench-frontend.sh measures the cached sold-out path.
@@ -56,9 +69,11 @@ bin/flashgate -c "$conf" >"$FG_RUN_DIR/gateway.log" 2>&1 &
 gw_pid=$!
 bench_wait_http "http://127.0.0.1:$port/healthz"
 
-# One flashload run; prints "req/s p50 p99" (ms).
+# One flashload run; prints "req/s p50 p99" (ms). LOAD_TARGET and
+# LOAD_CONNECTIONS override the gateway and $c.
 load() { # extra flashload args...
-	bin/flashload --target "127.0.0.1:$port" --rate max --requests "$n" --connections "$c" \
+	bin/flashload --target "${LOAD_TARGET:-127.0.0.1:$port}" --rate max --requests "$n" \
+		--connections "${LOAD_CONNECTIONS:-$c}" \
 		--quiet --json "$FG_RUN_DIR/run.json" "$@" >/dev/null
 	python3 - "$FG_RUN_DIR/run.json" <<'PY'
 import json, sys
@@ -103,6 +118,22 @@ bin/flashload --target "127.0.0.1:$port" --find-capacity --p99 5ms --step 3s --r
 capacity=$(python3 -c "import json,sys; print('%.0f' % json.load(open(sys.argv[1]))['capacity_rps'])" \
 	"$FG_RUN_DIR/capacity.json")
 
+# Wide: accepted orders against nginx's static answer, same client and
+# connections, alternating.
+bench_start_nginx "$FG_RUN_DIR/nginx" "$ngx_port" "$(nproc)" '{"order_id":"0000000000000001","status":"accepted"}'
+wide_rows=()
+for round in 1 2; do
+	nginx_wide=$(LOAD_TARGET=127.0.0.1:$ngx_port LOAD_CONNECTIONS=$wide load --skus 1 --sku-prefix bulk --users 1000000)
+	gw_wide=$(LOAD_CONNECTIONS=$wide load --skus 1 --sku-prefix bulk --users 1000000)
+	read -r nw_rps nw_p50 nw_p99 <<<"$nginx_wide"
+	read -r gw_rps gw_p50 gw_p99 <<<"$gw_wide"
+	wide_rows+=("| nginx \`return 202\`, $wide connections (round $round) | $nw_rps | $nw_p50 | $nw_p99 | 1.00 |")
+	wide_rows+=("| accepted, $wide connections (round $round) | $gw_rps | $gw_p50 | $gw_p99 | $(python3 -c "print('%.2f' % ($gw_rps / $nw_rps))") |")
+done
+kill -QUIT "$ngx_pid" 2>/dev/null || true
+wait "$ngx_pid" 2>/dev/null || true
+ngx_pid=
+
 # The same gateway against a Redis Cluster of three masters: each worker
 # holds a link per master and routes each call by its bucket's slot.
 bench_stop_gateway
@@ -140,3 +171,7 @@ echo "| accepted, Redis Cluster of 3 masters | $ca_rps | $ca_p50 | $ca_p99 | $(r
 echo "| redis-benchmark EVALSHA reserve, no pipelining | $rb1 | | | $(ratio "$rb1" "$f_rps") |"
 echo "| redis-benchmark EVALSHA reserve, pipeline 16 | $rb16 | | | $(ratio "$rb16" "$f_rps") |"
 echo "| redis-benchmark EVALSHA reserve, 16 orders per call ($rbb calls/s) | $rbb_orders | | | $(ratio "$rbb_orders" "$f_rps") |"
+echo
+echo "| server, path (flashload closed loop) | req/s | p50 ms | p99 ms | vs nginx |"
+echo "|---|---:|---:|---:|---:|"
+printf '%s\n' "${wide_rows[@]}"

@@ -23,7 +23,7 @@ gw_port=18580
 ngx_port=18581
 ngx_pid=
 bench_cleanup_extra() {
-	[ -n "$ngx_pid" ] && { kill -QUIT "$ngx_pid" 2>/dev/null || true; }
+	if [ -n "$ngx_pid" ]; then kill -QUIT "$ngx_pid" 2>/dev/null || true; fi
 }
 . scripts/bench-common.sh
 bench_prepare
@@ -44,29 +44,8 @@ bin/flashgate -c "$FG_RUN_DIR/flashgate.conf" stock load "$FG_RUN_DIR/stock.csv"
 bin/flashgate -c "$FG_RUN_DIR/flashgate.conf" >"$FG_RUN_DIR/gateway.log" 2>&1 &
 gw_pid=$!
 
-cat >"$FG_RUN_DIR/nginx/nginx.conf" <<CONF
-worker_processes $cores;
-daemon off;
-pid $FG_RUN_DIR/nginx/nginx.pid;
-error_log $FG_RUN_DIR/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $FG_RUN_DIR/nginx/body;
-	server {
-		listen 127.0.0.1:$ngx_port reuseport;
-		keepalive_requests 1000000;
-		location / {
-			default_type application/json;
-			return 202 '{"status":"sold_out"}';
-		}
-	}
-}
-CONF
-nginx -p "$FG_RUN_DIR/nginx" -c "$FG_RUN_DIR/nginx/nginx.conf" &
-ngx_pid=$!
+bench_start_nginx "$FG_RUN_DIR/nginx" "$ngx_port" "$cores" '{"status":"sold_out"}'
 bench_wait_http "http://127.0.0.1:$gw_port/healthz"
-bench_wait_http "http://127.0.0.1:$ngx_port/"
 
 body='{"user_id":"u1","sku":"hot1","qty":1}'
 cat >"$FG_RUN_DIR/post.lua" <<LUA

@@ -36,33 +36,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# One worker: the server gets one core, the client the other.
-cat >"$run/nginx/nginx.conf" <<CONF
-worker_processes 1;
-master_process off;
-daemon off;
-pid $run/nginx/nginx.pid;
-error_log $run/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $run/nginx/body;
-	server {
-		listen 127.0.0.1:$port reuseport;
-		keepalive_requests 100000000;
-		location / {
-			default_type application/json;
-			return 202 '{"order_id":"0000000000000001","status":"accepted"}';
-		}
-	}
-}
-CONF
-nginx -p "$run/nginx" -c "$run/nginx/nginx.conf" &
-ngx_pid=$!
-for _ in $(seq 1 100); do
-	curl -s -o /dev/null "http://127.0.0.1:$port/" && break
-	sleep 0.1
-done
+# One worker: the server gets one core, the client the other. No master
+# process, so the stall test stops the one process that serves.
+. scripts/bench-common.sh
+bench_start_nginx "$run/nginx" "$port" 1 '{"order_id":"0000000000000001","status":"accepted"}' \
+	"master_process off;"
 cat >"$run/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"user_id":"u1","sku":"sku1","qty":1}'
