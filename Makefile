@@ -38,7 +38,7 @@ LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c \
                loadgen/engine.c loadgen/jobs.c
 LG_UNIT_TESTS := tests/unit/test_sched tests/unit/test_profile tests/unit/test_mix tests/unit/test_jobs
 UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
-               tests/unit/test_oid tests/unit/test_hist tests/unit/test_bucket $(LG_UNIT_TESTS)
+               tests/unit/test_oid tests/unit/test_hist tests/unit/test_bucket tests/unit/test_rcl $(LG_UNIT_TESTS)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
