@@ -97,10 +97,15 @@ static int buckets_of(struct rcl *c, const char *sku)
 	return k;
 }
 
-static int read_bucket_ledger(struct rcl *c, const char *sku, unsigned bucket, int64_t older_than,
-			      struct entries *es, size_t *total);
+/* One bucket's ledger, read whole: its pending orders or its outgoing
+ * transfers. tag is the bucket's, k the SKU's bucket count. */
+typedef int (*bucket_fn)(struct rcl *c, const char *sku, const char *tag, int k, const char *key,
+			 const redisReply *h, void *arg);
 
-static int read_ledger(struct rcl *c, int64_t older_than, struct entries *es, size_t *total)
+/* Calls fn for every bucket of every loaded SKU with that bucket's
+ * pending ledger (xfer false) or transfer ledger (xfer true); stops at the
+ * first failure. */
+static int each_bucket(struct rcl *c, bool xfer, bucket_fn fn, void *arg)
 {
 	redisReply *skus = rcl_command(c, KEYS_SKU_SET, "SMEMBERS %s", KEYS_SKU_SET);
 	if (!skus || skus->type != REDIS_REPLY_ARRAY) {
@@ -110,56 +115,73 @@ static int read_ledger(struct rcl *c, int64_t older_than, struct entries *es, si
 		return -EIO;
 	}
 	int rc = 0;
-	for (size_t i = 0; i < skus->elements && rc == 0; i++) {
+	for (size_t i = 0; i < skus->elements && rc >= 0; i++) {
 		const char *sku = skus->element[i]->str;
 		int k = buckets_of(c, sku);
-		for (int b = 0; b < k && rc == 0; b++)
-			rc = read_bucket_ledger(c, sku, (unsigned)b, older_than, es, total);
 		if (k < 0)
 			rc = k;
+		for (int b = 0; b < k && rc >= 0; b++) {
+			char tag[BKT_TAG_MAX], key[KEYS_MAX];
+			bkt_tag(tag, sku, (unsigned)b);
+			if (xfer)
+				snprintf(key, sizeof(key), KEYS_XFER_FMT, tag);
+			else
+				snprintf(key, sizeof(key), KEYS_PENDING_FMT, tag);
+			redisReply *h = rcl_command(c, key, "HGETALL %s", key);
+			if (!h || h->type != REDIS_REPLY_ARRAY) {
+				fprintf(stderr, "flashgate: reconcile: HGETALL %s failed\n", key);
+				rc = -EIO;
+			} else {
+				rc = fn(c, sku, tag, k, key, h, arg);
+			}
+			freeReplyObject(h);
+		}
 	}
 	freeReplyObject(skus);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
-/* The pending ledger of one bucket of sku. */
-static int read_bucket_ledger(struct rcl *c, const char *sku, unsigned bucket, int64_t older_than,
-			      struct entries *es, size_t *total)
+struct ledger_walk {
+	int64_t older_than;
+	struct entries *es;
+	size_t *total;
+};
+
+/* Keeps the old entries of one bucket's pending ledger. */
+static int read_bucket_ledger(struct rcl *c, const char *sku, const char *tag, int k, const char *key,
+			      const redisReply *h, void *arg)
 {
-	char key[KEYS_MAX], tag[BKT_TAG_MAX];
-	bkt_tag(tag, sku, bucket);
-	snprintf(key, sizeof(key), KEYS_PENDING_FMT, tag);
-	redisReply *h = rcl_command(c, key, "HGETALL %s", key);
-	if (!h || h->type != REDIS_REPLY_ARRAY) {
-		fprintf(stderr, "flashgate: reconcile: HGETALL %s failed\n", key);
-		freeReplyObject(h);
-		return -EIO;
-	}
-	int rc = 0;
+	(void)c;
+	(void)k;
+	struct ledger_walk *lw = arg;
+	struct entries *es = lw->es;
 	for (size_t j = 0; j + 1 < h->elements; j += 2) {
 		struct entry e;
-		(*total)++;
+		(*lw->total)++;
 		if (parse_ledger(sku, tag, h->element[j]->str, h->element[j + 1]->str, &e) < 0) {
 			fprintf(stderr, "flashgate: reconcile: %s %s: malformed entry '%s', left alone\n", key,
 				h->element[j]->str, h->element[j + 1]->str);
 			continue;
 		}
-		if (e.rec.accepted_at_ms > older_than)
+		if (e.rec.accepted_at_ms > lw->older_than)
 			continue; /* young: its gateway is still on it */
 		if (es->n == es->cap) {
 			size_t cap = es->cap ? 2 * es->cap : 256;
 			struct entry *grown = realloc(es->v, cap * sizeof(*grown));
-			if (!grown) {
-				rc = -ENOMEM;
-				break;
-			}
+			if (!grown)
+				return -ENOMEM;
 			es->v = grown;
 			es->cap = cap;
 		}
 		es->v[es->n++] = e;
 	}
-	freeReplyObject(h);
-	return rc;
+	return 0;
+}
+
+static int read_ledger(struct rcl *c, int64_t older_than, struct entries *es, size_t *total)
+{
+	struct ledger_walk lw = {.older_than = older_than, .es = es, .total = total};
+	return each_bucket(c, false, read_bucket_ledger, &lw);
 }
 
 static int on_record(void *arg, const char *payload, size_t len)
@@ -274,91 +296,77 @@ static int complete(struct rcl *c, const struct cfg *cfg, struct entries *es, in
 	return rc;
 }
 
-/* Gives the units of each old transfer still in a donor's ledger to its
- * bucket (give is idempotent through the arrival mark) and removes the
- * entry: what a crash between the two halves of a transfer left. */
+struct xfer_walk {
+	int64_t older_than, oldest_giveable;
+	bool dry_run;
+	size_t found, young, finished, too_old;
+	unsigned long long units;
+};
+
+/* Gives the units of each old transfer in one donor's ledger ("to_bucket
+ * units ms") to its bucket (give is idempotent through the arrival mark)
+ * and removes the entry: what a crash between the two halves of a
+ * transfer left. */
+static int finish_bucket_transfers(struct rcl *c, const char *sku, const char *tag, int k, const char *xfer,
+				   const redisReply *h, void *arg)
+{
+	(void)tag;
+	struct xfer_walk *xw = arg;
+	for (size_t j = 0; j + 1 < h->elements; j += 2) {
+		const char *xid = h->element[j]->str;
+		unsigned to;
+		unsigned long long n;
+		long long ms;
+		xw->found++;
+		if (sscanf(h->element[j + 1]->str, "%u %llu %lld", &to, &n, &ms) != 3 || to >= (unsigned)k) {
+			fprintf(stderr, "flashgate: reconcile: %s %s: malformed transfer '%s', left alone\n", xfer, xid,
+				h->element[j + 1]->str);
+			continue;
+		}
+		char to_tag[BKT_TAG_MAX];
+		bkt_tag(to_tag, sku, to);
+		if (ms > xw->older_than) {
+			xw->young++;
+			continue;
+		}
+		if (ms < xw->oldest_giveable) {
+			/* Its arrival mark may have expired: giving could count it twice. */
+			fprintf(stderr, "flashgate: reconcile: %s %s: %llu units in transit for more than "
+					"%d days; check " KEYS_SKU_FMT " by hand\n",
+				xfer, xid, n, KEYS_XFER_GIVE_MAX_S / 86400, to_tag);
+			xw->too_old++;
+			continue;
+		}
+		if (!xw->dry_run) {
+			char k1[KEYS_MAX], k2[KEYS_MAX];
+			long long given, gone;
+			snprintf(k1, sizeof(k1), KEYS_SKU_FMT, to_tag);
+			snprintf(k2, sizeof(k2), KEYS_XIN_FMT, to_tag, xid);
+			if (redis_int(c, rcl_command(c, k1, "EVAL %s 2 %s %s %llu %d", script_give_lua, k1, k2, n,
+						      KEYS_XIN_TTL_S), "transfer give", &given) < 0 ||
+			    redis_int(c, rcl_command(c, xfer, "HDEL %s %s", xfer, xid), "transfer done", &gone) < 0)
+				return -EIO;
+			n = given == 1 ? n : 0;
+		}
+		xw->finished++;
+		xw->units += n;
+	}
+	return 0;
+}
+
 static int finish_transfers(struct rcl *c, int64_t older_than, bool dry_run, FILE *out)
 {
-	redisReply *skus = rcl_command(c, KEYS_SKU_SET, "SMEMBERS %s", KEYS_SKU_SET);
-	if (!skus || skus->type != REDIS_REPLY_ARRAY) {
-		fprintf(stderr, "flashgate: reconcile: SMEMBERS %s failed\n", KEYS_SKU_SET);
-		freeReplyObject(skus);
-		return -EIO;
-	}
-	int rc = 0;
-	size_t found = 0, young = 0, finished = 0, too_old = 0;
-	unsigned long long units = 0;
-	int64_t oldest_giveable = now_ms() - (int64_t)KEYS_XFER_GIVE_MAX_S * 1000;
-	for (size_t i = 0; i < skus->elements && rc == 0; i++) {
-		const char *sku = skus->element[i]->str;
-		int k = buckets_of(c, sku);
-		if (k < 0)
-			rc = k;
-		for (int b = 0; b < k && rc == 0; b++) {
-			char tag[BKT_TAG_MAX], xfer[KEYS_MAX];
-			bkt_tag(tag, sku, (unsigned)b);
-			snprintf(xfer, sizeof(xfer), KEYS_XFER_FMT, tag);
-			redisReply *h = rcl_command(c, xfer, "HGETALL %s", xfer);
-			if (!h || h->type != REDIS_REPLY_ARRAY) {
-				fprintf(stderr, "flashgate: reconcile: HGETALL %s failed\n", xfer);
-				freeReplyObject(h);
-				rc = -EIO;
-				break;
-			}
-			for (size_t j = 0; j + 1 < h->elements && rc == 0; j += 2) {
-				const char *xid = h->element[j]->str;
-				unsigned to;
-				unsigned long long n;
-				long long ms;
-				found++;
-				if (sscanf(h->element[j + 1]->str, "%u %llu %lld", &to, &n, &ms) != 3 ||
-				    to >= (unsigned)k) {
-					fprintf(stderr, "flashgate: reconcile: %s %s: malformed transfer '%s', left alone\n",
-						xfer, xid, h->element[j + 1]->str);
-					continue;
-				}
-				if (ms > older_than) {
-					young++;
-					continue;
-				}
-				if (ms < oldest_giveable) {
-					/* Its arrival mark may have expired: giving could count it twice. */
-					char to_tag[BKT_TAG_MAX];
-					bkt_tag(to_tag, sku, to);
-					fprintf(stderr, "flashgate: reconcile: %s %s: %llu units in transit for more than "
-							"%d days; check " KEYS_SKU_FMT " by hand\n",
-						xfer, xid, n, KEYS_XFER_GIVE_MAX_S / 86400, to_tag);
-					too_old++;
-					continue;
-				}
-				if (dry_run) {
-					finished++;
-					units += n;
-					continue;
-				}
-				char to_tag[BKT_TAG_MAX], k1[KEYS_MAX], k2[KEYS_MAX];
-				long long given, gone;
-				bkt_tag(to_tag, sku, to);
-				snprintf(k1, sizeof(k1), KEYS_SKU_FMT, to_tag);
-				snprintf(k2, sizeof(k2), KEYS_XIN_FMT, to_tag, xid);
-				if (redis_int(c, rcl_command(c, k1, "EVAL %s 2 %s %s %llu %d", script_give_lua, k1, k2, n,
-							      KEYS_XIN_TTL_S), "transfer give", &given) < 0 ||
-				    redis_int(c, rcl_command(c, xfer, "HDEL %s %s", xfer, xid), "transfer done", &gone) < 0) {
-					rc = -EIO;
-					break;
-				}
-				finished++;
-				units += given == 1 ? n : 0;
-			}
-			freeReplyObject(h);
-		}
-	}
-	freeReplyObject(skus);
-	if (found)
+	struct xfer_walk xw = {
+		.older_than = older_than,
+		.oldest_giveable = now_ms() - (int64_t)KEYS_XFER_GIVE_MAX_S * 1000,
+		.dry_run = dry_run,
+	};
+	int rc = each_bucket(c, true, finish_bucket_transfers, &xw);
+	if (xw.found)
 		fprintf(out, "reconcile: %zu transfers between buckets in flight, %zu young; %zu %s (%llu units "
 			     "given), %zu too old to give safely\n",
-			found, young, finished, dry_run ? "to finish" : "finished", units, too_old);
-	if (rc == 0 && too_old)
+			xw.found, xw.young, xw.finished, dry_run ? "to finish" : "finished", xw.units, xw.too_old);
+	if (rc == 0 && xw.too_old)
 		rc = -EAGAIN;
 	return rc;
 }
