@@ -3,10 +3,14 @@
 
 /* One call reserves a whole batch of orders for one SKU bucket, each
  * judged in turn exactly as if it came alone (later orders see earlier
- * ones' stock, per-user counts and keys). The bucket's hash is read once;
- * the window once, by Redis's clock. A bucketed SKU checks the user's
- * limit before the stock: a dry bucket should fetch units only for an
- * order that may have them. */
+ * ones' stock, per-user counts and keys). Redis's own work is per batch, not
+ * per order: the bucket, the orders' ledger entries and their users' counts
+ * are read with one HMGET each, the orders are judged in Lua, and what they
+ * took is written at the end with one command per key (plus one SET per
+ * Idempotency-Key). Writing last also makes a batch all or nothing: a
+ * failed first write leaves no order half made. The window is read once, by
+ * Redis's clock. A bucketed SKU checks the user's limit before the stock: a
+ * dry bucket should fetch units only for an order that may have them. */
 const char script_reserve_lua[] =
 	"local ttl, nb = ARGV[1], tonumber(ARGV[2])\n"
 	"local n = (#ARGV - 2) / 6\n"
@@ -29,41 +33,71 @@ const char script_reserve_lua[] =
 	"  elseif ends > 0 and now >= ends then window = 'ended:' .. ends end\n"
 	"end\n"
 	"local avail, limit = tonumber(s[1]), tonumber(s[2])\n"
+	"local oids, users = {}, {}\n"
+	"for i = 1, n do\n"
+	"  local b = 2 + (i - 1) * 6\n"
+	"  users[i], oids[i] = ARGV[b + 1], ARGV[b + 3]\n"
+	"end\n"
+	/* pending: order id -> in the ledger (before or by this batch);
+	 * bought: user -> count so far; made: idem key -> order id, this batch */
+	"local held = redis.call('HMGET', KEYS[3], unpack(oids))\n"
+	"local had = redis.call('HMGET', KEYS[2], unpack(users))\n"
+	"local pending, bought, made = {}, {}, {}\n"
+	"for i = 1, n do\n"
+	"  if held[i] then pending[oids[i]] = true end\n"
+	"  if not bought[users[i]] then bought[users[i]] = tonumber(had[i] or '0') end\n"
+	"end\n"
+	"local taken, entries, buyers, listed, keys = 0, {}, {}, {}, {}\n"
 	"for i = 1, n do\n"
 	"  local b = 2 + (i - 1) * 6\n"
 	"  local user, qty, oid, ms = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3], ARGV[b + 4]\n"
 	"  local ki, key = tonumber(ARGV[b + 5]), ARGV[b + 6]\n"
 	"  local r\n"
 	"  if ki > 0 then\n"
-	"    local prev = redis.call('GET', KEYS[ki])\n"
+	"    local prev = made[KEYS[ki]] or redis.call('GET', KEYS[ki])\n"
 	"    if prev then\n"
-	"      if redis.call('HEXISTS', KEYS[3], prev) == 1 then r = 'inflight:' .. prev\n"
+	"      if pending[prev] or redis.call('HEXISTS', KEYS[3], prev) == 1 then r = 'inflight:' .. prev\n"
 	"      else r = 'dup:' .. prev end\n"
 	"    end\n"
 	"  end\n"
-	"  if not r and redis.call('HEXISTS', KEYS[3], oid) == 1 then r = 'ok' end\n"
+	"  if not r and pending[oid] then r = 'ok' end\n"
 	"  if not r and window then r = window end\n"
 	"  if not r and nb == 1 and avail <= 0 then r = 'sold_out' end\n"
 	"  if not r and nb == 1 and avail < qty then r = 'insufficient:' .. avail end\n"
-	"  if not r then\n"
-	"    local bought = tonumber(redis.call('HGET', KEYS[2], user) or '0')\n"
-	"    if bought + qty > limit then r = 'limit:' .. (limit - bought) end\n"
-	"  end\n"
+	"  if not r and bought[user] + qty > limit then r = 'limit:' .. (limit - bought[user]) end\n"
 	"  if not r and avail < qty then r = 'dry:' .. avail end\n"
 	"  if not r then\n"
-	"    avail = avail - qty\n"
-	"    redis.call('HINCRBY', KEYS[1], 'stock', -qty)\n"
-	"    redis.call('HINCRBY', KEYS[1], 'sold', qty)\n"
-	"    redis.call('HINCRBY', KEYS[2], user, qty)\n"
+	"    avail, taken = avail - qty, taken + qty\n"
+	"    if not listed[user] then\n"
+	"      listed[user] = true\n"
+	"      buyers[#buyers + 1] = user\n"
+	"    end\n"
+	"    bought[user] = bought[user] + qty\n"
 	"    local entry = user .. ' ' .. qty .. ' ' .. ms\n"
 	"    if ki > 0 then\n"
-	"      redis.call('SET', KEYS[ki], oid, 'EX', ttl)\n"
+	"      made[KEYS[ki]] = oid\n"
+	"      keys[#keys + 1] = KEYS[ki]\n"
+	"      keys[#keys + 1] = oid\n"
 	"      entry = entry .. ' ' .. key\n"
 	"    end\n"
-	"    redis.call('HSET', KEYS[3], oid, entry)\n"
+	"    entries[#entries + 1] = oid\n"
+	"    entries[#entries + 1] = entry\n"
+	"    pending[oid] = true\n"
 	"    r = 'ok'\n"
 	"  end\n"
 	"  out[i] = r\n"
+	"end\n"
+	"if taken > 0 then\n"
+	"  redis.call('HSET', KEYS[3], unpack(entries))\n"
+	"  local counts = {}\n"
+	"  for _, user in ipairs(buyers) do\n"
+	"    counts[#counts + 1] = user\n"
+	"    counts[#counts + 1] = bought[user]\n"
+	"  end\n"
+	"  redis.call('HSET', KEYS[2], unpack(counts))\n"
+	"  redis.call('HINCRBY', KEYS[1], 'stock', -taken)\n"
+	"  redis.call('HINCRBY', KEYS[1], 'sold', taken)\n"
+	"  for j = 1, #keys, 2 do redis.call('SET', keys[j], keys[j + 1], 'EX', ttl) end\n"
 	"end\n"
 	"return out\n";
 
@@ -93,18 +127,25 @@ const char script_claim_lua[] =
 	"redis.call('HSET', KEYS[1], ARGV[1], 'C ' .. e)\n"
 	"return 1\n";
 
+/* A batch's entries move with three commands, whatever its size. */
 const char script_confirm_lua[] =
-	"local n = 0\n"
+	"local es = redis.call('HMGET', KEYS[1], unpack(ARGV))\n"
+	"local ids, moved, seen = {}, {}, {}\n"
 	"for i = 1, #ARGV do\n"
-	"  local e = redis.call('HGET', KEYS[1], ARGV[i])\n"
-	"  if e then\n"
+	"  local id, e = ARGV[i], es[i]\n"
+	"  if e and not seen[id] then\n"
+	"    seen[id] = true\n"
 	"    if string.sub(e, 1, 2) == 'C ' then e = string.sub(e, 3) end\n"
-	"    redis.call('HDEL', KEYS[1], ARGV[i])\n"
-	"    redis.call('HSET', KEYS[2], ARGV[i], e)\n"
-	"    n = n + 1\n"
+	"    ids[#ids + 1] = id\n"
+	"    moved[#moved + 1] = id\n"
+	"    moved[#moved + 1] = e\n"
 	"  end\n"
 	"end\n"
-	"return n\n";
+	"if #ids > 0 then\n"
+	"  redis.call('HDEL', KEYS[1], unpack(ids))\n"
+	"  redis.call('HSET', KEYS[2], unpack(moved))\n"
+	"end\n"
+	"return #ids\n";
 
 const char script_return_lua[] =
 	"if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 1 then return 'already' end\n"

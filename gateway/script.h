@@ -48,10 +48,11 @@
  *          arrival mark outlives any entry reconcile will still give
  *          (KEYS_XIN_TTL_S), so a transfer is never given twice.
  *
- * Every check of an order runs before its first write, because an error
- * inside a Lua script does not undo the writes before it; in a batch the
- * orders before a failing one may have been written, so the caller
- * releases every order of a batch that answered with an error. reserve is idempotent per
+ * Every check runs before the first write, because an error inside a Lua
+ * script does not undo the writes before it: reserve judges the whole
+ * batch, then writes what it took. The caller still releases every order
+ * of a batch that answered with an error (release is a no-op for an order
+ * that has no ledger entry). reserve is idempotent per
  * order id and records the reservation in the pending ledger; release acts
  * only on a ledger entry and removes it, so it can be replayed safely after
  * a lost reply. `flashgate reconcile` claims an abandoned entry (prefixing

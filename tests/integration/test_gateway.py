@@ -320,9 +320,11 @@ def log_count(line, what):
 def pipelined_orders_for_one_sku_share_one_script_call():
     """Orders for one SKU that arrive in one loop turn go to Redis as one
     script call, and each is judged as if it came alone: the stock, the
-    per-user limit and an Idempotency-Key seen twice in the same batch."""
+    per-user limit and an Idempotency-Key seen twice in the same batch. The
+    script writes a batch's counts once at its end: a user who buys twice in
+    one batch is counted twice."""
     conf = ENV.write_config(server__workers=1)
-    ENV.load_stock(conf, [("cb1", 3, 1)])
+    ENV.load_stock(conf, [("cb1", 3, 1), ("cb2", 5, 2)])
     with Gateway(ENV, conf):
         c = Conn(ENV.gw_port)
         burst = b""
@@ -331,21 +333,29 @@ def pipelined_orders_for_one_sku_share_one_script_call():
         burst += request("POST", "/v1/orders", order_body("ann", "cb1"))
         for user in ("bob", "cy", "dan", "eve"):
             burst += request("POST", "/v1/orders", order_body(user, "cb1"))
+        for _ in range(3):
+            burst += request("POST", "/v1/orders", order_body("gus", "cb2"))
         c.send(burst)
-        got = [c.read() for _ in range(7)]
+        got = [c.read() for _ in range(10)]
         c.close()
+    eq([r.status for r in got[7:]], [202, 202, 409], "gus's limit of 2 within one batch")
+    eq(got[9].json()["status"], "limit_exceeded", "gus's third order")
+    eq(ENV.redis("HGET", "fg:{cb2}:users", "gus"), "2", "gus's count after one batch")
+    s2 = ENV.stock(conf, "cb2")
+    eq((s2["stock"], s2["sold"]), (3, 2), "cb2: 2 of 5 sold")
+    eq(ENV.redis("HGET", "fg:{cb1}:users", "ann"), "1", "ann's count")
     statuses = [r.status for r in got]
     eq(statuses[0], 202, "ann's first order")
     eq((statuses[1], got[1].json()["status"]), (409, "in_progress"), "the same key in the same batch")
     eq((statuses[2], got[2].json()["status"]), (409, "limit_exceeded"), "ann's limit of 1")
-    eq(statuses[3:], [202, 202, 409, 409], "3 units: bob and cy get the last two")
+    eq(statuses[3:7], [202, 202, 409, 409], "3 units: bob and cy get the last two")
     eq(got[5].json()["status"], "sold_out", "dan")
     s = ENV.stock(conf, "cb1")
     eq((s["stock"], s["sold"], s["pending"]), (0, 3, 0), "3 sold, none pending")
     with open(os.path.join(ENV.run_dir, "gateway.log")) as f:
         last = [l for l in f if "stopped:" in l][-1]
     orders, calls = log_count(last, "reserved orders"), log_count(last, "script calls")
-    eq(orders, 7, "every order reserved through a script call: %s" % last.strip())
+    eq(orders, 10, "every order reserved through a script call: %s" % last.strip())
     expect(calls < orders, "orders shared script calls: %d orders in %d calls" % (orders, calls))
 
 
