@@ -28,7 +28,7 @@ endif
 DEP_CFLAGS := $(shell pkg-config --cflags liburing hiredis rdkafka inih 2>/dev/null)
 DEP_LIBS   := $(shell pkg-config --libs liburing hiredis rdkafka inih 2>/dev/null)
 
-CORE_SRC    := core/http.c core/order.c core/oid.c core/cfg.c core/hist.c core/tscan.c core/bucket.c core/rcl.c
+CORE_SRC    := core/fmt.c core/http.c core/order.c core/oid.c core/cfg.c core/hist.c core/tscan.c core/bucket.c core/rcl.c
 GATEWAY_SRC := gateway/main.c gateway/worker.c gateway/conn.c gateway/flow.c \
                gateway/resv.c gateway/kpub.c gateway/script.c gateway/stock.c \
                gateway/reconcile.c gateway/skucache.c gateway/admin.c gateway/rebal.c gateway/rlink.c
@@ -38,7 +38,7 @@ LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c \
                loadgen/engine.c loadgen/jobs.c
 LG_UNIT_TESTS := tests/unit/test_sched tests/unit/test_profile tests/unit/test_mix tests/unit/test_jobs
 UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
-               tests/unit/test_oid tests/unit/test_hist tests/unit/test_bucket tests/unit/test_rcl $(LG_UNIT_TESTS)
+               tests/unit/test_oid tests/unit/test_fmt tests/unit/test_hist tests/unit/test_bucket tests/unit/test_rcl $(LG_UNIT_TESTS)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fmt.h"
+
 bool order_valid_ident(const char *s, size_t len)
 {
 	if (len == 0 || len > ORDER_ID_MAX)
@@ -256,17 +258,43 @@ int order_parse_sku_body(const char *body, size_t len, char sku[ORDER_ID_MAX + 1
 
 int order_encode_record(char *dst, size_t cap, const struct order_record *r)
 {
-	char id[OID_TEXT_LEN + 1];
-	oid_format(r->order_id, id);
-	int n = snprintf(dst, cap,
-			 "{\"order_id\":\"%s\",\"user_id\":\"%s\",\"sku\":\"%s\",\"qty\":%" PRIu32
-			 ",\"accepted_at_ms\":%" PRId64 ",\"node_id\":%u%s%s%s}",
-			 id, r->user_id, r->sku, r->qty, r->accepted_at_ms, r->node_id,
-			 r->idempotency_key[0] ? ",\"idempotency_key\":\"" : "", r->idempotency_key,
-			 r->idempotency_key[0] ? "\"" : "");
-	if (n < 0 || (size_t)n >= cap)
+	/* Built piece by piece: it runs for every accepted order (see fmt.h). */
+	static const char p_id[] = "{\"order_id\":\"", p_user[] = "\",\"user_id\":\"",
+			  p_sku[] = "\",\"sku\":\"", p_qty[] = "\",\"qty\":",
+			  p_at[] = ",\"accepted_at_ms\":", p_node[] = ",\"node_id\":",
+			  p_key[] = ",\"idempotency_key\":\"";
+	char qty[FMT_U64_MAX], at[FMT_I64_MAX], node[FMT_U64_MAX];
+	size_t qty_len = (size_t)(fmt_u64(qty, r->qty) - qty);
+	size_t at_len = (size_t)(fmt_i64(at, r->accepted_at_ms) - at);
+	size_t node_len = (size_t)(fmt_u64(node, r->node_id) - node);
+	size_t user_len = strlen(r->user_id), sku_len = strlen(r->sku);
+	size_t key_len = strlen(r->idempotency_key);
+	size_t n = sizeof(p_id) - 1 + OID_TEXT_LEN + sizeof(p_user) - 1 + user_len + sizeof(p_sku) - 1 +
+		   sku_len + sizeof(p_qty) - 1 + qty_len + sizeof(p_at) - 1 + at_len +
+		   sizeof(p_node) - 1 + node_len + (key_len ? sizeof(p_key) - 1 + key_len + 1 : 0) + 1;
+	if (n >= cap)
 		return -ENOSPC;
-	return n;
+	char *p = fmt_put(dst, p_id, sizeof(p_id) - 1);
+	oid_format(r->order_id, p);
+	p += OID_TEXT_LEN;
+	p = fmt_put(p, p_user, sizeof(p_user) - 1);
+	p = fmt_put(p, r->user_id, user_len);
+	p = fmt_put(p, p_sku, sizeof(p_sku) - 1);
+	p = fmt_put(p, r->sku, sku_len);
+	p = fmt_put(p, p_qty, sizeof(p_qty) - 1);
+	p = fmt_put(p, qty, qty_len);
+	p = fmt_put(p, p_at, sizeof(p_at) - 1);
+	p = fmt_put(p, at, at_len);
+	p = fmt_put(p, p_node, sizeof(p_node) - 1);
+	p = fmt_put(p, node, node_len);
+	if (key_len) {
+		p = fmt_put(p, p_key, sizeof(p_key) - 1);
+		p = fmt_put(p, r->idempotency_key, key_len);
+		*p++ = '"';
+	}
+	*p++ = '}';
+	*p = '\0';
+	return (int)n;
 }
 
 int order_decode_record(const char *json, size_t len, struct order_record *out)

@@ -15,6 +15,7 @@
 
 #include "admin.h"
 #include "../core/bucket.h"
+#include "../core/fmt.h"
 #include "conn.h"
 #include "kpub.h"
 #include "rebal.h"
@@ -94,25 +95,6 @@ void flow_conn_done(struct worker *w, struct req *r)
 	maybe_free(w, r);
 }
 
-static char *put(char *p, const char *s, size_t n)
-{
-	memcpy(p, s, n);
-	return p + n;
-}
-
-static char *put_uint(char *p, size_t v)
-{
-	char digits[20];
-	int i = 0;
-	do {
-		digits[i++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (i)
-		*p++ = digits[--i];
-	return p;
-}
-
 /* Sets the final answer of r, once; later calls are ignored. extra is
  * NULL or whole header lines, each ending in CRLF. */
 static void answer_with(struct worker *w, struct req *r, unsigned status, const char *extra,
@@ -137,19 +119,19 @@ static void answer_with(struct worker *w, struct req *r, unsigned status, const 
 	int n;
 	if (need <= sizeof(r->resp)) {
 		char *p = r->resp;
-		p = put(p, "HTTP/1.1 ", 9);
-		p = put_uint(p, status);
+		p = fmt_put(p, "HTTP/1.1 ", 9);
+		p = fmt_u64(p, status);
 		*p++ = ' ';
-		p = put(p, reason, rlen);
-		p = put(p, ctype, sizeof(ctype) - 1);
-		p = put_uint(p, blen);
-		p = put(p, "\r\n", 2);
-		p = put(p, extra, elen);
+		p = fmt_put(p, reason, rlen);
+		p = fmt_put(p, ctype, sizeof(ctype) - 1);
+		p = fmt_u64(p, blen);
+		p = fmt_put(p, "\r\n", 2);
+		p = fmt_put(p, extra, elen);
 		if (r->close_after)
-			p = put(p, close_hdr, sizeof(close_hdr) - 1);
-		p = put(p, "\r\n", 2);
+			p = fmt_put(p, close_hdr, sizeof(close_hdr) - 1);
+		p = fmt_put(p, "\r\n", 2);
 		if (!r->head_only)
-			p = put(p, body, blen);
+			p = fmt_put(p, body, blen);
 		n = (int)(p - r->resp);
 	} else {
 		/* Bodies are built here from bounded fields; this cannot happen. */
@@ -440,9 +422,11 @@ void flow_on_delivery(struct worker *w, struct req *r, int err, const char *why)
 		resv_release(w, r);
 		return;
 	}
-	char body[96], id[OID_TEXT_LEN + 1];
-	oid_format(r->order_id, id);
-	snprintf(body, sizeof(body), "{\"order_id\":\"%s\",\"status\":\"accepted\"}", id);
+	static const char head[] = "{\"order_id\":\"", tail[] = "\",\"status\":\"accepted\"}";
+	char body[sizeof(head) + OID_TEXT_LEN + sizeof(tail)];
+	oid_format(r->order_id, body + sizeof(head) - 1);
+	fmt_put(body, head, sizeof(head) - 1);
+	fmt_put(body + sizeof(head) - 1 + OID_TEXT_LEN, tail, sizeof(tail)); /* with its NUL */
 	answer(w, r, 202, body);
 	/* The record is durable: drop it from the pending ledger. */
 	resv_confirm(w, r);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "../core/bucket.h"
+#include "../core/fmt.h"
 #include "../core/keys.h"
 #include "flow.h"
 #include "rebal.h"
@@ -318,7 +319,7 @@ static int put_batch(struct worker *w, struct rlink *to, struct req *head)
 	char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], nkeys[8], ttl[16], buckets[8];
 	char idem_keys[RESV_BATCH_MAX][KEYS_MAX];
 	struct {
-		char qty[16], ms[24], id[OID_TEXT_LEN + 1], key_index[8];
+		char qty[FMT_U64_MAX], ms[FMT_I64_MAX], id[OID_TEXT_LEN + 1], key_index[FMT_U64_MAX];
 	} f[RESV_BATCH_MAX];
 	char sku[BKT_TAG_MAX];
 	unsigned n = 0, keyed = 0;
@@ -346,22 +347,26 @@ static int put_batch(struct worker *w, struct rlink *to, struct req *head)
 		argv[argc++] = idem_keys[k];
 	argv[argc++] = ttl;
 	argv[argc++] = buckets;
-	unsigned i = 0, key_no = 0;
-	for (struct req *q = head; q; q = q->b_next, i++) {
-		snprintf(f[i].qty, sizeof(f[i].qty), "%" PRIu32, q->order.qty);
-		snprintf(f[i].ms, sizeof(f[i].ms), "%" PRId64, q->accepted_at_ms);
-		oid_format(q->order_id, f[i].id);
-		/* KEYS[1..3] are the SKU's; the idem keys follow, in order. */
-		snprintf(f[i].key_index, sizeof(f[i].key_index), "%u", q->idem_len ? 4 + key_no++ : 0);
-		argv[argc++] = q->order.user_id;
-		argv[argc++] = f[i].qty;
-		argv[argc++] = f[i].id;
-		argv[argc++] = f[i].ms;
-		argv[argc++] = f[i].key_index;
-		argv[argc++] = q->idem;
-	}
 	for (int k = 0; k < argc; k++)
 		lens[k] = strlen(argv[k]);
+	/* Per order without snprintf: this runs for every reservation. */
+	unsigned i = 0, key_no = 0;
+	for (struct req *q = head; q; q = q->b_next, i++) {
+		oid_format(q->order_id, f[i].id);
+		argv[argc] = q->order.user_id;
+		lens[argc++] = q->order.user_len;
+		argv[argc] = f[i].qty;
+		lens[argc++] = (size_t)(fmt_u64(f[i].qty, q->order.qty) - f[i].qty);
+		argv[argc] = f[i].id;
+		lens[argc++] = OID_TEXT_LEN;
+		argv[argc] = f[i].ms;
+		lens[argc++] = (size_t)(fmt_i64(f[i].ms, q->accepted_at_ms) - f[i].ms);
+		/* KEYS[1..3] are the SKU's; the idem keys follow, in order. */
+		argv[argc] = f[i].key_index;
+		lens[argc++] = (size_t)(fmt_u64(f[i].key_index, q->idem_len ? 4 + key_no++ : 0) - f[i].key_index);
+		argv[argc] = q->idem;
+		lens[argc++] = q->idem_len;
+	}
 	return rlink_put(w, to ? to : route(w, sku), CMD_RESERVE, head, argc, argv, lens);
 }
 

@@ -117,6 +117,9 @@ static void test_record_round_trip(void **state)
 	assert_int_equal(out.node_id, 1023);
 	assert_string_equal(out.idempotency_key, "");
 	assert_int_equal(order_encode_record(buf, 20, &in), -ENOSPC);
+	/* The room is exact: the record and its NUL. */
+	assert_int_equal(order_encode_record(buf, (size_t)n + 1, &in), n);
+	assert_int_equal(order_encode_record(buf, (size_t)n, &in), -ENOSPC);
 	assert_int_equal(order_decode_record("{\"order_id\":\"xyz\"}", 18, &out), -EINVAL);
 }
 
