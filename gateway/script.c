@@ -10,7 +10,10 @@
  * Idempotency-Key). Writing last also makes a batch all or nothing: a
  * failed first write leaves no order half made. The window is read once, by
  * Redis's clock. A bucketed SKU checks the user's limit before the stock: a
- * dry bucket should fetch units only for an order that may have them. */
+ * dry bucket should fetch units only for an order that may have them.
+ * In the script, pending: order id -> in the ledger (before or by this
+ * batch); bought: user -> count so far; made: idem key -> order id, this
+ * batch. */
 const char script_reserve_lua[] =
 	"local ttl, nb = ARGV[1], tonumber(ARGV[2])\n"
 	"local n = (#ARGV - 2) / 6\n"
@@ -38,8 +41,6 @@ const char script_reserve_lua[] =
 	"  local b = 2 + (i - 1) * 6\n"
 	"  users[i], oids[i] = ARGV[b + 1], ARGV[b + 3]\n"
 	"end\n"
-	/* pending: order id -> in the ledger (before or by this batch);
-	 * bought: user -> count so far; made: idem key -> order id, this batch */
 	"local held = redis.call('HMGET', KEYS[3], unpack(oids))\n"
 	"local had = redis.call('HMGET', KEYS[2], unpack(users))\n"
 	"local pending, bought, made = {}, {}, {}\n"
