@@ -30,7 +30,7 @@ struct conn;
 
 struct req {
 	struct req *next;   /* connection pipeline queue, or free list */
-	struct req *r_next; /* resv's replay list */
+	struct req *r_next; /* resv's replay list, or its TRYAGAIN list */
 	struct req *b_next; /* resv's batch: the next order for the same SKU */
 	struct conn *conn;  /* NULL once the connection is gone */
 	bool in_conn;       /* still in its connection's pipeline queue */
@@ -39,7 +39,8 @@ struct req {
 	bool head_only;     /* HEAD: headers without the body */
 	bool is_order;      /* counts against max_inflight until done */
 	uint8_t redis_ops;  /* Redis commands in flight for this req */
-	uint8_t replay;     /* resv: command to replay on reconnect */
+	uint8_t replay;     /* resv: command to replay on reconnect, or after TRYAGAIN */
+	uint8_t tryagains;  /* resv: times its reserve or take met TRYAGAIN */
 	bool in_kafka;      /* librdkafka holds record until its report */
 
 	uint8_t bucket;     /* the SKU bucket its commands address (core/bucket.h) */

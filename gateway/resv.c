@@ -77,6 +77,9 @@ struct resv {
 	struct req *replay_head, *replay_tail;
 	unsigned replays;
 
+	/* Reserves and takes that met TRYAGAIN, sent again on the next tick. */
+	struct req *later_head, *later_tail;
+
 	struct groupset reserves, confirms;
 	unsigned batched; /* reservations and confirmations waiting in groups */
 };
@@ -751,8 +754,56 @@ static bool is_redirect(const struct rslot *reply)
 	       (strncmp(reply->str, "MOVED ", 6) == 0 || strncmp(reply->str, "ASK ", 4) == 0);
 }
 
+/* A reserve batch or a take that met TRYAGAIN: its slot is being migrated
+ * and its keys are split between two masters for the moment that takes.
+ * It did not run, so it goes again on the next tick, to wherever its slot
+ * is then, up to RESV_TRYAGAIN_MAX times before its orders hear 503. The
+ * req's r_next and replay fields hold it in this list: a reserve or take
+ * in flight is never in the replay list. */
+static bool try_later(struct worker *w, uint8_t kind, struct req *req)
+{
+	struct resv *r = w->resv;
+	if (req->tryagains >= RESV_TRYAGAIN_MAX)
+		return false;
+	req->tryagains++;
+	req->replay = kind;
+	req->r_next = NULL;
+	if (r->later_tail)
+		r->later_tail->r_next = req;
+	else
+		r->later_head = req;
+	r->later_tail = req;
+	w->stats.tryagains++;
+	return true;
+}
+
+static void send_later(struct worker *w)
+{
+	struct resv *r = w->resv;
+	struct req *q = r->later_head;
+	r->later_head = r->later_tail = NULL;
+	for (struct req *next; q; q = next) {
+		next = q->r_next;
+		q->r_next = NULL;
+		uint8_t kind = q->replay;
+		q->replay = 0;
+		if (resend(w, NULL, kind, q) == 0)
+			continue;
+		/* Not sent, so it never ran: nothing to release. */
+		if (kind == CMD_RESERVE) {
+			fail_chain(w, q, false);
+		} else {
+			q->redis_ops--;
+			rebal_on_reply(w, q, xstep(kind), NULL, 0, 0);
+		}
+	}
+}
+
 void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req *req, struct rslot *reply)
 {
+	if (reply->type == REDIS_REPLY_ERROR && (kind == CMD_RESERVE || kind == CMD_TAKE) &&
+	    strncmp(reply->str, "TRYAGAIN", 8) == 0 && try_later(w, kind, req))
+		return;
 	if (is_redirect(reply)) {
 		if (redirect(w, l, kind, req, reply->str) == 0)
 			return;
@@ -875,6 +926,8 @@ void resv_before_wait(struct worker *w)
 void resv_tick(struct worker *w)
 {
 	struct resv *r = w->resv;
+	if (r->later_head)
+		send_later(w);
 	for (unsigned i = 0; i < r->n_links; i++)
 		rlink_tick(w, r->links[i]);
 }

@@ -34,6 +34,9 @@ int resv_init(struct worker *w, const struct script_shas *shas, const struct rcl
 void resv_destroy(struct worker *w);
 
 #define RESV_BATCH_MAX 32
+/* Ticks (100 ms each) a reserve or take waits out TRYAGAIN before its
+ * orders hear 503: a slot's keys move in milliseconds. */
+#define RESV_TRYAGAIN_MAX 5
 
 /* Adds req to this turn's batch for its SKU (sent before the loop waits).
  * -ENOTCONN when Redis is down, -ENOBUFS when the pipeline is full; the req

@@ -64,6 +64,7 @@ struct worker_stats {
 	uint64_t transfers, units_moved;        /* rebal: units moved between a SKU's buckets */
 	uint64_t rebal_gave_up;                 /* rebal: 503 after two rounds of moving units */
 	uint64_t redirects;                     /* MOVED and ASK answers followed */
+	uint64_t tryagains;                     /* reserves and takes sent again after TRYAGAIN */
 };
 
 struct worker {

@@ -999,6 +999,36 @@ def admin_commands_and_verify_work_on_a_redis_cluster():
 
 
 @test
+def reserve_waits_out_tryagain_during_a_slot_migration():
+    """While a SKU's slot is half migrated (its hash already on the new
+    master, its users' counts still on the old one), a reserve, which
+    touches both, is asked to the new master and answered TRYAGAIN there.
+    It did not run, so the gateway sends it again on a later tick; once the
+    migration ends the order is accepted, not answered 503."""
+    cl = Cluster(17121)
+    try:
+        conf = ENV.write_config("ct.conf", redis__port=cl.port, server__workers=1)
+        ENV.load_stock(conf, [("ct1", 10, 5)])
+        with Gateway(ENV, conf) as gw:
+            r = post_order(ENV.gw_port, "ann", "ct1")  # the users' counts exist from now on
+            eq(r.status, 202, "the first order")
+            c = Conn(ENV.gw_port)
+            src, slot, dst = cl.migrate("fg:{ct1}", between=lambda: (
+                c.send(request("POST", "/v1/orders", order_body("bob", "ct1"))), time.sleep(0.15)))
+            got = c.read()
+            c.close()
+        eq((got.status, got.json().get("status")), (202, "accepted"), "bob's order, sent mid-migration")
+        eq(cl.owner("fg:{ct1}")[0], dst, "the slot moved")
+        s = ENV.stock(conf, "ct1")
+        eq((s["stock"], s["sold"]), (8, 2), "two sold, once each")
+        with open(gw.log_path) as f:
+            last = [l for l in f if "stopped:" in l][-1]
+        expect(log_count(last, "sent again after TRYAGAIN") > 0, "the reserve met TRYAGAIN: %s" % last.strip())
+    finally:
+        cl.close()
+
+
+@test
 def gateway_sells_on_a_redis_cluster_through_a_slot_migration():
     """The gateway against a real Redis Cluster of three masters, buckets =
     4: each worker holds a link per master and sends every script call to
