@@ -17,6 +17,8 @@
 #   FG_TOPIC           orders topic                       [orders]
 #   FG_PARTITIONS      partitions of the orders topic     [4]
 #   FG_KAFKA_HEAP      broker JVM heap                    [512m]
+#   FG_KAFKA_JVM_OPTS  more broker JVM options, split on spaces, e.g.
+#                      -Xlog:gc:file=gc.log to see its pauses [none]
 #   FG_REDIS_CLUSTER_PORT  the first cluster node's port  [17001]
 #   FG_REDIS_AOF       1: append-only file, fsync always  [0: no persistence]
 #                      (fault tests restart Redis and need its data back)
@@ -168,7 +170,7 @@ L4J
 kafka_java() {
 	# exec, so that a backgrounded call's $! is the JVM itself and `down`
 	# signals the broker, not a shell that would leave it running.
-	exec java -Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Xss512k \
+	exec java -Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Xss512k ${FG_KAFKA_JVM_OPTS:-} \
 		-Dkafka.logs.dir="$run/kafka" \
 		-Dlog4j.configuration="file:$run/kafka/log4j.properties" \
 		-cp "$kafka_libs/*" "$@"
