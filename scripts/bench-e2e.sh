@@ -16,7 +16,8 @@
 #   wide       accepted orders against nginx's static `return 202` (worker
 #              processes = cores), both driven by flashload closed loop with
 #              BENCH_WIDE_CONNECTIONS (default 2000): the end-to-end issue's
-#              "0.5x nginx" comparison, twice, alternating
+#              "0.5x nginx" comparison, twice, alternating; with the CPU time
+#              per accepted order of the gateway, Redis and the broker
 # and Redis's own capacity for the reserve script (redis-benchmark,
 # EVALSHA on the sold-out path: one order per call, pipelined 16 and not,
 # and 16 orders per call as the gateway batches a hot SKU).
@@ -118,17 +119,29 @@ bin/flashload --target "127.0.0.1:$port" --find-capacity --p99 5ms --step 3s --r
 capacity=$(python3 -c "import json,sys; print('%.0f' % json.load(open(sys.argv[1]))['capacity_rps'])" \
 	"$FG_RUN_DIR/capacity.json")
 
+# CPU time (user + system) of a process so far, in microseconds.
+cpu_us() { # pid
+	awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000000 / hz }' "/proc/$1/stat"
+}
+
 # Wide: accepted orders against nginx's static answer, same client and
-# connections, alternating.
+# connections, alternating. Where the 2 cores go per accepted order: the
+# gateway's CPU (with its librdkafka threads), Redis's and the broker's.
 bench_start_nginx "$FG_RUN_DIR/nginx" "$ngx_port" "$(nproc)" '{"order_id":"0000000000000001","status":"accepted"}'
 wide_rows=()
+redis_pid=$(cat "$FG_RUN_DIR/redis.pid")
+kafka_pid=$(cat "$FG_RUN_DIR/kafka.pid")
 for round in 1 2; do
 	nginx_wide=$(LOAD_TARGET=127.0.0.1:$ngx_port LOAD_CONNECTIONS=$wide load --skus 1 --sku-prefix bulk --users 1000000)
+	before="$(cpu_us "$gw_pid") $(cpu_us "$redis_pid") $(cpu_us "$kafka_pid")"
 	gw_wide=$(LOAD_CONNECTIONS=$wide load --skus 1 --sku-prefix bulk --users 1000000)
+	after="$(cpu_us "$gw_pid") $(cpu_us "$redis_pid") $(cpu_us "$kafka_pid")"
+	cpu=$(python3 -c "import sys; b, a = sys.argv[1].split(), sys.argv[2].split()
+print(' / '.join('%.1f' % ((int(y) - int(x)) / $n) for x, y in zip(b, a)))" "$before" "$after")
 	read -r nw_rps nw_p50 nw_p99 <<<"$nginx_wide"
 	read -r gw_rps gw_p50 gw_p99 <<<"$gw_wide"
-	wide_rows+=("| nginx \`return 202\`, $wide connections (round $round) | $nw_rps | $nw_p50 | $nw_p99 | 1.00 |")
-	wide_rows+=("| accepted, $wide connections (round $round) | $gw_rps | $gw_p50 | $gw_p99 | $(python3 -c "print('%.2f' % ($gw_rps / $nw_rps))") |")
+	wide_rows+=("| nginx \`return 202\`, $wide connections (round $round) | $nw_rps | $nw_p50 | $nw_p99 | 1.00 | |")
+	wide_rows+=("| accepted, $wide connections (round $round) | $gw_rps | $gw_p50 | $gw_p99 | $(python3 -c "print('%.2f' % ($gw_rps / $nw_rps))") | $cpu |")
 done
 kill -QUIT "$ngx_pid" 2>/dev/null || true
 wait "$ngx_pid" 2>/dev/null || true
@@ -172,6 +185,6 @@ echo "| redis-benchmark EVALSHA reserve, no pipelining | $rb1 | | | $(ratio "$rb
 echo "| redis-benchmark EVALSHA reserve, pipeline 16 | $rb16 | | | $(ratio "$rb16" "$f_rps") |"
 echo "| redis-benchmark EVALSHA reserve, 16 orders per call ($rbb calls/s) | $rbb_orders | | | $(ratio "$rbb_orders" "$f_rps") |"
 echo
-echo "| server, path (flashload closed loop) | req/s | p50 ms | p99 ms | vs nginx |"
-echo "|---|---:|---:|---:|---:|"
+echo "| server, path (flashload closed loop) | req/s | p50 ms | p99 ms | vs nginx | CPU us per order: gateway / Redis / broker |"
+echo "|---|---:|---:|---:|---:|---|"
 printf '%s\n' "${wide_rows[@]}"
