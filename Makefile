@@ -114,7 +114,7 @@ fuzz: $(FUZZ_TARGETS)
 build/fuzz/fuzz_http: tests/fuzz/fuzz_http.c core/http.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -o $@
-build/fuzz/fuzz_order: tests/fuzz/fuzz_order.c core/order.c core/oid.c
+build/fuzz/fuzz_order: tests/fuzz/fuzz_order.c core/order.c core/oid.c core/fmt.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -o $@
 build/fuzz/fuzz_resp: tests/fuzz/fuzz_resp.c loadgen/resp.c

@@ -400,16 +400,22 @@ static int put_confirms(struct worker *w, struct rlink *to, struct req *head)
 	return rlink_put(w, to ? to : route(w, tag), CMD_CONFIRMS, head, argc, argv, lens);
 }
 
+/* Appends req to a list linked through r_next. */
+static void r_append(struct req **head, struct req **tail, struct req *req)
+{
+	req->r_next = NULL;
+	if (*tail)
+		(*tail)->r_next = req;
+	else
+		*head = req;
+	*tail = req;
+}
+
 static void add_replay(struct worker *w, struct req *req, uint8_t kind)
 {
 	struct resv *r = w->resv;
 	req->replay = kind;
-	req->r_next = NULL;
-	if (r->replay_tail)
-		r->replay_tail->r_next = req;
-	else
-		r->replay_head = req;
-	r->replay_tail = req;
+	r_append(&r->replay_head, &r->replay_tail, req);
 	r->replays++;
 }
 
@@ -767,12 +773,7 @@ static bool try_later(struct worker *w, uint8_t kind, struct req *req)
 		return false;
 	req->tryagains++;
 	req->replay = kind;
-	req->r_next = NULL;
-	if (r->later_tail)
-		r->later_tail->r_next = req;
-	else
-		r->later_head = req;
-	r->later_tail = req;
+	r_append(&r->later_head, &r->later_tail, req);
 	w->stats.tryagains++;
 	return true;
 }

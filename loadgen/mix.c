@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../core/fmt.h"
+
 const char *const lg_outcome_names[LG_OUTCOMES] = {
 	"202 accepted", "200 duplicate", "409 sold out", "409 limit", "409 in progress", "404",
 	"425/403 window", "4xx other", "503", "other", "conn errors", "timeouts",
@@ -16,30 +18,11 @@ void mix_host_init(struct mix_host *h, const char *host, unsigned port)
 	h->len = n > 0 && (size_t)n < sizeof(h->text) ? (size_t)n : 0;
 }
 
-static char *put(char *p, const char *s, size_t n)
-{
-	memcpy(p, s, n);
-	return p + n;
-}
-
-#define PUTS(p, lit) put(p, lit, sizeof(lit) - 1)
-
-static char *put_uint(char *p, unsigned long long v)
-{
-	char tmp[24];
-	int n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
+#define PUTS(p, lit) fmt_put(p, lit, sizeof(lit) - 1)
 
 static char *put_cstr(char *p, const char *s)
 {
-	return put(p, s, strlen(s));
+	return fmt_put(p, s, strlen(s));
 }
 
 static size_t order_body(char *dst, const struct lg_profile *p, const struct mix_order *o)
@@ -47,12 +30,12 @@ static size_t order_body(char *dst, const struct lg_profile *p, const struct mix
 	char *b = dst;
 	b = PUTS(b, "{\"user_id\":\"");
 	b = put_cstr(b, p->user_prefix);
-	b = put_uint(b, o->user);
+	b = fmt_u64(b, o->user);
 	b = PUTS(b, "\",\"sku\":\"");
 	b = put_cstr(b, p->sku_prefix);
-	b = put_uint(b, o->sku);
+	b = fmt_u64(b, o->sku);
 	b = PUTS(b, "\",\"qty\":");
-	b = put_uint(b, o->qty);
+	b = fmt_u64(b, o->qty);
 	b = PUTS(b, "}");
 	return (size_t)(b - dst);
 }
@@ -61,7 +44,7 @@ static char *head(char *d, const char *method_path, const struct mix_host *h)
 {
 	d = put_cstr(d, method_path);
 	d = PUTS(d, " HTTP/1.1\r\nHost: ");
-	d = put(d, h->text, h->len);
+	d = fmt_put(d, h->text, h->len);
 	return PUTS(d, "\r\n");
 }
 
@@ -78,9 +61,9 @@ size_t mix_order_request(char *dst, const struct mix_host *h, const struct lg_pr
 		d = PUTS(d, "\r\n");
 	}
 	d = PUTS(d, "Content-Length: ");
-	d = put_uint(d, blen);
+	d = fmt_u64(d, blen);
 	d = PUTS(d, "\r\n\r\n");
-	d = put(d, body, blen);
+	d = fmt_put(d, body, blen);
 	return (size_t)(d - dst);
 }
 
@@ -99,7 +82,7 @@ size_t mix_malformed_request(char *dst, const struct mix_host *h, const struct l
 		char *b = body;
 		b = PUTS(b, "{\"user_id\":\"");
 		b = put_cstr(b, p->user_prefix);
-		b = put_uint(b, user);
+		b = fmt_u64(b, user);
 		b = PUTS(b, "\",\"qty\":1}");
 		blen = (size_t)(b - body);
 		break;
@@ -140,11 +123,11 @@ size_t mix_malformed_request(char *dst, const struct mix_host *h, const struct l
 		if (length)
 			d = put_cstr(d, length);
 		else
-			d = put_uint(d, blen);
+			d = fmt_u64(d, blen);
 		d = PUTS(d, "\r\n");
 	}
 	d = PUTS(d, "\r\n");
-	d = put(d, body, blen);
+	d = fmt_put(d, body, blen);
 	return (size_t)(d - dst);
 }
 

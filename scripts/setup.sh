@@ -101,11 +101,12 @@ POM
 	touch "$stamp"
 }
 
-# --fuzz: also clang, for the libFuzzer targets (`make fuzz`).
+# --fuzz: also clang and its sanitizer runtimes (libclang-rt-dev, not pulled in
+# by clang on Debian 12), for the libFuzzer targets (`make fuzz`).
 # --bench: also nginx and wrk, the references of scripts/bench-frontend.sh.
 for arg in "$@"; do
 	case "$arg" in
-	--fuzz) packages+=(clang) ;;
+	--fuzz) packages+=(clang libclang-rt-dev) ;;
 	--bench) packages+=(nginx-light wrk) ;;
 	*) echo "setup: unknown option $arg (known: --fuzz --bench)" >&2; exit 2 ;;
 	esac
