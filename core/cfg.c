@@ -67,7 +67,9 @@ static const struct key keys[] = {
 	U32("redis", "buckets", redis_buckets, 1, 64, "1"),
 	STR("kafka", "brokers", kafka_brokers, "127.0.0.1:19092"),
 	STR("kafka", "topic", kafka_topic, "orders"),
-	U32("kafka", "linger_ms", kafka_linger_ms, 0, 10000, "1"),
+	U32("kafka", "linger_ms", kafka_linger_ms, 0, 10000, "0"),
+	/* 5 is the most the idempotent producer allows. */
+	U32("kafka", "inflight_requests", kafka_inflight_requests, 1, 5, "1"),
 	U32("kafka", "batch_messages", kafka_batch_messages, 1, 1000000, "10000"),
 	WORD("kafka", "compression", kafka_compression, "lz4", compression_words),
 	U32("kafka", "message_timeout_ms", kafka_message_timeout_ms, 100, 3600000, "5000"),

@@ -56,6 +56,7 @@ struct cfg {
 	char kafka_brokers[CFG_BROKERS_MAX];
 	char kafka_topic[CFG_TOPIC_MAX];
 	uint32_t kafka_linger_ms;
+	uint32_t kafka_inflight_requests;
 	uint32_t kafka_batch_messages;
 	char kafka_compression[CFG_WORD_MAX];
 	uint32_t kafka_message_timeout_ms;

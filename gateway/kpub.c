@@ -98,6 +98,8 @@ int kpub_init(struct worker *w)
 	rc = rc ?: set(w, conf, "enable.idempotence", "true");
 	snprintf(num, sizeof(num), "%u", cfg->kafka_linger_ms);
 	rc = rc ?: set(w, conf, "linger.ms", num);
+	snprintf(num, sizeof(num), "%u", cfg->kafka_inflight_requests);
+	rc = rc ?: set(w, conf, "max.in.flight", num);
 	snprintf(num, sizeof(num), "%u", cfg->kafka_batch_messages);
 	rc = rc ?: set(w, conf, "batch.num.messages", num);
 	rc = rc ?: set(w, conf, "compression.codec", cfg->kafka_compression);

@@ -42,6 +42,16 @@ bench_wait_http() { # url
 	return 1
 }
 
+# CPU time (user + system) a process and its children-threads have used so
+# far, in microseconds; several pids are summed (nginx's master and workers).
+bench_cpu_us() { # pid...
+	local pid total=0
+	for pid in "$@"; do
+		total=$((total + $(awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000000 / hz }' "/proc/$pid/stat")))
+	done
+	echo "$total"
+}
+
 # Starts nginx from Debian answering every request with `return 202 BODY`
 # (access log off), its config generated into DIR, not installed
 # system-wide; sets ngx_pid and waits until it answers. The callers stop it.

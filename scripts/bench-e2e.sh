@@ -119,11 +119,6 @@ bin/flashload --target "127.0.0.1:$port" --find-capacity --p99 5ms --step 3s --r
 capacity=$(python3 -c "import json,sys; print('%.0f' % json.load(open(sys.argv[1]))['capacity_rps'])" \
 	"$FG_RUN_DIR/capacity.json")
 
-# CPU time (user + system) of a process so far, in microseconds.
-cpu_us() { # pid
-	awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000000 / hz }' "/proc/$1/stat"
-}
-
 # Wide: accepted orders against nginx's static answer, same client and
 # connections, alternating. Where the 2 cores go per accepted order: the
 # gateway's CPU (with its librdkafka threads), Redis's and the broker's.
@@ -133,9 +128,9 @@ redis_pid=$(cat "$FG_RUN_DIR/redis.pid")
 kafka_pid=$(cat "$FG_RUN_DIR/kafka.pid")
 for round in 1 2; do
 	nginx_wide=$(LOAD_TARGET=127.0.0.1:$ngx_port LOAD_CONNECTIONS=$wide load --skus 1 --sku-prefix bulk --users 1000000)
-	before="$(cpu_us "$gw_pid") $(cpu_us "$redis_pid") $(cpu_us "$kafka_pid")"
+	before="$(bench_cpu_us "$gw_pid") $(bench_cpu_us "$redis_pid") $(bench_cpu_us "$kafka_pid")"
 	gw_wide=$(LOAD_CONNECTIONS=$wide load --skus 1 --sku-prefix bulk --users 1000000)
-	after="$(cpu_us "$gw_pid") $(cpu_us "$redis_pid") $(cpu_us "$kafka_pid")"
+	after="$(bench_cpu_us "$gw_pid") $(bench_cpu_us "$redis_pid") $(bench_cpu_us "$kafka_pid")"
 	cpu=$(python3 -c "import sys; b, a = sys.argv[1].split(), sys.argv[2].split()
 print(' / '.join('%.1f' % ((int(y) - int(x)) / $n) for x, y in zip(b, a)))" "$before" "$after")
 	read -r nw_rps nw_p50 nw_p99 <<<"$nginx_wide"

@@ -19,6 +19,13 @@
 #   FG_KAFKA_HEAP      broker JVM heap                    [512m]
 #   FG_KAFKA_JVM_OPTS  more broker JVM options, split on spaces, e.g.
 #                      -Xlog:gc:file=gc.log to see its pauses [none]
+#   FG_KAFKA_PROPS     more broker properties, ';'-separated, appended to
+#                      server.properties (later lines win), e.g.
+#                      'num.io.threads=2;num.network.threads=1'  [none]
+#   FG_KAFKA_REQUEST_LOG 1: the broker logs every request it completes with
+#                      its time split (queue, local, remote, response
+#                      queue, send) to kafka/requests.log, to tell the
+#                      broker's share of an acknowledgement's latency [0]
 #   FG_REDIS_CLUSTER_PORT  the first cluster node's port  [17001]
 #   FG_REDIS_AOF       1: append-only file, fsync always  [0: no persistence]
 #                      (fault tests restart Redis and need its data back)
@@ -156,6 +163,9 @@ group.initial.rebalance.delay.ms=0
 broker.session.timeout.ms=3000
 broker.heartbeat.interval.ms=500
 PROPS
+	if [ -n "${FG_KAFKA_PROPS:-}" ]; then
+		tr ';' '\n' <<<"$FG_KAFKA_PROPS" >>"$dir/server.properties"
+	fi
 	cat >"$dir/log4j.properties" <<'L4J'
 log4j.rootLogger=WARN, file
 log4j.appender.file=org.apache.log4j.FileAppender
@@ -165,6 +175,16 @@ log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
 log4j.logger.kafka=INFO
 log4j.logger.org.apache.kafka=INFO
 L4J
+	if [ "${FG_KAFKA_REQUEST_LOG:-0}" = 1 ]; then
+		cat >>"$dir/log4j.properties" <<'L4J'
+log4j.appender.requests=org.apache.log4j.FileAppender
+log4j.appender.requests.File=${kafka.logs.dir}/requests.log
+log4j.appender.requests.layout=org.apache.log4j.PatternLayout
+log4j.appender.requests.layout.ConversionPattern=[%d] %m%n
+log4j.logger.kafka.request.logger=DEBUG, requests
+log4j.additivity.kafka.request.logger=false
+L4J
+	fi
 }
 
 kafka_java() {

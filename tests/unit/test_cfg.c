@@ -90,6 +90,9 @@ static void test_bad_files(void **state)
 	expect_error("[kafka]\ncompression = brotli\n", 2, "not one of the allowed values");
 	expect_error("[server]\nthis is not a key\n", 2, "syntax error");
 	expect_error("[order]\nnode_id = 1024\n", 2, "out of range 0..1023");
+	/* librdkafka's idempotent producer allows at most 5 requests in flight. */
+	expect_error("[kafka]\ninflight_requests = 6\n", 2, "[kafka] inflight_requests: '6' is out of range 1..5");
+	expect_error("[kafka]\ninflight_requests = 0\n", 2, "out of range 1..5");
 	expect_error("[server]\nadmin_token = short\n", 2,
 		     "[server] admin_token: must be empty (admin endpoints off) or at least 16 characters");
 	expect_error("[server]\nadmin_token = sixteen-chars-\x01x\n", 2, "printable ASCII");
