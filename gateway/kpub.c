@@ -98,6 +98,10 @@ int kpub_init(struct worker *w)
 	rc = rc ?: set(w, conf, "enable.idempotence", "true");
 	snprintf(num, sizeof(num), "%u", cfg->kafka_linger_ms);
 	rc = rc ?: set(w, conf, "linger.ms", num);
+	/* With linger 0, one unanswered request per broker is what batches:
+	 * records that arrive while it is out go together in the next one, so
+	 * batches grow with the load instead of every order waiting out a
+	 * timer (config/flashgate.conf, BENCHMARKS.md). */
 	snprintf(num, sizeof(num), "%u", cfg->kafka_inflight_requests);
 	rc = rc ?: set(w, conf, "max.in.flight", num);
 	snprintf(num, sizeof(num), "%u", cfg->kafka_batch_messages);

@@ -42,7 +42,7 @@ bench_wait_http() { # url
 	return 1
 }
 
-# CPU time (user + system) a process and its children-threads have used so
+# CPU time (user + system) a process, all its threads included, has used so
 # far, in microseconds; several pids are summed (nginx's master and workers).
 bench_cpu_us() { # pid...
 	local pid total=0
