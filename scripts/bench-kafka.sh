@@ -23,7 +23,7 @@
 #      its response queue, sending) against the client's accepted p50/p99.
 # Prints Markdown for BENCHMARKS.md. BENCH_REQUESTS (default 100000),
 # BENCH_RATE (open-loop rate, default 2000), BENCH_CONNECTIONS (default 128),
-# BENCH_ROUNDS (default 3), BENCH_SETTINGS (the "linger in-flight" pairs,
+# BENCH_ROUNDS (default 3), BENCH_SETTINGS (linger,in-flight pairs,
 # default "1,5 0,1 0,5").
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
