@@ -52,6 +52,11 @@ bench_cpu_us() { # pid...
 	echo "$total"
 }
 
+# The median of the numbers given as arguments.
+bench_median() { # number...
+	printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 # Starts nginx from Debian answering every request with `return 202 BODY`
 # (access log off), its config generated into DIR, not installed
 # system-wide; sets ngx_pid and waits until it answers. The callers stop it.

@@ -153,6 +153,5 @@ row "flashgate, sold out, pipelined 16" "$sp" "${np%% *}"
 row "flashgate, GET /healthz, pipelined 16" "$hp" "${np%% *}"
 evals=$(redis-cli -p "$FG_REDIS_PORT" INFO commandstats | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p')
 echo
-echo "Sold out vs nginx by round: ${ratios[*]}; median $(printf '%s\n' "${ratios[@]}" | sort -n |
-	awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+echo "Sold out vs nginx by round: ${ratios[*]}; median $(bench_median "${ratios[@]}")"
 echo "Redis reservation calls during all the sold-out runs: ${evals:-0}; non-2xx answers (all 409) / requests in the first: $s_non2xx"
