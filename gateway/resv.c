@@ -77,8 +77,10 @@ struct resv {
 	struct req *replay_head, *replay_tail;
 	unsigned replays;
 
-	/* Reserves and takes that met TRYAGAIN, sent again on the next tick. */
+	/* Reserves and takes that met TRYAGAIN, or whose master (met through
+	 * MOVED) was still being connected to, sent again on the next tick. */
 	struct req *later_head, *later_tail;
+	bool moved_to[LINKS_MAX]; /* the link was opened to follow MOVED or ASK */
 
 	struct groupset reserves, confirms;
 	unsigned batched; /* reservations and confirmations waiting in groups */
@@ -441,6 +443,37 @@ static void drain_replays(struct worker *w)
 	r->replay_tail = last;
 }
 
+/* A reserve batch or a take that did not run and may run a moment later:
+ * it met TRYAGAIN (its slot is being migrated and its keys are split
+ * between two masters for the moment that takes), or its master was just
+ * met and is still being connected to. It goes again on the next tick, to
+ * wherever its slot is then, up to RESV_TRYAGAIN_MAX times before its
+ * orders hear 503. The req's r_next and replay fields hold it in this
+ * list: a reserve or take in flight is never in the replay list. */
+static bool try_later(struct worker *w, uint8_t kind, struct req *req)
+{
+	struct resv *r = w->resv;
+	if ((kind != CMD_RESERVE && kind != CMD_TAKE) || req->tryagains >= RESV_TRYAGAIN_MAX)
+		return false;
+	req->tryagains++;
+	req->replay = kind;
+	r_append(&r->later_head, &r->later_tail, req);
+	return true;
+}
+
+/* A reserve or take that cannot go because its master's link is not
+ * connected waits for it only if that master was met through MOVED or ASK
+ * and its link has never been up: a failover or a migration to a node this
+ * worker had no link to. A known server that went down answers 503 at
+ * once, as before. */
+static bool wait_for_new_link(struct worker *w, struct rlink *to, uint8_t kind, struct req *req)
+{
+	if (!w->resv->moved_to[rlink_index(to)] || rlink_ever_up(to) || !try_later(w, kind, req))
+		return false;
+	w->stats.link_waits++;
+	return true;
+}
+
 static uint32_t group_hash(const struct req *q)
 {
 	uint32_t h = 2166136261u ^ q->bucket;
@@ -490,8 +523,12 @@ static void emit_group(struct worker *w, struct groupset *set, struct group *g)
 			replay_confirms(w, head);
 		return;
 	}
-	if (put_batch(w, NULL, head) < 0) {
-		fail_chain(w, head, false);
+	int rc = put_batch(w, NULL, head);
+	if (rc < 0) {
+		char tag[BKT_TAG_MAX];
+		bkt_tag(tag, head->order.sku, head->bucket);
+		if (rc != -ENOTCONN || !wait_for_new_link(w, route(w, tag), CMD_RESERVE, head))
+			fail_chain(w, head, false);
 		return;
 	}
 	w->stats.reserve_calls++;
@@ -551,7 +588,9 @@ int resv_reserve(struct worker *w, struct req *req)
 	char tag[BKT_TAG_MAX];
 	bkt_tag(tag, req->order.sku, req->bucket);
 	struct rlink *to = route(w, tag);
-	if (!rlink_up(to))
+	/* A master just met through MOVED is connecting: its orders wait for
+	 * it (emit_group) rather than hear 503. */
+	if (!rlink_up(to) && (!r->moved_to[rlink_index(to)] || rlink_ever_up(to)))
 		return -ENOTCONN;
 	/* Counted as if each went alone, so a flush always has room. */
 	if (rlink_waiting(to) + r->batched + 1 >= r->cap)
@@ -739,43 +778,30 @@ static int redirect(struct worker *w, struct rlink *from, uint8_t kind, struct r
 			worker_log(w, "redis: %s", w->err);
 			return idx;
 		}
+		r->moved_to[idx] = true;
 	}
 	if (!ask)
 		r->slot[slot] = (uint8_t)idx;
 	w->stats.redirects++;
 	struct rlink *to = r->links[idx];
+	int rc = 0;
 	if (ask) {
 		const char *argv[1] = {"ASKING"};
 		size_t lens[1] = {6};
-		int rc = rlink_put(w, to, RLINK_ASKING, NULL, 1, argv, lens);
-		if (rc < 0)
-			return rc;
+		rc = rlink_put(w, to, RLINK_ASKING, NULL, 1, argv, lens);
 	}
-	return resend(w, to, kind, req);
+	if (rc == 0)
+		rc = resend(w, to, kind, req);
+	/* A master just met is connected to on the next tick: wait for it. */
+	if (rc == -ENOTCONN && wait_for_new_link(w, to, kind, req))
+		return 0;
+	return rc;
 }
 
 static bool is_redirect(const struct rslot *reply)
 {
 	return reply->type == REDIS_REPLY_ERROR &&
 	       (strncmp(reply->str, "MOVED ", 6) == 0 || strncmp(reply->str, "ASK ", 4) == 0);
-}
-
-/* A reserve batch or a take that met TRYAGAIN: its slot is being migrated
- * and its keys are split between two masters for the moment that takes.
- * It did not run, so it goes again on the next tick, to wherever its slot
- * is then, up to RESV_TRYAGAIN_MAX times before its orders hear 503. The
- * req's r_next and replay fields hold it in this list: a reserve or take
- * in flight is never in the replay list. */
-static bool try_later(struct worker *w, uint8_t kind, struct req *req)
-{
-	struct resv *r = w->resv;
-	if (req->tryagains >= RESV_TRYAGAIN_MAX)
-		return false;
-	req->tryagains++;
-	req->replay = kind;
-	r_append(&r->later_head, &r->later_tail, req);
-	w->stats.tryagains++;
-	return true;
 }
 
 static void send_later(struct worker *w)
@@ -788,7 +814,10 @@ static void send_later(struct worker *w)
 		q->r_next = NULL;
 		uint8_t kind = q->replay;
 		q->replay = 0;
-		if (resend(w, NULL, kind, q) == 0)
+		int rc = resend(w, NULL, kind, q);
+		/* Its link not connected yet (a new master's still opening, or
+		 * one that dropped): another tick, within the same bound. */
+		if (rc == 0 || (rc == -ENOTCONN && try_later(w, kind, q)))
 			continue;
 		/* Not sent, so it never ran: nothing to release. */
 		if (kind == CMD_RESERVE) {
@@ -802,9 +831,11 @@ static void send_later(struct worker *w)
 
 void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req *req, struct rslot *reply)
 {
-	if (reply->type == REDIS_REPLY_ERROR && (kind == CMD_RESERVE || kind == CMD_TAKE) &&
-	    strncmp(reply->str, "TRYAGAIN", 8) == 0 && try_later(w, kind, req))
+	if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "TRYAGAIN", 8) == 0 &&
+	    try_later(w, kind, req)) {
+		w->stats.tryagains++;
 		return;
+	}
 	if (is_redirect(reply)) {
 		if (redirect(w, l, kind, req, reply->str) == 0)
 			return;

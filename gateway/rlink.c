@@ -76,6 +76,7 @@ struct rlink {
 	unsigned n_dead;
 	char run_id[48], dead_run_id[48];
 	bool fenced; /* the dead connections are killed (queued): replays may go */
+	bool ever_up; /* has carried reserves at least once */
 };
 
 static bool connected(const struct rlink *l)
@@ -230,6 +231,11 @@ bool rlink_fenced(const struct rlink *l)
 unsigned rlink_waiting(const struct rlink *l)
 {
 	return l->count;
+}
+
+bool rlink_ever_up(const struct rlink *l)
+{
+	return l->ever_up;
 }
 
 unsigned rlink_index(const struct rlink *l)
@@ -483,6 +489,7 @@ static void on_reply(struct worker *w, struct rlink *l, struct rslot *reply)
 		}
 		l->client_id = reply->integer;
 		l->state = R_UP; /* reserves may go out now */
+		l->ever_up = true;
 		return;
 	case RLINK_KILL:
 		/* Killed, or "No such client": either way it runs nothing more. */

@@ -65,6 +65,7 @@ struct worker_stats {
 	uint64_t rebal_gave_up;                 /* rebal: 503 after two rounds of moving units */
 	uint64_t redirects;                     /* MOVED and ASK answers followed */
 	uint64_t tryagains;                     /* reserves and takes sent again after TRYAGAIN */
+	uint64_t link_waits;                    /* ... that waited for a new master's link */
 };
 
 struct worker {

@@ -5,7 +5,8 @@
 # returns only when each service answers (Redis: PING; Kafka: a metadata
 # request listing the orders topic). `down` stops exactly the processes `up`
 # (or `cluster-up`) started, by their pid files. `cluster-up` starts a
-# Redis Cluster of three masters (no replicas) on FG_REDIS_CLUSTER_PORT and
+# Redis Cluster of three masters (and with FG_REDIS_CLUSTER_REPLICAS=1 a
+# replica each) on FG_REDIS_CLUSTER_PORT and
 # the two ports after it, made with `redis-cli --cluster create`, and
 # returns once every node says cluster_state:ok.
 #
@@ -27,6 +28,8 @@
 #                      queue, send) to kafka/requests.log, to tell the
 #                      broker's share of an acknowledgement's latency [0]
 #   FG_REDIS_CLUSTER_PORT  the first cluster node's port  [17001]
+#   FG_REDIS_CLUSTER_REPLICAS  1: cluster-up starts six nodes, a replica for
+#                      each master, for failover tests       [0]
 #   FG_REDIS_AOF       1: append-only file, fsync always  [0: no persistence]
 #                      (fault tests restart Redis and need its data back)
 set -euo pipefail
@@ -91,7 +94,16 @@ redis_up() {
 	say "redis up on 127.0.0.1:$redis_port"
 }
 
-cluster_ports() { echo "$cluster_port" $((cluster_port + 1)) $((cluster_port + 2)); }
+cluster_replicas=${FG_REDIS_CLUSTER_REPLICAS:-0}
+case $cluster_replicas in 0 | 1) ;; *) die "FG_REDIS_CLUSTER_REPLICAS must be 0 or 1, not $cluster_replicas" ;; esac
+cluster_ports() { seq "$cluster_port" $((cluster_port + 3 * (cluster_replicas + 1) - 1)) | tr '\n' ' '; }
+
+# A node that is a master, or a replica whose link to its master is up.
+node_synced() { # port
+	local info
+	info=$(redis-cli -p "$1" info replication 2>/dev/null | tr -d '\r')
+	grep -q '^role:master' <<<"$info" || grep -q '^master_link_status:up' <<<"$info"
+}
 
 cluster_ok() { # port
 	redis-cli -p "$1" cluster info 2>/dev/null | grep -q '^cluster_state:ok'
@@ -118,15 +130,17 @@ cluster_up() {
 	done
 	if ! cluster_ok "$cluster_port"; then
 		[ "$fresh" = 1 ] || die "cluster nodes run but the cluster is not ok; try $0 down first"
-		redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
+		redis-cli --cluster create "${nodes[@]}" --cluster-replicas "$cluster_replicas" --cluster-yes \
 			>"$run/cluster/create.log" 2>&1 ||
 			die "redis-cli --cluster create failed; see $run/cluster/create.log"
 	fi
 	for port in $(cluster_ports); do
 		wait_for cluster 20 cluster_ok "$port" ||
 			die "cluster node $port did not reach cluster_state:ok within 20 s"
+		wait_for replica 20 node_synced "$port" ||
+			die "cluster node $port is a replica whose link to its master is not up after 20 s"
 	done
-	say "redis cluster up on 127.0.0.1:$(cluster_ports | tr ' ' ',') (3 masters)"
+	say "redis cluster up on 127.0.0.1:$(cluster_ports | sed 's/ $//' | tr ' ' ',') (3 masters, $cluster_replicas replica each)"
 }
 
 cluster_down() {
