@@ -5,10 +5,11 @@
 # returns only when each service answers (Redis: PING; Kafka: a metadata
 # request listing the orders topic). `down` stops exactly the processes `up`
 # (or `cluster-up`) started, by their pid files. `cluster-up` starts a
-# Redis Cluster of three masters (and with FG_REDIS_CLUSTER_REPLICAS=1 a
-# replica each) on FG_REDIS_CLUSTER_PORT and
-# the two ports after it, made with `redis-cli --cluster create`, and
-# returns once every node says cluster_state:ok.
+# Redis Cluster of three masters on FG_REDIS_CLUSTER_PORT and the two ports
+# after it (with FG_REDIS_CLUSTER_REPLICAS=1 also a replica each, on the
+# three ports after those), made with `redis-cli --cluster create`, and
+# returns once every node says cluster_state:ok and every replica is linked
+# to its master.
 #
 # Environment (defaults in brackets):
 #   FG_RUN_DIR         state, logs and pid files          [.run]
@@ -140,12 +141,16 @@ cluster_up() {
 		wait_for replica 20 node_synced "$port" ||
 			die "cluster node $port is a replica whose link to its master is not up after 20 s"
 	done
-	say "redis cluster up on 127.0.0.1:$(cluster_ports | sed 's/ $//' | tr ' ' ',') (3 masters, $cluster_replicas replica each)"
+	local replicas="no replicas"
+	[ "$cluster_replicas" = 1 ] && replicas="a replica each"
+	say "redis cluster up on 127.0.0.1:$(cluster_ports | sed 's/ $//' | tr ' ' ',') (3 masters, $replicas)"
 }
 
+# The nodes of the cluster on FG_REDIS_CLUSTER_PORT, replicas included
+# whatever FG_REDIS_CLUSTER_REPLICAS says now: none may outlive a down.
 cluster_down() {
 	local port
-	for port in $(cluster_ports); do
+	for port in $(seq "$cluster_port" $((cluster_port + 5))); do
 		[ -f "$run/cluster/$port/redis.pid" ] || continue
 		stop_pidfile "cluster node $port" "$run/cluster/$port/redis.pid"
 		rm -f "$run/cluster/$port/nodes.conf"
