@@ -461,14 +461,20 @@ static bool try_later(struct worker *w, uint8_t kind, struct req *req)
 	return true;
 }
 
+/* A master met through MOVED or ASK whose link has never been up: a
+ * failover or a migration to a node this worker had no link to. Its
+ * reserves and takes wait for the link; a known server that went down
+ * answers 503 at once, as before. */
+static bool new_master(const struct resv *r, const struct rlink *l)
+{
+	return r->moved_to[rlink_index(l)] && !rlink_ever_up(l);
+}
+
 /* A reserve or take that cannot go because its master's link is not
- * connected waits for it only if that master was met through MOVED or ASK
- * and its link has never been up: a failover or a migration to a node this
- * worker had no link to. A known server that went down answers 503 at
- * once, as before. */
+ * connected waits for it on the later list if that master is new. */
 static bool wait_for_new_link(struct worker *w, struct rlink *to, uint8_t kind, struct req *req)
 {
-	if (!w->resv->moved_to[rlink_index(to)] || rlink_ever_up(to) || !try_later(w, kind, req))
+	if (!new_master(w->resv, to) || !try_later(w, kind, req))
 		return false;
 	w->stats.link_waits++;
 	return true;
@@ -590,7 +596,7 @@ int resv_reserve(struct worker *w, struct req *req)
 	struct rlink *to = route(w, tag);
 	/* A master just met through MOVED is connecting: its orders wait for
 	 * it (emit_group) rather than hear 503. */
-	if (!rlink_up(to) && (!r->moved_to[rlink_index(to)] || rlink_ever_up(to)))
+	if (!rlink_up(to) && !new_master(r, to))
 		return -ENOTCONN;
 	/* Counted as if each went alone, so a flush always has room. */
 	if (rlink_waiting(to) + r->batched + 1 >= r->cap)
