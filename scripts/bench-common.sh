@@ -52,6 +52,12 @@ bench_cpu_us() { # pid...
 	echo "$total"
 }
 
+# a / b to two decimals; n/a when either is missing or zero (a run that
+# printed no result).
+bench_ratio() { # a b
+	python3 -c "import sys; a, b = float(sys.argv[1] or 0), float(sys.argv[2] or 0); print('%.2f' % (a / b) if a and b else 'n/a')" "$1" "$2"
+}
+
 # The median of the numbers given as arguments.
 bench_median() { # number...
 	printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'

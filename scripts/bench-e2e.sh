@@ -139,7 +139,7 @@ print(' / '.join('%.1f' % ((int(y) - int(x)) / $n) for x, y in zip(b, a)))" "$be
 	read -r nw_rps nw_p50 nw_p99 <<<"$nginx_wide"
 	read -r gw_rps gw_p50 gw_p99 <<<"$gw_wide"
 	wide_rows+=("| nginx \`return 202\`, $wide connections (round $round) | $nw_rps | $nw_p50 | $nw_p99 | 1.00 | |")
-	wide_ratios+=("$(python3 -c "print('%.2f' % ($gw_rps / $nw_rps))")")
+	wide_ratios+=("$(bench_ratio "$gw_rps" "$nw_rps")")
 	wide_rows+=("| accepted, $wide connections (round $round) | $gw_rps | $gw_p50 | $gw_p99 | ${wide_ratios[-1]} | $cpu |")
 done
 kill -QUIT "$ngx_pid" 2>/dev/null || true
@@ -167,7 +167,6 @@ read -r cs_rps cs_p50 cs_p99 <<<"$c_soldout"
 read -r ca_rps ca_p50 ca_p99 <<<"$c_accepted"
 read -r s_rps s_p50 s_p99 <<<"$soldout"
 read -r a_rps a_p50 a_p99 <<<"$accepted"
-ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 
 echo "$(date -u +%Y-%m-%d) commit $(git rev-parse --short HEAD), $(uname -r), $(nproc) cores;" \
 	"$n requests per run, $c connections, $workers gateway workers, flashload on the same machine"
@@ -175,14 +174,14 @@ echo
 echo "| path | req/s | p50 ms | p99 ms | vs front end |"
 echo "|---|---:|---:|---:|---:|"
 echo "| front end only (400 before Redis) | $f_rps | $f_p50 | $f_p99 | 1.00 |"
-echo "| sold out (409 from the Redis script) | $s_rps | $s_p50 | $s_p99 | $(ratio "$s_rps" "$f_rps") |"
-echo "| accepted (202 after Kafka acks=all) | $a_rps | $a_p50 | $a_p99 | $(ratio "$a_rps" "$f_rps") |"
-echo "| accepted, open loop: highest rate with p99 <= 5 ms (--find-capacity) | $capacity | | <= 5 | $(ratio "$capacity" "$f_rps") |"
-echo "| sold out, Redis Cluster of 3 masters | $cs_rps | $cs_p50 | $cs_p99 | $(ratio "$cs_rps" "$f_rps") |"
-echo "| accepted, Redis Cluster of 3 masters | $ca_rps | $ca_p50 | $ca_p99 | $(ratio "$ca_rps" "$f_rps") |"
-echo "| redis-benchmark EVALSHA reserve, no pipelining | $rb1 | | | $(ratio "$rb1" "$f_rps") |"
-echo "| redis-benchmark EVALSHA reserve, pipeline 16 | $rb16 | | | $(ratio "$rb16" "$f_rps") |"
-echo "| redis-benchmark EVALSHA reserve, 16 orders per call ($rbb calls/s) | $rbb_orders | | | $(ratio "$rbb_orders" "$f_rps") |"
+echo "| sold out (409 from the Redis script) | $s_rps | $s_p50 | $s_p99 | $(bench_ratio "$s_rps" "$f_rps") |"
+echo "| accepted (202 after Kafka acks=all) | $a_rps | $a_p50 | $a_p99 | $(bench_ratio "$a_rps" "$f_rps") |"
+echo "| accepted, open loop: highest rate with p99 <= 5 ms (--find-capacity) | $capacity | | <= 5 | $(bench_ratio "$capacity" "$f_rps") |"
+echo "| sold out, Redis Cluster of 3 masters | $cs_rps | $cs_p50 | $cs_p99 | $(bench_ratio "$cs_rps" "$f_rps") |"
+echo "| accepted, Redis Cluster of 3 masters | $ca_rps | $ca_p50 | $ca_p99 | $(bench_ratio "$ca_rps" "$f_rps") |"
+echo "| redis-benchmark EVALSHA reserve, no pipelining | $rb1 | | | $(bench_ratio "$rb1" "$f_rps") |"
+echo "| redis-benchmark EVALSHA reserve, pipeline 16 | $rb16 | | | $(bench_ratio "$rb16" "$f_rps") |"
+echo "| redis-benchmark EVALSHA reserve, 16 orders per call ($rbb calls/s) | $rbb_orders | | | $(bench_ratio "$rbb_orders" "$f_rps") |"
 echo
 echo "| server, path (flashload closed loop) | req/s | p50 ms | p99 ms | vs nginx | CPU us per order: gateway / Redis / broker |"
 echo "|---|---:|---:|---:|---:|---|"

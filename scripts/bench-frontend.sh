@@ -113,11 +113,10 @@ print("%.0f %.2f %.2f %s/%d %.1f %.1f" % (rps, p50, p99, non2xx.group(1) if non2
                                           srv_us, wrk_s * 1e6 / total))
 PY
 }
-ratio() { python3 -c "import sys; a, b = float(sys.argv[1] or 0), float(sys.argv[2] or 0); print('%.2f' % (a / b) if a and b else 'n/a')" "$1" "$2"; }
 row() { # label "rps p50 p99 non2xx srv_us wrk_us" reference_rps
 	local rps p50 p99 non2xx srv wrk_cpu
 	read -r rps p50 p99 non2xx srv wrk_cpu <<<"$2"
-	echo "| $1 | $rps | $p50 | $p99 | $(ratio "$rps" "$3") | $srv | $wrk_cpu |"
+	echo "| $1 | $rps | $p50 | $p99 | $(bench_ratio "$rps" "$3") | $srv | $wrk_cpu |"
 }
 
 wrk -t 1 -c 8 -d 2s -s "$FG_RUN_DIR/post.lua" "http://127.0.0.1:$gw_port/v1/orders" >/dev/null # warm up
@@ -140,7 +139,7 @@ for round in $(seq 1 "$rounds"); do
 	row "nginx, return 202 (round $round)" "$n" "$n_rps"
 	row "flashgate, sold out (POST, 409) (round $round)" "$s" "$n_rps"
 	row "flashgate, GET /healthz (round $round)" "$h" "$n_rps"
-	ratios+=("$(ratio "${s%% *}" "$n_rps")")
+	ratios+=("$(bench_ratio "${s%% *}" "$n_rps")")
 	[ "$round" = 1 ] && s_non2xx=$(cut -d' ' -f4 <<<"$s")
 done
 srv_pids=$ngx_pids
