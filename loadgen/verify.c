@@ -91,11 +91,37 @@ static long long num(const redisReply *r)
 	return 0;
 }
 
+/* The bucket's pending ledger and outgoing transfers, once both are empty
+ * or after two seconds. -1: unreadable. */
+static void wait_settled(struct rcl *c, const char *tag, long long *pending, long long *xfers)
+{
+	char key[KEYS_MAX], xfer[KEYS_MAX];
+	snprintf(key, sizeof(key), KEYS_PENDING_FMT, tag);
+	snprintf(xfer, sizeof(xfer), KEYS_XFER_FMT, tag);
+	for (int tries = 0; tries < 20; tries++) {
+		redisReply *p = rcl_command(c, key, "HLEN %s", key);
+		redisReply *x = rcl_command(c, xfer, "HLEN %s", xfer);
+		*pending = p ? num(p) : -1;
+		*xfers = x ? num(x) : -1;
+		freeReplyObject(p);
+		freeReplyObject(x);
+		if (*pending == 0 && *xfers == 0)
+			return;
+		usleep(100000);
+	}
+}
+
 /* Adds one bucket of a SKU (core/bucket.h) to its totals; bucket 0 also
  * tells how many there are. */
 static int read_bucket(struct rcl *c, const char *tag, struct sku *s)
 {
 	char key[KEYS_MAX];
+	long long pending, xfers;
+	/* Confirmations, releases and transfers' last steps follow the answers
+	 * by a moment (longer after a failover, when releases wait for the new
+	 * master): give them two seconds to settle, and read the counts after,
+	 * so they and the ledger are of the same moment. */
+	wait_settled(c, tag, &pending, &xfers);
 	snprintf(key, sizeof(key), KEYS_SKU_FMT, tag);
 	redisReply *h = rcl_command(c, key, "HMGET %s stock limit sold initial loaded_at_ms buckets moved_in moved_out",
 				     key);
@@ -133,23 +159,6 @@ static int read_bucket(struct rcl *c, const char *tag, struct sku *s)
 		s->users_over += units > s->limit;
 	}
 	freeReplyObject(u);
-	/* Confirmations and transfers' last steps follow the answers by a
-	 * moment: give them a second. */
-	char xfer[KEYS_MAX];
-	snprintf(key, sizeof(key), KEYS_PENDING_FMT, tag);
-	snprintf(xfer, sizeof(xfer), KEYS_XFER_FMT, tag);
-	long long pending = -1, xfers = -1;
-	for (int tries = 0; tries < 20; tries++) {
-		redisReply *p = rcl_command(c, key, "HLEN %s", key);
-		redisReply *x = rcl_command(c, xfer, "HLEN %s", xfer);
-		pending = p ? num(p) : -1;
-		xfers = x ? num(x) : -1;
-		freeReplyObject(p);
-		freeReplyObject(x);
-		if (pending == 0 && xfers == 0)
-			break;
-		usleep(100000);
-	}
 	s->pending += pending;
 	s->xfers += xfers;
 	return 0;
