@@ -65,6 +65,8 @@ static const struct key keys[] = {
 	U32("redis", "timeout_ms", redis_timeout_ms, 10, 600000, "1000"),
 	U32("redis", "reconnect_ms", redis_reconnect_ms, 10, 60000, "200"),
 	U32("redis", "buckets", redis_buckets, 1, 64, "1"),
+	U32("redis", "wait_replicas", redis_wait_replicas, 0, 16, "0"),
+	U32("redis", "wait_timeout_ms", redis_wait_timeout_ms, 1, 600000, "50"),
 	STR("kafka", "brokers", kafka_brokers, "127.0.0.1:19092"),
 	STR("kafka", "topic", kafka_topic, "orders"),
 	U32("kafka", "linger_ms", kafka_linger_ms, 0, 10000, "0"),
@@ -143,7 +145,7 @@ void cfg_defaults(struct cfg *c)
 struct load_ctx {
 	struct cfg *cfg;
 	struct cfg_lines lines;
-	bool seen[NKEYS];
+	int line[NKEYS]; /* where each key was set; 0: not set */
 };
 
 char *cfg_read_line(char *str, int num, void *stream)
@@ -165,8 +167,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	for (size_t i = 0; i < NKEYS; i++) {
 		if (strcmp(keys[i].section, section) != 0 || strcmp(keys[i].name, name) != 0)
 			continue;
-		why = ctx->seen[i] ? "set twice" : set_value(ctx->cfg, &keys[i], value);
-		ctx->seen[i] = true;
+		why = ctx->line[i] ? "set twice" : set_value(ctx->cfg, &keys[i], value);
+		ctx->line[i] = ctx->lines.line;
 		break;
 	}
 	if (!why)
@@ -211,11 +213,38 @@ int cfg_parse_file(const char *path, struct cfg_lines *lines, ini_handler handle
 	return -EINVAL;
 }
 
+static int key_line(const struct load_ctx *ctx, const char *section, const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+			return ctx->line[i];
+	return 0;
+}
+
+/* Rules between keys, checked once the file is read; the line named is
+ * the later of the two, the one that broke the rule. */
+static int check_pairs(const struct load_ctx *ctx, const char *path, char *err, size_t err_len)
+{
+	const struct cfg *c = ctx->cfg;
+	if (c->redis_wait_timeout_ms >= c->redis_timeout_ms) {
+		int a = key_line(ctx, "redis", "wait_timeout_ms"), b = key_line(ctx, "redis", "timeout_ms");
+		snprintf(err, err_len,
+			 "%s:%d: [redis] wait_timeout_ms: %u is not below [redis] timeout_ms (%u): a WAIT "
+			 "would outlast the reply timeout and drop the connection",
+			 path, a > b ? a : b, c->redis_wait_timeout_ms, c->redis_timeout_ms);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
 {
 	struct load_ctx ctx = {.cfg = c};
 	cfg_defaults(c);
-	return cfg_parse_file(path, &ctx.lines, on_key, &ctx, err, err_len);
+	int rc = cfg_parse_file(path, &ctx.lines, on_key, &ctx, err, err_len);
+	if (rc < 0)
+		return rc;
+	return check_pairs(&ctx, path, err, err_len);
 }
 
 void cfg_dump(const struct cfg *c, FILE *out)

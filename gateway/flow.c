@@ -397,9 +397,9 @@ void flow_on_return_reply(struct worker *w, struct req *r, const char *res, size
 	admin_on_return(w, r, res, len); /* answers through flow_answer, which frees */
 }
 
-void flow_on_redis_failure(struct worker *w, struct req *r)
+void flow_on_redis_failure(struct worker *w, struct req *r, const char *reason)
 {
-	answer_unavailable(w, r, "redis");
+	answer_unavailable(w, r, reason);
 	maybe_free(w, r);
 }
 

@@ -96,8 +96,10 @@ void flow_on_confirm_reply(struct worker *w, struct req *req);
 /* The return script's result for an admin release (see admin.h). */
 void flow_on_return_reply(struct worker *w, struct req *req, const char *result, size_t len);
 /* A Redis command for req ended without a usable reply (connection lost,
- * timeout, error reply); resv has already arranged any replay it needs. */
-void flow_on_redis_failure(struct worker *w, struct req *req);
+ * timeout, error reply; reason "redis"), or its writes did not reach the
+ * replicas in time ("replication"); resv has already arranged any replay
+ * it needs. Answers 503 with reason. */
+void flow_on_redis_failure(struct worker *w, struct req *req, const char *reason);
 /* err: 0 written; -EIO certainly not written; -EINPROGRESS unknown (timed
  * out in flight): the reservation stays in the ledger for reconcile. */
 void flow_on_delivery(struct worker *w, struct req *req, int err, const char *why);

@@ -84,6 +84,11 @@ struct resv {
 
 	struct groupset reserves, confirms;
 	unsigned batched; /* reservations and confirmations waiting in groups */
+
+	/* Failed reserve calls: while a cluster is down each batch fails the
+	 * same way, so one line a second says it with a count. */
+	int64_t fail_logged_ms;
+	unsigned fails_unlogged;
 };
 
 static bool is_transfer(uint8_t kind)
@@ -139,6 +144,8 @@ int resv_init(struct worker *w, const struct script_shas *shas, const struct rcl
 	 * with buckets, a rebalancing order two (a transfer's give and its
 	 * renewed reservation). */
 	r->cap = (cfg->redis_buckets > 1 ? 2 : 1) * cfg->max_inflight + cfg->max_connections + 16;
+	if (cfg->redis_wait_replicas > 0) /* each reserve and take has its WAIT */
+		r->cap *= 2;
 	size_t scripts = 0;
 	for (unsigned i = 0; i < SCRIPT_N; i++)
 		scripts += strlen(script_src[i]) + 64;
@@ -191,6 +198,33 @@ static struct rlink *route(struct worker *w, const char *tag)
 	if (!r->cluster)
 		return r->links[0];
 	return r->links[r->slot[rcl_slot(tag, strlen(tag))]];
+}
+
+/* A master met through MOVED or ASK whose link has never been up: a
+ * failover or a migration to a node this worker had no link to. Its
+ * reserves and takes wait for the link; a known server that went down
+ * answers 503 at once, as before. */
+static bool new_master(const struct resv *r, const struct rlink *l)
+{
+	return r->moved_to[rlink_index(l)] && !rlink_ever_up(l);
+}
+
+/* The link for a reserve or take to bucket tag: the owner's; or, on a
+ * cluster whose owner's link is down (not a new master still connecting),
+ * the first other master that is up. The slot map changes only through
+ * MOVED, and a master that died answers nothing: after a failover it is
+ * another master's MOVED that names the promoted replica (before it, MOVED
+ * names the dead master again, and the orders hear 503 as they would have). */
+static struct rlink *route_live(struct worker *w, const char *tag)
+{
+	struct resv *r = w->resv;
+	struct rlink *owner = route(w, tag);
+	if (!r->cluster || rlink_up(owner) || new_master(r, owner))
+		return owner;
+	for (unsigned i = 0; i < r->n_links; i++)
+		if (rlink_up(r->links[i]))
+			return r->links[i];
+	return owner;
 }
 
 /* One step of a transfer of units from bucket req->donor to req->bucket
@@ -251,7 +285,12 @@ static int put_transfer(struct worker *w, struct rlink *to, uint8_t kind, struct
 	size_t lens[10];
 	for (int i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
-	return rlink_put(w, to ? to : route(w, kind == CMD_GIVE ? home : donor), kind, req, argc, argv, lens);
+	to = to ? to : kind == CMD_TAKE ? route_live(w, donor) : route(w, kind == CMD_GIVE ? home : donor);
+	/* A take lost in a failover while its give stands would count the
+	 * units twice; a lost give or done only leaves work for reconcile. */
+	if (kind == CMD_TAKE)
+		return rlink_put_replicated(w, to, kind, req, argc, argv, lens);
+	return rlink_put(w, to, kind, req, argc, argv, lens);
 }
 
 /* The release script, or the confirm script (pending -> settled), for one order. */
@@ -372,7 +411,9 @@ static int put_batch(struct worker *w, struct rlink *to, struct req *head)
 		argv[argc] = q->idem;
 		lens[argc++] = q->idem_len;
 	}
-	return rlink_put(w, to ? to : route(w, sku), CMD_RESERVE, head, argc, argv, lens);
+	/* A reservation lost in a failover after its order was accepted would
+	 * sell its units twice: with wait_replicas, it counts once replicated. */
+	return rlink_put_replicated(w, to ? to : route_live(w, sku), CMD_RESERVE, head, argc, argv, lens);
 }
 
 /* One confirm script call for a chain of orders of one bucket. */
@@ -461,15 +502,6 @@ static bool try_later(struct worker *w, uint8_t kind, struct req *req)
 	return true;
 }
 
-/* A master met through MOVED or ASK whose link has never been up: a
- * failover or a migration to a node this worker had no link to. Its
- * reserves and takes wait for the link; a known server that went down
- * answers 503 at once, as before. */
-static bool new_master(const struct resv *r, const struct rlink *l)
-{
-	return r->moved_to[rlink_index(l)] && !rlink_ever_up(l);
-}
-
 /* A reserve or take that cannot go because its master's link is not
  * connected waits for it on the later list if that master is new. */
 static bool wait_for_new_link(struct worker *w, struct rlink *to, uint8_t kind, struct req *req)
@@ -488,10 +520,10 @@ static uint32_t group_hash(const struct req *q)
 	return h;
 }
 
-/* Answers every order of a chain that will get no reply. sent: the
- * script may have run, so its reservations are released once Redis is
- * back (a no-op for those it did not make). */
-static void fail_chain(struct worker *w, struct req *head, bool sent)
+/* Answers every order of a chain that will get no reply, 503 with
+ * reason. sent: the script may have run, so its reservations are released
+ * once Redis is back (a no-op for those it did not make). */
+static void fail_chain(struct worker *w, struct req *head, bool sent, const char *reason)
 {
 	for (struct req *q = head, *next; q; q = next) {
 		next = q->b_next; /* q may go back to the pool below */
@@ -501,7 +533,7 @@ static void fail_chain(struct worker *w, struct req *head, bool sent)
 		} else {
 			q->redis_ops--;
 		}
-		flow_on_redis_failure(w, q);
+		flow_on_redis_failure(w, q, reason);
 	}
 }
 
@@ -533,8 +565,11 @@ static void emit_group(struct worker *w, struct groupset *set, struct group *g)
 	if (rc < 0) {
 		char tag[BKT_TAG_MAX];
 		bkt_tag(tag, head->order.sku, head->bucket);
-		if (rc != -ENOTCONN || !wait_for_new_link(w, route(w, tag), CMD_RESERVE, head))
-			fail_chain(w, head, false);
+		if (rc == -EAGAIN) {
+			w->stats.replication_short++;
+			fail_chain(w, head, false, "replication");
+		} else if (rc != -ENOTCONN || !wait_for_new_link(w, route(w, tag), CMD_RESERVE, head))
+			fail_chain(w, head, false, "redis");
 		return;
 	}
 	w->stats.reserve_calls++;
@@ -593,7 +628,7 @@ int resv_reserve(struct worker *w, struct req *req)
 	struct resv *r = w->resv;
 	char tag[BKT_TAG_MAX];
 	bkt_tag(tag, req->order.sku, req->bucket);
-	struct rlink *to = route(w, tag);
+	struct rlink *to = route_live(w, tag);
 	/* A master just met through MOVED is connecting: its orders wait for
 	 * it (emit_group) rather than hear 503. */
 	if (!rlink_up(to) && !new_master(r, to))
@@ -635,7 +670,7 @@ static void queue_or_replay(struct worker *w, struct req *req, uint8_t kind)
 		return;
 	add_replay(w, req, kind);
 	if (kind == CMD_RELEASE)
-		flow_on_redis_failure(w, req); /* answer now; the stock follows */
+		flow_on_redis_failure(w, req, "redis"); /* answer now; the stock follows */
 }
 
 void resv_release(struct worker *w, struct req *req)
@@ -663,11 +698,11 @@ void resv_link_lost(struct worker *w, struct rlink *l, uint8_t kind, struct req 
 	case CMD_RESERVE:
 		/* A reserve whose reply was lost may have run: release it when
 		 * Redis is back (a no-op if it never ran). */
-		fail_chain(w, req, true);
+		fail_chain(w, req, true, "redis");
 		return;
 	case CMD_RETURN: /* the admin retries; nothing to replay */
 		req->redis_ops--;
-		flow_on_redis_failure(w, req);
+		flow_on_redis_failure(w, req, "redis");
 		return;
 	case CMD_TAKE:
 	case CMD_GIVE:
@@ -683,7 +718,7 @@ void resv_link_lost(struct worker *w, struct rlink *l, uint8_t kind, struct req 
 		return;
 	default: /* CMD_RELEASE */
 		add_replay(w, req, CMD_RELEASE);
-		flow_on_redis_failure(w, req);
+		flow_on_redis_failure(w, req, "redis");
 		return;
 	}
 }
@@ -693,6 +728,12 @@ void resv_link_ready(struct worker *w, struct rlink *l)
 	(void)l;
 	if (w->resv->replay_head)
 		drain_replays(w);
+}
+
+/* rlink's answer for a replicated command whose WAIT came short. */
+static bool unreplicated_reply(const struct rslot *reply)
+{
+	return reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOREPLICAS", 10) == 0;
 }
 
 /* Errors after which a release or confirm should simply be tried again. */
@@ -705,13 +746,32 @@ static bool transient(const char *err)
 	return false;
 }
 
+static void log_reserve_failure(struct worker *w, const char *err)
+{
+	struct resv *r = w->resv;
+	if (w->now_mono_ms - r->fail_logged_ms < 1000) {
+		r->fails_unlogged++;
+		return;
+	}
+	if (r->fails_unlogged)
+		worker_log(w, "redis: reserve failed: %s (%u more failed calls since the last such line)", err,
+			   r->fails_unlogged);
+	else
+		worker_log(w, "redis: reserve failed: %s", err);
+	r->fail_logged_ms = w->now_mono_ms;
+	r->fails_unlogged = 0;
+}
+
 /* A batch's answer: one result per order, in the order sent. */
 static void on_reserve_reply(struct worker *w, struct req *head, const struct rslot *reply)
 {
 	if (reply->type == REDIS_REPLY_ERROR) {
-		/* The orders before the failing one may be written: release all. */
-		worker_log(w, "redis: reserve failed: %s", reply->str);
-		fail_chain(w, head, true);
+		/* The orders before the failing one may be written: release all.
+		 * Too few replicas is logged by the link, once. */
+		bool unreplicated = unreplicated_reply(reply);
+		if (!unreplicated)
+			log_reserve_failure(w, reply->str);
+		fail_chain(w, head, true, unreplicated ? "replication" : "redis");
 		return;
 	}
 	unsigned i = 0;
@@ -827,7 +887,7 @@ static void send_later(struct worker *w)
 			continue;
 		/* Not sent, so it never ran: nothing to release. */
 		if (kind == CMD_RESERVE) {
-			fail_chain(w, q, false);
+			fail_chain(w, q, false, "redis");
 		} else {
 			q->redis_ops--;
 			rebal_on_reply(w, q, xstep(kind), NULL, 0, 0);
@@ -847,7 +907,7 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 			return;
 		/* Not sent: it never ran anywhere, so nothing to release. */
 		if (kind == CMD_RESERVE) {
-			fail_chain(w, req, false);
+			fail_chain(w, req, false, "redis");
 			return;
 		}
 		if (kind == CMD_RELEASE || kind == CMD_CONFIRM) {
@@ -872,7 +932,8 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 	if (is_transfer(kind)) {
 		req->redis_ops--;
 		if (reply->type == REDIS_REPLY_ERROR) {
-			worker_log(w, "redis: %s failed: %s", kind_name(kind), reply->str);
+			if (!unreplicated_reply(reply))
+				worker_log(w, "redis: %s failed: %s", kind_name(kind), reply->str);
 			rebal_on_reply(w, req, xstep(kind), NULL, 0, 0);
 		} else {
 			rebal_on_reply(w, req, xstep(kind), reply->str, reply->len,
@@ -905,7 +966,7 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 		if (kind == CMD_CONFIRM)
 			flow_on_confirm_reply(w, req); /* the ledger entry waits for reconcile */
 		else
-			flow_on_redis_failure(w, req);
+			flow_on_redis_failure(w, req, "redis");
 		return;
 	}
 	switch (kind) {
@@ -919,7 +980,7 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 		if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS)
 			flow_on_return_reply(w, req, reply->str, reply->len);
 		else
-			flow_on_redis_failure(w, req);
+			flow_on_redis_failure(w, req, "redis");
 		break;
 	}
 }

@@ -37,6 +37,7 @@ struct pending {
 	struct req *req;
 	long long client_id; /* RLINK_KILL: whom */
 	uint8_t kind;
+	bool replicated; /* its reply waits for the WAIT queued after it */
 	int64_t queued_ms;
 };
 
@@ -77,6 +78,17 @@ struct rlink {
 	char run_id[48], dead_run_id[48];
 	bool fenced; /* the dead connections are killed (queued): replays may go */
 	bool ever_up; /* has carried reserves at least once */
+
+	/* A replicated command's reply, held until its WAIT answers. */
+	struct rslot held;
+	struct pending held_pe;
+	bool holding;
+	unsigned waits_out; /* WAITs without a reply */
+	int64_t last_reply_ms;
+	/* The last WAIT came short: a WAIT holds the connection for its whole
+	 * timeout then, and the commands behind it wait too, so one replicated
+	 * command at a time goes out to find out when the replicas are back. */
+	bool replicas_short;
 };
 
 static bool connected(const struct rlink *l)
@@ -253,13 +265,24 @@ bool rlink_is(const struct rlink *l, const char *host, unsigned port)
 	return l->port == port && strcmp(l->host, host) == 0;
 }
 
-static int put(struct worker *w, struct rlink *l, uint8_t kind, struct req *req, int argc, const char **argv,
-	       const size_t *lens)
+/* Output bytes a command may take, at most. */
+static size_t resp_bound(int argc, const size_t *lens)
 {
 	size_t need = 16;
 	for (int i = 0; i < argc; i++)
 		need += lens[i] + 24;
-	if (l->count == l->cap || l->out_cap - l->out_len[l->fill] < need)
+	return need;
+}
+
+static bool room(const struct rlink *l, unsigned cmds, size_t bytes)
+{
+	return l->cap - l->count >= cmds && l->out_cap - l->out_len[l->fill] >= bytes;
+}
+
+static int put(struct worker *w, struct rlink *l, uint8_t kind, struct req *req, int argc, const char **argv,
+	       const size_t *lens)
+{
+	if (!room(l, 1, resp_bound(argc, lens)))
 		return -ENOBUFS;
 	/* RESP by hand, no printf: a batch of orders has 6 arguments each. */
 	char *p = l->out[l->fill] + l->out_len[l->fill];
@@ -275,6 +298,7 @@ static int put(struct worker *w, struct rlink *l, uint8_t kind, struct req *req,
 	pe->req = req;
 	pe->client_id = 0;
 	pe->kind = kind;
+	pe->replicated = false;
 	pe->queued_ms = w->now_mono_ms;
 	return 0;
 }
@@ -285,6 +309,34 @@ int rlink_put(struct worker *w, struct rlink *l, uint8_t kind, struct req *req, 
 	if (!connected(l))
 		return -ENOTCONN;
 	return put(w, l, kind, req, argc, argv, lens);
+}
+
+int rlink_put_replicated(struct worker *w, struct rlink *l, uint8_t kind, struct req *req, int argc,
+			 const char **argv, const size_t *lens)
+{
+	const struct cfg *cfg = w->cfg;
+	if (cfg->redis_wait_replicas == 0)
+		return rlink_put(w, l, kind, req, argc, argv, lens);
+	if (!connected(l))
+		return -ENOTCONN;
+	if (l->replicas_short && l->waits_out > 0)
+		return -EAGAIN;
+	char replicas[FMT_U64_MAX], timeout[FMT_U64_MAX];
+	const char *wait_argv[3] = {"WAIT", replicas, timeout};
+	size_t wait_lens[3] = {4, (size_t)(fmt_u64(replicas, cfg->redis_wait_replicas) - replicas),
+			       (size_t)(fmt_u64(timeout, cfg->redis_wait_timeout_ms) - timeout)};
+	/* Both or neither: a WAIT missing after its command would hold the
+	 * command's reply forever. */
+	if (!room(l, 2, resp_bound(argc, lens) + resp_bound(3, wait_lens)))
+		return -ENOBUFS;
+	int rc = put(w, l, kind, req, argc, argv, lens);
+	if (rc == 0) {
+		l->fifo[(l->head + l->count - 1) % l->cap].replicated = true;
+		rc = put(w, l, RLINK_WAIT, NULL, 3, wait_argv, wait_lens);
+	}
+	if (rc == 0)
+		l->waits_out++;
+	return rc;
 }
 
 static void queue_loads(struct worker *w, struct rlink *l)
@@ -311,7 +363,7 @@ void rlink_close(struct worker *w, struct rlink *l, const char *why)
 	if (!connected(l))
 		return;
 	worker_log(w, "redis %s: connection lost: %s; %u commands failed, reconnecting", l->where, why,
-		   l->count);
+		   l->count + l->holding);
 	l->state = R_CLOSING;
 	l->down_logged = true;
 	l->fenced = false;
@@ -326,6 +378,12 @@ void rlink_close(struct worker *w, struct rlink *l, const char *why)
 				   l->where, MAX_DEAD, l->client_id);
 	}
 	l->client_id = 0;
+	l->waits_out = 0;
+	if (l->holding) {
+		/* Ran, but its replication is unknown: lost like the rest. */
+		l->holding = false;
+		resv_link_lost(w, l, l->held_pe.kind, l->held_pe.req);
+	}
 	while (l->count) {
 		struct pending pe = l->fifo[l->head];
 		l->head = (l->head + 1) % l->cap;
@@ -457,6 +515,45 @@ static void fence(struct worker *w, struct rlink *l, const char *run_id)
 	resv_link_ready(w, l);
 }
 
+/* A replicated command's WAIT answered: its held reply goes to resv as
+ * it came if enough replicas have every write this connection made so far
+ * (or if the command failed: an error wrote nothing to wait for), and as a
+ * NOREPLICAS error otherwise: the command ran here, but a failover could
+ * lose what it wrote. */
+static void on_wait_reply(struct worker *w, struct rlink *l, const struct rslot *reply)
+{
+	if (!l->holding) {
+		rlink_close(w, l, "WAIT answered with no command held for it");
+		return;
+	}
+	l->holding = false;
+	l->waits_out--;
+	unsigned want = w->cfg->redis_wait_replicas;
+	long long got = reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
+	if (got >= (long long)want || l->held.type == REDIS_REPLY_ERROR) {
+		if (got >= (long long)want && l->replicas_short) {
+			worker_log(w, "redis %s: writes reach %lld replicas again", l->where, got);
+			l->replicas_short = false;
+		}
+		resv_link_reply(w, l, l->held_pe.kind, l->held_pe.req, &l->held);
+		return;
+	}
+	w->stats.replication_short++;
+	if (!l->replicas_short) {
+		worker_log(w, "redis %s: WAIT %u %u: %s; its orders are answered 503 and their "
+			      "reservations released until enough replicas keep up",
+			   l->where, want, w->cfg->redis_wait_timeout_ms,
+			   got >= 0 ? "too few replicas acknowledged in time" : reply->str);
+		l->replicas_short = true;
+	}
+	struct rslot *no = &l->held;
+	no->type = REDIS_REPLY_ERROR;
+	no->len = (size_t)snprintf(no->str, sizeof(no->str), "NOREPLICAS %lld of %u replicas in %u ms",
+				   got < 0 ? 0 : got, want, w->cfg->redis_wait_timeout_ms);
+	no->n_elems = 0;
+	resv_link_reply(w, l, l->held_pe.kind, l->held_pe.req, no);
+}
+
 /* The link's own commands; anything else is resv's. */
 static void on_reply(struct worker *w, struct rlink *l, struct rslot *reply)
 {
@@ -467,7 +564,17 @@ static void on_reply(struct worker *w, struct rlink *l, struct rslot *reply)
 	struct pending pe = l->fifo[l->head];
 	l->head = (l->head + 1) % l->cap;
 	l->count--;
+	l->last_reply_ms = w->now_mono_ms;
+	if (pe.replicated) {
+		l->held = *reply;
+		l->held_pe = pe;
+		l->holding = true;
+		return;
+	}
 	switch (pe.kind) {
+	case RLINK_WAIT:
+		on_wait_reply(w, l, reply);
+		return;
 	case RLINK_LOAD:
 		l->load_queued = false;
 		if (reply->type == REDIS_REPLY_ERROR)
@@ -594,8 +701,15 @@ void rlink_tick(struct worker *w, struct rlink *l)
 {
 	if (l->state == R_DOWN && w->now_mono_ms >= l->next_attempt_ms)
 		start_connect(w, l);
-	if (connected(l) && l->count > 0 &&
-	    w->now_mono_ms - l->fifo[l->head].queued_ms > (int64_t)w->cfg->redis_timeout_ms) {
+	if (!connected(l) || l->count == 0)
+		return;
+	/* Silence, not a long queue, is what marks a dead server: each WAIT
+	 * may hold the connection for its timeout, and what is queued behind a
+	 * few of them can wait longer than timeout_ms while replies flow. */
+	int64_t since = l->fifo[l->head].queued_ms;
+	if (l->last_reply_ms > since)
+		since = l->last_reply_ms;
+	if (w->now_mono_ms - since > (int64_t)w->cfg->redis_timeout_ms) {
 		char why[64];
 		snprintf(why, sizeof(why), "no reply within %u ms", w->cfg->redis_timeout_ms);
 		rlink_close(w, l, why);

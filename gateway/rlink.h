@@ -49,7 +49,7 @@ struct rslot {
 };
 
 /* The link's own commands; resv's kinds start at RLINK_KIND_USER. */
-enum { RLINK_LOAD = 1, RLINK_RUN_ID, RLINK_CLIENT_ID, RLINK_KILL, RLINK_ASKING, RLINK_KIND_USER };
+enum { RLINK_LOAD = 1, RLINK_RUN_ID, RLINK_CLIENT_ID, RLINK_KILL, RLINK_ASKING, RLINK_WAIT, RLINK_KIND_USER };
 
 /* index: the link's number in the worker (user_data of its operations).
  * cap: commands that may wait for replies at once; out_cap: bytes a turn
@@ -63,6 +63,13 @@ void rlink_free(struct rlink *l);
  * when full. */
 int rlink_put(struct worker *w, struct rlink *l, uint8_t kind, struct req *req, int argc,
 	      const char **argv, const size_t *lens) __attribute__((warn_unused_result));
+/* The same for a command whose writes must survive a failover: with
+ * [redis] wait_replicas = N, a WAIT N follows it and its reply reaches resv
+ * only once N replicas have its writes, or else as an error reply starting
+ * "NOREPLICAS" (it ran: what it wrote may be lost). Without, rlink_put.
+ * -EAGAIN, not sent: the last WAIT came short and another is out. */
+int rlink_put_replicated(struct worker *w, struct rlink *l, uint8_t kind, struct req *req, int argc,
+			 const char **argv, const size_t *lens) __attribute__((warn_unused_result));
 /* The scripts again (after NOSCRIPT), before anything queued after this. */
 void rlink_reload_scripts(struct worker *w, struct rlink *l);
 /* Drops the connection: every command without a reply is lost. */

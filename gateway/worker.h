@@ -66,6 +66,7 @@ struct worker_stats {
 	uint64_t redirects;                     /* MOVED and ASK answers followed */
 	uint64_t tryagains;                     /* reserves and takes sent again after TRYAGAIN */
 	uint64_t link_waits;                    /* ... that waited for a new master's link */
+	uint64_t replication_short;             /* reserves and takes refused: WAIT came short */
 };
 
 struct worker {

@@ -15,6 +15,12 @@ export FG_GATEWAY_PORT=${FG_GATEWAY_PORT:-18180}
 
 # A fresh broker each run: the topic holds only this run's orders.
 "$here/scripts/services.sh" down >/dev/null 2>&1 || true
+# Cluster nodes an interrupted run left behind: their pid files are about
+# to go, and a half-dead cluster on a test's ports fails the next run.
+for dir in "$FG_RUN_DIR"/cluster/*/; do
+	[ -f "$dir/redis.pid" ] || continue
+	FG_REDIS_CLUSTER_PORT=$(basename "$dir") "$here/scripts/services.sh" cluster-down >/dev/null 2>&1 || true
+done
 rm -rf "$FG_RUN_DIR"
 mkdir -p "$FG_RUN_DIR"
 trap '"$here/scripts/services.sh" down >/dev/null' EXIT

@@ -31,6 +31,8 @@
 #   FG_REDIS_CLUSTER_PORT  the first cluster node's port  [17001]
 #   FG_REDIS_CLUSTER_REPLICAS  1: cluster-up starts six nodes, a replica for
 #                      each master, for failover tests       [0]
+#   FG_REDIS_CLUSTER_NODE_TIMEOUT  ms before a silent node is failed and
+#                      its replica takes over (cluster-node-timeout) [5000]
 #   FG_REDIS_AOF       1: append-only file, fsync always  [0: no persistence]
 #                      (fault tests restart Redis and need its data back)
 set -euo pipefail
@@ -42,6 +44,7 @@ mkdir -p "$run"
 run=$(cd "$run" && pwd)
 redis_port=${FG_REDIS_PORT:-16379}
 cluster_port=${FG_REDIS_CLUSTER_PORT:-17001}
+cluster_node_timeout=${FG_REDIS_CLUSTER_NODE_TIMEOUT:-5000}
 kafka_port=${FG_KAFKA_PORT:-19092}
 kafka_cport=${FG_KAFKA_CPORT:-19093}
 topic=${FG_TOPIC:-orders}
@@ -97,6 +100,7 @@ redis_up() {
 
 cluster_replicas=${FG_REDIS_CLUSTER_REPLICAS:-0}
 case $cluster_replicas in 0 | 1) ;; *) die "FG_REDIS_CLUSTER_REPLICAS must be 0 or 1, not $cluster_replicas" ;; esac
+case $cluster_node_timeout in '' | *[!0-9]*) die "FG_REDIS_CLUSTER_NODE_TIMEOUT must be milliseconds, not '$cluster_node_timeout'" ;; esac
 cluster_ports() { seq "$cluster_port" $((cluster_port + 3 * (cluster_replicas + 1) - 1)) | tr '\n' ' '; }
 
 # A node that is a master, or a replica whose link to its master is up.
@@ -122,7 +126,7 @@ cluster_up() {
 		mkdir -p "$dir"
 		redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
 			--cluster-enabled yes --cluster-config-file "$dir/nodes.conf" \
-			--cluster-node-timeout 5000 --dir "$dir" --pidfile "$pidf" --daemonize yes \
+			--cluster-node-timeout "$cluster_node_timeout" --dir "$dir" --pidfile "$pidf" --daemonize yes \
 			--logfile "$dir/redis.log" ||
 			die "redis-server (cluster node $port) failed to start; see $dir/redis.log"
 		wait_for redis 10 redis-cli -p "$port" ping ||

@@ -6,6 +6,7 @@ Run: scripts/run-integration-tests.sh  (prints "integration: N passed, N failed"
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -873,10 +874,11 @@ class Cluster:
     each), started by services.sh cluster-up on its own ports, stopped on
     exit."""
 
-    def __init__(self, port, replicas=0):
+    def __init__(self, port, replicas=0, node_timeout_ms=5000):
         self.port = port
         self.ports = list(range(port, port + 3 * (replicas + 1)))
-        self.env = dict(os.environ, FG_REDIS_CLUSTER_PORT=str(port), FG_REDIS_CLUSTER_REPLICAS=str(replicas))
+        self.env = dict(os.environ, FG_REDIS_CLUSTER_PORT=str(port), FG_REDIS_CLUSTER_REPLICAS=str(replicas),
+                        FG_REDIS_CLUSTER_NODE_TIMEOUT=str(node_timeout_ms))
         subprocess.run([os.path.join(ROOT, "scripts", "services.sh"), "cluster-up"], env=self.env,
                        check=True, timeout=60)
 
@@ -909,6 +911,16 @@ class Cluster:
     def role(self, port):
         """ROLE's lines: ["master", ...] or ["slave", host, master port, ...]."""
         return self.cli(port, "ROLE").splitlines()
+
+    def replica_read(self, port, *args):
+        """A read on a replica (READONLY first, or it answers MOVED)."""
+        out = subprocess.run(["redis-cli", "-p", str(port), "--raw"], check=True, capture_output=True, text=True,
+                             input="READONLY\n%s\n" % " ".join(str(a) for a in args))
+        return out.stdout.strip().splitlines()[-1]
+
+    def pid(self, port):
+        info = self.cli(port, "INFO", "server")
+        return int(next(l.split(":")[1] for l in info.splitlines() if l.startswith("process_id:")))
 
     def replica_of(self, master):
         """The port of master's replica, by the replicas' own word."""
@@ -1087,6 +1099,115 @@ def gateway_sells_on_a_redis_cluster_through_a_failover():
                "calls waited for the new master's link: %s" % last)
     finally:
         cl.close()
+
+
+@test
+def reservations_wait_for_their_replica():
+    """[redis] wait_replicas = 1 on a Redis Cluster with a replica per
+    master. An accepted order's reservation is on the replica when the
+    client hears 202. While the replica is stopped (SIGSTOP: connected but
+    silent, so WAIT times out), orders are answered 503 "replication", their
+    reservations are released and Kafka gets nothing; once it runs again,
+    orders are accepted again."""
+    cl = Cluster(17141, replicas=1)
+    try:
+        conf = ENV.write_config("cw.conf", redis__port=cl.port, redis__wait_replicas=1,
+                                redis__wait_timeout_ms=100)
+        sku = "cw1"
+        ENV.load_stock(conf, [(sku, 50, 50)])
+        replica = cl.replica_of(cl.owner("fg:{%s}" % sku)[0])
+        with Gateway(ENV, conf) as gw:
+            for i in range(5):
+                r = post_order(ENV.gw_port, "u%d" % i, sku)
+                eq(r.status, 202, "order %d accepted (%s)" % (i, r.body))
+                eq(cl.replica_read(replica, "HGET", "fg:{%s}" % sku, "sold"), str(i + 1),
+                   "the replica has order %d's reservation when it is answered" % i)
+            pid = cl.pid(replica)  # a stopped Redis answers nothing, INFO included
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                for i in range(5, 8):
+                    r = post_order(ENV.gw_port, "u%d" % i, sku)
+                    eq((r.status, r.json().get("reason")), (503, "replication"),
+                       "order %d refused while the replica is stopped" % i)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            deadline = time.time() + 10
+            while ENV.stock(conf, sku)["pending"] and time.time() < deadline:
+                time.sleep(0.1)
+            s = ENV.stock(conf, sku)
+            eq((s["sold"], s["stock"], s["pending"]), (5, 45, 0), "the refused orders' units released")
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                r = post_order(ENV.gw_port, "u9", sku)
+                if r.status == 202:
+                    break
+                time.sleep(0.2)
+            eq(r.status, 202, "accepted again once the replica runs (%s)" % r.body)
+        with open(gw.log_path) as f:
+            log = f.read()
+        expect("WAIT 1 100: too few replicas acknowledged in time" in log, "the log names the cause")
+        last = [l for l in log.splitlines() if "stopped:" in l][-2:]
+        expect(sum(log_count(l, "calls refused for too few replicas") for l in last) >= 3,
+               "the workers counted the refused calls: %s" % last)
+        sold = [v for _, v in ENV.topic_records() if v["sku"] == sku]
+        eq(len(sold), 6, "Kafka has the 6 accepted orders and none of the refused")
+    finally:
+        cl.close()
+
+
+@test
+def gateway_sells_on_a_redis_cluster_through_a_master_crash():
+    """The master owning the hottest SKU is killed (SIGKILL) while an
+    oversubscribed keyed load runs, with [redis] wait_replicas = 1: every
+    accepted order's reservation is on the replica, which the cluster
+    promotes (cluster-node-timeout 1 s). Meanwhile that SKU's orders hear
+    503; then the gateway, asking another master, is sent (MOVED) to the
+    promoted replica and sells again. flashload --verify proves that no
+    accepted order was lost and nothing oversold (the topic's units equal
+    Redis's sold), and both SKUs sell their whole stock, the hot one also
+    after the crash."""
+    cl = Cluster(17151, replicas=1, node_timeout_ms=1000)
+    try:
+        rows = [("ck1", 3000, 3), ("ck2", 500, 2)]
+        old, _ = cl.owner("fg:{ck1}")
+        new = cl.replica_of(old)
+        # The gateway and the admin tools start from a master that lives.
+        seed = next(p for p in cl.ports if p != old and cl.role(p)[0] == "master")
+        conf = ENV.write_config("ck.conf", redis__port=seed, redis__wait_replicas=1)
+        ENV.load_stock(conf, rows)
+        with Gateway(ENV, conf) as gw:
+            load = subprocess.Popen([os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
+                                     "--rate", "1500", "--duration", "15s", "--connections", "64", "--skus", "2",
+                                     "--sku-prefix", "ck", "--users", "5000", "--keys", "--quiet", "--verify",
+                                     "--config", conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(2)
+            os.kill(cl.pid(old), signal.SIGKILL)
+            deadline = time.time() + 20
+            while cl.role(new)[0] != "master" and time.time() < deadline:
+                time.sleep(0.1)
+            promoted_ms = int(time.time() * 1000)
+            # The crashed node comes back: as the promoted replica's replica,
+            # which wait_replicas = 1 needs before that slot range sells again.
+            subprocess.run([os.path.join(ROOT, "scripts", "services.sh"), "cluster-up"], env=cl.env,
+                           check=True, timeout=60)
+            eq(cl.role(old)[:3], ["slave", "127.0.0.1", str(new)], "the crashed node is the new master's replica")
+            out, err = load.communicate(timeout=180)
+        sys.stdout.write(out)
+        eq(cl.role(new)[0], "master", "the replica %d took over from the killed %d" % (new, old))
+        eq(load.returncode, 0, "flashload --verify through the crash (stderr: %s)" % err[-1500:])
+        expect("verify: PASS" in out, "verified")
+        for sku, stock, _ in rows:
+            s = ENV.stock(conf, sku)
+            eq((s["sold"], s["stock"], s["pending"]), (stock, 0, 0), "%s sold exactly its stock" % sku)
+        after = sum(1 for _, v in ENV.topic_records() if v["sku"] == "ck1" and v["accepted_at_ms"] > promoted_ms)
+        expect(after > 0, "ck1 sold on the promoted replica (%d orders after it took over)" % after)
+        with open(gw.log_path) as f:
+            last = [l for l in f if "stopped:" in l][-2:]
+        expect(sum(log_count(l, "redis redirections") for l in last) > 0,
+               "the workers were sent to the promoted replica: %s" % last)
+    finally:
+        cl.close()
+
 
 @test
 def gateway_sells_on_a_redis_cluster_through_a_slot_migration():

@@ -93,6 +93,12 @@ static void test_bad_files(void **state)
 	/* librdkafka's idempotent producer allows at most 5 requests in flight. */
 	expect_error("[kafka]\ninflight_requests = 6\n", 2, "[kafka] inflight_requests: '6' is out of range 1..5");
 	expect_error("[kafka]\ninflight_requests = 0\n", 2, "out of range 1..5");
+	/* A WAIT as long as the reply timeout would drop the link; the line named
+	 * is the later of the two keys. */
+	expect_error("[redis]\nwait_replicas = 1\nwait_timeout_ms = 1000\n", 3,
+		     "[redis] wait_timeout_ms: 1000 is not below [redis] timeout_ms (1000)");
+	expect_error("[redis]\nwait_timeout_ms = 20\n\ntimeout_ms = 20\n", 4, "is not below");
+	expect_error("[redis]\ntimeout_ms = 40\n", 2, "wait_timeout_ms: 50 is not below");
 	expect_error("[server]\nadmin_token = short\n", 2,
 		     "[server] admin_token: must be empty (admin endpoints off) or at least 16 characters");
 	expect_error("[server]\nadmin_token = sixteen-chars-\x01x\n", 2, "printable ASCII");
