@@ -50,6 +50,31 @@ static redisReply *checked(struct rcl *c, redisReply *reply, const char *what)
 	return reply;
 }
 
+/* With [redis] wait_replicas = N, an admin write is done only once N
+ * replicas have it (WAIT on the connection that wrote key): a failover
+ * right after could lose it otherwise, and a lost `stock set` that lowered
+ * the stock would let the SKU oversell. Short: reported, -EAGAIN (the
+ * master has it). */
+static int replicated(struct rcl *c, const struct cfg *cfg, const char *key, const char *what)
+{
+	if (cfg->redis_wait_replicas == 0)
+		return 0;
+	redisReply *r = checked(c, rcl_command(c, key, "WAIT %u %u", cfg->redis_wait_replicas,
+						 cfg->redis_wait_timeout_ms), "WAIT");
+	if (!r)
+		return -EIO;
+	long long got = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+	freeReplyObject(r);
+	if (got >= (long long)cfg->redis_wait_replicas)
+		return 0;
+	fprintf(stderr,
+		"flashgate: %s: written on the master, but %lld of the %u replicas [redis] wait_replicas "
+		"asks for acknowledged it within %u ms; a failover now could undo it: check with "
+		"`flashgate stock show` once the replicas are back\n",
+		what, got, cfg->redis_wait_replicas, cfg->redis_wait_timeout_ms);
+	return -EAGAIN;
+}
+
 /* The bucket count sku was loaded with: >= 1, -ENOENT when it is not
  * loaded (reported), -EIO. */
 static int sku_buckets(struct rcl *c, const char *sku)
@@ -292,12 +317,16 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 					"stock load");
 			rc = reply ? 0 : -EIO;
 			freeReplyObject(reply);
+			if (rc == 0 && !multi)
+				rc = replicated(c, cfg, key[0], "stock load");
 		}
 		if (rc == 0) {
 			reply = checked(c, rcl_command(c, KEYS_SKU_SET, "SADD %s %s", KEYS_SKU_SET, rows[i].sku),
 					"stock load");
 			rc = reply ? 0 : -EIO;
 			freeReplyObject(reply);
+			if (rc == 0 && !multi)
+				rc = replicated(c, cfg, KEYS_SKU_SET, "stock load");
 		}
 		total += rows[i].stock;
 	}
@@ -314,6 +343,8 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 			}
 		}
 		freeReplyObject(reply);
+		if (rc == 0)
+			rc = replicated(c, cfg, NULL, "stock load");
 	}
 	if (rc == 0)
 		printf("loaded %zu SKUs (%llu units, %u bucket%s each) into redis %s:%u%s\n", n, total, k,
@@ -437,6 +468,8 @@ static int adjust_stock(const struct cfg *cfg, const char *sku, const char *unit
 		}
 		if (r)
 			freeReplyObject(r);
+		if (rc == 0)
+			rc = replicated(c, cfg, key, what);
 	}
 	rcl_close(c);
 	return rc < 0 ? rc : stock_show(cfg, sku, out);
@@ -568,7 +601,7 @@ int stock_release(const struct cfg *cfg, const char *order_id, const char *sku_a
 		rc = -EIO;
 	} else if (strncmp(r->str, "returned:", 9) == 0) {
 		fprintf(out, "order %s returned: %s\n", order_id, r->str + 9);
-		rc = 0;
+		rc = replicated(c, cfg, k[0], "stock release");
 	} else if (strcmp(r->str, "already") == 0) {
 		fprintf(out, "order %s was returned before: nothing changed\n", order_id);
 		rc = 0;

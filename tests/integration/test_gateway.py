@@ -1108,7 +1108,8 @@ def reservations_wait_for_their_replica():
     client hears 202. While the replica is stopped (SIGSTOP: connected but
     silent, so WAIT times out), orders are answered 503 "replication", their
     reservations are released and Kafka gets nothing; once it runs again,
-    orders are accepted again."""
+    orders are accepted again. `flashgate stock` writes wait for the
+    replica too (stock load here), and say when it did not answer."""
     cl = Cluster(17141, replicas=1)
     try:
         conf = ENV.write_config("cw.conf", redis__port=cl.port, redis__wait_replicas=1,
@@ -1129,13 +1130,18 @@ def reservations_wait_for_their_replica():
                     r = post_order(ENV.gw_port, "u%d" % i, sku)
                     eq((r.status, r.json().get("reason")), (503, "replication"),
                        "order %d refused while the replica is stopped" % i)
+                # An admin write says so too (the master has it).
+                add = ENV.flashgate(conf, "stock", "add", sku, "2", check=False)
+                eq(add.returncode, 1, "stock add without its replica fails")
+                expect("0 of the 1 replicas" in add.stderr, add.stderr)
             finally:
                 os.kill(pid, signal.SIGCONT)
             deadline = time.time() + 10
             while ENV.stock(conf, sku)["pending"] and time.time() < deadline:
                 time.sleep(0.1)
             s = ENV.stock(conf, sku)
-            eq((s["sold"], s["stock"], s["pending"]), (5, 45, 0), "the refused orders' units released")
+            eq((s["sold"], s["stock"], s["pending"]), (5, 47, 0),
+               "the refused orders' units released, the 2 added units there")
             deadline = time.time() + 10
             while time.time() < deadline:
                 r = post_order(ENV.gw_port, "u9", sku)
