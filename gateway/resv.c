@@ -537,6 +537,18 @@ static void fail_chain(struct worker *w, struct req *head, bool sent, const char
 	}
 }
 
+/* Answers a reserve chain that could not be sent (rc from put_batch):
+ * it never ran, so nothing to release. */
+static void fail_unsent(struct worker *w, struct req *head, int rc)
+{
+	if (rc == -EAGAIN) { /* rlink: replicas short, a WAIT is out */
+		w->stats.replication_short++;
+		fail_chain(w, head, false, "replication");
+		return;
+	}
+	fail_chain(w, head, false, "redis");
+}
+
 /* Each order of a confirm chain waits for its own replay (one
  * confirmation each); their Redis operations carry over. */
 static void replay_confirms(struct worker *w, struct req *head)
@@ -565,11 +577,8 @@ static void emit_group(struct worker *w, struct groupset *set, struct group *g)
 	if (rc < 0) {
 		char tag[BKT_TAG_MAX];
 		bkt_tag(tag, head->order.sku, head->bucket);
-		if (rc == -EAGAIN) {
-			w->stats.replication_short++;
-			fail_chain(w, head, false, "replication");
-		} else if (rc != -ENOTCONN || !wait_for_new_link(w, route(w, tag), CMD_RESERVE, head))
-			fail_chain(w, head, false, "redis");
+		if (rc != -ENOTCONN || !wait_for_new_link(w, route(w, tag), CMD_RESERVE, head))
+			fail_unsent(w, head, rc);
 		return;
 	}
 	w->stats.reserve_calls++;
@@ -885,9 +894,8 @@ static void send_later(struct worker *w)
 		 * one that dropped): another tick, within the same bound. */
 		if (rc == 0 || (rc == -ENOTCONN && try_later(w, kind, q)))
 			continue;
-		/* Not sent, so it never ran: nothing to release. */
 		if (kind == CMD_RESERVE) {
-			fail_chain(w, q, false, "redis");
+			fail_unsent(w, q, rc);
 		} else {
 			q->redis_ops--;
 			rebal_on_reply(w, q, xstep(kind), NULL, 0, 0);
@@ -903,11 +911,11 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 		return;
 	}
 	if (is_redirect(reply)) {
-		if (redirect(w, l, kind, req, reply->str) == 0)
+		int rc = redirect(w, l, kind, req, reply->str);
+		if (rc == 0)
 			return;
-		/* Not sent: it never ran anywhere, so nothing to release. */
 		if (kind == CMD_RESERVE) {
-			fail_chain(w, req, false, "redis");
+			fail_unsent(w, req, rc);
 			return;
 		}
 		if (kind == CMD_RELEASE || kind == CMD_CONFIRM) {
