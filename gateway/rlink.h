@@ -13,7 +13,8 @@
  * server, one per master of a Redis Cluster (resv routes).
  *
  * Owns: the socket, the buffers, the reader, the queue of commands waiting
- * for replies, reconnects, timeouts and fencing. Does not own: what a
+ * for replies, reconnects, timeouts and fencing, and the WAIT that follows
+ * a replicated command ([redis] wait_replicas). Does not own: what a
  * command or a reply means (resv, through the callbacks below).
  */
 #ifndef FG_RLINK_H
