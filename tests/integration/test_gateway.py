@@ -1109,7 +1109,7 @@ def reservations_wait_for_their_replica():
     silent, so WAIT times out), orders are answered 503 "replication", their
     reservations are released and Kafka gets nothing; once it runs again,
     orders are accepted again. `flashgate stock` writes wait for the
-    replica too (stock load here), and say when it did not answer."""
+    replica too (stock load and add here), and say when it did not answer."""
     cl = Cluster(17141, replicas=1)
     try:
         conf = ENV.write_config("cw.conf", redis__port=cl.port, redis__wait_replicas=1,
@@ -1166,42 +1166,46 @@ def master_crash_sale(port, buckets):
     1 s) with [redis] wait_replicas = 1, during which the master owning
     ck1's first bucket is killed (SIGKILL), its replica promoted and the
     crashed node brought back as that replica's replica (which WAIT needs
-    before those slots sell again). Returns (cluster, config, flashload's
-    stdout, its accepted log, the time of the promotion in ms); the caller
-    checks and closes."""
+    before those slots sell again). Returns the cluster, the config, the
+    SKU rows, flashload's accepted log and the time of the promotion (ms);
+    the caller verifies and closes the cluster (closed here on a failure)."""
     cl = Cluster(port, replicas=1, node_timeout_ms=1000)
-    rows = [("ck1", 3000, 3), ("ck2", 500, 2)]
-    old, _ = cl.owner("fg:{ck1}")
-    new = cl.replica_of(old)
-    # The gateway and the admin tools start from a master that lives.
-    seed = next(p for p in cl.ports if p != old and cl.role(p)[0] == "master")
-    conf = ENV.write_config("ck.conf", redis__port=seed, redis__wait_replicas=1, redis__buckets=buckets)
-    ENV.load_stock(conf, rows)
-    accepted = os.path.join(ENV.run_dir, "ck-accepted.log")
-    with Gateway(ENV, conf) as gw:
-        load = subprocess.Popen([os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
-                                 "--rate", "1500", "--duration", "15s", "--connections", "64", "--skus", "2",
-                                 "--sku-prefix", "ck", "--users", "5000", "--keys", "--quiet",
-                                 "--accepted-log", accepted], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
-        time.sleep(2)
-        os.kill(cl.pid(old), signal.SIGKILL)
-        deadline = time.time() + 20
-        while cl.role(new)[0] != "master" and time.time() < deadline:
-            time.sleep(0.1)
-        promoted_ms = int(time.time() * 1000)
-        subprocess.run([os.path.join(ROOT, "scripts", "services.sh"), "cluster-up"], env=cl.env,
-                       check=True, timeout=60)
-        eq(cl.role(old)[:3], ["slave", "127.0.0.1", str(new)], "the crashed node is the new master's replica")
-        out, err = load.communicate(timeout=180)
-    sys.stdout.write(out)
-    eq(cl.role(new)[0], "master", "the replica %d took over from the killed %d" % (new, old))
-    eq(load.returncode, 0, "flashload (stderr: %s)" % err[-1500:])
-    with open(gw.log_path) as f:
-        last = [l for l in f if "stopped:" in l][-2:]
-    expect(sum(log_count(l, "redis redirections") for l in last) > 0,
-           "the workers were sent to the promoted replica: %s" % last)
-    return cl, conf, rows, accepted, promoted_ms
+    try:
+        rows = [("ck1", 3000, 3), ("ck2", 500, 2)]
+        old, _ = cl.owner("fg:{ck1}")
+        new = cl.replica_of(old)
+        # The gateway and the admin tools start from a master that lives.
+        seed = next(p for p in cl.ports if p != old and cl.role(p)[0] == "master")
+        conf = ENV.write_config("ck.conf", redis__port=seed, redis__wait_replicas=1, redis__buckets=buckets)
+        ENV.load_stock(conf, rows)
+        accepted = os.path.join(ENV.run_dir, "ck-accepted.log")
+        with Gateway(ENV, conf) as gw:
+            load = subprocess.Popen([os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
+                                     "--rate", "1500", "--duration", "15s", "--connections", "64", "--skus", "2",
+                                     "--sku-prefix", "ck", "--users", "5000", "--keys", "--quiet",
+                                     "--accepted-log", accepted], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+            time.sleep(2)
+            os.kill(cl.pid(old), signal.SIGKILL)
+            deadline = time.time() + 20
+            while cl.role(new)[0] != "master" and time.time() < deadline:
+                time.sleep(0.1)
+            promoted_ms = int(time.time() * 1000)
+            subprocess.run([os.path.join(ROOT, "scripts", "services.sh"), "cluster-up"], env=cl.env,
+                           check=True, timeout=60)
+            eq(cl.role(old)[:3], ["slave", "127.0.0.1", str(new)], "the crashed node is the new master's replica")
+            out, err = load.communicate(timeout=180)
+        sys.stdout.write(out)
+        eq(cl.role(new)[0], "master", "the replica %d took over from the killed %d" % (new, old))
+        eq(load.returncode, 0, "flashload (stderr: %s)" % err[-1500:])
+        with open(gw.log_path) as f:
+            last = [l for l in f if "stopped:" in l][-2:]
+        expect(sum(log_count(l, "redis redirections") for l in last) > 0,
+               "the workers were sent to the promoted replica: %s" % last)
+        return cl, conf, rows, accepted, promoted_ms
+    except BaseException:
+        cl.close()
+        raise
 
 
 def verify_only(conf, accepted, *extra):
@@ -1248,7 +1252,8 @@ def bucketed_sale_through_a_master_crash_is_finished_by_reconcile():
         sys.stdout.write(out)
         verify_only(conf, accepted, "--reconciled")
         again = ENV.flashgate(conf, "reconcile", "--min-age-ms", "0").stdout
-        expect("0 published, 0 released" in again or "0 older than" in again, "a second reconcile did something: %s" % again)
+        expect("0 published, 0 released" in again or "0 older than" in again,
+               "a second reconcile did something: %s" % again)
     finally:
         cl.close()
 
