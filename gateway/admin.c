@@ -84,7 +84,7 @@ static void return_from_bucket(struct worker *w, struct req *r)
 	if (rc < 0) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "{\"status\":\"unavailable\",\"reason\":\"%s\"}",
-			 rc == -ENOTCONN ? "redis" : "overloaded");
+			 rc == -ENOTCONN ? "redis" : rc == -EAGAIN ? "replication" : "overloaded");
 		flow_answer(w, r, 503, NULL, msg);
 	}
 }

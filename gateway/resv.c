@@ -321,7 +321,9 @@ static int put_script(struct worker *w, struct rlink *to, uint8_t kind, struct r
 		const char *ret_argv[9] = {"EVALSHA", r->shas.sha[SCRIPT_RETURN], "5", k1, k2, k4, k5, k3, id};
 		for (int i = 0; i < 9; i++)
 			lens[i] = strlen(ret_argv[i]);
-		return rlink_put(w, to, kind, req, 9, ret_argv, lens);
+		/* A return lost in a failover leaves its units sold: the admin
+		 * hears 503 and releases again (a no-op if it had landed). */
+		return rlink_put_replicated(w, to, kind, req, 9, ret_argv, lens);
 	}
 	if (kind == CMD_CONFIRM) {
 		snprintf(k4, sizeof(k4), KEYS_ORDERS_FMT, sku);
@@ -970,6 +972,10 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 	}
 	req->redis_ops--;
 	if (reply->type == REDIS_REPLY_ERROR) {
+		if (unreplicated_reply(reply)) { /* a return; the link logged it */
+			flow_on_redis_failure(w, req, "replication");
+			return;
+		}
 		worker_log(w, "redis: %s failed: %s", kind_name(kind), reply->str);
 		if (kind == CMD_CONFIRM)
 			flow_on_confirm_reply(w, req); /* the ledger entry waits for reconcile */

@@ -1108,19 +1108,23 @@ def reservations_wait_for_their_replica():
     client hears 202. While the replica is stopped (SIGSTOP: connected but
     silent, so WAIT times out), orders are answered 503 "replication", their
     reservations are released and Kafka gets nothing; once it runs again,
-    orders are accepted again. `flashgate stock` writes wait for the
-    replica too (stock load and add here), and say when it did not answer."""
+    orders are accepted again. `flashgate stock` writes and the admin
+    release wait for the replica too (stock load and add, a return here),
+    and say when it did not answer."""
     cl = Cluster(17141, replicas=1)
     try:
+        token = "s3cret-admin-token-0042"
         conf = ENV.write_config("cw.conf", redis__port=cl.port, redis__wait_replicas=1,
-                                redis__wait_timeout_ms=100)
+                                redis__wait_timeout_ms=100, server__admin_token=token)
         sku = "cw1"
         ENV.load_stock(conf, [(sku, 50, 50)])
         replica = cl.replica_of(cl.owner("fg:{%s}" % sku)[0])
         with Gateway(ENV, conf) as gw:
+            oids = []
             for i in range(5):
                 r = post_order(ENV.gw_port, "u%d" % i, sku)
                 eq(r.status, 202, "order %d accepted (%s)" % (i, r.body))
+                oids.append(r.json()["order_id"])
                 eq(cl.replica_read(replica, "HGET", "fg:{%s}" % sku, "sold"), str(i + 1),
                    "the replica has order %d's reservation when it is answered" % i)
             pid = cl.pid(replica)  # a stopped Redis answers nothing, INFO included
@@ -1130,18 +1134,23 @@ def reservations_wait_for_their_replica():
                     r = post_order(ENV.gw_port, "u%d" % i, sku)
                     eq((r.status, r.json().get("reason")), (503, "replication"),
                        "order %d refused while the replica is stopped" % i)
-                # An admin write says so too (the master has it).
+                # Admin writes say so too (the master has them).
                 add = ENV.flashgate(conf, "stock", "add", sku, "2", check=False)
                 eq(add.returncode, 1, "stock add without its replica fails")
                 expect("0 of the 1 replicas" in add.stderr, add.stderr)
+                r = admin_release(oids[0], sku, token)
+                eq((r.status, r.json().get("reason")), (503, "replication"), "a return without its replica")
             finally:
                 os.kill(pid, signal.SIGCONT)
             deadline = time.time() + 10
             while ENV.stock(conf, sku)["pending"] and time.time() < deadline:
                 time.sleep(0.1)
+            # The return ran on the master: released again, it is a no-op.
+            r = admin_release(oids[0], sku, token)
+            eq((r.status, r.json()["status"]), (200, "already_returned"), "the return, asked again")
             s = ENV.stock(conf, sku)
-            eq((s["sold"], s["stock"], s["pending"]), (5, 47, 0),
-               "the refused orders' units released, the 2 added units there")
+            eq((s["sold"], s["stock"], s["pending"]), (4, 48, 0),
+               "the refused orders' units released, the 2 added and the returned one there")
             deadline = time.time() + 10
             while time.time() < deadline:
                 r = post_order(ENV.gw_port, "u9", sku)
@@ -1155,7 +1164,7 @@ def reservations_wait_for_their_replica():
         last = [l for l in log.splitlines() if "stopped:" in l][-2:]
         expect(sum(log_count(l, "calls refused for too few replicas") for l in last) >= 3,
                "the workers counted the refused calls: %s" % last)
-        sold = [v for _, v in ENV.topic_records() if v["sku"] == sku]
+        sold = [v for _, v in ENV.topic_records() if v["sku"] == sku]  # returns do not touch Kafka
         eq(len(sold), 6, "Kafka has the 6 accepted orders and none of the refused")
     finally:
         cl.close()
