@@ -109,8 +109,11 @@ except (AttributeError, KeyError, ValueError, OSError):
     sys.exit(0)
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 srv_us = (int(sys.argv[3]) - int(sys.argv[2])) / total
-print("%.0f %.2f %.2f %s/%d %.1f %.1f" % (rps, p50, p99, non2xx.group(1) if non2xx else "0", total,
-                                          srv_us, wrk_s * 1e6 / total))
+# wrk sometimes prints "99% 0.00us" for a pipelined run (its histogram, not
+# the server): a p99 below the p50 is no measurement.
+p99 = "%.2f" % p99 if p99 >= p50 else "n/a"
+print("%.0f %.2f %s %s/%d %.1f %.1f" % (rps, p50, p99, non2xx.group(1) if non2xx else "0", total,
+                                        srv_us, wrk_s * 1e6 / total))
 PY
 }
 row() { # label "rps p50 p99 non2xx srv_us wrk_us" reference_rps
