@@ -2,14 +2,20 @@
 #include "bucket.h"
 
 #include <stdint.h>
-#include <stdio.h>
+#include <string.h>
+
+#include "fmt.h"
 
 void bkt_tag(char *out, const char *sku, unsigned i)
 {
-	if (i == 0)
-		snprintf(out, BKT_TAG_MAX, "%s", sku);
-	else
-		snprintf(out, BKT_TAG_MAX, "%s#%u", sku, i);
+	/* Several times per order (routing, batching, confirming): no printf.
+	 * A SKU is at most ORDER_ID_MAX characters; "#63" and the NUL fit. */
+	char *p = fmt_put(out, sku, strnlen(sku, ORDER_ID_MAX));
+	if (i > 0) {
+		*p++ = '#';
+		p = fmt_u64(p, i % BKT_MAX); /* the modulo only keeps a bad i in bounds */
+	}
+	*p = '\0';
 }
 
 unsigned bkt_home(const char *user, size_t len, unsigned k)

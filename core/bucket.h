@@ -23,7 +23,7 @@
 /* "SKU#63" and the NUL */
 #define BKT_TAG_MAX (ORDER_ID_MAX + 4)
 
-/* Writes bucket i's tag of sku into out (BKT_TAG_MAX bytes). */
+/* Writes bucket i's tag of sku into out (BKT_TAG_MAX bytes); i < BKT_MAX. */
 void bkt_tag(char *out, const char *sku, unsigned i);
 /* The home bucket of user (len bytes) among k. */
 unsigned bkt_home(const char *user, size_t len, unsigned k);
