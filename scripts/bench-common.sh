@@ -32,6 +32,16 @@ bench_prepare() {
 	scripts/services.sh up >/dev/null
 }
 
+# Loads $FG_RUN_DIR/stock.csv with CONFIG, starts the gateway on it (its
+# output appended to LOG; gw_pid for bench_stop_gateway) and waits until
+# PORT answers /healthz.
+bench_start_gateway() { # config log port
+	bin/flashgate -c "$1" stock load "$FG_RUN_DIR/stock.csv" >/dev/null
+	bin/flashgate -c "$1" >>"$2" 2>&1 &
+	gw_pid=$!
+	bench_wait_http "http://127.0.0.1:$3/healthz"
+}
+
 # Waits until URL answers (any status), up to 10 s.
 bench_wait_http() { # url
 	for _ in $(seq 1 100); do

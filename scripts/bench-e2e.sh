@@ -67,10 +67,7 @@ CONF
 	echo "empty1,0,1"
 	echo "bulk1,100000000,100000000"
 } >"$FG_RUN_DIR/stock.csv"
-bin/flashgate -c "$conf" stock load "$FG_RUN_DIR/stock.csv" >/dev/null
-bin/flashgate -c "$conf" >"$FG_RUN_DIR/gateway.log" 2>&1 &
-gw_pid=$!
-bench_wait_http "http://127.0.0.1:$port/healthz"
+bench_start_gateway "$conf" "$FG_RUN_DIR/gateway.log" "$port"
 
 # One flashload run; prints "req/s p50 p99" (ms). LOAD_TARGET and
 # LOAD_CONNECTIONS override the gateway and $c.
@@ -153,10 +150,7 @@ export FG_REDIS_CLUSTER_PORT=17201
 scripts/services.sh cluster-up >/dev/null
 cconf=$FG_RUN_DIR/cluster.conf
 sed "s/^port = $FG_REDIS_PORT\$/port = $FG_REDIS_CLUSTER_PORT/" "$conf" >"$cconf"
-bin/flashgate -c "$cconf" stock load "$FG_RUN_DIR/stock.csv" >/dev/null
-bin/flashgate -c "$cconf" >"$FG_RUN_DIR/gateway-cluster.log" 2>&1 &
-gw_pid=$!
-bench_wait_http "http://127.0.0.1:$port/healthz"
+bench_start_gateway "$cconf" "$FG_RUN_DIR/gateway-cluster.log" "$port"
 load --skus 1 --sku-prefix bulk --users 1000000 --requests 20000 >/dev/null
 c_soldout=$(load --skus 1 --sku-prefix empty --users 1000)
 c_accepted=$(load --skus 1 --sku-prefix bulk --users 1000000)

@@ -46,12 +46,8 @@ brokers = 127.0.0.1:$FG_KAFKA_PORT
 topic = $FG_TOPIC
 CONF
 printf 'sku,stock,per_user_limit\nhot1,0,1\n' >"$FG_RUN_DIR/stock.csv"
-bin/flashgate -c "$FG_RUN_DIR/flashgate.conf" stock load "$FG_RUN_DIR/stock.csv" >/dev/null
-bin/flashgate -c "$FG_RUN_DIR/flashgate.conf" >"$FG_RUN_DIR/gateway.log" 2>&1 &
-gw_pid=$!
-
+bench_start_gateway "$FG_RUN_DIR/flashgate.conf" "$FG_RUN_DIR/gateway.log" "$gw_port"
 bench_start_nginx "$FG_RUN_DIR/nginx" "$ngx_port" "$cores" '{"status":"sold_out"}'
-bench_wait_http "http://127.0.0.1:$gw_port/healthz"
 
 body='{"user_id":"u1","sku":"hot1","qty":1}'
 cat >"$FG_RUN_DIR/post.lua" <<LUA

@@ -59,10 +59,7 @@ CONF
 		echo "none1,0,1"
 		echo "bulk1,1000000000,1000000000"
 	} >"$FG_RUN_DIR/stock.csv"
-	bin/flashgate -c "$FG_RUN_DIR/flashgate.conf" stock load "$FG_RUN_DIR/stock.csv" >/dev/null
-	bin/flashgate -c "$FG_RUN_DIR/flashgate.conf" >>"$FG_RUN_DIR/gateway.log" 2>&1 &
-	gw_pid=$!
-	bench_wait_http "http://127.0.0.1:$port/healthz" || exit 1
+	bench_start_gateway "$FG_RUN_DIR/flashgate.conf" "$FG_RUN_DIR/gateway.log" "$port" || exit 1
 }
 
 load() { # args... -> "rps p50 p99"
