@@ -159,27 +159,32 @@ char *cfg_read_line(char *str, int num, void *stream)
 	return s;
 }
 
+/* The index of [section] name in keys[], or -1. */
+static int find_key(const char *section, const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
 	struct load_ctx *ctx = user;
 	const char *why = "unknown key";
+	int i = find_key(section, name);
 
-	for (size_t i = 0; i < NKEYS; i++) {
-		if (strcmp(keys[i].section, section) != 0 || strcmp(keys[i].name, name) != 0)
-			continue;
+	if (i >= 0) {
 		why = ctx->line[i] ? "set twice" : set_value(ctx->cfg, &keys[i], value);
 		ctx->line[i] = ctx->lines.line;
-		break;
 	}
 	if (!why)
 		return 1;
 	if (!ctx->lines.why_line) {
 		ctx->lines.why_line = ctx->lines.line;
 		if (strcmp(why, "out of range") == 0) {
-			for (size_t i = 0; i < NKEYS; i++)
-				if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
-					snprintf(ctx->lines.why, sizeof(ctx->lines.why), "[%s] %s: '%s' is out of range %u..%u",
-						 section, name, value, keys[i].min, keys[i].max);
+			snprintf(ctx->lines.why, sizeof(ctx->lines.why), "[%s] %s: '%s' is out of range %u..%u",
+				 section, name, value, keys[i].min, keys[i].max);
 		} else {
 			snprintf(ctx->lines.why, sizeof(ctx->lines.why), "[%s] %s: %s (value '%s')", section, name, why,
 				 value);
@@ -215,10 +220,8 @@ int cfg_parse_file(const char *path, struct cfg_lines *lines, ini_handler handle
 
 static int key_line(const struct load_ctx *ctx, const char *section, const char *name)
 {
-	for (size_t i = 0; i < NKEYS; i++)
-		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
-			return ctx->line[i];
-	return 0;
+	int i = find_key(section, name);
+	return i >= 0 ? ctx->line[i] : 0;
 }
 
 /* Rules between keys, checked once the file is read; the line named is
