@@ -225,6 +225,17 @@ def post_order(port, user, sku, qty=1, headers=None):
         c.close()
 
 
+def verify_only(conf, accepted_log, prefix, *extra):
+    """flashload --verify-only of the orders in accepted_log (SKUs PREFIX1..)
+    against Redis and the topic; asserts it passed and returns its report."""
+    r = subprocess.run([os.path.join(BIN, "flashload"), "--verify-only", "--accepted-log", accepted_log,
+                        "--sku-prefix", prefix, "--config", conf] + list(extra),
+                       capture_output=True, text=True, timeout=300)
+    sys.stdout.write(r.stdout)
+    expect(r.returncode == 0, "verification failed (exit %d): %s" % (r.returncode, r.stderr[-1000:]))
+    return r.stdout
+
+
 def expect(cond, what):
     if not cond:
         raise AssertionError(what)
