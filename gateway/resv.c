@@ -29,7 +29,8 @@
 
 enum cmd_kind {
 	CMD_RESERVE = RLINK_KIND_USER, CMD_RELEASE, CMD_CONFIRM, CMD_RETURN, CMD_TAKE, CMD_GIVE, CMD_XDONE,
-	CMD_CONFIRMS /* a batch of confirmations, chained like a reserve batch */
+	CMD_CONFIRMS, /* a batch of confirmations, chained like a reserve batch */
+	CMD_PROBE     /* where a slot is now (probe_slots) */
 };
 
 /* Room per order in a link's output buffer: a batch of n orders takes less
@@ -76,6 +77,9 @@ struct resv {
 	 * is fenced. */
 	struct req *replay_head, *replay_tail;
 	unsigned replays;
+	/* One slot's owner being asked of another master (probe_slots). */
+	bool probe_out;
+	unsigned probe_slot;
 
 	/* Reserves and takes that met TRYAGAIN, or whose master (met through
 	 * MOVED) was still being connected to, sent again on the next tick. */
@@ -706,6 +710,9 @@ void resv_link_lost(struct worker *w, struct rlink *l, uint8_t kind, struct req 
 {
 	(void)l;
 	switch (kind) {
+	case CMD_PROBE: /* asked again next tick */
+		w->resv->probe_out = false;
+		return;
 	case CMD_RESERVE:
 		/* A reserve whose reply was lost may have run: release it when
 		 * Redis is back (a no-op if it never ran). */
@@ -830,13 +837,11 @@ static void on_confirms_reply(struct worker *w, struct rlink *l, struct req *hea
 	}
 }
 
-/* Sends a command again after MOVED or ASK: to the link the answer
- * names (opened if new); after ASK, preceded by ASKING. The command did not
- * run where it went. -ENOTCONN when that link is not up yet. */
-static int redirect(struct worker *w, struct rlink *from, uint8_t kind, struct req *req, const char *msg)
+/* The link a MOVED or ASK answer names (opened if new: it connects on the
+ * next tick); a MOVED also gives it the slot. The link's index, or -errno. */
+static int follow(struct worker *w, struct rlink *from, const char *msg)
 {
 	struct resv *r = w->resv;
-	bool ask = strncmp(msg, "ASK ", 4) == 0;
 	unsigned slot, port;
 	char host[64];
 	if (!r->cluster || sscanf(msg, "%*s %u %63[^:]:%u", &slot, host, &port) != 3 || slot >= RCL_SLOTS) {
@@ -848,8 +853,6 @@ static int redirect(struct worker *w, struct rlink *from, uint8_t kind, struct r
 		if (rlink_is(r->links[i], host, port))
 			idx = (int)i;
 	if (idx < 0) {
-		/* A master this worker has not met: its link connects on the next
-		 * tick, and meanwhile this command counts as failed. */
 		worker_log(w, "redis: slot %u is served by %s:%u now; connecting to it", slot, host, port);
 		if ((idx = add_link(w, host, port)) < 0) {
 			worker_log(w, "redis: %s", w->err);
@@ -857,8 +860,21 @@ static int redirect(struct worker *w, struct rlink *from, uint8_t kind, struct r
 		}
 		r->moved_to[idx] = true;
 	}
-	if (!ask)
+	if (strncmp(msg, "MOVED ", 6) == 0)
 		r->slot[slot] = (uint8_t)idx;
+	return idx;
+}
+
+/* Sends a command again after MOVED or ASK: to the link the answer
+ * names (opened if new); after ASK, preceded by ASKING. The command did not
+ * run where it went. -ENOTCONN when that link is not up yet. */
+static int redirect(struct worker *w, struct rlink *from, uint8_t kind, struct req *req, const char *msg)
+{
+	struct resv *r = w->resv;
+	bool ask = strncmp(msg, "ASK ", 4) == 0;
+	int idx = follow(w, from, msg);
+	if (idx < 0)
+		return idx;
 	w->stats.redirects++;
 	struct rlink *to = r->links[idx];
 	int rc = 0;
@@ -879,6 +895,57 @@ static bool is_redirect(const struct rslot *reply)
 {
 	return reply->type == REDIS_REPLY_ERROR &&
 	       (strncmp(reply->str, "MOVED ", 6) == 0 || strncmp(reply->str, "ASK ", 4) == 0);
+}
+
+/* Replays wait for the link that owns their key, and a master that died
+ * never comes back to say it lost its slots. Reserves learn the new owner
+ * from another master's MOVED (route_live); a bucket that sells nothing
+ * more would keep its confirmations and releases waiting until shutdown.
+ * So, once a tick while a replay's master is down, another master that is
+ * up is asked about one key of its bucket (EXISTS, which runs nothing):
+ * its MOVED names the dead master until the failover, then the promoted
+ * replica, which the replays follow once its link is up. One probe per
+ * worker at a time, for the first such replay. */
+static void probe_slots(struct worker *w)
+{
+	struct resv *r = w->resv;
+	if (!r->cluster || r->probe_out)
+		return;
+	for (struct req *q = r->replay_head; q; q = q->r_next) {
+		char tag[BKT_TAG_MAX];
+		bkt_tag(tag, q->order.sku, q->bucket);
+		struct rlink *owner = route(w, tag);
+		if (rlink_up(owner) || new_master(r, owner))
+			continue; /* it replays, or is being connected to, on its own */
+		struct rlink *live = route_live(w, tag);
+		if (live == owner)
+			return; /* no master up to ask */
+		char key[BKT_TAG_MAX + 8];
+		int len = snprintf(key, sizeof(key), KEYS_SKU_FMT, tag);
+		const char *argv[2] = {"EXISTS", key};
+		size_t lens[2] = {6, (size_t)len};
+		if (rlink_put(w, live, CMD_PROBE, NULL, 2, argv, lens) == 0) {
+			r->probe_out = true;
+			r->probe_slot = rcl_slot(tag, strlen(tag));
+		}
+		return;
+	}
+}
+
+static void on_probe_reply(struct worker *w, struct rlink *l, const struct rslot *reply)
+{
+	struct resv *r = w->resv;
+	r->probe_out = false;
+	unsigned before = r->slot[r->probe_slot];
+	if (reply->type == REDIS_REPLY_INTEGER)
+		r->slot[r->probe_slot] = (uint8_t)rlink_index(l); /* the master asked has it now */
+	else if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "MOVED ", 6) == 0 &&
+		 follow(w, l, reply->str) < 0)
+		return; /* logged there; asked again next tick */
+	if (r->slot[r->probe_slot] == before)
+		return; /* still the dead master's: asked again next tick */
+	w->stats.slots_probed++;
+	drain_replays(w); /* to a link already up; a new one drains when it is */
 }
 
 static void send_later(struct worker *w)
@@ -907,6 +974,10 @@ static void send_later(struct worker *w)
 
 void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req *req, struct rslot *reply)
 {
+	if (kind == CMD_PROBE) {
+		on_probe_reply(w, l, reply);
+		return;
+	}
 	if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "TRYAGAIN", 8) == 0 &&
 	    try_later(w, kind, req)) {
 		w->stats.tryagains++;
@@ -1041,6 +1112,8 @@ void resv_tick(struct worker *w)
 	struct resv *r = w->resv;
 	if (r->later_head)
 		send_later(w);
+	if (r->replay_head)
+		probe_slots(w);
 	for (unsigned i = 0; i < r->n_links; i++)
 		rlink_tick(w, r->links[i]);
 }

@@ -314,7 +314,7 @@ static void *run(void *arg)
 		      "reserved orders %llu in script calls %llu; "
 		      "bucket transfers %llu moving %llu units, %llu orders gave up rebalancing; "
 		      "redis redirections %llu, sent again after TRYAGAIN %llu, waited for a new master %llu, "
-		      "calls refused for too few replicas %llu",
+		      "calls refused for too few replicas %llu, slots found by asking another master %llu",
 		   (unsigned long long)w->stats.requests, (unsigned long long)w->stats.accepted,
 		   (unsigned long long)w->stats.sold_out, (unsigned long long)w->stats.limit_exceeded,
 		   (unsigned long long)w->stats.rejected, (unsigned long long)w->stats.unavailable,
@@ -323,7 +323,7 @@ static void *run(void *arg)
 		   (unsigned long long)w->stats.transfers, (unsigned long long)w->stats.units_moved,
 		   (unsigned long long)w->stats.rebal_gave_up, (unsigned long long)w->stats.redirects,
 		   (unsigned long long)w->stats.tryagains, (unsigned long long)w->stats.link_waits,
-		   (unsigned long long)w->stats.replication_short);
+		   (unsigned long long)w->stats.replication_short, (unsigned long long)w->stats.slots_probed);
 	return NULL;
 }
 

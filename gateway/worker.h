@@ -67,6 +67,7 @@ struct worker_stats {
 	uint64_t tryagains;                     /* reserves and takes sent again after TRYAGAIN */
 	uint64_t link_waits;                    /* ... that waited for a new master's link */
 	uint64_t replication_short;             /* reserves and takes refused: WAIT came short */
+	uint64_t slots_probed;                  /* slots of waiting replays found on a new master */
 };
 
 struct worker {

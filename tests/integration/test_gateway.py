@@ -1239,6 +1239,54 @@ def gateway_sells_on_a_redis_cluster_through_a_master_crash():
 
 
 @test
+def replays_owed_to_a_crashed_master_follow_its_replica_without_new_orders():
+    """The master of the only SKU on sale is killed (SIGKILL) half a second
+    before the sale ends, and stays dead. Confirmations and releases owed to
+    it (orders in flight at the kill) wait; no later order of that SKU
+    brings a MOVED that names the promoted replica. The workers ask another
+    master about the waiting replays' slot once a tick, and once the
+    replica is promoted, its MOVED sends them there: the ledger empties
+    while the gateway still runs, not at shutdown or by reconcile, and the
+    sale verifies."""
+    cl = Cluster(17171, replicas=1, node_timeout_ms=1000)
+    try:
+        rows = [("cq1", 100000, 100000)]
+        old, _ = cl.owner("fg:{cq1}")
+        new = cl.replica_of(old)
+        seed = next(p for p in cl.ports if p != old and cl.role(p)[0] == "master")
+        conf = ENV.write_config("cq.conf", redis__port=seed, redis__wait_replicas=1)
+        ENV.load_stock(conf, rows)
+        accepted = os.path.join(ENV.run_dir, "cq-accepted.log")
+        with Gateway(ENV, conf) as gw:
+            load = subprocess.Popen([os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
+                                     "--rate", "2000", "--duration", "3s", "--connections", "64", "--skus", "1",
+                                     "--sku-prefix", "cq", "--users", "100000", "--quiet",
+                                     "--accepted-log", accepted], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+            time.sleep(2.5)
+            os.kill(cl.pid(old), signal.SIGKILL)
+            out, err = load.communicate(timeout=60)
+            sys.stdout.write(out)
+            eq(load.returncode, 0, "flashload (stderr: %s)" % err[-1500:])
+            deadline = time.time() + 20
+            while cl.role(new)[0] != "master" and time.time() < deadline:
+                time.sleep(0.1)
+            eq(cl.role(new)[0], "master", "the replica %d took over from the killed %d" % (new, old))
+            deadline = time.time() + 10
+            while ENV.stock(conf, "cq1")["pending"] and time.time() < deadline:
+                time.sleep(0.2)
+            s = ENV.stock(conf, "cq1")
+            eq(s["pending"], 0, "nothing left pending with the gateway still running (%s)" % s)
+        with open(gw.log_path) as f:
+            last = [l for l in f if "stopped:" in l][-2:]
+        expect(sum(log_count(l, "slots found by asking another master") for l in last) > 0,
+               "the replays' slot was found on the promoted replica: %s" % last)
+        expect("verify: PASS" in verify_only(conf, accepted, "cq"), "verified")
+    finally:
+        cl.close()
+
+
+@test
 def bucketed_sale_through_a_master_crash_is_finished_by_reconcile():
     """The same crash with buckets = 4: takes of units between buckets
     wait for the replica too. A take the crash cut, or whose WAIT came
