@@ -291,8 +291,11 @@ static int put_transfer(struct worker *w, struct rlink *to, uint8_t kind, struct
 		lens[i] = strlen(argv[i]);
 	to = to ? to : kind == CMD_TAKE ? route_live(w, donor) : route(w, kind == CMD_GIVE ? home : donor);
 	/* A take lost in a failover while its give stands would count the
-	 * units twice; a lost give or done only leaves work for reconcile. */
-	if (kind == CMD_TAKE)
+	 * units twice. A give lost after its answer came back would lose them:
+	 * the done that follows clears the donor's entry reconcile finds them
+	 * by. So both wait for the replicas; a lost done only leaves an entry
+	 * reconcile clears. */
+	if (kind == CMD_TAKE || kind == CMD_GIVE)
 		return rlink_put_replicated(w, to, kind, req, argc, argv, lens);
 	return rlink_put(w, to, kind, req, argc, argv, lens);
 }
