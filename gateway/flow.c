@@ -73,6 +73,7 @@ struct req *flow_alloc(struct worker *w, struct conn *conn)
 	r->in_conn = true;
 	r->answered = r->close_after = r->head_only = r->is_order = r->in_kafka = false;
 	r->redis_ops = r->tryagains = 0;
+	r->repair_since_ms = 0;
 	r->resp_len = 0;
 	return r;
 }

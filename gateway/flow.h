@@ -49,6 +49,7 @@ struct req {
 	bool transit;
 	uint32_t moved;     /* units the current transfer took */
 	uint32_t home_avail;
+	int64_t repair_since_ms; /* rebal: a failure left the transfer open; 0: none */
 
 	uint64_t order_id;
 	int64_t accepted_at_ms;

@@ -58,6 +58,8 @@ void rebal_on_dry(struct worker *w, struct req *r, unsigned long available)
 	next_donor(w, r);
 }
 
+static void retry_later(struct worker *w, struct req *r, enum resv_xstep step);
+
 static void on_take(struct worker *w, struct req *r, const char *res, size_t len)
 {
 	if (len > 6 && memcmp(res, "taken:", 6) == 0) {
@@ -69,7 +71,9 @@ static void on_take(struct worker *w, struct req *r, const char *res, size_t len
 		/* Give and the renewed reservation go in one write, in that
 		 * order, on the home bucket's connection. */
 		int rc = resv_transfer(w, r, RESV_GIVE);
-		if (rc == 0)
+		if (rc < 0)
+			retry_later(w, r, RESV_GIVE); /* the units are the donor's no more */
+		else
 			rc = resv_reserve(w, r);
 		if (rc < 0)
 			flow_unavailable(w, r, rc == -ENOTCONN ? "redis" : "overloaded");
@@ -90,29 +94,99 @@ static void on_take(struct worker *w, struct req *r, const char *res, size_t len
 	next_donor(w, r);
 }
 
+/* A step to send again once its master answers; past REBAL_REPAIR_MAX_MS
+ * since the first failure, the transfer is left to reconcile. */
+static void retry_later(struct worker *w, struct req *r, enum resv_xstep step)
+{
+	if (!r->repair_since_ms)
+		r->repair_since_ms = w->now_mono_ms;
+	if (w->now_mono_ms - r->repair_since_ms <= REBAL_REPAIR_MAX_MS) {
+		resv_transfer_later(w, r, step);
+		return;
+	}
+	w->stats.transfers_left++;
+	worker_log(w, "redis: transfer %" PRIu64 ":%u of SKU %s from bucket %u still open after %d s; "
+		      "left for flashgate reconcile",
+		   r->order_id, r->takes, r->order.sku, r->donor, REBAL_REPAIR_MAX_MS / 1000);
+	flow_settled(w, r);
+}
+
+/* The check's answer: the donor's entry "to_bucket units ms" if the take
+ * ran (the units go on to their bucket), nothing if it did not. */
+static void on_check(struct worker *w, struct req *r, const char *res, size_t len)
+{
+	unsigned to;
+	unsigned long n;
+	if (len == 0) {
+		flow_settled(w, r); /* nothing left the donor */
+		return;
+	}
+	if (sscanf(res, "%u %lu", &to, &n) != 2 || to != r->bucket || n == 0 || n > UINT32_MAX) {
+		worker_log(w, "redis: transfer %" PRIu64 ":%u of SKU %s: unexpected entry '%.*s'; left for "
+			      "flashgate reconcile", r->order_id, r->takes, r->order.sku, (int)(len > 64 ? 64 : len), res);
+		flow_settled(w, r);
+		return;
+	}
+	r->moved = (uint32_t)n;
+	if (resv_transfer(w, r, RESV_GIVE) < 0)
+		retry_later(w, r, RESV_GIVE);
+}
+
+void rebal_on_lost(struct worker *w, struct req *r, enum resv_xstep step)
+{
+	if (step != RESV_TAKE) {
+		retry_later(w, r, step); /* each step but the take is idempotent */
+		return;
+	}
+	/* Units may have left the donor: find out before anything else, and
+	 * meanwhile the order hears 503 (its search is over). */
+	r->repair_since_ms = w->now_mono_ms;
+	resv_transfer_later(w, r, RESV_XCHECK);
+	flow_unavailable(w, r, "redis");
+}
+
 void rebal_on_reply(struct worker *w, struct req *r, enum resv_xstep step, const char *res, size_t len,
 		    long long integer)
 {
 	switch (step) {
 	case RESV_TAKE:
 		if (!res) {
-			flow_unavailable(w, r, "redis");
+			flow_unavailable(w, r, "redis"); /* it did not run */
 			return;
 		}
 		on_take(w, r, res, len);
 		return;
+	case RESV_XCHECK:
+		if (!res) {
+			retry_later(w, r, step);
+			return;
+		}
+		on_check(w, r, res, len);
+		return;
 	case RESV_GIVE:
+		if (!res) {
+			retry_later(w, r, step);
+			return;
+		}
 		/* 1 given, 0 given before: either way the entry may go. -1: the
 		 * SKU was reloaded meanwhile, and the load reset both buckets. */
-		if (res && integer >= -1 && integer <= 1) {
-			if (integer == -1)
-				worker_log(w, "redis: SKU %s was reloaded during a transfer; %" PRIu32
-					      " units went with the old stock", r->order.sku, r->moved);
-			if (resv_transfer(w, r, RESV_XDONE) == 0)
-				return;
-		}
-		break; /* the donor's entry stays; reconcile finishes it */
+		if (integer < -1 || integer > 1)
+			break; /* not give's answer: the entry stays for reconcile */
+		if (integer == -1)
+			worker_log(w, "redis: SKU %s was reloaded during a transfer; %" PRIu32
+				      " units went with the old stock", r->order.sku, r->moved);
+		if (resv_transfer(w, r, RESV_XDONE) < 0)
+			retry_later(w, r, RESV_XDONE);
+		return;
 	case RESV_XDONE:
+		if (!res) {
+			retry_later(w, r, step);
+			return;
+		}
+		if (r->repair_since_ms) {
+			w->stats.transfers_repaired++;
+			w->stats.units_repaired += r->moved;
+		}
 		break;
 	}
 	flow_settled(w, r);

@@ -17,9 +17,16 @@
  * found each of them empty with nothing on its way; units in transit, or
  * a search that keeps losing the moved units to other orders, get 503 and
  * Retry-After instead, so a sold-out answer (and the worker's sold-out
- * cache) never hides units that can still be sold. A crash between take
- * and give leaves the units in the donor's ledger, where `flashgate
- * reconcile` gives them (idempotently) to their bucket.
+ * cache) never hides units that can still be sold.
+ *
+ * A failure between take and give leaves the units in the donor's ledger.
+ * When a take's answer is lost (its connection dropped, or its WAIT came
+ * short), the order hears 503 and the worker finishes the transfer itself
+ * once the donor's master answers again (the promoted replica, after a
+ * failover): it checks the donor's ledger for the take, and if it ran,
+ * gives the units (idempotently) and removes the entry; a failed give or
+ * done is retried the same way. After REBAL_REPAIR_MAX_MS, or if the
+ * gateway stops first, `flashgate reconcile` finishes what is left.
  *
  * Owns: the order's search state (in struct req). Does not own: the
  * commands (resv) or the final answer's wording (flow).
@@ -40,5 +47,9 @@ void rebal_on_dry(struct worker *w, struct req *r, unsigned long available);
  * LLONG_MIN unless the reply was an integer. */
 void rebal_on_reply(struct worker *w, struct req *r, enum resv_xstep step, const char *res, size_t len,
 		    long long integer);
+/* A transfer step that may have run without its answer reaching r. */
+void rebal_on_lost(struct worker *w, struct req *r, enum resv_xstep step);
+
+#define REBAL_REPAIR_MAX_MS 60000
 
 #endif

@@ -28,7 +28,8 @@
 #include "worker.h"
 
 enum cmd_kind {
-	CMD_RESERVE = RLINK_KIND_USER, CMD_RELEASE, CMD_CONFIRM, CMD_RETURN, CMD_TAKE, CMD_GIVE, CMD_XDONE,
+	CMD_RESERVE = RLINK_KIND_USER, CMD_RELEASE, CMD_CONFIRM, CMD_RETURN,
+	CMD_TAKE, CMD_GIVE, CMD_XDONE, CMD_XCHECK, /* in enum resv_xstep's order */
 	CMD_CONFIRMS, /* a batch of confirmations, chained like a reserve batch */
 	CMD_PROBE     /* where a slot is now (probe_slots) */
 };
@@ -72,9 +73,9 @@ struct resv {
 	bool cluster;
 	uint8_t slot[RCL_SLOTS]; /* slot -> link; unused on one server */
 
-	/* Releases and confirmations owed while their link was down, in the
-	 * order they were owed; each goes once the link that owns its key now
-	 * is fenced. */
+	/* Releases, confirmations and transfer steps owed while their link
+	 * was down, in the order they were owed; each goes once the link that
+	 * owns its key now is fenced. */
 	struct req *replay_head, *replay_tail;
 	unsigned replays;
 	/* One slot's owner being asked of another master (probe_slots). */
@@ -89,15 +90,22 @@ struct resv {
 	struct groupset reserves, confirms;
 	unsigned batched; /* reservations and confirmations waiting in groups */
 
-	/* Failed reserve calls: while a cluster is down each batch fails the
-	 * same way, so one line a second says it with a count. */
+	/* Failed reserve and transfer calls: while a cluster is down each
+	 * fails the same way, so one line a second says it with a count. */
 	int64_t fail_logged_ms;
 	unsigned fails_unlogged;
 };
 
 static bool is_transfer(uint8_t kind)
 {
-	return kind >= CMD_TAKE && kind <= CMD_XDONE;
+	return kind >= CMD_TAKE && kind <= CMD_XCHECK;
+}
+
+/* The bucket whose keys a command for req addresses: a transfer's take,
+ * check and done touch the donor's ledger, everything else the home bucket. */
+static unsigned key_bucket(const struct req *req, uint8_t kind)
+{
+	return kind == CMD_TAKE || kind == CMD_XDONE || kind == CMD_XCHECK ? req->donor : req->bucket;
 }
 
 static enum resv_xstep xstep(uint8_t kind)
@@ -116,6 +124,7 @@ static const char *kind_name(uint8_t kind)
 	case CMD_TAKE: return "transfer take";
 	case CMD_GIVE: return "transfer give";
 	case CMD_XDONE: return "transfer done";
+	case CMD_XCHECK: return "transfer check";
 	default: return "?";
 	}
 }
@@ -279,6 +288,14 @@ static int put_transfer(struct worker *w, struct rlink *to, uint8_t kind, struct
 		argv[argc++] = a[0];
 		argv[argc++] = a[1];
 		break;
+	case CMD_XCHECK:
+		snprintf(k1, sizeof(k1), KEYS_XFER_FMT, donor);
+		argv[argc++] = "EVALSHA";
+		argv[argc++] = r->shas.sha[SCRIPT_XCHECK];
+		argv[argc++] = "1";
+		argv[argc++] = k1;
+		argv[argc++] = xid;
+		break;
 	default: /* CMD_XDONE */
 		snprintf(k1, sizeof(k1), KEYS_XFER_FMT, donor);
 		argv[argc++] = "HDEL";
@@ -292,10 +309,10 @@ static int put_transfer(struct worker *w, struct rlink *to, uint8_t kind, struct
 	to = to ? to : kind == CMD_TAKE ? route_live(w, donor) : route(w, kind == CMD_GIVE ? home : donor);
 	/* A take lost in a failover while its give stands would count the
 	 * units twice. A give lost after its answer came back would lose them:
-	 * the done that follows clears the donor's entry reconcile finds them
-	 * by. So both wait for the replicas; a lost done only leaves an entry
-	 * reconcile clears. */
-	if (kind == CMD_TAKE || kind == CMD_GIVE)
+	 * the done that follows clears the donor's entry they are found by. A
+	 * check's WAIT covers the take it found. So these wait for the
+	 * replicas; a lost done only leaves an entry to clear. */
+	if (kind == CMD_TAKE || kind == CMD_GIVE || kind == CMD_XCHECK)
 		return rlink_put_replicated(w, to, kind, req, argc, argv, lens);
 	return rlink_put(w, to, kind, req, argc, argv, lens);
 }
@@ -480,7 +497,7 @@ static void drain_replays(struct worker *w)
 	while (*link) {
 		struct req *req = *link;
 		char tag[BKT_TAG_MAX];
-		bkt_tag(tag, req->order.sku, req->bucket);
+		bkt_tag(tag, req->order.sku, key_bucket(req, req->replay));
 		struct rlink *to = route(w, tag);
 		if (rlink_fenced(to) && put_script(w, to, req->replay, req) == 0) {
 			*link = req->r_next;
@@ -673,8 +690,13 @@ int resv_return(struct worker *w, struct req *req)
 
 int resv_transfer(struct worker *w, struct req *req, enum resv_xstep step)
 {
-	static const uint8_t kinds[] = {CMD_TAKE, CMD_GIVE, CMD_XDONE};
-	return put_now(w, kinds[step], req);
+	return put_now(w, (uint8_t)(CMD_TAKE + step), req);
+}
+
+void resv_transfer_later(struct worker *w, struct req *req, enum resv_xstep step)
+{
+	req->redis_ops++;
+	add_replay(w, req, (uint8_t)(CMD_TAKE + step));
 }
 
 /* Release and confirm are never refused: what cannot go now goes later. */
@@ -727,9 +749,10 @@ void resv_link_lost(struct worker *w, struct rlink *l, uint8_t kind, struct req 
 		return;
 	case CMD_TAKE:
 	case CMD_GIVE:
-	case CMD_XDONE: /* left in the donor's ledger for reconcile */
+	case CMD_XDONE:
+	case CMD_XCHECK:
 		req->redis_ops--;
-		rebal_on_reply(w, req, xstep(kind), NULL, 0, 0);
+		rebal_on_lost(w, req, xstep(kind));
 		return;
 	case CMD_CONFIRM:
 		add_replay(w, req, CMD_CONFIRM);
@@ -767,7 +790,7 @@ static bool transient(const char *err)
 	return false;
 }
 
-static void log_reserve_failure(struct worker *w, const char *err)
+static void log_call_failure(struct worker *w, uint8_t kind, const char *err)
 {
 	struct resv *r = w->resv;
 	if (w->now_mono_ms - r->fail_logged_ms < 1000) {
@@ -775,10 +798,10 @@ static void log_reserve_failure(struct worker *w, const char *err)
 		return;
 	}
 	if (r->fails_unlogged)
-		worker_log(w, "redis: reserve failed: %s (%u more failed calls since the last such line)", err,
-			   r->fails_unlogged);
+		worker_log(w, "redis: %s failed: %s (%u more failed calls since the last such line)", kind_name(kind),
+			   err, r->fails_unlogged);
 	else
-		worker_log(w, "redis: reserve failed: %s", err);
+		worker_log(w, "redis: %s failed: %s", kind_name(kind), err);
 	r->fail_logged_ms = w->now_mono_ms;
 	r->fails_unlogged = 0;
 }
@@ -791,7 +814,7 @@ static void on_reserve_reply(struct worker *w, struct req *head, const struct rs
 		 * Too few replicas is logged by the link, once. */
 		bool unreplicated = unreplicated_reply(reply);
 		if (!unreplicated)
-			log_reserve_failure(w, reply->str);
+			log_call_failure(w, CMD_RESERVE, reply->str);
 		fail_chain(w, head, true, unreplicated ? "replication" : "redis");
 		return;
 	}
@@ -916,7 +939,7 @@ static void probe_slots(struct worker *w)
 		return;
 	for (struct req *q = r->replay_head; q; q = q->r_next) {
 		char tag[BKT_TAG_MAX];
-		bkt_tag(tag, q->order.sku, q->bucket);
+		bkt_tag(tag, q->order.sku, key_bucket(q, q->replay));
 		struct rlink *owner = route(w, tag);
 		if (rlink_up(owner) || new_master(r, owner))
 			continue; /* it replays, or is being connected to, on its own */
@@ -1015,9 +1038,10 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 	}
 	if (is_transfer(kind)) {
 		req->redis_ops--;
-		if (reply->type == REDIS_REPLY_ERROR) {
-			if (!unreplicated_reply(reply))
-				worker_log(w, "redis: %s failed: %s", kind_name(kind), reply->str);
+		if (unreplicated_reply(reply)) {
+			rebal_on_lost(w, req, xstep(kind)); /* it ran; the link logged it */
+		} else if (reply->type == REDIS_REPLY_ERROR) {
+			log_call_failure(w, kind, reply->str);
 			rebal_on_reply(w, req, xstep(kind), NULL, 0, 0);
 		} else {
 			rebal_on_reply(w, req, xstep(kind), reply->str, reply->len,
@@ -1115,8 +1139,12 @@ void resv_tick(struct worker *w)
 	struct resv *r = w->resv;
 	if (r->later_head)
 		send_later(w);
-	if (r->replay_head)
+	if (r->replay_head) {
+		/* Replays added while their link stayed up (a retried transfer
+		 * step, a TRYAGAIN) would otherwise wait for a reconnect. */
+		drain_replays(w);
 		probe_slots(w);
+	}
 	for (unsigned i = 0; i < r->n_links; i++)
 		rlink_tick(w, r->links[i]);
 }

@@ -52,12 +52,16 @@ void resv_confirm(struct worker *w, struct req *req);
 int resv_return(struct worker *w, struct req *req) __attribute__((warn_unused_result));
 
 /* One step of a transfer of units from bucket req->donor to req->bucket
- * (gateway/rebal.h): its reply goes to rebal. -ENOTCONN / -ENOBUFS as
- * above. A step whose reply is lost is not replayed: the transfer stays in
- * the donor's ledger and `flashgate reconcile` finishes it. */
-enum resv_xstep { RESV_TAKE, RESV_GIVE, RESV_XDONE };
+ * (gateway/rebal.h): its reply goes to rebal_on_reply, its loss (it may
+ * have run) to rebal_on_lost. -ENOTCONN / -ENOBUFS as above; -EAGAIN for a
+ * take, give or check when the replicas are short ([redis] wait_replicas).
+ * RESV_XCHECK asks the donor whether a take whose answer was lost ran. */
+enum resv_xstep { RESV_TAKE, RESV_GIVE, RESV_XDONE, RESV_XCHECK };
 int resv_transfer(struct worker *w, struct req *req, enum resv_xstep step)
 	__attribute__((warn_unused_result));
+/* The same step as a replay: it goes once the master owning its key is
+ * reachable (after a failover, the promoted replica). Never refused. */
+void resv_transfer_later(struct worker *w, struct req *req, enum resv_xstep step);
 
 bool resv_up(const struct worker *w);
 /* Commands in flight or waiting for replay. */

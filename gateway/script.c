@@ -185,8 +185,15 @@ const char script_give_lua[] =
 	"redis.call('HINCRBY', KEYS[1], 'moved_in', ARGV[1])\n"
 	"return 1\n";
 
+const char script_xcheck_lua[] =
+	"local v = redis.call('HGET', KEYS[1], ARGV[1])\n"
+	"if not v then return false end\n"
+	"redis.call('HSET', KEYS[1], ARGV[1], v)\n"
+	"return v\n";
+
 const char *const script_src[SCRIPT_N] = {
 	[SCRIPT_RESERVE] = script_reserve_lua, [SCRIPT_RELEASE] = script_release_lua,
 	[SCRIPT_CONFIRM] = script_confirm_lua, [SCRIPT_RETURN] = script_return_lua,
 	[SCRIPT_TAKE] = script_take_lua,       [SCRIPT_GIVE] = script_give_lua,
+	[SCRIPT_XCHECK] = script_xcheck_lua,
 };

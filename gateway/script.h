@@ -47,6 +47,12 @@
  *          Then the caller removes the donor's xfer entry (HDEL). The
  *          arrival mark outlives any entry reconcile will still give
  *          (KEYS_XIN_TTL_S), so a transfer is never given twice.
+ * xcheck   whether a take whose answer a failure took ran: KEYS:
+ *          fg:{donor}:xfer   ARGV: transfer_id
+ *          -> the donor's entry "to_bucket units ms", or nil (it never ran,
+ *          or the transfer is finished). The entry is written back as it
+ *          is, so that a WAIT after the call also covers the take's writes:
+ *          units are given only once the take would survive a failover.
  *
  * Every check runs before the first write, because an error inside a Lua
  * script does not undo the writes before it: reserve judges the whole
@@ -73,11 +79,12 @@ extern const char script_confirm_lua[];
 extern const char script_return_lua[];
 extern const char script_take_lua[];
 extern const char script_give_lua[];
+extern const char script_xcheck_lua[];
 
 /* The scripts the gateway calls by SHA (claim is reconcile's alone). */
 enum script_id {
 	SCRIPT_RESERVE, SCRIPT_RELEASE, SCRIPT_CONFIRM, SCRIPT_RETURN, SCRIPT_TAKE, SCRIPT_GIVE,
-	SCRIPT_N
+	SCRIPT_XCHECK, SCRIPT_N
 };
 extern const char *const script_src[SCRIPT_N];
 

@@ -35,7 +35,7 @@ static int64_t clock_ms(clockid_t id)
 
 void worker_log(struct worker *w, const char *fmt, ...)
 {
-	char line[512];
+	char line[1024]; /* the closing line of counters is the longest */
 	struct timespec ts;
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -313,6 +313,7 @@ static void *run(void *arg)
 		      "%llu rejected, %llu unavailable; receive ring dry %llu times, recv paused %llu times; "
 		      "reserved orders %llu in script calls %llu; "
 		      "bucket transfers %llu moving %llu units, %llu orders gave up rebalancing; "
+		      "transfers finished after a failure %llu moving %llu units, left for reconcile %llu; "
 		      "redis redirections %llu, sent again after TRYAGAIN %llu, waited for a new master %llu, "
 		      "calls refused for too few replicas %llu, slots found by asking another master %llu",
 		   (unsigned long long)w->stats.requests, (unsigned long long)w->stats.accepted,
@@ -321,7 +322,9 @@ static void *run(void *arg)
 		   (unsigned long long)w->stats.recv_starved, (unsigned long long)w->stats.recv_paused,
 		   (unsigned long long)w->stats.reserve_orders, (unsigned long long)w->stats.reserve_calls,
 		   (unsigned long long)w->stats.transfers, (unsigned long long)w->stats.units_moved,
-		   (unsigned long long)w->stats.rebal_gave_up, (unsigned long long)w->stats.redirects,
+		   (unsigned long long)w->stats.rebal_gave_up, (unsigned long long)w->stats.transfers_repaired,
+		   (unsigned long long)w->stats.units_repaired, (unsigned long long)w->stats.transfers_left,
+		   (unsigned long long)w->stats.redirects,
 		   (unsigned long long)w->stats.tryagains, (unsigned long long)w->stats.link_waits,
 		   (unsigned long long)w->stats.replication_short, (unsigned long long)w->stats.slots_probed);
 	return NULL;

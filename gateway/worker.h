@@ -63,6 +63,8 @@ struct worker_stats {
 	uint64_t reserve_calls, reserve_orders; /* script calls, and the orders they carried */
 	uint64_t transfers, units_moved;        /* rebal: units moved between a SKU's buckets */
 	uint64_t rebal_gave_up;                 /* rebal: 503 after two rounds of moving units */
+	uint64_t transfers_repaired, units_repaired; /* rebal: finished after a failure cut them */
+	uint64_t transfers_left;                /* rebal: still open after REBAL_REPAIR_MAX_MS */
 	uint64_t redirects;                     /* MOVED and ASK answers followed */
 	uint64_t tryagains;                     /* reserves and takes sent again after TRYAGAIN */
 	uint64_t link_waits;                    /* ... that waited for a new master's link */
