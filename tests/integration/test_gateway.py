@@ -1287,6 +1287,55 @@ def replays_owed_to_a_crashed_master_follow_its_replica_without_new_orders():
 
 
 @test
+def transfer_whose_wait_came_short_is_finished_by_the_gateway():
+    """buckets = 2 on a cluster with a replica per master and
+    wait_replicas = 1, the two buckets on different masters. With the
+    donor's replica stopped (SIGSTOP), an order whose home bucket is dry
+    makes a take that runs on the donor's master but whose WAIT comes
+    short: the order hears 503 and the units sit in the donor's transfer
+    ledger. The worker keeps checking that entry (each check's WAIT comes
+    short too, so nothing moves on a take that could still be lost); once
+    the replica runs, the check succeeds, the units are given to the home
+    bucket and the entry removed, with no reconcile, and the units sell."""
+    cl = Cluster(17181, replicas=1)
+    try:
+        sku = next("cx%d" % i for i in range(1, 200)
+                   if cl.owner("fg:{cx%d}" % i)[0] != cl.owner("fg:{cx%d#1}" % i)[0])
+        donor = cl.owner("fg:{%s#1}" % sku)[0]
+        xfer = "fg:{%s#1}:xfer" % sku
+        conf = ENV.write_config("cx.conf", redis__port=cl.port, redis__wait_replicas=1,
+                                redis__wait_timeout_ms=100, redis__buckets=2)
+        ENV.load_stock(conf, [(sku, 10, 10)])  # 5 units in each bucket
+        with Gateway(ENV, conf) as gw:
+            r = post_order(ENV.gw_port, user_with_home(2, 0, "a"), sku, qty=5)
+            eq(r.status, 202, "bucket 0's 5 units sold (%s)" % r.body)
+            buyer = user_with_home(2, 0, "b")
+            pid = cl.pid(cl.replica_of(donor))
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                r = post_order(ENV.gw_port, buyer, sku)
+                eq(r.status, 503, "an order whose take's WAIT came short (%s)" % r.body)
+                time.sleep(0.5)  # a few ticks of checks, each short of its replica too
+                eq(cl.cli(donor, "HLEN", xfer), "1", "the take ran on the donor's master and stays open")
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            deadline = time.time() + 10
+            while cl.cli(donor, "HLEN", xfer) != "0" and time.time() < deadline:
+                time.sleep(0.1)
+            eq(cl.cli(donor, "HLEN", xfer), "0", "the transfer finished once the replica ran")
+            s = ENV.stock(conf, sku)
+            eq((s["sold"], s["stock"], s["in_transit"]), (5, 5, 0), "no unit lost or made: %s" % s)
+            r = post_order(ENV.gw_port, buyer, sku)
+            eq(r.status, 202, "the moved units sell at home (%s)" % r.body)
+        with open(gw.log_path) as f:
+            last = [l for l in f if "stopped:" in l][-2:]
+        eq(sum(log_count(l, "transfers finished after a failure") for l in last), 1,
+           "transfers the workers finished: %s" % last)
+    finally:
+        cl.close()
+
+
+@test
 def bucketed_sale_through_a_master_crash_finishes_its_transfers():
     """The same crash with buckets = 4: takes of units between buckets
     wait for the replica too. A take the crash cut, or whose WAIT came
