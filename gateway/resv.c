@@ -225,9 +225,10 @@ static bool new_master(const struct resv *r, const struct rlink *l)
 /* The link for a reserve or take to bucket tag: the owner's; or, on a
  * cluster whose owner's link is down (not a new master still connecting),
  * the first other master that is up. The slot map changes only through
- * MOVED, and a master that died answers nothing: after a failover it is
- * another master's MOVED that names the promoted replica (before it, MOVED
- * names the dead master again, and the orders hear 503 as they would have). */
+ * MOVED and probe_slots, and a master that died answers
+ * nothing: after a failover it is another master's MOVED that names the
+ * promoted replica (before it, MOVED names the dead master again, and the
+ * orders hear 503 as they would have). */
 static struct rlink *route_live(struct worker *w, const char *tag)
 {
 	struct resv *r = w->resv;
