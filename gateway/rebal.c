@@ -132,7 +132,7 @@ static void on_check(struct worker *w, struct req *r, const char *res, size_t le
 		retry_later(w, r, RESV_GIVE);
 }
 
-void rebal_on_lost(struct worker *w, struct req *r, enum resv_xstep step)
+void rebal_on_lost(struct worker *w, struct req *r, enum resv_xstep step, const char *reason)
 {
 	if (step != RESV_TAKE) {
 		retry_later(w, r, step); /* each step but the take is idempotent */
@@ -142,7 +142,7 @@ void rebal_on_lost(struct worker *w, struct req *r, enum resv_xstep step)
 	 * meanwhile the order hears 503 (its search is over). */
 	r->repair_since_ms = w->now_mono_ms;
 	resv_transfer_later(w, r, RESV_XCHECK);
-	flow_unavailable(w, r, "redis");
+	flow_unavailable(w, r, reason);
 }
 
 void rebal_on_reply(struct worker *w, struct req *r, enum resv_xstep step, const char *res, size_t len,

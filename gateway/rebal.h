@@ -47,8 +47,10 @@ void rebal_on_dry(struct worker *w, struct req *r, unsigned long available);
  * LLONG_MIN unless the reply was an integer. */
 void rebal_on_reply(struct worker *w, struct req *r, enum resv_xstep step, const char *res, size_t len,
 		    long long integer);
-/* A transfer step that may have run without its answer reaching r. */
-void rebal_on_lost(struct worker *w, struct req *r, enum resv_xstep step);
+/* A transfer step that may have run without its answer reaching r:
+ * reason is the 503's if the order is still unanswered ("redis" for a
+ * lost connection, "replication" for a WAIT that came short). */
+void rebal_on_lost(struct worker *w, struct req *r, enum resv_xstep step, const char *reason);
 
 #define REBAL_REPAIR_MAX_MS 60000
 

@@ -753,7 +753,7 @@ void resv_link_lost(struct worker *w, struct rlink *l, uint8_t kind, struct req 
 	case CMD_XDONE:
 	case CMD_XCHECK:
 		req->redis_ops--;
-		rebal_on_lost(w, req, xstep(kind));
+		rebal_on_lost(w, req, xstep(kind), "redis");
 		return;
 	case CMD_CONFIRM:
 		add_replay(w, req, CMD_CONFIRM);
@@ -1040,7 +1040,7 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 	if (is_transfer(kind)) {
 		req->redis_ops--;
 		if (unreplicated_reply(reply)) {
-			rebal_on_lost(w, req, xstep(kind)); /* it ran; the link logged it */
+			rebal_on_lost(w, req, xstep(kind), "replication"); /* it ran; the link logged it */
 		} else if (reply->type == REDIS_REPLY_ERROR) {
 			log_call_failure(w, kind, reply->str);
 			rebal_on_reply(w, req, xstep(kind), NULL, 0, 0);
