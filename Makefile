@@ -108,7 +108,7 @@ demo: setup
 
 # libFuzzer targets for every parser of untrusted input (needs clang:
 # `scripts/setup.sh --fuzz`). `make fuzz-run` runs each for FUZZ_SECONDS.
-FUZZ_TARGETS := build/fuzz/fuzz_http build/fuzz/fuzz_order build/fuzz/fuzz_resp
+FUZZ_TARGETS := build/fuzz/fuzz_http build/fuzz/fuzz_order build/fuzz/fuzz_resp build/fuzz/fuzz_cfg
 FUZZ_SECONDS ?= 60
 fuzz: $(FUZZ_TARGETS)
 build/fuzz/fuzz_http: tests/fuzz/fuzz_http.c core/http.c
@@ -120,14 +120,20 @@ build/fuzz/fuzz_order: tests/fuzz/fuzz_order.c core/order.c core/oid.c core/fmt.
 build/fuzz/fuzz_resp: tests/fuzz/fuzz_resp.c loadgen/resp.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -o $@
+build/fuzz/fuzz_cfg: tests/fuzz/fuzz_cfg.c core/cfg.c
+	@mkdir -p $(dir $@)
+	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -linih -o $@
 fuzz-run: fuzz
-	@mkdir -p build/fuzz/findings build/fuzz/corpus-http build/fuzz/corpus-order build/fuzz/corpus-resp
+	@mkdir -p build/fuzz/findings build/fuzz/corpus-http build/fuzz/corpus-order build/fuzz/corpus-resp \
+		build/fuzz/corpus-cfg
 	build/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
 		build/fuzz/corpus-http tests/fuzz/corpus/http
 	build/fuzz/fuzz_order -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
 		build/fuzz/corpus-order tests/fuzz/corpus/order
 	build/fuzz/fuzz_resp -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
 		build/fuzz/corpus-resp tests/fuzz/corpus/resp
+	build/fuzz/fuzz_cfg -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
+		build/fuzz/corpus-cfg tests/fuzz/corpus/cfg
 
 clean:
 	rm -rf build bin

@@ -24,18 +24,26 @@ struct key {
 	uint32_t min, max;        /* KEY_U32 range */
 	const char *def;
 	const char *const *words; /* KEY_WORD: allowed values */
+	const char *chars;        /* KEY_STRING: the characters allowed, or NULL (see set_value) */
+	const char *chars_why;    /* ... and the refusal that names them */
 };
 
 static const char *const compression_words[] = {"none", "lz4", "zstd", "snappy", "gzip", NULL};
 
 #define U32(sec, nm, field, lo, hi, dflt) \
-	{sec, nm, KEY_U32, offsetof(struct cfg, field), 0, lo, hi, dflt, NULL}
+	{sec, nm, KEY_U32, offsetof(struct cfg, field), 0, lo, hi, dflt, NULL, NULL, NULL}
 #define STR(sec, nm, field, dflt) \
-	{sec, nm, KEY_STRING, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, NULL}
+	{sec, nm, KEY_STRING, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, NULL, NULL, NULL}
+#define STR_OF(sec, nm, field, dflt, allowed, why) \
+	{sec, nm, KEY_STRING, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, NULL, allowed, why}
+
+/* Kafka's own rule for topic names (its 249-character limit is
+ * CFG_TOPIC_MAX's). */
+#define TOPIC_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 #define SECRET(sec, nm, field) \
-	{sec, nm, KEY_SECRET, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, "", NULL}
+	{sec, nm, KEY_SECRET, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, "", NULL, NULL, NULL}
 #define WORD(sec, nm, field, dflt, list) \
-	{sec, nm, KEY_WORD, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, list}
+	{sec, nm, KEY_WORD, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, list, NULL, NULL}
 
 static const struct key keys[] = {
 	STR("server", "listen", listen, "127.0.0.1"),
@@ -68,7 +76,8 @@ static const struct key keys[] = {
 	U32("redis", "wait_replicas", redis_wait_replicas, 0, 16, "0"),
 	U32("redis", "wait_timeout_ms", redis_wait_timeout_ms, 1, 600000, "50"),
 	STR("kafka", "brokers", kafka_brokers, "127.0.0.1:19092"),
-	STR("kafka", "topic", kafka_topic, "orders"),
+	STR_OF("kafka", "topic", kafka_topic, "orders", TOPIC_CHARS,
+	       "not a Kafka topic name (letters, digits, '.', '_' and '-')"),
 	U32("kafka", "linger_ms", kafka_linger_ms, 0, 10000, "0"),
 	/* 5 is the most the idempotent producer allows. */
 	U32("kafka", "inflight_requests", kafka_inflight_requests, 1, 5, "1"),
@@ -124,6 +133,16 @@ static const char *set_value(struct cfg *c, const struct key *k, const char *v)
 			return "empty";
 		if (strlen(v) >= k->size)
 			return "too long";
+		if (k->chars) {
+			if (v[strspn(v, k->chars)] != '\0')
+				return k->chars_why;
+		} else {
+			/* Hosts and broker lists: ';' and '#' start a comment in this
+			 * file, so a value holding one would not survive `-t`'s copy. */
+			for (const char *ch = v; *ch; ch++)
+				if (*ch <= ' ' || *ch > '~' || *ch == ';' || *ch == '#')
+					return "must be printable ASCII without spaces, ';' or '#'";
+		}
 		strcpy(field, v);
 		return NULL;
 	}

@@ -102,6 +102,11 @@ static void test_bad_files(void **state)
 	expect_error("[server]\nadmin_token = short\n", 2,
 		     "[server] admin_token: must be empty (admin endpoints off) or at least 16 characters");
 	expect_error("[server]\nadmin_token = sixteen-chars-\x01x\n", 2, "printable ASCII");
+	/* A value starting with ';' loads (no space before it), but `-t` would
+	 * write it back as a comment (found by fuzz_cfg). */
+	expect_error("[kafka]\nbrokers=;\n", 2, "[kafka] brokers: must be printable ASCII without spaces, ';' or '#'");
+	expect_error("[redis]\nhost = a\tb\n", 2, "printable ASCII without spaces");
+	expect_error("[kafka]\ntopic = orders!\n", 2, "[kafka] topic: not a Kafka topic name");
 }
 
 static void test_missing_file(void **state)
