@@ -108,7 +108,8 @@ demo: setup
 
 # libFuzzer targets for every parser of untrusted input (needs clang:
 # `scripts/setup.sh --fuzz`). `make fuzz-run` runs each for FUZZ_SECONDS.
-FUZZ_TARGETS := build/fuzz/fuzz_http build/fuzz/fuzz_order build/fuzz/fuzz_resp build/fuzz/fuzz_cfg
+FUZZ_TARGETS := build/fuzz/fuzz_http build/fuzz/fuzz_order build/fuzz/fuzz_resp build/fuzz/fuzz_cfg \
+                build/fuzz/fuzz_profile
 FUZZ_SECONDS ?= 60
 fuzz: $(FUZZ_TARGETS)
 build/fuzz/fuzz_http: tests/fuzz/fuzz_http.c core/http.c
@@ -123,9 +124,12 @@ build/fuzz/fuzz_resp: tests/fuzz/fuzz_resp.c loadgen/resp.c
 build/fuzz/fuzz_cfg: tests/fuzz/fuzz_cfg.c core/cfg.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -linih -o $@
+build/fuzz/fuzz_profile: tests/fuzz/fuzz_profile.c loadgen/profile.c core/cfg.c core/order.c core/oid.c core/fmt.c
+	@mkdir -p $(dir $@)
+	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -linih -lm -o $@
 fuzz-run: fuzz
 	@mkdir -p build/fuzz/findings build/fuzz/corpus-http build/fuzz/corpus-order build/fuzz/corpus-resp \
-		build/fuzz/corpus-cfg
+		build/fuzz/corpus-cfg build/fuzz/corpus-profile
 	build/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
 		build/fuzz/corpus-http tests/fuzz/corpus/http
 	build/fuzz/fuzz_order -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
@@ -134,6 +138,8 @@ fuzz-run: fuzz
 		build/fuzz/corpus-resp tests/fuzz/corpus/resp
 	build/fuzz/fuzz_cfg -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
 		build/fuzz/corpus-cfg tests/fuzz/corpus/cfg
+	build/fuzz/fuzz_profile -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
+		build/fuzz/corpus-profile tests/fuzz/corpus/profile
 
 clean:
 	rm -rf build bin
