@@ -24,7 +24,7 @@ struct key {
 	uint32_t min, max;        /* KEY_U32 range */
 	const char *def;
 	const char *const *words; /* KEY_WORD: allowed values */
-	const char *chars;        /* KEY_STRING: the characters allowed, or NULL (see set_value) */
+	const char *chars;        /* KEY_STRING: the characters allowed */
 	const char *chars_why;    /* ... and the refusal that names them */
 };
 
@@ -32,21 +32,25 @@ static const char *const compression_words[] = {"none", "lz4", "zstd", "snappy",
 
 #define U32(sec, nm, field, lo, hi, dflt) \
 	{sec, nm, KEY_U32, offsetof(struct cfg, field), 0, lo, hi, dflt, NULL, NULL, NULL}
-#define STR(sec, nm, field, dflt) \
-	{sec, nm, KEY_STRING, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, NULL, NULL, NULL}
-#define STR_OF(sec, nm, field, dflt, allowed, why) \
+#define STR(sec, nm, field, dflt, allowed, why) \
 	{sec, nm, KEY_STRING, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, NULL, allowed, why}
 
+#define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+/* Names, IPv4 and IPv6 addresses (with a %zone). */
+#define HOST_CHARS ALNUM ".-_:%"
+/* librdkafka's bootstrap.servers: host:port, comma-separated, each maybe
+ * with a PLAINTEXT:// prefix or an [IPv6] address. */
+#define BROKERS_CHARS HOST_CHARS ",[]/ "
 /* Kafka's own rule for topic names (its 249-character limit is
  * CFG_TOPIC_MAX's). */
-#define TOPIC_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+#define TOPIC_CHARS ALNUM "._-"
 #define SECRET(sec, nm, field) \
 	{sec, nm, KEY_SECRET, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, "", NULL, NULL, NULL}
 #define WORD(sec, nm, field, dflt, list) \
 	{sec, nm, KEY_WORD, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, list, NULL, NULL}
 
 static const struct key keys[] = {
-	STR("server", "listen", listen, "127.0.0.1"),
+	STR("server", "listen", listen, "127.0.0.1", HOST_CHARS, "not a host name or IP address"),
 	U32("server", "port", port, 1, 65535, "18080"),
 	U32("server", "workers", workers, 0, 16, "0"),
 	U32("server", "max_connections", max_connections, 1, 1000000, "4096"),
@@ -68,15 +72,16 @@ static const struct key keys[] = {
 	U32("order", "unknown_cache_ms", unknown_cache_ms, 0, 60000, "1000"),
 	U32("order", "sku_cache_entries", sku_cache_entries, 16, 10000000, "4096"),
 	U32("order", "idempotency_ttl_s", idempotency_ttl_s, 1, 2592000, "86400"),
-	STR("redis", "host", redis_host, "127.0.0.1"),
+	STR("redis", "host", redis_host, "127.0.0.1", HOST_CHARS, "not a host name or IP address"),
 	U32("redis", "port", redis_port, 1, 65535, "16379"),
 	U32("redis", "timeout_ms", redis_timeout_ms, 10, 600000, "1000"),
 	U32("redis", "reconnect_ms", redis_reconnect_ms, 10, 60000, "200"),
 	U32("redis", "buckets", redis_buckets, 1, 64, "1"),
 	U32("redis", "wait_replicas", redis_wait_replicas, 0, 16, "0"),
 	U32("redis", "wait_timeout_ms", redis_wait_timeout_ms, 1, 600000, "50"),
-	STR("kafka", "brokers", kafka_brokers, "127.0.0.1:19092"),
-	STR_OF("kafka", "topic", kafka_topic, "orders", TOPIC_CHARS,
+	STR("kafka", "brokers", kafka_brokers, "127.0.0.1:19092", BROKERS_CHARS,
+	       "not a broker list (host:port, comma-separated)"),
+	STR("kafka", "topic", kafka_topic, "orders", TOPIC_CHARS,
 	       "not a Kafka topic name (letters, digits, '.', '_' and '-')"),
 	U32("kafka", "linger_ms", kafka_linger_ms, 0, 10000, "0"),
 	/* 5 is the most the idempotent producer allows. */
@@ -133,16 +138,11 @@ static const char *set_value(struct cfg *c, const struct key *k, const char *v)
 			return "empty";
 		if (strlen(v) >= k->size)
 			return "too long";
-		if (k->chars) {
-			if (v[strspn(v, k->chars)] != '\0')
-				return k->chars_why;
-		} else {
-			/* Hosts and broker lists: ';' and '#' start a comment in this
-			 * file, so a value holding one would not survive `-t`'s copy. */
-			for (const char *ch = v; *ch; ch++)
-				if (*ch <= ' ' || *ch > '~' || *ch == ';' || *ch == '#')
-					return "must be printable ASCII without spaces, ';' or '#'";
-		}
+		/* Each key's own characters, which also keeps out ';' and '#':
+		 * they start a comment in this file, and a value holding one
+		 * would not survive `-t`'s copy. */
+		if (v[strspn(v, k->chars)] != '\0')
+			return k->chars_why;
 		strcpy(field, v);
 		return NULL;
 	}

@@ -104,8 +104,9 @@ static void test_bad_files(void **state)
 	expect_error("[server]\nadmin_token = sixteen-chars-\x01x\n", 2, "printable ASCII");
 	/* A value starting with ';' loads (no space before it), but `-t` would
 	 * write it back as a comment (found by fuzz_cfg). */
-	expect_error("[kafka]\nbrokers=;\n", 2, "[kafka] brokers: must be printable ASCII without spaces, ';' or '#'");
-	expect_error("[redis]\nhost = a\tb\n", 2, "printable ASCII without spaces");
+	expect_error("[kafka]\nbrokers=;\n", 2, "[kafka] brokers: not a broker list (host:port, comma-separated)");
+	expect_error("[redis]\nhost = a\tb\n", 2, "[redis] host: not a host name or IP address");
+	expect_error("[server]\nlisten = 0.0.0.0#x\n", 2, "[server] listen: not a host name or IP address");
 	expect_error("[kafka]\ntopic = orders!\n", 2, "[kafka] topic: not a Kafka topic name");
 }
 
