@@ -61,8 +61,11 @@ class Env:
         return path
 
     def flashgate(self, conf, *args, check=True):
-        return subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf] + list(args),
-                              check=check, capture_output=True, text=True)
+        r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf] + list(args),
+                           capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise AssertionError("flashgate %s exited %d: %s" % (" ".join(args), r.returncode, r.stderr.strip()))
+        return r
 
     def load_stock(self, conf, rows):
         self.flashgate(conf, "stock", "load", self.stock_csv(rows))
