@@ -13,6 +13,10 @@
 #define MAX_NODES 64
 /* Redirections followed for one command before giving up. */
 #define MAX_REDIRECTS 8
+/* A key's master that cannot be reached: the slot map read again from the
+ * other nodes this often, this many times (2 s), before giving up. */
+#define REFRESH_MS 100
+#define MAX_REFRESHES 20
 
 struct node {
 	char host[64];
@@ -172,14 +176,51 @@ static int redirect_target(struct rcl *c, const char *msg, unsigned *slot)
 	return node_index(c, host, port);
 }
 
+/* A master that died answers nothing, so no MOVED names the replica that
+ * takes over, and the node the map was read from may still name the dead
+ * one for a moment after the promotion. So the map is read again from any
+ * other node that answers. 0 once read; -EIO if none answered (c->err
+ * keeps the first failure). */
+static int refresh_map(struct rcl *c, unsigned dead)
+{
+	char first_err[sizeof(c->err)];
+	memcpy(first_err, c->err, sizeof(first_err));
+	usleep(REFRESH_MS * 1000);
+	int rc = -EIO;
+	for (unsigned i = 0; i < c->n_nodes && rc < 0; i++) {
+		redisContext *ctx = i == dead ? NULL : node_ctx(c, i);
+		if (ctx)
+			rc = read_slot_map(c, ctx);
+	}
+	memcpy(c->err, first_err, sizeof(c->err));
+	return rc;
+}
+
 static redisReply *run(struct rcl *c, const char *key, const char *fmt, va_list ap)
 {
-	unsigned node = c->cluster && key ? c->slots[rcl_slot(key, strlen(key))] : 0;
+	unsigned slot = key ? rcl_slot(key, strlen(key)) : 0;
+	unsigned node = c->cluster && key ? c->slots[slot] : 0;
 	bool asking = false;
+	int refreshes = 0;
 	for (int hop = 0; hop <= MAX_REDIRECTS; hop++) {
 		redisContext *ctx = node_ctx(c, node);
-		if (!ctx)
+		if (!ctx && c->cluster && key && refreshes < MAX_REFRESHES && refresh_map(c, node) == 0) {
+			refreshes++;
+			hop--; /* not a redirection */
+			node = c->slots[slot];
+			asking = false;
+			continue;
+		}
+		if (!ctx) {
+			if (c->cluster && key) {
+				size_t n = strlen(c->err);
+				snprintf(c->err + n, sizeof(c->err) - n,
+					 " (slot %u's master in the cluster's map for the last %d s; if it has just "
+					 "died, run this again once its replica is promoted)",
+					 slot, MAX_REFRESHES * REFRESH_MS / 1000);
+			}
 			return NULL;
+		}
 		if (asking) {
 			redisReply *ok = redisCommand(ctx, "ASKING");
 			freeReplyObject(ok);
@@ -207,13 +248,13 @@ static redisReply *run(struct rcl *c, const char *key, const char *fmt, va_list 
 			usleep(50000);
 			continue;
 		}
-		unsigned slot;
-		int target = redirect_target(c, r->str, &slot);
+		unsigned moved_slot;
+		int target = redirect_target(c, r->str, &moved_slot);
 		freeReplyObject(r);
 		if (target < 0)
 			return NULL;
 		if (moved)
-			c->slots[slot] = (uint8_t)target;
+			c->slots[moved_slot] = (uint8_t)target;
 		asking = ask;
 		node = (unsigned)target;
 	}

@@ -7,8 +7,11 @@
  * the key's hash slot: the slot map is read with CLUSTER SLOTS when the
  * client opens, a MOVED answer updates that slot and the command is sent
  * again to the new owner, and an ASK answer (a slot being migrated) sends
- * it once to the target node after ASKING. On a server without cluster
- * support everything goes to that server.
+ * it once to the target node after ASKING. A key's master that cannot be
+ * reached (one that died answers no MOVED) makes the client read the map
+ * again from the other nodes, every 100 ms for up to 2 s, so a command
+ * run just after a failover finds the promoted replica. On a server
+ * without cluster support everything goes to that server.
  *
  * Owns: the connections to the nodes and the slot map. Not for the request
  * path: it blocks and allocates (the gateway's workers speak Redis through
