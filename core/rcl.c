@@ -189,8 +189,11 @@ static int refresh_map(struct rcl *c, unsigned dead)
 	int rc = -EIO;
 	for (unsigned i = 0; i < c->n_nodes && rc < 0; i++) {
 		redisContext *ctx = i == dead ? NULL : node_ctx(c, i);
-		if (ctx)
-			rc = read_slot_map(c, ctx);
+		if (ctx && (rc = read_slot_map(c, ctx)) < 0 && ctx->err) {
+			/* Its connection is unusable now: reconnect on next use. */
+			redisFree(ctx);
+			c->nodes[i].ctx = NULL;
+		}
 	}
 	memcpy(c->err, first_err, sizeof(c->err));
 	return rc;
