@@ -32,6 +32,13 @@ bench_prepare() {
 	scripts/services.sh up >/dev/null
 }
 
+# The [redis] and [kafka] lines of a gateway config that point it at the
+# services bench_prepare started; more [kafka] keys may follow them.
+bench_services_conf() {
+	printf '[redis]\nport = %s\n[kafka]\nbrokers = 127.0.0.1:%s\ntopic = %s\n' \
+		"$FG_REDIS_PORT" "$FG_KAFKA_PORT" "$FG_TOPIC"
+}
+
 # Loads $FG_RUN_DIR/stock.csv with CONFIG, starts the gateway on it (its
 # output appended to LOG; gw_pid for bench_stop_gateway) and waits until
 # PORT answers /healthz.

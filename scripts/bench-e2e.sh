@@ -56,11 +56,7 @@ max_inflight = $((2 * wide + 1024))
 ; Every sold-out request goes to Redis here: this measures the reservation
 ; path. scripts/bench-frontend.sh measures the cached sold-out path.
 soldout_cache_ms = 0
-[redis]
-port = $FG_REDIS_PORT
-[kafka]
-brokers = 127.0.0.1:$FG_KAFKA_PORT
-topic = $FG_TOPIC
+$(bench_services_conf)
 CONF
 {
 	echo "sku,stock,per_user_limit"

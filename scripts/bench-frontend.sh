@@ -39,11 +39,7 @@ cat >"$FG_RUN_DIR/flashgate.conf" <<CONF
 [server]
 port = $gw_port
 workers = $cores
-[redis]
-port = $FG_REDIS_PORT
-[kafka]
-brokers = 127.0.0.1:$FG_KAFKA_PORT
-topic = $FG_TOPIC
+$(bench_services_conf)
 CONF
 printf 'sku,stock,per_user_limit\nhot1,0,1\n' >"$FG_RUN_DIR/stock.csv"
 bench_start_gateway "$FG_RUN_DIR/flashgate.conf" "$FG_RUN_DIR/gateway.log" "$gw_port"

@@ -45,11 +45,7 @@ start_gateway() { # linger inflight
 	cat >"$FG_RUN_DIR/flashgate.conf" <<CONF
 [server]
 port = $port
-[redis]
-port = $FG_REDIS_PORT
-[kafka]
-brokers = $brokers
-topic = $FG_TOPIC
+$(bench_services_conf)
 linger_ms = $1
 inflight_requests = $2
 compression = lz4

@@ -29,11 +29,7 @@ cat >"$FG_RUN_DIR/flashgate.conf" <<CONF
 [server]
 port = $port
 max_connections = 4096
-[redis]
-port = $FG_REDIS_PORT
-[kafka]
-brokers = 127.0.0.1:$FG_KAFKA_PORT
-topic = $FG_TOPIC
+$(bench_services_conf)
 CONF
 printf 'sku,stock,per_user_limit\nbulk1,1000000000,1000000000\n' >"$FG_RUN_DIR/stock.csv"
 
