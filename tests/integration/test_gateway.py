@@ -1355,13 +1355,20 @@ def bucketed_sale_through_a_master_crash_finishes_its_transfers():
     slot's master answers again (the promoted replica), gives what the take
     moved and clears the entry, without waiting for `flashgate reconcile`:
     the books balance when the gateway stops, and reconcile then finds no
-    transfer in flight."""
+    transfer in flight.
+
+    Whether the kill cuts a take that had already run is chance (most runs
+    here cut 6-8, one CI run none), so how many were finished is printed,
+    not asserted; transfer_whose_wait_came_short_is_finished_by_the_gateway
+    drives that path deterministically. What holds in every run is
+    asserted: nothing left for reconcile, and the books balance without
+    it."""
     cl, conf, rows, accepted, _ = master_crash_sale(17161, buckets=4)
     try:
         with open(os.path.join(ENV.run_dir, "gateway.log")) as f:
             last = [l for l in f if "stopped:" in l][-2:]
         repaired = sum(log_count(l, "transfers finished after a failure") for l in last)
-        expect(repaired > 0, "the workers finished transfers the crash cut: %s" % last)
+        print("transfers the crash cut and the workers finished: %d" % repaired)
         eq(sum(log_count(l, "left for reconcile") for l in last), 0, "transfers left for reconcile")
         expect("verify: PASS" in verify_only(conf, accepted, "ck"), "verified before any reconcile")
         out = ENV.flashgate(conf, "reconcile", "--min-age-ms", "0").stdout
