@@ -31,14 +31,15 @@ DEP_LIBS   := $(shell pkg-config --libs liburing hiredis rdkafka inih 2>/dev/nul
 CORE_SRC    := core/fmt.c core/http.c core/order.c core/oid.c core/cfg.c core/hist.c core/tscan.c core/bucket.c core/rcl.c
 GATEWAY_SRC := gateway/main.c gateway/worker.c gateway/conn.c gateway/flow.c \
                gateway/resv.c gateway/kpub.c gateway/script.c gateway/stock.c \
-               gateway/reconcile.c gateway/skucache.c gateway/admin.c gateway/rebal.c gateway/rlink.c
+               gateway/reconcile.c gateway/skucache.c gateway/admin.c gateway/rebal.c gateway/rlink.c gateway/metrics.c
 LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c \
                loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/series.c \
                loadgen/report.c loadgen/html.c loadgen/capacity.c \
                loadgen/engine.c loadgen/jobs.c
 LG_UNIT_TESTS := tests/unit/test_sched tests/unit/test_profile tests/unit/test_mix tests/unit/test_jobs
 UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
-               tests/unit/test_oid tests/unit/test_fmt tests/unit/test_hist tests/unit/test_bucket tests/unit/test_rcl $(LG_UNIT_TESTS)
+               tests/unit/test_oid tests/unit/test_fmt tests/unit/test_hist tests/unit/test_bucket tests/unit/test_rcl \
+               tests/unit/test_metrics $(LG_UNIT_TESTS)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
@@ -64,6 +65,9 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(call obj,$(CORE_SRC))
 # flashload's pure modules, for its unit tests.
 $(addprefix $(BUILD)/,$(LG_UNIT_TESTS)): \
 	$(call obj,loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/resp.c loadgen/jobs.c)
+
+# The gateway's one module without I/O that its unit tests link.
+$(BUILD)/tests/unit/test_metrics: $(call obj,gateway/metrics.c)
 
 # LD_PRELOAD shim for the io_uring-unavailable test (fault injection only).
 $(BUILD)/tests/shim/no_uring.so: tests/shim/no_uring.c

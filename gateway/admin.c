@@ -4,15 +4,19 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "../core/oid.h"
 #include "../core/order.h"
 #include "flow.h"
+#include "metrics.h"
 #include "resv.h"
+#include "version.h"
 #include "worker.h"
 
+static const char metrics_path[] = "/admin/v1/metrics";
 static const char prefix[] = "/admin/v1/orders/";
 static const char suffix[] = "/release";
 
@@ -27,6 +31,15 @@ static bool same_secret(const char *a, size_t alen, const char *b, size_t blen)
 }
 
 static void return_from_bucket(struct worker *w, struct req *r);
+static void serve_metrics(struct worker *w, struct req *r, const struct http_request *hr);
+
+/* The path without its query (a scraper may add one). */
+static bool path_is(const struct http_request *hr, const char *path, size_t len)
+{
+	const char *q = memchr(hr->path, '?', hr->path_len);
+	size_t n = q ? (size_t)(q - hr->path) : hr->path_len;
+	return n == len && memcmp(hr->path, path, len) == 0;
+}
 
 static bool authorized(const struct worker *w, const struct http_request *hr)
 {
@@ -45,6 +58,10 @@ void admin_handle(struct worker *w, struct req *r, const struct http_request *hr
 	}
 	if (!authorized(w, hr)) {
 		flow_answer(w, r, 401, "WWW-Authenticate: Bearer\r\n", "{\"status\":\"unauthorized\"}");
+		return;
+	}
+	if (path_is(hr, metrics_path, sizeof(metrics_path) - 1)) {
+		serve_metrics(w, r, hr);
 		return;
 	}
 	size_t plen = sizeof(prefix) - 1, slen = sizeof(suffix) - 1;
@@ -76,6 +93,31 @@ void admin_handle(struct worker *w, struct req *r, const struct http_request *hr
 	 * user: the buckets are asked in turn until one has it. */
 	r->bucket = 0;
 	return_from_bucket(w, r);
+}
+
+/* Scrapes are rare (seconds apart) and the page is larger than any
+ * order answer, so it gets its own buffer for the one request. */
+static void serve_metrics(struct worker *w, struct req *r, const struct http_request *hr)
+{
+	if (hr->method != HTTP_METHOD_GET && hr->method != HTTP_METHOD_HEAD) {
+		flow_answer(w, r, 405, "Allow: GET, HEAD\r\n",
+			    "{\"status\":\"method_not_allowed\",\"allow\":\"GET, HEAD\"}");
+		return;
+	}
+	char *text = malloc(METRICS_TEXT_MAX);
+	if (!text) {
+		flow_answer(w, r, 503, NULL, "{\"status\":\"unavailable\",\"reason\":\"memory\"}");
+		return;
+	}
+	worker_publish(w); /* this worker's own numbers as of now */
+	int n = metrics_render(w->metrics, text, METRICS_TEXT_MAX, FLASHGATE_VERSION);
+	if (n < 0) {
+		worker_log(w, "metrics: the page outgrew its %d-byte buffer", METRICS_TEXT_MAX);
+		free(text);
+		flow_answer(w, r, 500, NULL, "{\"status\":\"error\",\"error\":\"metrics page too large\"}");
+		return;
+	}
+	flow_answer_large(w, r, "text/plain; version=0.0.4; charset=utf-8", text, (size_t)n);
 }
 
 static void return_from_bucket(struct worker *w, struct req *r)

@@ -326,22 +326,45 @@ static struct conn *lookup(struct worker *w, uint32_t index, uint32_t gen)
 	return c->in_use && c->gen == gen ? c : NULL;
 }
 
-/* Moves answers from the head of the queue into the output buffer. */
+/* Room for `need` more bytes of output (at most out_cap): moves what is
+ * still unsent to the front when that makes room. False: wait for the
+ * send in flight, or for one to be armed. */
+static bool make_room(struct conns *cs, struct conn *c, uint32_t need)
+{
+	if (cs->out_cap - c->out_len >= need)
+		return true;
+	if (c->send_armed || c->out_sent == 0)
+		return false;
+	memmove(c->out, c->out + c->out_sent, c->out_len - c->out_sent);
+	c->out_len -= c->out_sent;
+	c->out_sent = 0;
+	return cs->out_cap - c->out_len >= need;
+}
+
+/* Moves answers from the head of the queue into the output buffer; a
+ * large body (r->big) goes in pieces, each as the buffer drains. */
 static void pump(struct worker *w, struct conn *c)
 {
 	struct conns *cs = w->conns;
 	while (c->q_head && c->q_head->answered) {
 		struct req *r = c->q_head;
-		if (cs->out_cap - c->out_len < r->resp_len) {
-			if (c->send_armed || c->out_sent == 0)
-				return; /* wait for the send in flight */
-			memmove(c->out, c->out + c->out_sent, c->out_len - c->out_sent);
-			c->out_len -= c->out_sent;
-			c->out_sent = 0;
-			continue;
+		if (r->resp_len) {
+			if (!make_room(cs, c, r->resp_len))
+				return;
+			memcpy(c->out + c->out_len, r->resp, r->resp_len);
+			c->out_len += r->resp_len;
+			r->resp_len = 0;
 		}
-		memcpy(c->out + c->out_len, r->resp, r->resp_len);
-		c->out_len += r->resp_len;
+		while (r->big_off < r->big_len) {
+			if (!make_room(cs, c, 1))
+				return;
+			uint32_t n = r->big_len - r->big_off;
+			if (n > cs->out_cap - c->out_len)
+				n = cs->out_cap - c->out_len;
+			memcpy(c->out + c->out_len, r->big + r->big_off, n);
+			c->out_len += n;
+			r->big_off += n;
+		}
 		if (r->close_after)
 			c->stop_input = true;
 		c->q_head = r->next;

@@ -43,6 +43,7 @@ int flow_init(struct worker *w)
 	}
 	for (unsigned i = f->size; i-- > 0;) {
 		f->reqs[i].next = f->free;
+		f->reqs[i].pooled = true;
 		f->free = &f->reqs[i];
 	}
 	f->nfree = f->size;
@@ -54,6 +55,8 @@ void flow_destroy(struct worker *w)
 {
 	if (!w->flow)
 		return;
+	for (unsigned i = 0; i < w->flow->size; i++)
+		free(w->flow->reqs[i].big);
 	free(w->flow->reqs);
 	free(w->flow);
 	w->flow = NULL;
@@ -67,6 +70,7 @@ struct req *flow_alloc(struct worker *w, struct conn *conn)
 		return NULL;
 	f->free = r->next;
 	f->nfree--;
+	r->pooled = false;
 	/* Only the bookkeeping is reset; the buffers are overwritten before use. */
 	r->next = r->r_next = NULL;
 	r->conn = conn;
@@ -75,14 +79,20 @@ struct req *flow_alloc(struct worker *w, struct conn *conn)
 	r->redis_ops = r->tryagains = 0;
 	r->repair_since_ms = 0;
 	r->resp_len = 0;
+	r->big_len = r->big_off = 0;
 	return r;
 }
 
+/* Back to the pool once nothing holds r. Safe to call again on a req
+ * already back: a handler cannot always know whether a callee freed it. */
 static void maybe_free(struct worker *w, struct req *r)
 {
-	if (r->in_conn || r->redis_ops || r->in_kafka || !r->answered)
+	if (r->pooled || r->in_conn || r->redis_ops || r->in_kafka || !r->answered)
 		return;
 	struct flow *f = w->flow;
+	r->pooled = true;
+	free(r->big);
+	r->big = NULL;
 	r->conn = NULL;
 	r->next = f->free;
 	f->free = r;
@@ -96,13 +106,13 @@ void flow_conn_done(struct worker *w, struct req *r)
 	maybe_free(w, r);
 }
 
-/* Sets the final answer of r, once; later calls are ignored. extra is
- * NULL or whole header lines, each ending in CRLF. */
-static void answer_with(struct worker *w, struct req *r, unsigned status, const char *extra,
-			const char *body)
+/* Writes r's status line and headers, and the body when it fits (body
+ * NULL: blen bytes that go out separately, from r->big). extra is NULL or
+ * whole header lines, each ending in CRLF. The status sent: 500 if the
+ * head did not fit. */
+static unsigned build_answer(struct worker *w, struct req *r, unsigned status, const char *ctype,
+			 const char *extra, const char *body, size_t blen)
 {
-	if (r->answered)
-		return;
 	char retry[48];
 	if (status == 503) {
 		snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", w->cfg->retry_after_s);
@@ -112,11 +122,12 @@ static void answer_with(struct worker *w, struct req *r, unsigned status, const 
 	}
 	/* Assembled piece by piece: this runs for every answer, and formatting
 	 * with snprintf was the gateway's second-largest user-space cost. */
-	static const char ctype[] = "\r\nContent-Type: application/json\r\nContent-Length: ";
+	static const char ctype_hdr[] = "\r\nContent-Type: ", clen_hdr[] = "\r\nContent-Length: ";
 	static const char close_hdr[] = "Connection: close\r\n";
 	const char *reason = http_status_text(status);
-	size_t blen = strlen(body), rlen = strlen(reason), elen = strlen(extra);
-	size_t need = 13 + rlen + sizeof(ctype) + 20 + 2 + elen + sizeof(close_hdr) + 2 + blen;
+	size_t rlen = strlen(reason), clen = strlen(ctype), elen = strlen(extra);
+	size_t need = 13 + rlen + sizeof(ctype_hdr) + clen + sizeof(clen_hdr) + 20 + 2 + elen +
+		      sizeof(close_hdr) + 2 + (body ? blen : 0);
 	int n;
 	if (need <= sizeof(r->resp)) {
 		char *p = r->resp;
@@ -124,14 +135,16 @@ static void answer_with(struct worker *w, struct req *r, unsigned status, const 
 		p = fmt_u64(p, status);
 		*p++ = ' ';
 		p = fmt_put(p, reason, rlen);
-		p = fmt_put(p, ctype, sizeof(ctype) - 1);
+		p = fmt_put(p, ctype_hdr, sizeof(ctype_hdr) - 1);
+		p = fmt_put(p, ctype, clen);
+		p = fmt_put(p, clen_hdr, sizeof(clen_hdr) - 1);
 		p = fmt_u64(p, blen);
 		p = fmt_put(p, "\r\n", 2);
 		p = fmt_put(p, extra, elen);
 		if (r->close_after)
 			p = fmt_put(p, close_hdr, sizeof(close_hdr) - 1);
 		p = fmt_put(p, "\r\n", 2);
-		if (!r->head_only)
+		if (body && !r->head_only)
 			p = fmt_put(p, body, blen);
 		n = (int)(p - r->resp);
 	} else {
@@ -140,21 +153,58 @@ static void answer_with(struct worker *w, struct req *r, unsigned status, const 
 			     "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
 			     "Connection: close\r\n\r\n");
 		r->close_after = true;
+		status = 500;
 	}
 	r->resp_len = (uint16_t)n;
+	return status;
+}
+
+/* r's answer is complete: count it and hand it to its connection. */
+static void answered(struct worker *w, struct req *r, unsigned status)
+{
 	r->answered = true;
 	if (r->is_order) {
 		r->is_order = false;
 		w->flow->orders_inflight--;
 	}
-	if (status == 202)
+	if (status == 202) {
 		w->stats.accepted++;
-	else if (status == 503)
+		metrics_latency_add(&w->accept_latency, w->now_mono_us - r->admitted_us);
+	} else if (status == 503) {
 		w->stats.unavailable++;
-	else if (status >= 400 && status != 409)
+	} else if (status >= 400 && status != 409) {
 		w->stats.rejected++;
+	}
 	if (r->in_conn && r->conn)
 		conn_req_answered(w, r->conn);
+}
+
+/* Sets the final answer of r, once; later calls are ignored. Never frees
+ * r: the handler that called it may still hand r to Redis (a confirm, a
+ * repair), so the public entry points free it last. */
+static void answer_with(struct worker *w, struct req *r, unsigned status, const char *extra,
+			const char *body)
+{
+	if (r->answered)
+		return;
+	answered(w, r, build_answer(w, r, status, "application/json", extra, body, strlen(body)));
+}
+
+void flow_answer_large(struct worker *w, struct req *r, const char *content_type, char *body, size_t len)
+{
+	if (r->answered) {
+		free(body);
+		return;
+	}
+	unsigned status = build_answer(w, r, 200, content_type, NULL, NULL, len);
+	if (status != 200 || r->head_only) {
+		free(body);
+	} else {
+		r->big = body;
+		r->big_len = (uint32_t)len;
+		r->big_off = 0;
+	}
+	answered(w, r, status);
 	maybe_free(w, r);
 }
 
@@ -240,6 +290,7 @@ static void start_order(struct worker *w, struct req *r, const struct http_reque
 	r->is_order = true;
 	w->flow->orders_inflight++;
 	r->accepted_at_ms = w->now_ms;
+	r->admitted_us = w->now_mono_us;
 	r->order_id = oid_next(&w->oids, w->now_ms);
 	int rc = resv_reserve(w, r);
 	if (rc < 0)
@@ -347,7 +398,8 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 			 (int)(len - at), res + at);
 		answer(w, r, 403, body);
 	} else if (starts_with(res, len, "dry:", &at)) {
-		rebal_on_dry(w, r, strtoul(res + at, NULL, 10));
+		rebal_on_dry(w, r, strtoul(res + at, NULL, 10)); /* r is rebal's now */
+		return;
 	} else if (starts_with(res, len, "buckets:", &at)) {
 		if (!w->buckets_warned) /* once per worker: every order of the SKU hits it */
 			worker_log(w, "SKU %s was loaded with buckets = %.*s, this gateway has buckets = %u: "
@@ -362,6 +414,7 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 		worker_log(w, "redis: unexpected reserve result '%.*s'", (int)(len > 64 ? 64 : len), res);
 		answer_unavailable(w, r, "redis");
 	}
+	maybe_free(w, r);
 }
 
 void flow_unavailable(struct worker *w, struct req *r, const char *why)
@@ -415,6 +468,7 @@ void flow_on_delivery(struct worker *w, struct req *r, int err, const char *why)
 			      "left in the pending ledger for reconcile",
 			   r->order_id, why);
 		answer_unavailable(w, r, "kafka_unknown");
+		maybe_free(w, r);
 		return;
 	}
 	if (err) {
@@ -428,9 +482,12 @@ void flow_on_delivery(struct worker *w, struct req *r, int err, const char *why)
 	oid_format(r->order_id, body + sizeof(head) - 1);
 	fmt_put(body, head, sizeof(head) - 1);
 	fmt_put(body + sizeof(head) - 1 + OID_TEXT_LEN, tail, sizeof(tail)); /* with its NUL */
-	answer(w, r, 202, body);
-	/* The record is durable: drop it from the pending ledger. */
+	/* The record is durable: drop it from the pending ledger. The confirm
+	 * holds r before the answer lets go of it: a client already gone must
+	 * not send r back to the pool while the confirm still points at it. */
 	resv_confirm(w, r);
+	answer(w, r, 202, body);
+	maybe_free(w, r);
 }
 
 unsigned flow_orders_inflight(const struct worker *w)

@@ -42,6 +42,7 @@ struct req {
 	uint8_t replay;     /* resv: command to replay on reconnect, or after TRYAGAIN */
 	uint8_t tryagains;  /* resv: times its reserve or take met TRYAGAIN */
 	bool in_kafka;      /* librdkafka holds record until its report */
+	bool pooled;        /* in the free list */
 
 	uint8_t bucket;     /* the SKU bucket its commands address (core/bucket.h) */
 	/* rebal: a dry bucket's search of the others for units */
@@ -59,8 +60,16 @@ struct req {
 	int record_len;
 	char record[ORDER_RECORD_MAX];
 
+	int64_t admitted_us;   /* monotonic, the loop turn that admitted the order */
+
 	uint16_t resp_len;
 	char resp[FLOW_RESP_MAX];
+	/* An answer too large for resp (the metrics page): resp holds its
+	 * head, big its body, copied out in pieces as the connection's output
+	 * buffer drains. Allocated for the request, freed with it; never on
+	 * the order path. */
+	char *big;
+	uint32_t big_len, big_off;
 };
 
 int flow_init(struct worker *w) __attribute__((warn_unused_result));
@@ -83,6 +92,11 @@ void flow_reject(struct worker *w, struct req *req, unsigned status, const char 
  * nothing else holds it. extra: NULL or whole header lines ending in CRLF. */
 void flow_answer(struct worker *w, struct req *req, unsigned status, const char *extra,
 		 const char *body);
+
+/* Answers 200 with body (malloc'd, len bytes) as content_type; takes
+ * ownership of body, also when it is not sent (HEAD). */
+void flow_answer_large(struct worker *w, struct req *req, const char *content_type, char *body,
+		       size_t len);
 
 /* Answers 503 with Retry-After and {"status":"unavailable","reason":why}. */
 void flow_unavailable(struct worker *w, struct req *req, const char *why);

@@ -24,9 +24,9 @@
 #include "../core/cfg.h"
 #include "reconcile.h"
 #include "stock.h"
+#include "version.h"
 #include "worker.h"
 
-#define FLASHGATE_VERSION "0.1.0"
 
 /*
  * Read by jemalloc at its start (MALLOC_CONF in the environment still
@@ -61,6 +61,7 @@ static int serve(const struct cfg *cfg)
 	char err[512];
 	struct script_shas shas;
 	struct worker *workers = NULL;
+	struct metrics *metrics = NULL;
 	unsigned n = cfg->workers, started = 0;
 	int rc;
 	sigset_t sigs;
@@ -91,12 +92,15 @@ static int serve(const struct cfg *cfg)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	workers = calloc(n, sizeof(*workers));
-	if (!workers) {
+	metrics = metrics_new(n);
+	if (!workers || !metrics) {
 		fprintf(stderr, "flashgate: out of memory\n");
+		free(workers);
+		metrics_free(metrics);
 		return 1;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		rc = worker_init(&workers[i], cfg, &shas, &map, i);
+		rc = worker_init(&workers[i], cfg, &shas, &map, metrics, i);
 		if (rc < 0) {
 			fprintf(stderr, "flashgate: worker %u: %s\n", i,
 				workers[i].err[0] ? workers[i].err : strerror(-rc));
@@ -140,6 +144,7 @@ destroy:
 	for (unsigned i = 0; i < started; i++)
 		worker_destroy(&workers[i]);
 	free(workers);
+	metrics_free(metrics);
 	if (rc == 0)
 		fprintf(stderr, "flashgate: stopped\n");
 	return rc == 0 ? 0 : 1;
@@ -147,6 +152,7 @@ stop:
 	for (unsigned i = 0; i < started; i++)
 		worker_destroy(&workers[i]);
 	free(workers);
+	metrics_free(metrics);
 	return 1;
 }
 

@@ -26,11 +26,23 @@
  * and orders answer 503 until it is reachable). */
 #define ACCEPT_WAIT_MS 5000
 
-static int64_t clock_ms(clockid_t id)
+static int64_t clock_us(clockid_t id)
 {
 	struct timespec ts;
 	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t clock_ms(clockid_t id)
+{
+	return clock_us(id) / 1000;
+}
+
+static void read_clocks(struct worker *w)
+{
+	w->now_ms = clock_ms(CLOCK_REALTIME);
+	w->now_mono_us = clock_us(CLOCK_MONOTONIC);
+	w->now_mono_ms = w->now_mono_us / 1000;
 }
 
 void worker_log(struct worker *w, const char *fmt, ...)
@@ -105,19 +117,19 @@ out:
 }
 
 int worker_init(struct worker *w, const struct cfg *cfg, const struct script_shas *shas,
-		const struct rcl_map *map, unsigned index)
+		const struct rcl_map *map, struct metrics *metrics, unsigned index)
 {
 	int rc;
 	memset(w, 0, sizeof(*w));
 	w->cfg = cfg;
 	w->index = index;
+	w->metrics = metrics;
 	w->listen_fd = w->stop_fd = -1;
 	w->limits.max_head_bytes = cfg->max_head_bytes;
 	w->limits.max_headers = cfg->max_headers;
 	w->limits.max_body_bytes = cfg->max_body_bytes;
 	w->tick_ts.tv_nsec = TICK_MS * 1000000LL;
-	w->now_ms = clock_ms(CLOCK_REALTIME);
-	w->now_mono_ms = clock_ms(CLOCK_MONOTONIC);
+	read_clocks(w);
 
 	if ((rc = oid_gen_init(&w->oids, cfg->node_id, index)) < 0) {
 		snprintf(w->err, sizeof(w->err), "order ids: node %u worker %u out of range",
@@ -240,6 +252,7 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 		 * a report queued before the first read was armed would otherwise
 		 * wait forever. Serving an empty queue costs one lock. */
 		kpub_poll(w);
+		worker_publish(w);
 		arm_tick(w);
 		break;
 	case OP_STOP:
@@ -280,8 +293,7 @@ static void *run(void *arg)
 	resv_tick(w); /* first connect */
 
 	for (;;) {
-		w->now_ms = clock_ms(CLOCK_REALTIME);
-		w->now_mono_ms = clock_ms(CLOCK_MONOTONIC);
+		read_clocks(w);
 		/* Take connections once Redis is reachable, so the first orders are
 		 * not refused while the connection is still being set up; they
 		 * wait in the backlog meanwhile. */
@@ -309,6 +321,7 @@ static void *run(void *arg)
 		}
 		io_uring_cq_advance(&w->ring, n);
 	}
+	worker_publish(w);
 	worker_log(w, "stopped: %llu requests, %llu accepted, %llu sold out, %llu limit exceeded, "
 		      "%llu rejected, %llu unavailable; receive ring dry %llu times, recv paused %llu times; "
 		      "reserved orders %llu in script calls %llu; "
@@ -328,6 +341,21 @@ static void *run(void *arg)
 		   (unsigned long long)w->stats.tryagains, (unsigned long long)w->stats.link_waits,
 		   (unsigned long long)w->stats.replication_short, (unsigned long long)w->stats.slots_probed);
 	return NULL;
+}
+
+void worker_publish(struct worker *w)
+{
+	int queued = kpub_outstanding(w);
+	struct metrics_sample s = {
+		.stats = w->stats,
+		.accept_latency = w->accept_latency,
+		.connections = conns_open(w),
+		.orders_in_flight = flow_orders_inflight(w),
+		.kafka_outstanding = queued > 0 ? (uint64_t)queued : 0,
+		.redis_pending = resv_pending(w),
+		.redis_up = resv_up(w),
+	};
+	metrics_publish(w->metrics, w->index, &s);
 }
 
 int worker_start(struct worker *w)

@@ -25,6 +25,7 @@
 #include "../core/http.h"
 #include "../core/oid.h"
 #include "../core/rcl.h"
+#include "metrics.h"
 #include "script.h"
 
 struct conns;
@@ -56,22 +57,6 @@ static inline enum op ud_op(uint64_t ud) { return (enum op)(ud & 0xff); }
 static inline uint32_t ud_index(uint64_t ud) { return (uint32_t)(ud >> 8) & 0xffffff; }
 static inline uint32_t ud_gen(uint64_t ud) { return (uint32_t)(ud >> 32); }
 
-struct worker_stats {
-	uint64_t requests, accepted, sold_out, limit_exceeded, rejected, unavailable;
-	uint64_t recv_starved; /* the receive buffer ring ran dry for a connection */
-	uint64_t recv_paused;  /* a connection's recv paused while it caught up */
-	uint64_t reserve_calls, reserve_orders; /* script calls, and the orders they carried */
-	uint64_t transfers, units_moved;        /* rebal: units moved between a SKU's buckets */
-	uint64_t rebal_gave_up;                 /* rebal: 503 after two rounds of moving units */
-	uint64_t transfers_repaired, units_repaired; /* rebal: finished after a failure cut them */
-	uint64_t transfers_left;                /* rebal: still open after REBAL_REPAIR_MAX_MS */
-	uint64_t redirects;                     /* MOVED and ASK answers followed */
-	uint64_t tryagains;                     /* reserves and takes sent again after TRYAGAIN */
-	uint64_t link_waits;                    /* ... that waited for a new master's link */
-	uint64_t replication_short;             /* reserves and takes refused: WAIT came short */
-	uint64_t slots_probed;                  /* slots of waiting replays found on a new master */
-};
-
 struct worker {
 	const struct cfg *cfg;
 	unsigned index;
@@ -92,11 +77,14 @@ struct worker {
 
 	int64_t now_ms;      /* wall clock, read once per loop turn */
 	int64_t now_mono_ms; /* monotonic, read once per loop turn */
+	int64_t now_mono_us; /* the same reading, for latencies */
 	bool draining;
 	int64_t drain_deadline_mono_ms;
 	bool accepting;
 	bool buckets_warned; /* a SKU loaded with another bucket count was logged */
 	struct worker_stats stats;
+	struct metrics_latency accept_latency;
+	struct metrics *metrics; /* shared with the other workers: this one's slot only */
 
 	pthread_t thread;
 	int result; /* 0, or -errno with err set */
@@ -106,7 +94,8 @@ struct worker {
 /* Sets up everything that can fail before the thread starts. Returns 0 or
  * -errno with w->err set; on failure worker_destroy is still safe. */
 int worker_init(struct worker *w, const struct cfg *cfg, const struct script_shas *shas,
-		const struct rcl_map *map, unsigned index) __attribute__((warn_unused_result));
+		const struct rcl_map *map, struct metrics *metrics, unsigned index)
+	__attribute__((warn_unused_result));
 int worker_start(struct worker *w) __attribute__((warn_unused_result));
 /* Asks a running worker to drain (async-signal-safe: one write). */
 void worker_stop(struct worker *w);
@@ -120,6 +109,10 @@ struct io_uring_sqe *worker_sqe(struct worker *w);
  * us use io_uring with the flags the workers need. 0, or -errno with a
  * one-line explanation and fix in err. */
 int worker_probe_uring(char *err, size_t err_len) __attribute__((warn_unused_result));
+
+/* Copies this worker's counters and gauges into its metrics slot (each
+ * tick, and before it serves a scrape). */
+void worker_publish(struct worker *w);
 
 /* The first error message of the worker's thread, for logs. */
 void worker_log(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

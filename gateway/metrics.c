@@ -1,0 +1,170 @@
+/* metrics: worker slots and the Prometheus text. See metrics.h. */
+#include "metrics.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SAMPLE_WORDS (sizeof(struct metrics_sample) / sizeof(uint64_t))
+_Static_assert(sizeof(struct metrics_sample) % sizeof(uint64_t) == 0,
+	       "a sample is published word by word: every field must be a uint64_t");
+
+const uint32_t metrics_latency_bounds_us[METRICS_LATENCY_BOUNDS] = {
+	250, 500, 1000, 2000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 5000000,
+};
+
+/* One cache line or more per worker: a worker's stores never invalidate
+ * the line another worker is storing to. */
+struct slot {
+	uint64_t word[SAMPLE_WORDS];
+} __attribute__((aligned(64)));
+
+struct metrics {
+	unsigned n;
+	struct slot *slots;
+};
+
+void metrics_latency_add(struct metrics_latency *l, int64_t us)
+{
+	if (us < 0)
+		us = 0; /* the clock is per loop turn: never less than that */
+	unsigned i = 0;
+	while (i < METRICS_LATENCY_BOUNDS && (uint64_t)us > metrics_latency_bounds_us[i])
+		i++;
+	l->bucket[i]++;
+	l->sum_us += (uint64_t)us;
+}
+
+struct metrics *metrics_new(unsigned workers)
+{
+	struct metrics *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->slots = aligned_alloc(64, (size_t)workers * sizeof(struct slot));
+	if (!m->slots) {
+		free(m);
+		return NULL;
+	}
+	memset(m->slots, 0, (size_t)workers * sizeof(struct slot));
+	m->n = workers;
+	return m;
+}
+
+void metrics_free(struct metrics *m)
+{
+	if (!m)
+		return;
+	free(m->slots);
+	free(m);
+}
+
+void metrics_publish(struct metrics *m, unsigned index, const struct metrics_sample *s)
+{
+	uint64_t words[SAMPLE_WORDS];
+	memcpy(words, s, sizeof(words));
+	for (size_t i = 0; i < SAMPLE_WORDS; i++)
+		__atomic_store_n(&m->slots[index].word[i], words[i], __ATOMIC_RELAXED);
+}
+
+static void sum_slots(const struct metrics *m, struct metrics_sample *total)
+{
+	uint64_t sum[SAMPLE_WORDS] = {0};
+	for (unsigned w = 0; w < m->n; w++)
+		for (size_t i = 0; i < SAMPLE_WORDS; i++)
+			sum[i] += __atomic_load_n(&m->slots[w].word[i], __ATOMIC_RELAXED);
+	memcpy(total, sum, sizeof(*total));
+}
+
+struct out {
+	char *p;
+	size_t cap, len;
+	bool full;
+};
+
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct out *o, const char *fmt, ...)
+{
+	if (o->full)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= o->cap - o->len) {
+		o->full = true;
+		return;
+	}
+	o->len += (size_t)n;
+}
+
+static void one(struct out *o, const char *name, const char *type, const char *help, uint64_t v)
+{
+	put(o, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
+}
+
+#define STAT(field, name, help) {name, help, offsetof(struct worker_stats, field)}
+static const struct {
+	const char *name, *help;
+	size_t offset;
+} counters[] = {
+	STAT(requests, "flashgate_requests_total", "HTTP requests read, on every path."),
+	STAT(accepted, "flashgate_orders_accepted_total", "Orders answered 202: reserved and durable in Kafka."),
+	STAT(sold_out, "flashgate_orders_sold_out_total", "Orders answered 409 sold_out, from Redis or the sold-out cache."),
+	STAT(limit_exceeded, "flashgate_orders_limit_exceeded_total", "Orders answered 409 limit_exceeded (the per-user limit)."),
+	STAT(rejected, "flashgate_requests_rejected_total", "Requests answered 4xx other than 409: malformed, too large, unknown path or SKU."),
+	STAT(unavailable, "flashgate_requests_unavailable_total", "Requests answered 503 (Redis, Kafka, replication, overload, draining)."),
+	STAT(recv_starved, "flashgate_recv_buffers_dry_total", "Times the receive buffer ring ran dry for a connection."),
+	STAT(recv_paused, "flashgate_recv_paused_total", "Times a connection's reading paused while its answers caught up."),
+	STAT(reserve_calls, "flashgate_reserve_calls_total", "Reserve script calls sent to Redis."),
+	STAT(reserve_orders, "flashgate_reserve_orders_total", "Orders those calls carried (divided by the calls: the batch size)."),
+	STAT(transfers, "flashgate_bucket_transfers_total", "Units moved between a bucketed SKU's buckets: transfers."),
+	STAT(units_moved, "flashgate_bucket_transfer_units_total", "Units moved between a bucketed SKU's buckets."),
+	STAT(rebal_gave_up, "flashgate_rebalance_gave_up_total", "Orders answered 503 after two rounds of moving units."),
+	STAT(transfers_repaired, "flashgate_transfers_repaired_total", "Transfers a failure cut that the gateway finished."),
+	STAT(units_repaired, "flashgate_transfer_units_repaired_total", "Units those finished transfers moved."),
+	STAT(transfers_left, "flashgate_transfers_left_total", "Transfers left for flashgate reconcile."),
+	STAT(redirects, "flashgate_redis_redirections_total", "Redis Cluster MOVED and ASK answers followed."),
+	STAT(tryagains, "flashgate_redis_tryagain_total", "Reserves and takes sent again after TRYAGAIN."),
+	STAT(link_waits, "flashgate_redis_master_waits_total", "Commands that waited for a new master's connection."),
+	STAT(replication_short, "flashgate_redis_replication_short_total", "Calls refused because too few replicas acknowledged (wait_replicas)."),
+	STAT(slots_probed, "flashgate_redis_slots_probed_total", "Slots of waiting replays found by asking another master."),
+};
+
+int metrics_render(const struct metrics *m, char *buf, size_t cap, const char *version)
+{
+	struct metrics_sample s;
+	struct out o = {.p = buf, .cap = cap};
+	sum_slots(m, &s);
+
+	put(&o, "# HELP flashgate_build_info The gateway's version.\n# TYPE flashgate_build_info gauge\n"
+		"flashgate_build_info{version=\"%s\"} 1\n", version);
+	one(&o, "flashgate_workers", "gauge", "Worker threads.", m->n);
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		uint64_t v;
+		memcpy(&v, (const char *)&s.stats + counters[i].offset, sizeof(v));
+		one(&o, counters[i].name, "counter", counters[i].help, v);
+	}
+	one(&o, "flashgate_connections", "gauge", "Open client connections.", s.connections);
+	one(&o, "flashgate_orders_in_flight", "gauge", "Orders admitted and not yet answered.", s.orders_in_flight);
+	one(&o, "flashgate_kafka_outstanding", "gauge", "Records librdkafka holds: queued or awaiting acknowledgement.",
+	    s.kafka_outstanding);
+	one(&o, "flashgate_redis_pending", "gauge", "Redis commands queued or sent, not yet answered.", s.redis_pending);
+	one(&o, "flashgate_redis_workers_up", "gauge", "Workers that can reach Redis (of flashgate_workers).", s.redis_up);
+
+	const char *h = "flashgate_order_accept_seconds";
+	put(&o, "# HELP %s Time from an order read to its 202, inside the gateway (the loop turn's clock).\n"
+		"# TYPE %s histogram\n", h, h);
+	uint64_t cumulative = 0;
+	for (unsigned i = 0; i < METRICS_LATENCY_BOUNDS; i++) {
+		cumulative += s.accept_latency.bucket[i];
+		put(&o, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", h, metrics_latency_bounds_us[i] / 1e6, cumulative);
+	}
+	cumulative += s.accept_latency.bucket[METRICS_LATENCY_BOUNDS];
+	put(&o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n", h, cumulative, h,
+	    (double)s.accept_latency.sum_us / 1e6, h, cumulative);
+	return o.full ? -ENOSPC : (int)o.len;
+}

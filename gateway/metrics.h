@@ -1,0 +1,83 @@
+/*
+ * metrics: what the gateway counts, and those numbers for a monitoring
+ * system in Prometheus's text format (served by admin: GET
+ * /admin/v1/metrics).
+ *
+ * Each worker counts in its own plain fields on the request path (no
+ * atomics, no sharing) and publishes a copy into its own slot here once a
+ * tick; whichever worker serves a scrape reads every slot and sums them.
+ * The slots are the only memory two workers touch: written by one thread,
+ * read by another, both with relaxed atomic word accesses, so a scrape may
+ * mix values a tick apart but never tears one.
+ *
+ * Owns: the counters' definitions (struct worker_stats), the accepted-order
+ * latency histogram, the slots and the text format. Does not own: the HTTP
+ * answer or its authentication (admin), or when a worker publishes
+ * (worker).
+ */
+#ifndef FG_METRICS_H
+#define FG_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Every field a uint64_t: published word by word (metrics.c). */
+struct worker_stats {
+	uint64_t requests, accepted, sold_out, limit_exceeded, rejected, unavailable;
+	uint64_t recv_starved; /* the receive buffer ring ran dry for a connection */
+	uint64_t recv_paused;  /* a connection's recv paused while it caught up */
+	uint64_t reserve_calls, reserve_orders; /* script calls, and the orders they carried */
+	uint64_t transfers, units_moved;        /* rebal: units moved between a SKU's buckets */
+	uint64_t rebal_gave_up;                 /* rebal: 503 after two rounds of moving units */
+	uint64_t transfers_repaired, units_repaired; /* rebal: finished after a failure cut them */
+	uint64_t transfers_left;                /* rebal: still open after REBAL_REPAIR_MAX_MS */
+	uint64_t redirects;                     /* MOVED and ASK answers followed */
+	uint64_t tryagains;                     /* reserves and takes sent again after TRYAGAIN */
+	uint64_t link_waits;                    /* ... that waited for a new master's link */
+	uint64_t replication_short;             /* reserves and takes refused: WAIT came short */
+	uint64_t slots_probed;                  /* slots of waiting replays found on a new master */
+};
+
+/* Upper bounds (microseconds) of the latency histogram's buckets; the
+ * last, +Inf, is the count. 5 ms is a bound: the SLO this is watched for. */
+#define METRICS_LATENCY_BOUNDS 13
+extern const uint32_t metrics_latency_bounds_us[METRICS_LATENCY_BOUNDS];
+
+/* Time from a request read to its 202, in the worker that answered it. */
+struct metrics_latency {
+	uint64_t bucket[METRICS_LATENCY_BOUNDS + 1]; /* per bucket, not cumulative */
+	uint64_t sum_us;
+};
+
+void metrics_latency_add(struct metrics_latency *l, int64_t us);
+
+/* What one worker publishes. */
+struct metrics_sample {
+	struct worker_stats stats;
+	struct metrics_latency accept_latency;
+	uint64_t connections;       /* open client connections */
+	uint64_t orders_in_flight;  /* admitted, not yet answered */
+	uint64_t kafka_outstanding; /* records librdkafka holds (queued or awaiting ack) */
+	uint64_t redis_pending;     /* Redis commands sent or queued, not yet answered */
+	uint64_t redis_up;          /* 1 when the worker can reach Redis */
+};
+
+struct metrics;
+
+/* Slots for `workers` workers, all zero. NULL when out of memory. */
+struct metrics *metrics_new(unsigned workers);
+void metrics_free(struct metrics *m);
+
+/* In worker `index`'s thread only. */
+void metrics_publish(struct metrics *m, unsigned index, const struct metrics_sample *s);
+
+/* The sum over every worker's last published sample, as Prometheus text
+ * (version 0.0.4). Returns the length written to out (NUL-terminated), or
+ * -ENOSPC when cap is too small. */
+int metrics_render(const struct metrics *m, char *out, size_t cap, const char *version)
+	__attribute__((warn_unused_result));
+
+/* Enough for metrics_render's output. */
+#define METRICS_TEXT_MAX 16384
+
+#endif
