@@ -177,6 +177,8 @@ static void answered(struct worker *w, struct req *r, unsigned status)
 	}
 	if (r->in_conn && r->conn)
 		conn_req_answered(w, r->conn);
+	else
+		w->stats.answers_orphaned++;
 }
 
 /* Sets the final answer of r, once; later calls are ignored. Never frees

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -80,6 +81,8 @@ static void resolve(struct engine *e, struct order_slot *s, enum lg_outcome o, i
 			fail(e, -ENOMEM);
 	} else if (mix_retryable(o)) {
 		e->r.orders_failed++;
+	} else if (o == LG_ABANDONED) {
+		e->r.orders_abandoned++;
 	} else {
 		e->r.orders_refused++;
 	}
@@ -226,7 +229,10 @@ static void remove_idle(struct engine *e, unsigned i)
 	}
 }
 
-static void conn_reset(struct engine *e, unsigned i)
+/* Replaces connection i. abort: reset it (RST) as a shopper's app that
+ * gives up does, instead of closing it (FIN), which a server may still
+ * answer into. */
+static void conn_replace(struct engine *e, unsigned i, bool abort)
 {
 	struct lconn *c = &e->conns[i];
 	if (c->state == C_IDLE)
@@ -234,8 +240,13 @@ static void conn_reset(struct engine *e, unsigned i)
 	if (c->state == C_BUSY)
 		e->n_busy--;
 	if (c->fd >= 0) {
-		/* Pending ops complete with errors; their generation is stale. */
-		shutdown(c->fd, SHUT_RDWR);
+		/* Pending ops complete with errors; their generation is stale.
+		 * The socket goes (and a reset with it) once the ring lets go of
+		 * it: SHUT_RD ends the armed recv without sending anything. */
+		struct linger now = {.l_onoff = 1, .l_linger = 0};
+		if (abort && setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now)) < 0)
+			abort = false; /* a plain close, then */
+		shutdown(c->fd, abort ? SHUT_RD : SHUT_RDWR);
 		close(c->fd);
 	}
 	c->fd = -1;
@@ -243,6 +254,11 @@ static void conn_reset(struct engine *e, unsigned i)
 	c->recv_armed = c->send_armed = false;
 	c->gen++;
 	conn_connect(e, i);
+}
+
+static void conn_reset(struct engine *e, unsigned i)
+{
+	conn_replace(e, i, false);
 }
 
 /* An idle connection keeps a recv armed, so a server that closes it (idle
@@ -273,6 +289,9 @@ static void send_job(struct engine *e, unsigned i, struct job j, int64_t now)
 	e->n_busy++;
 	c->job = j;
 	c->sent_ns = now;
+	c->abandon_at_ns = 0;
+	if (j.slot != JOBS_NO_SLOT && p->abandon_share > 0 && rnd_unit(e) < p->abandon_share)
+		c->abandon_at_ns = now + 1 + (int64_t)(rnd(e) % ((uint64_t)p->abandon_after_ms * 1000000ULL));
 	int64_t lag = now - j.intended_ns;
 	struct lg_counts *st = &e->r.stages[stage_of(e, j.intended_ns)].c;
 	if (lag > LATE_NS) {
@@ -368,11 +387,13 @@ static void finish(struct engine *e, unsigned i, enum lg_outcome out, const stru
 	lat = lat ? lat : 1;
 	svc = svc ? svc : 1;
 	struct lg_stage_result *st = &e->r.stages[stage_of(e, j.intended_ns)];
-	hist_record(e->r.latency, lat);
-	hist_record(e->r.service, svc);
-	hist_record(st->latency, lat);
-	hist_record(st->service, svc);
-	hist_record(e->tick_lat, lat);
+	if (out != LG_ABANDONED) { /* the client's choice, not the server's latency */
+		hist_record(e->r.latency, lat);
+		hist_record(e->r.service, svc);
+		hist_record(st->latency, lat);
+		hist_record(st->service, svc);
+		hist_record(e->tick_lat, lat);
+	}
 	if (j.slot == JOBS_NO_SLOT && (rs || out == LG_TIMEOUT || out == LG_CONN_ERROR)) {
 		/* A connection the gateway closes after a malformed request is its
 		 * right; only a status tells whether it judged the request right. */
@@ -501,6 +522,9 @@ static void check_timeouts(struct engine *e, int64_t now)
 		if (c->state == C_BUSY && now - c->sent_ns > limit) {
 			finish(e, i, LG_TIMEOUT, NULL);
 			conn_reset(e, i);
+		} else if (c->state == C_BUSY && c->abandon_at_ns && now >= c->abandon_at_ns) {
+			finish(e, i, LG_ABANDONED, NULL);
+			conn_replace(e, i, true);
 		} else if (c->state == C_DOWN && now >= c->retry_at_ns) {
 			conn_connect(e, i); /* so the schedule can go on */
 		}

@@ -295,10 +295,12 @@ int html_write(const char *path, const struct lg_profile *p, const struct lg_tar
 	html_text(f, where);
 	fprintf(f, "</b>; %u threads, %u connections; %.0f requests answered in "
 		   "%.1f s (%.0f/s). Orders: %" PRIu64 " (accepted %" PRIu64 ", refused %" PRIu64
-		   ", failed %" PRIu64 "), retries %" PRIu64 ", double clicks %" PRIu64 ".</p>\n",
+		   ", failed %" PRIu64 ", abandoned %" PRIu64 "), retries %" PRIu64 ", double clicks %" PRIu64
+		   ".</p>\n",
 		p->threads, p->connections, (double)r->c.completed, r->elapsed_s,
 		r->elapsed_s > 0 ? (double)r->c.completed / r->elapsed_s : 0, r->orders,
-		r->orders_accepted, r->orders_refused, r->orders_failed, r->retries, r->double_clicks);
+		r->orders_accepted, r->orders_refused, r->orders_failed, r->orders_abandoned, r->retries,
+		r->double_clicks);
 	fprintf(f, "<p>Latency is measured from each request's intended send time (open loop, "
 		   "coordinated omission corrected): p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms. "
 		   "Service time (from the actual send): p99 %.2f ms.</p>\n",

@@ -55,6 +55,8 @@ static void usage(FILE *out)
 		"  --keys              send an Idempotency-Key with every order\n"
 		"  --duplicates S      share of orders double-clicked (0..1) [0]\n"
 		"  --malformed S       share of malformed requests (0..1) [0]\n"
+		"  --abandon S         share of orders whose client resets the connection if no\n"
+		"                      answer came within 0..abandon_after (profile) [0, 10ms]\n"
 		"  --timeout MS        a request without an answer after MS fails [10000]\n"
 		"  --seed N            random seed (same seed, same order sequence)\n"
 		"output:\n"
@@ -191,7 +193,7 @@ enum {
 	O_ARRIVAL, O_SKUS, O_SKU_PREFIX, O_ZIPF, O_USERS, O_USER_PREFIX, O_QTY, O_RETRIES, O_KEYS,
 	O_DUPLICATES, O_MALFORMED, O_TIMEOUT, O_SEED, O_JSON, O_HTML, O_ACCEPTED_LOG, O_WRITE_STOCK,
 	O_QUIET, O_FIND_CAPACITY, O_P99, O_STEP, O_VERIFY, O_CONFIG, O_REDIS, O_KAFKA, O_TOPIC,
-	O_VERIFY_ONLY, O_RECONCILED, O_SCALE,
+	O_VERIFY_ONLY, O_RECONCILED, O_SCALE, O_ABANDON,
 };
 
 static const struct option long_opts[] = {
@@ -206,6 +208,7 @@ static const struct option long_opts[] = {
 	{"qty", required_argument, 0, O_QTY}, {"retries", required_argument, 0, O_RETRIES},
 	{"keys", no_argument, 0, O_KEYS}, {"duplicates", required_argument, 0, O_DUPLICATES},
 	{"malformed", required_argument, 0, O_MALFORMED}, {"timeout", required_argument, 0, O_TIMEOUT},
+	{"abandon", required_argument, 0, O_ABANDON},
 	{"seed", required_argument, 0, O_SEED}, {"json", required_argument, 0, O_JSON},
 	{"html", required_argument, 0, O_HTML}, {"accepted-log", required_argument, 0, O_ACCEPTED_LOG},
 	{"write-stock", required_argument, 0, O_WRITE_STOCK}, {"quiet", no_argument, 0, O_QUIET},
@@ -313,6 +316,7 @@ static int apply(struct lg_profile *p, struct cli *c, int opt, const char *arg, 
 	case O_KEYS: p->idempotency_keys = true; break;
 	case O_DUPLICATES: bad = parse_share(arg, &p->duplicate_share); break;
 	case O_MALFORMED: bad = parse_share(arg, &p->malformed_share); break;
+	case O_ABANDON: bad = parse_share(arg, &p->abandon_share); break;
 	case O_TIMEOUT: bad = parse_uint(arg, 1, 3600000, &u); p->timeout_ms = (unsigned)u; break;
 	case O_SEED: bad = parse_uint(arg, 0, UINT64_MAX, &u); p->seed = u; break;
 	case O_JSON: c->json = arg; break;
@@ -515,6 +519,7 @@ int main(int argc, char **argv)
 		c.v.sku_prefix = p.sku_prefix;
 		c.v.have_client = !c.verify_only;
 		c.v.key_conflicts = r.key_conflicts;
+		c.v.abandoned = r.orders_abandoned;
 		for (int k = 0; k < MAL_KINDS; k++) {
 			c.v.malformed_sent += r.malformed_sent[k];
 			c.v.malformed_ok += r.malformed_ok[k];

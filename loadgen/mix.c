@@ -9,7 +9,7 @@
 const char *const lg_outcome_names[LG_OUTCOMES] = {
 	"202 accepted", "200 duplicate", "409 sold out", "409 limit", "409 in progress", "404",
 	"425/403 window", "4xx other", "503", "other", "conn errors", "timeouts",
-	"malformed ok", "malformed wrong",
+	"abandoned", "malformed ok", "malformed wrong",
 };
 
 void mix_host_init(struct mix_host *h, const char *host, unsigned port)

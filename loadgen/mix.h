@@ -31,6 +31,7 @@ enum lg_outcome {
 	LG_OTHER_STATUS, /* anything else */
 	LG_CONN_ERROR,   /* connect/send/recv failed, or a malformed answer */
 	LG_TIMEOUT,      /* no answer within the timeout */
+	LG_ABANDONED,    /* the client reset the connection before the answer ([mix] abandon_share) */
 	LG_MALFORMED_OK, /* a malformed request got the status it must get */
 	LG_MALFORMED_WRONG,
 	LG_OUTCOMES

@@ -43,6 +43,7 @@ void prof_defaults(struct lg_profile *p)
 	p->qty = 1;
 	p->backoff_ms = 50;
 	p->backoff_max_ms = 2000;
+	p->abandon_after_ms = 10;
 	for (int k = 0; k < MAL_KINDS; k++)
 		p->malformed_kinds[k] = true;
 }
@@ -135,6 +136,8 @@ static const struct key keys[] = {
 	K("mix", "duplicate_share", V_SHARE, duplicate_share, 0, 0),
 	K("mix", "malformed_share", V_SHARE, malformed_share, 0, 0),
 	K("mix", "malformed_kinds", V_KINDS, malformed_kinds, 0, 0),
+	K("mix", "abandon_share", V_SHARE, abandon_share, 0, 0),
+	K("mix", "abandon_after", V_DURATION_MS, abandon_after_ms, 1, 3600000),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

@@ -84,6 +84,8 @@ struct lg_profile {
 	bool idempotency_keys;
 	double duplicate_share, malformed_share;
 	bool malformed_kinds[MAL_KINDS];
+	double abandon_share;       /* orders whose client resets the connection ... */
+	unsigned abandon_after_ms;  /* ... up to this long after sending, if unanswered */
 };
 
 /* Defaults: one 10 s stage at 1000/s, 10 SKUs, 10000 users, no retries. */

@@ -60,10 +60,12 @@ void report_text(FILE *out, const struct lg_profile *p, const struct lg_target *
 	for (int i = 0; i < LG_OUTCOMES; i++)
 		fprintf(out, "%s%s %" PRIu64, i ? " | " : "status: ", lg_outcome_names[i], r->c.counts[i]);
 	fprintf(out, "\norders: %" PRIu64 " (accepted %" PRIu64 ", %" PRIu64 " of them on a retry; refused %"
-		     PRIu64 "; failed %" PRIu64 " (503, timeout or broken connection on the last try)); retries %" PRIu64 ", double clicks %"
-		     PRIu64 ", keys answered with two order ids %" PRIu64 "\n",
-		r->orders, r->orders_accepted, r->accepted_after_retry, r->orders_refused,
-		r->orders_failed, r->retries, r->double_clicks, r->key_conflicts);
+		     PRIu64 "; failed %" PRIu64 " (503, timeout or broken connection on the last try)",
+		r->orders, r->orders_accepted, r->accepted_after_retry, r->orders_refused, r->orders_failed);
+	if (r->orders_abandoned)
+		fprintf(out, "; abandoned %" PRIu64 " (reset by the client before an answer)", r->orders_abandoned);
+	fprintf(out, "); retries %" PRIu64 ", double clicks %" PRIu64 ", keys answered with two order ids %" PRIu64 "\n",
+		r->retries, r->double_clicks, r->key_conflicts);
 	uint64_t mal = 0;
 	for (int k = 0; k < MAL_KINDS; k++)
 		mal += r->malformed_sent[k];
@@ -156,10 +158,10 @@ int report_json(const char *path, const struct lg_profile *p, const struct lg_ta
 	json_counts(f, r->c.counts);
 	fprintf(f, ",\n  \"orders\": {\"total\": %" PRIu64 ", \"accepted\": %" PRIu64
 		   ", \"accepted_after_retry\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"failed\": %" PRIu64
-		   ", \"retries\": %" PRIu64 ", \"double_clicks\": %" PRIu64 ", \"key_conflicts\": %" PRIu64
-		   "},\n",
+		   ", \"abandoned\": %" PRIu64 ", \"retries\": %" PRIu64 ", \"double_clicks\": %" PRIu64
+		   ", \"key_conflicts\": %" PRIu64 "},\n",
 		r->orders, r->orders_accepted, r->accepted_after_retry, r->orders_refused,
-		r->orders_failed, r->retries, r->double_clicks, r->key_conflicts);
+		r->orders_failed, r->orders_abandoned, r->retries, r->double_clicks, r->key_conflicts);
 	fprintf(f, "  \"malformed\": {");
 	for (int k = 0; k < MAL_KINDS; k++)
 		fprintf(f, "%s\"%s\": {\"sent\": %" PRIu64 ", \"expected_status\": %u, \"ok\": %" PRIu64 "}",

@@ -75,6 +75,7 @@ static int result_merge(struct lg_result *d, const struct lg_result *s)
 	d->orders_accepted += s->orders_accepted;
 	d->orders_refused += s->orders_refused;
 	d->orders_failed += s->orders_failed;
+	d->orders_abandoned += s->orders_abandoned;
 	d->retries += s->retries;
 	d->accepted_after_retry += s->accepted_after_retry;
 	d->double_clicks += s->double_clicks;

@@ -80,6 +80,7 @@ struct lg_result {
 	/* Orders (a first try and its retries and double clicks are one order). */
 	/* failed: the last try got 503, a timeout or a broken connection */
 	uint64_t orders, orders_accepted, orders_refused, orders_failed;
+	uint64_t orders_abandoned; /* the client reset the connection before any answer */
 	uint64_t accepted_after_retry; /* accepted, but not on the first try */
 	uint64_t retries, double_clicks;
 	uint64_t key_conflicts;      /* one key answered with two different order ids */

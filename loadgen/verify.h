@@ -43,6 +43,9 @@ struct verify_opts {
 	/* What the clients saw (absent with --verify-only). */
 	bool have_client;
 	uint64_t key_conflicts;
+	/* Orders whose client reset the connection before an answer: each may
+	 * be in the topic without a 202 ([mix] abandon_share). */
+	uint64_t abandoned;
 	uint64_t malformed_sent, malformed_ok;
 };
 

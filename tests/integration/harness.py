@@ -6,6 +6,7 @@ The services themselves (redis-server, the Kafka broker) are real and are
 started by scripts/services.sh before these tests run."""
 
 import json
+import re
 import os
 import signal
 import socket
@@ -79,6 +80,17 @@ class Env:
             k, v = part.split("=", 1)
             out[k] = v if k == "sku" else int(v)
         return out
+
+    def log_size(self):
+        """Where the gateway log (every Gateway's) ends now."""
+        p = os.path.join(self.run_dir, "gateway.log")
+        return os.path.getsize(p) if os.path.exists(p) else 0
+
+    def log_since(self, offset):
+        """The gateway log from offset (a log_size taken earlier)."""
+        with open(os.path.join(self.run_dir, "gateway.log")) as f:
+            f.seek(offset)
+            return f.read()
 
     def topic_records(self):
         out = subprocess.run(["kcat", "-C", "-b", self.kafka, "-t", self.topic, "-o", "beginning",
@@ -237,6 +249,12 @@ def verify_only(conf, accepted_log, prefix, *extra):
     sys.stdout.write(r.stdout)
     expect(r.returncode == 0, "verification failed (exit %d): %s" % (r.returncode, r.stderr[-1000:]))
     return r.stdout
+
+
+def orphaned_answers(log_text):
+    """Answers the gateway's workers made after their client's connection
+    was gone, from the closing lines in log_text."""
+    return sum(int(n) for n in re.findall(r"(\d+) answered after their connection was gone", log_text))
 
 
 def expect(cond, what):

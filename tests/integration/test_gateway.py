@@ -14,8 +14,8 @@ import sys
 import threading
 import time
 
-from harness import (BIN, ROOT, Conn, Env, Gateway, eq, expect, get, order_body, post_order, request,
-                     run_tests, verify_only)
+from harness import (BIN, ROOT, Conn, Env, Gateway, eq, expect, get, order_body, orphaned_answers, post_order,
+                     request, run_tests, verify_only)
 
 ENV = Env()
 TESTS = []
@@ -805,8 +805,7 @@ def clients_that_reset_before_their_answer_leave_the_gateway_serving():
     the topic; and the gateway drains within its deadline."""
     conf = ENV.write_config("reset.conf")
     ENV.load_stock(conf, [("rs1", 100000, 100000)])
-    log_path = os.path.join(ENV.run_dir, "gateway.log")
-    log_from = os.path.getsize(log_path) if os.path.exists(log_path) else 0
+    log_from = ENV.log_size()
     with Gateway(ENV, conf):
         for i in range(1000):
             order_then_reset("gone%d" % i, "rs1")
@@ -839,10 +838,9 @@ def clients_that_reset_before_their_answer_leave_the_gateway_serving():
         eq(s["pending"], 0, "ledger entries left while the gateway runs")
     records = sum(1 for _, v in ENV.topic_records() if v["sku"] == "rs1")
     eq(records, s["sold"], "orders in the topic against units sold")
-    with open(log_path) as f:
-        f.seek(log_from)
-        log = f.read()
+    log = ENV.log_since(log_from)
     expect("drain deadline passed" not in log, log[-2000:])
+    expect(orphaned_answers(log) > 0, "some answers found their connection gone: %s" % log[-2000:])
 
 
 @test

@@ -38,7 +38,8 @@ static void test_loads_stages_classes_and_mix(void **state)
 				  "[catalogue]\nsku_prefix = x-\n[class hot]\ncount = 3\nstock = 7\nper_user_limit = 1\n"
 				  "[class rest]\ncount = 5\nper_user_limit = 4\n"
 				  "[retries]\nmax = 3\nbackoff = 20ms\n"
-				  "[mix]\nduplicate_share = 0.5\nmalformed_share = 0.1\nmalformed_kinds = bad_json, oversized\n");
+				  "[mix]\nduplicate_share = 0.5\nmalformed_share = 0.1\nmalformed_kinds = bad_json, oversized\n"
+				  "abandon_share = 0.25\nabandon_after = 40ms\n");
 	assert_int_equal(prof_load(&p, f, err, sizeof(err)), 0);
 	assert_int_equal(prof_check(&p, err, sizeof(err)), 0);
 	assert_int_equal(p.connections, 32);
@@ -57,6 +58,8 @@ static void test_loads_stages_classes_and_mix(void **state)
 	assert_int_equal(p.backoff_ms, 20);
 	assert_true(p.malformed_kinds[MAL_BAD_JSON] && p.malformed_kinds[MAL_OVERSIZED]);
 	assert_false(p.malformed_kinds[MAL_BAD_QTY]);
+	assert_float_equal(p.abandon_share, 0.25, 1e-12);
+	assert_int_equal(p.abandon_after_ms, 40);
 	unlink(f);
 }
 
@@ -71,6 +74,8 @@ static void test_bad_lines_name_file_and_line(void **state)
 		{"[run]\nconections = 3\n", ":2: [run] conections: unknown key"},
 		{"[run]\nthreads = 0\n", ":2: [run] threads: out of range"},
 		{"[mix]\nduplicate_share = 1.5\n", ":2: [mix] duplicate_share: out of range"},
+		{"[mix]\nabandon_share = -0.1\n", ":2: [mix] abandon_share:"},
+		{"[mix]\nabandon_after = 0ms\n", ":2: [mix] abandon_after: out of range"},
 		{"[mix]\nmalformed_kinds = bad_json, nonsense\n", ":2: [mix] malformed_kinds: unknown kind"},
 		{"[stage a]\nrate = 1\nduration = 1s\n[stage a]\nrate = 2\n", ":5: [stage a] rate: stage defined twice"},
 		{"[users]\ncount = 5\ncount = 6\n", ":3: [users] count: set twice"},
