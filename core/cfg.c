@@ -63,6 +63,7 @@ static const struct key keys[] = {
 	U32("server", "drain_timeout_ms", drain_timeout_ms, 0, 600000, "10000"),
 	U32("server", "request_timeout_ms", request_timeout_ms, 100, 600000, "10000"),
 	U32("server", "idle_timeout_ms", idle_timeout_ms, 100, 3600000, "60000"),
+	U32("server", "send_timeout_ms", send_timeout_ms, 100, 3600000, "10000"),
 	U32("server", "recv_buffers", recv_buffers, 16, 32768, "1024"),
 	U32("server", "recv_buffer_bytes", recv_buffer_bytes, 512, 65536, "4096"),
 	SECRET("server", "admin_token", admin_token),

@@ -35,6 +35,7 @@ struct cfg {
 	uint32_t retry_after_s;
 	uint32_t drain_timeout_ms;
 	uint32_t request_timeout_ms;
+	uint32_t send_timeout_ms;
 	uint32_t idle_timeout_ms;
 	uint32_t recv_buffers;
 	uint32_t recv_buffer_bytes;

@@ -62,6 +62,7 @@ struct conn {
 	int64_t linger_until_ms;
 	int64_t idle_since_ms;    /* nothing buffered, queued or unsent since */
 	int64_t partial_since_ms; /* an incomplete request started arriving */
+	int64_t send_armed_ms;    /* when the send in flight was armed */
 	struct req *q_head, *q_tail;
 	unsigned q_len;
 	/* in[in_off, in_len) is unparsed. A plain recv in flight writes at the
@@ -499,6 +500,7 @@ static void arm_send(struct worker *w, struct conn *c)
 	io_uring_prep_send(sqe, c->fd, c->out + c->out_sent, c->out_len - c->out_sent, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, ud_make(OP_SEND, c->index, c->gen));
 	c->send_armed = true;
+	c->send_armed_ms = w->now_mono_ms;
 }
 
 static void start_linger(struct worker *w, struct conn *c)
@@ -697,6 +699,12 @@ void conns_tick(struct worker *w)
 			   now - c->idle_since_ms > (int64_t)w->cfg->idle_timeout_ms) {
 			conn_close(w, c);
 			maybe_release(w, c);
+		} else if (c->send_armed && now - c->send_armed_ms > (int64_t)w->cfg->send_timeout_ms) {
+			/* A send waits only while the socket's buffer is full: the
+			 * client stopped reading (a slow-read attack, or a dead app
+			 * behind a live TCP stack). Its orders go on without it. */
+			w->stats.send_timeouts++;
+			conn_close(w, c);
 		}
 	}
 }

@@ -118,6 +118,7 @@ static const struct {
 	STAT(rejected, "flashgate_requests_rejected_total", "Requests answered 4xx other than 409: malformed, too large, unknown path or SKU."),
 	STAT(unavailable, "flashgate_requests_unavailable_total", "Requests answered 503 (Redis, Kafka, replication, overload, draining)."),
 	STAT(answers_orphaned, "flashgate_answers_orphaned_total", "Answers ready after their client's connection was gone (reset, or closed by a timeout)."),
+	STAT(send_timeouts, "flashgate_send_timeouts_total", "Connections closed because their client did not read its answers within send_timeout_ms."),
 	STAT(recv_starved, "flashgate_recv_buffers_dry_total", "Times the receive buffer ring ran dry for a connection."),
 	STAT(recv_paused, "flashgate_recv_paused_total", "Times a connection's reading paused while its answers caught up."),
 	STAT(reserve_calls, "flashgate_reserve_calls_total", "Reserve script calls sent to Redis."),

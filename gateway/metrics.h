@@ -25,6 +25,7 @@
 struct worker_stats {
 	uint64_t requests, accepted, sold_out, limit_exceeded, rejected, unavailable;
 	uint64_t answers_orphaned; /* answered after the client's connection was gone */
+	uint64_t send_timeouts;    /* connections closed: their client stopped reading */
 	uint64_t recv_starved; /* the receive buffer ring ran dry for a connection */
 	uint64_t recv_paused;  /* a connection's recv paused while it caught up */
 	uint64_t reserve_calls, reserve_orders; /* script calls, and the orders they carried */

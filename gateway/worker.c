@@ -323,7 +323,7 @@ static void *run(void *arg)
 	}
 	worker_publish(w);
 	worker_log(w, "stopped: %llu requests, %llu accepted, %llu sold out, %llu limit exceeded, "
-		      "%llu rejected, %llu unavailable, %llu answered after their connection was gone; receive ring dry %llu times, recv paused %llu times; "
+		      "%llu rejected, %llu unavailable, %llu answered after their connection was gone, %llu connections closed for not reading; receive ring dry %llu times, recv paused %llu times; "
 		      "reserved orders %llu in script calls %llu; "
 		      "bucket transfers %llu moving %llu units, %llu orders gave up rebalancing; "
 		      "transfers finished after a failure %llu moving %llu units, left for reconcile %llu; "
@@ -332,7 +332,8 @@ static void *run(void *arg)
 		   (unsigned long long)w->stats.requests, (unsigned long long)w->stats.accepted,
 		   (unsigned long long)w->stats.sold_out, (unsigned long long)w->stats.limit_exceeded,
 		   (unsigned long long)w->stats.rejected, (unsigned long long)w->stats.unavailable,
-		   (unsigned long long)w->stats.answers_orphaned, (unsigned long long)w->stats.recv_starved, (unsigned long long)w->stats.recv_paused,
+		   (unsigned long long)w->stats.answers_orphaned, (unsigned long long)w->stats.send_timeouts,
+		   (unsigned long long)w->stats.recv_starved, (unsigned long long)w->stats.recv_paused,
 		   (unsigned long long)w->stats.reserve_orders, (unsigned long long)w->stats.reserve_calls,
 		   (unsigned long long)w->stats.transfers, (unsigned long long)w->stats.units_moved,
 		   (unsigned long long)w->stats.rebal_gave_up, (unsigned long long)w->stats.transfers_repaired,

@@ -6,6 +6,7 @@ Run: scripts/run-integration-tests.sh  (prints "integration: N passed, N failed"
 
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -421,6 +422,44 @@ def slow_and_idle_clients_are_timed_out():
         fresh = Conn(ENV.gw_port)  # a connection that never sends is idle too
         expect(fresh.closed_by_server(wait=3.0), "silent connection closed")
         eq(get(ENV.gw_port, "/healthz").status, 200, "gateway still serves")
+
+
+@test
+def clients_that_stop_reading_are_closed_after_send_timeout():
+    """A client pipelines requests and never reads the answers (a slow-read
+    attack, or an app that hung behind a live TCP stack). Once the socket
+    buffers are full the gateway's send waits, the connection is neither
+    idle nor mid-request, and before send_timeout_ms it was kept for ever
+    (found by hand this session: still open 17 s later with both other
+    timeouts at 2 s). Now it is closed send_timeout_ms after its send
+    stalled, counted, and the gateway goes on serving."""
+    conf = ENV.write_config(server__send_timeout_ms=500, server__idle_timeout_ms=60000)
+    log_from = ENV.log_size()
+    with Gateway(ENV, conf):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", ENV.gw_port))
+        s.setblocking(False)
+        burst, blocked_since, t0 = request("GET", "/healthz") * 1000, None, time.time()
+        while time.time() - t0 < 20:
+            try:
+                s.send(burst)
+                blocked_since = None
+            except BlockingIOError:
+                blocked_since = blocked_since or time.time()
+                if time.time() - blocked_since > 0.5:
+                    break  # both directions full: the gateway stopped reading too
+                time.sleep(0.02)
+        expect(blocked_since, "the buffers filled")
+        time.sleep(1.5)  # send_timeout_ms and a few ticks, the answers unread meanwhile
+        s.setblocking(True)
+        closed = Conn.__new__(Conn)
+        closed.sock, closed.buf = s, b""
+        expect(closed.closed_by_server(wait=5.0), "the connection that stopped reading was closed")
+        s.close()
+        eq(get(ENV.gw_port, "/healthz").status, 200, "gateway still serves")
+    closing = re.findall(r"(\d+) connections closed for not reading", ENV.log_since(log_from))
+    eq(sum(int(n) for n in closing), 1, "closed for not reading, counted")
 
 
 @test
