@@ -83,6 +83,18 @@ struct req *flow_alloc(struct worker *w, struct conn *conn)
 	return r;
 }
 
+struct req *flow_alloc_internal(struct worker *w)
+{
+	struct req *r = flow_alloc(w, NULL);
+	if (!r)
+		return NULL;
+	r->in_conn = false;
+	r->answered = true; /* nothing to say, to no one */
+	r->idem_len = 0;
+	r->idem[0] = '\0';
+	return r;
+}
+
 /* Back to the pool once nothing holds r. Safe to call again on a req
  * already back: a handler cannot always know whether a callee freed it. */
 static void maybe_free(struct worker *w, struct req *r)

@@ -78,6 +78,11 @@ void flow_destroy(struct worker *w);
 /* A req from the pool for conn, or NULL when the pool is empty. */
 struct req *flow_alloc(struct worker *w, struct conn *conn);
 
+/* A req that owes no client an answer, for work a request hands off (the
+ * give and clean-up of a transfer between buckets), or NULL when the pool
+ * is empty. It returns to the pool once its last Redis command is done. */
+struct req *flow_alloc_internal(struct worker *w);
+
 /* The connection has written out (or dropped) req's answer. */
 void flow_conn_done(struct worker *w, struct req *req);
 

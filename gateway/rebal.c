@@ -60,6 +60,27 @@ void rebal_on_dry(struct worker *w, struct req *r, unsigned long available)
 
 static void retry_later(struct worker *w, struct req *r, enum resv_xstep step);
 
+/* A req of its own for the rest of the transfer r's take made: the order
+ * goes on to reserve at home (and may be answered, freed, or start another
+ * transfer) while the give and the removal of the donor's entry finish,
+ * or are retried, on the carrier. A req is in one Redis replay at a time:
+ * had the order's req carried both, a connection lost with the give and
+ * the reservation behind it in flight queued it twice, and the worker
+ * spun on a replay list that looped on itself. NULL: the pool is empty. */
+static struct req *transfer_carrier(struct worker *w, const struct req *r)
+{
+	struct req *t = flow_alloc_internal(w);
+	if (!t)
+		return NULL;
+	t->order_id = r->order_id;
+	t->order = r->order;
+	t->bucket = r->bucket;
+	t->donor = r->donor;
+	t->takes = r->takes;
+	t->moved = r->moved;
+	return t;
+}
+
 static void on_take(struct worker *w, struct req *r, const char *res, size_t len)
 {
 	if (len > 6 && memcmp(res, "taken:", 6) == 0) {
@@ -68,11 +89,21 @@ static void on_take(struct worker *w, struct req *r, const char *res, size_t len
 		r->transit = false;
 		w->stats.transfers++;
 		w->stats.units_moved += r->moved;
+		struct req *t = transfer_carrier(w, r);
+		if (!t) {
+			/* The order's req carries the units home; the order, with
+			 * nothing to carry it further, hears 503 and its retry buys
+			 * them there. */
+			if (resv_transfer(w, r, RESV_GIVE) < 0)
+				retry_later(w, r, RESV_GIVE);
+			flow_unavailable(w, r, "overloaded");
+			return;
+		}
 		/* Give and the renewed reservation go in one write, in that
 		 * order, on the home bucket's connection. */
-		int rc = resv_transfer(w, r, RESV_GIVE);
+		int rc = resv_transfer(w, t, RESV_GIVE);
 		if (rc < 0)
-			retry_later(w, r, RESV_GIVE); /* the units are the donor's no more */
+			retry_later(w, t, RESV_GIVE); /* the units are the donor's no more */
 		else
 			rc = resv_reserve(w, r);
 		if (rc < 0)

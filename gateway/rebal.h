@@ -11,6 +11,11 @@
  *     -> reserve again at home, in the same write as the give
  *     -> HDEL the donor's entry
  *
+ * From the give on, the transfer travels on a req of its own (from the
+ * same pool, owing no client an answer), so the order's req and the
+ * transfer's never wait on Redis for each other, and each is in at most
+ * one replay at a time.
+ *
  * A take moves at least what the order lacks and half of the donor's
  * stock, so one transfer serves the orders behind it too. A SKU is
  * answered sold out only when a full round of the other K - 1 buckets

@@ -1546,6 +1546,58 @@ def transfer_whose_wait_came_short_is_finished_by_the_gateway():
 
 
 @test
+def give_whose_wait_came_short_keeps_the_transfer_open():
+    """The mirror of the test above: the HOME bucket's replica is stopped.
+    The take runs on the donor and its replica acknowledges; the give runs
+    on the home master but its WAIT comes short. Had the worker gone on to
+    remove the donor's entry (as before gives waited), a failover of the
+    home master then would have lost the units from both buckets, with
+    nothing left for reconcile to find them by. Now the give counts as
+    lost and is retried (it is idempotent): the entry stays while the
+    replica is stopped, and once it runs the give is acknowledged, the
+    entry removed, no unit lost or made, and the units sell at home."""
+    cl = Cluster(17191, replicas=1)
+    try:
+        sku = next("gv%d" % i for i in range(1, 200)
+                   if cl.owner("fg:{gv%d}" % i)[0] != cl.owner("fg:{gv%d#1}" % i)[0])
+        home = cl.owner("fg:{%s}" % sku)[0]
+        donor = cl.owner("fg:{%s#1}" % sku)[0]
+        xfer = "fg:{%s#1}:xfer" % sku
+        conf = ENV.write_config("gv.conf", redis__port=cl.port, redis__wait_replicas=1,
+                                redis__wait_timeout_ms=100, redis__buckets=2)
+        ENV.load_stock(conf, [(sku, 10, 10)])  # 5 units in each bucket
+        with Gateway(ENV, conf):
+            r = post_order(ENV.gw_port, user_with_home(2, 0, "a"), sku, qty=5)
+            eq(r.status, 202, "bucket 0's 5 units sold (%s)" % r.body)
+            buyer = user_with_home(2, 0, "b")
+            # The replica must have acknowledged every write so far (it does
+            # once a second): the buyer's reserve on the dry home bucket
+            # writes nothing, so its WAIT then passes with the replica
+            # stopped, and the give is the first write it cannot have.
+            time.sleep(1.5)
+            pid = cl.pid(cl.replica_of(home))
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                r = post_order(ENV.gw_port, buyer, sku)
+                eq((r.status, r.json().get("reason")), (503, "replication"),
+                   "the order's reserve after the give came short too (%s)" % r.body)
+                time.sleep(0.5)  # a few ticks of gives, each short of its replica
+                eq(cl.cli(donor, "HLEN", xfer), "1", "the transfer stays open while its give is unacknowledged")
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            deadline = time.time() + 10
+            while cl.cli(donor, "HLEN", xfer) != "0" and time.time() < deadline:
+                time.sleep(0.1)
+            eq(cl.cli(donor, "HLEN", xfer), "0", "the transfer finished once the replica ran")
+            s = ENV.stock(conf, sku)
+            eq((s["sold"], s["stock"], s["in_transit"]), (5, 5, 0), "no unit lost or made: %s" % s)
+            r = post_order(ENV.gw_port, buyer, sku)
+            eq(r.status, 202, "the moved units sell at home (%s)" % r.body)
+    finally:
+        cl.close()
+
+
+@test
 def bucketed_sale_through_a_master_crash_finishes_its_transfers():
     """The same crash with buckets = 4: takes of units between buckets
     wait for the replica too. A take the crash cut, or whose WAIT came
