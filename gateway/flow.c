@@ -73,6 +73,7 @@ struct req *flow_alloc(struct worker *w, struct conn *conn)
 	r->pooled = false;
 	/* Only the bookkeeping is reset; the buffers are overwritten before use. */
 	r->next = r->r_next = NULL;
+	r->r_listed = false;
 	r->conn = conn;
 	r->in_conn = true;
 	r->answered = r->close_after = r->head_only = r->is_order = r->in_kafka = false;

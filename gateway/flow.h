@@ -31,6 +31,7 @@ struct conn;
 struct req {
 	struct req *next;   /* connection pipeline queue, or free list */
 	struct req *r_next; /* resv's replay list, or its TRYAGAIN list */
+	bool r_listed;      /* in one of those lists (never both, never twice) */
 	struct req *b_next; /* resv's batch: the next order for the same SKU */
 	struct conn *conn;  /* NULL once the connection is gone */
 	bool in_conn;       /* still in its connection's pipeline queue */

@@ -470,20 +470,36 @@ static int put_confirms(struct worker *w, struct rlink *to, struct req *head)
 	return rlink_put(w, to ? to : route(w, tag), CMD_CONFIRMS, head, argc, argv, lens);
 }
 
-/* Appends req to a list linked through r_next. */
-static void r_append(struct req **head, struct req **tail, struct req *req)
+/* Appends req to a list linked through r_next; false if req is in one
+ * already. A req has one Redis command owed at a time by design (a
+ * transfer's give and clean-up have a req of their own); linking one
+ * twice would make a list loop on itself and its worker spin. */
+static bool r_append(struct req **head, struct req **tail, struct req *req)
 {
+	if (req->r_listed)
+		return false;
+	req->r_listed = true;
 	req->r_next = NULL;
 	if (*tail)
 		(*tail)->r_next = req;
 	else
 		*head = req;
 	*tail = req;
+	return true;
 }
 
 static void add_replay(struct worker *w, struct req *req, uint8_t kind)
 {
 	struct resv *r = w->resv;
+	if (req->r_listed) {
+		/* A bug, not a state: say so, and drop this one command (its
+		 * entry waits for reconcile) rather than loop for ever. */
+		worker_log(w, "redis: order %016" PRIx64 " already waits for a %s; its %s is not replayed "
+			      "(left for flashgate reconcile)",
+			   req->order_id, kind_name(req->replay), kind_name(kind));
+		req->redis_ops--;
+		return;
+	}
 	req->replay = kind;
 	r_append(&r->replay_head, &r->replay_tail, req);
 	r->replays++;
@@ -502,6 +518,7 @@ static void drain_replays(struct worker *w)
 		struct rlink *to = route(w, tag);
 		if (rlink_fenced(to) && put_script(w, to, req->replay, req) == 0) {
 			*link = req->r_next;
+			req->r_listed = false;
 			r->replays--;
 			continue;
 		}
@@ -521,12 +538,12 @@ static void drain_replays(struct worker *w)
 static bool try_later(struct worker *w, uint8_t kind, struct req *req)
 {
 	struct resv *r = w->resv;
-	if ((kind != CMD_RESERVE && kind != CMD_TAKE) || req->tryagains >= RESV_TRYAGAIN_MAX)
+	if ((kind != CMD_RESERVE && kind != CMD_TAKE) || req->tryagains >= RESV_TRYAGAIN_MAX ||
+	    req->r_listed)
 		return false;
 	req->tryagains++;
 	req->replay = kind;
-	r_append(&r->later_head, &r->later_tail, req);
-	return true;
+	return r_append(&r->later_head, &r->later_tail, req);
 }
 
 /* A reserve or take that cannot go because its master's link is not
@@ -983,6 +1000,7 @@ static void send_later(struct worker *w)
 	for (struct req *next; q; q = next) {
 		next = q->r_next;
 		q->r_next = NULL;
+		q->r_listed = false;
 		uint8_t kind = q->replay;
 		q->replay = 0;
 		int rc = resend(w, NULL, kind, q);
