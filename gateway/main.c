@@ -27,7 +27,6 @@
 #include "version.h"
 #include "worker.h"
 
-
 /*
  * Read by jemalloc at its start (MALLOC_CONF in the environment still
  * applies on top). librdkafka's lz4 codec callocs a 68 KB frame buffer for
