@@ -43,7 +43,7 @@ UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
-.PHONY: all asan test test-unit test-asan test-faults demo setup clean fuzz fuzz-run
+.PHONY: all asan test test-unit test-asan test-faults demo soak setup clean fuzz fuzz-run
 all: $(BIN)/flashgate $(BIN)/flashload
 
 $(BUILD)/%.o: %.c
@@ -109,6 +109,12 @@ test-faults: setup
 demo: setup
 	$(MAKE) all
 	scripts/demo.sh
+
+# A 10-minute steady sale watching the gateway's memory and queues (not
+# part of `make test`); see scripts/soak.sh.
+soak: setup
+	$(MAKE) all
+	scripts/soak.sh
 
 # libFuzzer targets for every parser of untrusted input (needs clang:
 # `scripts/setup.sh --fuzz`). `make fuzz-run` runs each for FUZZ_SECONDS.

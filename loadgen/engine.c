@@ -5,9 +5,9 @@
 #include <math.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
-#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../core/oid.h"
@@ -355,6 +355,10 @@ static void settle_order(struct engine *e, const struct job *j, enum lg_outcome 
 		} else if (!s->resolved) {
 			resolve(e, s, LG_OTHER_STATUS, now);
 		}
+	} else if (out == LG_ABANDONED) {
+		/* A double click's other copy may still bring the answer. */
+		if (!s->resolved && s->outstanding == 0)
+			resolve(e, s, out, now);
 	} else if (mix_retryable(out)) {
 		if (!s->resolved && s->outstanding == 0) {
 			if (s->attempts <= e->p->retries) {
