@@ -14,7 +14,7 @@
 #include "resp.h"
 
 enum { C_DOWN, C_CONNECTING, C_IDLE, C_BUSY };
-enum { OP_CONNECT = 1, OP_SEND, OP_RECV, OP_TIMER };
+enum { OP_CONNECT = 1, OP_SEND, OP_RECV, OP_TIMER, OP_ABANDON };
 
 #define LATE_NS 1000000
 
@@ -290,8 +290,17 @@ static void send_job(struct engine *e, unsigned i, struct job j, int64_t now)
 	c->job = j;
 	c->sent_ns = now;
 	c->abandon_at_ns = 0;
-	if (j.slot != JOBS_NO_SLOT && p->abandon_share > 0 && rnd_unit(e) < p->abandon_share)
-		c->abandon_at_ns = now + 1 + (int64_t)(rnd(e) % ((uint64_t)p->abandon_after_ms * 1000000ULL));
+	if (j.slot != JOBS_NO_SLOT && p->abandon_share > 0 && rnd_unit(e) < p->abandon_share) {
+		/* A timer of its own: the 5 ms scan would only ever catch the
+		 * orders slower than that. */
+		int64_t after = 1 + (int64_t)(rnd(e) % ((uint64_t)p->abandon_after_ms * 1000000ULL));
+		c->abandon_at_ns = now + after;
+		c->abandon_ts.tv_sec = after / 1000000000LL;
+		c->abandon_ts.tv_nsec = after % 1000000000LL;
+		struct io_uring_sqe *tsqe = sqe_get(e);
+		io_uring_prep_timeout(tsqe, &c->abandon_ts, 0, 0);
+		io_uring_sqe_set_data64(tsqe, ud(OP_ABANDON, i, c->gen));
+	}
 	int64_t lag = now - j.intended_ns;
 	struct lg_counts *st = &e->r.stages[stage_of(e, j.intended_ns)].c;
 	if (lag > LATE_NS) {
@@ -475,6 +484,14 @@ static void on_cqe(struct engine *e, struct io_uring_cqe *cqe)
 	if (c->gen != gen)
 		return;
 	switch (op) {
+	case OP_ABANDON:
+		/* Its request may have been answered since (the next one then
+		 * has a deadline of its own, or none). */
+		if (c->state == C_BUSY && c->abandon_at_ns && mono_ns() >= c->abandon_at_ns) {
+			finish(e, i, LG_ABANDONED, NULL);
+			conn_replace(e, i, true);
+		}
+		return;
 	case OP_CONNECT:
 		if (res < 0) {
 			close(c->fd);
@@ -526,9 +543,6 @@ static void check_timeouts(struct engine *e, int64_t now)
 		if (c->state == C_BUSY && now - c->sent_ns > limit) {
 			finish(e, i, LG_TIMEOUT, NULL);
 			conn_reset(e, i);
-		} else if (c->state == C_BUSY && c->abandon_at_ns && now >= c->abandon_at_ns) {
-			finish(e, i, LG_ABANDONED, NULL);
-			conn_replace(e, i, true);
 		} else if (c->state == C_DOWN && now >= c->retry_at_ns) {
 			conn_connect(e, i); /* so the schedule can go on */
 		}

@@ -39,6 +39,7 @@ struct lconn {
 	struct job job;
 	int64_t sent_ns;
 	int64_t abandon_at_ns; /* the client gives up then if unanswered; 0: never */
+	struct __kernel_timespec abandon_ts; /* its timer's delay, read at submit */
 	int64_t retry_at_ns; /* a failed connect waits before the next try */
 	uint8_t ep;          /* which of the target's endpoints */
 	size_t out_len, out_off, in_len;
