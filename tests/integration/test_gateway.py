@@ -1495,38 +1495,44 @@ def replays_owed_to_a_crashed_master_follow_its_replica_without_new_orders():
         cl.close()
 
 
-@test
-def transfer_whose_wait_came_short_is_finished_by_the_gateway():
+def transfer_with_a_replica_stopped(port, prefix, stopped, while_stopped):
     """buckets = 2 on a cluster with a replica per master and
-    wait_replicas = 1, the two buckets on different masters. With the
-    donor's replica stopped (SIGSTOP), an order whose home bucket is dry
-    makes a take that runs on the donor's master but whose WAIT comes
-    short: the order hears 503 and the units sit in the donor's transfer
-    ledger. The worker keeps checking that entry (each check's WAIT comes
-    short too, so nothing moves on a take that could still be lost); once
-    the replica runs, the check succeeds, the units are given to the home
-    bucket and the entry removed, with no reconcile, and the units sell."""
-    cl = Cluster(17181, replicas=1)
+    wait_replicas = 1, the two buckets on different masters. Bucket 0's 5
+    units are sold; then the replica of the `stopped` bucket's master
+    ("donor" or "home") is stopped (SIGSTOP) once it has acknowledged
+    every write so far, and an order homed in the dry bucket 0 must move
+    units: it hears 503 "replication", and the transfer's entry in the
+    donor's ledger stays open while the replica is stopped (checked a few
+    ticks later, each retry short of its replica too). After SIGCONT the
+    entry goes, no unit is lost or made, and the moved units sell at home.
+    Returns the gateway's log path."""
+    cl = Cluster(port, replicas=1)
     try:
-        sku = next("cx%d" % i for i in range(1, 200)
-                   if cl.owner("fg:{cx%d}" % i)[0] != cl.owner("fg:{cx%d#1}" % i)[0])
-        donor = cl.owner("fg:{%s#1}" % sku)[0]
+        sku = next("%s%d" % (prefix, i) for i in range(1, 200)
+                   if cl.owner("fg:{%s%d}" % (prefix, i))[0] != cl.owner("fg:{%s%d#1}" % (prefix, i))[0])
+        masters = {"home": cl.owner("fg:{%s}" % sku)[0], "donor": cl.owner("fg:{%s#1}" % sku)[0]}
+        donor = masters["donor"]
         xfer = "fg:{%s#1}:xfer" % sku
-        conf = ENV.write_config("cx.conf", redis__port=cl.port, redis__wait_replicas=1,
+        conf = ENV.write_config(prefix + ".conf", redis__port=cl.port, redis__wait_replicas=1,
                                 redis__wait_timeout_ms=100, redis__buckets=2)
         ENV.load_stock(conf, [(sku, 10, 10)])  # 5 units in each bucket
         with Gateway(ENV, conf) as gw:
             r = post_order(ENV.gw_port, user_with_home(2, 0, "a"), sku, qty=5)
             eq(r.status, 202, "bucket 0's 5 units sold (%s)" % r.body)
             buyer = user_with_home(2, 0, "b")
-            pid = cl.pid(cl.replica_of(donor))
+            # The replica acknowledges once a second: after that, the
+            # buyer's reserve on the dry home bucket writes nothing, so its
+            # WAIT passes even with the home replica stopped, and the first
+            # write that replica cannot have is the transfer's.
+            time.sleep(1.5)
+            pid = cl.pid(cl.replica_of(masters[stopped]))
             os.kill(pid, signal.SIGSTOP)
             try:
                 r = post_order(ENV.gw_port, buyer, sku)
                 eq((r.status, r.json().get("reason")), (503, "replication"),
-                   "an order whose take's WAIT came short (%s)" % r.body)
-                time.sleep(0.5)  # a few ticks of checks, each short of its replica too
-                eq(cl.cli(donor, "HLEN", xfer), "1", "the take ran on the donor's master and stays open")
+                   "an order whose transfer waits on the stopped replica (%s)" % r.body)
+                time.sleep(0.5)
+                eq(cl.cli(donor, "HLEN", xfer), "1", while_stopped)
             finally:
                 os.kill(pid, signal.SIGCONT)
             deadline = time.time() + 10
@@ -1537,64 +1543,41 @@ def transfer_whose_wait_came_short_is_finished_by_the_gateway():
             eq((s["sold"], s["stock"], s["in_transit"]), (5, 5, 0), "no unit lost or made: %s" % s)
             r = post_order(ENV.gw_port, buyer, sku)
             eq(r.status, 202, "the moved units sell at home (%s)" % r.body)
-        with open(gw.log_path) as f:
-            last = [l for l in f if "stopped:" in l][-2:]
-        eq(sum(log_count(l, "transfers finished after a failure") for l in last), 1,
-           "transfers the workers finished: %s" % last)
+        return gw.log_path
     finally:
         cl.close()
 
 
 @test
+def transfer_whose_wait_came_short_is_finished_by_the_gateway():
+    """The donor's replica stopped: the take runs on the donor's master but
+    its WAIT comes short, so the units sit in the donor's transfer ledger.
+    The worker keeps checking that entry (each check's WAIT comes short
+    too, so nothing moves on a take that could still be lost); once the
+    replica runs, the check succeeds, the units are given to the home
+    bucket and the entry removed, with no reconcile, and the units sell."""
+    log_path = transfer_with_a_replica_stopped(17181, "cx", "donor",
+                                               "the take ran on the donor's master and stays open")
+    with open(log_path) as f:
+        last = [l for l in f if "stopped:" in l][-2:]
+    eq(sum(log_count(l, "transfers finished after a failure") for l in last), 1,
+       "transfers the workers finished: %s" % last)
+
+
+@test
 def give_whose_wait_came_short_keeps_the_transfer_open():
-    """The mirror of the test above: the HOME bucket's replica is stopped.
-    The take runs on the donor and its replica acknowledges; the give runs
-    on the home master but its WAIT comes short. Had the worker gone on to
-    remove the donor's entry (as before gives waited), a failover of the
-    home master then would have lost the units from both buckets, with
-    nothing left for reconcile to find them by. Now the give counts as
-    lost and is retried (it is idempotent): the entry stays while the
-    replica is stopped, and once it runs the give is acknowledged, the
-    entry removed, no unit lost or made, and the units sell at home."""
-    cl = Cluster(17191, replicas=1)
-    try:
-        sku = next("gv%d" % i for i in range(1, 200)
-                   if cl.owner("fg:{gv%d}" % i)[0] != cl.owner("fg:{gv%d#1}" % i)[0])
-        home = cl.owner("fg:{%s}" % sku)[0]
-        donor = cl.owner("fg:{%s#1}" % sku)[0]
-        xfer = "fg:{%s#1}:xfer" % sku
-        conf = ENV.write_config("gv.conf", redis__port=cl.port, redis__wait_replicas=1,
-                                redis__wait_timeout_ms=100, redis__buckets=2)
-        ENV.load_stock(conf, [(sku, 10, 10)])  # 5 units in each bucket
-        with Gateway(ENV, conf):
-            r = post_order(ENV.gw_port, user_with_home(2, 0, "a"), sku, qty=5)
-            eq(r.status, 202, "bucket 0's 5 units sold (%s)" % r.body)
-            buyer = user_with_home(2, 0, "b")
-            # The replica must have acknowledged every write so far (it does
-            # once a second): the buyer's reserve on the dry home bucket
-            # writes nothing, so its WAIT then passes with the replica
-            # stopped, and the give is the first write it cannot have.
-            time.sleep(1.5)
-            pid = cl.pid(cl.replica_of(home))
-            os.kill(pid, signal.SIGSTOP)
-            try:
-                r = post_order(ENV.gw_port, buyer, sku)
-                eq((r.status, r.json().get("reason")), (503, "replication"),
-                   "the order's reserve after the give came short too (%s)" % r.body)
-                time.sleep(0.5)  # a few ticks of gives, each short of its replica
-                eq(cl.cli(donor, "HLEN", xfer), "1", "the transfer stays open while its give is unacknowledged")
-            finally:
-                os.kill(pid, signal.SIGCONT)
-            deadline = time.time() + 10
-            while cl.cli(donor, "HLEN", xfer) != "0" and time.time() < deadline:
-                time.sleep(0.1)
-            eq(cl.cli(donor, "HLEN", xfer), "0", "the transfer finished once the replica ran")
-            s = ENV.stock(conf, sku)
-            eq((s["sold"], s["stock"], s["in_transit"]), (5, 5, 0), "no unit lost or made: %s" % s)
-            r = post_order(ENV.gw_port, buyer, sku)
-            eq(r.status, 202, "the moved units sell at home (%s)" % r.body)
-    finally:
-        cl.close()
+    """The home bucket's replica stopped: the take runs on the donor and its
+    replica acknowledges; the give runs on the home master but its WAIT
+    comes short. Had the worker gone on to remove the donor's entry (as
+    before gives waited), a failover of the home master then would have
+    lost the units from both buckets, with nothing left for reconcile to
+    find them by. Now the give counts as lost and is retried (it is
+    idempotent) on the transfer's own req (the order's reservation behind
+    it comes short too, and before that req existed the two queued the one
+    req twice and the worker spun), and the entry stays until the replica
+    acknowledges the give."""
+    transfer_with_a_replica_stopped(17191, "gv", "home",
+                                    "the transfer stays open while its give is unacknowledged")
 
 
 @test
