@@ -62,7 +62,8 @@ static void usage(FILE *out)
 		"output:\n"
 		"  --json FILE         the report as JSON (per stage, per second, verification)\n"
 		"  --html FILE         a self-contained HTML report with charts\n"
-		"  --accepted-log FILE the accepted order ids (one per line, with qty)\n"
+		"  --accepted-log FILE the accepted order ids (one per line, with qty; and\n"
+		"                      '# abandoned N' when shoppers gave up)\n"
 		"  --write-stock FILE  write the profile's catalogue as a `flashgate stock load` CSV\n"
 		"                      and exit\n"
 		"  --quiet             no live line\n"
@@ -121,6 +122,9 @@ static int write_accepted(const char *path, const struct lg_profile *p, const st
 		oid_format(r->accepted_ids[i], id);
 		fprintf(f, "%s %u\n", id, p->qty);
 	}
+	/* --verify-only must know them: each may be in the topic unseen. */
+	if (r->orders_abandoned)
+		fprintf(f, "# abandoned %" PRIu64 "\n", r->orders_abandoned);
 	if (fclose(f) != 0) {
 		fprintf(stderr, "flashload: %s: %s\n", path, strerror(errno));
 		return -EIO;
@@ -143,6 +147,11 @@ static int read_accepted(const char *path, struct lg_result *r)
 		unsigned qty;
 		uint64_t v;
 		lineno++;
+		unsigned long long abandoned;
+		if (sscanf(line, "# abandoned %llu", &abandoned) == 1) {
+			r->orders_abandoned = abandoned;
+			continue;
+		}
 		if (sscanf(line, "%31s %u", id, &qty) != 2 || oid_parse(id, strlen(id), &v) < 0) {
 			fprintf(stderr, "flashload: %s:%d: expected 'ORDER_ID QTY'\n", path, lineno);
 			fclose(f);

@@ -1376,7 +1376,8 @@ def reservations_wait_for_their_replica():
 
 def master_crash_sale(port, buckets):
     """An oversubscribed keyed sale over a 6-node cluster (node timeout
-    1 s) with [redis] wait_replicas = 1, during which the master owning
+    1 s) with [redis] wait_replicas = 1, one shopper in twenty giving up
+    and resetting the connection, during which the master owning
     ck1's first bucket is killed (SIGKILL), its replica promoted and the
     crashed node brought back as that replica's replica (which WAIT needs
     before those slots sell again). Returns the cluster, the config, the
@@ -1395,8 +1396,8 @@ def master_crash_sale(port, buckets):
         with Gateway(ENV, conf) as gw:
             load = subprocess.Popen([os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
                                      "--rate", "1500", "--duration", "15s", "--connections", "64", "--skus", "2",
-                                     "--sku-prefix", "ck", "--users", "5000", "--keys", "--quiet",
-                                     "--accepted-log", accepted], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     "--sku-prefix", "ck", "--users", "5000", "--keys", "--abandon", "0.05",
+                                     "--quiet", "--accepted-log", accepted], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True)
             time.sleep(2)
             os.kill(cl.pid(old), signal.SIGKILL)
