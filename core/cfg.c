@@ -29,6 +29,7 @@ struct key {
 };
 
 static const char *const compression_words[] = {"none", "lz4", "zstd", "snappy", "gzip", NULL};
+static const char *const policy_words[] = {"complete", "release", NULL};
 
 #define U32(sec, nm, field, lo, hi, dflt) \
 	{sec, nm, KEY_U32, offsetof(struct cfg, field), 0, lo, hi, dflt, NULL, NULL, NULL}
@@ -91,6 +92,8 @@ static const struct key keys[] = {
 	WORD("kafka", "compression", kafka_compression, "lz4", compression_words),
 	U32("kafka", "message_timeout_ms", kafka_message_timeout_ms, 100, 3600000, "5000"),
 	U32("kafka", "queue_messages", kafka_queue_messages, 1, 10000000, "100000"),
+	U32("reconcile", "interval_ms", reconcile_interval_ms, 0, 86400000, "10000"),
+	WORD("reconcile", "policy", reconcile_policy, "complete", policy_words),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

@@ -64,6 +64,9 @@ struct cfg {
 	char kafka_compression[CFG_WORD_MAX];
 	uint32_t kafka_message_timeout_ms;
 	uint32_t kafka_queue_messages;
+	/* [reconcile] */
+	uint32_t reconcile_interval_ms; /* 0: the gateway runs no passes */
+	char reconcile_policy[CFG_WORD_MAX];
 };
 
 /*

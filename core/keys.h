@@ -29,6 +29,9 @@
  *                     once), kept for KEYS_XIN_TTL_S; reconcile gives only
  *                     transfers younger than KEYS_XFER_GIVE_MAX_S
  *   fg:skus           set of loaded SKUs (admin and verification only)
+ *   fg:reconcile:lock string: "run OWNER" while a reconcile pass runs,
+ *                     "rest OWNER" for a gateway's interval after it
+ *                     (gateway/reconcile.h)
  */
 #ifndef FG_KEYS_H
 #define FG_KEYS_H
@@ -44,6 +47,7 @@
 #define KEYS_XIN_TTL_S (7 * 86400)
 #define KEYS_XFER_GIVE_MAX_S (6 * 86400)
 #define KEYS_SKU_SET "fg:skus"
+#define KEYS_RECONCILE_LOCK "fg:reconcile:lock"
 /* longest key: "fg:{" + 64 + "#63}:idem:" + 64 + ":" + 64 + NUL */
 #define KEYS_MAX 212
 

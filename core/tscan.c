@@ -8,9 +8,28 @@
 #include <stdlib.h>
 #include <time.h>
 
-long long tscan_read(const char *brokers, const char *topic, int64_t since_ms, int timeout_s,
-		     tscan_fn fn, void *ctx, char *err, size_t err_len)
+/* librdkafka's calls wait their whole timeout for a broker that is down;
+ * asked a second at a time, the scan sees its deadline and *stop. */
+#define STEP_MS 1000
+
+/* Whether to stop asking: -ETIMEDOUT past the deadline, -ECANCELED when
+ * told to stop, 0 to ask again. */
+static int over(time_t deadline, const bool *stop)
 {
+	if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED))
+		return -ECANCELED;
+	return time(NULL) > deadline ? -ETIMEDOUT : 0;
+}
+
+static bool again(rd_kafka_resp_err_t kerr, time_t deadline, const bool *stop)
+{
+	return kerr == RD_KAFKA_RESP_ERR__TIMED_OUT && over(deadline, stop) == 0;
+}
+
+long long tscan_read(const char *brokers, const char *topic, int64_t since_ms, int timeout_s,
+		     const bool *stop, tscan_fn fn, void *ctx, char *err, size_t err_len)
+{
+	time_t deadline = time(NULL) + timeout_s;
 	char kerrstr[512];
 	long long rc = 0, records = 0;
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -38,7 +57,10 @@ long long tscan_read(const char *brokers, const char *topic, int64_t since_ms, i
 	rd_kafka_topic_partition_list_t *list = NULL;
 	int64_t *high = NULL;
 	bool *done = NULL;
-	rd_kafka_resp_err_t kerr = rd_kafka_metadata(rk, 0, rkt, &md, timeout_s * 1000);
+	rd_kafka_resp_err_t kerr;
+	do
+		kerr = rd_kafka_metadata(rk, 0, rkt, &md, STEP_MS);
+	while (again(kerr, deadline, stop));
 	if (kerr || md->topic_cnt != 1 || md->topics[0].err) {
 		snprintf(err, err_len, "kafka metadata for topic %s at %s: %s", topic, brokers,
 			 rd_kafka_err2str(kerr ? kerr : md->topic_cnt ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN));
@@ -56,7 +78,9 @@ long long tscan_read(const char *brokers, const char *topic, int64_t since_ms, i
 	}
 	for (int p = 0; p < parts; p++) {
 		int64_t lo;
-		kerr = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &high[p], timeout_s * 1000);
+		do
+			kerr = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &high[p], STEP_MS);
+		while (again(kerr, deadline, stop));
 		if (kerr) {
 			snprintf(err, err_len, "watermarks of %s/%d: %s", topic, p, rd_kafka_err2str(kerr));
 			rc = -EIO;
@@ -65,7 +89,9 @@ long long tscan_read(const char *brokers, const char *topic, int64_t since_ms, i
 		rd_kafka_topic_partition_list_add(list, topic, p)->offset = since_ms;
 	}
 	/* Start where the wanted records start, not at the topic's beginning. */
-	kerr = rd_kafka_offsets_for_times(rk, list, timeout_s * 1000);
+	do
+		kerr = rd_kafka_offsets_for_times(rk, list, STEP_MS);
+	while (again(kerr, deadline, stop));
 	if (kerr) {
 		snprintf(err, err_len, "offsets for time %lld: %s", (long long)since_ms, rd_kafka_err2str(kerr));
 		rc = -EIO;
@@ -85,11 +111,12 @@ long long tscan_read(const char *brokers, const char *topic, int64_t since_ms, i
 		rc = -EIO;
 		goto out;
 	}
-	time_t deadline = time(NULL) + timeout_s;
 	while (remaining > 0) {
-		if (time(NULL) > deadline) {
-			snprintf(err, err_len, "reading %s timed out with %d partitions unread", topic, remaining);
-			rc = -ETIMEDOUT;
+		int why = over(deadline, stop);
+		if (why < 0) {
+			snprintf(err, err_len, "reading %s %s with %d partitions unread", topic,
+				 why == -ECANCELED ? "stopped" : "timed out", remaining);
+			rc = why;
 			break;
 		}
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);

@@ -11,15 +11,20 @@
 #ifndef FG_TSCAN_H
 #define FG_TSCAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* Called once per record; a negative return stops the scan with it. */
 typedef int (*tscan_fn)(void *ctx, const char *payload, size_t len);
 
-/* Reads records with a timestamp >= since_ms (0: from the beginning).
- * Returns the number of records read, or -errno with err set. */
+/* Reads records with a timestamp >= since_ms (0: from the beginning),
+ * within timeout_s in all. When stop is not NULL the scan also gives up
+ * within about a second of *stop turning true (another thread's flag, read
+ * atomically), with -ECANCELED. Returns the number of records read, or
+ * -errno with err set. */
 long long tscan_read(const char *brokers, const char *topic, int64_t since_ms, int timeout_s,
-		     tscan_fn fn, void *ctx, char *err, size_t err_len) __attribute__((warn_unused_result));
+		     const bool *stop, tscan_fn fn, void *ctx, char *err, size_t err_len)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../core/cfg.h"
+#include "autorec.h"
 #include "reconcile.h"
 #include "stock.h"
 #include "version.h"
@@ -61,6 +62,7 @@ static int serve(const struct cfg *cfg)
 	struct script_shas shas;
 	struct worker *workers = NULL;
 	struct metrics *metrics = NULL;
+	struct autorec *autorec = NULL;
 	unsigned n = cfg->workers, started = 0;
 	int rc;
 	sigset_t sigs;
@@ -118,10 +120,21 @@ static int serve(const struct cfg *cfg)
 			goto destroy;
 		}
 	}
+	if ((rc = autorec_start(&autorec, cfg, metrics, err, sizeof(err))) < 0) {
+		fprintf(stderr, "flashgate: %s\n", err);
+		for (unsigned j = 0; j < n; j++)
+			worker_stop(&workers[j]);
+		for (unsigned j = 0; j < n; j++)
+			pthread_join(workers[j].thread, NULL);
+		goto destroy;
+	}
 	fprintf(stderr,
 		"flashgate %s: listening on %s:%u, %u workers, node %u; redis %s:%u; kafka %s topic %s\n",
 		FLASHGATE_VERSION, cfg->listen, cfg->port, n, cfg->node_id, cfg->redis_host,
 		cfg->redis_port, cfg->kafka_brokers, cfg->kafka_topic);
+	if (autorec)
+		fprintf(stderr, "flashgate: reconcile passes every %u ms (policy %s), shared with every instance "
+				"on this redis\n", cfg->reconcile_interval_ms, cfg->reconcile_policy);
 
 	sigdelset(&sigs, SIGPIPE);
 	int sig = 0;
@@ -131,6 +144,7 @@ static int serve(const struct cfg *cfg)
 		cfg->drain_timeout_ms);
 	for (unsigned i = 0; i < n; i++)
 		worker_stop(&workers[i]);
+	autorec_stop(autorec); /* while the workers drain */
 	rc = 0;
 	for (unsigned i = 0; i < n; i++) {
 		pthread_join(workers[i].thread, NULL);
@@ -181,7 +195,11 @@ static int reconcile_cmd(const struct cfg *cfg, int argc, char **argv)
 			return 2;
 		}
 	}
-	return reconcile_run(cfg, &o, stdout) < 0 ? 1 : 0;
+	char owner[128];
+	reconcile_owner(owner, sizeof(owner), "flashgate-reconcile");
+	o.owner = owner;
+	o.lock_wait_ms = 60000; /* a gateway's pass takes seconds, not minutes */
+	return reconcile_run(cfg, &o, stdout, NULL) < 0 ? 1 : 0;
 }
 
 int main(int argc, char **argv)

@@ -10,6 +10,9 @@
  * read by another, both with relaxed atomic word accesses, so a scrape may
  * mix values a tick apart but never tears one.
  *
+ * The gateway's reconcile thread (autorec) publishes its own counters the
+ * same way, into a slot of its own.
+ *
  * Owns: the counters' definitions (struct worker_stats), the accepted-order
  * latency histogram, the slots and the text format. Does not own: the HTTP
  * answer or its authentication (admin), or when a worker publishes
@@ -64,6 +67,15 @@ struct metrics_sample {
 	uint64_t redis_up;          /* 1 when the worker can reach Redis */
 };
 
+/* What the gateway's reconcile passes did (autorec), published by its
+ * thread after each pass. */
+struct metrics_reconcile {
+	uint64_t passes;         /* passes run (a pass another instance ran is not counted) */
+	uint64_t passes_failed;  /* ... that could not settle everything they found */
+	uint64_t confirmed, published, released; /* old reservations settled, by how */
+	uint64_t transfers, transfer_units;      /* bucket transfers finished */
+};
+
 struct metrics;
 
 /* Slots for `workers` workers, all zero. NULL when out of memory. */
@@ -72,6 +84,9 @@ void metrics_free(struct metrics *m);
 
 /* In worker `index`'s thread only. */
 void metrics_publish(struct metrics *m, unsigned index, const struct metrics_sample *s);
+
+/* In the autorec thread only. */
+void metrics_publish_reconcile(struct metrics *m, const struct metrics_reconcile *r);
 
 /* The sum over every worker's last published sample, as Prometheus text
  * (version 0.0.4). Returns the length written to out (NUL-terminated), or

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../core/bucket.h"
 #include "../core/keys.h"
@@ -354,15 +355,22 @@ static int finish_bucket_transfers(struct rcl *c, const char *sku, const char *t
 	return 0;
 }
 
-static int finish_transfers(struct rcl *c, int64_t older_than, bool dry_run, FILE *out)
+static int finish_transfers(struct rcl *c, int64_t older_than, const struct reconcile_opts *o, FILE *out,
+			    struct reconcile_tally *tally)
 {
+	bool dry_run = o->dry_run;
 	struct xfer_walk xw = {
 		.older_than = older_than,
 		.oldest_giveable = now_ms() - (int64_t)KEYS_XFER_GIVE_MAX_S * 1000,
 		.dry_run = dry_run,
 	};
 	int rc = each_bucket(c, true, finish_bucket_transfers, &xw);
-	if (xw.found)
+	if (!dry_run) {
+		tally->transfers += xw.finished;
+		tally->transfer_units += xw.units;
+	}
+	/* Young transfers are a sale at work: quiet passes say nothing of them. */
+	if (xw.found && (!o->quiet || xw.finished || xw.too_old))
 		fprintf(out, "reconcile: %zu transfers between buckets in flight, %zu young; %zu %s (%llu units "
 			     "given), %zu too old to give safely\n",
 			xw.found, xw.young, xw.finished, dry_run ? "to finish" : "finished", xw.units, xw.too_old);
@@ -371,31 +379,123 @@ static int finish_transfers(struct rcl *c, int64_t older_than, bool dry_run, FIL
 	return rc;
 }
 
-int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *out)
+void reconcile_owner(char *out, size_t len, const char *role)
+{
+	char host[64];
+	if (gethostname(host, sizeof(host)) < 0)
+		strcpy(host, "?");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(out, len, "%s@%s/%ld", role, host, (long)getpid());
+}
+
+/* Takes the lock unless a pass runs, or rests and ARGV[3] is 0: 1 when
+ * taken, else the holder's value. */
+static const char lock_take_lua[] =
+	"local v = redis.call('GET', KEYS[1])\n"
+	"if v and (ARGV[3] == '0' or string.sub(v, 1, 5) ~= 'rest ') then return v end\n"
+	"redis.call('SET', KEYS[1], 'run ' .. ARGV[1], 'PX', ARGV[2])\n"
+	"return 1\n";
+
+/* Lets go of the lock if still ours: deleted (ARGV[2] 0) or resting for
+ * ARGV[2] ms. */
+static const char lock_leave_lua[] =
+	"if redis.call('GET', KEYS[1]) ~= 'run ' .. ARGV[1] then return 0 end\n"
+	"if ARGV[2] == '0' then return redis.call('DEL', KEYS[1]) end\n"
+	"redis.call('SET', KEYS[1], 'rest ' .. ARGV[1], 'PX', ARGV[2])\n"
+	"return 1\n";
+
+/* Long enough for the slowest pass (a topic scan of up to 120 s, then a
+ * flush of up to twice the delivery timeout); a holder that died lets go
+ * after it. */
+static int64_t lock_hold_ms(const struct cfg *cfg)
+{
+	return 180000 + 4 * (int64_t)cfg->kafka_message_timeout_ms;
+}
+
+/* 0 with the lock taken, -EBUSY after lock_wait_ms, -EIO. */
+static int lock_take(struct rcl *c, const struct cfg *cfg, const struct reconcile_opts *o, FILE *out)
+{
+	int64_t give_up = now_ms() + o->lock_wait_ms;
+	bool told = false;
+	for (;;) {
+		redisReply *r = rcl_command(c, KEYS_RECONCILE_LOCK, "EVAL %s 1 %s %s %lld %d", lock_take_lua,
+					    KEYS_RECONCILE_LOCK, o->owner, (long long)lock_hold_ms(cfg),
+					    o->lock_rest_ms == 0);
+		if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+			freeReplyObject(r);
+			return 0;
+		}
+		if (!r || r->type != REDIS_REPLY_STRING) {
+			fprintf(stderr, "flashgate: reconcile: taking %s: %s\n", KEYS_RECONCILE_LOCK,
+				!r ? rcl_error(c) : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+			freeReplyObject(r);
+			return -EIO;
+		}
+		if (now_ms() >= give_up) {
+			if (!o->quiet)
+				fprintf(stderr, "flashgate: reconcile: another pass holds %s (%s); try again later\n",
+					KEYS_RECONCILE_LOCK, r->str);
+			freeReplyObject(r);
+			return -EBUSY;
+		}
+		if (!told && !o->quiet)
+			fprintf(out, "reconcile: waiting for another pass (%s) to finish\n", r->str);
+		told = true;
+		freeReplyObject(r);
+		usleep(100 * 1000);
+	}
+}
+
+static void lock_leave(struct rcl *c, const struct reconcile_opts *o)
+{
+	redisReply *r = rcl_command(c, KEYS_RECONCILE_LOCK, "EVAL %s 1 %s %s %u", lock_leave_lua,
+				    KEYS_RECONCILE_LOCK, o->owner, o->lock_rest_ms);
+	/* Not fatal: the lock expires by itself, only later. */
+	if (!r || r->type != REDIS_REPLY_INTEGER)
+		fprintf(stderr, "flashgate: reconcile: letting go of %s: %s (it expires by itself)\n",
+			KEYS_RECONCILE_LOCK,
+			!r ? rcl_error(c) : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+	freeReplyObject(r);
+}
+
+int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *out,
+		  struct reconcile_tally *tally)
 {
 	struct entries es = {0};
+	struct reconcile_tally scratch = {0};
 	size_t total = 0;
 	int rc = 0;
 	int xfer_rc = 0;
+	bool locked = false;
 	int64_t min_age = o->min_age_ms >= 0 ? o->min_age_ms : 2 * (int64_t)cfg->kafka_message_timeout_ms;
-	int64_t older_than = now_ms() - min_age;
+	int64_t older_than;
 
+	if (!tally)
+		tally = &scratch;
 	char err[512];
 	struct rcl *c = rcl_open(cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms, err, sizeof(err));
 	if (!c) {
 		fprintf(stderr, "flashgate: reconcile: %s\n", err);
 		return -ECONNREFUSED;
 	}
+	if (!o->dry_run) {
+		if ((rc = lock_take(c, cfg, o, out)) < 0)
+			goto out;
+		locked = true;
+	}
+	/* After the lock: a wait must not make young entries look old. */
+	older_than = now_ms() - min_age;
 	/* Transfers first: a transfer left in flight is stock no order can
 	 * take; -EAGAIN (some too old to give) still lets the ledger run. */
-	if ((xfer_rc = finish_transfers(c, older_than, o->dry_run, out)) < 0 && xfer_rc != -EAGAIN) {
+	if ((xfer_rc = finish_transfers(c, older_than, o, out, tally)) < 0 && xfer_rc != -EAGAIN) {
 		rc = xfer_rc;
 		goto out;
 	}
 	if ((rc = read_ledger(c, older_than, &es, &total)) < 0)
 		goto out;
-	fprintf(out, "reconcile: %zu pending reservations, %zu older than %lld ms\n", total, es.n,
-		(long long)min_age);
+	if (!o->quiet || es.n)
+		fprintf(out, "reconcile: %zu pending reservations, %zu older than %lld ms\n", total, es.n,
+			(long long)min_age);
 	if (es.n == 0)
 		goto out;
 
@@ -404,7 +504,7 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 	for (size_t i = 0; i < es.n; i++)
 		if (es.v[i].rec.accepted_at_ms < since)
 			since = es.v[i].rec.accepted_at_ms;
-	long long scanned = tscan_read(cfg->kafka_brokers, cfg->kafka_topic, since - SCAN_SLACK_MS, 120,
+	long long scanned = tscan_read(cfg->kafka_brokers, cfg->kafka_topic, since - SCAN_SLACK_MS, 120, o->stop,
 				       on_record, &es, err, sizeof(err));
 	if (scanned < 0) {
 		fprintf(stderr, "flashgate: reconcile: %s\n", err);
@@ -472,11 +572,16 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 	fprintf(out, "reconcile: %zu already in the topic (confirmed), %zu published, %zu released, "
 		     "%zu left for the next run\n",
 		confirmed, published, released, failed);
+	tally->confirmed += confirmed;
+	tally->published += published;
+	tally->released += released;
 	if (failed && rc == 0)
 		rc = -EAGAIN;
 out:
 	if (rc == 0 && xfer_rc < 0)
 		rc = xfer_rc;
+	if (locked)
+		lock_leave(c, o);
 	free(es.v);
 	rcl_close(c);
 	return rc;

@@ -15,6 +15,17 @@
  * Running it again finds nothing left to do (idempotent), and it is safe
  * while gateways serve: it never touches young entries, and claimed entries
  * are out of reach of a gateway's late release.
+ *
+ * One pass at a time, across every gateway and every `flashgate reconcile`
+ * on the same Redis: a pass runs under the lock fg:reconcile:lock. Two
+ * passes at once would each publish the same unsettled order (complete).
+ * The lock expires on its own if its holder dies mid-pass. A gateway's
+ * pass (autorec) leaves it "resting" for its interval afterwards, so N
+ * gateway instances make one pass per interval between them; the command
+ * line does not wait for a resting lock, only for a running pass.
+ *
+ * Owns: one pass and the lock. Does not own: when passes run (autorec in
+ * a gateway, the operator or cron for the command).
  */
 #ifndef FG_RECONCILE_H
 #define FG_RECONCILE_H
@@ -28,12 +39,30 @@
 struct reconcile_opts {
 	bool release;        /* policy release instead of complete */
 	int64_t min_age_ms;  /* < 0: 2 x kafka.message_timeout_ms */
-	bool dry_run;        /* report what would be done */
+	bool dry_run;        /* report what would be done (takes no lock) */
+	bool quiet;          /* print nothing when nothing old was found */
+	const char *owner;   /* who holds the lock, for whoever waits on it */
+	uint32_t lock_wait_ms;  /* how long to wait for a running pass */
+	uint32_t lock_rest_ms;  /* keep others' passes off this long after (0: none) */
+	const bool *stop;       /* when it turns true, a topic scan under way gives up */
 };
 
-/* Prints what it found and did to out. 0 when every old entry was
- * settled, -errno otherwise (with messages on stderr). */
-int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *out)
-	__attribute__((warn_unused_result));
+/* Names a lock holder for whoever waits on it: "ROLE@HOST/PID". */
+void reconcile_owner(char *out, size_t len, const char *role);
+
+/* What one pass did. */
+struct reconcile_tally {
+	uint64_t confirmed; /* already in the topic: entry settled */
+	uint64_t published; /* complete: written to the topic now */
+	uint64_t released;  /* release: stock and user count given back */
+	uint64_t transfers, transfer_units; /* bucket transfers finished */
+};
+
+/* Prints what it found and did to out, and adds it to *tally (may be
+ * NULL). 0 when every old entry was settled, -EBUSY when another pass
+ * held the lock for longer than lock_wait_ms (nothing done), -errno
+ * otherwise (with messages on stderr). */
+int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *out,
+		  struct reconcile_tally *tally) __attribute__((warn_unused_result));
 
 #endif

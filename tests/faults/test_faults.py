@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
-from harness import BIN, ROOT, Env, Gateway, expect, post_order, run_tests, verify_only  # noqa: E402
+from harness import BIN, ROOT, Conn, Env, Gateway, eq, expect, post_order, request, run_tests, verify_only  # noqa: E402
 
 ENV = Env()
 TESTS = []
@@ -256,6 +256,94 @@ def gateway_killed_then_reconciled_complete():
 @test
 def gateway_killed_then_reconciled_release():
     crash_then_reconcile("cr", "release")
+
+
+def reconcile_metrics(port, token):
+    """The reconcile counters of one gateway's metrics page, by name
+    (labels kept: flashgate_reconcile_orders_total{outcome="published"})."""
+    c = Conn(port)
+    try:
+        c.send(request("GET", "/admin/v1/metrics", None, {"Authorization": "Bearer " + token}))
+        r = c.read()
+    finally:
+        c.close()
+    eq(r.status, 200, "metrics page")
+    return {line.split()[0]: int(line.split()[1]) for line in r.body.splitlines()
+            if line.startswith("flashgate_reconcile_")}
+
+
+@test
+def gateway_killed_then_settled_by_the_gateways_left():
+    """No operator: a gateway is killed mid-sale (buckets = 4, so units may
+    be moving between buckets as it dies; whether the kill cuts a transfer
+    is chance), and the two instances that go on serving settle what it
+    left by themselves (reconcile.interval_ms): every old reservation
+    confirmed or published, every cut transfer finished, the ledgers empty
+    within seconds of the entries turning old. Both instances try a pass
+    every 300 ms on the same Redis; the pass lock lets one run at a time,
+    and the topic holds each order once. The counters on the two metrics
+    pages add up to exactly what the crash left."""
+    prefix, token = "sa", "s3cret-autorec-token-42"
+    # Passes every 300 ms; an entry is old after 2 x 1500 ms. The gateway to
+    # be killed holds each record 200 ms before sending it, so that a few
+    # hundred orders are between Redis and Kafka when it dies, on any machine.
+    dead = ENV.write_config("sa-dead.conf", kafka__message_timeout_ms=1500, redis__timeout_ms=500,
+                            redis__buckets=4, reconcile__interval_ms=0, kafka__linger_ms=200)
+    ENV.load_stock(dead, stock(prefix, units=1000))
+    gw = start_gateway(dead)
+    deadline, ok = time.time() + 60, 0
+    while ok < 8 and time.time() < deadline:
+        ok = ok + 1 if post_order(ENV.gw_port, "warm%d" % ok, prefix + "after").status == 202 else 0
+    load = Load(dead, prefix, 4, rate=1500, seconds=5)
+    time.sleep(2.5)
+    gw.proc.send_signal(signal.SIGKILL)
+    gw.proc.wait()
+    killed_at = time.time()
+    load.wait()
+    pending = pending_total()
+    cut = sum(int(ENV.redis("HLEN", "fg:{%s%d%s}:xfer" % (prefix, i, "#%d" % b if b else "")))
+              for i in range(1, 5) for b in range(4))
+    print("left by the crash: %d reservations pending, %d transfers cut" % (pending, cut))
+    expect(pending > 0, "the crash left no reservation pending: nothing to settle")
+
+    ports = (ENV.gw_port, ENV.gw_port + 1)
+    survivors = []
+    for i, port in enumerate(ports):
+        conf = ENV.write_config("sa-%d.conf" % i, kafka__message_timeout_ms=1500, redis__timeout_ms=500,
+                                redis__buckets=4, reconcile__interval_ms=300, server__port=port,
+                                order__node_id=10 + i, server__admin_token=token)
+        survivors.append(Gateway(ENV, conf, port=port))
+        GATEWAYS.append(survivors[-1])
+    deadline = killed_at + 30
+    while (pending_total() or sum(int(ENV.redis("HLEN", "fg:{%s%d%s}:xfer" % (prefix, i, "#%d" % b if b else "")))
+                                  for i in range(1, 5) for b in range(4))) and time.time() < deadline:
+        time.sleep(0.2)
+    settled_in = time.time() - killed_at
+    eq(pending_total(), 0, "reservations still pending %.1f s after the crash" % settled_in)
+    print("settled by the gateways left %.1f s after the crash" % settled_in)
+    time.sleep(0.5)  # the last pass's counters are published after it ends
+    m = [reconcile_metrics(port, token) for port in ports]
+    print("reconcile counters of the two instances: %s" % m)
+    settled = sum(x.get('flashgate_reconcile_orders_total{outcome="%s"}' % o, 0)
+                  for x in m for o in ("confirmed", "published"))
+    eq(settled, pending, "orders the passes confirmed or published")
+    eq(sum(x["flashgate_reconcile_orders_total{outcome=\"released\"}"] for x in m), 0, "released (policy complete)")
+    eq(sum(x["flashgate_reconcile_transfers_total"] for x in m), cut, "transfers the passes finished")
+    for g in survivors:
+        eq(g.stop(), 0, "a survivor's exit status after SIGTERM")
+    verify(dead, load)  # each order once in the topic; sold == the topic; nothing in transit
+    # The command line waits for a running pass, and cuts a resting one.
+    ENV.redis("SET", "fg:reconcile:lock", "run test-holder", "PX", "1500")
+    t0 = time.time()
+    again = reconcile(dead, "--min-age-ms", "0")
+    expect("waiting for another pass (run test-holder)" in again and time.time() - t0 >= 1.0,
+           "reconcile did not wait for the pass holding the lock: " + again)
+    expect("0 older than" in again and "transfers" not in again, "reconcile found work: " + again)
+    ENV.redis("SET", "fg:reconcile:lock", "rest test-holder", "PX", "60000")
+    t0 = time.time()
+    again = reconcile(dead, "--min-age-ms", "0")
+    expect("waiting" not in again and time.time() - t0 < 5, "reconcile waited for a resting lock: " + again)
+    eq(ENV.redis("EXISTS", "fg:reconcile:lock"), "0", "the lock after the command's pass")
 
 
 def after_failure():

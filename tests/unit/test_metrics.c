@@ -1,5 +1,5 @@
 /* Unit tests for gateway/metrics.c: histogram buckets, the sum over
- * workers' slots, and the text format. */
+ * workers' slots, the reconcile thread's counters, and the text format. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -79,6 +79,31 @@ static void test_page_sums_the_workers_and_cumulates_buckets(void **state)
 	metrics_free(m);
 }
 
+static void test_reconcile_counters_are_the_last_published(void **state)
+{
+	(void)state;
+	struct metrics *m = metrics_new(2);
+	assert_non_null(m);
+	char text[METRICS_TEXT_MAX];
+	assert_true(metrics_render(m, text, sizeof(text), "1") > 0);
+	assert_int_equal(value_of(text, "flashgate_reconcile_passes_total"), 0);
+	struct metrics_reconcile r = {.passes = 3, .passes_failed = 1, .confirmed = 4, .published = 5,
+				      .released = 6, .transfers = 2, .transfer_units = 7};
+	metrics_publish_reconcile(m, &r);
+	r.passes = 4; /* running totals: a later pass replaces them */
+	metrics_publish_reconcile(m, &r);
+	assert_true(metrics_render(m, text, sizeof(text), "1") > 0);
+	assert_int_equal(value_of(text, "flashgate_reconcile_passes_total"), 4);
+	assert_int_equal(value_of(text, "flashgate_reconcile_passes_failed_total"), 1);
+	assert_int_equal(value_of(text, "flashgate_reconcile_orders_total{outcome=\"confirmed\"}"), 4);
+	assert_int_equal(value_of(text, "flashgate_reconcile_orders_total{outcome=\"published\"}"), 5);
+	assert_int_equal(value_of(text, "flashgate_reconcile_orders_total{outcome=\"released\"}"), 6);
+	assert_int_equal(value_of(text, "flashgate_reconcile_transfers_total"), 2);
+	assert_int_equal(value_of(text, "flashgate_reconcile_transfer_units_total"), 7);
+	assert_non_null(strstr(text, "# TYPE flashgate_reconcile_orders_total counter\n"));
+	metrics_free(m);
+}
+
 static void test_small_buffer_is_refused_not_cut(void **state)
 {
 	(void)state;
@@ -97,6 +122,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_latency_bucket_bounds_are_inclusive),
 		cmocka_unit_test(test_page_sums_the_workers_and_cumulates_buckets),
+		cmocka_unit_test(test_reconcile_counters_are_the_last_published),
 		cmocka_unit_test(test_small_buffer_is_refused_not_cut),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
