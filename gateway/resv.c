@@ -23,20 +23,14 @@
 #include "../core/fmt.h"
 #include "../core/keys.h"
 #include "flow.h"
+#include "rcmd.h"
 #include "rebal.h"
 #include "rlink.h"
 #include "worker.h"
 
-enum cmd_kind {
-	CMD_RESERVE = RLINK_KIND_USER, CMD_RELEASE, CMD_CONFIRM, CMD_RETURN,
-	CMD_TAKE, CMD_GIVE, CMD_XDONE, CMD_XCHECK, /* in enum resv_xstep's order */
-	CMD_CONFIRMS, /* a batch of confirmations, chained like a reserve batch */
-	CMD_PROBE     /* where a slot is now (probe_slots) */
-};
-
 /* Room per order in a link's output buffer: a batch of n orders takes less
  * than n single commands would (the scripts themselves go in LOAD). */
-#define CMD_MAX 1024
+#define CMD_ROOM 1024
 /* Open SKU groups per turn (a power of two); more SKUs than this in one
  * turn flush the groups early. */
 #define GROUPS 64
@@ -56,7 +50,7 @@ struct group {
 	unsigned n;
 };
 
-/* A turn's groups of one command kind (CMD_RESERVE or CMD_CONFIRMS). */
+/* A turn's groups of one command kind (RCMD_RESERVE or RCMD_CONFIRMS). */
 struct groupset {
 	uint8_t kind;
 	struct group g[GROUPS];
@@ -98,33 +92,33 @@ struct resv {
 
 static bool is_transfer(uint8_t kind)
 {
-	return kind >= CMD_TAKE && kind <= CMD_XCHECK;
+	return kind >= RCMD_TAKE && kind <= RCMD_XCHECK;
 }
 
 /* The bucket whose keys a command for req addresses: a transfer's take,
  * check and done touch the donor's ledger, everything else the home bucket. */
 static unsigned key_bucket(const struct req *req, uint8_t kind)
 {
-	return kind == CMD_TAKE || kind == CMD_XDONE || kind == CMD_XCHECK ? req->donor : req->bucket;
+	return kind == RCMD_TAKE || kind == RCMD_XDONE || kind == RCMD_XCHECK ? req->donor : req->bucket;
 }
 
 static enum resv_xstep xstep(uint8_t kind)
 {
-	return (enum resv_xstep)(kind - CMD_TAKE);
+	return (enum resv_xstep)(kind - RCMD_TAKE);
 }
 
 static const char *kind_name(uint8_t kind)
 {
 	switch (kind) {
-	case CMD_RESERVE: return "reserve";
-	case CMD_RELEASE: return "release";
-	case CMD_CONFIRM: return "confirm";
-	case CMD_CONFIRMS: return "confirm batch";
-	case CMD_RETURN: return "return";
-	case CMD_TAKE: return "transfer take";
-	case CMD_GIVE: return "transfer give";
-	case CMD_XDONE: return "transfer done";
-	case CMD_XCHECK: return "transfer check";
+	case RCMD_RESERVE: return "reserve";
+	case RCMD_RELEASE: return "release";
+	case RCMD_CONFIRM: return "confirm";
+	case RCMD_CONFIRMS: return "confirm batch";
+	case RCMD_RETURN: return "return";
+	case RCMD_TAKE: return "transfer take";
+	case RCMD_GIVE: return "transfer give";
+	case RCMD_XDONE: return "transfer done";
+	case RCMD_XCHECK: return "transfer check";
 	default: return "?";
 	}
 }
@@ -162,9 +156,9 @@ int resv_init(struct worker *w, const struct script_shas *shas, const struct rcl
 	size_t scripts = 0;
 	for (unsigned i = 0; i < SCRIPT_N; i++)
 		scripts += strlen(script_src[i]) + 64;
-	r->out_cap = (size_t)r->cap * CMD_MAX + 2 * scripts;
-	r->reserves.kind = CMD_RESERVE;
-	r->confirms.kind = CMD_CONFIRMS;
+	r->out_cap = (size_t)r->cap * CMD_ROOM + 2 * scripts;
+	r->reserves.kind = RCMD_RESERVE;
+	r->confirms.kind = RCMD_CONFIRMS;
 	r->cluster = map->cluster;
 	memcpy(r->slot, map->slot, sizeof(r->slot));
 	for (unsigned i = 0; i < map->n; i++) {
@@ -241,233 +235,43 @@ static struct rlink *route_live(struct worker *w, const char *tag)
 	return owner;
 }
 
-/* One step of a transfer of units from bucket req->donor to req->bucket
- * (see script.h: take, give, then HDEL of the donor's entry). The
- * transfer's id is the order's id and its take count: unique, because an
- * order takes at most once per count. */
-static int put_transfer(struct worker *w, struct rlink *to, uint8_t kind, struct req *req, const char *oid)
+static int send_cmd(struct worker *w, struct rlink *to, uint8_t kind, struct req *req, struct rcmd *c)
 {
-	struct resv *r = w->resv;
-	char donor[BKT_TAG_MAX], home[BKT_TAG_MAX], xid[OID_TEXT_LEN + 8];
-	char k1[KEYS_MAX], k2[KEYS_MAX], a[4][24];
-	const char *argv[10];
-	int argc = 0;
-
-	bkt_tag(donor, req->order.sku, req->donor);
-	bkt_tag(home, req->order.sku, req->bucket);
-	snprintf(xid, sizeof(xid), "%s:%u", oid, req->takes);
-	switch (kind) {
-	case CMD_TAKE:
-		snprintf(k1, sizeof(k1), KEYS_SKU_FMT, donor);
-		snprintf(k2, sizeof(k2), KEYS_XFER_FMT, donor);
-		snprintf(a[0], sizeof(a[0]), "%u", req->bucket);
-		snprintf(a[1], sizeof(a[1]), "%" PRIu32,
-			 req->order.qty > req->home_avail ? req->order.qty - req->home_avail : 1);
-		snprintf(a[2], sizeof(a[2]), "%u", w->cfg->redis_buckets);
-		snprintf(a[3], sizeof(a[3]), "%" PRId64, w->now_ms);
-		argv[argc++] = "EVALSHA";
-		argv[argc++] = r->shas.sha[SCRIPT_TAKE];
-		argv[argc++] = "2";
-		argv[argc++] = k1;
-		argv[argc++] = k2;
-		argv[argc++] = xid;
-		argv[argc++] = a[0];
-		argv[argc++] = a[1];
-		argv[argc++] = a[2];
-		argv[argc++] = a[3];
-		break;
-	case CMD_GIVE:
-		snprintf(k1, sizeof(k1), KEYS_SKU_FMT, home);
-		snprintf(k2, sizeof(k2), KEYS_XIN_FMT, home, xid);
-		snprintf(a[0], sizeof(a[0]), "%" PRIu32, req->moved);
-		snprintf(a[1], sizeof(a[1]), "%u", KEYS_XIN_TTL_S);
-		argv[argc++] = "EVALSHA";
-		argv[argc++] = r->shas.sha[SCRIPT_GIVE];
-		argv[argc++] = "2";
-		argv[argc++] = k1;
-		argv[argc++] = k2;
-		argv[argc++] = a[0];
-		argv[argc++] = a[1];
-		break;
-	case CMD_XCHECK:
-		snprintf(k1, sizeof(k1), KEYS_XFER_FMT, donor);
-		argv[argc++] = "EVALSHA";
-		argv[argc++] = r->shas.sha[SCRIPT_XCHECK];
-		argv[argc++] = "1";
-		argv[argc++] = k1;
-		argv[argc++] = xid;
-		break;
-	default: /* CMD_XDONE */
-		snprintf(k1, sizeof(k1), KEYS_XFER_FMT, donor);
-		argv[argc++] = "HDEL";
-		argv[argc++] = k1;
-		argv[argc++] = xid;
-		break;
-	}
-	size_t lens[10];
-	for (int i = 0; i < argc; i++)
-		lens[i] = strlen(argv[i]);
-	to = to ? to : kind == CMD_TAKE ? route_live(w, donor) : route(w, kind == CMD_GIVE ? home : donor);
-	/* A take lost in a failover while its give stands would count the
-	 * units twice. A give lost after its answer came back would lose them:
-	 * the done that follows clears the donor's entry they are found by. A
-	 * check's WAIT covers the take it found. So these wait for the
-	 * replicas; a lost done only leaves an entry to clear. */
-	if (kind == CMD_TAKE || kind == CMD_GIVE || kind == CMD_XCHECK)
-		return rlink_put_replicated(w, to, kind, req, argc, argv, lens);
-	return rlink_put(w, to, kind, req, argc, argv, lens);
+	if (c->replicated)
+		return rlink_put_replicated(w, to, kind, req, c->argc, c->argv, c->lens);
+	return rlink_put(w, to, kind, req, c->argc, c->argv, c->lens);
 }
 
-/* The release script, or the confirm script (pending -> settled), for one order. */
+/* A reserve, or the take that starts a transfer, goes to a master that is
+ * up even when its own is down: that one's MOVED names the slot's owner
+ * (route_live). Everything else waits for its own master. */
+static struct rlink *route_kind(struct worker *w, uint8_t kind, const char *tag)
+{
+	return kind == RCMD_RESERVE || kind == RCMD_TAKE ? route_live(w, tag) : route(w, tag);
+}
+
+/* One command of one order: release, confirm, return or a transfer step. */
 static int put_script(struct worker *w, struct rlink *to, uint8_t kind, struct req *req)
 {
-	struct resv *r = w->resv;
-	char sku[BKT_TAG_MAX];
-	char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], k4[KEYS_MAX];
-	char id[OID_TEXT_LEN + 1];
-	const char *argv[9];
-	size_t lens[9];
-	int argc = 0;
-	bool idem = req->idem_len > 0;
-
-	bkt_tag(sku, req->order.sku, req->bucket);
-	if (!to && !is_transfer(kind))
-		to = route(w, sku);
-	oid_format(req->order_id, id);
-	if (is_transfer(kind))
-		return put_transfer(w, to, kind, req, id);
-	snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, sku);
-	if (kind == CMD_RETURN) {
-		char k5[KEYS_MAX];
-		snprintf(k1, sizeof(k1), KEYS_SKU_FMT, sku);
-		snprintf(k2, sizeof(k2), KEYS_USERS_FMT, sku);
-		snprintf(k4, sizeof(k4), KEYS_ORDERS_FMT, sku);
-		snprintf(k5, sizeof(k5), KEYS_RETURNED_FMT, sku);
-		const char *ret_argv[9] = {"EVALSHA", r->shas.sha[SCRIPT_RETURN], "5", k1, k2, k4, k5, k3, id};
-		for (int i = 0; i < 9; i++)
-			lens[i] = strlen(ret_argv[i]);
-		/* A return lost in a failover leaves its units sold: the admin
-		 * hears 503 and releases again (a no-op if it had landed). */
-		return rlink_put_replicated(w, to, kind, req, 9, ret_argv, lens);
-	}
-	if (kind == CMD_CONFIRM) {
-		snprintf(k4, sizeof(k4), KEYS_ORDERS_FMT, sku);
-		argv[argc++] = "EVALSHA";
-		argv[argc++] = r->shas.sha[SCRIPT_CONFIRM];
-		argv[argc++] = "2";
-		argv[argc++] = k3;
-		argv[argc++] = k4;
-		argv[argc++] = id;
-	} else {
-		snprintf(k1, sizeof(k1), KEYS_SKU_FMT, sku);
-		snprintf(k2, sizeof(k2), KEYS_USERS_FMT, sku);
-		argv[argc++] = "EVALSHA";
-		argv[argc++] = r->shas.sha[SCRIPT_RELEASE];
-		argv[argc++] = idem ? "4" : "3";
-		argv[argc++] = k1;
-		argv[argc++] = k2;
-		argv[argc++] = k3;
-		if (idem) {
-			snprintf(k4, sizeof(k4), KEYS_IDEM_FMT, sku, req->order.user_id, req->idem);
-			argv[argc++] = k4;
-		}
-		argv[argc++] = id;
-	}
-	for (int i = 0; i < argc; i++)
-		lens[i] = strlen(argv[i]);
-	return rlink_put(w, to, kind, req, argc, argv, lens);
+	struct rcmd c;
+	rcmd_single(&c, &w->resv->shas, w->cfg, kind, req, w->now_ms);
+	return send_cmd(w, to ? to : route_kind(w, kind, c.tag), kind, req, &c);
 }
 
-/* One reserve script call for a chain of orders of one SKU (see script.h):
- * KEYS are the SKU's three keys and each keyed order's idem key; ARGV the
- * ttl, the bucket count and six fields per order. */
+/* One reserve script call for a chain of orders of one SKU bucket. */
 static int put_batch(struct worker *w, struct rlink *to, struct req *head)
 {
-	struct resv *r = w->resv;
-	enum { FIXED = 7, PER_ORDER = 6 };
-	const char *argv[FIXED + RESV_BATCH_MAX * (1 + PER_ORDER) + 1];
-	size_t lens[sizeof(argv) / sizeof(argv[0])];
-	char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], nkeys[8], ttl[16], buckets[8];
-	char idem_keys[RESV_BATCH_MAX][KEYS_MAX];
-	struct {
-		char qty[FMT_U64_MAX], ms[FMT_I64_MAX], id[OID_TEXT_LEN + 1], key_index[FMT_U64_MAX];
-	} f[RESV_BATCH_MAX];
-	char sku[BKT_TAG_MAX];
-	unsigned n = 0, keyed = 0;
-
-	bkt_tag(sku, head->order.sku, head->bucket);
-
-	snprintf(k1, sizeof(k1), KEYS_SKU_FMT, sku);
-	snprintf(k2, sizeof(k2), KEYS_USERS_FMT, sku);
-	snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, sku);
-	snprintf(ttl, sizeof(ttl), "%u", w->cfg->idempotency_ttl_s);
-	snprintf(buckets, sizeof(buckets), "%u", w->cfg->redis_buckets);
-	for (struct req *q = head; q; q = q->b_next, n++) {
-		if (q->idem_len)
-			snprintf(idem_keys[keyed++], KEYS_MAX, KEYS_IDEM_FMT, sku, q->order.user_id, q->idem);
-	}
-	int argc = 0;
-	argv[argc++] = "EVALSHA";
-	argv[argc++] = r->shas.sha[SCRIPT_RESERVE];
-	snprintf(nkeys, sizeof(nkeys), "%u", 3 + keyed);
-	argv[argc++] = nkeys;
-	argv[argc++] = k1;
-	argv[argc++] = k2;
-	argv[argc++] = k3;
-	for (unsigned k = 0; k < keyed; k++)
-		argv[argc++] = idem_keys[k];
-	argv[argc++] = ttl;
-	argv[argc++] = buckets;
-	for (int k = 0; k < argc; k++)
-		lens[k] = strlen(argv[k]);
-	/* Per order without snprintf: this runs for every reservation. */
-	unsigned i = 0, key_no = 0;
-	for (struct req *q = head; q; q = q->b_next, i++) {
-		oid_format(q->order_id, f[i].id);
-		argv[argc] = q->order.user_id;
-		lens[argc++] = q->order.user_len;
-		argv[argc] = f[i].qty;
-		lens[argc++] = (size_t)(fmt_u64(f[i].qty, q->order.qty) - f[i].qty);
-		argv[argc] = f[i].id;
-		lens[argc++] = OID_TEXT_LEN;
-		argv[argc] = f[i].ms;
-		lens[argc++] = (size_t)(fmt_i64(f[i].ms, q->accepted_at_ms) - f[i].ms);
-		/* KEYS[1..3] are the SKU's; the idem keys follow, in order. */
-		argv[argc] = f[i].key_index;
-		lens[argc++] = (size_t)(fmt_u64(f[i].key_index, q->idem_len ? 4 + key_no++ : 0) - f[i].key_index);
-		argv[argc] = q->idem;
-		lens[argc++] = q->idem_len;
-	}
-	/* A reservation lost in a failover after its order was accepted would
-	 * sell its units twice: with wait_replicas, it counts once replicated. */
-	return rlink_put_replicated(w, to ? to : route_live(w, sku), CMD_RESERVE, head, argc, argv, lens);
+	struct rcmd c;
+	rcmd_reserve(&c, &w->resv->shas, w->cfg, head);
+	return send_cmd(w, to ? to : route_kind(w, RCMD_RESERVE, c.tag), RCMD_RESERVE, head, &c);
 }
 
-/* One confirm script call for a chain of orders of one bucket. */
+/* One confirm script call for a chain of orders of one SKU bucket. */
 static int put_confirms(struct worker *w, struct rlink *to, struct req *head)
 {
-	struct resv *r = w->resv;
-	const char *argv[5 + RESV_BATCH_MAX];
-	size_t lens[5 + RESV_BATCH_MAX];
-	char tag[BKT_TAG_MAX], pending[KEYS_MAX], orders[KEYS_MAX], ids[RESV_BATCH_MAX][OID_TEXT_LEN + 1];
-	int argc = 0;
-
-	bkt_tag(tag, head->order.sku, head->bucket);
-	snprintf(pending, sizeof(pending), KEYS_PENDING_FMT, tag);
-	snprintf(orders, sizeof(orders), KEYS_ORDERS_FMT, tag);
-	argv[argc++] = "EVALSHA";
-	argv[argc++] = r->shas.sha[SCRIPT_CONFIRM];
-	argv[argc++] = "2";
-	argv[argc++] = pending;
-	argv[argc++] = orders;
-	unsigned i = 0;
-	for (struct req *q = head; q && i < RESV_BATCH_MAX; q = q->b_next, i++) {
-		oid_format(q->order_id, ids[i]);
-		argv[argc++] = ids[i];
-	}
-	for (int k = 0; k < argc; k++)
-		lens[k] = strlen(argv[k]);
-	return rlink_put(w, to ? to : route(w, tag), CMD_CONFIRMS, head, argc, argv, lens);
+	struct rcmd c;
+	rcmd_confirms(&c, &w->resv->shas, head);
+	return send_cmd(w, to ? to : route(w, c.tag), RCMD_CONFIRMS, head, &c);
 }
 
 /* Appends req to a list linked through r_next; false if req is in one
@@ -538,7 +342,7 @@ static void drain_replays(struct worker *w)
 static bool try_later(struct worker *w, uint8_t kind, struct req *req)
 {
 	struct resv *r = w->resv;
-	if ((kind != CMD_RESERVE && kind != CMD_TAKE) || req->tryagains >= RESV_TRYAGAIN_MAX ||
+	if ((kind != RCMD_RESERVE && kind != RCMD_TAKE) || req->tryagains >= RESV_TRYAGAIN_MAX ||
 	    req->r_listed)
 		return false;
 	req->tryagains++;
@@ -573,7 +377,7 @@ static void fail_chain(struct worker *w, struct req *head, bool sent, const char
 		next = q->b_next; /* q may go back to the pool below */
 		q->b_next = NULL;
 		if (sent) {
-			add_replay(w, q, CMD_RELEASE); /* the reserve's op becomes the release's */
+			add_replay(w, q, RCMD_RELEASE); /* the reserve's op becomes the release's */
 		} else {
 			q->redis_ops--;
 		}
@@ -600,7 +404,7 @@ static void replay_confirms(struct worker *w, struct req *head)
 	for (struct req *q = head, *next; q; q = next) {
 		next = q->b_next;
 		q->b_next = NULL;
-		add_replay(w, q, CMD_CONFIRM);
+		add_replay(w, q, RCMD_CONFIRM);
 	}
 }
 
@@ -612,7 +416,7 @@ static void emit_group(struct worker *w, struct groupset *set, struct group *g)
 	r->batched -= n;
 	g->head = g->tail = NULL;
 	g->n = 0;
-	if (set->kind == CMD_CONFIRMS) {
+	if (set->kind == RCMD_CONFIRMS) {
 		if (put_confirms(w, NULL, head) < 0)
 			replay_confirms(w, head);
 		return;
@@ -621,7 +425,7 @@ static void emit_group(struct worker *w, struct groupset *set, struct group *g)
 	if (rc < 0) {
 		char tag[BKT_TAG_MAX];
 		bkt_tag(tag, head->order.sku, head->bucket);
-		if (rc != -ENOTCONN || !wait_for_new_link(w, route(w, tag), CMD_RESERVE, head))
+		if (rc != -ENOTCONN || !wait_for_new_link(w, route(w, tag), RCMD_RESERVE, head))
 			fail_unsent(w, head, rc);
 		return;
 	}
@@ -703,18 +507,18 @@ static int put_now(struct worker *w, uint8_t kind, struct req *req)
 
 int resv_return(struct worker *w, struct req *req)
 {
-	return put_now(w, CMD_RETURN, req);
+	return put_now(w, RCMD_RETURN, req);
 }
 
 int resv_transfer(struct worker *w, struct req *req, enum resv_xstep step)
 {
-	return put_now(w, (uint8_t)(CMD_TAKE + step), req);
+	return put_now(w, (uint8_t)(RCMD_TAKE + step), req);
 }
 
 void resv_transfer_later(struct worker *w, struct req *req, enum resv_xstep step)
 {
 	req->redis_ops++;
-	add_replay(w, req, (uint8_t)(CMD_TAKE + step));
+	add_replay(w, req, (uint8_t)(RCMD_TAKE + step));
 }
 
 /* Release and confirm are never refused: what cannot go now goes later. */
@@ -727,13 +531,13 @@ static void queue_or_replay(struct worker *w, struct req *req, uint8_t kind)
 	if (rlink_fenced(to) && !w->resv->replay_head && put_script(w, to, kind, req) == 0)
 		return;
 	add_replay(w, req, kind);
-	if (kind == CMD_RELEASE)
+	if (kind == RCMD_RELEASE)
 		flow_on_redis_failure(w, req, "redis"); /* answer now; the stock follows */
 }
 
 void resv_release(struct worker *w, struct req *req)
 {
-	queue_or_replay(w, req, CMD_RELEASE);
+	queue_or_replay(w, req, RCMD_RELEASE);
 }
 
 /* A turn's confirmations for one bucket go as one call, like its
@@ -743,7 +547,7 @@ void resv_confirm(struct worker *w, struct req *req)
 	char tag[BKT_TAG_MAX];
 	bkt_tag(tag, req->order.sku, req->bucket);
 	if (!rlink_fenced(route(w, tag)) || w->resv->replay_head) {
-		queue_or_replay(w, req, CMD_CONFIRM);
+		queue_or_replay(w, req, RCMD_CONFIRM);
 		return;
 	}
 	group_add(w, &w->resv->confirms, req);
@@ -753,33 +557,33 @@ void resv_link_lost(struct worker *w, struct rlink *l, uint8_t kind, struct req 
 {
 	(void)l;
 	switch (kind) {
-	case CMD_PROBE: /* asked again next tick */
+	case RCMD_PROBE: /* asked again next tick */
 		w->resv->probe_out = false;
 		return;
-	case CMD_RESERVE:
+	case RCMD_RESERVE:
 		/* A reserve whose reply was lost may have run: release it when
 		 * Redis is back (a no-op if it never ran). */
 		fail_chain(w, req, true, "redis");
 		return;
-	case CMD_RETURN: /* the admin retries; nothing to replay */
+	case RCMD_RETURN: /* the admin retries; nothing to replay */
 		req->redis_ops--;
 		flow_on_redis_failure(w, req, "redis");
 		return;
-	case CMD_TAKE:
-	case CMD_GIVE:
-	case CMD_XDONE:
-	case CMD_XCHECK:
+	case RCMD_TAKE:
+	case RCMD_GIVE:
+	case RCMD_XDONE:
+	case RCMD_XCHECK:
 		req->redis_ops--;
 		rebal_on_lost(w, req, xstep(kind), "redis");
 		return;
-	case CMD_CONFIRM:
-		add_replay(w, req, CMD_CONFIRM);
+	case RCMD_CONFIRM:
+		add_replay(w, req, RCMD_CONFIRM);
 		return;
-	case CMD_CONFIRMS:
+	case RCMD_CONFIRMS:
 		replay_confirms(w, req);
 		return;
-	default: /* CMD_RELEASE */
-		add_replay(w, req, CMD_RELEASE);
+	default: /* RCMD_RELEASE */
+		add_replay(w, req, RCMD_RELEASE);
 		flow_on_redis_failure(w, req, "redis");
 		return;
 	}
@@ -832,7 +636,7 @@ static void on_reserve_reply(struct worker *w, struct req *head, const struct rs
 		 * Too few replicas is logged by the link, once. */
 		bool unreplicated = unreplicated_reply(reply);
 		if (!unreplicated)
-			log_call_failure(w, CMD_RESERVE, reply->str);
+			log_call_failure(w, RCMD_RESERVE, reply->str);
 		fail_chain(w, head, true, unreplicated ? "replication" : "redis");
 		return;
 	}
@@ -853,8 +657,8 @@ static void on_reserve_reply(struct worker *w, struct req *head, const struct rs
 static int resend(struct worker *w, struct rlink *to, uint8_t kind, struct req *req)
 {
 	switch (kind) {
-	case CMD_RESERVE: return put_batch(w, to, req);
-	case CMD_CONFIRMS: return put_confirms(w, to, req);
+	case RCMD_RESERVE: return put_batch(w, to, req);
+	case RCMD_CONFIRMS: return put_confirms(w, to, req);
 	default: return put_script(w, to, kind, req);
 	}
 }
@@ -968,7 +772,7 @@ static void probe_slots(struct worker *w)
 		int len = snprintf(key, sizeof(key), KEYS_SKU_FMT, tag);
 		const char *argv[2] = {"EXISTS", key};
 		size_t lens[2] = {6, (size_t)len};
-		if (rlink_put(w, live, CMD_PROBE, NULL, 2, argv, lens) == 0) {
+		if (rlink_put(w, live, RCMD_PROBE, NULL, 2, argv, lens) == 0) {
 			r->probe_out = true;
 			r->probe_slot = rcl_slot(tag, strlen(tag));
 		}
@@ -1008,7 +812,7 @@ static void send_later(struct worker *w)
 		 * one that dropped): another tick, within the same bound. */
 		if (rc == 0 || (rc == -ENOTCONN && try_later(w, kind, q)))
 			continue;
-		if (kind == CMD_RESERVE) {
+		if (kind == RCMD_RESERVE) {
 			fail_unsent(w, q, rc);
 		} else {
 			q->redis_ops--;
@@ -1019,7 +823,7 @@ static void send_later(struct worker *w)
 
 void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req *req, struct rslot *reply)
 {
-	if (kind == CMD_PROBE) {
+	if (kind == RCMD_PROBE) {
 		on_probe_reply(w, l, reply);
 		return;
 	}
@@ -1032,16 +836,16 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 		int rc = redirect(w, l, kind, req, reply->str);
 		if (rc == 0)
 			return;
-		if (kind == CMD_RESERVE) {
+		if (kind == RCMD_RESERVE) {
 			fail_unsent(w, req, rc);
 			return;
 		}
-		if (kind == CMD_RELEASE || kind == CMD_CONFIRM) {
+		if (kind == RCMD_RELEASE || kind == RCMD_CONFIRM) {
 			req->redis_ops--;
 			queue_or_replay(w, req, kind);
 			return;
 		}
-		if (kind == CMD_CONFIRMS) {
+		if (kind == RCMD_CONFIRMS) {
 			replay_confirms(w, req);
 			return;
 		}
@@ -1051,7 +855,7 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 		if (resend(w, l, kind, req) == 0)
 			return;
 	}
-	if (kind == CMD_CONFIRMS) {
+	if (kind == RCMD_CONFIRMS) {
 		on_confirms_reply(w, l, req, reply);
 		return;
 	}
@@ -1068,14 +872,14 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 		}
 		return;
 	}
-	if (reply->type == REDIS_REPLY_ERROR && (kind == CMD_RELEASE || kind == CMD_CONFIRM) &&
+	if (reply->type == REDIS_REPLY_ERROR && (kind == RCMD_RELEASE || kind == RCMD_CONFIRM) &&
 	    strncmp(reply->str, "TRYAGAIN", 8) == 0) {
 		/* Its slot is being migrated and its keys are split between the
 		 * two masters for a moment: it goes again with the next replays. */
 		add_replay(w, req, kind);
 		return;
 	}
-	if (reply->type == REDIS_REPLY_ERROR && kind != CMD_RESERVE && kind != CMD_RETURN &&
+	if (reply->type == REDIS_REPLY_ERROR && kind != RCMD_RESERVE && kind != RCMD_RETURN &&
 	    transient(reply->str)) {
 		/* Still owed: try again (it is idempotent), never drop it; and
 		 * back off through a reconnect rather than spin on the error. */
@@ -1083,7 +887,7 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 		rlink_close(w, l, reply->str);
 		return;
 	}
-	if (kind == CMD_RESERVE) {
+	if (kind == RCMD_RESERVE) {
 		on_reserve_reply(w, req, reply);
 		return;
 	}
@@ -1094,20 +898,20 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 			return;
 		}
 		worker_log(w, "redis: %s failed: %s", kind_name(kind), reply->str);
-		if (kind == CMD_CONFIRM)
+		if (kind == RCMD_CONFIRM)
 			flow_on_confirm_reply(w, req); /* the ledger entry waits for reconcile */
 		else
 			flow_on_redis_failure(w, req, "redis");
 		return;
 	}
 	switch (kind) {
-	case CMD_RELEASE:
+	case RCMD_RELEASE:
 		flow_on_release_reply(w, req);
 		break;
-	case CMD_CONFIRM:
+	case RCMD_CONFIRM:
 		flow_on_confirm_reply(w, req);
 		break;
-	case CMD_RETURN:
+	case RCMD_RETURN:
 		if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS)
 			flow_on_return_reply(w, req, reply->str, reply->len);
 		else

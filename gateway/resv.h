@@ -12,9 +12,9 @@
  * released (release is idempotent through the pending ledger) once its
  * server is back.
  *
- * Owns: the commands, their batching and routing, the slot map, replays.
- * Does not own: the connections (rlink), what a reply means to the order
- * (flow, rebal).
+ * Owns: when commands go (batching, replays) and where (routing, the slot
+ * map, MOVED and ASK). Does not own: the words of a command (rcmd), the
+ * connections (rlink), what a reply means to the order (flow, rebal).
  */
 #ifndef FG_RESV_H
 #define FG_RESV_H
