@@ -22,6 +22,7 @@ struct node {
 	char host[64];
 	unsigned port;
 	redisContext *ctx; /* NULL until first used */
+	unsigned gen;      /* connections opened: tells a pipeline its own from a new one */
 };
 
 struct rcl {
@@ -87,6 +88,7 @@ static redisContext *node_ctx(struct rcl *c, unsigned i)
 		redisFree(ctx);
 		return NULL;
 	}
+	n->gen++;
 	return n->ctx = ctx;
 }
 
@@ -199,7 +201,25 @@ static int refresh_map(struct rcl *c, unsigned dead)
 	return rc;
 }
 
-static redisReply *run(struct rcl *c, const char *key, const char *fmt, va_list ap)
+/* What run() sends: a hiredis format with its arguments, or an argv. */
+struct what {
+	const char *fmt;
+	va_list *ap;
+	struct rcl_cmd *cmd;
+};
+
+static redisReply *send_one(redisContext *ctx, const struct what *w)
+{
+	if (w->cmd)
+		return redisCommandArgv(ctx, w->cmd->argc, w->cmd->argv, w->cmd->len);
+	va_list copy;
+	va_copy(copy, *w->ap);
+	redisReply *r = redisvCommand(ctx, w->fmt, copy);
+	va_end(copy);
+	return r;
+}
+
+static redisReply *run(struct rcl *c, const char *key, const struct what *what)
 {
 	unsigned slot = key ? rcl_slot(key, strlen(key)) : 0;
 	unsigned node = c->cluster && key ? c->slots[slot] : 0;
@@ -229,10 +249,7 @@ static redisReply *run(struct rcl *c, const char *key, const char *fmt, va_list 
 			freeReplyObject(ok);
 			asking = false;
 		}
-		va_list copy;
-		va_copy(copy, ap);
-		redisReply *r = redisvCommand(ctx, fmt, copy);
-		va_end(copy);
+		redisReply *r = send_one(ctx, what);
 		if (!r) {
 			snprintf(c->err, sizeof(c->err), "redis %s:%u: %s", c->nodes[node].host, c->nodes[node].port,
 				 ctx->errstr);
@@ -269,9 +286,73 @@ redisReply *rcl_command(struct rcl *c, const char *key, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	redisReply *r = run(c, key, fmt, ap);
+	struct what what = {.fmt = fmt, .ap = &ap};
+	redisReply *r = run(c, key, &what);
 	va_end(ap);
 	return r;
+}
+
+static bool redirected(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_ERROR &&
+	       (strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0 ||
+		strncmp(r->str, "TRYAGAIN", 8) == 0);
+}
+
+int rcl_pipeline(struct rcl *c, struct rcl_cmd *cmds, size_t n)
+{
+	/* The node each command was written to, or -1: run it alone later;
+	 * and that node's connection then, which alone holds its reply. */
+	struct sent {
+		int node;
+		unsigned gen;
+	} *sent = malloc((n ? n : 1) * sizeof(*sent));
+	if (!sent) {
+		snprintf(c->err, sizeof(c->err), "redis pipeline: out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		cmds[i].reply = NULL;
+		unsigned node = c->cluster && cmds[i].key ? c->slots[rcl_slot(cmds[i].key, strlen(cmds[i].key))] : 0;
+		redisContext *ctx = node_ctx(c, node);
+		bool ok = ctx && redisAppendCommandArgv(ctx, cmds[i].argc, cmds[i].argv, cmds[i].len) == REDIS_OK;
+		sent[i] = (struct sent){ok ? (int)node : -1, c->nodes[node].gen};
+	}
+	int rc = 0;
+	size_t i;
+	for (i = 0; i < n && rc == 0; i++) {
+		int node = sent[i].node;
+		if (node >= 0 && c->nodes[node].ctx && c->nodes[node].gen == sent[i].gen) {
+			void *reply = NULL;
+			if (redisGetReply(c->nodes[node].ctx, &reply) != REDIS_OK) {
+				/* The connection broke: the rest of its commands go alone,
+				 * through a new one. */
+				redisFree(c->nodes[node].ctx);
+				c->nodes[node].ctx = NULL;
+			} else if (!redirected(reply)) {
+				cmds[i].reply = reply;
+				continue;
+			} else {
+				freeReplyObject(reply);
+			}
+		}
+		/* Not sent, its connection lost, or redirected: the way
+		 * rcl_command goes, following MOVED and ASK. */
+		struct what what = {.cmd = &cmds[i]};
+		if (!(cmds[i].reply = run(c, cmds[i].key, &what)))
+			rc = -EIO;
+	}
+	/* Replies left unread would answer the next commands: drop those
+	 * connections (the next use opens them again). */
+	for (; i < n; i++) {
+		int node = sent[i].node;
+		if (node >= 0 && c->nodes[node].ctx && c->nodes[node].gen == sent[i].gen) {
+			redisFree(c->nodes[node].ctx);
+			c->nodes[node].ctx = NULL;
+		}
+	}
+	free(sent);
+	return rc;
 }
 
 redisReply *rcl_command_all(struct rcl *c, const char *fmt, ...)

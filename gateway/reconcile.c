@@ -79,12 +79,9 @@ static int cmp_id(const void *a, const void *b)
 }
 
 /* The bucket count sku was loaded with (1 for a SKU loaded before
- * buckets existed), or -EIO. */
-static int buckets_of(struct rcl *c, const char *sku)
+ * buckets existed) from r, its HGET's reply (NULL: none came), or -EIO. */
+static int buckets_of(struct rcl *c, const char *sku, const redisReply *r)
 {
-	char key[KEYS_MAX];
-	snprintf(key, sizeof(key), KEYS_SKU_FMT, sku);
-	redisReply *r = rcl_command(c, key, "HGET %s buckets", key);
 	int k = -EIO;
 	if (r && (r->type == REDIS_REPLY_NIL || r->type == REDIS_REPLY_STRING)) {
 		k = r->type == REDIS_REPLY_NIL ? 1 : atoi(r->str);
@@ -94,7 +91,6 @@ static int buckets_of(struct rcl *c, const char *sku)
 	if (k < 0)
 		fprintf(stderr, "flashgate: reconcile: the bucket count of SKU %s: %s\n", sku,
 			!r ? rcl_error(c) : r->type == REDIS_REPLY_ERROR ? r->str : "unreadable");
-	freeReplyObject(r);
 	return k;
 }
 
@@ -102,6 +98,75 @@ static int buckets_of(struct rcl *c, const char *sku)
  * transfers. tag is the bucket's, k the SKU's bucket count. */
 typedef int (*bucket_fn)(struct rcl *c, const char *sku, const char *tag, int k, const char *key,
 			 const redisReply *h, void *arg);
+
+/* SKUs whose buckets one pipeline reads: the walk's memory stays small
+ * whatever the catalogue's size. */
+#define WALK_SKUS 64
+
+static struct rcl_cmd one_key(const char *cmd, const char *key, const char *field)
+{
+	struct rcl_cmd c = {.key = key, .argc = field ? 3 : 2, .argv = {cmd, key, field},
+			    .len = {strlen(cmd), strlen(key), field ? strlen(field) : 0}};
+	return c;
+}
+
+/* each_bucket for m SKUs: their bucket counts in one pipeline, then their
+ * buckets' ledgers in another. */
+static int walk_skus(struct rcl *c, bool xfer, redisReply *const *sku, size_t m, bucket_fn fn, void *arg)
+{
+	struct rcl_cmd count[WALK_SKUS];
+	char key[WALK_SKUS][KEYS_MAX];
+	int k[WALK_SKUS];
+	size_t total = 0;
+	for (size_t i = 0; i < m; i++) {
+		snprintf(key[i], KEYS_MAX, KEYS_SKU_FMT, sku[i]->str);
+		count[i] = one_key("HGET", key[i], "buckets");
+	}
+	int rc = rcl_pipeline(c, count, m);
+	for (size_t i = 0; i < m; i++) {
+		if (rc >= 0 && (k[i] = buckets_of(c, sku[i]->str, count[i].reply)) < 0)
+			rc = k[i];
+		total += rc >= 0 ? (size_t)k[i] : 0;
+		freeReplyObject(count[i].reply);
+	}
+	if (rc < 0)
+		return rc;
+
+	struct ledger {
+		char tag[BKT_TAG_MAX], key[KEYS_MAX];
+		unsigned sku;
+	} *lg = calloc(total ? total : 1, sizeof(*lg));
+	struct rcl_cmd *read = calloc(total ? total : 1, sizeof(*read));
+	if (!lg || !read) {
+		free(lg);
+		free(read);
+		return -ENOMEM;
+	}
+	size_t j = 0;
+	for (size_t i = 0; i < m; i++) {
+		for (int b = 0; b < k[i]; b++, j++) {
+			bkt_tag(lg[j].tag, sku[i]->str, (unsigned)b);
+			snprintf(lg[j].key, KEYS_MAX, xfer ? KEYS_XFER_FMT : KEYS_PENDING_FMT, lg[j].tag);
+			lg[j].sku = (unsigned)i;
+			read[j] = one_key("HGETALL", lg[j].key, NULL);
+		}
+	}
+	rc = rcl_pipeline(c, read, total);
+	for (j = 0; j < total; j++) {
+		const redisReply *h = read[j].reply;
+		if (rc >= 0 && (!h || h->type != REDIS_REPLY_ARRAY)) {
+			fprintf(stderr, "flashgate: reconcile: HGETALL %s: %s\n", lg[j].key,
+				!h ? rcl_error(c) : h->type == REDIS_REPLY_ERROR ? h->str : "unexpected reply");
+			rc = -EIO;
+		}
+		if (rc >= 0)
+			rc = fn(c, sku[lg[j].sku]->str, lg[j].tag, k[lg[j].sku], lg[j].key, h, arg);
+		freeReplyObject(read[j].reply);
+	}
+	free(lg);
+	free(read);
+	return rc;
+}
 
 /* Calls fn for every bucket of every loaded SKU with that bucket's
  * pending ledger (xfer false) or transfer ledger (xfer true); stops at the
@@ -116,28 +181,9 @@ static int each_bucket(struct rcl *c, bool xfer, bucket_fn fn, void *arg)
 		return -EIO;
 	}
 	int rc = 0;
-	for (size_t i = 0; i < skus->elements && rc >= 0; i++) {
-		const char *sku = skus->element[i]->str;
-		int k = buckets_of(c, sku);
-		if (k < 0)
-			rc = k;
-		for (int b = 0; b < k && rc >= 0; b++) {
-			char tag[BKT_TAG_MAX], key[KEYS_MAX];
-			bkt_tag(tag, sku, (unsigned)b);
-			if (xfer)
-				snprintf(key, sizeof(key), KEYS_XFER_FMT, tag);
-			else
-				snprintf(key, sizeof(key), KEYS_PENDING_FMT, tag);
-			redisReply *h = rcl_command(c, key, "HGETALL %s", key);
-			if (!h || h->type != REDIS_REPLY_ARRAY) {
-				fprintf(stderr, "flashgate: reconcile: HGETALL %s failed\n", key);
-				rc = -EIO;
-			} else {
-				rc = fn(c, sku, tag, k, key, h, arg);
-			}
-			freeReplyObject(h);
-		}
-	}
+	for (size_t first = 0; first < skus->elements && rc >= 0; first += WALK_SKUS)
+		rc = walk_skus(c, xfer, skus->element + first,
+			       skus->elements - first < WALK_SKUS ? skus->elements - first : WALK_SKUS, fn, arg);
 	freeReplyObject(skus);
 	return rc < 0 ? rc : 0;
 }
