@@ -123,6 +123,8 @@ static int walk_skus(struct rcl *c, bool xfer, redisReply *const *sku, size_t m,
 		count[i] = one_key("HGET", key[i], "buckets");
 	}
 	int rc = rcl_pipeline(c, count, m);
+	if (rc < 0)
+		fprintf(stderr, "flashgate: reconcile: reading bucket counts: %s\n", rcl_error(c));
 	for (size_t i = 0; i < m; i++) {
 		if (rc >= 0 && (k[i] = buckets_of(c, sku[i]->str, count[i].reply)) < 0)
 			rc = k[i];
@@ -151,7 +153,8 @@ static int walk_skus(struct rcl *c, bool xfer, redisReply *const *sku, size_t m,
 			read[j] = one_key("HGETALL", lg[j].key, NULL);
 		}
 	}
-	rc = rcl_pipeline(c, read, total);
+	if ((rc = rcl_pipeline(c, read, total)) < 0)
+		fprintf(stderr, "flashgate: reconcile: reading ledgers: %s\n", rcl_error(c));
 	for (j = 0; j < total; j++) {
 		const redisReply *h = read[j].reply;
 		if (rc >= 0 && (!h || h->type != REDIS_REPLY_ARRAY)) {
