@@ -202,10 +202,15 @@ def redis_killed_then_restarted():
     settle(conf, load)
 
 
-def crash_then_reconcile(prefix, policy, buckets=1, units=3000):
-    # min age = 2 x 3000 ms: ample room to show young entries are left alone
-    conf = ENV.write_config(kafka__message_timeout_ms=3000, redis__timeout_ms=500, redis__buckets=buckets)
-    ENV.load_stock(conf, stock(prefix, units=units))
+def transfers_in_flight(prefix, buckets):
+    """Entries in the transfer ledgers of the load's 4 SKUs."""
+    return sum(int(ENV.redis("HLEN", "fg:{%s%d%s}:xfer" % (prefix, i, "#%d" % b if b else "")))
+               for i in range(1, 5) for b in range(buckets))
+
+
+def killed_mid_sale(conf, prefix, buckets):
+    """Starts a gateway on conf, runs the load (1500/s for 5 s) and kills
+    the gateway 2.5 s in. Returns the load, finished, and when it died."""
     gw = start_gateway(conf)
     if buckets > 1:
         # Orders must be flowing when the gateway dies, so that buckets are
@@ -219,14 +224,19 @@ def crash_then_reconcile(prefix, policy, buckets=1, units=3000):
     time.sleep(2.5)
     gw.proc.send_signal(signal.SIGKILL)
     gw.proc.wait()
+    killed_at = time.time()
     load.wait()
-    pending = pending_total()
-    print("pending reservations after the crash: %d" % pending)
+    return load, killed_at
+
+
+def crash_then_reconcile(prefix, policy, buckets=1, units=3000):
+    # min age = 2 x 3000 ms: ample room to show young entries are left alone
+    conf = ENV.write_config(kafka__message_timeout_ms=3000, redis__timeout_ms=500, redis__buckets=buckets)
+    ENV.load_stock(conf, stock(prefix, units=units))
+    load, _ = killed_mid_sale(conf, prefix, buckets)
+    print("pending reservations after the crash: %d" % pending_total())
     if buckets > 1:
-        cut = sum(int(ENV.redis("HLEN", "fg:{%s%d#%d}:xfer" % (prefix, i, b)))
-                  for i in range(1, 5) for b in range(1, buckets))
-        cut += sum(int(ENV.redis("HLEN", "fg:{%s%d}:xfer" % (prefix, i))) for i in range(1, 5))
-        print("transfers cut in half by the crash: %d" % cut)
+        print("transfers cut in half by the crash: %d" % transfers_in_flight(prefix, buckets))
     # Young entries are left alone: a live gateway may still settle them.
     young = reconcile(conf)
     expect(" 0 published, 0 released" in young or " 0 older than" in young,
@@ -290,19 +300,8 @@ def gateway_killed_then_settled_by_the_gateways_left():
     dead = ENV.write_config("sa-dead.conf", kafka__message_timeout_ms=1500, redis__timeout_ms=500,
                             redis__buckets=4, reconcile__interval_ms=0, kafka__linger_ms=200)
     ENV.load_stock(dead, stock(prefix, units=1000))
-    gw = start_gateway(dead)
-    deadline, ok = time.time() + 60, 0
-    while ok < 8 and time.time() < deadline:
-        ok = ok + 1 if post_order(ENV.gw_port, "warm%d" % ok, prefix + "after").status == 202 else 0
-    load = Load(dead, prefix, 4, rate=1500, seconds=5)
-    time.sleep(2.5)
-    gw.proc.send_signal(signal.SIGKILL)
-    gw.proc.wait()
-    killed_at = time.time()
-    load.wait()
-    pending = pending_total()
-    cut = sum(int(ENV.redis("HLEN", "fg:{%s%d%s}:xfer" % (prefix, i, "#%d" % b if b else "")))
-              for i in range(1, 5) for b in range(4))
+    load, killed_at = killed_mid_sale(dead, prefix, 4)
+    pending, cut = pending_total(), transfers_in_flight(prefix, 4)
     print("left by the crash: %d reservations pending, %d transfers cut" % (pending, cut))
     expect(pending > 0, "the crash left no reservation pending: nothing to settle")
 
@@ -315,8 +314,7 @@ def gateway_killed_then_settled_by_the_gateways_left():
         survivors.append(Gateway(ENV, conf, port=port))
         GATEWAYS.append(survivors[-1])
     deadline = killed_at + 30
-    while (pending_total() or sum(int(ENV.redis("HLEN", "fg:{%s%d%s}:xfer" % (prefix, i, "#%d" % b if b else "")))
-                                  for i in range(1, 5) for b in range(4))) and time.time() < deadline:
+    while (pending_total() or transfers_in_flight(prefix, 4)) and time.time() < deadline:
         time.sleep(0.2)
     settled_in = time.time() - killed_at
     eq(pending_total(), 0, "reservations still pending %.1f s after the crash" % settled_in)
