@@ -1,6 +1,7 @@
 /*
- * reconcile: `flashgate reconcile`, which makes Redis and Kafka agree after
- * a gateway crashed between reserving an order and hearing from Kafka.
+ * reconcile: a reconcile pass (`flashgate reconcile`, and each gateway's
+ * own passes, autorec.h), which makes Redis and Kafka agree after a
+ * gateway crashed between reserving an order and hearing from Kafka.
  *
  * The pending ledger (fg:{sku}:pending) is the outbox: every reservation is
  * in it until its gateway confirms the Kafka write. Reconcile looks only at
