@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "logline.h"
 #include "reconcile.h"
 
 /* The longest wait after failed passes, unless the interval is longer. */
@@ -31,27 +31,13 @@ struct autorec {
 	bool cut_short;      /* atomic: a pass's topic scan gives up (reconcile_opts.stop) */
 };
 
-/* Each line of a pass's report as one log line, stamped like the
- * workers' ("... flashgate[reconcile] reconcile: ..."), in one write so
- * that lines of different threads stay whole. */
+/* Each line of a pass's report as one log line from "reconcile". */
 static void log_report(const char *report, size_t len)
 {
 	while (len > 0) {
 		const char *nl = memchr(report, '\n', len);
 		size_t n = nl ? (size_t)(nl - report) : len;
-		char line[1024];
-		struct timespec ts;
-		struct tm tm;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
-		int head = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ flashgate[reconcile] ",
-				    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-				    ts.tv_nsec / 1000000);
-		size_t body = n < sizeof(line) - (size_t)head - 1 ? n : sizeof(line) - (size_t)head - 1;
-		memcpy(line + head, report, body);
-		line[(size_t)head + body] = '\n';
-		if (write(STDERR_FILENO, line, (size_t)head + body + 1) < 0)
-			return; /* nowhere left to report it */
+		logline_write("reconcile", report, n);
 		report += nl ? n + 1 : n;
 		len -= nl ? n + 1 : n;
 	}

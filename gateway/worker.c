@@ -17,6 +17,7 @@
 #include "conn.h"
 #include "flow.h"
 #include "kpub.h"
+#include "logline.h"
 #include "resv.h"
 #include "skucache.h"
 
@@ -47,24 +48,15 @@ static void read_clocks(struct worker *w)
 
 void worker_log(struct worker *w, const char *fmt, ...)
 {
-	char line[1024]; /* the closing line of counters is the longest */
-	struct timespec ts;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ flashgate[w%u] ",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			 tm.tm_sec, ts.tv_nsec / 1000000, w->index);
+	char text[LOGLINE_MAX], who[16];
 	va_list ap;
 	va_start(ap, fmt);
-	n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	int n = vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (n > (int)sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	/* One write per line keeps lines from different workers whole. */
-	if (write(STDERR_FILENO, line, (size_t)n) < 0)
-		return; /* nowhere left to report it */
+	if (n < 0)
+		return;
+	snprintf(who, sizeof(who), "w%u", w->index);
+	logline_write(who, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
 }
 
 static int open_listener(struct worker *w)
