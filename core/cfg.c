@@ -81,6 +81,7 @@ static const struct key keys[] = {
 	U32("redis", "buckets", redis_buckets, 1, 64, "1"),
 	U32("redis", "wait_replicas", redis_wait_replicas, 0, 16, "0"),
 	U32("redis", "wait_timeout_ms", redis_wait_timeout_ms, 1, 600000, "50"),
+	U32("redis", "confirm_delay_ms", redis_confirm_delay_ms, 0, 1000, "2"),
 	STR("kafka", "brokers", kafka_brokers, "127.0.0.1:19092", BROKERS_CHARS,
 	       "not a broker list (host:port, comma-separated)"),
 	STR("kafka", "topic", kafka_topic, "orders", TOPIC_CHARS,

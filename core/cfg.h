@@ -55,6 +55,7 @@ struct cfg {
 	uint32_t redis_buckets; /* keys each SKU's stock is split over (core/bucket.h) */
 	uint32_t redis_wait_replicas;   /* 0: reservations count once the master has them */
 	uint32_t redis_wait_timeout_ms; /* below redis_timeout_ms (cfg_load checks) */
+	uint32_t redis_confirm_delay_ms; /* how long a confirmation may wait for others */
 	/* [kafka] */
 	char kafka_brokers[CFG_BROKERS_MAX];
 	char kafka_topic[CFG_TOPIC_MAX];

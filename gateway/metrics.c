@@ -136,6 +136,8 @@ static const struct {
 	STAT(recv_paused, "flashgate_recv_paused_total", "Times a connection's reading paused while its answers caught up."),
 	STAT(reserve_calls, "flashgate_reserve_calls_total", "Reserve script calls sent to Redis."),
 	STAT(reserve_orders, "flashgate_reserve_orders_total", "Orders those calls carried (divided by the calls: the batch size)."),
+	STAT(confirm_calls, "flashgate_confirm_calls_total", "Confirm script calls sent to Redis (orders Kafka has, leaving the pending ledger)."),
+	STAT(confirm_orders, "flashgate_confirm_orders_total", "Orders those calls carried (redis.confirm_delay_ms lets them gather)."),
 	STAT(transfers, "flashgate_bucket_transfers_total", "Units moved between a bucketed SKU's buckets: transfers."),
 	STAT(units_moved, "flashgate_bucket_transfer_units_total", "Units moved between a bucketed SKU's buckets."),
 	STAT(rebal_gave_up, "flashgate_rebalance_gave_up_total", "Orders answered 503 after two rounds of moving units."),

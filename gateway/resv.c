@@ -50,12 +50,14 @@ struct group {
 	unsigned n;
 };
 
-/* A turn's groups of one command kind (RCMD_RESERVE or RCMD_CONFIRMS). */
+/* Open groups of one command kind: a turn's reservations (RCMD_RESERVE),
+ * or the confirmations of up to redis.confirm_delay_ms (RCMD_CONFIRMS). */
 struct groupset {
 	uint8_t kind;
 	struct group g[GROUPS];
-	unsigned used[GROUPS]; /* indices of the groups opened this turn */
+	unsigned used[GROUPS]; /* indices of the groups opened since the last flush */
 	unsigned n_used;
+	unsigned waiting; /* orders in the groups */
 };
 
 struct resv {
@@ -83,6 +85,8 @@ struct resv {
 
 	struct groupset reserves, confirms;
 	unsigned batched; /* reservations and confirmations waiting in groups */
+	/* When the oldest waiting confirmation must go (monotonic us). */
+	int64_t confirms_due_us;
 
 	/* Failed reserve and transfer calls: while a cluster is down each
 	 * fails the same way, so one line a second says it with a count. */
@@ -414,11 +418,16 @@ static void emit_group(struct worker *w, struct groupset *set, struct group *g)
 	struct req *head = g->head;
 	unsigned n = g->n;
 	r->batched -= n;
+	set->waiting -= n;
 	g->head = g->tail = NULL;
 	g->n = 0;
 	if (set->kind == RCMD_CONFIRMS) {
-		if (put_confirms(w, NULL, head) < 0)
+		if (put_confirms(w, NULL, head) < 0) {
 			replay_confirms(w, head);
+			return;
+		}
+		w->stats.confirm_calls++;
+		w->stats.confirm_orders += n;
 		return;
 	}
 	int rc = put_batch(w, NULL, head);
@@ -474,6 +483,7 @@ static void group_add(struct worker *w, struct groupset *set, struct req *q)
 		g->tail->b_next = q;
 	g->tail = q;
 	g->n++;
+	set->waiting++;
 	w->resv->batched++;
 	q->redis_ops++;
 	if (g->n == RESV_BATCH_MAX)
@@ -540,17 +550,28 @@ void resv_release(struct worker *w, struct req *req)
 	queue_or_replay(w, req, RCMD_RELEASE);
 }
 
-/* A turn's confirmations for one bucket go as one call, like its
- * reservations: at a sale's peak they are half of Redis's calls. */
+/* Confirmations for one bucket go as one call, like its reservations.
+ * The client was answered on Kafka's word, so they also wait up to
+ * redis.confirm_delay_ms for more: below the peak a loop turn holds one
+ * order, and each would otherwise be a script call of its own, half of
+ * Redis's calls. Not an order with an Idempotency-Key: until its entry
+ * leaves the ledger a repeat of the key hears 409 in_progress, and its
+ * client, having heard 202, must get the order back. It takes the waiting
+ * ones along this turn. */
 void resv_confirm(struct worker *w, struct req *req)
 {
+	struct resv *r = w->resv;
 	char tag[BKT_TAG_MAX];
 	bkt_tag(tag, req->order.sku, req->bucket);
-	if (!rlink_fenced(route(w, tag)) || w->resv->replay_head) {
+	if (!rlink_fenced(route(w, tag)) || r->replay_head) {
 		queue_or_replay(w, req, RCMD_CONFIRM);
 		return;
 	}
-	group_add(w, &w->resv->confirms, req);
+	if (r->confirms.waiting == 0)
+		r->confirms_due_us = w->now_mono_us + (int64_t)w->cfg->redis_confirm_delay_ms * 1000;
+	if (req->idem_len)
+		r->confirms_due_us = w->now_mono_us;
+	group_add(w, &r->confirms, req);
 }
 
 void resv_link_lost(struct worker *w, struct rlink *l, uint8_t kind, struct req *req)
@@ -951,10 +972,21 @@ void resv_before_wait(struct worker *w)
 	struct resv *r = w->resv;
 	if (r->reserves.n_used)
 		flush_groups(w, &r->reserves);
-	if (r->confirms.n_used)
+	/* Draining, confirmations go at once: they are all that is left. */
+	if (r->confirms.n_used &&
+	    (r->confirms.waiting == 0 || w->draining || w->now_mono_us >= r->confirms_due_us))
 		flush_groups(w, &r->confirms);
 	for (unsigned i = 0; i < r->n_links; i++)
 		rlink_before_wait(w, r->links[i]);
+}
+
+int64_t resv_wait_us(const struct worker *w)
+{
+	const struct resv *r = w->resv;
+	if (r->confirms.waiting == 0)
+		return -1;
+	int64_t left = r->confirms_due_us - w->now_mono_us;
+	return left > 0 ? left : 0;
 }
 
 void resv_tick(struct worker *w)

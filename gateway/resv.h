@@ -71,8 +71,12 @@ unsigned resv_pending(const struct worker *w);
 void resv_on_connect(struct worker *w, unsigned link, int res);
 void resv_on_recv(struct worker *w, unsigned link, int res);
 void resv_on_send(struct worker *w, unsigned link, int res);
-/* Before-wait hook: sends what the turn queued. */
+/* Before-wait hook: sends what the turn queued, and the confirmations
+ * whose delay is over. */
 void resv_before_wait(struct worker *w);
+/* How long the loop may sleep before confirmations are due: -1 for as
+ * long as it likes (none wait). */
+int64_t resv_wait_us(const struct worker *w);
 /* Tick: reconnects and reply timeouts. */
 void resv_tick(struct worker *w);
 

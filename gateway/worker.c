@@ -174,6 +174,19 @@ static void arm_tick(struct worker *w)
 	io_uring_sqe_set_data64(sqe, ud_make(OP_TICK, 0, 0));
 }
 
+/* Confirmations wait for company (resv_confirm) but not past their delay:
+ * if nothing else wakes the loop by then, this does. Arming one timeout per
+ * batch costs less than a timed wait on every turn (each arms a timer). */
+static void arm_wake(struct worker *w, int64_t in_us)
+{
+	w->wake_ts.tv_sec = in_us / 1000000;
+	w->wake_ts.tv_nsec = (in_us % 1000000) * 1000;
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_timeout(sqe, &w->wake_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_WAKE, 0, 0));
+	w->wake_armed = true;
+}
+
 static void arm_stop(struct worker *w)
 {
 	struct io_uring_sqe *sqe = worker_sqe(w);
@@ -247,6 +260,9 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 		worker_publish(w);
 		arm_tick(w);
 		break;
+	case OP_WAKE: /* what is due goes in resv_before_wait */
+		w->wake_armed = false;
+		break;
 	case OP_STOP:
 		begin_drain(w);
 		break;
@@ -298,6 +314,9 @@ static void *run(void *arg)
 		resv_before_wait(w);
 		if (w->draining && drained(w))
 			break;
+		int64_t due_us = resv_wait_us(w);
+		if (due_us >= 0 && !w->wake_armed)
+			arm_wake(w, due_us);
 		rc = io_uring_submit_and_wait(&w->ring, 1);
 		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
 			snprintf(w->err, sizeof(w->err), "io_uring_submit_and_wait: %s", strerror(-rc));
@@ -316,7 +335,7 @@ static void *run(void *arg)
 	worker_publish(w);
 	worker_log(w, "stopped: %llu requests, %llu accepted, %llu sold out, %llu limit exceeded, "
 		      "%llu rejected, %llu unavailable, %llu answered after their connection was gone, %llu connections closed for not reading; receive ring dry %llu times, recv paused %llu times; "
-		      "reserved orders %llu in script calls %llu; "
+		      "reserved orders %llu in script calls %llu, confirmed %llu in %llu; "
 		      "bucket transfers %llu moving %llu units, %llu orders gave up rebalancing; "
 		      "transfers finished after a failure %llu moving %llu units, left for reconcile %llu; "
 		      "redis redirections %llu, sent again after TRYAGAIN %llu, waited for a new master %llu, "
@@ -327,6 +346,7 @@ static void *run(void *arg)
 		   (unsigned long long)w->stats.answers_orphaned, (unsigned long long)w->stats.send_timeouts,
 		   (unsigned long long)w->stats.recv_starved, (unsigned long long)w->stats.recv_paused,
 		   (unsigned long long)w->stats.reserve_orders, (unsigned long long)w->stats.reserve_calls,
+		   (unsigned long long)w->stats.confirm_orders, (unsigned long long)w->stats.confirm_calls,
 		   (unsigned long long)w->stats.transfers, (unsigned long long)w->stats.units_moved,
 		   (unsigned long long)w->stats.rebal_gave_up, (unsigned long long)w->stats.transfers_repaired,
 		   (unsigned long long)w->stats.units_repaired, (unsigned long long)w->stats.transfers_left,

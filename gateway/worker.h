@@ -44,6 +44,7 @@ enum op {
 	OP_REDIS_SEND,
 	OP_KAFKA_WAKE,
 	OP_TICK,
+	OP_WAKE,
 	OP_STOP,
 };
 
@@ -66,6 +67,9 @@ struct worker {
 	int stop_fd; /* eventfd: main thread asks the worker to drain */
 	uint64_t stop_buf;
 	struct __kernel_timespec tick_ts;
+	/* A one-shot timeout for work due before the next tick; one at a time. */
+	struct __kernel_timespec wake_ts;
+	bool wake_armed;
 	struct http_limits limits;
 	struct oid_gen oids;
 

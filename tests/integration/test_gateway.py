@@ -365,6 +365,46 @@ def pipelined_orders_for_one_sku_share_one_script_call():
 
 
 @test
+def confirmations_wait_for_company_but_not_past_their_delay():
+    """With redis.confirm_delay_ms = 1000 two orders answered apart still
+    leave the pending ledger in one confirm call, once their delay is over,
+    with no other traffic to wake the worker. An order with an
+    Idempotency-Key is confirmed at once, so a repeat of its key right after
+    the 202 gets the order back (200), not 409 in_progress. A gateway told
+    to stop confirms what waits before it exits."""
+    conf = ENV.write_config(server__workers=1, redis__confirm_delay_ms=1000)
+    ENV.load_stock(conf, [("cd1", 10, 10)])
+    pending = lambda: int(ENV.redis("HLEN", "fg:{cd1}:pending"))
+    gw = Gateway(ENV, conf)
+    try:
+        eq(post_order(ENV.gw_port, "amy", "cd1").status, 202, "amy's order")
+        eq(post_order(ENV.gw_port, "bob", "cd1").status, 202, "bob's order")
+        eq(pending(), 2, "both confirmations wait for their delay")
+        deadline = time.time() + 10
+        while pending() and time.time() < deadline:
+            time.sleep(0.05)
+        eq(pending(), 0, "the waiting confirmations went when their delay was over")
+        key = {"Idempotency-Key": "k-cd-1"}
+        first = post_order(ENV.gw_port, "cy", "cd1", headers=key)
+        eq(first.status, 202, "cy's keyed order")
+        again = post_order(ENV.gw_port, "cy", "cd1", headers=key)
+        eq((again.status, again.json()["order_id"]), (200, first.json()["order_id"]),
+           "a repeat right after the 202 gets the order back")
+        eq(post_order(ENV.gw_port, "dan", "cd1").status, 202, "dan's order")
+    finally:
+        rc = gw.stop()
+    eq(rc, 0, "exit status after SIGTERM")
+    eq(pending(), 0, "dan's confirmation went before the gateway exited")
+    s = ENV.stock(conf, "cd1")
+    eq((s["stock"], s["sold"]), (6, 4), "4 sold")
+    with open(os.path.join(ENV.run_dir, "gateway.log")) as f:
+        last = [l for l in f if "stopped:" in l][-1]
+    m = re.search(r"confirmed (\d+) in (\d+);", last)
+    eq(m and (int(m.group(1)), int(m.group(2))), (4, 3),
+       "amy and bob in one call, cy's alone, dan's at the stop: %s" % last.strip())
+
+
+@test
 def receive_buffer_ring_exhaustion_loses_no_byte():
     """16 receive buffers of 512 bytes for 48 connections each pipelining 96
     requests (more than the input buffer and the pipeline limit hold): the
