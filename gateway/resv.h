@@ -4,7 +4,10 @@
  * The reservations of a turn are grouped by SKU bucket, and each group
  * goes as one script call that takes arrays (up to RESV_BATCH_MAX orders)
  * and answers one result per order: a hot SKU costs Redis one script run
- * per turn instead of one per order. Each command goes to the Redis server
+ * per turn instead of one per order. Confirmations (Kafka has the order:
+ * its ledger entry is settled) are grouped the same way, and since nobody
+ * waits for them they also wait for company up to redis.confirm_delay_ms.
+ * Each command goes to the Redis server
  * that owns its keys' hash slot, over that server's link (gateway/rlink.h):
  * one link on a single server, one per master on a Redis Cluster, whose
  * MOVED and ASK answers resv follows. Commands whose replies were lost are

@@ -13,7 +13,9 @@
 # request (flashgate's process, nginx's master and workers) and wrk's: on 2
 # shared cores the client's cost bounds what a faster server can show.
 # BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 64), BENCH_THREADS
-# (wrk threads, default 1: the machine has 2 cores for server and client).
+# (wrk threads, default 1: the machine has 2 cores for server and client),
+# BENCH_WORKERS (flashgate's workers) and BENCH_NGINX_WORKERS (nginx's
+# worker_processes), both the cores by default.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -25,6 +27,8 @@ conns=${BENCH_CONNECTIONS:-64}
 threads=${BENCH_THREADS:-1}
 rounds=${BENCH_ROUNDS:-3}
 cores=$(nproc)
+workers=${BENCH_WORKERS:-$cores}
+ngx_workers=${BENCH_NGINX_WORKERS:-$cores}
 gw_port=18580
 ngx_port=18581
 ngx_pid=
@@ -38,12 +42,12 @@ mkdir -p "$FG_RUN_DIR/nginx"
 cat >"$FG_RUN_DIR/flashgate.conf" <<CONF
 [server]
 port = $gw_port
-workers = $cores
+workers = $workers
 $(bench_services_conf)
 CONF
 printf 'sku,stock,per_user_limit\nhot1,0,1\n' >"$FG_RUN_DIR/stock.csv"
 bench_start_gateway "$FG_RUN_DIR/flashgate.conf" "$FG_RUN_DIR/gateway.log" "$gw_port"
-bench_start_nginx "$FG_RUN_DIR/nginx" "$ngx_port" "$cores" '{"status":"sold_out"}'
+bench_start_nginx "$FG_RUN_DIR/nginx" "$ngx_port" "$ngx_workers" '{"status":"sold_out"}'
 
 body='{"user_id":"u1","sku":"hot1","qty":1}'
 cat >"$FG_RUN_DIR/post.lua" <<LUA
@@ -119,7 +123,7 @@ gw_pids=$gw_pid
 ngx_pids="$ngx_pid $(pgrep -P "$ngx_pid" | tr '\n' ' ')"
 
 echo "$(date -u +%Y-%m-%d) commit $(git rev-parse --short HEAD), $(uname -r), $cores cores; wrk -t$threads -c$conns -d${secs}s" \
-	"on the same machine; flashgate $cores workers, nginx $cores worker processes; $rounds rounds, alternating"
+	"on the same machine; flashgate $workers workers, nginx $ngx_workers worker processes; $rounds rounds, alternating"
 echo
 echo "| server, path | req/s | p50 ms | p99 ms | vs nginx | server CPU us/req | wrk CPU us/req |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
