@@ -569,7 +569,9 @@ void resv_confirm(struct worker *w, struct req *req)
 	}
 	if (r->confirms.waiting == 0)
 		r->confirms_due_us = w->now_mono_us + (int64_t)w->cfg->redis_confirm_delay_ms * 1000;
-	if (req->idem_len)
+	/* A waiting confirmation holds its req: a quarter of the pool at most,
+	 * or new orders would find it empty. */
+	if (req->idem_len || r->confirms.waiting >= w->cfg->max_inflight / 4)
 		r->confirms_due_us = w->now_mono_us;
 	group_add(w, &r->confirms, req);
 }

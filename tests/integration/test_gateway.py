@@ -371,7 +371,8 @@ def confirmations_wait_for_company_but_not_past_their_delay():
     with no other traffic to wake the worker. An order with an
     Idempotency-Key is confirmed at once, so a repeat of its key right after
     the 202 gets the order back (200), not 409 in_progress. A gateway told
-    to stop confirms what waits before it exits."""
+    to stop confirms what waits before it exits, and no more than a quarter
+    of max_inflight ever wait."""
     conf = ENV.write_config(server__workers=1, redis__confirm_delay_ms=1000)
     ENV.load_stock(conf, [("cd1", 10, 10)])
     pending = lambda: int(ENV.redis("HLEN", "fg:{cd1}:pending"))
@@ -402,6 +403,20 @@ def confirmations_wait_for_company_but_not_past_their_delay():
     m = re.search(r"confirmed (\d+) in (\d+);", last)
     eq(m and (int(m.group(1)), int(m.group(2))), (4, 3),
        "amy and bob in one call, cy's alone, dan's at the stop: %s" % last.strip())
+
+    # A waiting confirmation holds its request: never more than a quarter
+    # of max_inflight wait, here one. The second order takes the first along.
+    conf = ENV.write_config("small.conf", server__workers=1, server__max_inflight=4,
+                            redis__confirm_delay_ms=1000)
+    with Gateway(ENV, conf):
+        for user in ("eve", "fay", "gus"):
+            eq(post_order(ENV.gw_port, user, "cd1").status, 202, user + "'s order")
+    with open(os.path.join(ENV.run_dir, "gateway.log")) as f:
+        last = [l for l in f if "stopped:" in l][-1]
+    m = re.search(r"confirmed (\d+) in (\d+);", last)
+    eq(m and (int(m.group(1)), int(m.group(2))), (3, 2),
+       "eve's waited, fay's took it along, gus's went at the stop: %s" % last.strip())
+    eq(pending(), 0, "nothing left pending")
 
 
 @test
