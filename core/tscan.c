@@ -9,27 +9,67 @@
 #include <time.h>
 
 /* librdkafka's calls wait their whole timeout for a broker that is down;
- * asked a second at a time, the scan sees its deadline and *stop. */
+ * asked a second at a time, the scan sees its deadline, *stop and ticks. */
 #define STEP_MS 1000
 
-/* Whether to stop asking: -ETIMEDOUT past the deadline, -ECANCELED when
- * told to stop, 0 to ask again. */
-static int over(time_t deadline, const bool *stop)
+struct watch {
+	time_t deadline;
+	const struct tscan_ctl *ctl;
+	int64_t ticked_ms; /* monotonic */
+	int why;           /* the tick's refusal, once it refused */
+};
+
+static int64_t mono_ms(void)
 {
-	if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED))
-		return -ECANCELED;
-	return time(NULL) > deadline ? -ETIMEDOUT : 0;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static bool again(rd_kafka_resp_err_t kerr, time_t deadline, const bool *stop)
+/* Whether to stop asking: -ETIMEDOUT past the deadline, -ECANCELED when
+ * told to stop, the tick's own refusal, 0 to ask again. */
+static int over(struct watch *wt)
 {
-	return kerr == RD_KAFKA_RESP_ERR__TIMED_OUT && over(deadline, stop) == 0;
+	const struct tscan_ctl *ctl = wt->ctl;
+	if (ctl && ctl->stop && __atomic_load_n(ctl->stop, __ATOMIC_RELAXED))
+		return -ECANCELED;
+	if (ctl && ctl->tick && !wt->why && mono_ms() - wt->ticked_ms >= STEP_MS) {
+		wt->ticked_ms = mono_ms();
+		int rc = ctl->tick(ctl->arg);
+		if (rc < 0)
+			wt->why = rc;
+	}
+	if (wt->why)
+		return wt->why;
+	return time(NULL) > wt->deadline ? -ETIMEDOUT : 0;
+}
+
+static bool again(rd_kafka_resp_err_t kerr, struct watch *wt)
+{
+	return kerr == RD_KAFKA_RESP_ERR__TIMED_OUT && over(wt) == 0;
+}
+
+static const char *why_text(int why)
+{
+	return why == -ECANCELED ? "stopped" : why == -ETIMEDOUT ? "timed out" : "given up by the caller";
+}
+
+/* After a call that waited: -ECANCELED or the tick's refusal if the scan
+ * was stopped or given up meanwhile (err says during what), else 0. */
+static int given_up(const struct watch *wt, const char *during, char *err, size_t err_len)
+{
+	int why = wt->why;
+	if (!why && wt->ctl && wt->ctl->stop && __atomic_load_n(wt->ctl->stop, __ATOMIC_RELAXED))
+		why = -ECANCELED;
+	if (why)
+		snprintf(err, err_len, "%s: %s", during, why_text(why));
+	return why;
 }
 
 long long tscan_read(const char *brokers, const char *topic, int64_t since_ms, int timeout_s,
-		     const bool *stop, tscan_fn fn, void *ctx, char *err, size_t err_len)
+		     const struct tscan_ctl *ctl, tscan_fn fn, void *ctx, char *err, size_t err_len)
 {
-	time_t deadline = time(NULL) + timeout_s;
+	struct watch wt = {.deadline = time(NULL) + timeout_s, .ctl = ctl, .ticked_ms = mono_ms()};
 	char kerrstr[512];
 	long long rc = 0, records = 0;
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -60,7 +100,9 @@ long long tscan_read(const char *brokers, const char *topic, int64_t since_ms, i
 	rd_kafka_resp_err_t kerr;
 	do
 		kerr = rd_kafka_metadata(rk, 0, rkt, &md, STEP_MS);
-	while (again(kerr, deadline, stop));
+	while (again(kerr, &wt));
+	if (kerr && (rc = given_up(&wt, "kafka metadata", err, err_len)) < 0)
+		goto out;
 	if (kerr || md->topic_cnt != 1 || md->topics[0].err) {
 		snprintf(err, err_len, "kafka metadata for topic %s at %s: %s", topic, brokers,
 			 rd_kafka_err2str(kerr ? kerr : md->topic_cnt ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN));
@@ -80,7 +122,9 @@ long long tscan_read(const char *brokers, const char *topic, int64_t since_ms, i
 		int64_t lo;
 		do
 			kerr = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &high[p], STEP_MS);
-		while (again(kerr, deadline, stop));
+		while (again(kerr, &wt));
+		if (kerr && (rc = given_up(&wt, "kafka watermarks", err, err_len)) < 0)
+			goto out;
 		if (kerr) {
 			snprintf(err, err_len, "watermarks of %s/%d: %s", topic, p, rd_kafka_err2str(kerr));
 			rc = -EIO;
@@ -91,7 +135,9 @@ long long tscan_read(const char *brokers, const char *topic, int64_t since_ms, i
 	/* Start where the wanted records start, not at the topic's beginning. */
 	do
 		kerr = rd_kafka_offsets_for_times(rk, list, STEP_MS);
-	while (again(kerr, deadline, stop));
+	while (again(kerr, &wt));
+	if (kerr && (rc = given_up(&wt, "kafka offsets for a time", err, err_len)) < 0)
+		goto out;
 	if (kerr) {
 		snprintf(err, err_len, "offsets for time %lld: %s", (long long)since_ms, rd_kafka_err2str(kerr));
 		rc = -EIO;
@@ -112,10 +158,10 @@ long long tscan_read(const char *brokers, const char *topic, int64_t since_ms, i
 		goto out;
 	}
 	while (remaining > 0) {
-		int why = over(deadline, stop);
+		int why = over(&wt);
 		if (why < 0) {
 			snprintf(err, err_len, "reading %s %s with %d partitions unread", topic,
-				 why == -ECANCELED ? "stopped" : "timed out", remaining);
+				 why_text(why), remaining);
 			rc = why;
 			break;
 		}

@@ -18,13 +18,23 @@
 /* Called once per record; a negative return stops the scan with it. */
 typedef int (*tscan_fn)(void *ctx, const char *payload, size_t len);
 
+/* What a caller keeps in hand while a scan runs; any field may be NULL. */
+struct tscan_ctl {
+	/* Another thread's flag, read atomically: the scan gives up within
+	 * about a second of it turning true, with -ECANCELED. */
+	const bool *stop;
+	/* Called about once a second, on the scan's thread, whether records
+	 * come or not (reconcile renews its lock); a negative return stops the
+	 * scan with it. */
+	int (*tick)(void *arg);
+	void *arg;
+};
+
 /* Reads records with a timestamp >= since_ms (0: from the beginning),
- * within timeout_s in all. When stop is not NULL the scan also gives up
- * within about a second of *stop turning true (another thread's flag, read
- * atomically), with -ECANCELED. Returns the number of records read, or
- * -errno with err set. */
+ * within timeout_s in all. Returns the number of records read, or -errno
+ * with err set. ctl may be NULL. */
 long long tscan_read(const char *brokers, const char *topic, int64_t since_ms, int timeout_s,
-		     const bool *stop, tscan_fn fn, void *ctx, char *err, size_t err_len)
+		     const struct tscan_ctl *ctl, tscan_fn fn, void *ctx, char *err, size_t err_len)
 	__attribute__((warn_unused_result));
 
 #endif

@@ -298,8 +298,69 @@ static rd_kafka_t *new_producer(const struct cfg *cfg)
 	return rk;
 }
 
-/* Claims, publishes and confirms the entries missing from the topic. */
-static int complete(struct rcl *c, const struct cfg *cfg, struct entries *es, int64_t timeout_ms)
+/* The lock (fg:reconcile:lock) is a lease: the pass renews it between
+ * steps and while the topic scan waits, so a holder that died lets go
+ * within the lease, not after the longest pass a live one could make. The
+ * lease outlasts the longest wait between two renewals, one Redis command
+ * (redis.timeout_ms) or a second of librdkafka, with room to spare. */
+#define LEASE_RENEW_MS 1000
+
+static int64_t lease_ms(const struct cfg *cfg)
+{
+	return 15000 + 2 * (int64_t)cfg->redis_timeout_ms;
+}
+
+struct lease {
+	struct rcl *c; /* NULL: no lock held (a dry run) */
+	const struct cfg *cfg;
+	const char *owner;
+	int64_t renewed_ms;
+	bool lost;
+};
+
+static const char lock_renew_lua[] =
+	"if redis.call('GET', KEYS[1]) ~= 'run ' .. ARGV[1] then return 0 end\n"
+	"return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n";
+
+/* 0 while the lock is ours (renewed when LEASE_RENEW_MS have passed),
+ * -ENOLCK once it is not (it expired: this holder stalled past its lease,
+ * and another pass may run), -EIO when Redis did not answer. */
+static int lease_renew(struct lease *l)
+{
+	if (!l->c)
+		return 0;
+	if (l->lost)
+		return -ENOLCK;
+	int64_t now = now_ms();
+	if (now - l->renewed_ms < LEASE_RENEW_MS)
+		return 0;
+	long long ours;
+	if (redis_int(l->c,
+		      rcl_command(l->c, KEYS_RECONCILE_LOCK, "EVAL %s 1 %s %s %lld", lock_renew_lua,
+				  KEYS_RECONCILE_LOCK, l->owner, (long long)lease_ms(l->cfg)),
+		      "renewing " KEYS_RECONCILE_LOCK, &ours) < 0)
+		return -EIO;
+	l->renewed_ms = now;
+	if (!ours) {
+		l->lost = true;
+		fprintf(stderr, "flashgate: reconcile: %s expired under this pass (stalled past its lease "
+				"of %lld ms): it stops\n",
+			KEYS_RECONCILE_LOCK, (long long)lease_ms(l->cfg));
+		return -ENOLCK;
+	}
+	return 0;
+}
+
+static int lease_tick(void *arg)
+{
+	return lease_renew(arg);
+}
+
+/* Claims, publishes and confirms the entries missing from the topic. Stops
+ * claiming when the lease is lost, but what it produced it still flushes:
+ * those records are out and must be acknowledged or failed. */
+static int complete(struct rcl *c, const struct cfg *cfg, struct entries *es, int64_t timeout_ms,
+		    struct lease *ls)
 {
 	rd_kafka_t *rk = new_producer(cfg);
 	if (!rk)
@@ -310,6 +371,8 @@ static int complete(struct rcl *c, const struct cfg *cfg, struct entries *es, in
 		struct entry *e = &es->v[i];
 		if (e->outcome != PENDING)
 			continue;
+		if ((rc = lease_renew(ls)) < 0)
+			break;
 		char key[KEYS_MAX], id[OID_TEXT_LEN + 1];
 		long long claimed;
 		snprintf(key, sizeof(key), KEYS_PENDING_FMT, e->tag);
@@ -337,7 +400,12 @@ static int complete(struct rcl *c, const struct cfg *cfg, struct entries *es, in
 			rc = -EIO;
 		}
 	}
-	if (rd_kafka_flush(rk, (int)timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+	/* A second at a time, renewing the lease between. */
+	int64_t flush_by = now_ms() + timeout_ms;
+	while (rd_kafka_flush(rk, LEASE_RENEW_MS) != RD_KAFKA_RESP_ERR_NO_ERROR && now_ms() < flush_by)
+		if (lease_renew(ls) == -EIO)
+			break; /* Redis is gone too: the records time out by themselves */
+	if (rd_kafka_outq_len(rk) > 0) {
 		fprintf(stderr, "flashgate: reconcile: %d records not acknowledged in time\n",
 			rd_kafka_outq_len(rk));
 		rc = -ETIMEDOUT;
@@ -453,14 +521,6 @@ static const char lock_leave_lua[] =
 	"redis.call('SET', KEYS[1], 'rest ' .. ARGV[1], 'PX', ARGV[2])\n"
 	"return 1\n";
 
-/* Long enough for the slowest pass (a topic scan of up to 120 s, then a
- * flush of up to twice the delivery timeout); a holder that died lets go
- * after it. */
-static int64_t lock_hold_ms(const struct cfg *cfg)
-{
-	return 180000 + 4 * (int64_t)cfg->kafka_message_timeout_ms;
-}
-
 /* 0 with the lock taken, -EBUSY after lock_wait_ms, -EIO. */
 static int lock_take(struct rcl *c, const struct cfg *cfg, const struct reconcile_opts *o, FILE *out)
 {
@@ -468,7 +528,7 @@ static int lock_take(struct rcl *c, const struct cfg *cfg, const struct reconcil
 	bool told = false;
 	for (;;) {
 		redisReply *r = rcl_command(c, KEYS_RECONCILE_LOCK, "EVAL %s 1 %s %s %lld %d", lock_take_lua,
-					    KEYS_RECONCILE_LOCK, o->owner, (long long)lock_hold_ms(cfg),
+					    KEYS_RECONCILE_LOCK, o->owner, (long long)lease_ms(cfg),
 					    o->lock_rest_ms == 0);
 		if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
 			freeReplyObject(r);
@@ -516,6 +576,7 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 	int rc = 0;
 	int xfer_rc = 0;
 	bool locked = false;
+	struct lease ls = {.cfg = cfg, .owner = o->owner};
 	int64_t min_age = o->min_age_ms >= 0 ? o->min_age_ms : 2 * (int64_t)cfg->kafka_message_timeout_ms;
 	int64_t older_than;
 
@@ -532,6 +593,8 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 			goto out;
 		locked = true;
 	}
+	ls.c = locked ? c : NULL;
+	ls.renewed_ms = now_ms();
 	/* After the lock: a wait must not make young entries look old. */
 	older_than = now_ms() - min_age;
 	/* Transfers first: a transfer left in flight is stock no order can
@@ -540,7 +603,8 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 		rc = xfer_rc;
 		goto out;
 	}
-	if ((rc = read_ledger(c, older_than, &es, &total)) < 0)
+	if ((rc = lease_renew(&ls)) < 0 || (rc = read_ledger(c, older_than, &es, &total)) < 0 ||
+	    (rc = lease_renew(&ls)) < 0)
 		goto out;
 	if (!o->quiet || es.n)
 		fprintf(out, "reconcile: %zu pending reservations, %zu older than %lld ms\n", total, es.n,
@@ -553,7 +617,8 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 	for (size_t i = 0; i < es.n; i++)
 		if (es.v[i].rec.accepted_at_ms < since)
 			since = es.v[i].rec.accepted_at_ms;
-	long long scanned = tscan_read(cfg->kafka_brokers, cfg->kafka_topic, since - SCAN_SLACK_MS, 120, o->stop,
+	struct tscan_ctl scan = {.stop = o->stop, .tick = lease_tick, .arg = &ls};
+	long long scanned = tscan_read(cfg->kafka_brokers, cfg->kafka_topic, since - SCAN_SLACK_MS, 120, &scan,
 				       on_record, &es, err, sizeof(err));
 	if (scanned < 0) {
 		fprintf(stderr, "flashgate: reconcile: %s\n", err);
@@ -577,6 +642,8 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 			struct entry *e = &es.v[i];
 			if (e->outcome != PENDING || e->claimed)
 				continue;
+			if ((rc = lease_renew(&ls)) < 0)
+				break;
 			char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], k4[KEYS_MAX], id[OID_TEXT_LEN + 1];
 			long long released = 0;
 			snprintf(k1, sizeof(k1), KEYS_SKU_FMT, e->tag);
@@ -595,7 +662,7 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 		}
 	}
 	if (rc == 0)
-		rc = complete(c, cfg, &es, 2 * (int64_t)cfg->kafka_message_timeout_ms);
+		rc = complete(c, cfg, &es, 2 * (int64_t)cfg->kafka_message_timeout_ms, &ls);
 
 	size_t confirmed = 0, published = 0, released = 0, failed = 0;
 	for (size_t i = 0; i < es.n; i++) {
@@ -606,7 +673,10 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 			snprintf(pending, sizeof(pending), KEYS_PENDING_FMT, e->tag);
 			snprintf(orders, sizeof(orders), KEYS_ORDERS_FMT, e->tag);
 			oid_format(e->rec.order_id, id);
-			if (redis_int(c, rcl_command(c, pending, "EVAL %s 2 %s %s %s", script_confirm_lua, pending, orders, id),
+			/* Confirming is idempotent: a lost lease does not stop it
+			 * (-ENOLCK goes on); a long list keeps it renewed. */
+			if (lease_renew(&ls) == -EIO ||
+			    redis_int(c, rcl_command(c, pending, "EVAL %s 2 %s %s %s", script_confirm_lua, pending, orders, id),
 				      "confirm", &gone) < 0) {
 				rc = -EIO;
 				failed++;

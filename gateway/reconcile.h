@@ -20,7 +20,9 @@
  * One pass at a time, across every gateway and every `flashgate reconcile`
  * on the same Redis: a pass runs under the lock fg:reconcile:lock. Two
  * passes at once would each publish the same unsettled order (complete).
- * The lock expires on its own if its holder dies mid-pass. A gateway's
+ * The lock is a lease the pass renews as it goes: if its holder dies
+ * mid-pass it expires within the lease, and a holder that stalled past
+ * its lease stops claiming when it finds the lock gone. A gateway's
  * pass (autorec) leaves it "resting" for its interval afterwards, so N
  * gateway instances make one pass per interval between them; the command
  * line does not wait for a resting lock, only for a running pass.
