@@ -80,6 +80,39 @@ bench_median() { # number...
 	printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# The first line of an A/B run's report (bench-malloc, bench-confirm): the
+# date, commit, kernel, cores and the loads bench_ab_rows runs.
+bench_ab_header() {
+	echo "$(date -u +%Y-%m-%d) commit $(git rev-parse --short HEAD), $(uname -r), $(nproc) cores;" \
+		"open loop 8 s over 128 connections at ${rates// //}/s, closed loop $n orders over 2000 connections;" \
+		"$rounds rounds"
+}
+
+# An A/B run's rows, the settings alternated within each of $rounds rounds:
+# START_FN SETTING (re)starts the gateway on a setting; then each of $rates
+# open loop for 8 s over 128 connections, and $n orders closed loop over
+# 2,000 connections, each measured by MEASURE_FN (it gets flashload's
+# arguments and prints the row's remaining cells). The first start also
+# warms the broker's JIT. Rows: | round | LABEL_FN SETTING | load | cells |.
+bench_ab_rows() { # start_fn label_fn measure_fn setting...
+	local start=$1 label=$2 measure=$3 round setting rate first=1
+	shift 3
+	for round in $(seq 1 "$rounds"); do
+		for setting in "$@"; do
+			bench_stop_gateway
+			"$start" "$setting" || return 1
+			if [ "$first" = 1 ]; then
+				"$measure" --rate max --requests 30000 --connections 256 >/dev/null
+				first=0
+			fi
+			for rate in $rates; do
+				echo "| $round | $("$label" "$setting") | $rate/s open loop | $("$measure" --rate "$rate" --duration 8s --connections 128) |"
+			done
+			echo "| $round | $("$label" "$setting") | 2000 connections | $("$measure" --rate max --requests "$n" --connections 2000) |"
+		done
+	done
+}
+
 # Starts nginx from Debian answering every request with `return 202 BODY`
 # (access log off), its config generated into DIR, not installed
 # system-wide; sets ngx_pid and waits until it answers. The callers stop it.

@@ -62,26 +62,14 @@ print("%.0f | %.2f | %.1f / %.1f / %.1f | %.2f / %.2f" % (r["achieved_rps"], cal
 PY
 }
 
-echo "$(date -u +%Y-%m-%d) commit $(git rev-parse --short HEAD), $(uname -r), $(nproc) cores;" \
-	"open loop 8 s over 128 connections at ${rates// //}/s, closed loop $n orders over 2000 connections;" \
-	"$rounds rounds"
+start() { # confirm_delay_ms
+	write_conf "$1"
+	bench_start_gateway "$FG_RUN_DIR/flashgate.conf" "$FG_RUN_DIR/gateway.log" "$port"
+}
+label() { if [ "$1" = 0 ]; then echo "0 (reference)"; else echo "$1 (default)"; fi; }
+
+bench_ab_header
 echo
 echo "| round | confirm_delay_ms | load | orders/s | Redis script calls/order | CPU us/order: gateway / Redis / broker | p50 / p99 ms |"
 echo "|---:|---:|---|---:|---:|---|---|"
-first=1
-for round in $(seq 1 "$rounds"); do
-	for delay in 0 2; do
-		bench_stop_gateway
-		write_conf "$delay"
-		bench_start_gateway "$FG_RUN_DIR/flashgate.conf" "$FG_RUN_DIR/gateway.log" "$port" || exit 1
-		if [ "$first" = 1 ]; then # warm the broker's JIT
-			measure --rate max --requests 30000 --connections 256 >/dev/null
-			first=0
-		fi
-		label=$([ "$delay" = 0 ] && echo "0 (reference)" || echo "$delay (default)")
-		for rate in $rates; do
-			echo "| $round | $label | $rate/s open loop | $(measure --rate "$rate" --duration 8s --connections 128) |"
-		done
-		echo "| $round | $label | 2000 connections | $(measure --rate max --requests "$n" --connections 2000) |"
-	done
-done
+bench_ab_rows start label measure 0 2

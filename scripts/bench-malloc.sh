@@ -55,30 +55,17 @@ print("%.0f | %.0f | %.1f | %.2f | %.2f / %.2f" % (r["achieved_rps"], cpu_us / (
 PY
 }
 
-echo "$(date -u +%Y-%m-%d) commit $(git rev-parse --short HEAD), $(uname -r), $(nproc) cores;" \
-	"open loop 8 s over 128 connections at ${rates// //}/s, closed loop $n orders over 2000 connections;" \
-	"$rounds rounds"
+start() { # the thread cache's limit: 32768 (jemalloc's default) or built-in
+	if [ "$1" = built-in ]; then
+		bench_start_gateway "$FG_RUN_DIR/flashgate.conf" "$FG_RUN_DIR/gateway.log" "$port"
+	else
+		MALLOC_CONF=tcache_max:$1 bench_start_gateway "$FG_RUN_DIR/flashgate.conf" "$FG_RUN_DIR/gateway.log" "$port"
+	fi
+}
+label() { if [ "$1" = built-in ]; then echo "128 KB (built-in)"; else echo "32 KB (jemalloc default)"; fi; }
+
+bench_ab_header
 echo
 echo "| round | jemalloc thread cache | load | orders/s | gateway CPU % | CPU us/order | page faults/order | p50 / p99 ms |"
 echo "|---:|---|---|---:|---:|---:|---:|---|"
-first=1
-for round in $(seq 1 "$rounds"); do
-	for cache in 32768 built-in; do
-		bench_stop_gateway
-		if [ "$cache" = built-in ]; then
-			bench_start_gateway "$FG_RUN_DIR/flashgate.conf" "$FG_RUN_DIR/gateway.log" "$port" || exit 1
-		else
-			MALLOC_CONF=tcache_max:$cache \
-				bench_start_gateway "$FG_RUN_DIR/flashgate.conf" "$FG_RUN_DIR/gateway.log" "$port" || exit 1
-		fi
-		if [ "$first" = 1 ]; then # warm the broker's JIT
-			measure --rate max --requests 30000 --connections 256 >/dev/null
-			first=0
-		fi
-		label=$([ "$cache" = built-in ] && echo "128 KB (built-in)" || echo "32 KB (jemalloc default)")
-		for rate in $rates; do
-			echo "| $round | $label | $rate/s open loop | $(measure --rate "$rate" --duration 8s --connections 128) |"
-		done
-		echo "| $round | $label | 2000 connections | $(measure --rate max --requests "$n" --connections 2000) |"
-	done
-done
+bench_ab_rows start label measure 32768 built-in
