@@ -26,12 +26,17 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static bool stopped(const struct tscan_ctl *ctl)
+{
+	return ctl && ctl->stop && __atomic_load_n(ctl->stop, __ATOMIC_RELAXED);
+}
+
 /* Whether to stop asking: -ETIMEDOUT past the deadline, -ECANCELED when
  * told to stop, the tick's own refusal, 0 to ask again. */
 static int over(struct watch *wt)
 {
 	const struct tscan_ctl *ctl = wt->ctl;
-	if (ctl && ctl->stop && __atomic_load_n(ctl->stop, __ATOMIC_RELAXED))
+	if (stopped(ctl))
 		return -ECANCELED;
 	if (ctl && ctl->tick && !wt->why && mono_ms() - wt->ticked_ms >= STEP_MS) {
 		wt->ticked_ms = mono_ms();
@@ -58,9 +63,7 @@ static const char *why_text(int why)
  * was stopped or given up meanwhile (err says during what), else 0. */
 static int given_up(const struct watch *wt, const char *during, char *err, size_t err_len)
 {
-	int why = wt->why;
-	if (!why && wt->ctl && wt->ctl->stop && __atomic_load_n(wt->ctl->stop, __ATOMIC_RELAXED))
-		why = -ECANCELED;
+	int why = wt->why ? wt->why : stopped(wt->ctl) ? -ECANCELED : 0;
 	if (why)
 		snprintf(err, err_len, "%s: %s", during, why_text(why));
 	return why;
