@@ -356,6 +356,68 @@ static int lease_tick(void *arg)
 	return lease_renew(arg);
 }
 
+/* Takes the lock unless a pass runs, or rests and ARGV[3] is 0: 1 when
+ * taken, else the holder's value. */
+static const char lock_take_lua[] =
+	"local v = redis.call('GET', KEYS[1])\n"
+	"if v and (ARGV[3] == '0' or string.sub(v, 1, 5) ~= 'rest ') then return v end\n"
+	"redis.call('SET', KEYS[1], 'run ' .. ARGV[1], 'PX', ARGV[2])\n"
+	"return 1\n";
+
+/* Lets go of the lock if still ours: deleted (ARGV[2] 0) or resting for
+ * ARGV[2] ms. */
+static const char lock_leave_lua[] =
+	"if redis.call('GET', KEYS[1]) ~= 'run ' .. ARGV[1] then return 0 end\n"
+	"if ARGV[2] == '0' then return redis.call('DEL', KEYS[1]) end\n"
+	"redis.call('SET', KEYS[1], 'rest ' .. ARGV[1], 'PX', ARGV[2])\n"
+	"return 1\n";
+
+/* 0 with the lock taken, -EBUSY after lock_wait_ms, -EIO. */
+static int lock_take(struct rcl *c, const struct cfg *cfg, const struct reconcile_opts *o, FILE *out)
+{
+	int64_t give_up = now_ms() + o->lock_wait_ms;
+	bool told = false;
+	for (;;) {
+		redisReply *r = rcl_command(c, KEYS_RECONCILE_LOCK, "EVAL %s 1 %s %s %lld %d", lock_take_lua,
+					    KEYS_RECONCILE_LOCK, o->owner, (long long)lease_ms(cfg),
+					    o->lock_rest_ms == 0);
+		if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+			freeReplyObject(r);
+			return 0;
+		}
+		if (!r || r->type != REDIS_REPLY_STRING) {
+			fprintf(stderr, "flashgate: reconcile: taking %s: %s\n", KEYS_RECONCILE_LOCK,
+				!r ? rcl_error(c) : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+			freeReplyObject(r);
+			return -EIO;
+		}
+		if (now_ms() >= give_up) {
+			if (!o->quiet)
+				fprintf(stderr, "flashgate: reconcile: another pass holds %s (%s); try again later\n",
+					KEYS_RECONCILE_LOCK, r->str);
+			freeReplyObject(r);
+			return -EBUSY;
+		}
+		if (!told && !o->quiet)
+			fprintf(out, "reconcile: waiting for another pass (%s) to finish\n", r->str);
+		told = true;
+		freeReplyObject(r);
+		usleep(100 * 1000);
+	}
+}
+
+static void lock_leave(struct rcl *c, const struct reconcile_opts *o)
+{
+	redisReply *r = rcl_command(c, KEYS_RECONCILE_LOCK, "EVAL %s 1 %s %s %u", lock_leave_lua,
+				    KEYS_RECONCILE_LOCK, o->owner, o->lock_rest_ms);
+	/* Not fatal: the lock expires by itself, only later. */
+	if (!r || r->type != REDIS_REPLY_INTEGER)
+		fprintf(stderr, "flashgate: reconcile: letting go of %s: %s (it expires by itself)\n",
+			KEYS_RECONCILE_LOCK,
+			!r ? rcl_error(c) : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+	freeReplyObject(r);
+}
+
 /* Claims, publishes and confirms the entries missing from the topic. Stops
  * claiming when the lease is lost, but what it produced it still flushes:
  * those records are out and must be acknowledged or failed. */
@@ -503,68 +565,6 @@ void reconcile_owner(char *out, size_t len, const char *role)
 		strcpy(host, "?");
 	host[sizeof(host) - 1] = '\0';
 	snprintf(out, len, "%s@%s/%ld", role, host, (long)getpid());
-}
-
-/* Takes the lock unless a pass runs, or rests and ARGV[3] is 0: 1 when
- * taken, else the holder's value. */
-static const char lock_take_lua[] =
-	"local v = redis.call('GET', KEYS[1])\n"
-	"if v and (ARGV[3] == '0' or string.sub(v, 1, 5) ~= 'rest ') then return v end\n"
-	"redis.call('SET', KEYS[1], 'run ' .. ARGV[1], 'PX', ARGV[2])\n"
-	"return 1\n";
-
-/* Lets go of the lock if still ours: deleted (ARGV[2] 0) or resting for
- * ARGV[2] ms. */
-static const char lock_leave_lua[] =
-	"if redis.call('GET', KEYS[1]) ~= 'run ' .. ARGV[1] then return 0 end\n"
-	"if ARGV[2] == '0' then return redis.call('DEL', KEYS[1]) end\n"
-	"redis.call('SET', KEYS[1], 'rest ' .. ARGV[1], 'PX', ARGV[2])\n"
-	"return 1\n";
-
-/* 0 with the lock taken, -EBUSY after lock_wait_ms, -EIO. */
-static int lock_take(struct rcl *c, const struct cfg *cfg, const struct reconcile_opts *o, FILE *out)
-{
-	int64_t give_up = now_ms() + o->lock_wait_ms;
-	bool told = false;
-	for (;;) {
-		redisReply *r = rcl_command(c, KEYS_RECONCILE_LOCK, "EVAL %s 1 %s %s %lld %d", lock_take_lua,
-					    KEYS_RECONCILE_LOCK, o->owner, (long long)lease_ms(cfg),
-					    o->lock_rest_ms == 0);
-		if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
-			freeReplyObject(r);
-			return 0;
-		}
-		if (!r || r->type != REDIS_REPLY_STRING) {
-			fprintf(stderr, "flashgate: reconcile: taking %s: %s\n", KEYS_RECONCILE_LOCK,
-				!r ? rcl_error(c) : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-			freeReplyObject(r);
-			return -EIO;
-		}
-		if (now_ms() >= give_up) {
-			if (!o->quiet)
-				fprintf(stderr, "flashgate: reconcile: another pass holds %s (%s); try again later\n",
-					KEYS_RECONCILE_LOCK, r->str);
-			freeReplyObject(r);
-			return -EBUSY;
-		}
-		if (!told && !o->quiet)
-			fprintf(out, "reconcile: waiting for another pass (%s) to finish\n", r->str);
-		told = true;
-		freeReplyObject(r);
-		usleep(100 * 1000);
-	}
-}
-
-static void lock_leave(struct rcl *c, const struct reconcile_opts *o)
-{
-	redisReply *r = rcl_command(c, KEYS_RECONCILE_LOCK, "EVAL %s 1 %s %s %u", lock_leave_lua,
-				    KEYS_RECONCILE_LOCK, o->owner, o->lock_rest_ms);
-	/* Not fatal: the lock expires by itself, only later. */
-	if (!r || r->type != REDIS_REPLY_INTEGER)
-		fprintf(stderr, "flashgate: reconcile: letting go of %s: %s (it expires by itself)\n",
-			KEYS_RECONCILE_LOCK,
-			!r ? rcl_error(c) : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-	freeReplyObject(r);
 }
 
 int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *out,
