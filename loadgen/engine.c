@@ -219,13 +219,29 @@ static void conn_connect(struct engine *e, unsigned i)
 	io_uring_sqe_set_data64(sqe, ud(OP_CONNECT, i, c->gen));
 }
 
+static void idle_push(struct engine *e, unsigned i)
+{
+	e->idle[(e->idle_head + e->n_idle++) % e->n_conns] = i;
+}
+
+static unsigned idle_pop(struct engine *e)
+{
+	unsigned i = e->idle[e->idle_head];
+	e->idle_head = (e->idle_head + 1) % e->n_conns;
+	e->n_idle--;
+	return i;
+}
+
+/* A connection closed while idle leaves the ring; the rest keep their order. */
 static void remove_idle(struct engine *e, unsigned i)
 {
 	for (unsigned k = 0; k < e->n_idle; k++) {
-		if (e->idle[k] == i) {
-			e->idle[k] = e->idle[--e->n_idle];
-			return;
-		}
+		if (e->idle[(e->idle_head + k) % e->n_conns] != i)
+			continue;
+		for (; k + 1 < e->n_idle; k++)
+			e->idle[(e->idle_head + k) % e->n_conns] = e->idle[(e->idle_head + k + 1) % e->n_conns];
+		e->n_idle--;
+		return;
 	}
 }
 
@@ -320,13 +336,13 @@ static void send_job(struct engine *e, unsigned i, struct job j, int64_t now)
 		arm_recv(e, i);
 }
 
-/* Hands due jobs to idle connections, oldest first. */
+/* Hands due jobs, oldest first, to the connections idle longest. */
 static void dispatch(struct engine *e, int64_t now)
 {
 	if (jobs_release_due(&e->jobs, now) < 0)
 		fail(e, -ENOMEM);
 	while (jobs_queued(&e->jobs) && e->n_idle) {
-		unsigned i = e->idle[--e->n_idle];
+		unsigned i = idle_pop(e);
 		send_job(e, i, jobs_pop(&e->jobs), now);
 	}
 	if (jobs_queued(&e->jobs))
@@ -462,7 +478,7 @@ static void on_recv(struct engine *e, unsigned i, int res)
 		c->state = C_IDLE;
 		e->n_busy--;
 		c->in_len = 0;
-		e->idle[e->n_idle++] = i;
+		idle_push(e, i);
 		arm_recv(e, i);
 	}
 }
@@ -507,7 +523,7 @@ static void on_cqe(struct engine *e, struct io_uring_cqe *cqe)
 			return;
 		}
 		c->state = C_IDLE;
-		e->idle[e->n_idle++] = i;
+		idle_push(e, i);
 		arm_recv(e, i);
 		return;
 	case OP_SEND:

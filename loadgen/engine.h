@@ -76,8 +76,11 @@ struct engine {
 	bool ring_ok;
 	struct lconn *conns;
 	unsigned n_conns;
+	/* Idle connections, a ring in the order they went idle: a job takes
+	 * the one idle longest, so the load spreads over every connection
+	 * (and every --target) instead of the few answered last. */
 	unsigned *idle;
-	unsigned n_idle, n_busy;
+	unsigned idle_head, n_idle, n_busy;
 	uint64_t rng;
 	/* arrivals */
 	bool arrivals_done;

@@ -298,6 +298,36 @@ def t0_opens_at_the_wall_clock_instant_and_threads_share_the_schedule():
 
 
 @test
+def open_loop_spreads_over_every_connection_and_target():
+    """Below the connections' capacity an open-loop job goes to the
+    connection idle longest, so two --target gateways share the load
+    evenly. (Taking the one answered last put nearly every order on the
+    same few connections, and one gateway of two saw a fifth of the load.)"""
+    conf = ENV.write_config("spread-a.conf", order__node_id=1)
+    conf_b = ENV.write_config("spread-b.conf", order__node_id=2, server__port=ENV.gw_port + 1)
+    ENV.load_stock(conf, [("sprw1", 1000000, 1000000), ("spr1", 1000000, 1000000)])
+    targets = ("--target", "127.0.0.1:%d" % ENV.gw_port, "--target", "127.0.0.1:%d" % (ENV.gw_port + 1))
+    with Gateway(ENV, conf), Gateway(ENV, conf_b, port=ENV.gw_port + 1):
+        # A gateway's first orders wait for its producers to meet the
+        # broker (hundreds of ms on a broker just started); while one
+        # gateway's connections all wait, the other takes every order.
+        warm = flashload(*targets, "--rate", "max", "--requests", "200", "--connections", "16",
+                         "--skus", "1", "--sku-prefix", "sprw", "--users", "100000", "--quiet")
+        eq(warm.returncode, 0, "warm-up exit status (stderr: %s)" % warm.stderr[-1000:])
+        expect("202 accepted 200 " in warm.stdout, "the warm-up orders went to Kafka: %s" % warm.stdout[-600:])
+        r = flashload(*targets, "--rate", "500", "--duration", "4s", "--connections", "16", "--skus", "1",
+                      "--sku-prefix", "spr", "--users", "100000", "--quiet")
+    eq(r.returncode, 0, "exit status (stderr: %s)" % r.stderr[-1000:])
+    nodes = {}
+    for _, v in ENV.topic_records():
+        if v["sku"] == "spr1":
+            nodes[v["node_id"]] = nodes.get(v["node_id"], 0) + 1
+    print("orders by gateway node: %s" % nodes)
+    eq(sum(nodes.values()), 2000, "orders accepted")
+    expect(950 <= nodes.get(1, 0) <= 1050, "each gateway took about half: %s" % nodes)
+
+
+@test
 def retries_reuse_the_key_through_overload():
     """A gateway that may hold only two orders in flight answers most of a
     burst 503; shoppers retry with the same Idempotency-Key and backoff,

@@ -1799,6 +1799,7 @@ def gateway_sells_on_a_redis_cluster_through_a_slot_migration():
         for _, v in ENV.topic_records():
             if v["sku"].startswith("cg"):
                 nodes[v["node_id"]] = nodes.get(v["node_id"], 0) + 1
+        print("orders by gateway node: %s" % nodes)
         expect(nodes.get(1, 0) > 100 and nodes.get(2, 0) > 100, "both gateways sold: %s" % nodes)
     finally:
         cl.close()
