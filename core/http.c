@@ -88,6 +88,36 @@ static int next_line(const char *p, const char *end, const char **eol, struct ht
 	return 0;
 }
 
+/* RFC 9112 3.2.2: a server must accept the absolute-form
+ * ("POST http://host/v1/orders"), which some proxies and clients send. No
+ * route here depends on the authority, so only what follows it is kept; an
+ * empty path is "/", and a bare query after the authority is dropped with it
+ * (no route reads a query). */
+static int strip_absolute_form(struct http_request *req)
+{
+	const char *t = req->path, *end = t + req->path_len;
+	size_t scheme;
+	if (req->path_len > 7 && strncasecmp(t, "http://", 7) == 0)
+		scheme = 7;
+	else if (req->path_len > 8 && strncasecmp(t, "https://", 8) == 0)
+		scheme = 8;
+	else
+		return 0;
+	const char *host = t + scheme, *p = host;
+	while (p < end && *p != '/' && *p != '?' && *p != '#')
+		p++;
+	if (p == host || *host == ':')
+		return fail(req, 400, "absolute-form request target without a host");
+	if (p < end && *p == '/') {
+		req->path = p;
+		req->path_len = (size_t)(end - p);
+	} else {
+		req->path = "/";
+		req->path_len = 1;
+	}
+	return 0;
+}
+
 static int parse_request_line(const char *p, const char *eol, struct http_request *req)
 {
 	const char *sp1 = memchr(p, ' ', (size_t)(eol - p));
@@ -115,6 +145,11 @@ static int parse_request_line(const char *p, const char *eol, struct http_reques
 			return fail(req, 400, "invalid byte in request target");
 	req->path = target;
 	req->path_len = (size_t)(sp2 - target);
+	if (*target != '/') {
+		int rc = strip_absolute_form(req);
+		if (rc < 0)
+			return rc;
+	}
 
 	const char *ver = sp2 + 1;
 	if ((size_t)(eol - ver) != 8 || memcmp(ver, "HTTP/", 5) != 0 || ver[6] != '.' ||

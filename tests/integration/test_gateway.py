@@ -210,6 +210,11 @@ def routing_and_methods():
         first, head.buf = head.buf.split(b"\r\n\r\n", 1)
         expect(first.startswith(b"HTTP/1.1 200"), "HEAD /healthz is 200")
         eq(c.read().status, 200, "GET after HEAD on the same connection")
+        # RFC 9112 3.2.2: the absolute form is routed by its path
+        c.send(request("GET", "http://gw.example:8080/healthz"))
+        eq(c.read().status, 200, "GET in absolute form")
+        c.send(request("POST", "HTTP://gw.example/healthz", "{}"))
+        eq(c.read().status, 405, "POST /healthz in absolute form")
         c.close()
 
 

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -141,6 +142,29 @@ static void test_leading_empty_lines_ignored(void **state)
 	assert_int_equal(parse(s, &req), (int)strlen(s));
 }
 
+static void expect_path(const char *target, const char *path)
+{
+	char s[256];
+	snprintf(s, sizeof(s), "POST %s HTTP/1.1\r\nHost: a\r\n\r\n", target);
+	struct http_request req;
+	assert_int_equal(parse(s, &req), (int)strlen(s));
+	assert_int_equal(req.path_len, strlen(path));
+	assert_memory_equal(req.path, path, strlen(path));
+}
+
+static void test_absolute_form_is_routed_by_its_path(void **state)
+{
+	(void)state;
+	expect_path("http://gw.example:8080/v1/orders", "/v1/orders");
+	expect_path("HTTPS://gw/admin/v1/metrics?x=1", "/admin/v1/metrics?x=1");
+	expect_path("http://gw", "/");
+	expect_path("http://gw?q=1", "/");
+	expect_path("/v1/orders", "/v1/orders");
+	expect_path("httpx://gw/v1/orders", "httpx://gw/v1/orders"); /* not ours to read: 404 later */
+	expect_error("POST http:///v1/orders HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+	expect_error("POST http://:80/v1/orders HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -153,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_bad_request_lines),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_leading_empty_lines_ignored),
+		cmocka_unit_test(test_absolute_form_is_routed_by_its_path),
 	};
 	return cmocka_run_group_tests_name("http", tests, NULL, NULL);
 }
