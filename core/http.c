@@ -245,9 +245,15 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 				return fail(req, 417, "only Expect: 100-continue is supported");
 			req->expect_continue = true;
 		} else if (token_eq(name, nlen, "idempotency-key")) {
+			/* Two keys (a proxy adding its own) would leave it to chance
+			 * which one guards the retry. */
+			if (req->idempotency_key)
+				return fail(req, 400, "more than one Idempotency-Key field");
 			req->idempotency_key = v;
 			req->idempotency_key_len = vlen;
 		} else if (token_eq(name, nlen, "authorization")) {
+			if (req->authorization)
+				return fail(req, 400, "more than one Authorization field");
 			req->authorization = v;
 			req->authorization_len = vlen;
 		}

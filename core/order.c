@@ -29,7 +29,8 @@ bool order_valid_ident(const char *s, size_t len)
 	return true;
 }
 
-enum jtype { J_STRING, J_INT, J_OTHER };
+/* J_ESCAPED: a string with an escape or a control byte, which no value here has */
+enum jtype { J_STRING, J_ESCAPED, J_INT, J_OTHER };
 
 struct jmember {
 	const char *key;
@@ -120,7 +121,7 @@ static int next_member(struct jcursor *c, struct jmember *m)
 			return 1;
 		}
 		c->p = value_start;
-		m->type = J_OTHER;
+		m->type = J_ESCAPED;
 		scan_other(c);
 		return 1;
 	}
@@ -174,10 +175,13 @@ static int bad(struct order_error *err, const char *field, const char *why)
 static int take_ident(const struct jmember *m, char *dst, uint8_t *dst_len,
 		      struct order_error *err, const char *field)
 {
+	static const char charset[] = "must be 1-64 characters of A-Z a-z 0-9 . _ : -";
+	if (m->type == J_ESCAPED) /* none of those needs an escape */
+		return bad(err, field, charset);
 	if (m->type != J_STRING)
 		return bad(err, field, "must be a string");
 	if (!order_valid_ident(m->str, m->str_len))
-		return bad(err, field, "must be 1-64 characters of A-Z a-z 0-9 . _ : -");
+		return bad(err, field, charset);
 	memcpy(dst, m->str, m->str_len);
 	dst[m->str_len] = '\0';
 	*dst_len = (uint8_t)m->str_len;

@@ -263,6 +263,9 @@ BAD_HEADS = [
     (b"POST /v1/orders HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000, 413),
     (b"GET /healthz HTTP/1.1\r\nHost: a\r\nBad Header: v\r\n\r\n", 400),
     (b"GET /healthz HTTP/1.1\nHost: a\n\n", 400),
+    (b"POST /v1/orders HTTP/1.1\r\nHost: a\r\nIdempotency-Key: k1\r\nIdempotency-Key: k2\r\n"
+     b"Content-Length: 2\r\n\r\n{}", 400),
+    (b"POST http:///v1/orders HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}", 400),
 ]
 
 

@@ -119,6 +119,9 @@ static void test_bad_request_lines(void **state)
 	expect_error("G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400);
 	expect_error("GET / HTTP/1.1\r\n\r\n", 400); /* no Host */
 	expect_error("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+	expect_error("POST / HTTP/1.1\r\nHost: a\r\nIdempotency-Key: k1\r\nIdempotency-Key: k2\r\n\r\n", 400);
+	expect_error("POST / HTTP/1.1\r\nHost: a\r\nIdempotency-Key: k1\r\nIdempotency-Key: k1\r\n\r\n", 400);
+	expect_error("GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer x\r\nAuthorization: Bearer y\r\n\r\n", 400);
 }
 
 static void test_limits(void **state)

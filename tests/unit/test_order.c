@@ -69,6 +69,14 @@ static void test_bad_identifiers(void **state)
 	expect_field("{\"user_id\":\"u\",\"sku\":\"{s}\",\"qty\":1}", "sku");
 	expect_field("{\"user_id\":\"u\",\"sku\":\"s\\n\",\"qty\":1}", "sku");
 	expect_field("{\"user_id\":7,\"sku\":\"s\",\"qty\":1}", "user_id");
+	/* An escaped string is a string: the reason names the characters. */
+	struct order_req o;
+	struct order_error e = {0};
+	assert_int_equal(parse("{\"user_id\":\"u\\u0031\",\"sku\":\"s\",\"qty\":1}", &o, &e), -EINVAL);
+	assert_string_equal(e.field, "user_id");
+	assert_non_null(strstr(e.why, "characters of"));
+	assert_int_equal(parse("{\"user_id\":7,\"sku\":\"s\",\"qty\":1}", &o, &e), -EINVAL);
+	assert_string_equal(e.why, "must be a string");
 	char body[256];
 	char longid[66];
 	memset(longid, 'a', 65);
@@ -77,8 +85,6 @@ static void test_bad_identifiers(void **state)
 	expect_field(body, "user_id");
 	longid[64] = '\0';
 	snprintf(body, sizeof(body), "{\"user_id\":\"%s\",\"sku\":\"s\",\"qty\":1}", longid);
-	struct order_req o;
-	struct order_error e;
 	assert_int_equal(parse(body, &o, &e), 0);
 	assert_int_equal(o.user_len, 64);
 }
