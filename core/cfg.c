@@ -7,20 +7,21 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <netdb.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-enum key_type { KEY_U32, KEY_STRING, KEY_WORD, KEY_SECRET };
+enum key_type { KEY_U32, KEY_STRING, KEY_WORD, KEY_SECRET, KEY_ADDR };
 
 struct key {
 	const char *section;
 	const char *name;
 	enum key_type type;
 	size_t offset;
-	size_t size;              /* KEY_STRING/KEY_WORD: buffer size */
+	size_t size;              /* KEY_STRING/KEY_WORD/KEY_ADDR: buffer size */
 	uint32_t min, max;        /* KEY_U32 range */
 	const char *def;
 	const char *const *words; /* KEY_WORD: allowed values */
@@ -35,6 +36,10 @@ static const char *const policy_words[] = {"complete", "release", NULL};
 	{sec, nm, KEY_U32, offsetof(struct cfg, field), 0, lo, hi, dflt, NULL, NULL, NULL}
 #define STR(sec, nm, field, dflt, allowed, why) \
 	{sec, nm, KEY_STRING, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, NULL, allowed, why}
+
+/* A numeric IP address: what the listener binds. */
+#define ADDR(sec, nm, field, dflt) \
+	{sec, nm, KEY_ADDR, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, NULL, NULL, NULL}
 
 #define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 /* Names, IPv4 and IPv6 addresses (with a %zone). */
@@ -51,7 +56,7 @@ static const char *const policy_words[] = {"complete", "release", NULL};
 	{sec, nm, KEY_WORD, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, list, NULL, NULL}
 
 static const struct key keys[] = {
-	STR("server", "listen", listen, "127.0.0.1", HOST_CHARS, "not a host name or IP address"),
+	ADDR("server", "listen", listen, "127.0.0.1"),
 	U32("server", "port", port, 1, 65535, "18080"),
 	U32("server", "workers", workers, 0, 16, "0"),
 	U32("server", "max_connections", max_connections, 1, 1000000, "4096"),
@@ -138,6 +143,18 @@ static const char *set_value(struct cfg *c, const struct key *k, const char *v)
 				return "must be printable ASCII without spaces";
 		strcpy(field, v);
 		return NULL;
+	case KEY_ADDR: {
+		/* Checked here so `listen = localhost` stops start-up at its line,
+		 * not later in a worker with the resolver's words. */
+		struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE}, *ai;
+		if (strlen(v) >= k->size)
+			return "too long";
+		if (getaddrinfo(v, NULL, &hints, &ai) != 0)
+			return "not a numeric IP address (such as 127.0.0.1, 0.0.0.0 or ::)";
+		freeaddrinfo(ai);
+		strcpy(field, v);
+		return NULL;
+	}
 	case KEY_STRING:
 		if (*v == '\0')
 			return "empty";

@@ -74,6 +74,9 @@ static void test_values_override_defaults(void **state)
 	assert_string_equal(c.kafka_compression, "zstd");
 	assert_string_equal(c.kafka_topic, "t1");
 	assert_int_equal(c.redis_port, 16379);
+	write_file("[server]\nlisten = ::\n");
+	assert_int_equal(cfg_load(&c, path, err, sizeof(err)), 0);
+	assert_string_equal(c.listen, "::");
 	unlink(path);
 }
 
@@ -106,7 +109,10 @@ static void test_bad_files(void **state)
 	 * write it back as a comment (found by fuzz_cfg). */
 	expect_error("[kafka]\nbrokers=;\n", 2, "[kafka] brokers: not a broker list (host:port, comma-separated)");
 	expect_error("[redis]\nhost = a\tb\n", 2, "[redis] host: not a host name or IP address");
-	expect_error("[server]\nlisten = 0.0.0.0#x\n", 2, "[server] listen: not a host name or IP address");
+	expect_error("[server]\nlisten = 0.0.0.0#x\n", 2, "[server] listen: not a numeric IP address");
+	/* The listener binds without a name lookup: a name stops start-up here. */
+	expect_error("[server]\nlisten = localhost\n", 2, "[server] listen: not a numeric IP address");
+	expect_error("[server]\nlisten = 999.1.1.1\n", 2, "not a numeric IP address");
 	expect_error("[kafka]\ntopic = orders!\n", 2, "[kafka] topic: not a Kafka topic name");
 }
 
