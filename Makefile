@@ -28,7 +28,8 @@ endif
 DEP_CFLAGS := $(shell pkg-config --cflags liburing hiredis rdkafka inih 2>/dev/null)
 DEP_LIBS   := $(shell pkg-config --libs liburing hiredis rdkafka inih 2>/dev/null)
 
-CORE_SRC    := core/fmt.c core/http.c core/order.c core/oid.c core/cfg.c core/hist.c core/tscan.c core/bucket.c core/rcl.c
+CORE_SRC    := core/fmt.c core/http.c core/order.c core/oid.c core/cfg.c core/hist.c core/tscan.c core/bucket.c core/rcl.c \
+               core/stockcsv.c
 GATEWAY_SRC := gateway/main.c gateway/worker.c gateway/conn.c gateway/flow.c \
                gateway/resv.c gateway/kpub.c gateway/script.c gateway/stock.c \
                gateway/reconcile.c gateway/skucache.c gateway/admin.c gateway/rebal.c gateway/rlink.c gateway/metrics.c \
@@ -40,7 +41,7 @@ LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c \
 LG_UNIT_TESTS := tests/unit/test_sched tests/unit/test_profile tests/unit/test_mix tests/unit/test_jobs
 UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
                tests/unit/test_oid tests/unit/test_fmt tests/unit/test_hist tests/unit/test_bucket tests/unit/test_rcl \
-               tests/unit/test_metrics $(LG_UNIT_TESTS)
+               tests/unit/test_metrics tests/unit/test_stockcsv $(LG_UNIT_TESTS)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
@@ -120,7 +121,7 @@ soak: setup
 # libFuzzer targets for every parser of untrusted input (needs clang:
 # `scripts/setup.sh --fuzz`). `make fuzz-run` runs each for FUZZ_SECONDS.
 FUZZ_TARGETS := build/fuzz/fuzz_http build/fuzz/fuzz_order build/fuzz/fuzz_resp build/fuzz/fuzz_cfg \
-                build/fuzz/fuzz_profile
+                build/fuzz/fuzz_profile build/fuzz/fuzz_stockcsv
 FUZZ_SECONDS ?= 60
 fuzz: $(FUZZ_TARGETS)
 build/fuzz/fuzz_http: tests/fuzz/fuzz_http.c core/http.c
@@ -138,9 +139,12 @@ build/fuzz/fuzz_cfg: tests/fuzz/fuzz_cfg.c core/cfg.c
 build/fuzz/fuzz_profile: tests/fuzz/fuzz_profile.c loadgen/profile.c core/cfg.c core/order.c core/oid.c core/fmt.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -linih -lm -o $@
+build/fuzz/fuzz_stockcsv: tests/fuzz/fuzz_stockcsv.c core/stockcsv.c core/order.c core/oid.c core/fmt.c
+	@mkdir -p $(dir $@)
+	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -o $@
 fuzz-run: fuzz
 	@mkdir -p build/fuzz/findings build/fuzz/corpus-http build/fuzz/corpus-order build/fuzz/corpus-resp \
-		build/fuzz/corpus-cfg build/fuzz/corpus-profile
+		build/fuzz/corpus-cfg build/fuzz/corpus-profile build/fuzz/corpus-stockcsv
 	build/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
 		build/fuzz/corpus-http tests/fuzz/corpus/http
 	build/fuzz/fuzz_order -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
@@ -151,6 +155,8 @@ fuzz-run: fuzz
 		build/fuzz/corpus-cfg tests/fuzz/corpus/cfg
 	build/fuzz/fuzz_profile -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
 		build/fuzz/corpus-profile tests/fuzz/corpus/profile
+	build/fuzz/fuzz_stockcsv -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
+		build/fuzz/corpus-stockcsv tests/fuzz/corpus/stockcsv
 
 clean:
 	rm -rf build bin

@@ -208,10 +208,21 @@ struct what {
 	struct rcl_cmd *cmd;
 };
 
+/* hiredis's argv functions take const char **; they do not write to it. */
+static const char **cmd_argv(const struct rcl_cmd *cmd)
+{
+	return (const char **)(cmd->many ? cmd->many : cmd->argv);
+}
+
+static const size_t *cmd_len(const struct rcl_cmd *cmd)
+{
+	return cmd->many ? cmd->many_len : cmd->len;
+}
+
 static redisReply *send_one(redisContext *ctx, const struct what *w)
 {
 	if (w->cmd)
-		return redisCommandArgv(ctx, w->cmd->argc, w->cmd->argv, w->cmd->len);
+		return redisCommandArgv(ctx, w->cmd->argc, cmd_argv(w->cmd), cmd_len(w->cmd));
 	va_list copy;
 	va_copy(copy, *w->ap);
 	redisReply *r = redisvCommand(ctx, w->fmt, copy);
@@ -299,7 +310,7 @@ static bool redirected(const redisReply *r)
 		strncmp(r->str, "TRYAGAIN", 8) == 0);
 }
 
-int rcl_pipeline(struct rcl *c, struct rcl_cmd *cmds, size_t n)
+static int pipeline(struct rcl *c, struct rcl_cmd *cmds, size_t n, bool run_again)
 {
 	/* The node each command was written to, or -1: run it alone later;
 	 * and that node's connection then, which alone holds its reply. */
@@ -315,7 +326,7 @@ int rcl_pipeline(struct rcl *c, struct rcl_cmd *cmds, size_t n)
 		cmds[i].reply = NULL;
 		unsigned node = c->cluster && cmds[i].key ? c->slots[rcl_slot(cmds[i].key, strlen(cmds[i].key))] : 0;
 		redisContext *ctx = node_ctx(c, node);
-		bool ok = ctx && redisAppendCommandArgv(ctx, cmds[i].argc, cmds[i].argv, cmds[i].len) == REDIS_OK;
+		bool ok = ctx && redisAppendCommandArgv(ctx, cmds[i].argc, cmd_argv(&cmds[i]), cmd_len(&cmds[i])) == REDIS_OK;
 		sent[i] = (struct sent){ok ? (int)node : -1, c->nodes[node].gen};
 	}
 	int rc = 0;
@@ -329,12 +340,19 @@ int rcl_pipeline(struct rcl *c, struct rcl_cmd *cmds, size_t n)
 				 * through a new one. */
 				redisFree(c->nodes[node].ctx);
 				c->nodes[node].ctx = NULL;
-			} else if (!redirected(reply)) {
+			} else if (!run_again || !redirected(reply)) {
 				cmds[i].reply = reply;
 				continue;
 			} else {
 				freeReplyObject(reply);
 			}
+		}
+		if (!run_again) {
+			unsigned at = node < 0 ? 0 : (unsigned)node;
+			snprintf(c->err, sizeof(c->err), "redis %s:%u: connection lost in a transaction",
+				 c->nodes[at].host, c->nodes[at].port);
+			rc = -EIO;
+			break;
 		}
 		/* Not sent, its connection lost, or redirected: the way
 		 * rcl_command goes, following MOVED and ASK. */
@@ -353,6 +371,16 @@ int rcl_pipeline(struct rcl *c, struct rcl_cmd *cmds, size_t n)
 	}
 	free(sent);
 	return rc;
+}
+
+int rcl_pipeline(struct rcl *c, struct rcl_cmd *cmds, size_t n)
+{
+	return pipeline(c, cmds, n, true);
+}
+
+int rcl_pipeline_tx(struct rcl *c, struct rcl_cmd *cmds, size_t n)
+{
+	return pipeline(c, cmds, n, false);
 }
 
 redisReply *rcl_command_all(struct rcl *c, const char *fmt, ...)

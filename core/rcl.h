@@ -44,13 +44,17 @@ unsigned rcl_slot(const char *key, size_t len);
  * NULL with the cause in rcl_error() when no node could be asked. */
 redisReply *rcl_command(struct rcl *c, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* One command of a pipeline, in argv form, with the key that routes it. */
+/* One command of a pipeline, in argv form, with the key that routes it:
+ * up to RCL_CMD_ARGS words in argv and len, or any number in the caller's
+ * own arrays, many and many_len (argv is then not read). */
 #define RCL_CMD_ARGS 4
 struct rcl_cmd {
 	const char *key;
 	int argc;
 	const char *argv[RCL_CMD_ARGS];
 	size_t len[RCL_CMD_ARGS];
+	const char *const *many;
+	const size_t *many_len;
 	redisReply *reply; /* set by rcl_pipeline; the caller frees it */
 };
 /* Runs n commands as a pipeline: each master's commands are written at
@@ -62,6 +66,11 @@ struct rcl_cmd {
  * otherwise, with the replies set so far for the caller to free and the
  * rest NULL. */
 int rcl_pipeline(struct rcl *c, struct rcl_cmd *cmds, size_t n) __attribute__((warn_unused_result));
+/* The same inside MULTI on one server: a command is never sent twice nor
+ * on another connection (it would run outside the transaction), so one
+ * whose connection failed stops the pipeline: -EIO, its reply and the
+ * rest NULL. Redirections are returned as replies. */
+int rcl_pipeline_tx(struct rcl *c, struct rcl_cmd *cmds, size_t n) __attribute__((warn_unused_result));
 
 /* The same on every master (SCRIPT LOAD); the last reply, or NULL. */
 redisReply *rcl_command_all(struct rcl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -13,18 +13,7 @@
 #include "../core/oid.h"
 #include "../core/rcl.h"
 #include "../core/order.h"
-
-#define STOCK_MAX 1000000000000ull
-#define LIMIT_MAX 1000000000ull
-
-struct row {
-	char sku[ORDER_ID_MAX + 1];
-	unsigned long long stock, limit;
-	unsigned long long starts, ends; /* sale window, Unix ms; 0: open */
-};
-
-static const char header3[] = "sku,stock,per_user_limit";
-static const char header5[] = "sku,stock,per_user_limit,starts_at_ms,ends_at_ms";
+#include "../core/stockcsv.h"
 
 static struct rcl *connect_redis(const struct cfg *cfg)
 {
@@ -98,142 +87,6 @@ static int sku_buckets(struct rcl *c, const char *sku)
 	return k;
 }
 
-static int parse_u64(const char *s, unsigned long long max, unsigned long long *out)
-{
-	char *end;
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	if (*end != '\0' || errno == ERANGE || *out > max)
-		return -EINVAL;
-	return 0;
-}
-
-/* Reads and validates the whole file before anything is written. */
-static int read_csv(const char *path, struct row **rows_out, size_t *n_out)
-{
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		int rc = -errno;
-		fprintf(stderr, "flashgate: %s: %s\n", path, strerror(errno));
-		return rc;
-	}
-	char line[512];
-	size_t n = 0, cap = 0;
-	struct row *rows = NULL;
-	int lineno = 0, rc = 0;
-	bool header = false;
-	int ncols = 0;
-
-	while (fgets(line, sizeof(line), f)) {
-		lineno++;
-		size_t len = strlen(line);
-		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
-			fprintf(stderr, "flashgate: %s:%d: line too long\n", path, lineno);
-			rc = -EINVAL;
-			break;
-		}
-		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-			line[--len] = '\0';
-		if (len == 0 || line[0] == '#')
-			continue;
-		if (!header) {
-			ncols = strcmp(line, header3) == 0 ? 3 : strcmp(line, header5) == 0 ? 5 : 0;
-			if (!ncols) {
-				fprintf(stderr, "flashgate: %s:%d: expected the header '%s' or '%s'\n", path,
-					lineno, header3, header5);
-				rc = -EINVAL;
-				break;
-			}
-			header = true;
-			continue;
-		}
-		char *col[5];
-		int got = 0;
-		for (char *p = line; got < 5;) {
-			col[got++] = p;
-			p = strchr(p, ',');
-			if (!p)
-				break;
-			*p++ = '\0';
-		}
-		if (got != ncols || (got == 5 && strchr(col[4], ','))) {
-			fprintf(stderr, "flashgate: %s:%d: expected %d columns: %s\n", path, lineno, ncols,
-				ncols == 3 ? header3 : header5);
-			rc = -EINVAL;
-			break;
-		}
-		struct row r = {0};
-		if (ncols == 5) {
-			/* Empty means no bound on that side. */
-			if ((*col[3] && parse_u64(col[3], (unsigned long long)INT64_MAX, &r.starts) < 0) ||
-			    (*col[4] && parse_u64(col[4], (unsigned long long)INT64_MAX, &r.ends) < 0) ||
-			    (r.starts && r.ends && r.ends <= r.starts)) {
-				fprintf(stderr, "flashgate: %s:%d: starts_at_ms and ends_at_ms must be Unix "
-						"milliseconds, empty for no bound, with the end after the start\n",
-					path, lineno);
-				rc = -EINVAL;
-				break;
-			}
-		}
-		if (!order_valid_ident(line, strlen(line))) {
-			fprintf(stderr, "flashgate: %s:%d: sku '%s' must be 1-64 characters of A-Z a-z 0-9 . _ : -\n",
-				path, lineno, line);
-			rc = -EINVAL;
-			break;
-		}
-		if (parse_u64(col[1], STOCK_MAX, &r.stock) < 0) {
-			fprintf(stderr, "flashgate: %s:%d: stock '%s' must be an integer 0..%llu\n", path,
-				lineno, col[1], STOCK_MAX);
-			rc = -EINVAL;
-			break;
-		}
-		if (parse_u64(col[2], LIMIT_MAX, &r.limit) < 0 || r.limit == 0) {
-			fprintf(stderr, "flashgate: %s:%d: per_user_limit '%s' must be an integer 1..%llu\n",
-				path, lineno, col[2], LIMIT_MAX);
-			rc = -EINVAL;
-			break;
-		}
-		strcpy(r.sku, line);
-		for (size_t i = 0; i < n; i++) {
-			if (strcmp(rows[i].sku, r.sku) == 0) {
-				fprintf(stderr, "flashgate: %s:%d: sku '%s' appears twice\n", path, lineno, r.sku);
-				rc = -EINVAL;
-				goto out;
-			}
-		}
-		if (n == cap) {
-			cap = cap ? 2 * cap : 64;
-			struct row *grown = realloc(rows, cap * sizeof(*rows));
-			if (!grown) {
-				rc = -ENOMEM;
-				fprintf(stderr, "flashgate: %s: out of memory\n", path);
-				goto out;
-			}
-			rows = grown;
-		}
-		rows[n++] = r;
-	}
-	if (rc == 0 && ferror(f)) {
-		fprintf(stderr, "flashgate: %s: read error\n", path);
-		rc = -EIO;
-	}
-	if (rc == 0 && !header) {
-		fprintf(stderr, "flashgate: %s: empty (expected the header '%s')\n", path, header3);
-		rc = -EINVAL;
-	}
-out:
-	fclose(f);
-	if (rc < 0) {
-		free(rows);
-		return rc;
-	}
-	*rows_out = rows;
-	*n_out = n;
-	return 0;
-}
-
 /* One bucket's keys cleared and, unless ARGV[1] is empty (a bucket of an
  * earlier load with more buckets), its hash written: atomic per bucket. */
 static const char load_bucket_lua[] =
@@ -244,115 +97,298 @@ static const char load_bucket_lua[] =
 	"  'moved_in', 0, 'moved_out', 0)\n"
 	"return 1\n";
 
-int stock_load(const struct cfg *cfg, const char *csv_path)
+/* Commands per round trip of a load, and so per transaction on one
+ * server: Redis is held for a few milliseconds at a time (a gateway's
+ * calls wait behind a transaction), and the client's memory stays the
+ * same whatever the file's size. */
+#define LOAD_BATCH 256
+#define LOAD_WORDS 15 /* EVAL script 6 keys[6] argv[6] */
+_Static_assert(BKT_MAX + 3 <= LOAD_BATCH, "a SKU's buckets, a SADD, MULTI and EXEC fit a batch");
+
+/* One bucket's load command and the words it is made of. */
+struct bucket_load {
+	char key[6][KEYS_MAX];
+	char num[6][24];
+	const char *argv[LOAD_WORDS];
+	size_t len[LOAD_WORDS];
+};
+
+struct load {
+	struct rcl *c;
+	const struct cfg *cfg;
+	const struct stock_row *rows;
+	size_t n;
+	size_t loaded;  /* rows written so far */
+	unsigned *old_k;
+	long long now_ms;
+	bool multi;     /* one server: each batch is a transaction */
+	char sha[48];   /* load_bucket_lua's */
+	struct bucket_load *bl;
+	struct rcl_cmd *cmd;
+	const char **words; /* SADD's */
+	size_t *word_len;
+	struct rcl_map *map; /* a cluster: where WAIT goes */
+	char wait_key[RCL_MAP_NODES][KEYS_MAX];
+};
+
+/* A pipelined command's reply: an error or a missing one is reported. */
+static int reply_ok(struct rcl *c, const redisReply *r, const char *status)
 {
-	struct row *rows = NULL;
-	size_t n = 0;
-	int rc = read_csv(csv_path, &rows, &n);
+	if (!r) {
+		fprintf(stderr, "flashgate: redis stock load: %s\n", rcl_error(c));
+		return -EIO;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		fprintf(stderr, "flashgate: redis stock load: %s\n", r->str);
+		return -EIO;
+	}
+	if (status && (r->type != REDIS_REPLY_STATUS || strcmp(r->str, status) != 0)) {
+		fprintf(stderr, "flashgate: redis stock load: unexpected reply in a transaction\n");
+		return -EIO;
+	}
+	return 0;
+}
+
+static int exec_ok(struct rcl *c, const redisReply *r)
+{
+	int rc = reply_ok(c, r, NULL);
+	if (rc == 0 && r->type != REDIS_REPLY_ARRAY) {
+		fprintf(stderr, "flashgate: redis stock load: the transaction did not run\n");
+		rc = -EIO;
+	}
+	for (size_t i = 0; rc == 0 && i < r->elements; i++)
+		rc = reply_ok(c, r->element[i], NULL);
+	return rc;
+}
+
+/* Runs the batch's m commands in one round trip and checks every reply;
+ * outside a transaction, remembers a written key per master for WAIT. */
+static int run_batch(struct load *ld, size_t m, size_t rows)
+{
+	int prc = ld->multi ? rcl_pipeline_tx(ld->c, ld->cmd, m) : rcl_pipeline(ld->c, ld->cmd, m), rc = 0;
+	for (size_t i = 0; i < m; i++) {
+		const redisReply *r = ld->cmd[i].reply;
+		if (rc == 0 && ld->multi)
+			rc = i == 0 ? reply_ok(ld->c, r, "OK") : i + 1 < m ? reply_ok(ld->c, r, "QUEUED")
+									  : exec_ok(ld->c, r);
+		else if (rc == 0)
+			rc = reply_ok(ld->c, r, NULL);
+		if (rc == 0 && !ld->multi) {
+			const char *key = ld->cmd[i].key;
+			snprintf(ld->wait_key[ld->map->slot[rcl_slot(key, strlen(key))]], KEYS_MAX, "%s", key);
+		}
+		freeReplyObject(ld->cmd[i].reply);
+		ld->cmd[i].reply = NULL;
+	}
+	if (rc == 0 && prc < 0)
+		rc = prc;
+	if (rc == 0)
+		ld->loaded += rows;
+	return rc;
+}
+
+/* The bucket count each SKU was loaded with before, so that a load with
+ * fewer buckets clears the extra ones. */
+static int read_old_counts(struct load *ld)
+{
+	for (size_t at = 0; at < ld->n; at += LOAD_BATCH) {
+		size_t m = ld->n - at < LOAD_BATCH ? ld->n - at : LOAD_BATCH;
+		for (size_t i = 0; i < m; i++) {
+			char *key = ld->bl[i].key[0];
+			snprintf(key, KEYS_MAX, KEYS_SKU_FMT, ld->rows[at + i].sku);
+			ld->cmd[i] = (struct rcl_cmd){.key = key, .argc = 3, .argv = {"HGET", key, "buckets"},
+						      .len = {4, strlen(key), 7}};
+		}
+		int rc = rcl_pipeline(ld->c, ld->cmd, m);
+		for (size_t i = 0; i < m; i++) {
+			const redisReply *r = ld->cmd[i].reply;
+			if (rc >= 0 && (rc = reply_ok(ld->c, r, NULL)) == 0) {
+				int was = r->type == REDIS_REPLY_STRING ? atoi(r->str) : 1;
+				ld->old_k[at + i] = was >= 1 && was <= BKT_MAX ? (unsigned)was : BKT_MAX;
+			}
+			freeReplyObject(ld->cmd[i].reply);
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Bucket b of row: its keys cleared and, unless the new load has fewer
+ * buckets, its share written. A transaction's first call carries the
+ * script itself, so the EVALSHAs after it cannot meet NOSCRIPT. */
+static void bucket_cmd(struct load *ld, struct bucket_load *bl, struct rcl_cmd *cmd,
+		       const struct stock_row *row, unsigned b, bool with_source)
+{
+	unsigned k = ld->cfg->redis_buckets;
+	char tag[BKT_TAG_MAX];
+	bkt_tag(tag, row->sku, b);
+	snprintf(bl->key[0], KEYS_MAX, KEYS_SKU_FMT, tag);
+	snprintf(bl->key[1], KEYS_MAX, KEYS_USERS_FMT, tag);
+	snprintf(bl->key[2], KEYS_MAX, KEYS_PENDING_FMT, tag);
+	snprintf(bl->key[3], KEYS_MAX, KEYS_ORDERS_FMT, tag);
+	snprintf(bl->key[4], KEYS_MAX, KEYS_RETURNED_FMT, tag);
+	snprintf(bl->key[5], KEYS_MAX, KEYS_XFER_FMT, tag);
+	bl->num[0][0] = '\0';
+	if (b < k)
+		snprintf(bl->num[0], sizeof(bl->num[0]), "%llu", bkt_share(row->stock, k, b));
+	snprintf(bl->num[1], sizeof(bl->num[1]), "%llu", row->limit);
+	snprintf(bl->num[2], sizeof(bl->num[2]), "%lld", ld->now_ms);
+	snprintf(bl->num[3], sizeof(bl->num[3]), "%llu", row->starts);
+	snprintf(bl->num[4], sizeof(bl->num[4]), "%llu", row->ends);
+	snprintf(bl->num[5], sizeof(bl->num[5]), "%u", k);
+	bool source = with_source || !ld->multi;
+	bl->argv[0] = source ? "EVAL" : "EVALSHA";
+	bl->argv[1] = source ? load_bucket_lua : ld->sha;
+	bl->argv[2] = "6";
+	for (int i = 0; i < 6; i++) {
+		bl->argv[3 + i] = bl->key[i];
+		bl->argv[9 + i] = bl->num[i];
+	}
+	for (int i = 0; i < LOAD_WORDS; i++)
+		bl->len[i] = strlen(bl->argv[i]);
+	*cmd = (struct rcl_cmd){.key = bl->key[0], .argc = LOAD_WORDS, .many = bl->argv, .many_len = bl->len};
+}
+
+static unsigned span_of(const struct load *ld, size_t row)
+{
+	unsigned k = ld->cfg->redis_buckets;
+	return ld->old_k[row] > k ? ld->old_k[row] : k;
+}
+
+/* The rows from ld->loaded on, a batch at a time: whole SKUs (all their
+ * buckets and their place in the catalogue set), in a transaction on one
+ * server, so no SKU is ever seen half loaded. */
+static int write_rows(struct load *ld)
+{
+	while (ld->loaded < ld->n) {
+		size_t m = 0, first = ld->loaded, end = first;
+		if (ld->multi)
+			ld->cmd[m++] = (struct rcl_cmd){.argc = 1, .argv = {"MULTI"}, .len = {5}};
+		/* Room for the SADD and the EXEC; a SKU has at most BKT_MAX buckets. */
+		while (end < ld->n && m + span_of(ld, end) + 2 <= LOAD_BATCH) {
+			for (unsigned b = 0; b < span_of(ld, end); b++, m++)
+				bucket_cmd(ld, &ld->bl[m], &ld->cmd[m], &ld->rows[end], b, m == 1);
+			ld->words[2 + end - first] = ld->rows[end].sku;
+			end++;
+		}
+		ld->words[0] = "SADD";
+		ld->words[1] = KEYS_SKU_SET;
+		for (size_t j = 0; j < end - first + 2; j++)
+			ld->word_len[j] = strlen(ld->words[j]);
+		ld->cmd[m++] = (struct rcl_cmd){.key = KEYS_SKU_SET, .argc = (int)(end - first + 2),
+						.many = ld->words, .many_len = ld->word_len};
+		if (ld->multi)
+			ld->cmd[m++] = (struct rcl_cmd){.argc = 1, .argv = {"EXEC"}, .len = {4}};
+		int rc = run_batch(ld, m, end - first);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int write_file(struct load *ld)
+{
+	redisReply *reply = checked(ld->c, rcl_command(ld->c, NULL, "TIME"), "TIME");
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+		freeReplyObject(reply);
+		return -EIO;
+	}
+	ld->now_ms = strtoll(reply->element[0]->str, NULL, 10) * 1000 +
+		     strtoll(reply->element[1]->str, NULL, 10) / 1000;
+	freeReplyObject(reply);
+	int rc = read_old_counts(ld);
 	if (rc < 0)
 		return rc;
-	struct rcl *c = connect_redis(cfg);
-	if (!c) {
-		free(rows);
-		return -ECONNREFUSED;
+	if (ld->multi) {
+		reply = checked(ld->c, rcl_command(ld->c, NULL, "SCRIPT LOAD %s", load_bucket_lua), "SCRIPT LOAD");
+		if (!reply || reply->type != REDIS_REPLY_STRING || reply->len >= sizeof(ld->sha)) {
+			freeReplyObject(reply);
+			return -EIO;
+		}
+		memcpy(ld->sha, reply->str, reply->len + 1);
+		freeReplyObject(reply);
+		rc = write_rows(ld);
+		/* WAIT on the connection that wrote covers all it wrote. */
+		return rc < 0 ? rc : replicated(ld->c, ld->cfg, NULL, "stock load");
 	}
-	bool multi = !rcl_is_cluster(c);
-	unsigned *old_k = NULL;
-	redisReply *reply = checked(c, rcl_command(c, NULL, "TIME"), "TIME");
-	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-		rc = -EIO;
-		goto out;
+	/* A cluster cannot run a transaction across slots: there each bucket
+	 * is written atomically, and WAIT goes to every master written to. */
+	if ((rc = rcl_map(ld->c, ld->map)) < 0) {
+		fprintf(stderr, "flashgate: %s\n", rcl_error(ld->c));
+		return rc;
 	}
-	long long now_ms = strtoll(reply->element[0]->str, NULL, 10) * 1000 +
-			   strtoll(reply->element[1]->str, NULL, 10) / 1000;
-	freeReplyObject(reply);
+	rc = write_rows(ld);
+	for (unsigned node = 0; node < RCL_MAP_NODES && rc == 0; node++)
+		if (ld->wait_key[node][0])
+			rc = replicated(ld->c, ld->cfg, ld->wait_key[node], "stock load");
+	return rc;
+}
 
-	/* The bucket counts of a previous load, so its extra buckets go too. */
-	unsigned k = cfg->redis_buckets;
-	old_k = calloc(n ? n : 1, sizeof(*old_k));
-	if (!old_k) {
+int stock_load(const struct cfg *cfg, const char *csv_path)
+{
+	struct stockcsv *csv = stockcsv_new();
+	FILE *f = csv ? fopen(csv_path, "r") : NULL;
+	if (!f) {
+		int rc = csv ? -errno : -ENOMEM;
+		fprintf(stderr, "flashgate: %s: %s\n", csv_path, strerror(-rc));
+		stockcsv_free(csv);
+		return rc;
+	}
+	int rc = stockcsv_read(csv, f);
+	fclose(f);
+	if (rc < 0) {
+		unsigned line;
+		const char *why = stockcsv_error(csv, &line);
+		if (line)
+			fprintf(stderr, "flashgate: %s:%u: %s\n", csv_path, line, why);
+		else
+			fprintf(stderr, "flashgate: %s: %s\n", csv_path, why);
+		stockcsv_free(csv);
+		return rc;
+	}
+	struct load ld = {.cfg = cfg};
+	ld.rows = stockcsv_rows(csv, &ld.n);
+	ld.old_k = calloc(ld.n ? ld.n : 1, sizeof(*ld.old_k));
+	ld.bl = malloc(LOAD_BATCH * sizeof(*ld.bl));
+	ld.cmd = calloc(LOAD_BATCH, sizeof(*ld.cmd));
+	ld.words = malloc((LOAD_BATCH + 2) * sizeof(*ld.words));
+	ld.word_len = malloc((LOAD_BATCH + 2) * sizeof(*ld.word_len));
+	ld.map = malloc(sizeof(*ld.map));
+	if (!ld.old_k || !ld.bl || !ld.cmd || !ld.words || !ld.word_len || !ld.map) {
+		fprintf(stderr, "flashgate: %s: out of memory\n", csv_path);
 		rc = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		char key[KEYS_MAX];
-		snprintf(key, sizeof(key), KEYS_SKU_FMT, rows[i].sku);
-		redisReply *rr = checked(c, rcl_command(c, key, "HGET %s buckets", key), "stock load");
-		if (!rr) {
-			rc = -EIO;
-			goto out;
-		}
-		int was = rr->type == REDIS_REPLY_STRING ? atoi(rr->str) : 1;
-		old_k[i] = was >= 1 && was <= BKT_MAX ? (unsigned)was : BKT_MAX;
-		freeReplyObject(rr);
+	if (!(ld.c = connect_redis(cfg))) {
+		rc = -ECONNREFUSED;
+		goto out;
 	}
-
-	/* On one server all SKUs go in one transaction, so readers never see
-	 * half a file. A cluster cannot run a transaction across slots: there
-	 * each bucket is written atomically, one after the other. */
-	if (multi) {
-		if (!(reply = checked(c, rcl_command(c, NULL, "MULTI"), "MULTI"))) {
-			rc = -EIO;
-			goto out;
-		}
-		freeReplyObject(reply);
+	ld.multi = !rcl_is_cluster(ld.c);
+	rc = write_file(&ld);
+	unsigned k = cfg->redis_buckets;
+	if (rc == 0) {
+		unsigned long long total = 0;
+		for (size_t i = 0; i < ld.n; i++)
+			total += ld.rows[i].stock;
+		printf("loaded %zu SKUs (%llu units, %u bucket%s each) into redis %s:%u%s\n", ld.n, total, k,
+		       k == 1 ? "" : "s", cfg->redis_host, cfg->redis_port, ld.multi ? "" : " (cluster)");
+	} else if (ld.loaded && ld.loaded < ld.n) {
+		/* Each SKU is loaded whole or not at all, the file as a whole is
+		 * not: say where it stopped. */
+		fprintf(stderr, "flashgate: stock load stopped at line %u: the %zu SKUs before it are loaded, "
+				"the rest are as they were; load the file again\n",
+			ld.rows[ld.loaded].line, ld.loaded);
 	}
-	unsigned long long total = 0;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		unsigned span = old_k[i] > k ? old_k[i] : k;
-		for (unsigned b = 0; b < span && rc == 0; b++) {
-			char tag[BKT_TAG_MAX], key[6][KEYS_MAX], share[24] = "";
-			bkt_tag(tag, rows[i].sku, b);
-			snprintf(key[0], KEYS_MAX, KEYS_SKU_FMT, tag);
-			snprintf(key[1], KEYS_MAX, KEYS_USERS_FMT, tag);
-			snprintf(key[2], KEYS_MAX, KEYS_PENDING_FMT, tag);
-			snprintf(key[3], KEYS_MAX, KEYS_ORDERS_FMT, tag);
-			snprintf(key[4], KEYS_MAX, KEYS_RETURNED_FMT, tag);
-			snprintf(key[5], KEYS_MAX, KEYS_XFER_FMT, tag);
-			if (b < k)
-				snprintf(share, sizeof(share), "%llu", bkt_share(rows[i].stock, k, b));
-			reply = checked(c, rcl_command(c, key[0], "EVAL %s 6 %s %s %s %s %s %s %s %llu %lld %llu %llu %u",
-						       load_bucket_lua, key[0], key[1], key[2], key[3], key[4], key[5],
-						       share, rows[i].limit, now_ms, rows[i].starts, rows[i].ends, k),
-					"stock load");
-			rc = reply ? 0 : -EIO;
-			freeReplyObject(reply);
-			if (rc == 0 && !multi)
-				rc = replicated(c, cfg, key[0], "stock load");
-		}
-		if (rc == 0) {
-			reply = checked(c, rcl_command(c, KEYS_SKU_SET, "SADD %s %s", KEYS_SKU_SET, rows[i].sku),
-					"stock load");
-			rc = reply ? 0 : -EIO;
-			freeReplyObject(reply);
-			if (rc == 0 && !multi)
-				rc = replicated(c, cfg, KEYS_SKU_SET, "stock load");
-		}
-		total += rows[i].stock;
-	}
-	if (multi) {
-		/* After a failure, DISCARD: nothing of the file is written. */
-		reply = checked(c, rcl_command(c, NULL, rc == 0 ? "EXEC" : "DISCARD"), "stock load");
-		if (rc == 0 && (!reply || reply->type != REDIS_REPLY_ARRAY))
-			rc = -EIO;
-		for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
-			if (reply->element[i]->type == REDIS_REPLY_ERROR) {
-				fprintf(stderr, "flashgate: redis stock load failed: %s\n", reply->element[i]->str);
-				rc = -EIO;
-				break;
-			}
-		}
-		freeReplyObject(reply);
-		if (rc == 0)
-			rc = replicated(c, cfg, NULL, "stock load");
-	}
-	if (rc == 0)
-		printf("loaded %zu SKUs (%llu units, %u bucket%s each) into redis %s:%u%s\n", n, total, k,
-		       k == 1 ? "" : "s", cfg->redis_host, cfg->redis_port, multi ? "" : " (cluster)");
 out:
-	free(old_k);
-	rcl_close(c);
-	free(rows);
+	rcl_close(ld.c);
+	free(ld.old_k);
+	free(ld.bl);
+	free(ld.cmd);
+	free(ld.words);
+	free(ld.word_len);
+	free(ld.map);
+	stockcsv_free(csv);
 	return rc;
 }
 
@@ -442,8 +478,9 @@ static int adjust_stock(const struct cfg *cfg, const char *sku, const char *unit
 		fprintf(stderr, "flashgate: sku '%s' must be 1-64 characters of A-Z a-z 0-9 . _ : -\n", sku);
 		return -EINVAL;
 	}
-	if (parse_u64(units, STOCK_MAX, &n) < 0 || n < min) {
-		fprintf(stderr, "flashgate: units '%s' must be an integer %llu..%llu\n", units, min, STOCK_MAX);
+	if (stockcsv_u64(units, STOCKCSV_STOCK_MAX, &n) < 0 || n < min) {
+		fprintf(stderr, "flashgate: units '%s' must be an integer %llu..%llu\n", units, min,
+			STOCKCSV_STOCK_MAX);
 		return -EINVAL;
 	}
 	struct rcl *c = connect_redis(cfg);

@@ -6,8 +6,9 @@
  * Cluster): these run before or beside the serving workers, never on the
  * request path.
  *
- * Owns: the CSV format (header "sku,stock,per_user_limit"), its validation
- * (a bad file changes nothing), and the key layout of keys.h on write.
+ * Owns: writing a stock file (its format and checks are core/stockcsv.h; a
+ * bad file changes nothing) a batch of whole SKUs at a time, and the key
+ * layout of keys.h on write.
  */
 #ifndef FG_STOCK_H
 #define FG_STOCK_H

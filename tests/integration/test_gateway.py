@@ -615,6 +615,39 @@ def bad_stock_file_changes_nothing():
 
 
 @test
+def stock_load_takes_a_catalogue_a_batch_at_a_time():
+    """3,000 SKUs with buckets = 4 load in many transactions of whole
+    SKUs (core/stockcsv.h, gateway/stock.c); the same file with buckets = 1
+    clears each SKU's extra buckets; a SKU listed twice is refused with
+    both lines, before anything is written."""
+    conf = ENV.write_config("cat4.conf", redis__buckets=4)
+    rows = [("cat%d" % i, 100 + i, 3) for i in range(3000)]
+    path = ENV.stock_csv(rows, "cat.csv")
+    out = ENV.flashgate(conf, "stock", "load", path).stdout
+    expect("loaded 3000 SKUs (%d units, 4 buckets each)" % sum(r[1] for r in rows) in out, out)
+    for sku, stock, _ in (rows[0], rows[1500], rows[-1]):
+        s = ENV.stock(conf, sku)
+        eq((s["stock"], s["per_user_limit"], s["sold"], s["buckets"]), (stock, 3, 0, 4), sku)
+    members = set(ENV.redis("SMEMBERS", "fg:skus").split())
+    expect(all(r[0] in members for r in rows), "every SKU is in the catalogue set")
+
+    one = ENV.write_config("cat1.conf", redis__buckets=1)
+    ENV.flashgate(one, "stock", "load", path)
+    s = ENV.stock(one, "cat2999")
+    eq((s["stock"], s.get("buckets", 1)), (3099, 1), "reloaded with one bucket")
+    left = [k for i in (0, 1234, 2999) for k in ("fg:{cat%d#%d}" % (i, b) for b in (1, 2, 3))
+            if ENV.redis("EXISTS", k) != "0"]
+    eq(left, [], "the extra buckets are cleared")
+
+    with open(path, "a") as f:
+        f.write("cat7,5,1\n")
+    r = ENV.flashgate(one, "stock", "load", path, check=False)
+    eq(r.returncode, 1, "exit status")
+    expect("%s:3002: sku 'cat7' appears twice (first on line 9)" % path in r.stderr, r.stderr)
+    eq(ENV.stock(one, "cat7")["stock"], 107, "cat7 untouched")
+
+
+@test
 def oversubscribed_concurrent_run_verified():
     """10,000 units, 50,000 orders from 64 connections, hot SKUs with little
     stock: flashload --verify proves no oversell and no loss."""
@@ -1376,6 +1409,21 @@ def admin_commands_and_verify_work_on_a_redis_cluster():
         sys.stdout.write(r.stdout)
         eq(r.returncode, 0, "verify on the cluster (stderr: %s)" % r.stderr[-500:])
         expect("no units stranded between buckets" in r.stdout, r.stdout)
+
+        # A catalogue, pipelined to the masters, then the same file with
+        # fewer buckets: each SKU's extra buckets go, wherever they are.
+        rows = [("cat%d" % i, 10 + i, 2) for i in range(600)]
+        csv = ENV.stock_csv(rows, "cl-cat.csv")
+        out = ENV.flashgate(conf, "stock", "load", csv).stdout
+        expect("loaded 600 SKUs (%d units, 8 buckets each)" % sum(r[1] for r in rows) in out, out)
+        eq(ENV.stock(conf, "cat599")["stock"], 609, "the file's last SKU, summed over 8 buckets")
+        two = ENV.write_config("cl2.conf", redis__port=cl.port, redis__buckets=2)
+        ENV.flashgate(two, "stock", "load", csv)
+        s = ENV.stock(two, "cat0")
+        eq((s["stock"], s["buckets"]), (10, 2), "reloaded with 2 buckets")
+        left = [k for i in (0, 599) for k in ("fg:{cat%d#%d}" % (i, b) for b in range(2, 8))
+                if cl.routed("EXISTS", k) != "0"]
+        eq(left, [], "the extra buckets are cleared on every master")
     finally:
         cl.close()
 
