@@ -310,6 +310,13 @@ static bool redirected(const redisReply *r)
 		strncmp(r->str, "TRYAGAIN", 8) == 0);
 }
 
+struct rcl_cmd rcl_cmd_key(const char *verb, const char *key, const char *field)
+{
+	struct rcl_cmd c = {.key = key, .argc = field ? 3 : 2, .argv = {verb, key, field},
+			    .len = {strlen(verb), strlen(key), field ? strlen(field) : 0}};
+	return c;
+}
+
 static int pipeline(struct rcl *c, struct rcl_cmd *cmds, size_t n, bool run_again)
 {
 	/* The node each command was written to, or -1: run it alone later;

@@ -57,6 +57,8 @@ struct rcl_cmd {
 	const size_t *many_len;
 	redisReply *reply; /* set by rcl_pipeline; the caller frees it */
 };
+/* VERB KEY [FIELD] (field NULL: none), routed by key. */
+struct rcl_cmd rcl_cmd_key(const char *verb, const char *key, const char *field);
 /* Runs n commands as a pipeline: each master's commands are written at
  * once and their replies read back in order, rather than a round trip
  * each (a walk over every bucket of a catalogue costs Redis a tenth as

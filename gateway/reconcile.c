@@ -103,13 +103,6 @@ typedef int (*bucket_fn)(struct rcl *c, const char *sku, const char *tag, int k,
  * whatever the catalogue's size. */
 #define WALK_SKUS 64
 
-static struct rcl_cmd one_key(const char *cmd, const char *key, const char *field)
-{
-	struct rcl_cmd c = {.key = key, .argc = field ? 3 : 2, .argv = {cmd, key, field},
-			    .len = {strlen(cmd), strlen(key), field ? strlen(field) : 0}};
-	return c;
-}
-
 /* each_bucket for m SKUs: their bucket counts in one pipeline, then their
  * buckets' ledgers in another. */
 static int walk_skus(struct rcl *c, bool xfer, redisReply *const *sku, size_t m, bucket_fn fn, void *arg)
@@ -120,7 +113,7 @@ static int walk_skus(struct rcl *c, bool xfer, redisReply *const *sku, size_t m,
 	size_t total = 0;
 	for (size_t i = 0; i < m; i++) {
 		snprintf(key[i], KEYS_MAX, KEYS_SKU_FMT, sku[i]->str);
-		count[i] = one_key("HGET", key[i], "buckets");
+		count[i] = rcl_cmd_key("HGET", key[i], "buckets");
 	}
 	int rc = rcl_pipeline(c, count, m);
 	if (rc < 0)
@@ -150,7 +143,7 @@ static int walk_skus(struct rcl *c, bool xfer, redisReply *const *sku, size_t m,
 			bkt_tag(lg[j].tag, sku[i]->str, (unsigned)b);
 			snprintf(lg[j].key, KEYS_MAX, xfer ? KEYS_XFER_FMT : KEYS_PENDING_FMT, lg[j].tag);
 			lg[j].sku = (unsigned)i;
-			read[j] = one_key("HGETALL", lg[j].key, NULL);
+			read[j] = rcl_cmd_key("HGETALL", lg[j].key, NULL);
 		}
 	}
 	if ((rc = rcl_pipeline(c, read, total)) < 0)

@@ -196,8 +196,7 @@ static int read_old_counts(struct load *ld)
 		for (size_t i = 0; i < m; i++) {
 			char *key = ld->bl[i].key[0];
 			snprintf(key, KEYS_MAX, KEYS_SKU_FMT, ld->rows[at + i].sku);
-			ld->cmd[i] = (struct rcl_cmd){.key = key, .argc = 3, .argv = {"HGET", key, "buckets"},
-						      .len = {4, strlen(key), 7}};
+			ld->cmd[i] = rcl_cmd_key("HGET", key, "buckets");
 		}
 		int rc = rcl_pipeline(ld->c, ld->cmd, m);
 		for (size_t i = 0; i < m; i++) {

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../core/bucket.h"
@@ -91,45 +92,81 @@ static long long num(const redisReply *r)
 	return 0;
 }
 
-/* The bucket's pending ledger and outgoing transfers, once both are empty
- * or after two seconds. -1: unreadable. */
-static void wait_settled(struct rcl *c, const char *tag, long long *pending, long long *xfers)
+/* Buckets read per round of pipelines: the client's memory stays small
+ * whatever the catalogue's size. */
+#define READ_BUCKETS 512
+/* How long the ledgers get to settle, all of them together. */
+#define SETTLE_MS 2000
+
+static const char *const bucket_fields[] = {"stock",        "limit",   "sold",     "initial",
+					    "loaded_at_ms", "buckets", "moved_in", "moved_out"};
+#define NFIELDS (sizeof(bucket_fields) / sizeof(bucket_fields[0]))
+
+/* One bucket of a SKU (core/bucket.h) being read. */
+struct bucket {
+	struct sku *sku;
+	char key[4][KEYS_MAX]; /* its pending ledger, its transfers, its hash, its users */
+	const char *hmget[2 + NFIELDS];
+	size_t hmget_len[2 + NFIELDS];
+};
+
+static int64_t mono_ms(void)
 {
-	char key[KEYS_MAX], xfer[KEYS_MAX];
-	snprintf(key, sizeof(key), KEYS_PENDING_FMT, tag);
-	snprintf(xfer, sizeof(xfer), KEYS_XFER_FMT, tag);
-	for (int tries = 0; tries < 20; tries++) {
-		redisReply *p = rcl_command(c, key, "HLEN %s", key);
-		redisReply *x = rcl_command(c, xfer, "HLEN %s", xfer);
-		*pending = p ? num(p) : -1;
-		*xfers = x ? num(x) : -1;
-		freeReplyObject(p);
-		freeReplyObject(x);
-		if (*pending == 0 && *xfers == 0)
-			return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* rcl_pipeline, with every reply there and none an error (reported). */
+static int pipeline(struct rcl *c, struct rcl_cmd *cmd, size_t n)
+{
+	if (rcl_pipeline(c, cmd, n) < 0) {
+		fprintf(stderr, "flashload: verify: %s\n", rcl_error(c));
+		return -EIO;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (cmd[i].reply->type == REDIS_REPLY_ERROR) {
+			fprintf(stderr, "flashload: verify: redis %s: %s\n", cmd[i].key, cmd[i].reply->str);
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+static void free_replies(struct rcl_cmd *cmd, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		freeReplyObject(cmd[i].reply);
+		cmd[i].reply = NULL;
+	}
+}
+
+/* Confirmations, releases and transfers' last steps follow the answers by
+ * a moment (longer after a failover, when releases wait for the new
+ * master): the buckets' ledgers get until settle_at to empty. */
+static int wait_settled(struct rcl *c, const struct bucket *bk, size_t nb, struct rcl_cmd *cmd,
+			int64_t settle_at)
+{
+	for (;;) {
+		for (size_t i = 0; i < nb; i++) {
+			cmd[2 * i] = rcl_cmd_key("HLEN", bk[i].key[0], NULL);
+			cmd[2 * i + 1] = rcl_cmd_key("HLEN", bk[i].key[1], NULL);
+		}
+		int rc = pipeline(c, cmd, 2 * nb);
+		bool settled = true;
+		for (size_t i = 0; rc == 0 && i < 2 * nb; i++)
+			settled = settled && num(cmd[i].reply) == 0;
+		free_replies(cmd, 2 * nb);
+		if (rc < 0 || settled || mono_ms() >= settle_at)
+			return rc;
 		usleep(100000);
 	}
 }
 
-/* Adds one bucket of a SKU (core/bucket.h) to its totals; bucket 0 also
- * tells how many there are. */
-static int read_bucket(struct rcl *c, const char *tag, struct sku *s)
+/* Adds one bucket's counts to its SKU's totals. */
+static void add_bucket(struct sku *s, const redisReply *pending, const redisReply *xfers, const redisReply *h,
+		       const redisReply *users)
 {
-	char key[KEYS_MAX];
-	long long pending, xfers;
-	/* Confirmations, releases and transfers' last steps follow the answers
-	 * by a moment (longer after a failover, when releases wait for the new
-	 * master): give them two seconds to settle, and read the counts after,
-	 * so they and the ledger are of the same moment. */
-	wait_settled(c, tag, &pending, &xfers);
-	snprintf(key, sizeof(key), KEYS_SKU_FMT, tag);
-	redisReply *h = rcl_command(c, key, "HMGET %s stock limit sold initial loaded_at_ms buckets moved_in moved_out",
-				     key);
-	if (!h || h->type != REDIS_REPLY_ARRAY || h->elements != 8) {
-		fprintf(stderr, "flashload: verify: redis HMGET %s failed\n", key);
-		freeReplyObject(h);
-		return -EIO;
-	}
 	long long stock = num(h->element[0]);
 	s->stock += stock;
 	if (stock < s->min_bucket_stock)
@@ -137,31 +174,103 @@ static int read_bucket(struct rcl *c, const char *tag, struct sku *s)
 	s->limit = num(h->element[1]);
 	s->sold += num(h->element[2]);
 	s->initial += num(h->element[3]);
-	if (!s->loaded_at_ms) {
+	if (!s->loaded_at_ms)
 		s->loaded_at_ms = num(h->element[4]);
-		s->buckets = h->element[5]->type == REDIS_REPLY_STRING ? num(h->element[5]) : 1;
-		if (s->buckets < 1 || s->buckets > BKT_MAX)
-			s->buckets = 1;
-	}
 	s->moved += num(h->element[7]) - num(h->element[6]);
-	freeReplyObject(h);
-
-	snprintf(key, sizeof(key), KEYS_USERS_FMT, tag);
-	redisReply *u = rcl_command(c, key, "HGETALL %s", key);
-	if (!u || u->type != REDIS_REPLY_ARRAY) {
-		fprintf(stderr, "flashload: verify: redis HGETALL %s failed\n", key);
-		freeReplyObject(u);
-		return -EIO;
-	}
-	for (size_t j = 1; j < u->elements; j += 2) {
-		long long units = num(u->element[j]);
+	for (size_t j = 1; j < users->elements; j += 2) {
+		long long units = num(users->element[j]);
 		s->users_units += units;
 		s->users_over += units > s->limit;
 	}
-	freeReplyObject(u);
-	s->pending += pending;
-	s->xfers += xfers;
+	s->pending += num(pending);
+	s->xfers += num(xfers);
+}
+
+/* Reads nb buckets once their ledgers settled: the ledgers' sizes and
+ * the counts in one pipeline, so that they are of the same moment. */
+static int read_buckets(struct rcl *c, struct bucket *bk, size_t nb, struct rcl_cmd *cmd, int64_t settle_at)
+{
+	int rc = wait_settled(c, bk, nb, cmd, settle_at);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < nb; i++) {
+		struct bucket *b = &bk[i];
+		cmd[4 * i] = rcl_cmd_key("HLEN", b->key[0], NULL);
+		cmd[4 * i + 1] = rcl_cmd_key("HLEN", b->key[1], NULL);
+		b->hmget[0] = "HMGET";
+		b->hmget[1] = b->key[2];
+		memcpy(&b->hmget[2], bucket_fields, sizeof(bucket_fields));
+		for (size_t j = 0; j < 2 + NFIELDS; j++)
+			b->hmget_len[j] = strlen(b->hmget[j]);
+		cmd[4 * i + 2] = (struct rcl_cmd){.key = b->key[2], .argc = 2 + NFIELDS, .many = b->hmget,
+						  .many_len = b->hmget_len};
+		cmd[4 * i + 3] = rcl_cmd_key("HGETALL", b->key[3], NULL);
+	}
+	rc = pipeline(c, cmd, 4 * nb);
+	for (size_t i = 0; rc == 0 && i < nb; i++) {
+		const redisReply *h = cmd[4 * i + 2].reply, *u = cmd[4 * i + 3].reply;
+		if (h->type != REDIS_REPLY_ARRAY || h->elements != NFIELDS || u->type != REDIS_REPLY_ARRAY) {
+			fprintf(stderr, "flashload: verify: redis %s: unexpected reply\n", bk[i].key[2]);
+			rc = -EIO;
+			break;
+		}
+		add_bucket(bk[i].sku, cmd[4 * i].reply, cmd[4 * i + 1].reply, h, u);
+	}
+	free_replies(cmd, 4 * nb);
+	return rc;
+}
+
+/* Each SKU's bucket count, from its bucket 0: pipelines of READ_BUCKETS. */
+static int read_bucket_counts(struct rcl *c, struct sku *skus, size_t n, struct bucket *bk, struct rcl_cmd *cmd)
+{
+	for (size_t at = 0; at < n; at += READ_BUCKETS) {
+		size_t m = n - at < READ_BUCKETS ? n - at : READ_BUCKETS;
+		for (size_t i = 0; i < m; i++) {
+			snprintf(bk[i].key[2], KEYS_MAX, KEYS_SKU_FMT, skus[at + i].name);
+			cmd[i] = rcl_cmd_key("HGET", bk[i].key[2], "buckets");
+		}
+		int rc = pipeline(c, cmd, m);
+		for (size_t i = 0; rc == 0 && i < m; i++) {
+			long long k = cmd[i].reply->type == REDIS_REPLY_STRING ? num(cmd[i].reply) : 1;
+			skus[at + i].buckets = k >= 1 && k <= BKT_MAX ? k : 1;
+		}
+		free_replies(cmd, m);
+		if (rc < 0)
+			return rc;
+	}
 	return 0;
+}
+
+/* Every bucket of the n SKUs, READ_BUCKETS at a time. */
+static int read_all_buckets(struct rcl *c, struct sku *skus, size_t n)
+{
+	struct bucket *bk = calloc(READ_BUCKETS, sizeof(*bk));
+	struct rcl_cmd *cmd = calloc(4 * READ_BUCKETS, sizeof(*cmd));
+	int rc = bk && cmd ? 0 : -ENOMEM;
+	int64_t settle_at = mono_ms() + SETTLE_MS;
+	if (rc == 0)
+		rc = read_bucket_counts(c, skus, n, bk, cmd);
+	size_t nb = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		for (long long b = 0; b < skus[i].buckets && rc == 0; b++) {
+			char tag[BKT_TAG_MAX];
+			bkt_tag(tag, skus[i].name, (unsigned)b);
+			bk[nb].sku = &skus[i];
+			snprintf(bk[nb].key[0], KEYS_MAX, KEYS_PENDING_FMT, tag);
+			snprintf(bk[nb].key[1], KEYS_MAX, KEYS_XFER_FMT, tag);
+			snprintf(bk[nb].key[2], KEYS_MAX, KEYS_SKU_FMT, tag);
+			snprintf(bk[nb].key[3], KEYS_MAX, KEYS_USERS_FMT, tag);
+			if (++nb == READ_BUCKETS) {
+				rc = read_buckets(c, bk, nb, cmd, settle_at);
+				nb = 0;
+			}
+		}
+	}
+	if (rc == 0 && nb)
+		rc = read_buckets(c, bk, nb, cmd, settle_at);
+	free(bk);
+	free(cmd);
+	return rc;
 }
 
 static int read_redis(const struct verify_opts *o, struct sku **out, size_t *n_out)
@@ -193,15 +302,10 @@ static int read_redis(const struct verify_opts *o, struct sku **out, size_t *n_o
 			continue;
 		struct sku *s = &skus[n++];
 		strcpy(s->name, name);
-		s->buckets = 1;
 		s->min_bucket_stock = LLONG_MAX;
-		for (long long b = 0; b < s->buckets; b++) {
-			char tag[BKT_TAG_MAX];
-			bkt_tag(tag, name, (unsigned)b);
-			if ((rc = read_bucket(c, tag, s)) < 0)
-				goto out;
-		}
 	}
+	if ((rc = read_all_buckets(c, skus, n)) < 0)
+		goto out;
 	qsort(skus, n, sizeof(*skus), cmp_sku);
 out:
 	freeReplyObject(members);
