@@ -399,10 +399,31 @@ static int lock_take(struct rcl *c, const struct cfg *cfg, const struct reconcil
 	}
 }
 
-static void lock_leave(struct rcl *c, const struct reconcile_opts *o)
+/* A gateway's pass keeps the others off for its interval, or for
+ * REST_PER_PASS times its own length when that is longer (up to
+ * REST_MAX_MS): on a catalogue so large that a pass takes more than a
+ * twentieth of the interval, passes space out instead of taking that much
+ * of Redis's time. */
+#define REST_PER_PASS 20
+#define REST_MAX_MS (10 * 60 * 1000)
+
+static uint32_t rest_after(const struct reconcile_opts *o, int64_t took_ms, FILE *out)
+{
+	int64_t rest = took_ms * REST_PER_PASS;
+	if (o->lock_rest_ms == 0 || rest <= (int64_t)o->lock_rest_ms)
+		return o->lock_rest_ms;
+	if (rest > REST_MAX_MS)
+		rest = o->lock_rest_ms > REST_MAX_MS ? o->lock_rest_ms : REST_MAX_MS;
+	fprintf(out, "reconcile: the pass took %lld ms: the next one in %lld ms, not %u (a pass takes at most "
+		     "1/%d of the time)\n",
+		(long long)took_ms, (long long)rest, o->lock_rest_ms, REST_PER_PASS);
+	return (uint32_t)rest;
+}
+
+static void lock_leave(struct rcl *c, const struct reconcile_opts *o, uint32_t rest_ms)
 {
 	redisReply *r = rcl_command(c, KEYS_RECONCILE_LOCK, "EVAL %s 1 %s %s %u", lock_leave_lua,
-				    KEYS_RECONCILE_LOCK, o->owner, o->lock_rest_ms);
+				    KEYS_RECONCILE_LOCK, o->owner, rest_ms);
 	/* Not fatal: the lock expires by itself, only later. */
 	if (!r || r->type != REDIS_REPLY_INTEGER)
 		fprintf(stderr, "flashgate: reconcile: letting go of %s: %s (it expires by itself)\n",
@@ -569,6 +590,7 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 	int rc = 0;
 	int xfer_rc = 0;
 	bool locked = false;
+	int64_t started_ms = 0; /* once locked: how long the pass took */
 	struct lease ls = {.cfg = cfg, .owner = o->owner};
 	int64_t min_age = o->min_age_ms >= 0 ? o->min_age_ms : 2 * (int64_t)cfg->kafka_message_timeout_ms;
 	int64_t older_than;
@@ -586,6 +608,7 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 			goto out;
 		locked = true;
 	}
+	started_ms = now_ms();
 	ls.c = locked ? c : NULL;
 	ls.renewed_ms = now_ms();
 	/* After the lock: a wait must not make young entries look old. */
@@ -693,7 +716,7 @@ out:
 	if (rc == 0 && xfer_rc < 0)
 		rc = xfer_rc;
 	if (locked)
-		lock_leave(c, o);
+		lock_leave(c, o, rest_after(o, now_ms() - started_ms, out));
 	free(es.v);
 	rcl_close(c);
 	return rc;

@@ -23,9 +23,10 @@
  * The lock is a lease the pass renews as it goes: if its holder dies
  * mid-pass it expires within the lease, and a holder that stalled past
  * its lease stops claiming when it finds the lock gone. A gateway's
- * pass (autorec) leaves it "resting" for its interval afterwards, so N
- * gateway instances make one pass per interval between them; the command
- * line does not wait for a resting lock, only for a running pass.
+ * pass (autorec) leaves it "resting" for its interval afterwards (or 20
+ * times its own length, when that is longer), so N gateway instances make
+ * one pass per interval between them; the command line does not wait for
+ * a resting lock, only for a running pass.
  *
  * Owns: one pass and the lock. Does not own: when passes run (autorec in
  * a gateway, the operator or cron for the command).

@@ -645,6 +645,8 @@ def stock_load_takes_a_catalogue_a_batch_at_a_time():
     eq(r.returncode, 1, "exit status")
     expect("%s:3002: sku 'cat7' appears twice (first on line 9)" % path in r.stderr, r.stderr)
     eq(ENV.stock(one, "cat7")["stock"], 107, "cat7 untouched")
+    # Out of the catalogue again: the suite's later reconcile passes walk it.
+    ENV.redis("SREM", "fg:skus", *[r[0] for r in rows])
 
 
 @test
@@ -1151,6 +1153,38 @@ def reconcile_counters(token):
     eq(r.status, 200, "metrics page")
     return {line.split()[0]: int(line.split()[1]) for line in r.body.splitlines()
             if line.startswith("flashgate_reconcile_")}
+
+
+@test
+def reconcile_passes_space_out_on_a_large_catalogue():
+    """A pass walks every bucket of the catalogue: on one of 10,000 SKUs it
+    takes longer than a twentieth of a 200 ms interval (about 150 ms here),
+    so the lock rests 20 times the pass's length instead, and the passes
+    space out by that much (each one's log line says so)."""
+    rows = [("rs%d" % i, 5, 1) for i in range(10000)]
+    conf = ENV.write_config("rs.conf", reconcile__interval_ms=200)
+    ENV.flashgate(conf, "stock", "load", ENV.stock_csv(rows, "rs.csv"))
+    ENV.redis("DEL", "fg:reconcile:lock")
+    log_from = ENV.log_size()
+    pattern = re.compile(r"(\d\d):(\d\d):(\d\d)\.(\d{3})Z \S+ reconcile: the pass took (\d+) ms: "
+                         r"the next one in (\d+) ms, not 200")
+    try:
+        with Gateway(ENV, conf):
+            deadline = time.time() + 30
+            while len(pattern.findall(ENV.log_since(log_from))) < 2 and time.time() < deadline:
+                time.sleep(0.2)
+        lines = pattern.findall(ENV.log_since(log_from))
+    finally:
+        ENV.redis("SREM", "fg:skus", *[r[0] for r in rows])
+        ENV.redis("DEL", "fg:reconcile:lock")
+    expect(len(lines) >= 2, "two spaced-out passes within 30 s: %s" % lines)
+    at = [((int(h) * 60 + int(m)) * 60 + int(sec)) * 1000 + int(ms) for h, m, sec, ms, _, _ in lines]
+    for i, (_, _, _, _, took, rest) in enumerate(lines):
+        eq(int(rest), 20 * int(took), "pass %d: rests 20 times its %s ms" % (i, took))
+        if i:
+            # A line is logged as its pass ends: passes start a rest apart.
+            expect(at[i] - at[i - 1] >= int(lines[i - 1][5]), "passes %d and %d: %d ms apart, rest %s ms"
+                   % (i - 1, i, at[i] - at[i - 1], lines[i - 1][5]))
 
 
 @test
