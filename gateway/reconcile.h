@@ -47,7 +47,7 @@ struct reconcile_opts {
 	bool quiet;          /* print nothing when nothing old was found */
 	const char *owner;   /* who holds the lock, for whoever waits on it */
 	uint32_t lock_wait_ms;  /* how long to wait for a running pass */
-	uint32_t lock_rest_ms;  /* keep others' passes off this long after (0: none) */
+	uint32_t lock_rest_ms;  /* keep others' passes off at least this long after (0: none) */
 	const bool *stop;       /* when it turns true, a topic scan under way gives up */
 };
 
