@@ -119,6 +119,7 @@ struct load {
 	const struct stock_row *rows;
 	size_t n;
 	size_t loaded;  /* rows written so far */
+	bool writing;   /* the writes began */
 	unsigned *old_k;
 	long long now_ms;
 	bool multi;     /* one server: each batch is a transaction */
@@ -260,6 +261,7 @@ static unsigned span_of(const struct load *ld, size_t row)
  * server, so no SKU is ever seen half loaded. */
 static int write_rows(struct load *ld)
 {
+	ld->writing = true;
 	while (ld->loaded < ld->n) {
 		size_t m = 0, first = ld->loaded, end = first;
 		if (ld->multi)
@@ -372,11 +374,12 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 			total += ld.rows[i].stock;
 		printf("loaded %zu SKUs (%llu units, %u bucket%s each) into redis %s:%u%s\n", ld.n, total, k,
 		       k == 1 ? "" : "s", cfg->redis_host, cfg->redis_port, ld.multi ? "" : " (cluster)");
-	} else if (ld.loaded && ld.loaded < ld.n) {
-		/* Each SKU is loaded whole or not at all, the file as a whole is
-		 * not: say where it stopped. */
+	} else if (ld.writing && ld.loaded < ld.n) {
+		/* Each SKU is loaded whole or not at all, a file of more than
+		 * one batch is not: say where it stopped. The batch in flight
+		 * when Redis failed may have been applied or not. */
 		fprintf(stderr, "flashgate: stock load stopped at line %u: the %zu SKUs before it are loaded, "
-				"the rest are as they were; load the file again\n",
+				"the batch from it on may or may not be, the rest are not; load the file again\n",
 			ld.rows[ld.loaded].line, ld.loaded);
 	}
 out:
