@@ -39,7 +39,9 @@ struct http_limits {
 
 struct http_request {
 	enum http_method method;
-	const char *path; /* request-target, not NUL-terminated */
+	/* The request target, not NUL-terminated; of an absolute-form target
+	 * ("http://host/x") only the path, and "/" when it has none. */
+	const char *path;
 	size_t path_len;
 	unsigned minor_version; /* HTTP/1.x */
 	size_t head_len;        /* bytes of the head, including the blank line */
