@@ -536,62 +536,112 @@ int stock_set(const struct cfg *cfg, const char *sku, const char *units, FILE *o
 	return adjust_stock(cfg, sku, units, 0, set_lua, "stock set", out);
 }
 
-/* 1 when bucket tag's ledgers (settled, returned or pending) hold order
- * id, 0 when not, -EIO. */
-static int in_bucket(struct rcl *c, const char *tag, const char *id)
+/* SKUs searched per round of pipelines for an order given without its SKU. */
+#define FIND_SKUS 256
+
+/* Whether one of the skus' buckets holds order id in a ledger (settled,
+ * returned or pending): their bucket counts in one pipeline, then an
+ * HEXISTS per ledger in another. 1 found (tag and sku filled), 0 not,
+ * -errno (reported). */
+static int find_in(struct rcl *c, const char *const *skus, size_t m, const char *id, char *sku, char *tag)
 {
-	char keys[3][KEYS_MAX];
-	snprintf(keys[0], KEYS_MAX, KEYS_ORDERS_FMT, tag);
-	snprintf(keys[1], KEYS_MAX, KEYS_RETURNED_FMT, tag);
-	snprintf(keys[2], KEYS_MAX, KEYS_PENDING_FMT, tag);
-	for (int i = 0; i < 3; i++) {
-		const char *key = keys[i];
-		redisReply *r = checked(c, rcl_command(c, key, "HEXISTS %s %s", key, id), "HEXISTS");
-		if (!r)
-			return -EIO;
-		bool found = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-		freeReplyObject(r);
-		if (found)
-			return 1;
+	struct ledger_probe {
+		char key[KEYS_MAX];
+		char tag[BKT_TAG_MAX];
+		size_t sku;
+	} *probe = NULL;
+	struct rcl_cmd *cmd = calloc(m, sizeof(*cmd));
+	char (*key)[KEYS_MAX] = calloc(m, sizeof(*key));
+	int *k = calloc(m, sizeof(*k));
+	int rc = cmd && key && k ? 0 : -ENOMEM;
+	size_t n = 0;
+	for (size_t i = 0; rc == 0 && i < m; i++) {
+		snprintf(key[i], KEYS_MAX, KEYS_SKU_FMT, skus[i]);
+		cmd[i] = rcl_cmd_key("HGET", key[i], "buckets");
 	}
-	return 0;
+	if (rc == 0 && rcl_pipeline(c, cmd, m) < 0) {
+		fprintf(stderr, "flashgate: redis: %s\n", rcl_error(c));
+		rc = -EIO;
+	}
+	for (size_t i = 0; i < m && cmd; i++) {
+		const redisReply *r = cmd[i].reply;
+		if (rc == 0) {
+			k[i] = r->type == REDIS_REPLY_STRING ? atoi(r->str) : 1;
+			if (k[i] < 1 || k[i] > BKT_MAX)
+				k[i] = BKT_MAX;
+			n += 3 * (size_t)k[i];
+		}
+		freeReplyObject(cmd[i].reply);
+	}
+	free(cmd);
+	cmd = rc == 0 ? calloc(n, sizeof(*cmd)) : NULL;
+	probe = rc == 0 ? calloc(n, sizeof(*probe)) : NULL;
+	if (rc == 0 && (!cmd || !probe))
+		rc = -ENOMEM;
+	size_t j = 0;
+	for (size_t i = 0; rc == 0 && i < m; i++) {
+		for (int b = 0; b < k[i]; b++) {
+			char t[BKT_TAG_MAX];
+			bkt_tag(t, skus[i], (unsigned)b);
+			snprintf(probe[j].key, KEYS_MAX, KEYS_ORDERS_FMT, t);
+			snprintf(probe[j + 1].key, KEYS_MAX, KEYS_RETURNED_FMT, t);
+			snprintf(probe[j + 2].key, KEYS_MAX, KEYS_PENDING_FMT, t);
+			for (int l = 0; l < 3; l++, j++) {
+				memcpy(probe[j].tag, t, sizeof(t));
+				probe[j].sku = i;
+				cmd[j] = rcl_cmd_key("HEXISTS", probe[j].key, id);
+			}
+		}
+	}
+	if (rc == 0 && rcl_pipeline(c, cmd, n) < 0) {
+		fprintf(stderr, "flashgate: redis: %s\n", rcl_error(c));
+		rc = -EIO;
+	}
+	for (j = 0; j < n && cmd; j++) {
+		const redisReply *r = cmd[j].reply;
+		if (rc == 0 && r->type == REDIS_REPLY_ERROR) {
+			fprintf(stderr, "flashgate: redis HEXISTS %s: %s\n", probe[j].key, r->str);
+			rc = -EIO;
+		} else if (rc == 0 && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+			snprintf(tag, BKT_TAG_MAX, "%s", probe[j].tag);
+			if (skus[probe[j].sku] != sku)
+				snprintf(sku, ORDER_ID_MAX + 1, "%s", skus[probe[j].sku]);
+			rc = 1;
+		}
+		freeReplyObject(cmd[j].reply);
+	}
+	free(cmd);
+	free(probe);
+	free(key);
+	free(k);
+	return rc;
 }
 
 /* The SKU bucket whose ledgers hold order id (an order lives in its
  * user's home bucket, which only the order knows): the buckets of sku, or
- * of every loaded SKU when sku is "", are asked, pipelined. 1 found (tag
- * and sku filled), 0 not found, -errno. */
+ * of every loaded SKU when sku is "", FIND_SKUS SKUs per round. 1 found
+ * (tag and sku filled), 0 not found, -errno. */
 static int find_order(struct rcl *c, const char *id, char *sku, char *tag)
 {
-	redisReply *members = NULL;
-	size_t n = 1;
-	if (!sku[0]) {
-		members = checked(c, rcl_command(c, KEYS_SKU_SET, "SMEMBERS %s", KEYS_SKU_SET), "SMEMBERS");
-		if (!members)
-			return -EIO;
-		n = members->elements;
+	if (sku[0]) {
+		int k = sku_buckets(c, sku); /* says so when it is not loaded */
+		if (k < 0)
+			return k;
+		const char *one = sku;
+		return find_in(c, &one, 1, id, sku, tag);
 	}
-	int rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		const char *s = members ? members->element[i]->str : sku;
-		int k = sku_buckets(c, s);
-		if (k < 0) {
-			rc = k;
-			break;
-		}
-		for (int b = 0; b < k && rc == 0; b++) {
-			char t[BKT_TAG_MAX];
-			bkt_tag(t, s, (unsigned)b);
-			rc = in_bucket(c, t, id);
-			if (rc == 1) {
-				snprintf(tag, BKT_TAG_MAX, "%s", t);
-				if (s != sku)
-					snprintf(sku, ORDER_ID_MAX + 1, "%s", s);
-			}
-		}
-	}
-	if (members)
-		freeReplyObject(members);
+	redisReply *members = checked(c, rcl_command(c, KEYS_SKU_SET, "SMEMBERS %s", KEYS_SKU_SET), "SMEMBERS");
+	if (!members)
+		return -EIO;
+	const char **names = calloc(members->elements + 1, sizeof(*names));
+	int rc = names ? 0 : -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < members->elements; i++)
+		names[i] = members->element[i]->str;
+	for (size_t at = 0; rc == 0 && at < members->elements; at += FIND_SKUS)
+		rc = find_in(c, names + at, members->elements - at < FIND_SKUS ? members->elements - at : FIND_SKUS,
+			     id, sku, tag);
+	free(names);
+	freeReplyObject(members);
 	return rc;
 }
 

@@ -645,6 +645,21 @@ def stock_load_takes_a_catalogue_a_batch_at_a_time():
     eq(r.returncode, 1, "exit status")
     expect("%s:3002: sku 'cat7' appears twice (first on line 9)" % path in r.stderr, r.stderr)
     eq(ENV.stock(one, "cat7")["stock"], 107, "cat7 untouched")
+
+    # `stock release` by order id alone searches the catalogue, many SKUs
+    # per pipeline: a settled order of the file's last SKU (what a sale
+    # leaves: sold, the user's count, the entry) is found and returned.
+    ENV.redis("HINCRBY", "fg:{cat2999}", "stock", "-2")
+    ENV.redis("HINCRBY", "fg:{cat2999}", "sold", "2")
+    ENV.redis("HSET", "fg:{cat2999}:users", "ann", "2")
+    ENV.redis("HSET", "fg:{cat2999}:orders", "00000000000000e1", "ann 2 1")
+    out = ENV.flashgate(one, "stock", "release", "00000000000000e1").stdout
+    expect("returned: ann:2" in out, out)
+    s = ENV.stock(one, "cat2999")
+    eq((s["stock"], s["sold"]), (3099, 0), "the units are back in cat2999")
+    r = ENV.flashgate(one, "stock", "release", "00000000000000e2", check=False)
+    eq(r.returncode, 1, "an order in no ledger")
+    expect("in no SKU's ledgers" in r.stderr, r.stderr)
     # Out of the catalogue again: the suite's later reconcile passes walk it.
     ENV.redis("SREM", "fg:skus", *[r[0] for r in rows])
 
