@@ -132,33 +132,63 @@ struct load {
 	char wait_key[RCL_MAP_NODES][KEYS_MAX];
 };
 
-/* A pipelined command's reply: an error or a missing one is reported. */
-static int reply_ok(struct rcl *c, const redisReply *r, const char *status)
+/* A pipelined command's reply: an error or a missing one is reported,
+ * as is one other than status when status is given. */
+static int reply_ok(struct rcl *c, const redisReply *r, const char *what, const char *status)
 {
 	if (!r) {
-		fprintf(stderr, "flashgate: redis stock load: %s\n", rcl_error(c));
+		fprintf(stderr, "flashgate: redis %s: %s\n", what, rcl_error(c));
 		return -EIO;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
-		fprintf(stderr, "flashgate: redis stock load: %s\n", r->str);
+		fprintf(stderr, "flashgate: redis %s: %s\n", what, r->str);
 		return -EIO;
 	}
 	if (status && (r->type != REDIS_REPLY_STATUS || strcmp(r->str, status) != 0)) {
-		fprintf(stderr, "flashgate: redis stock load: unexpected reply in a transaction\n");
+		fprintf(stderr, "flashgate: redis %s: unexpected reply in a transaction\n", what);
 		return -EIO;
 	}
 	return 0;
 }
 
+/* The bucket count each of m SKUs was loaded with, in one pipeline: 1 for
+ * a SKU not loaded, BKT_MAX for an unreadable count (so that every key it
+ * may have is covered). 0, or -errno (reported). */
+static int loaded_bucket_counts(struct rcl *c, const char *const *skus, size_t m, unsigned *k, const char *what)
+{
+	struct rcl_cmd *cmd = calloc(m ? m : 1, sizeof(*cmd));
+	char (*key)[KEYS_MAX] = calloc(m ? m : 1, sizeof(*key));
+	int rc = cmd && key ? 0 : -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < m; i++) {
+		snprintf(key[i], KEYS_MAX, KEYS_SKU_FMT, skus[i]);
+		cmd[i] = rcl_cmd_key("HGET", key[i], "buckets");
+	}
+	if (rc == 0)
+		rc = rcl_pipeline(c, cmd, m);
+	for (size_t i = 0; i < m && cmd; i++) {
+		const redisReply *r = cmd[i].reply;
+		if (rc >= 0 && (rc = reply_ok(c, r, what, NULL)) == 0) {
+			int was = r->type == REDIS_REPLY_STRING ? atoi(r->str) : 1;
+			k[i] = was >= 1 && was <= BKT_MAX ? (unsigned)was : BKT_MAX;
+		}
+		freeReplyObject(cmd[i].reply);
+	}
+	if (rc == -ENOMEM)
+		fprintf(stderr, "flashgate: %s: out of memory\n", what);
+	free(cmd);
+	free(key);
+	return rc;
+}
+
 static int exec_ok(struct rcl *c, const redisReply *r)
 {
-	int rc = reply_ok(c, r, NULL);
+	int rc = reply_ok(c, r, "stock load", NULL);
 	if (rc == 0 && r->type != REDIS_REPLY_ARRAY) {
 		fprintf(stderr, "flashgate: redis stock load: the transaction did not run\n");
 		rc = -EIO;
 	}
 	for (size_t i = 0; rc == 0 && i < r->elements; i++)
-		rc = reply_ok(c, r->element[i], NULL);
+		rc = reply_ok(c, r->element[i], "stock load", NULL);
 	return rc;
 }
 
@@ -170,10 +200,10 @@ static int run_batch(struct load *ld, size_t m, size_t rows)
 	for (size_t i = 0; i < m; i++) {
 		const redisReply *r = ld->cmd[i].reply;
 		if (rc == 0 && ld->multi)
-			rc = i == 0 ? reply_ok(ld->c, r, "OK") : i + 1 < m ? reply_ok(ld->c, r, "QUEUED")
-									  : exec_ok(ld->c, r);
+			rc = i == 0 ? reply_ok(ld->c, r, "stock load", "OK")
+			: i + 1 < m ? reply_ok(ld->c, r, "stock load", "QUEUED") : exec_ok(ld->c, r);
 		else if (rc == 0)
-			rc = reply_ok(ld->c, r, NULL);
+			rc = reply_ok(ld->c, r, "stock load", NULL);
 		if (rc == 0 && !ld->multi) {
 			const char *key = ld->cmd[i].key;
 			snprintf(ld->wait_key[ld->map->slot[rcl_slot(key, strlen(key))]], KEYS_MAX, "%s", key);
@@ -194,20 +224,9 @@ static int read_old_counts(struct load *ld)
 {
 	for (size_t at = 0; at < ld->n; at += LOAD_BATCH) {
 		size_t m = ld->n - at < LOAD_BATCH ? ld->n - at : LOAD_BATCH;
-		for (size_t i = 0; i < m; i++) {
-			char *key = ld->bl[i].key[0];
-			snprintf(key, KEYS_MAX, KEYS_SKU_FMT, ld->rows[at + i].sku);
-			ld->cmd[i] = rcl_cmd_key("HGET", key, "buckets");
-		}
-		int rc = rcl_pipeline(ld->c, ld->cmd, m);
-		for (size_t i = 0; i < m; i++) {
-			const redisReply *r = ld->cmd[i].reply;
-			if (rc >= 0 && (rc = reply_ok(ld->c, r, NULL)) == 0) {
-				int was = r->type == REDIS_REPLY_STRING ? atoi(r->str) : 1;
-				ld->old_k[at + i] = was >= 1 && was <= BKT_MAX ? (unsigned)was : BKT_MAX;
-			}
-			freeReplyObject(ld->cmd[i].reply);
-		}
+		for (size_t i = 0; i < m; i++)
+			ld->words[i] = ld->rows[at + i].sku;
+		int rc = loaded_bucket_counts(ld->c, ld->words, m, &ld->old_k[at], "stock load");
 		if (rc < 0)
 			return rc;
 	}
@@ -550,39 +569,21 @@ static int find_in(struct rcl *c, const char *const *skus, size_t m, const char 
 		char tag[BKT_TAG_MAX];
 		size_t sku;
 	} *probe = NULL;
-	struct rcl_cmd *cmd = calloc(m, sizeof(*cmd));
-	char (*key)[KEYS_MAX] = calloc(m, sizeof(*key));
-	int *k = calloc(m, sizeof(*k));
-	int rc = cmd && key && k ? 0 : -ENOMEM;
+	struct rcl_cmd *cmd = NULL;
+	unsigned *k = calloc(m, sizeof(*k));
+	int rc = k ? loaded_bucket_counts(c, skus, m, k, "stock release") : -ENOMEM;
 	size_t n = 0;
-	for (size_t i = 0; rc == 0 && i < m; i++) {
-		snprintf(key[i], KEYS_MAX, KEYS_SKU_FMT, skus[i]);
-		cmd[i] = rcl_cmd_key("HGET", key[i], "buckets");
-	}
-	if (rc == 0 && rcl_pipeline(c, cmd, m) < 0) {
-		fprintf(stderr, "flashgate: redis: %s\n", rcl_error(c));
-		rc = -EIO;
-	}
-	for (size_t i = 0; i < m && cmd; i++) {
-		const redisReply *r = cmd[i].reply;
-		if (rc == 0) {
-			k[i] = r->type == REDIS_REPLY_STRING ? atoi(r->str) : 1;
-			if (k[i] < 1 || k[i] > BKT_MAX)
-				k[i] = BKT_MAX;
-			n += 3 * (size_t)k[i];
-		}
-		freeReplyObject(cmd[i].reply);
-	}
-	free(cmd);
+	for (size_t i = 0; rc == 0 && i < m; i++)
+		n += 3 * (size_t)k[i];
 	cmd = rc == 0 ? calloc(n, sizeof(*cmd)) : NULL;
 	probe = rc == 0 ? calloc(n, sizeof(*probe)) : NULL;
 	if (rc == 0 && (!cmd || !probe))
 		rc = -ENOMEM;
 	size_t j = 0;
 	for (size_t i = 0; rc == 0 && i < m; i++) {
-		for (int b = 0; b < k[i]; b++) {
+		for (unsigned b = 0; b < k[i]; b++) {
 			char t[BKT_TAG_MAX];
-			bkt_tag(t, skus[i], (unsigned)b);
+			bkt_tag(t, skus[i], b);
 			snprintf(probe[j].key, KEYS_MAX, KEYS_ORDERS_FMT, t);
 			snprintf(probe[j + 1].key, KEYS_MAX, KEYS_RETURNED_FMT, t);
 			snprintf(probe[j + 2].key, KEYS_MAX, KEYS_PENDING_FMT, t);
@@ -612,7 +613,6 @@ static int find_in(struct rcl *c, const char *const *skus, size_t m, const char 
 	}
 	free(cmd);
 	free(probe);
-	free(key);
 	free(k);
 	return rc;
 }
