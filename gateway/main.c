@@ -78,8 +78,8 @@ static int serve(const struct cfg *cfg)
 	/* The servers and their slots, read once; each worker copies them. */
 	static struct rcl_map map;
 	if (stock_load_scripts(cfg, &shas, &map) < 0) {
-		fprintf(stderr, "flashgate: cannot load the reservation scripts into redis %s:%u; "
-				"is it running?\n", cfg->redis_host, cfg->redis_port);
+		fprintf(stderr, "flashgate: not starting: the reservation scripts could not be loaded into "
+				"redis %s:%u (above)\n", cfg->redis_host, cfg->redis_port);
 		return 1;
 	}
 	if (map.cluster)

@@ -17,6 +17,7 @@
 #include "../core/order.h"
 #include "../core/tscan.h"
 #include "script.h"
+#include "stock.h"
 
 /* Records can carry timestamps out of order across producers: read from a
  * minute before the oldest entry so none is missed. */
@@ -312,6 +313,7 @@ struct lease {
 };
 
 static const char lock_renew_lua[] =
+	SCRIPT_ALLOW_OOM
 	"if redis.call('GET', KEYS[1]) ~= 'run ' .. ARGV[1] then return 0 end\n"
 	"return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n";
 
@@ -350,8 +352,11 @@ static int lease_tick(void *arg)
 }
 
 /* Takes the lock unless a pass runs, or rests and ARGV[3] is 0: 1 when
- * taken, else the holder's value. */
+ * taken, else the holder's value. The lock scripts run on a Redis at
+ * maxmemory (a key of a few bytes): a pass is what settles the ledger
+ * there, whose scripts run too (script.h). */
 static const char lock_take_lua[] =
+	SCRIPT_ALLOW_OOM
 	"local v = redis.call('GET', KEYS[1])\n"
 	"if v and (ARGV[3] == '0' or string.sub(v, 1, 5) ~= 'rest ') then return v end\n"
 	"redis.call('SET', KEYS[1], 'run ' .. ARGV[1], 'PX', ARGV[2])\n"
@@ -360,6 +365,7 @@ static const char lock_take_lua[] =
 /* Lets go of the lock if still ours: deleted (ARGV[2] 0) or resting for
  * ARGV[2] ms. */
 static const char lock_leave_lua[] =
+	SCRIPT_ALLOW_OOM
 	"if redis.call('GET', KEYS[1]) ~= 'run ' .. ARGV[1] then return 0 end\n"
 	"if ARGV[2] == '0' then return redis.call('DEL', KEYS[1]) end\n"
 	"redis.call('SET', KEYS[1], 'rest ' .. ARGV[1], 'PX', ARGV[2])\n"
@@ -598,11 +604,9 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 	if (!tally)
 		tally = &scratch;
 	char err[512];
-	struct rcl *c = rcl_open(cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms, err, sizeof(err));
-	if (!c) {
-		fprintf(stderr, "flashgate: reconcile: %s\n", err);
+	struct rcl *c = stock_connect(cfg);
+	if (!c)
 		return -ECONNREFUSED;
-	}
 	if (!o->dry_run) {
 		if ((rc = lock_take(c, cfg, o, out)) < 0)
 			goto out;

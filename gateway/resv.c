@@ -698,7 +698,7 @@ static void on_confirms_reply(struct worker *w, struct rlink *l, struct req *hea
 				rlink_close(w, l, reply->str);
 			return;
 		}
-		worker_log(w, "redis: confirm failed: %s", reply->str);
+		log_call_failure(w, RCMD_CONFIRMS, reply->str);
 	}
 	for (struct req *q = head, *next; q; q = next) {
 		next = q->b_next; /* q may go back to the pool in flow */
@@ -920,9 +920,16 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 			flow_on_redis_failure(w, req, "replication");
 			return;
 		}
-		worker_log(w, "redis: %s failed: %s", kind_name(kind), reply->str);
+		log_call_failure(w, kind, reply->str);
 		if (kind == RCMD_CONFIRM)
 			flow_on_confirm_reply(w, req); /* the ledger entry waits for reconcile */
+		else if (kind == RCMD_RELEASE)
+			/* Refused (a Redis that cannot persist: MISCONF): the
+			 * reservation stays in the ledger and reconcile settles it
+			 * by its policy, so its client may not hear that nothing
+			 * was taken. (An order a reserve error failed was told
+			 * already.) */
+			flow_on_redis_failure(w, req, "kafka_unknown");
 		else
 			flow_on_redis_failure(w, req, "redis");
 		return;

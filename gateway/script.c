@@ -114,6 +114,7 @@ const char script_reserve_lua[] =
 	"end\n"
 
 const char script_release_lua[] =
+	SCRIPT_ALLOW_OOM
 	"local e = redis.call('HGET', KEYS[3], ARGV[1])\n"
 	"if not e or string.sub(e, 1, 2) == 'C ' then return 0 end\n"
 	GIVE_BACK_LUA
@@ -122,6 +123,7 @@ const char script_release_lua[] =
 	"return 1\n";
 
 const char script_claim_lua[] =
+	SCRIPT_ALLOW_OOM
 	"local e = redis.call('HGET', KEYS[1], ARGV[1])\n"
 	"if not e then return 0 end\n"
 	"if string.sub(e, 1, 2) == 'C ' then return 2 end\n"
@@ -130,6 +132,7 @@ const char script_claim_lua[] =
 
 /* A batch's entries move with three commands, whatever its size. */
 const char script_confirm_lua[] =
+	SCRIPT_ALLOW_OOM
 	"local es = redis.call('HMGET', KEYS[1], unpack(ARGV))\n"
 	"local ids, moved, seen = {}, {}, {}\n"
 	"for i = 1, #ARGV do\n"
@@ -149,6 +152,7 @@ const char script_confirm_lua[] =
 	"return #ids\n";
 
 const char script_return_lua[] =
+	SCRIPT_ALLOW_OOM
 	"if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 1 then return 'already' end\n"
 	"local e = redis.call('HGET', KEYS[3], ARGV[1])\n"
 	"if not e then\n"
@@ -179,6 +183,7 @@ const char script_take_lua[] =
 	"return 'taken:' .. n\n";
 
 const char script_give_lua[] =
+	SCRIPT_ALLOW_OOM
 	"if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end\n"
 	"if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end\n"
 	"redis.call('HINCRBY', KEYS[1], 'stock', ARGV[1])\n"
@@ -186,6 +191,7 @@ const char script_give_lua[] =
 	"return 1\n";
 
 const char script_xcheck_lua[] =
+	SCRIPT_ALLOW_OOM
 	"local v = redis.call('HGET', KEYS[1], ARGV[1])\n"
 	"if not v then return false end\n"
 	"redis.call('HSET', KEYS[1], ARGV[1], v)\n"

@@ -66,11 +66,25 @@
  * alone, so a late release can never undo an order reconcile has written.
  * Loaded with SCRIPT LOAD and called with EVALSHA (a reply of
  * NOSCRIPT makes the caller load them again).
+ *
+ * A Redis that has reached maxmemory (noeviction) refuses reserve and take
+ * with OOM before their first write, so nothing is taken. The scripts that
+ * settle what a reservation made (release, confirm, return, claim, give,
+ * xcheck) start with SCRIPT_ALLOW_OOM and still run: they remove or move
+ * entries and add none worth counting, and a release refused there would
+ * leave stock taken behind a 503 that says none is (and reconcile's
+ * complete policy would later publish the order its client was told had
+ * failed).
  */
 #ifndef FG_SCRIPT_H
 #define FG_SCRIPT_H
 
 #define SCRIPT_SHA_LEN 40
+
+/* Script flags (the "#!lua" line) need Redis 7.0: stock_connect refuses
+ * an older server at start-up rather than at the first release. */
+#define SCRIPT_ALLOW_OOM "#!lua flags=allow-oom\n"
+#define SCRIPT_REDIS_MAJOR 7
 
 extern const char script_reserve_lua[];
 extern const char script_release_lua[];

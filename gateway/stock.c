@@ -15,13 +15,83 @@
 #include "../core/order.h"
 #include "../core/stockcsv.h"
 
-static struct rcl *connect_redis(const struct cfg *cfg)
+/* The value of field ("name:") in an INFO reply, up to its line's end
+ * (*len), or NULL. */
+static const char *info_field(const redisReply *r, const char *field, size_t *len)
+{
+	const char *v = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, field) : NULL;
+	if (!v)
+		return NULL;
+	v += strlen(field);
+	*len = strcspn(v, "\r\n");
+	return v;
+}
+
+/* INFO section from the node the client opened with, or NULL (reported). */
+static redisReply *info(struct rcl *c, const struct cfg *cfg, const char *section)
+{
+	redisReply *r = rcl_command(c, NULL, "INFO %s", section);
+	if (!r || r->type != REDIS_REPLY_STRING) {
+		fprintf(stderr, "flashgate: redis %s:%u INFO %s: %s\n", cfg->redis_host, cfg->redis_port, section,
+			!r ? rcl_error(c) : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+struct rcl *stock_connect(const struct cfg *cfg)
 {
 	char err[300];
 	struct rcl *c = rcl_open(cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms, err, sizeof(err));
-	if (!c)
+	if (!c) {
 		fprintf(stderr, "flashgate: %s\n", err);
+		return NULL;
+	}
+	size_t len = 0;
+	redisReply *r = info(c, cfg, "server");
+	const char *v = info_field(r, "redis_version:", &len);
+	bool recent = v && atoi(v) >= SCRIPT_REDIS_MAJOR;
+	if (r && !v)
+		fprintf(stderr, "flashgate: redis %s:%u INFO server: no redis_version\n", cfg->redis_host,
+			cfg->redis_port);
+	else if (v && !recent)
+		fprintf(stderr, "flashgate: redis %s:%u runs Redis %.*s: flashgate needs %d.0 or later "
+				"(its scripts declare flags)\n",
+			cfg->redis_host, cfg->redis_port, (int)len, v, SCRIPT_REDIS_MAJOR);
+	freeReplyObject(r);
+	if (!recent) {
+		rcl_close(c);
+		return NULL;
+	}
 	return c;
+}
+
+/* 0 unless Redis would evict keys when full: then it would forget stock,
+ * per-user counts, ledgers or a transfer's arrival mark (TTL'd, so even
+ * the volatile-* policies take it) and sell again what it forgot. Full
+ * with noeviction is safe: writes are refused (script.h). */
+static int check_eviction(struct rcl *c, const struct cfg *cfg)
+{
+	size_t max_len, policy_len;
+	redisReply *r = info(c, cfg, "memory");
+	const char *max = info_field(r, "maxmemory:", &max_len);
+	const char *policy = info_field(r, "maxmemory_policy:", &policy_len);
+	int rc = r ? 0 : -EIO;
+	if (r && (!max || !policy)) {
+		fprintf(stderr, "flashgate: redis %s:%u INFO memory: no maxmemory or maxmemory_policy\n",
+			cfg->redis_host, cfg->redis_port);
+		rc = -EPROTO;
+	} else if (r && strtoull(max, NULL, 10) > 0 &&
+		   (policy_len != strlen("noeviction") || strncmp(policy, "noeviction", policy_len) != 0)) {
+		fprintf(stderr, "flashgate: redis %s:%u evicts keys when full (maxmemory %.*s, maxmemory-policy "
+				"%.*s): it would forget stock, per-user counts and ledgers and sell again what it "
+				"forgot; set maxmemory-policy noeviction (or maxmemory 0)\n",
+			cfg->redis_host, cfg->redis_port, (int)max_len, max, (int)policy_len, policy);
+		rc = -EINVAL;
+	}
+	freeReplyObject(r);
+	return rc;
 }
 
 /* A reply that is an error or missing, reported; NULL means failure. */
@@ -380,7 +450,7 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (!(ld.c = connect_redis(cfg))) {
+	if (!(ld.c = stock_connect(cfg))) {
 		rc = -ECONNREFUSED;
 		goto out;
 	}
@@ -419,7 +489,7 @@ int stock_show(const struct cfg *cfg, const char *sku, FILE *out)
 		fprintf(stderr, "flashgate: sku '%s' must be 1-64 characters of A-Z a-z 0-9 . _ : -\n", sku);
 		return -EINVAL;
 	}
-	struct rcl *c = connect_redis(cfg);
+	struct rcl *c = stock_connect(cfg);
 	if (!c)
 		return -ECONNREFUSED;
 	int k = sku_buckets(c, sku);
@@ -504,7 +574,7 @@ static int adjust_stock(const struct cfg *cfg, const char *sku, const char *unit
 			STOCKCSV_STOCK_MAX);
 		return -EINVAL;
 	}
-	struct rcl *c = connect_redis(cfg);
+	struct rcl *c = stock_connect(cfg);
 	if (!c)
 		return -ECONNREFUSED;
 	int k = sku_buckets(c, sku);
@@ -536,6 +606,7 @@ static int adjust_stock(const struct cfg *cfg, const char *sku, const char *unit
 int stock_add(const struct cfg *cfg, const char *sku, const char *units, FILE *out)
 {
 	static const char add_lua[] =
+		SCRIPT_ALLOW_OOM
 		"if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end\n"
 		"redis.call('HINCRBY', KEYS[1], 'initial', ARGV[1])\n"
 		"return redis.call('HINCRBY', KEYS[1], 'stock', ARGV[1])\n";
@@ -545,8 +616,11 @@ int stock_add(const struct cfg *cfg, const char *sku, const char *units, FILE *o
 int stock_set(const struct cfg *cfg, const char *sku, const char *units, FILE *out)
 {
 	/* Units already reserved stay sold (and pending ones settle as usual);
-	 * only what is left to sell changes, so initial follows sold. */
+	 * only what is left to sell changes, so initial follows sold. Like
+	 * add, it runs on a Redis at maxmemory: it changes fields that exist,
+	 * and stopping or restocking a SKU must work there too. */
 	static const char set_lua[] =
+		SCRIPT_ALLOW_OOM
 		"if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end\n"
 		"local h = redis.call('HMGET', KEYS[1], 'sold', 'moved_in', 'moved_out')\n"
 		"local sold, min, mout = tonumber(h[1] or '0'), tonumber(h[2] or '0'), tonumber(h[3] or '0')\n"
@@ -658,7 +732,7 @@ int stock_release(const struct cfg *cfg, const char *order_id, const char *sku_a
 		fprintf(stderr, "flashgate: sku '%s' must be 1-64 characters of A-Z a-z 0-9 . _ : -\n", sku_arg);
 		return -EINVAL;
 	}
-	struct rcl *c = connect_redis(cfg);
+	struct rcl *c = stock_connect(cfg);
 	if (!c)
 		return -ECONNREFUSED;
 	redisReply *r = NULL;
@@ -711,11 +785,11 @@ out:
 
 int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas, struct rcl_map *map)
 {
-	struct rcl *c = connect_redis(cfg);
+	struct rcl *c = stock_connect(cfg);
 	if (!c)
 		return -ECONNREFUSED;
-	int rc = rcl_map(c, map);
-	if (rc < 0)
+	int rc = check_eviction(c, cfg);
+	if (rc == 0 && (rc = rcl_map(c, map)) < 0)
 		fprintf(stderr, "flashgate: %s\n", rcl_error(c));
 	for (int i = 0; i < SCRIPT_N && rc == 0; i++) {
 		redisReply *r = checked(c, rcl_command_all(c, "SCRIPT LOAD %s", script_src[i]), "SCRIPT LOAD");

@@ -7,8 +7,9 @@
  * request path.
  *
  * Owns: writing a stock file (its format and checks are core/stockcsv.h; a
- * bad file changes nothing) a batch of whole SKUs at a time, and the key
- * layout of keys.h on write.
+ * bad file changes nothing) a batch of whole SKUs at a time, the key
+ * layout of keys.h on write, and the check that a server is recent enough
+ * for the scripts (stock_connect, also reconcile's).
  */
 #ifndef FG_STOCK_H
 #define FG_STOCK_H
@@ -37,6 +38,10 @@ int stock_release(const struct cfg *cfg, const char *order_id, const char *sku, 
  * SKU); units already sold stay sold, and initial becomes sold + N. */
 int stock_set(const struct cfg *cfg, const char *sku, const char *units, FILE *out)
 	__attribute__((warn_unused_result));
+/* Connects to the sale's Redis (one server, or any master of a cluster)
+ * and checks it is recent enough for the scripts (SCRIPT_REDIS_MAJOR);
+ * NULL after printing why. */
+struct rcl *stock_connect(const struct cfg *cfg);
 /* Loads the scripts (on every master of a cluster) and reads which server
  * owns which slot. */
 int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas, struct rcl_map *map)

@@ -572,6 +572,219 @@ def full_producer_queue_answers_503_at_once_and_releases():
 
 
 @test
+def redis_at_maxmemory_refuses_new_orders_but_settles_the_old():
+    """Redis reaches maxmemory (noeviction) mid-sale. A new order is refused
+    (503 redis) and takes nothing, while what settles old orders still runs:
+    an order whose record Kafka could not take is released before its 503
+    (before this, its release met OOM too and left the unit taken behind
+    that 503: reconcile's complete policy would then have published the
+    order its client was told had failed); a settled order is returned; a
+    crash's reservation is released by reconcile; `stock set` stops a SKU.
+    maxmemory 1 stands in for a full Redis: every write that needs memory
+    is refused, as it would be."""
+    ok_conf = ENV.write_config("oom-ok.conf", reconcile__interval_ms=0)
+    down_conf = ENV.write_config("oom-down.conf", server__workers=1, kafka__brokers="127.0.0.1:1",
+                                 kafka__message_timeout_ms=1500, reconcile__interval_ms=0)
+    ENV.load_stock(ok_conf, [("om1", 5, 1), ("om2", 5, 5), ("om3", 5, 5)])
+    old_ms = int(time.time() * 1000) - 3600 * 1000
+    # A crash's reservation, by the reserve script's rules (fault injection, as above).
+    ENV.redis("HINCRBY", "fg:{om3}", "stock", "-2")
+    ENV.redis("HINCRBY", "fg:{om3}", "sold", "2")
+    ENV.redis("HINCRBY", "fg:{om3}:users", "cy", "2")
+    ENV.redis("HSET", "fg:{om3}:pending", "0000000000c30001", "cy 2 %d" % old_ms)
+    with Gateway(ENV, ok_conf):
+        settled = post_order(ENV.gw_port, "bo", "om2", 2)
+        eq(settled.status, 202, "an order before Redis is full")
+        deadline = time.time() + 5
+        while ENV.stock(ok_conf, "om2")["pending"] and time.time() < deadline:
+            time.sleep(0.05)
+    try:
+        with Gateway(ENV, down_conf):
+            waiting = Conn(ENV.gw_port)
+            waiting.send(request("POST", "/v1/orders", order_body("al", "om1")))
+            deadline = time.time() + 1
+            while ENV.stock(down_conf, "om1")["pending"] == 0 and time.time() < deadline:
+                time.sleep(0.02)
+            eq(ENV.stock(down_conf, "om1")["pending"], 1, "al's unit reserved, its record on its way")
+            eq(ENV.redis("CONFIG", "SET", "maxmemory", "1"), "OK", "Redis full")
+            r = post_order(ENV.gw_port, "di", "om2")
+            eq((r.status, r.json()["reason"]), (503, "redis"), "a new order while Redis is full")
+            r = waiting.read()
+            eq((r.status, r.json()["reason"]), (503, "kafka"), "al's order, once Kafka gave up on it")
+            waiting.close()
+        s = ENV.stock(ok_conf, "om1")
+        eq((s["stock"], s["sold"], s["pending"]), (5, 0, 0), "al's unit back before his 503")
+        eq(ENV.redis("HEXISTS", "fg:{om1}:users", "al"), "0", "al's count back")
+        s = ENV.stock(ok_conf, "om2")
+        eq((s["stock"], s["sold"]), (3, 2), "the refused order took nothing")
+        out = ENV.flashgate(ok_conf, "stock", "release", settled.json()["order_id"], "om2").stdout
+        expect("returned: bo:2" in out, "a settled order returned while Redis is full: " + out)
+        out = ENV.flashgate(ok_conf, "reconcile", "--policy", "release", "--min-age-ms", "0").stdout
+        expect("1 released" in out, "reconcile while Redis is full: " + out)
+        s = ENV.stock(ok_conf, "om3")
+        eq((s["stock"], s["sold"], s["pending"]), (5, 0, 0), "the crash's units back")
+        ENV.flashgate(ok_conf, "stock", "set", "om3", "0")
+        eq(ENV.stock(ok_conf, "om3")["stock"], 0, "stock set stops a SKU while Redis is full")
+    finally:
+        ENV.redis("CONFIG", "SET", "maxmemory", "0")
+    eq(ENV.stock(ok_conf, "om2")["stock"], 5, "om2 whole again")
+
+
+def redis_bgsave(fail):
+    """Makes Redis's next snapshot fail (its file's name taken by a
+    directory) or succeed, takes one, and returns when it is over: a failed
+    one makes Redis refuse every write (MISCONF, stop-writes-on-bgsave-error)
+    until one succeeds. The real server's own reaction to a disk it cannot
+    write; only the cause is staged."""
+    path = os.path.join(ENV.redis("CONFIG", "GET", "dir").split()[1],
+                        ENV.redis("CONFIG", "GET", "dbfilename").split()[1])
+    if os.path.isdir(path):
+        os.rmdir(os.path.join(path, "x"))
+        os.rmdir(path)
+    elif os.path.exists(path):
+        os.unlink(path)
+    if fail:
+        os.makedirs(os.path.join(path, "x"))
+    ENV.redis("CONFIG", "SET", "save", "" if not fail else "3600 1")
+    deadline = time.time() + 10
+    while "rdb_bgsave_in_progress:1" in ENV.redis("INFO", "persistence") and time.time() < deadline:
+        time.sleep(0.05)
+    ENV.redis("BGSAVE")
+    want = "rdb_last_bgsave_status:%s" % ("err" if fail else "ok")
+    info = ""
+    while time.time() < deadline:
+        info = ENV.redis("INFO", "persistence")
+        if "rdb_bgsave_in_progress:0" in info and want in info:
+            return
+        time.sleep(0.05)
+    raise AssertionError("redis bgsave did not end with %s: %s" % (want, info))
+
+
+@test
+def redis_that_cannot_persist_leaves_a_refused_release_to_reconcile():
+    """Redis cannot write its snapshot and refuses every write (MISCONF).
+    An order whose record Kafka did not take cannot be released then: its
+    client hears 503 kafka_unknown (the reservation stays in the ledger,
+    and reconcile decides), not 503 redis, which says nothing was taken.
+    Once Redis writes again, reconcile settles it."""
+    ok_conf = ENV.write_config("misconf-ok.conf", reconcile__interval_ms=0)
+    down_conf = ENV.write_config("misconf-down.conf", server__workers=1, kafka__brokers="127.0.0.1:1",
+                                 kafka__message_timeout_ms=1500, reconcile__interval_ms=0)
+    ENV.load_stock(ok_conf, [("mc1", 5, 1)])
+    try:
+        with Gateway(ENV, down_conf):
+            waiting = Conn(ENV.gw_port)
+            waiting.send(request("POST", "/v1/orders", order_body("al", "mc1")))
+            deadline = time.time() + 1
+            while ENV.stock(down_conf, "mc1")["pending"] == 0 and time.time() < deadline:
+                time.sleep(0.02)
+            eq(ENV.stock(down_conf, "mc1")["pending"], 1, "al's unit reserved, its record on its way")
+            redis_bgsave(fail=True)
+            r = post_order(ENV.gw_port, "bo", "mc1")
+            eq((r.status, r.json()["reason"]), (503, "redis"), "a new order while Redis refuses writes")
+            r = waiting.read()
+            eq((r.status, r.json()["reason"]), (503, "kafka_unknown"), "al's order, its release refused")
+            waiting.close()
+        s = ENV.stock(ok_conf, "mc1")
+        eq((s["stock"], s["sold"], s["pending"]), (4, 1, 1), "al's reservation left for reconcile")
+    finally:
+        redis_bgsave(fail=False)
+    out = ENV.flashgate(ok_conf, "reconcile", "--policy", "release", "--min-age-ms", "0").stdout
+    expect("1 released" in out, out)
+    s = ENV.stock(ok_conf, "mc1")
+    eq((s["stock"], s["sold"], s["pending"]), (5, 0, 0), "al's unit back once Redis writes again")
+
+
+@test
+def redis_that_evicts_keys_when_full_is_refused_at_startup():
+    """A Redis with maxmemory and an evicting policy would drop keys when
+    full: stock, per-user counts, ledgers, or (volatile-*, since they
+    expire) a transfer's arrival mark, and sell again what it forgot. The
+    gateway will not start on it; noeviction, or no maxmemory, is fine."""
+    conf = ENV.write_config("evict.conf")
+    try:
+        for policy in ("allkeys-lru", "volatile-ttl"):
+            ENV.redis("CONFIG", "SET", "maxmemory", "1gb")
+            ENV.redis("CONFIG", "SET", "maxmemory-policy", policy)
+            r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf], capture_output=True, text=True,
+                               timeout=20)
+            eq(r.returncode, 1, "the gateway on a Redis with maxmemory-policy " + policy)
+            expect("evicts keys when full (maxmemory 1073741824, maxmemory-policy %s)" % policy in r.stderr
+                   and "set maxmemory-policy noeviction" in r.stderr, r.stderr)
+        ENV.redis("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        with Gateway(ENV, conf):
+            eq(get(ENV.gw_port, "/healthz").status, 200, "noeviction with maxmemory serves")
+    finally:
+        ENV.redis("CONFIG", "SET", "maxmemory", "0")
+        ENV.redis("CONFIG", "SET", "maxmemory-policy", "noeviction")
+
+
+class OldRedis:
+    """A stand-in for a Redis 6 server, which this machine does not have: it
+    answers CLUSTER (no cluster support) and INFO, as Redis 6.2 does, and
+    refuses anything else. The real Redis 7 cannot play an older one."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._client, args=(conn,), daemon=True).start()
+
+    def _client(self, conn):
+        f = conn.makefile("rb")
+        try:
+            while True:
+                head = f.readline()
+                if not head.startswith(b"*"):
+                    return
+                words = []
+                for _ in range(int(head[1:])):
+                    n = int(f.readline()[1:])
+                    words.append(f.read(n + 2)[:n].upper())
+                if words[0] == b"CLUSTER":
+                    conn.sendall(b"-ERR This instance has cluster support disabled\r\n")
+                elif words[0] == b"INFO":
+                    info = b"# Server\r\nredis_version:6.2.14\r\nredis_mode:standalone\r\n"
+                    conn.sendall(b"$%d\r\n%s\r\n" % (len(info), info))
+                else:
+                    conn.sendall(b"-ERR unknown command\r\n")
+        except (OSError, ValueError):
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+@test
+def redis_older_than_7_is_refused_naming_its_version():
+    """The settling scripts declare flags (allow-oom), which Redis 6 cannot
+    parse: the gateway and the admin commands refuse such a server at once,
+    naming its version, instead of failing at the first release."""
+    old = OldRedis()
+    try:
+        conf = ENV.write_config("old-redis.conf", redis__port=old.port)
+        for args in ((), ("stock", "show", "x"), ("reconcile", "--dry-run")):
+            r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf] + list(args),
+                               capture_output=True, text=True, timeout=20)
+            eq(r.returncode, 1, "flashgate %s against Redis 6.2" % " ".join(args))
+            expect("runs Redis 6.2.14: flashgate needs 7.0 or later" in r.stderr,
+                   "flashgate %s names the version: %s" % (" ".join(args), r.stderr))
+    finally:
+        old.close()
+
+
+@test
 def io_uring_unavailable_stops_startup_with_the_fix():
     # The sandbox cannot disable io_uring, so a preloaded shim makes ring
     # setup fail with EPERM as seccomp or kernel.io_uring_disabled would.
