@@ -6,6 +6,7 @@
 #include "cfg.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <netdb.h>
 #include <stdbool.h>
@@ -13,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 enum key_type { KEY_U32, KEY_STRING, KEY_WORD, KEY_SECRET, KEY_ADDR };
 
@@ -50,6 +53,10 @@ static const char *const policy_words[] = {"complete", "release", NULL};
 /* Kafka's own rule for topic names (its 249-character limit is
  * CFG_TOPIC_MAX's). */
 #define TOPIC_CHARS ALNUM "._-"
+/* Redis ACL user names as flashgate accepts them. */
+#define USER_CHARS ALNUM "._-@"
+/* A path without spaces, ';' or '#' (a comment in this file). */
+#define PATH_CHARS ALNUM "/._-+@:,=~%"
 #define SECRET(sec, nm, field) \
 	{sec, nm, KEY_SECRET, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, "", NULL, NULL, NULL}
 #define WORD(sec, nm, field, dflt, list) \
@@ -87,6 +94,10 @@ static const struct key keys[] = {
 	U32("redis", "wait_replicas", redis_wait_replicas, 0, 16, "0"),
 	U32("redis", "wait_timeout_ms", redis_wait_timeout_ms, 1, 600000, "50"),
 	U32("redis", "confirm_delay_ms", redis_confirm_delay_ms, 0, 1000, "2"),
+	STR("redis", "user", redis_user, "", USER_CHARS,
+	    "not a user name flashgate accepts (letters, digits, '.', '_', '-', '@')"),
+	STR("redis", "password_file", redis_password_file, "", PATH_CHARS,
+	    "not a file path (letters, digits and / . _ - + @ : , = ~ %)"),
 	STR("kafka", "brokers", kafka_brokers, "127.0.0.1:19092", BROKERS_CHARS,
 	       "not a broker list (host:port, comma-separated)"),
 	STR("kafka", "topic", kafka_topic, "orders", TOPIC_CHARS,
@@ -156,8 +167,12 @@ static const char *set_value(struct cfg *c, const struct key *k, const char *v)
 		return NULL;
 	}
 	case KEY_STRING:
-		if (*v == '\0')
-			return "empty";
+		if (*v == '\0') {
+			if (*k->def) /* only a key whose default is empty may be */
+				return "empty";
+			*field = '\0';
+			return NULL;
+		}
 		if (strlen(v) >= k->size)
 			return "too long";
 		/* Each key's own characters, which also keeps out ';' and '#':
@@ -281,6 +296,64 @@ static int check_pairs(const struct load_ctx *ctx, const char *path, char *err, 
 	return 0;
 }
 
+/* The first line of [redis] password_file. A regular file only: a FIFO
+ * or a device could block start-up, or feed it forever. */
+static int read_password(const struct load_ctx *ctx, const char *path, char *err, size_t err_len)
+{
+	struct cfg *c = ctx->cfg;
+	int line = key_line(ctx, "redis", "password_file");
+	const char *file = c->redis_password_file;
+	char buf[CFG_PASSWORD_MAX + 2];
+	struct stat st;
+	const char *why = NULL;
+	int rc = 0;
+
+	if (!*file) {
+		if (*c->redis_user) {
+			snprintf(err, err_len, "%s:%d: [redis] user: set without [redis] password_file", path,
+				 key_line(ctx, "redis", "user"));
+			return -EINVAL;
+		}
+		return 0;
+	}
+	int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		rc = -errno;
+		snprintf(err, err_len, "%s:%d: [redis] password_file: cannot read %s: %s", path, line, file,
+			 strerror(errno));
+		goto out;
+	}
+	ssize_t n = S_ISREG(st.st_mode) ? read(fd, buf, sizeof(buf) - 1) : 0;
+	if (!S_ISREG(st.st_mode)) {
+		why = "not a regular file";
+	} else if (n < 0) {
+		rc = -errno;
+		snprintf(err, err_len, "%s:%d: [redis] password_file: cannot read %s: %s", path, line, file,
+			 strerror(errno));
+		goto out;
+	} else {
+		buf[n] = '\0';
+		size_t len = strcspn(buf, "\r\n"); /* also stops at a NUL */
+		if ((ssize_t)len < n && buf[len] == '\0')
+			why = "its first line holds a NUL byte";
+		else if (len == 0)
+			why = "its first line is empty";
+		else if (len >= CFG_PASSWORD_MAX)
+			why = "its first line is longer than 512 bytes";
+		else
+			memcpy(c->redis_password, buf, len);
+	}
+	if (why) {
+		rc = -EINVAL;
+		snprintf(err, err_len, "%s:%d: [redis] password_file: %s: %s", path, line, file, why);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	explicit_bzero(buf, sizeof(buf));
+	return rc;
+}
+
 int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
 {
 	struct load_ctx ctx = {.cfg = c};
@@ -288,7 +361,9 @@ int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
 	int rc = cfg_parse_file(path, &ctx.lines, on_key, &ctx, err, err_len);
 	if (rc < 0)
 		return rc;
-	return check_pairs(&ctx, path, err, err_len);
+	if ((rc = check_pairs(&ctx, path, err, err_len)) < 0)
+		return rc;
+	return read_password(&ctx, path, err, err_len);
 }
 
 void cfg_dump(const struct cfg *c, FILE *out)

@@ -20,6 +20,9 @@
 #define CFG_TOPIC_MAX 250
 #define CFG_WORD_MAX 32
 #define CFG_TOKEN_MAX 129
+#define CFG_USER_MAX 129
+#define CFG_PATH_MAX 1024
+#define CFG_PASSWORD_MAX 513
 
 struct cfg {
 	/* [server] */
@@ -56,6 +59,11 @@ struct cfg {
 	uint32_t redis_wait_replicas;   /* 0: reservations count once the master has them */
 	uint32_t redis_wait_timeout_ms; /* below redis_timeout_ms (cfg_load checks) */
 	uint32_t redis_confirm_delay_ms; /* how long a confirmation may wait for others */
+	char redis_user[CFG_USER_MAX];          /* "": AUTH with the password alone */
+	char redis_password_file[CFG_PATH_MAX]; /* "": no AUTH */
+	/* Not a key: the first line of redis_password_file, read by cfg_load;
+	 * cfg_dump never shows it. */
+	char redis_password[CFG_PASSWORD_MAX];
 	/* [kafka] */
 	char kafka_brokers[CFG_BROKERS_MAX];
 	char kafka_topic[CFG_TOPIC_MAX];
@@ -98,9 +106,11 @@ int cfg_parse_file(const char *path, struct cfg_lines *lines, ini_handler handle
 void cfg_defaults(struct cfg *c);
 
 /*
- * Loads path over the defaults. Returns 0, or a negative errno with a
- * one-line message in err ("path:line: [section] key: why", or the open
- * error). Nothing in *c is meaningful after a failure.
+ * Loads path over the defaults, and the Redis password from
+ * [redis] password_file (a regular file: its first line). Returns 0, or a
+ * negative errno with a one-line message in err ("path:line: [section]
+ * key: why", or the open error). Nothing in *c is meaningful after a
+ * failure.
  */
 int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
 	__attribute__((warn_unused_result));

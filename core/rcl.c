@@ -27,6 +27,7 @@ struct node {
 
 struct rcl {
 	struct timeval timeout;
+	const char *user, *password; /* the caller's, for AUTH on every node */
 	bool cluster;
 	struct node nodes[MAX_NODES];
 	unsigned n_nodes;
@@ -88,6 +89,18 @@ static redisContext *node_ctx(struct rcl *c, unsigned i)
 		redisFree(ctx);
 		return NULL;
 	}
+	if (*c->password) {
+		redisReply *r = *c->user ? redisCommand(ctx, "AUTH %s %s", c->user, c->password)
+					 : redisCommand(ctx, "AUTH %s", c->password);
+		if (!r || r->type == REDIS_REPLY_ERROR) {
+			snprintf(c->err, sizeof(c->err), "redis %s:%u AUTH%s%s: %s", n->host, n->port,
+				 *c->user ? " as " : "", c->user, r ? r->str : ctx->errstr);
+			freeReplyObject(r);
+			redisFree(ctx);
+			return NULL;
+		}
+		freeReplyObject(r);
+	}
 	n->gen++;
 	return n->ctx = ctx;
 }
@@ -129,13 +142,16 @@ out:
 	return rc;
 }
 
-struct rcl *rcl_open(const char *host, unsigned port, unsigned timeout_ms, char *err, size_t err_len)
+struct rcl *rcl_open(const char *host, unsigned port, unsigned timeout_ms, const char *user,
+		     const char *password, char *err, size_t err_len)
 {
 	struct rcl *c = calloc(1, sizeof(*c));
 	if (!c) {
 		snprintf(err, err_len, "redis: out of memory");
 		return NULL;
 	}
+	c->user = user ? user : "";
+	c->password = password ? password : "";
 	c->timeout.tv_sec = timeout_ms / 1000;
 	c->timeout.tv_usec = (timeout_ms % 1000) * 1000;
 	redisContext *ctx = NULL;

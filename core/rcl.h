@@ -30,8 +30,11 @@
 struct rcl;
 
 /* Connects to host:port and reads the slot map if it is a cluster node.
- * NULL with a message in err ("redis HOST:PORT: why") on failure. */
-struct rcl *rcl_open(const char *host, unsigned port, unsigned timeout_ms, char *err, size_t err_len);
+ * A password (NULL or "": none) is sent with AUTH on every connection, as
+ * AUTH user password when user is set; both strings must outlive the
+ * client. NULL with a message in err ("redis HOST:PORT: why") on failure. */
+struct rcl *rcl_open(const char *host, unsigned port, unsigned timeout_ms, const char *user,
+		     const char *password, char *err, size_t err_len);
 void rcl_close(struct rcl *c);
 
 bool rcl_is_cluster(const struct rcl *c);

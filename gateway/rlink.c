@@ -479,7 +479,17 @@ void rlink_on_connect(struct worker *w, struct rlink *l, int res)
 	const char *run_argv[3] = {"EVAL", run_id_lua, "0"};
 	size_t run_lens[3] = {4, strlen(run_id_lua), 1};
 	l->fenced = false;
-	int rc = put(w, l, RLINK_RUN_ID, NULL, 3, run_argv, run_lens);
+	int rc = 0;
+	const struct cfg *cfg = w->cfg;
+	if (*cfg->redis_password) {
+		/* First: every command after it runs as its user. */
+		bool user = *cfg->redis_user;
+		const char *auth_argv[3] = {"AUTH", user ? cfg->redis_user : cfg->redis_password, cfg->redis_password};
+		size_t auth_lens[3] = {4, strlen(auth_argv[1]), strlen(auth_argv[2])};
+		rc = put(w, l, RLINK_AUTH, NULL, user ? 3 : 2, auth_argv, auth_lens);
+	}
+	if (rc == 0)
+		rc = put(w, l, RLINK_RUN_ID, NULL, 3, run_argv, run_lens);
 	if (rc == 0)
 		rc = put(w, l, RLINK_CLIENT_ID, NULL, 2, id_argv, id_lens);
 	if (rc < 0) {
@@ -582,6 +592,14 @@ static void on_reply(struct worker *w, struct rlink *l, struct rslot *reply)
 		return;
 	case RLINK_ASKING:
 		return; /* OK; the command after it says the rest */
+	case RLINK_AUTH:
+		if (reply->type == REDIS_REPLY_ERROR) {
+			char why[sizeof(reply->str) + 32];
+			snprintf(why, sizeof(why), "AUTH%s%s: %s", *w->cfg->redis_user ? " as " : "",
+				 w->cfg->redis_user, reply->str);
+			rlink_close(w, l, why);
+		}
+		return;
 	case RLINK_RUN_ID:
 		if (reply->type != REDIS_REPLY_STRING || reply->len == 0) {
 			rlink_close(w, l, reply->type == REDIS_REPLY_ERROR ? reply->str : "no run id");

@@ -50,7 +50,10 @@ struct rslot {
 };
 
 /* The link's own commands; resv's kinds start at RLINK_KIND_USER. */
-enum { RLINK_LOAD = 1, RLINK_RUN_ID, RLINK_CLIENT_ID, RLINK_KILL, RLINK_ASKING, RLINK_WAIT, RLINK_KIND_USER };
+enum {
+	RLINK_LOAD = 1, RLINK_AUTH, RLINK_RUN_ID, RLINK_CLIENT_ID, RLINK_KILL, RLINK_ASKING, RLINK_WAIT,
+	RLINK_KIND_USER
+};
 
 /* index: the link's number in the worker (user_data of its operations).
  * cap: commands that may wait for replies at once; out_cap: bytes a turn

@@ -43,7 +43,8 @@ static redisReply *info(struct rcl *c, const struct cfg *cfg, const char *sectio
 struct rcl *stock_connect(const struct cfg *cfg)
 {
 	char err[300];
-	struct rcl *c = rcl_open(cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms, err, sizeof(err));
+	struct rcl *c = rcl_open(cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms, cfg->redis_user,
+				 cfg->redis_password, err, sizeof(err));
 	if (!c) {
 		fprintf(stderr, "flashgate: %s\n", err);
 		return NULL;

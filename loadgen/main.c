@@ -490,6 +490,9 @@ int main(int argc, char **argv)
 		}
 		snprintf(c.v.redis_host, sizeof(c.v.redis_host), "%s", cfg.redis_host);
 		c.v.redis_port = cfg.redis_port;
+		snprintf(c.v.redis_user, sizeof(c.v.redis_user), "%s", cfg.redis_user);
+		snprintf(c.v.redis_password, sizeof(c.v.redis_password), "%s", cfg.redis_password);
+		explicit_bzero(cfg.redis_password, sizeof(cfg.redis_password));
 		snprintf(c.v.kafka_brokers, sizeof(c.v.kafka_brokers), "%s", cfg.kafka_brokers);
 		snprintf(c.v.topic, sizeof(c.v.topic), "%s", cfg.kafka_topic);
 	}

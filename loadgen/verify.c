@@ -276,7 +276,8 @@ static int read_all_buckets(struct rcl *c, struct sku *skus, size_t n)
 static int read_redis(const struct verify_opts *o, struct sku **out, size_t *n_out)
 {
 	char err[300];
-	struct rcl *c = rcl_open(o->redis_host, o->redis_port, 5000, err, sizeof(err));
+	struct rcl *c = rcl_open(o->redis_host, o->redis_port, 5000, o->redis_user, o->redis_password, err,
+				 sizeof(err));
 	struct sku *skus = NULL;
 	size_t n = 0;
 	int rc = 0;

@@ -26,9 +26,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../core/cfg.h"
+
 struct verify_opts {
 	char redis_host[256];
 	unsigned redis_port;
+	/* AUTH, from flashgate's config (--config): "" for none. */
+	char redis_user[CFG_USER_MAX];
+	char redis_password[CFG_PASSWORD_MAX];
 	char kafka_brokers[512];
 	char topic[250];
 	/* 202s the generator saw: ids, and how many units they were for. */

@@ -1,7 +1,8 @@
 /* libFuzzer target for core/cfg.c: the config file SREs edit by hand. A
  * file that loads must dump (cfg_dump, what `flashgate -t` prints) into a
  * file that loads to the same configuration (but for the admin token,
- * which the dump does not show); a file that is refused must
+ * which the dump does not show; the Redis password comes from the same
+ * password_file both times); a file that is refused must
  * say where and why ("PATH:LINE: ..." or "PATH: ..."). The input goes
  * through a memfd, since cfg_load reads a path. Build and run:
  * make fuzz && build/fuzz/fuzz_cfg tests/fuzz/corpus/cfg */
@@ -59,16 +60,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort(); /* a refusal names the file (and the line) */
 		return 0;
 	}
-	close(fd);
+	/* fd stays open until the dump is loaded: a password_file naming it
+	 * (/proc/self/fd/N) must find the same file the second time. */
 	c.admin_token[0] = '\0'; /* a secret: the dump says only that it is set */
 
 	size_t len1, len2;
 	char *text1 = dump(&c, &len1);
-	if (!text1)
+	if (!text1) {
+		close(fd);
 		return 0;
+	}
 	int fd2 = text_file(text1, len1, path2, sizeof(path2));
 	if (fd2 < 0) {
 		free(text1);
+		close(fd);
 		return 0;
 	}
 	if (cfg_load(&again, path2, err, sizeof(err)) < 0) {
@@ -76,6 +81,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	close(fd2);
+	close(fd);
+	/* The password is no key of the dump: it comes from the same file. */
+	if (strcmp(c.redis_password, again.redis_password) != 0)
+		abort();
 	char *text2 = dump(&again, &len2);
 	if (!text2)
 		abort();

@@ -630,6 +630,67 @@ def redis_at_maxmemory_refuses_new_orders_but_settles_the_old():
     eq(ENV.stock(ok_conf, "om2")["stock"], 5, "om2 whole again")
 
 
+# What the README and config/flashgate.conf tell an SRE to grant flashgate's
+# Redis ACL user; the test below runs everything with exactly this.
+FLASHGATE_ACL = ["~fg:*", "+@read", "+@write", "+@scripting", "+@transaction", "+info", "+ping", "+time",
+                 "+cluster|slots", "+client|id", "+client|kill", "+wait"]
+
+
+@test
+def redis_acl_user_with_a_password_file():
+    """A Redis ACL user with a password from a file, granted what the README
+    lists and nothing else: the gateway's workers, its reconcile passes,
+    `stock load`/`show`/`release` and flashload's verify all authenticate as
+    it (CLIENT LIST shows each connection's user). A wrong password stops
+    start-up naming the user and Redis's words; a password without a user
+    goes as AUTH password (requirepass's form), which this Redis, whose
+    default user has none, refuses in its own words."""
+    pw = os.path.join(ENV.run_dir, "redis.pass")
+    with open(pw, "w") as f:
+        f.write("Tr0ub4dor-3\n")
+    os.chmod(pw, 0o600)
+    eq(ENV.redis("ACL", "SETUSER", "fgtest", "reset", "on", ">Tr0ub4dor-3", *FLASHGATE_ACL), "OK", "ACL user")
+    try:
+        conf = ENV.write_config("acl.conf", redis__user="fgtest", redis__password_file=pw,
+                                reconcile__interval_ms=200, server__admin_token="acl-test-token-0123")
+        eq(ENV.flashgate(conf, "stock", "load", ENV.stock_csv([("acl1", 5, 5)], "acl.csv")).returncode, 0,
+           "stock load as fgtest")
+        accepted = os.path.join(ENV.run_dir, "acl.accepted")
+        offset = ENV.log_size()
+        with Gateway(ENV, conf):
+            r = post_order(ENV.gw_port, "amy", "acl1", 2)
+            eq(r.status, 202, "an order through a gateway that is fgtest")
+            oid = r.json()["order_id"]
+            with open(accepted, "w") as f:
+                f.write("%s 2\n" % oid)
+            users = re.findall(r"user=(\S+)", ENV.redis("CLIENT", "LIST"))
+            expect(users.count("fgtest") >= 2, "the workers' connections are fgtest's: %s" % users)
+            deadline = time.time() + 5
+            while ENV.stock(conf, "acl1")["pending"] and time.time() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # a reconcile pass or two, as fgtest
+        verify_only(conf, accepted, "acl")
+        out = ENV.flashgate(conf, "stock", "release", oid).stdout
+        expect("returned: amy:2" in out, out)
+        eq(ENV.stock(conf, "acl1")["stock"], 5, "the release ran as fgtest")
+        log = ENV.log_since(offset)
+        expect("NOPERM" not in log and "AUTH" not in log and "failed" not in log,
+               "nothing refused to fgtest: " + log[-2000:])
+
+        with open(pw, "w") as f:
+            f.write("wrong\n")
+        r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf], capture_output=True, text=True,
+                           timeout=20)
+        eq(r.returncode, 1, "a wrong password stops start-up")
+        expect("AUTH as fgtest: WRONGPASS" in r.stderr, r.stderr)
+        conf = ENV.write_config("acl-nouser.conf", redis__password_file=pw)
+        r = ENV.flashgate(conf, "stock", "show", "acl1", check=False)
+        eq(r.returncode, 1, "AUTH password on a Redis without requirepass")
+        expect("AUTH: ERR AUTH <password> called without any password configured" in r.stderr, r.stderr)
+    finally:
+        ENV.redis("ACL", "DELUSER", "fgtest")
+
+
 def redis_bgsave(fail):
     """Makes Redis's next snapshot fail (its file's name taken by a
     directory) or succeed, takes one, and returns when it is over: a failed
@@ -1686,6 +1747,41 @@ def admin_commands_and_verify_work_on_a_redis_cluster():
         left = [k for i in (0, 599) for k in ("fg:{cat%d#%d}" % (i, b) for b in range(2, 8))
                 if cl.routed("EXISTS", k) != "0"]
         eq(left, [], "the extra buckets are cleared on every master")
+    finally:
+        cl.close()
+
+
+@test
+def redis_acl_user_on_a_redis_cluster():
+    """The same ACL user on each master of a real Redis Cluster: `stock load`
+    of a SKU whose 8 buckets sit on all three masters, a sale over them and
+    flashload's verify run as that user, and every master sees the gateway's
+    workers connected as it."""
+    cl = Cluster(17201)
+    try:
+        for port in cl.ports:
+            eq(cl.cli(port, "ACL", "SETUSER", "fgtest", "reset", "on", ">cluster-pass-7", *FLASHGATE_ACL),
+               "OK", "ACL user on %d" % port)
+        pw = os.path.join(ENV.run_dir, "cluster.pass")
+        with open(pw, "w") as f:
+            f.write("cluster-pass-7\n")
+        conf = ENV.write_config("cl-acl.conf", redis__port=cl.port, redis__buckets=8, redis__user="fgtest",
+                                redis__password_file=pw)
+        ENV.flashgate(conf, "stock", "load", ENV.stock_csv([("ca1", 40, 40)], "cl-acl.csv"))
+        owners = {cl.owner("fg:{%s}" % t)[0] for t in ["ca1"] + ["ca1#%d" % b for b in range(1, 8)]}
+        eq(len(owners), 3, "ca1's buckets sit on all three masters")
+        accepted = os.path.join(ENV.run_dir, "cl-acl.accepted")
+        with Gateway(ENV, conf):
+            with open(accepted, "w") as f:
+                for i in range(40):
+                    r = post_order(ENV.gw_port, "u%d" % i, "ca1")
+                    eq(r.status, 202, "order %d on the cluster as fgtest" % i)
+                    f.write("%s 1\n" % r.json()["order_id"])
+            for port in cl.ports:
+                users = re.findall(r"user=(\S+)", cl.cli(port, "CLIENT", "LIST"))
+                expect(users.count("fgtest") >= 2, "master %d: the workers are fgtest: %s" % (port, users))
+        verify_only(conf, accepted, "ca")
+        eq(ENV.stock(conf, "ca1")["stock"], 0, "sold out across the masters")
     finally:
         cl.close()
 

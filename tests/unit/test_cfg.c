@@ -125,6 +125,88 @@ static void test_missing_file(void **state)
 	assert_non_null(strstr(err, "/nonexistent/flashgate.conf: cannot open"));
 }
 
+/* A file of its own for the password; its path in pw_path. */
+static char pw_path[64];
+static void write_password_file(const void *bytes, size_t len)
+{
+	strcpy(pw_path, "/tmp/flashgate-test-pw-XXXXXX");
+	int fd = mkstemp(pw_path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, bytes, len), (ssize_t)len);
+	close(fd);
+}
+
+/* The password is the file's first line, line end and all after it
+ * dropped; the dump names the file, never the password. A bad file is
+ * refused at the password_file line, naming the file and why. */
+static void test_redis_password_file(void **state)
+{
+	(void)state;
+	static struct cfg c;
+	char text[256], err[512], dump[8192];
+
+	write_password_file("s3cr3t pass\r\nsecond line\n", 25);
+	snprintf(text, sizeof(text), "[redis]\nuser = flash-gate\npassword_file = %s\n", pw_path);
+	write_file(text);
+	assert_int_equal(cfg_load(&c, path, err, sizeof(err)), 0);
+	assert_string_equal(c.redis_password, "s3cr3t pass");
+	assert_string_equal(c.redis_user, "flash-gate");
+	FILE *f = fmemopen(dump, sizeof(dump), "w");
+	cfg_dump(&c, f);
+	fclose(f);
+	assert_non_null(strstr(dump, pw_path));
+	assert_null(strstr(dump, "s3cr3t"));
+	unlink(path);
+	unlink(pw_path);
+
+	cfg_defaults(&c);
+	assert_string_equal(c.redis_password, ""); /* no file: no AUTH */
+
+	/* A password alone (Redis's requirepass, the default user). */
+	write_password_file("p", 1);
+	snprintf(text, sizeof(text), "[redis]\npassword_file = %s\n", pw_path);
+	write_file(text);
+	assert_int_equal(cfg_load(&c, path, err, sizeof(err)), 0);
+	assert_string_equal(c.redis_password, "p");
+	assert_string_equal(c.redis_user, "");
+	unlink(path);
+
+	const struct {
+		const char *bytes;
+		size_t len;
+		const char *why;
+	} bad[] = {
+		{"", 0, "its first line is empty"},
+		{"\nsecret\n", 8, "its first line is empty"},
+		{"se\0cret\n", 8, "its first line holds a NUL byte"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		unlink(pw_path);
+		write_password_file(bad[i].bytes, bad[i].len);
+		snprintf(text, sizeof(text), "[redis]\nport = 1\n\npassword_file = %s\n", pw_path);
+		expect_error(text, 4, bad[i].why);
+	}
+	unlink(pw_path);
+	char *long_line = malloc(600);
+	assert_non_null(long_line);
+	memset(long_line, 'x', 600);
+	write_password_file(long_line, 600);
+	free(long_line);
+	snprintf(text, sizeof(text), "[redis]\npassword_file = %s\n", pw_path);
+	expect_error(text, 2, "its first line is longer than 512 bytes");
+	unlink(pw_path);
+
+	write_file("[redis]\npassword_file = /nonexistent/pw\n");
+	assert_int_equal(cfg_load(&c, path, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, ":2: [redis] password_file: cannot read /nonexistent/pw: No such file"));
+	unlink(path);
+	/* A FIFO (or a device) could block start-up: refused without reading. */
+	expect_error("[redis]\npassword_file = /dev/zero\n", 2, "/dev/zero: not a regular file");
+	expect_error("[redis]\nuser = fg\n", 2, "[redis] user: set without [redis] password_file");
+	expect_error("[redis]\nuser = f g\n", 2, "[redis] user: not a user name");
+	expect_error("[redis]\npassword_file = /a b\n", 2, "[redis] password_file: not a file path");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -132,6 +214,7 @@ int main(void)
 		cmocka_unit_test(test_values_override_defaults),
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_redis_password_file),
 	};
 	return cmocka_run_group_tests_name("cfg", tests, NULL, NULL);
 }
