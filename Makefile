@@ -29,7 +29,7 @@ DEP_CFLAGS := $(shell pkg-config --cflags liburing hiredis rdkafka inih 2>/dev/n
 DEP_LIBS   := $(shell pkg-config --libs liburing hiredis rdkafka inih 2>/dev/null)
 
 CORE_SRC    := core/fmt.c core/http.c core/order.c core/oid.c core/cfg.c core/hist.c core/tscan.c core/bucket.c core/rcl.c \
-               core/stockcsv.c
+               core/stockcsv.c core/kprops.c
 GATEWAY_SRC := gateway/main.c gateway/worker.c gateway/conn.c gateway/flow.c \
                gateway/resv.c gateway/kpub.c gateway/script.c gateway/stock.c \
                gateway/reconcile.c gateway/skucache.c gateway/admin.c gateway/rebal.c gateway/rlink.c gateway/metrics.c \
@@ -41,7 +41,7 @@ LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c \
 LG_UNIT_TESTS := tests/unit/test_sched tests/unit/test_profile tests/unit/test_mix tests/unit/test_jobs
 UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
                tests/unit/test_oid tests/unit/test_fmt tests/unit/test_hist tests/unit/test_bucket tests/unit/test_rcl \
-               tests/unit/test_metrics tests/unit/test_stockcsv $(LG_UNIT_TESTS)
+               tests/unit/test_metrics tests/unit/test_stockcsv tests/unit/test_kprops $(LG_UNIT_TESTS)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
@@ -121,7 +121,7 @@ soak: setup
 # libFuzzer targets for every parser of untrusted input (needs clang:
 # `scripts/setup.sh --fuzz`). `make fuzz-run` runs each for FUZZ_SECONDS.
 FUZZ_TARGETS := build/fuzz/fuzz_http build/fuzz/fuzz_order build/fuzz/fuzz_resp build/fuzz/fuzz_cfg \
-                build/fuzz/fuzz_profile build/fuzz/fuzz_stockcsv
+                build/fuzz/fuzz_profile build/fuzz/fuzz_stockcsv build/fuzz/fuzz_kprops
 FUZZ_SECONDS ?= 60
 fuzz: $(FUZZ_TARGETS)
 build/fuzz/fuzz_http: tests/fuzz/fuzz_http.c core/http.c
@@ -133,18 +133,22 @@ build/fuzz/fuzz_order: tests/fuzz/fuzz_order.c core/order.c core/oid.c core/fmt.
 build/fuzz/fuzz_resp: tests/fuzz/fuzz_resp.c loadgen/resp.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -o $@
-build/fuzz/fuzz_cfg: tests/fuzz/fuzz_cfg.c core/cfg.c
+build/fuzz/fuzz_cfg: tests/fuzz/fuzz_cfg.c core/cfg.c core/kprops.c
 	@mkdir -p $(dir $@)
-	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -linih -o $@
-build/fuzz/fuzz_profile: tests/fuzz/fuzz_profile.c loadgen/profile.c core/cfg.c core/order.c core/oid.c core/fmt.c
+	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -linih -lrdkafka -o $@
+build/fuzz/fuzz_profile: tests/fuzz/fuzz_profile.c loadgen/profile.c core/cfg.c core/kprops.c core/order.c core/oid.c \
+		core/fmt.c
 	@mkdir -p $(dir $@)
-	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -linih -lm -o $@
+	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -linih -lrdkafka -lm -o $@
 build/fuzz/fuzz_stockcsv: tests/fuzz/fuzz_stockcsv.c core/stockcsv.c core/order.c core/oid.c core/fmt.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -o $@
+build/fuzz/fuzz_kprops: tests/fuzz/fuzz_kprops.c core/kprops.c
+	@mkdir -p $(dir $@)
+	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -lrdkafka -o $@
 fuzz-run: fuzz
 	@mkdir -p build/fuzz/findings build/fuzz/corpus-http build/fuzz/corpus-order build/fuzz/corpus-resp \
-		build/fuzz/corpus-cfg build/fuzz/corpus-profile build/fuzz/corpus-stockcsv
+		build/fuzz/corpus-cfg build/fuzz/corpus-profile build/fuzz/corpus-stockcsv build/fuzz/corpus-kprops
 	build/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
 		build/fuzz/corpus-http tests/fuzz/corpus/http
 	build/fuzz/fuzz_order -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
@@ -157,6 +161,8 @@ fuzz-run: fuzz
 		build/fuzz/corpus-profile tests/fuzz/corpus/profile
 	build/fuzz/fuzz_stockcsv -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
 		build/fuzz/corpus-stockcsv tests/fuzz/corpus/stockcsv
+	build/fuzz/fuzz_kprops -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
+		build/fuzz/corpus-kprops tests/fuzz/corpus/kprops
 
 clean:
 	rm -rf build bin

@@ -4,6 +4,7 @@
  * (config/flashgate.conf) is checked against this table by the unit tests.
  */
 #include "cfg.h"
+#include "kprops.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -109,6 +110,8 @@ static const struct key keys[] = {
 	WORD("kafka", "compression", kafka_compression, "lz4", compression_words),
 	U32("kafka", "message_timeout_ms", kafka_message_timeout_ms, 100, 3600000, "5000"),
 	U32("kafka", "queue_messages", kafka_queue_messages, 1, 10000000, "100000"),
+	STR("kafka", "client_properties", kafka_client_properties, "", PATH_CHARS,
+	    "not a file path (letters, digits and / . _ - + @ : , = ~ %)"),
 	U32("reconcile", "interval_ms", reconcile_interval_ms, 0, 86400000, "10000"),
 	WORD("reconcile", "policy", reconcile_policy, "complete", policy_words),
 };
@@ -296,19 +299,48 @@ static int check_pairs(const struct load_ctx *ctx, const char *path, char *err, 
 	return 0;
 }
 
-/* The first line of [redis] password_file. A regular file only: a FIFO
- * or a device could block start-up, or feed it forever. */
+/* Reads the file [section] name names into buf (cap bytes, NUL included;
+ * *n the bytes read, at most cap - 1: a longer file is cut, which the
+ * caller judges). A regular file only: a FIFO or a device could block
+ * start-up, or feed it forever. 0, or -errno with "PATH:LINE: [section]
+ * name: ..." in err. */
+static int read_key_file(const struct load_ctx *ctx, const char *path, const char *section, const char *name,
+			 const char *file, char *buf, size_t cap, size_t *n, char *err, size_t err_len)
+{
+	int line = key_line(ctx, section, name);
+	struct stat st;
+	ssize_t got = -1;
+	int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0 && fstat(fd, &st) == 0) {
+		if (!S_ISREG(st.st_mode)) {
+			close(fd);
+			snprintf(err, err_len, "%s:%d: [%s] %s: %s: not a regular file", path, line, section, name, file);
+			return -EINVAL;
+		}
+		got = read(fd, buf, cap - 1);
+	}
+	int rc = got < 0 ? -errno : 0;
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0) {
+		snprintf(err, err_len, "%s:%d: [%s] %s: cannot read %s: %s", path, line, section, name, file,
+			 strerror(-rc));
+		return rc;
+	}
+	buf[got] = '\0';
+	*n = (size_t)got;
+	return 0;
+}
+
+/* The first line of [redis] password_file. */
 static int read_password(const struct load_ctx *ctx, const char *path, char *err, size_t err_len)
 {
 	struct cfg *c = ctx->cfg;
-	int line = key_line(ctx, "redis", "password_file");
-	const char *file = c->redis_password_file;
 	char buf[CFG_PASSWORD_MAX + 2];
-	struct stat st;
 	const char *why = NULL;
-	int rc = 0;
+	size_t n;
 
-	if (!*file) {
+	if (!*c->redis_password_file) {
 		if (*c->redis_user) {
 			snprintf(err, err_len, "%s:%d: [redis] user: set without [redis] password_file", path,
 				 key_line(ctx, "redis", "user"));
@@ -316,25 +348,11 @@ static int read_password(const struct load_ctx *ctx, const char *path, char *err
 		}
 		return 0;
 	}
-	int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		rc = -errno;
-		snprintf(err, err_len, "%s:%d: [redis] password_file: cannot read %s: %s", path, line, file,
-			 strerror(errno));
-		goto out;
-	}
-	ssize_t n = S_ISREG(st.st_mode) ? read(fd, buf, sizeof(buf) - 1) : 0;
-	if (!S_ISREG(st.st_mode)) {
-		why = "not a regular file";
-	} else if (n < 0) {
-		rc = -errno;
-		snprintf(err, err_len, "%s:%d: [redis] password_file: cannot read %s: %s", path, line, file,
-			 strerror(errno));
-		goto out;
-	} else {
-		buf[n] = '\0';
+	int rc = read_key_file(ctx, path, "redis", "password_file", c->redis_password_file, buf, sizeof(buf), &n,
+			       err, err_len);
+	if (rc == 0) {
 		size_t len = strcspn(buf, "\r\n"); /* also stops at a NUL */
-		if ((ssize_t)len < n && buf[len] == '\0')
+		if (len < n && buf[len] == '\0')
 			why = "its first line holds a NUL byte";
 		else if (len == 0)
 			why = "its first line is empty";
@@ -345,13 +363,40 @@ static int read_password(const struct load_ctx *ctx, const char *path, char *err
 	}
 	if (why) {
 		rc = -EINVAL;
-		snprintf(err, err_len, "%s:%d: [redis] password_file: %s: %s", path, line, file, why);
+		snprintf(err, err_len, "%s:%d: [redis] password_file: %s: %s", path,
+			 key_line(ctx, "redis", "password_file"), c->redis_password_file, why);
 	}
-out:
-	if (fd >= 0)
-		close(fd);
 	explicit_bzero(buf, sizeof(buf));
 	return rc;
+}
+
+/* [kafka] client_properties, whole; its lines checked (kprops.h). */
+static int read_kafka_properties(const struct load_ctx *ctx, const char *path, char *err, size_t err_len)
+{
+	struct cfg *c = ctx->cfg;
+	const char *file = c->kafka_client_properties;
+	int line = key_line(ctx, "kafka", "client_properties"), at;
+	const char *why = NULL;
+	size_t n;
+	if (!*file)
+		return 0;
+	int rc = read_key_file(ctx, path, "kafka", "client_properties", file, c->kafka_properties,
+			       sizeof(c->kafka_properties), &n, err, err_len);
+	if (rc < 0)
+		return rc;
+	if (n == sizeof(c->kafka_properties) - 1)
+		why = "longer than 8 KB";
+	else if (strlen(c->kafka_properties) != n)
+		why = "it holds a NUL byte";
+	else if ((why = kprops_check(c->kafka_properties, &at)) != NULL) {
+		snprintf(err, err_len, "%s:%d: [kafka] client_properties: %s:%d: %s", path, line, file, at, why);
+		return -EINVAL;
+	}
+	if (why) {
+		snprintf(err, err_len, "%s:%d: [kafka] client_properties: %s: %s", path, line, file, why);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
@@ -363,7 +408,9 @@ int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
 		return rc;
 	if ((rc = check_pairs(&ctx, path, err, err_len)) < 0)
 		return rc;
-	return read_password(&ctx, path, err, err_len);
+	if ((rc = read_password(&ctx, path, err, err_len)) < 0)
+		return rc;
+	return read_kafka_properties(&ctx, path, err, err_len);
 }
 
 void cfg_dump(const struct cfg *c, FILE *out)

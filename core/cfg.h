@@ -23,6 +23,7 @@
 #define CFG_USER_MAX 129
 #define CFG_PATH_MAX 1024
 #define CFG_PASSWORD_MAX 513
+#define CFG_KAFKA_PROPS_MAX 8192
 
 struct cfg {
 	/* [server] */
@@ -73,6 +74,10 @@ struct cfg {
 	char kafka_compression[CFG_WORD_MAX];
 	uint32_t kafka_message_timeout_ms;
 	uint32_t kafka_queue_messages;
+	char kafka_client_properties[CFG_PATH_MAX]; /* "": none */
+	/* Not a key: that file's text, read and checked by cfg_load (every
+	 * Kafka client applies it: core/kprops.h); cfg_dump never shows it. */
+	char kafka_properties[CFG_KAFKA_PROPS_MAX];
 	/* [reconcile] */
 	uint32_t reconcile_interval_ms; /* 0: the gateway runs no passes */
 	char reconcile_policy[CFG_WORD_MAX];
@@ -106,8 +111,9 @@ int cfg_parse_file(const char *path, struct cfg_lines *lines, ini_handler handle
 void cfg_defaults(struct cfg *c);
 
 /*
- * Loads path over the defaults, and the Redis password from
- * [redis] password_file (a regular file: its first line). Returns 0, or a
+ * Loads path over the defaults, the Redis password from [redis]
+ * password_file (a regular file: its first line) and the text of [kafka]
+ * client_properties (checked line by line). Returns 0, or a
  * negative errno with a one-line message in err ("path:line: [section]
  * key: why", or the open error). Nothing in *c is meaningful after a
  * failure.

@@ -69,15 +69,19 @@ static int given_up(const struct watch *wt, const char *during, char *err, size_
 	return why;
 }
 
-long long tscan_read(const char *brokers, const char *topic, int64_t since_ms, int timeout_s,
+long long tscan_read(const struct kprops *kafka, const char *topic, int64_t since_ms, int timeout_s,
 		     const struct tscan_ctl *ctl, tscan_fn fn, void *ctx, char *err, size_t err_len)
 {
+	const char *brokers = kafka->brokers;
 	struct watch wt = {.deadline = time(NULL) + timeout_s, .ctl = ctl, .ticked_ms = mono_ms()};
 	char kerrstr[512];
 	long long rc = 0, records = 0;
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (kprops_apply(kafka, conf, err, err_len) < 0) {
+		rd_kafka_conf_destroy(conf);
+		return -EINVAL;
+	}
 	const char *kv[][2] = {
-		{"bootstrap.servers", brokers},
 		{"group.id", "flashgate-scan"}, /* required by the API; never joined */
 		{"enable.auto.commit", "false"},
 		{"enable.partition.eof", "true"},

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kprops.h"
+
 /* Called once per record; a negative return stops the scan with it. */
 typedef int (*tscan_fn)(void *ctx, const char *payload, size_t len);
 
@@ -31,9 +33,10 @@ struct tscan_ctl {
 };
 
 /* Reads records with a timestamp >= since_ms (0: from the beginning),
- * within timeout_s in all. Returns the number of records read, or -errno
- * with err set. ctl may be NULL. */
-long long tscan_read(const char *brokers, const char *topic, int64_t since_ms, int timeout_s,
+ * within timeout_s in all, from kafka's brokers with its properties.
+ * Returns the number of records read, or -errno with err set. ctl may be
+ * NULL. */
+long long tscan_read(const struct kprops *kafka, const char *topic, int64_t since_ms, int timeout_s,
 		     const struct tscan_ctl *ctl, tscan_fn fn, void *ctx, char *err, size_t err_len)
 	__attribute__((warn_unused_result));
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../core/kprops.h"
 #include "flow.h"
 #include "worker.h"
 
@@ -92,7 +93,9 @@ int kpub_init(struct worker *w)
 
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	snprintf(client_id, sizeof(client_id), "flashgate-%u-%u", cfg->node_id, w->index);
-	int rc = set(w, conf, "bootstrap.servers", cfg->kafka_brokers);
+	/* The SRE's properties first: flashgate's own come after them. */
+	const struct kprops kp = {cfg->kafka_brokers, cfg->kafka_properties, cfg->kafka_client_properties};
+	int rc = kprops_apply(&kp, conf, w->err, sizeof(w->err));
 	rc = rc ?: set(w, conf, "client.id", client_id);
 	rc = rc ?: set(w, conf, "acks", "all");
 	rc = rc ?: set(w, conf, "enable.idempotence", "true");

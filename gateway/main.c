@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../core/cfg.h"
+#include "../core/kprops.h"
 #include "autorec.h"
 #include "reconcile.h"
 #include "stock.h"
@@ -202,6 +203,37 @@ static int reconcile_cmd(const struct cfg *cfg, int argc, char **argv)
 	return reconcile_run(cfg, &o, stdout, NULL) < 0 ? 1 : 0;
 }
 
+/* What cfg_load cannot judge: whether librdkafka takes [kafka]
+ * client_properties, each at its line and then as a whole (a client
+ * made and dropped at once: an unsupported SASL mechanism or a missing CA
+ * file shows only then), so that a wrong one stops start-up and -t, not
+ * every worker's producer. */
+static int check_kafka_properties(const struct cfg *cfg, const char *conf)
+{
+	char err[640];
+	if (!*cfg->kafka_client_properties)
+		return 0;
+	const struct kprops kp = {cfg->kafka_brokers, cfg->kafka_properties, cfg->kafka_client_properties};
+	rd_kafka_conf_t *scratch = rd_kafka_conf_new();
+	int rc = kprops_apply(&kp, scratch, err, sizeof(err));
+	if (rc == 0 && rd_kafka_conf_set(scratch, "log_level", "0", err, sizeof(err)) != RD_KAFKA_CONF_OK)
+		rc = -EINVAL;
+	if (rc < 0) {
+		rd_kafka_conf_destroy(scratch);
+		fprintf(stderr, "flashgate: %s: [kafka] client_properties: %s\n", conf, err);
+		return rc;
+	}
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, scratch, err, sizeof(err));
+	if (!rk) {
+		rd_kafka_conf_destroy(scratch);
+		fprintf(stderr, "flashgate: %s: [kafka] client_properties %s: librdkafka refuses them: %s\n", conf,
+			cfg->kafka_client_properties, err);
+		return -EINVAL;
+	}
+	rd_kafka_destroy(rk);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *conf = NULL;
@@ -235,6 +267,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "flashgate: %s\n", err);
 		return 1;
 	}
+	if (check_kafka_properties(&cfg, conf) < 0)
+		return 1;
 	if (check_only) {
 		cfg_dump(&cfg, stdout);
 		return 0;

@@ -12,6 +12,7 @@
 
 #include "../core/bucket.h"
 #include "../core/keys.h"
+#include "../core/kprops.h"
 #include "../core/oid.h"
 #include "../core/rcl.h"
 #include "../core/order.h"
@@ -267,13 +268,25 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	}
 }
 
+/* The brokers, and how to reach them. */
+static struct kprops reconcile_kafka(const struct cfg *cfg)
+{
+	return (struct kprops){cfg->kafka_brokers, cfg->kafka_properties, cfg->kafka_client_properties};
+}
+
 static rd_kafka_t *new_producer(const struct cfg *cfg)
 {
 	char err[512], num[32];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	snprintf(num, sizeof(num), "%u", cfg->kafka_message_timeout_ms);
+	const struct kprops kp = reconcile_kafka(cfg);
+	if (kprops_apply(&kp, conf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "flashgate: reconcile: %s\n", err);
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
 	const char *kv[][2] = {
-		{"bootstrap.servers", cfg->kafka_brokers}, {"client.id", "flashgate-reconcile"},
+		{"client.id", "flashgate-reconcile"},
 		{"acks", "all"}, {"enable.idempotence", "true"}, {"message.timeout.ms", num},
 	};
 	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
@@ -638,7 +651,8 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 		if (es.v[i].rec.accepted_at_ms < since)
 			since = es.v[i].rec.accepted_at_ms;
 	struct tscan_ctl scan = {.stop = o->stop, .tick = lease_tick, .arg = &ls};
-	long long scanned = tscan_read(cfg->kafka_brokers, cfg->kafka_topic, since - SCAN_SLACK_MS, 120, &scan,
+	const struct kprops kp = reconcile_kafka(cfg);
+	long long scanned = tscan_read(&kp, cfg->kafka_topic, since - SCAN_SLACK_MS, 120, &scan,
 				       on_record, &es, err, sizeof(err));
 	if (scanned < 0) {
 		fprintf(stderr, "flashgate: reconcile: %s\n", err);

@@ -494,6 +494,8 @@ int main(int argc, char **argv)
 		snprintf(c.v.redis_password, sizeof(c.v.redis_password), "%s", cfg.redis_password);
 		explicit_bzero(cfg.redis_password, sizeof(cfg.redis_password));
 		snprintf(c.v.kafka_brokers, sizeof(c.v.kafka_brokers), "%s", cfg.kafka_brokers);
+		memcpy(c.v.kafka_properties, cfg.kafka_properties, sizeof(c.v.kafka_properties));
+		memcpy(c.v.kafka_properties_file, cfg.kafka_client_properties, sizeof(c.v.kafka_properties_file));
 		snprintf(c.v.topic, sizeof(c.v.topic), "%s", cfg.kafka_topic);
 	}
 	if (c.t.n > p.connections) {

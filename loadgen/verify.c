@@ -390,7 +390,8 @@ static int read_topic(const struct verify_opts *o, struct sku *skus, size_t n, s
 			since = skus[i].loaded_at_ms;
 	struct scan_ctx sc = {skus, n, t};
 	char err[512];
-	long long rc = tscan_read(o->kafka_brokers, o->topic, since, 60, NULL, on_record, &sc, err, sizeof(err));
+	const struct kprops kp = {o->kafka_brokers, o->kafka_properties, o->kafka_properties_file};
+	long long rc = tscan_read(&kp, o->topic, since, 60, NULL, on_record, &sc, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "flashload: verify: %s\n", err);
 		return (int)rc;

@@ -35,6 +35,9 @@ struct verify_opts {
 	char redis_user[CFG_USER_MAX];
 	char redis_password[CFG_PASSWORD_MAX];
 	char kafka_brokers[512];
+	/* [kafka] client_properties, from flashgate's config (--config). */
+	char kafka_properties[CFG_KAFKA_PROPS_MAX];
+	char kafka_properties_file[CFG_PATH_MAX];
 	char topic[250];
 	/* 202s the generator saw: ids, and how many units they were for. */
 	const uint64_t *accepted_ids;

@@ -24,6 +24,11 @@
 #   FG_KAFKA_PROPS     more broker properties, ';'-separated, appended to
 #                      server.properties (later lines win), e.g.
 #                      'num.io.threads=2;num.network.threads=1'  [none]
+#   FG_KAFKA_SASL_PORT a second client listener, SASL_PLAINTEXT, taking
+#                      PLAIN and SCRAM-SHA-512 for the user flashgate with
+#                      the password FG_KAFKA_SASL_PASSWORD, to test clients
+#                      that authenticate ([kafka] client_properties) [none]
+#   FG_KAFKA_SASL_PASSWORD                         [flashgate-sasl-secret]
 #   FG_KAFKA_REQUEST_LOG 1: the broker logs every request it completes with
 #                      its time split (queue, local, remote, response
 #                      queue, send) to kafka/requests.log, to tell the
@@ -50,6 +55,8 @@ kafka_cport=${FG_KAFKA_CPORT:-19093}
 topic=${FG_TOPIC:-orders}
 partitions=${FG_PARTITIONS:-4}
 heap=${FG_KAFKA_HEAP:-512m}
+sasl_port=${FG_KAFKA_SASL_PORT:-}
+sasl_password=${FG_KAFKA_SASL_PASSWORD:-flashgate-sasl-secret}
 kafka_libs="$here/.deps/kafka/libs"
 
 say() { printf 'services: %s\n' "$*"; }
@@ -186,6 +193,17 @@ group.initial.rebalance.delay.ms=0
 broker.session.timeout.ms=3000
 broker.heartbeat.interval.ms=500
 PROPS
+	if [ -n "$sasl_port" ]; then
+		# Later lines win: the listeners again, with the SASL one added.
+		cat >>"$dir/server.properties" <<PROPS
+listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$kafka_cport,SASL_PLAINTEXT://127.0.0.1:$sasl_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port,SASL_PLAINTEXT://127.0.0.1:$sasl_port
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_flashgate="$sasl_password";
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+PROPS
+	fi
 	if [ -n "${FG_KAFKA_PROPS:-}" ]; then
 		tr ';' '\n' <<<"$FG_KAFKA_PROPS" >>"$dir/server.properties"
 	fi
@@ -259,6 +277,15 @@ kafka_up() {
 		wait_for topic 30 topic_ready ||
 			die "topic $topic has no $partitions partitions in the metadata after 30 s"
 		say "topic $topic created with $partitions partitions"
+	fi
+	if [ -n "$sasl_port" ]; then
+		# SCRAM credentials live in the cluster's metadata; setting them
+		# again (every up: a restarted broker keeps them) changes nothing.
+		(kafka_java kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$kafka_port" --alter \
+			--add-config "SCRAM-SHA-512=[iterations=4096,password=$sasl_password]" \
+			--entity-type users --entity-name flashgate) >"$run/kafka/scram.log" 2>&1 ||
+			die "adding the SCRAM user flashgate failed; see $run/kafka/scram.log"
+		say "kafka SASL (PLAIN, SCRAM-SHA-512) for user flashgate on 127.0.0.1:$sasl_port"
 	fi
 }
 

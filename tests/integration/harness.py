@@ -24,6 +24,10 @@ class Env:
         self.run_dir = os.environ["FG_RUN_DIR"]
         self.redis_port = int(os.environ["FG_REDIS_PORT"])
         self.kafka = "127.0.0.1:%s" % os.environ["FG_KAFKA_PORT"]
+        # The broker's SASL listener (services.sh FG_KAFKA_SASL_PORT), its
+        # user flashgate and that user's password.
+        self.kafka_sasl = "127.0.0.1:%s" % os.environ.get("FG_KAFKA_SASL_PORT", "")
+        self.kafka_sasl_password = os.environ.get("FG_KAFKA_SASL_PASSWORD", "flashgate-sasl-secret")
         self.topic = os.environ["FG_TOPIC"]
         self.gw_port = int(os.environ.get("FG_GATEWAY_PORT", "18180"))
 

@@ -691,6 +691,66 @@ def redis_acl_user_with_a_password_file():
         ENV.redis("ACL", "DELUSER", "fgtest")
 
 
+@test
+def kafka_sasl_through_client_properties():
+    """[kafka] client_properties: a file of librdkafka properties every Kafka
+    client applies. Against the broker's SASL listener with SCRAM-SHA-512
+    and with PLAIN, the gateway's producers, its reconcile pass (which reads
+    the topic) and flashload's verify all authenticate; a wrong password
+    leaves orders 503 (released, Kafka never took them) and the log says
+    why; a property librdkafka does not know, or one flashgate sets itself,
+    stops start-up naming the file and line."""
+    props = os.path.join(ENV.run_dir, "kafka-sasl.properties")
+    accepted = os.path.join(ENV.run_dir, "sasl.accepted")
+
+    def write_props(mechanism, password, extra=""):
+        with open(props, "w") as f:
+            f.write("# how flashgate reaches the brokers\nsecurity.protocol=SASL_PLAINTEXT\n"
+                    "sasl.mechanism=%s\nsasl.username = flashgate\nsasl.password=%s\n%s"
+                    % (mechanism, password, extra))
+
+    conf = ENV.write_config("sasl.conf", kafka__brokers=ENV.kafka_sasl, kafka__client_properties=props,
+                            kafka__message_timeout_ms=1500, reconcile__interval_ms=200)
+    write_props("SCRAM-SHA-512", ENV.kafka_sasl_password)
+    ENV.load_stock(conf, [("sa1", 10, 10)])
+    with open(accepted, "w") as f:
+        for mechanism in ("SCRAM-SHA-512", "PLAIN"):
+            write_props(mechanism, ENV.kafka_sasl_password)
+            offset = ENV.log_size()
+            with Gateway(ENV, conf):
+                r = post_order(ENV.gw_port, "amy", "sa1")
+                eq(r.status, 202, "an order over SASL %s" % mechanism)
+                f.write("%s 1\n" % r.json()["order_id"])
+                time.sleep(0.5)  # reconcile passes, reading the topic over SASL
+            log = ENV.log_since(offset)
+            expect("SASL" not in log and "pass failed" not in log, "%s: %s" % (mechanism, log[-2000:]))
+    verify_only(conf, accepted, "sa")
+
+    write_props("SCRAM-SHA-512", "not-the-password")
+    offset = ENV.log_size()
+    with Gateway(ENV, conf):
+        r = post_order(ENV.gw_port, "bob", "sa1")
+        eq((r.status, r.json()["reason"]), (503, "kafka"), "an order when SASL fails")
+    expect("Authentication failed" in ENV.log_since(offset), "the log says why")
+    s = ENV.stock(conf, "sa1")
+    eq((s["stock"], s["sold"], s["pending"]), (8, 2, 0), "bob's unit released")
+
+    write_props("SCRAM-SHA-512", ENV.kafka_sasl_password, "sasl.mechanisms.typo=x\n")
+    r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf, "-t"], capture_output=True, text=True)
+    eq(r.returncode, 1, "an unknown property stops -t")
+    expect("[kafka] client_properties: %s:6: sasl.mechanisms.typo: No such configuration property" % props
+           in r.stderr, r.stderr)
+    write_props("SCRAM-SHA-999", ENV.kafka_sasl_password)
+    r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf, "-t"], capture_output=True, text=True)
+    eq(r.returncode, 1, "a mechanism librdkafka has not stops -t")
+    expect("librdkafka refuses them: Unsupported hash function: SCRAM-SHA-999" in r.stderr, r.stderr)
+    write_props("SCRAM-SHA-512", ENV.kafka_sasl_password, "acks=1\n")
+    r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf], capture_output=True, text=True)
+    eq(r.returncode, 1, "a property flashgate sets itself stops start-up")
+    expect(re.search(r"sasl\.conf:\d+: \[kafka\] client_properties: %s:6: flashgate sets it itself"
+                     % re.escape(props), r.stderr), r.stderr)
+
+
 def redis_bgsave(fail):
     """Makes Redis's next snapshot fail (its file's name taken by a
     directory) or succeed, takes one, and returns when it is over: a failed

@@ -125,12 +125,12 @@ static void test_missing_file(void **state)
 	assert_non_null(strstr(err, "/nonexistent/flashgate.conf: cannot open"));
 }
 
-/* A file of its own for the password; its path in pw_path. */
-static char pw_path[64];
-static void write_password_file(const void *bytes, size_t len)
+/* A file a key names (password_file, client_properties); its path in side_path. */
+static char side_path[64];
+static void write_side_file(const void *bytes, size_t len)
 {
-	strcpy(pw_path, "/tmp/flashgate-test-pw-XXXXXX");
-	int fd = mkstemp(pw_path);
+	strcpy(side_path, "/tmp/flashgate-test-pw-XXXXXX");
+	int fd = mkstemp(side_path);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, bytes, len), (ssize_t)len);
 	close(fd);
@@ -145,8 +145,8 @@ static void test_redis_password_file(void **state)
 	static struct cfg c;
 	char text[256], err[512], dump[8192];
 
-	write_password_file("s3cr3t pass\r\nsecond line\n", 25);
-	snprintf(text, sizeof(text), "[redis]\nuser = flash-gate\npassword_file = %s\n", pw_path);
+	write_side_file("s3cr3t pass\r\nsecond line\n", 25);
+	snprintf(text, sizeof(text), "[redis]\nuser = flash-gate\npassword_file = %s\n", side_path);
 	write_file(text);
 	assert_int_equal(cfg_load(&c, path, err, sizeof(err)), 0);
 	assert_string_equal(c.redis_password, "s3cr3t pass");
@@ -154,17 +154,17 @@ static void test_redis_password_file(void **state)
 	FILE *f = fmemopen(dump, sizeof(dump), "w");
 	cfg_dump(&c, f);
 	fclose(f);
-	assert_non_null(strstr(dump, pw_path));
+	assert_non_null(strstr(dump, side_path));
 	assert_null(strstr(dump, "s3cr3t"));
 	unlink(path);
-	unlink(pw_path);
+	unlink(side_path);
 
 	cfg_defaults(&c);
 	assert_string_equal(c.redis_password, ""); /* no file: no AUTH */
 
 	/* A password alone (Redis's requirepass, the default user). */
-	write_password_file("p", 1);
-	snprintf(text, sizeof(text), "[redis]\npassword_file = %s\n", pw_path);
+	write_side_file("p", 1);
+	snprintf(text, sizeof(text), "[redis]\npassword_file = %s\n", side_path);
 	write_file(text);
 	assert_int_equal(cfg_load(&c, path, err, sizeof(err)), 0);
 	assert_string_equal(c.redis_password, "p");
@@ -181,20 +181,20 @@ static void test_redis_password_file(void **state)
 		{"se\0cret\n", 8, "its first line holds a NUL byte"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		unlink(pw_path);
-		write_password_file(bad[i].bytes, bad[i].len);
-		snprintf(text, sizeof(text), "[redis]\nport = 1\n\npassword_file = %s\n", pw_path);
+		unlink(side_path);
+		write_side_file(bad[i].bytes, bad[i].len);
+		snprintf(text, sizeof(text), "[redis]\nport = 1\n\npassword_file = %s\n", side_path);
 		expect_error(text, 4, bad[i].why);
 	}
-	unlink(pw_path);
+	unlink(side_path);
 	char *long_line = malloc(600);
 	assert_non_null(long_line);
 	memset(long_line, 'x', 600);
-	write_password_file(long_line, 600);
+	write_side_file(long_line, 600);
 	free(long_line);
-	snprintf(text, sizeof(text), "[redis]\npassword_file = %s\n", pw_path);
+	snprintf(text, sizeof(text), "[redis]\npassword_file = %s\n", side_path);
 	expect_error(text, 2, "its first line is longer than 512 bytes");
-	unlink(pw_path);
+	unlink(side_path);
 
 	write_file("[redis]\npassword_file = /nonexistent/pw\n");
 	assert_int_equal(cfg_load(&c, path, err, sizeof(err)), -ENOENT);
@@ -207,6 +207,50 @@ static void test_redis_password_file(void **state)
 	expect_error("[redis]\npassword_file = /a b\n", 2, "[redis] password_file: not a file path");
 }
 
+/* [kafka] client_properties: the file's text is kept whole for the Kafka
+ * clients (never dumped); a bad line is refused naming both files' lines. */
+static void test_kafka_client_properties(void **state)
+{
+	(void)state;
+	static struct cfg c;
+	char text[256], err[512], dump[16384], want[256];
+	const char *props = "# sasl\nsecurity.protocol=SASL_SSL\nsasl.password=hunter2\n";
+
+	write_side_file(props, strlen(props));
+	snprintf(text, sizeof(text), "[kafka]\nclient_properties = %s\n", side_path);
+	write_file(text);
+	assert_int_equal(cfg_load(&c, path, err, sizeof(err)), 0);
+	assert_string_equal(c.kafka_properties, props);
+	FILE *f = fmemopen(dump, sizeof(dump), "w");
+	cfg_dump(&c, f);
+	fclose(f);
+	assert_non_null(strstr(dump, side_path));
+	assert_null(strstr(dump, "hunter2"));
+	unlink(path);
+	unlink(side_path);
+
+	write_side_file("security.protocol=SSL\nacks=0\n", 28);
+	snprintf(text, sizeof(text), "[kafka]\ntopic = t\nclient_properties = %s\n", side_path);
+	snprintf(want, sizeof(want), "[kafka] client_properties: %s:2: flashgate sets it itself", side_path);
+	expect_error(text, 3, want);
+	unlink(side_path);
+
+	write_side_file("a=1\0b=2\n", 8);
+	snprintf(text, sizeof(text), "[kafka]\nclient_properties = %s\n", side_path);
+	expect_error(text, 2, "it holds a NUL byte");
+	unlink(side_path);
+
+	char *big = malloc(9000);
+	assert_non_null(big);
+	for (size_t i = 0; i < 9000; i++)
+		big[i] = i % 30 == 29 ? '\n' : '#';
+	write_side_file(big, 9000);
+	free(big);
+	snprintf(text, sizeof(text), "[kafka]\nclient_properties = %s\n", side_path);
+	expect_error(text, 2, "longer than 8 KB");
+	unlink(side_path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_redis_password_file),
+		cmocka_unit_test(test_kafka_client_properties),
 	};
 	return cmocka_run_group_tests_name("cfg", tests, NULL, NULL);
 }
