@@ -11,6 +11,7 @@ export FG_KAFKA_PORT=${FG_KAFKA_PORT:-19192}
 export FG_KAFKA_CPORT=${FG_KAFKA_CPORT:-19193}
 # A SASL listener beside the plain one, for the client_properties tests.
 export FG_KAFKA_SASL_PORT=${FG_KAFKA_SASL_PORT:-$((FG_KAFKA_PORT + 2))}
+export FG_KAFKA_SASL_SSL_PORT=${FG_KAFKA_SASL_SSL_PORT:-$((FG_KAFKA_PORT + 3))}
 export FG_TOPIC=${FG_TOPIC:-orders-test}
 export FG_PARTITIONS=${FG_PARTITIONS:-4}
 export FG_GATEWAY_PORT=${FG_GATEWAY_PORT:-18180}

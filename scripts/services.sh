@@ -29,6 +29,9 @@
 #                      the password FG_KAFKA_SASL_PASSWORD, to test clients
 #                      that authenticate ([kafka] client_properties) [none]
 #   FG_KAFKA_SASL_PASSWORD                         [flashgate-sasl-secret]
+#   FG_KAFKA_SASL_SSL_PORT the same users over TLS (SASL_SSL), with a test
+#                      CA and broker certificate made by openssl in
+#                      kafka/tls (clients trust kafka/tls/ca.pem)   [none]
 #   FG_KAFKA_REQUEST_LOG 1: the broker logs every request it completes with
 #                      its time split (queue, local, remote, response
 #                      queue, send) to kafka/requests.log, to tell the
@@ -57,6 +60,7 @@ partitions=${FG_PARTITIONS:-4}
 heap=${FG_KAFKA_HEAP:-512m}
 sasl_port=${FG_KAFKA_SASL_PORT:-}
 sasl_password=${FG_KAFKA_SASL_PASSWORD:-flashgate-sasl-secret}
+sasl_ssl_port=${FG_KAFKA_SASL_SSL_PORT:-}
 kafka_libs="$here/.deps/kafka/libs"
 
 say() { printf 'services: %s\n' "$*"; }
@@ -168,6 +172,24 @@ cluster_down() {
 	done
 }
 
+# A test CA and a broker certificate it signed (for 127.0.0.1 and
+# localhost), made once per run directory: the SASL_SSL listener's.
+kafka_tls() { # dir
+	local tls=$1
+	[ -f "$tls/broker.pem" ] && return 0
+	mkdir -p "$tls"
+	{
+		openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=flashgate test CA" \
+			-keyout "$tls/ca.key" -out "$tls/ca.pem" &&
+			openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+				-keyout "$tls/broker.key" -out "$tls/broker.csr" &&
+			printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$tls/san.ext" &&
+			openssl x509 -req -days 3650 -in "$tls/broker.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+				-CAcreateserial -extfile "$tls/san.ext" -out "$tls/broker.crt"
+	} >"$tls/openssl.log" 2>&1 || die "making the test TLS certificates failed; see $tls/openssl.log"
+	cat "$tls/broker.key" "$tls/broker.crt" >"$tls/broker.pem"
+}
+
 kafka_config() {
 	local dir="$run/kafka"
 	mkdir -p "$dir/data"
@@ -193,16 +215,33 @@ group.initial.rebalance.delay.ms=0
 broker.session.timeout.ms=3000
 broker.heartbeat.interval.ms=500
 PROPS
-	if [ -n "$sasl_port" ]; then
-		# Later lines win: the listeners again, with the SASL one added.
+	if [ -n "$sasl_port$sasl_ssl_port" ]; then
+		# Later lines win: the listeners again, with the SASL ones added.
+		local listeners="PLAINTEXT://127.0.0.1:$kafka_port" name
+		local map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+		[ -z "$sasl_port" ] || listeners+=",SASL_PLAINTEXT://127.0.0.1:$sasl_port"
+		[ -z "$sasl_port" ] || map+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
+		[ -z "$sasl_ssl_port" ] || listeners+=",SASL_SSL://127.0.0.1:$sasl_ssl_port"
+		[ -z "$sasl_ssl_port" ] || map+=",SASL_SSL:SASL_SSL"
 		cat >>"$dir/server.properties" <<PROPS
-listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$kafka_cport,SASL_PLAINTEXT://127.0.0.1:$sasl_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port,SASL_PLAINTEXT://127.0.0.1:$sasl_port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listeners=$listeners,CONTROLLER://127.0.0.1:$kafka_cport
+advertised.listeners=$listeners
+listener.security.protocol.map=$map
 sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512
-listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_flashgate="$sasl_password";
-listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 PROPS
+		for name in sasl_plaintext sasl_ssl; do
+			cat >>"$dir/server.properties" <<PROPS
+listener.name.$name.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_flashgate="$sasl_password";
+listener.name.$name.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+PROPS
+		done
+		if [ -n "$sasl_ssl_port" ]; then
+			kafka_tls "$dir/tls"
+			cat >>"$dir/server.properties" <<PROPS
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$dir/tls/broker.pem
+PROPS
+		fi
 	fi
 	if [ -n "${FG_KAFKA_PROPS:-}" ]; then
 		tr ';' '\n' <<<"$FG_KAFKA_PROPS" >>"$dir/server.properties"
@@ -278,14 +317,14 @@ kafka_up() {
 			die "topic $topic has no $partitions partitions in the metadata after 30 s"
 		say "topic $topic created with $partitions partitions"
 	fi
-	if [ -n "$sasl_port" ]; then
+	if [ -n "$sasl_port$sasl_ssl_port" ]; then
 		# SCRAM credentials live in the cluster's metadata; setting them
 		# again (every up: a restarted broker keeps them) changes nothing.
 		(kafka_java kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$kafka_port" --alter \
 			--add-config "SCRAM-SHA-512=[iterations=4096,password=$sasl_password]" \
 			--entity-type users --entity-name flashgate) >"$run/kafka/scram.log" 2>&1 ||
 			die "adding the SCRAM user flashgate failed; see $run/kafka/scram.log"
-		say "kafka SASL (PLAIN, SCRAM-SHA-512) for user flashgate on 127.0.0.1:$sasl_port"
+		say "kafka SASL (PLAIN, SCRAM-SHA-512) for user flashgate on 127.0.0.1:${sasl_port:--}, over TLS on 127.0.0.1:${sasl_ssl_port:--}"
 	fi
 }
 

@@ -19,6 +19,8 @@ packages=(
 	redis-server redis-tools kcat
 	default-jdk-headless maven
 	python3 curl
+	# the test CA and certificate of the broker's TLS listener
+	openssl
 	# renders flashload's HTML report in the integration tests
 	chromium
 )

@@ -28,6 +28,9 @@ class Env:
         # user flashgate and that user's password.
         self.kafka_sasl = "127.0.0.1:%s" % os.environ.get("FG_KAFKA_SASL_PORT", "")
         self.kafka_sasl_password = os.environ.get("FG_KAFKA_SASL_PASSWORD", "flashgate-sasl-secret")
+        # The same over TLS, and the test CA that signed the broker's certificate.
+        self.kafka_sasl_ssl = "127.0.0.1:%s" % os.environ.get("FG_KAFKA_SASL_SSL_PORT", "")
+        self.kafka_ca = os.path.join(self.run_dir, "kafka", "tls", "ca.pem")
         self.topic = os.environ["FG_TOPIC"]
         self.gw_port = int(os.environ.get("FG_GATEWAY_PORT", "18180"))
 

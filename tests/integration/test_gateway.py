@@ -692,62 +692,73 @@ def redis_acl_user_with_a_password_file():
 
 
 @test
-def kafka_sasl_through_client_properties():
+def kafka_sasl_and_tls_through_client_properties():
     """[kafka] client_properties: a file of librdkafka properties every Kafka
     client applies. Against the broker's SASL listener with SCRAM-SHA-512
-    and with PLAIN, the gateway's producers, its reconcile pass (which reads
-    the topic) and flashload's verify all authenticate; a wrong password
-    leaves orders 503 (released, Kafka never took them) and the log says
-    why; a property librdkafka does not know, or one flashgate sets itself,
-    stops start-up naming the file and line."""
+    and with PLAIN, and its SASL_SSL listener (TLS, the broker's certificate
+    signed by a test CA), the gateway's producers, its reconcile passes
+    (which read the topic) and flashload's verify all get through; a wrong
+    password, or TLS without the CA, leaves orders 503 (released: Kafka
+    never took them) and the log says why; a property librdkafka does not
+    know, a mechanism it has not, or one flashgate sets itself stops
+    start-up naming the file and line."""
     props = os.path.join(ENV.run_dir, "kafka-sasl.properties")
     accepted = os.path.join(ENV.run_dir, "sasl.accepted")
 
-    def write_props(mechanism, password, extra=""):
+    def write_props(protocol, mechanism, password, extra=""):
         with open(props, "w") as f:
-            f.write("# how flashgate reaches the brokers\nsecurity.protocol=SASL_PLAINTEXT\n"
+            f.write("# how flashgate reaches the brokers\nsecurity.protocol=%s\n"
                     "sasl.mechanism=%s\nsasl.username = flashgate\nsasl.password=%s\n%s"
-                    % (mechanism, password, extra))
+                    % (protocol, mechanism, password, extra))
 
-    conf = ENV.write_config("sasl.conf", kafka__brokers=ENV.kafka_sasl, kafka__client_properties=props,
-                            kafka__message_timeout_ms=1500, reconcile__interval_ms=200)
-    write_props("SCRAM-SHA-512", ENV.kafka_sasl_password)
-    ENV.load_stock(conf, [("sa1", 10, 10)])
+    confs = {proto: ENV.write_config("%s.conf" % proto.lower(), kafka__brokers=brokers,
+                                     kafka__client_properties=props, kafka__message_timeout_ms=1500,
+                                     reconcile__interval_ms=200)
+             for proto, brokers in (("SASL_PLAINTEXT", ENV.kafka_sasl), ("SASL_SSL", ENV.kafka_sasl_ssl))}
+    ca = "ssl.ca.location=%s\n" % ENV.kafka_ca
+    write_props("SASL_PLAINTEXT", "SCRAM-SHA-512", ENV.kafka_sasl_password)
+    ENV.load_stock(confs["SASL_PLAINTEXT"], [("sa1", 10, 10)])
     with open(accepted, "w") as f:
-        for mechanism in ("SCRAM-SHA-512", "PLAIN"):
-            write_props(mechanism, ENV.kafka_sasl_password)
+        for proto, mechanism in (("SASL_PLAINTEXT", "SCRAM-SHA-512"), ("SASL_PLAINTEXT", "PLAIN"),
+                                 ("SASL_SSL", "SCRAM-SHA-512")):
+            write_props(proto, mechanism, ENV.kafka_sasl_password, ca if proto == "SASL_SSL" else "")
             offset = ENV.log_size()
-            with Gateway(ENV, conf):
+            with Gateway(ENV, confs[proto]):
                 r = post_order(ENV.gw_port, "amy", "sa1")
-                eq(r.status, 202, "an order over SASL %s" % mechanism)
+                eq(r.status, 202, "an order over %s %s" % (proto, mechanism))
                 f.write("%s 1\n" % r.json()["order_id"])
-                time.sleep(0.5)  # reconcile passes, reading the topic over SASL
+                time.sleep(0.5)  # reconcile passes, reading the topic the same way
             log = ENV.log_since(offset)
-            expect("SASL" not in log and "pass failed" not in log, "%s: %s" % (mechanism, log[-2000:]))
-    verify_only(conf, accepted, "sa")
+            expect("SASL" not in log and "SSL" not in log and "pass failed" not in log,
+                   "%s %s: %s" % (proto, mechanism, log[-2000:]))
+    verify_only(confs["SASL_SSL"], accepted, "sa")  # its topic scan over TLS
 
-    write_props("SCRAM-SHA-512", "not-the-password")
-    offset = ENV.log_size()
-    with Gateway(ENV, conf):
-        r = post_order(ENV.gw_port, "bob", "sa1")
-        eq((r.status, r.json()["reason"]), (503, "kafka"), "an order when SASL fails")
-    expect("Authentication failed" in ENV.log_since(offset), "the log says why")
+    conf = confs["SASL_PLAINTEXT"]
+    for proto, password, extra, why in (
+            ("SASL_PLAINTEXT", "not-the-password", "", "Authentication failed"),
+            ("SASL_SSL", ENV.kafka_sasl_password, "", "certificate verify failed")):
+        write_props(proto, "SCRAM-SHA-512", password, extra)
+        offset = ENV.log_size()
+        with Gateway(ENV, confs[proto]):
+            r = post_order(ENV.gw_port, "bob", "sa1")
+            eq((r.status, r.json()["reason"]), (503, "kafka"), "an order when %s fails" % proto)
+        expect(why in ENV.log_since(offset), "the log says %r" % why)
     s = ENV.stock(conf, "sa1")
-    eq((s["stock"], s["sold"], s["pending"]), (8, 2, 0), "bob's unit released")
+    eq((s["stock"], s["sold"], s["pending"]), (7, 3, 0), "bob's units released")
 
-    write_props("SCRAM-SHA-512", ENV.kafka_sasl_password, "sasl.mechanisms.typo=x\n")
+    write_props("SASL_PLAINTEXT", "SCRAM-SHA-512", ENV.kafka_sasl_password, "sasl.mechanisms.typo=x\n")
     r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf, "-t"], capture_output=True, text=True)
     eq(r.returncode, 1, "an unknown property stops -t")
     expect("[kafka] client_properties: %s:6: sasl.mechanisms.typo: No such configuration property" % props
            in r.stderr, r.stderr)
-    write_props("SCRAM-SHA-999", ENV.kafka_sasl_password)
+    write_props("SASL_PLAINTEXT", "SCRAM-SHA-999", ENV.kafka_sasl_password)
     r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf, "-t"], capture_output=True, text=True)
     eq(r.returncode, 1, "a mechanism librdkafka has not stops -t")
     expect("librdkafka refuses them: Unsupported hash function: SCRAM-SHA-999" in r.stderr, r.stderr)
-    write_props("SCRAM-SHA-512", ENV.kafka_sasl_password, "acks=1\n")
+    write_props("SASL_PLAINTEXT", "SCRAM-SHA-512", ENV.kafka_sasl_password, "acks=1\n")
     r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf], capture_output=True, text=True)
     eq(r.returncode, 1, "a property flashgate sets itself stops start-up")
-    expect(re.search(r"sasl\.conf:\d+: \[kafka\] client_properties: %s:6: flashgate sets it itself"
+    expect(re.search(r"sasl_plaintext\.conf:\d+: \[kafka\] client_properties: %s:6: flashgate sets it itself"
                      % re.escape(props), r.stderr), r.stderr)
 
 
