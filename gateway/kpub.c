@@ -67,6 +67,70 @@ static int set(struct worker *w, rd_kafka_conf_t *conf, const char *key, const c
 	return 0;
 }
 
+#define PROBE_STEP_MS 100
+
+/* The probe's: every broker refused or dropped the connection. */
+static void on_probe_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)rk;
+	(void)reason;
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		*(bool *)opaque = true;
+}
+
+int kpub_probe(const struct cfg *cfg, int timeout_ms, char *err, size_t err_len)
+{
+	bool all_down = false;
+	const struct kprops kp = {cfg->kafka_brokers, cfg->kafka_properties, cfg->kafka_client_properties};
+	char why[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	/* Quiet: an outage is said once, below, not by every retry. */
+	if (kprops_apply(&kp, conf, err, err_len) < 0 ||
+	    rd_kafka_conf_set(conf, "log_level", "0", err, err_len) != RD_KAFKA_CONF_OK) {
+		rd_kafka_conf_destroy(conf);
+		return -EINVAL;
+	}
+	rd_kafka_conf_set_opaque(conf, &all_down);
+	rd_kafka_conf_set_error_cb(conf, on_probe_error);
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
+	if (!rk) {
+		rd_kafka_conf_destroy(conf);
+		snprintf(err, err_len, "kafka: cannot create a producer: %s", why);
+		return -EINVAL;
+	}
+	int rc = 0;
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, cfg->kafka_topic, NULL);
+	rd_kafka_resp_err_t kerr = rkt ? RD_KAFKA_RESP_ERR__TIMED_OUT : rd_kafka_last_error();
+	/* In steps, so that brokers that refuse the connection end the wait
+	 * at once rather than at the timeout. */
+	for (int waited = 0; kerr == RD_KAFKA_RESP_ERR__TIMED_OUT && waited < timeout_ms && !all_down;
+	     waited += PROBE_STEP_MS) {
+		kerr = rd_kafka_metadata(rk, 0, rkt, &md, PROBE_STEP_MS);
+		rd_kafka_poll(rk, 0); /* serves on_probe_error */
+	}
+	if (kerr == RD_KAFKA_RESP_ERR__TIMED_OUT || kerr == RD_KAFKA_RESP_ERR__TRANSPORT) {
+		snprintf(err, err_len, "kafka: no broker of %s %s", cfg->kafka_brokers,
+			 all_down ? "takes a connection" : "answered in time");
+		rc = -ETIMEDOUT;
+	} else if (kerr) {
+		snprintf(err, err_len, "kafka: topic %s at %s: %s", cfg->kafka_topic, cfg->kafka_brokers,
+			 rd_kafka_err2str(kerr));
+		rc = -EINVAL;
+	} else if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
+		snprintf(err, err_len, "kafka: the brokers at %s have no topic %s (%s): create it, or fix [kafka] topic",
+			 cfg->kafka_brokers, cfg->kafka_topic,
+			 md->topic_cnt == 1 && md->topics[0].err ? rd_kafka_err2str(md->topics[0].err) : "no partitions");
+		rc = -ENOENT;
+	}
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	if (rkt)
+		rd_kafka_topic_destroy(rkt);
+	rd_kafka_destroy(rk);
+	return rc;
+}
+
 int kpub_init(struct worker *w)
 {
 	const struct cfg *cfg = w->cfg;

@@ -15,8 +15,20 @@
 #ifndef FG_KPUB_H
 #define FG_KPUB_H
 
+#include <stddef.h>
+
+struct cfg;
 struct worker;
 struct req;
+
+/* Before the workers start: whether the brokers know [kafka] topic, with
+ * a producer made and dropped for the question (timeout_ms at most). 0;
+ * -ENOENT when a broker answered without the topic, or -EINVAL when
+ * librdkafka refuses the settings (both: a mistake in the config, err
+ * says which); -ETIMEDOUT when no broker answered (a Kafka outage, which
+ * the workers ride out). */
+int kpub_probe(const struct cfg *cfg, int timeout_ms, char *err, size_t err_len)
+	__attribute__((warn_unused_result));
 
 int kpub_init(struct worker *w) __attribute__((warn_unused_result));
 /* Waits up to timeout_ms for outstanding deliveries, then destroys. */

@@ -24,6 +24,7 @@
 #include "../core/cfg.h"
 #include "../core/kprops.h"
 #include "autorec.h"
+#include "kpub.h"
 #include "reconcile.h"
 #include "stock.h"
 #include "version.h"
@@ -57,6 +58,9 @@ static void usage(FILE *out)
 		"       flashgate --version\n");
 }
 
+/* How long start-up asks the brokers about the topic. */
+#define KAFKA_PROBE_MS 3000
+
 static int serve(const struct cfg *cfg)
 {
 	char err[512];
@@ -86,6 +90,16 @@ static int serve(const struct cfg *cfg)
 	if (map.cluster)
 		printf("flashgate: redis cluster of %u masters, reached through %s:%u\n", map.n, cfg->redis_host,
 		       cfg->redis_port);
+	/* A topic the brokers lack is a mistake in the config: every order
+	 * would wait out message_timeout_ms for it. No answer is an outage,
+	 * which the workers ride out with 503s until a broker is back. */
+	rc = kpub_probe(cfg, KAFKA_PROBE_MS, err, sizeof(err));
+	if (rc == -ETIMEDOUT) {
+		fprintf(stderr, "flashgate: %s; starting anyway: orders are answered 503 until one does\n", err);
+	} else if (rc < 0) {
+		fprintf(stderr, "flashgate: not starting: %s\n", err);
+		return 1;
+	}
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);

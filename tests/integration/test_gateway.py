@@ -533,11 +533,25 @@ def clients_that_stop_reading_are_closed_after_send_timeout():
 
 
 @test
+def a_topic_the_brokers_lack_stops_startup():
+    """A topic name the brokers do not have is a mistake in the config: every
+    order would wait out message_timeout_ms for it and then hear 503. The
+    gateway asks the brokers at start-up and will not start, naming it."""
+    conf = ENV.write_config("no-topic.conf", kafka__topic="orders-typo")
+    r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf], capture_output=True, text=True, timeout=20)
+    eq(r.returncode, 1, "the gateway with a topic the brokers lack")
+    expect("not starting: kafka: the brokers at %s have no topic orders-typo" % ENV.kafka in r.stderr, r.stderr)
+
+
+@test
 def kafka_unreachable_releases_stock_and_answers_503():
     # Nothing listens on port 1: every delivery fails after message_timeout_ms.
     conf = ENV.write_config(kafka__brokers="127.0.0.1:1", kafka__message_timeout_ms=500)
     ENV.load_stock(conf, [("kd1", 5, 1)])
+    offset = ENV.log_size()
     with Gateway(ENV, conf):
+        expect("no broker of 127.0.0.1:1 takes a connection; starting anyway" in ENV.log_since(offset),
+               "an outage at start-up is said, and ridden out")
         r = post_order(ENV.gw_port, "k", "kd1", 1)
         eq(r.status, 503, "status when Kafka is down")
         eq(r.headers.get("retry-after"), "1", "Retry-After")
