@@ -287,7 +287,9 @@ static int read_redis(const struct verify_opts *o, struct sku **out, size_t *n_o
 	}
 	redisReply *members = rcl_command(c, KEYS_SKU_SET, "SMEMBERS %s", KEYS_SKU_SET);
 	if (!members || members->type != REDIS_REPLY_ARRAY) {
-		fprintf(stderr, "flashload: verify: redis SMEMBERS %s failed\n", KEYS_SKU_SET);
+		/* NOAUTH here: a Redis with a password reached without --config. */
+		fprintf(stderr, "flashload: verify: redis SMEMBERS %s: %s\n", KEYS_SKU_SET,
+			!members ? rcl_error(c) : members->type == REDIS_REPLY_ERROR ? members->str : "unexpected reply");
 		rc = -EIO;
 		goto out;
 	}
