@@ -585,6 +585,25 @@ def full_producer_queue_answers_503_at_once_and_releases():
     eq((s["stock"], s["sold"], s["pending"]), (5, 0, 0), "both reservations released")
 
 
+def kafka_down_config(name):
+    """A gateway whose Kafka never answers: an order's unit stays reserved
+    until its record times out (1.5 s); then it is released and answered."""
+    return ENV.write_config(name, server__workers=1, kafka__brokers="127.0.0.1:1",
+                            kafka__message_timeout_ms=1500, reconcile__interval_ms=0)
+
+
+def order_waiting_on_kafka(conf, user, sku):
+    """user's order for sku, sent to a gateway on kafka_down_config: its
+    connection, once the unit is reserved and the record on its way."""
+    waiting = Conn(ENV.gw_port)
+    waiting.send(request("POST", "/v1/orders", order_body(user, sku)))
+    deadline = time.time() + 1
+    while ENV.stock(conf, sku)["pending"] == 0 and time.time() < deadline:
+        time.sleep(0.02)
+    eq(ENV.stock(conf, sku)["pending"], 1, "%s's unit reserved, its record on its way" % user)
+    return waiting
+
+
 @test
 def redis_at_maxmemory_refuses_new_orders_but_settles_the_old():
     """Redis reaches maxmemory (noeviction) mid-sale. A new order is refused
@@ -597,8 +616,7 @@ def redis_at_maxmemory_refuses_new_orders_but_settles_the_old():
     maxmemory 1 stands in for a full Redis: every write that needs memory
     is refused, as it would be."""
     ok_conf = ENV.write_config("oom-ok.conf", reconcile__interval_ms=0)
-    down_conf = ENV.write_config("oom-down.conf", server__workers=1, kafka__brokers="127.0.0.1:1",
-                                 kafka__message_timeout_ms=1500, reconcile__interval_ms=0)
+    down_conf = kafka_down_config("oom-down.conf")
     ENV.load_stock(ok_conf, [("om1", 5, 1), ("om2", 5, 5), ("om3", 5, 5)])
     old_ms = int(time.time() * 1000) - 3600 * 1000
     # A crash's reservation, by the reserve script's rules (fault injection, as above).
@@ -614,12 +632,7 @@ def redis_at_maxmemory_refuses_new_orders_but_settles_the_old():
             time.sleep(0.05)
     try:
         with Gateway(ENV, down_conf):
-            waiting = Conn(ENV.gw_port)
-            waiting.send(request("POST", "/v1/orders", order_body("al", "om1")))
-            deadline = time.time() + 1
-            while ENV.stock(down_conf, "om1")["pending"] == 0 and time.time() < deadline:
-                time.sleep(0.02)
-            eq(ENV.stock(down_conf, "om1")["pending"], 1, "al's unit reserved, its record on its way")
+            waiting = order_waiting_on_kafka(down_conf, "al", "om1")
             eq(ENV.redis("CONFIG", "SET", "maxmemory", "1"), "OK", "Redis full")
             r = post_order(ENV.gw_port, "di", "om2")
             eq((r.status, r.json()["reason"]), (503, "redis"), "a new order while Redis is full")
@@ -814,17 +827,11 @@ def redis_that_cannot_persist_leaves_a_refused_release_to_reconcile():
     and reconcile decides), not 503 redis, which says nothing was taken.
     Once Redis writes again, reconcile settles it."""
     ok_conf = ENV.write_config("misconf-ok.conf", reconcile__interval_ms=0)
-    down_conf = ENV.write_config("misconf-down.conf", server__workers=1, kafka__brokers="127.0.0.1:1",
-                                 kafka__message_timeout_ms=1500, reconcile__interval_ms=0)
+    down_conf = kafka_down_config("misconf-down.conf")
     ENV.load_stock(ok_conf, [("mc1", 5, 1)])
     try:
         with Gateway(ENV, down_conf):
-            waiting = Conn(ENV.gw_port)
-            waiting.send(request("POST", "/v1/orders", order_body("al", "mc1")))
-            deadline = time.time() + 1
-            while ENV.stock(down_conf, "mc1")["pending"] == 0 and time.time() < deadline:
-                time.sleep(0.02)
-            eq(ENV.stock(down_conf, "mc1")["pending"], 1, "al's unit reserved, its record on its way")
+            waiting = order_waiting_on_kafka(down_conf, "al", "mc1")
             redis_bgsave(fail=True)
             r = post_order(ENV.gw_port, "bo", "mc1")
             eq((r.status, r.json()["reason"]), (503, "redis"), "a new order while Redis refuses writes")
