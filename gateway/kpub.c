@@ -69,18 +69,26 @@ static int set(struct worker *w, rd_kafka_conf_t *conf, const char *key, const c
 
 #define PROBE_STEP_MS 100
 
-/* The probe's: every broker refused or dropped the connection. */
+/* What the probe's client met: every broker refused or dropped the
+ * connection (an outage), or refused who it is (the config's mistake). */
+struct probe {
+	bool all_down;
+	char refused[512];
+};
+
 static void on_probe_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	(void)rk;
-	(void)reason;
+	struct probe *p = opaque;
 	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-		*(bool *)opaque = true;
+		p->all_down = true;
+	else if ((err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL) && !*p->refused)
+		snprintf(p->refused, sizeof(p->refused), "%s", reason);
 }
 
 int kpub_probe(const struct cfg *cfg, int timeout_ms, char *err, size_t err_len)
 {
-	bool all_down = false;
+	struct probe pr = {0};
 	const struct kprops kp = {cfg->kafka_brokers, cfg->kafka_properties, cfg->kafka_client_properties};
 	char why[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -90,7 +98,7 @@ int kpub_probe(const struct cfg *cfg, int timeout_ms, char *err, size_t err_len)
 		rd_kafka_conf_destroy(conf);
 		return -EINVAL;
 	}
-	rd_kafka_conf_set_opaque(conf, &all_down);
+	rd_kafka_conf_set_opaque(conf, &pr);
 	rd_kafka_conf_set_error_cb(conf, on_probe_error);
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
 	if (!rk) {
@@ -102,16 +110,21 @@ int kpub_probe(const struct cfg *cfg, int timeout_ms, char *err, size_t err_len)
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, cfg->kafka_topic, NULL);
 	rd_kafka_resp_err_t kerr = rkt ? RD_KAFKA_RESP_ERR__TIMED_OUT : rd_kafka_last_error();
-	/* In steps, so that brokers that refuse the connection end the wait
-	 * at once rather than at the timeout. */
-	for (int waited = 0; kerr == RD_KAFKA_RESP_ERR__TIMED_OUT && waited < timeout_ms && !all_down;
+	/* In steps, so that brokers that refuse the connection, or refuse
+	 * the client's SASL or TLS, end the wait at once rather than at the
+	 * timeout; a step without an answer is tried again. */
+	for (int waited = 0; (kerr == RD_KAFKA_RESP_ERR__TIMED_OUT || kerr == RD_KAFKA_RESP_ERR__TRANSPORT) &&
+			     waited < timeout_ms && !pr.all_down && !*pr.refused;
 	     waited += PROBE_STEP_MS) {
 		kerr = rd_kafka_metadata(rk, 0, rkt, &md, PROBE_STEP_MS);
-		rd_kafka_poll(rk, 0); /* serves on_probe_error */
+		rd_kafka_poll(rk, kerr == RD_KAFKA_RESP_ERR__TRANSPORT ? PROBE_STEP_MS : 0); /* on_probe_error */
 	}
-	if (kerr == RD_KAFKA_RESP_ERR__TIMED_OUT || kerr == RD_KAFKA_RESP_ERR__TRANSPORT) {
+	if (*pr.refused) {
+		snprintf(err, err_len, "kafka: %s (see [kafka] client_properties)", pr.refused);
+		rc = -EINVAL;
+	} else if (kerr == RD_KAFKA_RESP_ERR__TIMED_OUT || kerr == RD_KAFKA_RESP_ERR__TRANSPORT) {
 		snprintf(err, err_len, "kafka: no broker of %s %s", cfg->kafka_brokers,
-			 all_down ? "takes a connection" : "answered in time");
+			 pr.all_down ? "takes a connection" : "answered in time");
 		rc = -ETIMEDOUT;
 	} else if (kerr) {
 		snprintf(err, err_len, "kafka: topic %s at %s: %s", cfg->kafka_topic, cfg->kafka_brokers,

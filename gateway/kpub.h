@@ -24,9 +24,9 @@ struct req;
 /* Before the workers start: whether the brokers know [kafka] topic, with
  * a producer made and dropped for the question (timeout_ms at most). 0;
  * -ENOENT when a broker answered without the topic, or -EINVAL when
- * librdkafka refuses the settings (both: a mistake in the config, err
- * says which); -ETIMEDOUT when no broker answered (a Kafka outage, which
- * the workers ride out). */
+ * librdkafka refuses the settings or a broker refuses its SASL or TLS
+ * (all: a mistake in the config, err says which); -ETIMEDOUT when no
+ * broker answered (a Kafka outage, which the workers ride out). */
 int kpub_probe(const struct cfg *cfg, int timeout_ms, char *err, size_t err_len)
 	__attribute__((warn_unused_result));
 
