@@ -1,6 +1,7 @@
 /*
- * cfg: the key table and its INI loader. Adding a key means one line in
- * keys[] and one field in struct cfg; the documented defaults file
+ * cfg: the key table and its INI loader, and the two files keys name (the
+ * Redis password, the Kafka client properties). Adding a key means one
+ * line in keys[] and one field in struct cfg; the documented defaults file
  * (config/flashgate.conf) is checked against this table by the unit tests.
  */
 #include "cfg.h"

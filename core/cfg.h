@@ -3,9 +3,10 @@
  * range, default, meaning) drives parsing, validation, defaults and the
  * effective-config dump, so the three can never disagree.
  *
- * Owns: reading an INI file (libinih) into a struct cfg, and refusing a bad
- * one with "file:line: [section] key: why". Does not own: acting on the
- * values. The parsed struct is treated as read-only after cfg_load and is
+ * Owns: reading an INI file (libinih) into a struct cfg, with the files
+ * [redis] password_file and [kafka] client_properties name, and refusing a
+ * bad one with "file:line: [section] key: why". Does not own: acting on
+ * the values (nor librdkafka's judgement of the properties: main asks it). The parsed struct is treated as read-only after cfg_load and is
  * shared by all worker threads.
  */
 #ifndef FG_CFG_H

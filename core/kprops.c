@@ -21,7 +21,7 @@ static const char *const own[] = {
 
 struct prop {
 	char key[128];
-	char value[1024];
+	char value[8192]; /* as long as the file may be: a PEM inline fits */
 };
 
 /* One line, without its end: 1 a property (in p), 0 nothing, or -1 with
