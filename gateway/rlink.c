@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../core/fmt.h"
+#include "rlookup.h"
 #include "script.h"
 #include "worker.h"
 
@@ -47,6 +48,7 @@ struct rlink {
 	unsigned port;
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
+	struct rlookup *lookup; /* NULL: a numeric address */
 	char where[80];
 	enum state state;
 	int fd;
@@ -192,19 +194,15 @@ int rlink_new(struct worker *w, unsigned index, const char *host, unsigned port,
 	l->connect_timeout.tv_sec = w->cfg->redis_timeout_ms / 1000;
 	l->connect_timeout.tv_nsec = (long long)(w->cfg->redis_timeout_ms % 1000) * 1000000;
 
-	/* Cluster nodes name themselves by address, which resolves without a
-	 * lookup; only the configured host may need one, at start-up. */
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
-	char service[8];
-	snprintf(service, sizeof(service), "%u", port);
-	int gai = getaddrinfo(host, service, &hints, &ai);
-	if (gai != 0) {
-		snprintf(w->err, sizeof(w->err), "redis: cannot resolve %s: %s", l->where, gai_strerror(gai));
-		return -EINVAL;
+	/* Cluster nodes name themselves by address, which needs no lookup;
+	 * the configured host may be a name, looked up again before each
+	 * reconnect (rlookup.h). */
+	char why[160];
+	int rc = rlookup_new(host, port, &l->addr, &l->addr_len, &l->lookup, why, sizeof(why));
+	if (rc < 0) {
+		snprintf(w->err, sizeof(w->err), "redis: %s", why);
+		return rc;
 	}
-	memcpy(&l->addr, ai->ai_addr, ai->ai_addrlen);
-	l->addr_len = ai->ai_addrlen;
-	freeaddrinfo(ai);
 
 	l->out[0] = malloc(out_cap);
 	l->out[1] = malloc(out_cap);
@@ -223,6 +221,7 @@ void rlink_free(struct rlink *l)
 		close(l->fd);
 	if (l->reader)
 		redisReaderFree(l->reader);
+	rlookup_free(l->lookup);
 	free(l->out[0]);
 	free(l->out[1]);
 	free(l->in);
@@ -715,9 +714,23 @@ void rlink_before_wait(struct worker *w, struct rlink *l)
 	arm_send(w, l);
 }
 
+/* Whether a reconnect may go now: a host given by name is looked up again
+ * first, the worker asking on later ticks while the lookup runs. */
+static bool address_ready(struct worker *w, struct rlink *l)
+{
+	char note[256];
+	if (!l->lookup)
+		return true;
+	int rc = rlookup_poll(l->lookup, w->now_mono_ms, w->cfg->redis_timeout_ms, &l->addr, &l->addr_len, note,
+			      sizeof(note));
+	if (*note)
+		worker_log(w, "redis %s: %s", l->where, note);
+	return rc == 0;
+}
+
 void rlink_tick(struct worker *w, struct rlink *l)
 {
-	if (l->state == R_DOWN && w->now_mono_ms >= l->next_attempt_ms)
+	if (l->state == R_DOWN && w->now_mono_ms >= l->next_attempt_ms && address_ready(w, l))
 		start_connect(w, l);
 	if (!connected(l) || l->count == 0)
 		return;

@@ -663,6 +663,98 @@ FLASHGATE_ACL = ["~fg:*", "+@read", "+@write", "+@scripting", "+@transaction", "
                  "+cluster|slots", "+client|id", "+client|kill", "+wait"]
 
 
+class MovingName:
+    """A host name in /etc/hosts that the test can point elsewhere: what a
+    managed Redis's primary endpoint does on a failover. glibc reads the
+    file on every lookup; the file is put back as it was on exit."""
+
+    def __init__(self, name, ip):
+        self.name = name
+        with open("/etc/hosts") as f:
+            self.original = f.read()
+        self.point(ip)
+
+    def point(self, ip):
+        with open("/etc/hosts", "w") as f:
+            f.write(self.original.rstrip("\n") + "\n%s %s\n" % (ip, self.name))
+
+    def close(self):
+        with open("/etc/hosts", "w") as f:
+            f.write(self.original)
+
+
+def loopback_redis(ip, port, *extra):
+    """A redis-server of the test's own on one loopback address."""
+    proc = subprocess.Popen(["redis-server", "--bind", ip, "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--dir", ENV.run_dir, "--dbfilename", "moving-%s.rdb" % ip] + list(extra),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if subprocess.run(["redis-cli", "-h", ip, "-p", str(port), "ping"], capture_output=True,
+                          text=True).stdout.strip() == "PONG":
+            return proc
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("redis-server on %s:%d did not start" % (ip, port))
+
+
+@test
+def redis_behind_a_name_that_moves_is_followed():
+    """[redis] host is a name (a managed Redis's primary endpoint). The
+    master fails: its replica is promoted and the name moves to it. The
+    workers look the name up again before reconnecting, without blocking
+    their loops, and sell on the new master; its books balance. (Before,
+    the name was looked up once, at start-up, and the workers reconnected to
+    the dead address until restarted.)"""
+    port = ENV.redis_port + 37
+    cli = lambda ip, *args: subprocess.run(["redis-cli", "-h", ip, "-p", str(port), "--raw"] + list(args),
+                                           capture_output=True, text=True).stdout.strip()
+    old = new = name = None
+    try:
+        old = loopback_redis("127.0.0.2", port)
+        new = loopback_redis("127.0.0.3", port, "--replicaof", "127.0.0.2", str(port))
+        name = MovingName("fg-redis-primary.test", "127.0.0.2")
+        conf = ENV.write_config("moving.conf", redis__host="fg-redis-primary.test", redis__port=port,
+                                reconcile__interval_ms=0)
+        ENV.flashgate(conf, "stock", "load", ENV.stock_csv([("mv1", 100, 100)], "moving.csv"))
+        offset = ENV.log_size()
+        with Gateway(ENV, conf):
+            eq(post_order(ENV.gw_port, "amy", "mv1").status, 202, "an order on the first master")
+            deadline = time.time() + 10
+            while "master_link_status:up" not in cli("127.0.0.3", "INFO", "replication") or \
+                    cli("127.0.0.3", "HGET", "fg:{mv1}", "sold") != "1":
+                expect(time.time() < deadline, "the replica caught up")
+                time.sleep(0.05)
+            # The failover: the name moves, the replica becomes the master,
+            # the old master dies.
+            name.point("127.0.0.3")
+            eq(cli("127.0.0.3", "REPLICAOF", "NO", "ONE"), "OK", "replica promoted")
+            old.kill()
+            old.wait()
+            accepted, deadline = 1, time.time() + 15
+            while time.time() < deadline:
+                r = post_order(ENV.gw_port, "u%d" % accepted, "mv1")
+                if r.status == 202:
+                    accepted += 1
+                    if accepted == 6:
+                        break
+                else:
+                    eq(r.status, 503, "an order during the failover")
+                    time.sleep(0.1)
+            eq(accepted, 6, "orders on the new master after the failover")
+        expect("fg-redis-primary.test now resolves to 127.0.0.3 (was 127.0.0.2)" in ENV.log_since(offset),
+               "the workers say where the name went")
+        eq(cli("127.0.0.3", "HGET", "fg:{mv1}", "sold"), "6", "the new master's books: 6 sold")
+        eq(cli("127.0.0.3", "HGET", "fg:{mv1}", "stock"), "94", "and 94 left")
+    finally:
+        if name:
+            name.close()
+        for proc in (old, new):
+            if proc and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 @test
 def redis_acl_user_with_a_password_file():
     """A Redis ACL user with a password from a file, granted what the README
