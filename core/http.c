@@ -167,10 +167,16 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 {
 	memset(req, 0, sizeof(*req));
 
-	/* RFC 9112 2.2: ignore empty lines before the request line. */
+	/* RFC 9112 2.2: ignore empty lines before the request line, a few of
+	 * them (a client's CRLF after a body); more is a flood that would fill
+	 * the input buffer without ever making a request, and is refused at
+	 * once rather than left to the request timeout. */
 	size_t skip = 0;
-	while (skip + 1 < len && buf[skip] == '\r' && buf[skip + 1] == '\n')
+	while (skip + 1 < len && buf[skip] == '\r' && buf[skip + 1] == '\n') {
 		skip += 2;
+		if (skip > 2 * HTTP_MAX_EMPTY_LINES)
+			return fail(req, 400, "too many empty lines before the request line");
+	}
 
 	size_t limit = len - skip < limits->max_head_bytes ? len - skip : limits->max_head_bytes;
 	const char *end = memmem(buf + skip, limit, "\r\n\r\n", 4);
@@ -271,8 +277,9 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 		req->keep_alive = false;
 	else if (conn_keep)
 		req->keep_alive = true;
-	/* Expect only means something when a body is coming. */
-	if (req->content_length == 0)
+	/* Expect only means something when a body is coming, and never to an
+	 * HTTP/1.0 client (RFC 9110 10.1.1: it may not understand a 100). */
+	if (req->content_length == 0 || req->minor_version == 0)
 		req->expect_continue = false;
 
 	req->head_len = (size_t)(head_end + 2 - buf);
@@ -295,6 +302,8 @@ const char *http_status_text(unsigned status)
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
 	case 417: return "Expectation Failed";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
 	case 425: return "Too Early";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";

@@ -24,6 +24,9 @@
  * Chosen outside the errno range so it can never be mistaken for one. */
 #define HTTP_INCOMPLETE (-100000)
 
+/* Empty lines tolerated before a request line (RFC 9112 2.2). */
+#define HTTP_MAX_EMPTY_LINES 8
+
 enum http_method {
 	HTTP_METHOD_OTHER = 0,
 	HTTP_METHOD_GET,

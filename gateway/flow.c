@@ -76,7 +76,7 @@ struct req *flow_alloc(struct worker *w, struct conn *conn)
 	r->r_listed = false;
 	r->conn = conn;
 	r->in_conn = true;
-	r->answered = r->close_after = r->head_only = r->is_order = r->in_kafka = false;
+	r->answered = r->close_after = r->head_only = r->http10 = r->is_order = r->in_kafka = false;
 	r->redis_ops = r->tryagains = 0;
 	r->repair_since_ms = 0;
 	r->resp_len = 0;
@@ -137,10 +137,13 @@ static unsigned build_answer(struct worker *w, struct req *r, unsigned status, c
 	 * with snprintf was the gateway's second-largest user-space cost. */
 	static const char ctype_hdr[] = "\r\nContent-Type: ", clen_hdr[] = "\r\nContent-Length: ";
 	static const char close_hdr[] = "Connection: close\r\n";
+	/* HTTP/1.0 closes after each answer unless the server says otherwise
+	 * (RFC 9112 9.3). */
+	static const char keep_hdr[] = "Connection: keep-alive\r\n";
 	const char *reason = http_status_text(status);
 	size_t rlen = strlen(reason), clen = strlen(ctype), elen = strlen(extra);
 	size_t need = 13 + rlen + sizeof(ctype_hdr) + clen + sizeof(clen_hdr) + 20 + 2 + elen +
-		      sizeof(close_hdr) + 2 + (body ? blen : 0);
+		      sizeof(keep_hdr) + 2 + (body ? blen : 0);
 	int n;
 	if (need <= sizeof(r->resp)) {
 		char *p = r->resp;
@@ -156,6 +159,8 @@ static unsigned build_answer(struct worker *w, struct req *r, unsigned status, c
 		p = fmt_put(p, extra, elen);
 		if (r->close_after)
 			p = fmt_put(p, close_hdr, sizeof(close_hdr) - 1);
+		else if (r->http10)
+			p = fmt_put(p, keep_hdr, sizeof(keep_hdr) - 1);
 		p = fmt_put(p, "\r\n", 2);
 		if (body && !r->head_only)
 			p = fmt_put(p, body, blen);
@@ -316,6 +321,7 @@ void flow_handle(struct worker *w, struct req *r, const struct http_request *hr,
 {
 	w->stats.requests++;
 	r->close_after = !hr->keep_alive;
+	r->http10 = hr->minor_version == 0;
 	r->head_only = hr->method == HTTP_METHOD_HEAD;
 	if (w->draining) {
 		/* Already read, so answer it: the client learns the order was not
@@ -400,6 +406,11 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 		snprintf(body, sizeof(body), "{\"order_id\":\"%.*s\",\"status\":\"accepted\"}",
 			 (int)(len - at), res + at);
 		answer(w, r, 200, body);
+	} else if (starts_with(res, len, "mismatch:", &at)) {
+		/* The IETF Idempotency-Key draft: a key reused for another request. */
+		snprintf(body, sizeof(body), "{\"status\":\"idempotency_key_reused\",\"order_id\":\"%.*s\"}",
+			 (int)(len - at), res + at);
+		answer(w, r, 422, body);
 	} else if (starts_with(res, len, "inflight:", &at)) {
 		snprintf(body, sizeof(body), "{\"status\":\"in_progress\",\"order_id\":\"%.*s\"}",
 			 (int)(len - at), res + at);

@@ -38,6 +38,7 @@ struct req {
 	bool answered;      /* resp holds the complete answer */
 	bool close_after;   /* close the connection after this answer */
 	bool head_only;     /* HEAD: headers without the body */
+	bool http10;        /* an HTTP/1.0 request: keep-alive must be said */
 	bool is_order;      /* counts against max_inflight until done */
 	uint8_t redis_ops;  /* Redis commands in flight for this req */
 	uint8_t replay;     /* resv: command to replay on reconnect, or after TRYAGAIN */

@@ -145,6 +145,42 @@ static void test_leading_empty_lines_ignored(void **state)
 	assert_int_equal(parse(s, &req), (int)strlen(s));
 }
 
+/* 20 KB of CRLF used to wait for a request line until the request timeout:
+ * refused as soon as there are more empty lines than the parser tolerates,
+ * also before the rest arrives. */
+static void test_a_flood_of_empty_lines_is_refused_at_once(void **state)
+{
+	(void)state;
+	static char flood[20 * 1024 + 64];
+	struct http_request req;
+	for (size_t i = 0; i + 1 < 20 * 1024; i += 2)
+		memcpy(flood + i, "\r\n", 2);
+	assert_int_equal(http_parse_request(flood, 20 * 1024, &limits, &req), -EBADMSG);
+	assert_int_equal(req.error_status, 400);
+	/* the most it tolerates still parses */
+	char ok[2 * HTTP_MAX_EMPTY_LINES + 64] = "";
+	for (int i = 0; i < HTTP_MAX_EMPTY_LINES; i++)
+		strcat(ok, "\r\n");
+	strcat(ok, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+	assert_int_equal(parse(ok, &req), (int)strlen(ok));
+	/* one more, even with nothing after it yet, is refused */
+	char over[2 * HTTP_MAX_EMPTY_LINES + 4] = "";
+	for (int i = 0; i <= HTTP_MAX_EMPTY_LINES; i++)
+		strcat(over, "\r\n");
+	assert_int_equal(parse(over, &req), -EBADMSG);
+}
+
+/* RFC 9110 10.1.1: a 100-continue expectation in an HTTP/1.0 request is ignored. */
+static void test_expect_is_ignored_from_http10(void **state)
+{
+	(void)state;
+	struct http_request req;
+	assert_true(parse("POST /v1/orders HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+			  &req) > 0);
+	assert_false(req.expect_continue);
+	assert_int_equal(req.minor_version, 0);
+}
+
 static void expect_path(const char *target, const char *path)
 {
 	char s[256];
@@ -180,6 +216,8 @@ int main(void)
 		cmocka_unit_test(test_bad_request_lines),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_leading_empty_lines_ignored),
+		cmocka_unit_test(test_a_flood_of_empty_lines_is_refused_at_once),
+		cmocka_unit_test(test_expect_is_ignored_from_http10),
 		cmocka_unit_test(test_absolute_form_is_routed_by_its_path),
 	};
 	return cmocka_run_group_tests_name("http", tests, NULL, NULL);
