@@ -19,8 +19,13 @@
  *                     `stock release ORDER_ID` gives back
  *   fg:{SKU}:returned hash: order_id -> entry, orders given back (so a second
  *                     release of one order changes nothing)
- *   fg:{SKU}:idem:USER:KEY  string: the order id an Idempotency-Key made,
- *                     with a TTL; removed when that order is released
+ *   fg:{SKU}:idem:N:USER:KEY  string: "ORDER_ID QTY", the order an
+ *                     Idempotency-Key made and the quantity it asked for
+ *                     (the request's fingerprint: user and SKU are in the
+ *                     key), with a TTL; removed when that order is
+ *                     released. N is USER's length: user ids and keys may
+ *                     both hold ':', and without it user "X" with key
+ *                     "x:R" and user "X:x" with key "R" shared one key.
  *   fg:{SKU}:xfer     hash: transfer id -> "to_bucket units ms", units
  *                     taken from this bucket and not yet known to have
  *                     arrived (what `flashgate reconcile` finishes after a
@@ -41,7 +46,7 @@
 #define KEYS_PENDING_FMT "fg:{%s}:pending"
 #define KEYS_ORDERS_FMT "fg:{%s}:orders"
 #define KEYS_RETURNED_FMT "fg:{%s}:returned"
-#define KEYS_IDEM_FMT "fg:{%s}:idem:%s:%s"
+#define KEYS_IDEM_FMT "fg:{%s}:idem:%zu:%s:%s" /* tag, strlen(user), user, key */
 #define KEYS_XFER_FMT "fg:{%s}:xfer"
 #define KEYS_XIN_FMT "fg:{%s}:xin:%s"
 #define KEYS_XIN_TTL_S (7 * 86400)

@@ -136,12 +136,19 @@ void admin_on_return(struct worker *w, struct req *r, const char *res, size_t le
 	char body[200], id[OID_TEXT_LEN + 1];
 	oid_format(r->order_id, id);
 	if (len > 9 && memcmp(res, "returned:", 9) == 0) {
-		/* "returned:USER:QTY" */
-		const char *colon = memchr(res + 9, ':', len - 9);
-		int ulen = colon ? (int)(colon - res - 9) : 0;
+		/* "returned:QTY:USER": the quantity is digits, the user the rest,
+		 * whatever it holds. Anything else is not the script's answer. */
+		const char *q = res + 9, *end = res + len, *colon = memchr(q, ':', len - 9);
+		size_t qlen = colon ? (size_t)(colon - q) : 0, ulen = colon ? (size_t)(end - colon - 1) : 0;
+		if (!qlen || qlen > 10 || strspn(q, "0123456789") < qlen ||
+		    !order_valid_ident(colon + 1, ulen)) {
+			worker_log(w, "redis: unexpected return result '%.*s'", (int)(len > 80 ? 80 : len), res);
+			flow_answer(w, r, 503, NULL, "{\"status\":\"unavailable\",\"reason\":\"redis\"}");
+			return;
+		}
 		snprintf(body, sizeof(body),
 			 "{\"status\":\"returned\",\"order_id\":\"%s\",\"user_id\":\"%.*s\",\"qty\":%.*s}", id,
-			 ulen, res + 9, colon ? (int)(res + len - colon - 1) : 1, colon ? colon + 1 : "0");
+			 (int)ulen, colon + 1, (int)qlen, q);
 		flow_answer(w, r, 200, NULL, body);
 	} else if (len == 7 && memcmp(res, "already", 7) == 0) {
 		snprintf(body, sizeof(body), "{\"status\":\"already_returned\",\"order_id\":\"%s\"}", id);

@@ -32,7 +32,8 @@ void rcmd_reserve(struct rcmd *c, const struct script_shas *shas, const struct c
 	snprintf(c->key[2], KEYS_MAX, KEYS_PENDING_FMT, c->tag);
 	for (const struct req *q = head; q; q = q->b_next)
 		if (q->idem_len)
-			snprintf(c->idem_key[keyed++], KEYS_MAX, KEYS_IDEM_FMT, c->tag, q->order.user_id, q->idem);
+			snprintf(c->idem_key[keyed++], KEYS_MAX, KEYS_IDEM_FMT, c->tag, (size_t)q->order.user_len,
+				 q->order.user_id, q->idem);
 	snprintf(c->num[0], sizeof(c->num[0]), "%u", 3 + keyed);
 	snprintf(c->num[1], sizeof(c->num[1]), "%u", cfg->idempotency_ttl_s);
 	snprintf(c->num[2], sizeof(c->num[2]), "%u", cfg->redis_buckets);
@@ -197,7 +198,8 @@ void rcmd_single(struct rcmd *c, const struct script_shas *shas, const struct cf
 		word(c, c->key[1]);
 		word(c, c->key[2]);
 		if (req->idem_len) {
-			snprintf(c->key[3], KEYS_MAX, KEYS_IDEM_FMT, c->tag, req->order.user_id, req->idem);
+			snprintf(c->key[3], KEYS_MAX, KEYS_IDEM_FMT, c->tag, (size_t)req->order.user_len,
+				 req->order.user_id, req->idem);
 			word(c, c->key[3]);
 		}
 		word(c, c->id);

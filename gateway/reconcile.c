@@ -683,7 +683,7 @@ int reconcile_run(const struct cfg *cfg, const struct reconcile_opts *o, FILE *o
 			snprintf(k1, sizeof(k1), KEYS_SKU_FMT, e->tag);
 			snprintf(k2, sizeof(k2), KEYS_USERS_FMT, e->tag);
 			snprintf(k3, sizeof(k3), KEYS_PENDING_FMT, e->tag);
-			snprintf(k4, sizeof(k4), KEYS_IDEM_FMT, e->tag, e->rec.user_id, e->idem);
+			snprintf(k4, sizeof(k4), KEYS_IDEM_FMT, e->tag, strlen(e->rec.user_id), e->rec.user_id, e->idem);
 			oid_format(e->rec.order_id, id);
 			/* Releasing frees the order's Idempotency-Key: a retry may order anew. */
 			redisReply *rr = e->idem[0]

@@ -57,8 +57,10 @@ const char script_reserve_lua[] =
 	"  if ki > 0 then\n"
 	"    local prev = made[KEYS[ki]] or redis.call('GET', KEYS[ki])\n"
 	"    if prev then\n"
-	"      if pending[prev] or redis.call('HEXISTS', KEYS[3], prev) == 1 then r = 'inflight:' .. prev\n"
-	"      else r = 'dup:' .. prev end\n"
+	"      local pid, pqty = string.match(prev, '^(%S+) ?(%d*)$')\n"
+	"      if pqty ~= '' and tonumber(pqty) ~= qty then r = 'mismatch:' .. pid\n"
+	"      elseif pending[pid] or redis.call('HEXISTS', KEYS[3], pid) == 1 then r = 'inflight:' .. pid\n"
+	"      else r = 'dup:' .. pid end\n"
 	"    end\n"
 	"  end\n"
 	"  if not r and pending[oid] then r = 'ok' end\n"
@@ -76,9 +78,9 @@ const char script_reserve_lua[] =
 	"    bought[user] = bought[user] + qty\n"
 	"    local entry = user .. ' ' .. qty .. ' ' .. ms\n"
 	"    if ki > 0 then\n"
-	"      made[KEYS[ki]] = oid\n"
+	"      made[KEYS[ki]] = oid .. ' ' .. qty\n"
 	"      keys[#keys + 1] = KEYS[ki]\n"
-	"      keys[#keys + 1] = oid\n"
+	"      keys[#keys + 1] = made[KEYS[ki]]\n"
 	"      entry = entry .. ' ' .. key\n"
 	"    end\n"
 	"    entries[#entries + 1] = oid\n"
@@ -162,7 +164,7 @@ const char script_return_lua[] =
 	GIVE_BACK_LUA
 	"redis.call('HDEL', KEYS[3], ARGV[1])\n"
 	"redis.call('HSET', KEYS[4], ARGV[1], e)\n"
-	"return 'returned:' .. user .. ':' .. qty\n";
+	"return 'returned:' .. qty .. ':' .. user\n";
 
 /* The donor half of a transfer: at least what the order needs, and half of
  * what the donor has, so one transfer serves the orders that follow too. */

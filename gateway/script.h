@@ -4,7 +4,7 @@
  * Every script works on one SKU bucket (core/bucket.h); {sku} below is the
  * bucket's tag.
  * reserve  a batch of orders for one SKU bucket, in the order given
- *          KEYS: fg:{sku} fg:{sku}:users fg:{sku}:pending [fg:{sku}:idem:USER:KEY ...]
+ *          KEYS: fg:{sku} fg:{sku}:users fg:{sku}:pending [fg:{sku}:idem:N:USER:KEY ...]
  *          ARGV: ttl_s, buckets (K), then per order: user_id qty order_id
  *                accepted_at_ms key_index key (key_index: that order's idem
  *                key in KEYS, 0 for none)
@@ -13,6 +13,8 @@
  *             "limit:<remaining for this user>" | "unknown" |
  *             "dup:<order_id>" (the key already made that order) |
  *             "inflight:<order_id>" (the key's order is not settled yet) |
+ *             "mismatch:<order_id>" (the key made that order for another
+ *             qty: a different request under a reused key) |
  *             "not_started:<starts_ms>" | "ended:<ends_ms>" (the SKU's sale window,
  *             judged by Redis's clock, so gateways with skewed clocks agree) |
  *             "dry:<available>" (K > 1: this bucket lacks the units; the
@@ -28,7 +30,7 @@
  *          orders of one bucket in one call.
  * return   KEYS: fg:{sku} fg:{sku}:users fg:{sku}:orders fg:{sku}:returned
  *                fg:{sku}:pending   ARGV: order_id
- *          -> "returned:<user>:<qty>" | "already" (returned before: nothing
+ *          -> "returned:<qty>:<user>" (qty first: a user id may hold ':') | "already" (returned before: nothing
  *          changes) | "pending" (not settled yet: reconcile's business) | "unknown"
  *          The order service cancelled a settled order: its units and the
  *          user's count go back, exactly once.

@@ -763,8 +763,11 @@ int stock_release(const struct cfg *cfg, const char *order_id, const char *sku_a
 	} else if (r->type != REDIS_REPLY_STRING) {
 		fprintf(stderr, "flashgate: redis stock release: unexpected reply\n");
 		rc = -EIO;
-	} else if (strncmp(r->str, "returned:", 9) == 0) {
-		fprintf(out, "order %s returned: %s\n", order_id, r->str + 9);
+	} else if (strncmp(r->str, "returned:", 9) == 0 && strchr(r->str + 9, ':')) {
+		/* "returned:QTY:USER", printed as USER:QTY as it always was */
+		const char *user = strchr(r->str + 9, ':') + 1;
+		fprintf(out, "order %s returned: %s:%.*s\n", order_id, user, (int)(user - 1 - (r->str + 9)),
+			r->str + 9);
 		rc = replicated(c, cfg, k[0], "stock release");
 	} else if (strcmp(r->str, "already") == 0) {
 		fprintf(out, "order %s was returned before: nothing changed\n", order_id);
