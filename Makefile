@@ -3,7 +3,7 @@
 # sale end to end. See README.md.
 
 CC      ?= cc
-PKGS    := liburing hiredis rdkafka inih jemalloc
+PKGS    := liburing hiredis rdkafka inih jemalloc libcrypto
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
 # Error messages are truncated on purpose when a name is very long.
 WARN    += -Wno-format-truncation
@@ -25,27 +25,28 @@ else
 JEMALLOC := $(shell pkg-config --libs jemalloc 2>/dev/null)
 endif
 
-DEP_CFLAGS := $(shell pkg-config --cflags liburing hiredis rdkafka inih 2>/dev/null)
-DEP_LIBS   := $(shell pkg-config --libs liburing hiredis rdkafka inih 2>/dev/null)
+DEP_CFLAGS := $(shell pkg-config --cflags liburing hiredis rdkafka inih libcrypto 2>/dev/null)
+DEP_LIBS   := $(shell pkg-config --libs liburing hiredis rdkafka inih libcrypto 2>/dev/null)
 
 CORE_SRC    := core/fmt.c core/http.c core/order.c core/oid.c core/cfg.c core/hist.c core/tscan.c core/bucket.c core/rcl.c \
-               core/stockcsv.c core/kprops.c
+               core/stockcsv.c core/kprops.c core/jwt.c core/netaddr.c
 GATEWAY_SRC := gateway/main.c gateway/worker.c gateway/conn.c gateway/flow.c \
                gateway/resv.c gateway/kpub.c gateway/script.c gateway/stock.c \
                gateway/reconcile.c gateway/skucache.c gateway/admin.c gateway/rebal.c gateway/rlink.c gateway/metrics.c \
-               gateway/autorec.c gateway/rcmd.c gateway/logline.c gateway/rlookup.c
+               gateway/autorec.c gateway/rcmd.c gateway/logline.c gateway/rlookup.c \
+               gateway/auth.c gateway/admission.c
 LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c \
                loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/series.c \
                loadgen/report.c loadgen/html.c loadgen/capacity.c \
-               loadgen/engine.c loadgen/jobs.c
+               loadgen/engine.c loadgen/jobs.c loadgen/tokens.c
 LG_UNIT_TESTS := tests/unit/test_sched tests/unit/test_profile tests/unit/test_mix tests/unit/test_jobs
 UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
                tests/unit/test_oid tests/unit/test_fmt tests/unit/test_hist tests/unit/test_bucket tests/unit/test_rcl \
-               tests/unit/test_metrics tests/unit/test_stockcsv tests/unit/test_kprops $(LG_UNIT_TESTS)
+               tests/unit/test_metrics tests/unit/test_stockcsv tests/unit/test_kprops tests/unit/test_jwt tests/unit/test_netaddr $(LG_UNIT_TESTS)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
-.PHONY: all asan test test-unit test-asan test-faults demo soak setup clean fuzz fuzz-run
+.PHONY: all asan test test-unit test-asan test-faults demo soak setup clean fuzz fuzz-run fuzz-replay
 all: $(BIN)/flashgate $(BIN)/flashload
 
 $(BUILD)/%.o: %.c
@@ -71,6 +72,11 @@ $(addprefix $(BUILD)/,$(LG_UNIT_TESTS)): \
 # The gateway's one module without I/O that its unit tests link.
 $(BUILD)/tests/unit/test_metrics: $(call obj,gateway/metrics.c)
 
+# What a token costs to sign and to verify (scripts/bench-identity.sh).
+$(BUILD)/bench/jwt_cost: tests/bench/jwt_cost.c $(call obj,$(CORE_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(DEP_LIBS) $(LDLIBS)
+
 # LD_PRELOAD shim for the io_uring-unavailable test (fault injection only).
 $(BUILD)/tests/shim/no_uring.so: tests/shim/no_uring.c
 	@mkdir -p $(dir $@)
@@ -84,8 +90,24 @@ asan:
 setup:
 	scripts/setup.sh
 
-test-unit: $(addprefix $(BUILD)/,$(UNIT_TESTS))
+test-unit: $(addprefix $(BUILD)/,$(UNIT_TESTS)) fuzz-replay
 	scripts/run-unit-tests.sh $(addprefix $(BUILD)/,$(UNIT_TESTS))
+
+# Every fuzz target's seed corpus (and every crash saved into it), replayed
+# through tests/fuzz/replay.c with the ordinary compiler: what libFuzzer
+# once found stays fixed without clang on the machine.
+FUZZ_NAMES := http order resp cfg profile stockcsv kprops jwt
+REPLAYS    := $(addprefix $(BUILD)/fuzz-replay/fuzz_,$(FUZZ_NAMES))
+$(BUILD)/fuzz-replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c \
+		$(call obj,$(CORE_SRC) loadgen/profile.c loadgen/resp.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes $(DEP_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(DEP_LIBS) $(LDLIBS)
+fuzz-replay: $(REPLAYS)
+	@for n in $(FUZZ_NAMES); do \
+		out=$$($(BUILD)/fuzz-replay/fuzz_$$n tests/fuzz/corpus/$$n 2>&1) || \
+			{ printf '%s\n' "$$out" | tail -20; echo "fuzz_$$n: FAILED on the input named above"; exit 1; }; \
+		echo "fuzz_$$n: $$(printf '%s\n' "$$out" | tail -1)"; \
+	done
 
 # The README's test command: installs what is missing, builds, runs the
 # unit tests, then the integration tests against real Redis and Kafka.
@@ -98,6 +120,7 @@ test: setup
 
 # The same tests against the AddressSanitizer + UBSan build.
 test-asan: asan
+	$(MAKE) SAN=1 fuzz-replay
 	scripts/run-unit-tests.sh $(addprefix build/asan/,$(UNIT_TESTS))
 	FG_BIN=bin/asan scripts/run-integration-tests.sh
 	FG_BIN=bin/asan scripts/run-fault-tests.sh
@@ -121,7 +144,7 @@ soak: setup
 # libFuzzer targets for every parser of untrusted input (needs clang:
 # `scripts/setup.sh --fuzz`). `make fuzz-run` runs each for FUZZ_SECONDS.
 FUZZ_TARGETS := build/fuzz/fuzz_http build/fuzz/fuzz_order build/fuzz/fuzz_resp build/fuzz/fuzz_cfg \
-                build/fuzz/fuzz_profile build/fuzz/fuzz_stockcsv build/fuzz/fuzz_kprops
+                build/fuzz/fuzz_profile build/fuzz/fuzz_stockcsv build/fuzz/fuzz_kprops build/fuzz/fuzz_jwt
 FUZZ_SECONDS ?= 60
 fuzz: $(FUZZ_TARGETS)
 build/fuzz/fuzz_http: tests/fuzz/fuzz_http.c core/http.c
@@ -133,10 +156,10 @@ build/fuzz/fuzz_order: tests/fuzz/fuzz_order.c core/order.c core/oid.c core/fmt.
 build/fuzz/fuzz_resp: tests/fuzz/fuzz_resp.c loadgen/resp.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -o $@
-build/fuzz/fuzz_cfg: tests/fuzz/fuzz_cfg.c core/cfg.c core/kprops.c
+build/fuzz/fuzz_cfg: tests/fuzz/fuzz_cfg.c core/cfg.c core/kprops.c core/netaddr.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -linih -lrdkafka -o $@
-build/fuzz/fuzz_profile: tests/fuzz/fuzz_profile.c loadgen/profile.c core/cfg.c core/kprops.c core/order.c core/oid.c \
+build/fuzz/fuzz_profile: tests/fuzz/fuzz_profile.c loadgen/profile.c core/cfg.c core/kprops.c core/netaddr.c core/order.c core/oid.c \
 		core/fmt.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -linih -lrdkafka -lm -o $@
@@ -146,9 +169,13 @@ build/fuzz/fuzz_stockcsv: tests/fuzz/fuzz_stockcsv.c core/stockcsv.c core/order.
 build/fuzz/fuzz_kprops: tests/fuzz/fuzz_kprops.c core/kprops.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -lrdkafka -o $@
+build/fuzz/fuzz_jwt: tests/fuzz/fuzz_jwt.c core/jwt.c core/netaddr.c core/order.c core/oid.c core/fmt.c
+	@mkdir -p $(dir $@)
+	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -lcrypto -o $@
 fuzz-run: fuzz
 	@mkdir -p build/fuzz/findings build/fuzz/corpus-http build/fuzz/corpus-order build/fuzz/corpus-resp \
-		build/fuzz/corpus-cfg build/fuzz/corpus-profile build/fuzz/corpus-stockcsv build/fuzz/corpus-kprops
+		build/fuzz/corpus-cfg build/fuzz/corpus-profile build/fuzz/corpus-stockcsv build/fuzz/corpus-kprops \
+		build/fuzz/corpus-jwt
 	build/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
 		build/fuzz/corpus-http tests/fuzz/corpus/http
 	build/fuzz/fuzz_order -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
@@ -163,6 +190,8 @@ fuzz-run: fuzz
 		build/fuzz/corpus-stockcsv tests/fuzz/corpus/stockcsv
 	build/fuzz/fuzz_kprops -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
 		build/fuzz/corpus-kprops tests/fuzz/corpus/kprops
+	build/fuzz/fuzz_jwt -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
+		build/fuzz/corpus-jwt tests/fuzz/corpus/jwt
 
 clean:
 	rm -rf build bin

@@ -36,6 +36,7 @@ struct key {
 
 static const char *const compression_words[] = {"none", "lz4", "zstd", "snappy", "gzip", NULL};
 static const char *const policy_words[] = {"complete", "release", NULL};
+static const char *const identity_words[] = {"jwt", "off", NULL};
 
 #define U32(sec, nm, field, lo, hi, dflt) \
 	{sec, nm, KEY_U32, offsetof(struct cfg, field), 0, lo, hi, dflt, NULL, NULL, NULL}
@@ -59,6 +60,10 @@ static const char *const policy_words[] = {"complete", "release", NULL};
 #define USER_CHARS ALNUM "._-@"
 /* A path without spaces, ';' or '#' (a comment in this file). */
 #define PATH_CHARS ALNUM "/._-+@:,=~%"
+/* An issuer or audience: a URL or a name, without ';' or '#'. */
+#define CLAIM_CHARS ALNUM ":/._-~%?=&+@!$*()'"
+/* Addresses and CIDR ranges, comma-separated (checked whole by cfg_load). */
+#define PROXIES_CHARS "0123456789abcdefABCDEF.:/, "
 #define SECRET(sec, nm, field) \
 	{sec, nm, KEY_SECRET, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, "", NULL, NULL, NULL}
 #define WORD(sec, nm, field, dflt, list) \
@@ -115,6 +120,23 @@ static const struct key keys[] = {
 	    "not a file path (letters, digits and / . _ - + @ : , = ~ %)"),
 	U32("reconcile", "interval_ms", reconcile_interval_ms, 0, 86400000, "10000"),
 	WORD("reconcile", "policy", reconcile_policy, "complete", policy_words),
+	WORD("identity", "mode", identity_mode, "jwt", identity_words),
+	STR("identity", "keys", identity_keys, ".run/keys/verify", PATH_CHARS,
+	    "not a directory path (letters, digits and / . _ - + @ : , = ~ %)"),
+	STR("identity", "issuer", identity_issuer, "", CLAIM_CHARS, "not an issuer (a URL or a name, no spaces)"),
+	STR("identity", "audience", identity_audience, "", CLAIM_CHARS, "not an audience (a URL or a name, no spaces)"),
+	U32("identity", "clock_skew_s", identity_clock_skew_s, 0, 3600, "30"),
+	U32("identity", "cache_entries", identity_cache_entries, 16, 1048576, "4096"),
+	U32("admission", "user_rate", user_rate, 0, 1000000, "20"),
+	U32("admission", "user_burst", user_burst, 1, 1000000, "40"),
+	U32("admission", "addr_rate", addr_rate, 0, 10000000, "0"),
+	U32("admission", "addr_burst", addr_burst, 1, 10000000, "200"),
+	U32("admission", "addr_max_connections", addr_max_connections, 0, 1000000, "0"),
+	U32("admission", "instance_rate", instance_rate, 0, 100000000, "0"),
+	U32("admission", "instance_burst", instance_burst, 1, 100000000, "1000"),
+	U32("admission", "table_entries", admission_table_entries, 64, 16777216, "65536"),
+	STR("admission", "trusted_proxies", trusted_proxies, "", PROXIES_CHARS,
+	    "not a list of IP addresses or CIDR ranges"),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -288,7 +310,14 @@ static int key_line(const struct load_ctx *ctx, const char *section, const char 
  * the later of the two, the one that broke the rule. */
 static int check_pairs(const struct load_ctx *ctx, const char *path, char *err, size_t err_len)
 {
-	const struct cfg *c = ctx->cfg;
+	struct cfg *c = ctx->cfg;
+	const char *why;
+	if (netaddr_parse_list(c->trusted_proxies, &c->trusted_proxy_list, &why) < 0) {
+		snprintf(err, err_len, "%s:%d: [admission] trusted_proxies: %s (value '%s')", path,
+			 key_line(ctx, "admission", "trusted_proxies"), why, c->trusted_proxies);
+		return -EINVAL;
+	}
+
 	if (c->redis_wait_timeout_ms >= c->redis_timeout_ms) {
 		int a = key_line(ctx, "redis", "wait_timeout_ms"), b = key_line(ctx, "redis", "timeout_ms");
 		snprintf(err, err_len,

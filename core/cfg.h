@@ -16,6 +16,8 @@
 #include <ini.h>
 #include <stdio.h>
 
+#include "netaddr.h"
+
 #define CFG_HOST_MAX 256
 #define CFG_BROKERS_MAX 512
 #define CFG_TOPIC_MAX 250
@@ -25,6 +27,8 @@
 #define CFG_PATH_MAX 1024
 #define CFG_PASSWORD_MAX 513
 #define CFG_KAFKA_PROPS_MAX 8192
+#define CFG_CLAIM_MAX 256
+#define CFG_PROXIES_MAX 1024
 
 struct cfg {
 	/* [server] */
@@ -82,6 +86,22 @@ struct cfg {
 	/* [reconcile] */
 	uint32_t reconcile_interval_ms; /* 0: the gateway runs no passes */
 	char reconcile_policy[CFG_WORD_MAX];
+	/* [identity] */
+	char identity_mode[CFG_WORD_MAX]; /* "jwt" or "off" */
+	char identity_keys[CFG_PATH_MAX]; /* the key directory (core/jwt.h) */
+	char identity_issuer[CFG_CLAIM_MAX];   /* "": not checked */
+	char identity_audience[CFG_CLAIM_MAX]; /* "": not checked */
+	uint32_t identity_clock_skew_s;
+	uint32_t identity_cache_entries;
+	/* [admission]: rates in requests per second, 0 for no limit */
+	uint32_t user_rate, user_burst;
+	uint32_t addr_rate, addr_burst;
+	uint32_t addr_max_connections;
+	uint32_t instance_rate, instance_burst;
+	uint32_t admission_table_entries;
+	char trusted_proxies[CFG_PROXIES_MAX];
+	/* Not a key: trusted_proxies parsed by cfg_load. */
+	struct netaddr_list trusted_proxy_list;
 };
 
 /*

@@ -257,6 +257,9 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 				return fail(req, 400, "more than one Idempotency-Key field");
 			req->idempotency_key = v;
 			req->idempotency_key_len = vlen;
+		} else if (token_eq(name, nlen, "x-forwarded-for")) {
+			req->forwarded_for = v;
+			req->forwarded_for_len = vlen;
 		} else if (token_eq(name, nlen, "authorization")) {
 			if (req->authorization)
 				return fail(req, 400, "more than one Authorization field");

@@ -53,8 +53,12 @@ struct http_request {
 	bool expect_continue;
 	const char *idempotency_key; /* NULL when absent */
 	size_t idempotency_key_len;
-	const char *authorization;   /* NULL when absent (admin endpoints) */
+	const char *authorization;   /* NULL when absent */
 	size_t authorization_len;
+	/* The last X-Forwarded-For field (a proxy appends to the last), NULL
+	 * when absent; believed only from a trusted proxy (gateway/flow). */
+	const char *forwarded_for;
+	size_t forwarded_for_len;
 	/* Set when http_parse_request returns -EBADMSG: */
 	unsigned error_status; /* 400, 417, 431, 501, 505 */
 	const char *error_reason;

@@ -188,8 +188,8 @@ static int take_ident(const struct jmember *m, char *dst, uint8_t *dst_len,
 	return 0;
 }
 
-int order_parse_request(const char *body, size_t len, uint32_t max_qty, struct order_req *out,
-			struct order_error *err)
+int order_parse_request(const char *body, size_t len, uint32_t max_qty, bool user_required,
+			struct order_req *out, struct order_error *err)
 {
 	struct jcursor c;
 	struct jmember m;
@@ -224,8 +224,12 @@ int order_parse_request(const char *body, size_t len, uint32_t max_qty, struct o
 	}
 	if (rc < 0)
 		return bad(err, "body", "malformed JSON object");
-	if (!have_user)
+	if (!have_user && user_required)
 		return bad(err, "user_id", "is required");
+	if (!have_user) {
+		out->user_id[0] = '\0';
+		out->user_len = 0;
+	}
 	if (!have_sku)
 		return bad(err, "sku", "is required");
 	if (!have_qty)

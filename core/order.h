@@ -55,11 +55,12 @@ bool order_valid_ident(const char *s, size_t len);
 
 /*
  * Parses and validates a request body. Unknown or repeated fields, a
- * missing field, a non-integer or out-of-range qty (1..max_qty) are
- * errors. Returns 0, or -EINVAL with *err naming the field.
+ * missing field (user_id only when user_required: a signed token may name
+ * the buyer instead; then user_len is 0), a non-integer or out-of-range qty
+ * (1..max_qty) are errors. Returns 0, or -EINVAL with *err naming the field.
  */
-int order_parse_request(const char *body, size_t len, uint32_t max_qty, struct order_req *out,
-			struct order_error *err) __attribute__((warn_unused_result));
+int order_parse_request(const char *body, size_t len, uint32_t max_qty, bool user_required,
+			struct order_req *out, struct order_error *err) __attribute__((warn_unused_result));
 
 /*
  * Parses an admin body naming one SKU: {"sku":"..."} and nothing else.

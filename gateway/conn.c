@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "../core/http.h"
+#include "admission.h"
 #include "flow.h"
 #include "worker.h"
 
@@ -57,6 +58,8 @@ struct conn {
 	bool multishot;   /* the armed recv is the multishot one */
 	bool starved;     /* the ring ran dry: next read is a plain recv */
 	bool cancel_sent;
+	bool addr_counted; /* counted in the instance's per-address table */
+	struct netaddr peer;
 	int32_t pb_head, pb_tail; /* unread provided buffers, oldest first */
 	uint16_t pb_n;
 	int64_t linger_until_ms;
@@ -89,6 +92,9 @@ struct conns {
 	uint32_t *pb_len, *pb_off;
 	unsigned n, open;
 	struct conn *free, *dirty, *stalled, *linger;
+	/* Connections turned away or evicted, for a log line a second. */
+	int64_t refused_logged_ms;
+	uint64_t refused_unlogged, evicted_unlogged;
 };
 
 int conns_init(struct worker *w)
@@ -237,6 +243,11 @@ unsigned conns_open(const struct worker *w)
 	return w->conns->open;
 }
 
+const struct netaddr *conn_peer(const struct conn *c)
+{
+	return &c->peer;
+}
+
 static void mark_dirty(struct worker *w, struct conn *c)
 {
 	if (c->dirty)
@@ -255,6 +266,9 @@ static void maybe_release(struct worker *w, struct conn *c)
 	struct conns *cs = w->conns;
 	if (close(c->fd) < 0)
 		worker_log(w, "conn: close(fd %d): %s", c->fd, strerror(errno));
+	if (c->addr_counted)
+		adm_conns_close(w->shared->conns, &c->peer);
+	c->addr_counted = false;
 	c->fd = -1;
 	c->in_use = false;
 	c->gen++;
@@ -282,6 +296,72 @@ static void conn_close(struct worker *w, struct conn *c)
 	maybe_release(w, c);
 }
 
+/* An idle keep-alive connection: nothing read, queued or unsent. A client
+ * that connected and never spoke is idle since its accept. */
+static bool is_idle(const struct conn *c)
+{
+	return c->in_use && !c->closing && !c->lingering && c->q_len == 0 && c->in_len == c->in_off &&
+	       c->pb_head < 0 && !c->send_armed && c->out_len == c->out_sent && c->idle_since_ms;
+}
+
+/* Closes the longest-idle connection, as nginx does when it runs out, so
+ * that a worker full of silent or parked connections still takes new
+ * clients. Its slot is free once its recv completes (a loop turn). */
+static bool evict_idle(struct worker *w)
+{
+	struct conns *cs = w->conns;
+	struct conn *oldest = NULL;
+	for (unsigned i = 0; i < cs->n; i++) {
+		struct conn *c = &cs->all[i];
+		if (is_idle(c) && (!oldest || c->idle_since_ms < oldest->idle_since_ms))
+			oldest = c;
+	}
+	if (!oldest)
+		return false;
+	w->stats.conns_evicted++;
+	cs->evicted_unlogged++;
+	conn_close(w, oldest);
+	return true;
+}
+
+static void log_refusals(struct worker *w)
+{
+	struct conns *cs = w->conns;
+	if (!(cs->refused_unlogged || cs->evicted_unlogged) || w->now_mono_ms - cs->refused_logged_ms < 1000)
+		return;
+	worker_log(w, "connections: %llu turned away (max_connections %u per worker, addr_max_connections %u per "
+		      "address), %llu idle ones closed to make room, since the last such line",
+		   (unsigned long long)cs->refused_unlogged, w->cfg->max_connections, w->cfg->addr_max_connections,
+		   (unsigned long long)cs->evicted_unlogged);
+	cs->refused_unlogged = cs->evicted_unlogged = 0;
+	cs->refused_logged_ms = w->now_mono_ms;
+}
+
+/* Answers a connection turned away at accept and closes it: a client told
+ * why, not a silent close. What it already sent is read and dropped first,
+ * so that the close does not reset the answer away. */
+static void turn_away(struct worker *w, int fd, enum metrics_refusal why)
+{
+	char msg[320], body[96];
+	unsigned status = metrics_refusal_status(why);
+	int bl = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"reason\":\"%s\"}",
+			  status == 429 ? "too_many_requests" : "unavailable", metrics_refusal_reason(why));
+	int n = snprintf(msg, sizeof(msg),
+			 "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+			 "Retry-After: %u\r\nConnection: close\r\n\r\n%s",
+			 status, http_status_text(status), bl, w->cfg->retry_after_s, body);
+	w->stats.refused[why]++;
+	w->conns->refused_unlogged++;
+	/* A fresh socket's send buffer is empty: this never blocks nor comes short. */
+	if (send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) == n)
+		shutdown(fd, SHUT_WR);
+	char sink[4096];
+	for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+		;
+	close(fd);
+	log_refusals(w);
+}
+
 void conn_on_accept(struct worker *w, int res)
 {
 	struct conns *cs = w->conns;
@@ -290,12 +370,34 @@ void conn_on_accept(struct worker *w, int res)
 			worker_log(w, "accept: %s", strerror(-res));
 		return;
 	}
-	struct conn *c = cs->free;
-	if (!c || w->draining) {
-		/* Over max_connections: refuse now rather than leave it in the backlog. */
+	if (w->draining) {
 		close(res);
 		return;
 	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct netaddr peer;
+	if (getpeername(res, (struct sockaddr *)&ss, &sl) < 0) {
+		close(res); /* gone already */
+		return;
+	}
+	netaddr_from_sockaddr((const struct sockaddr *)&ss, &peer);
+	/* Keep a few slots free: the evicted connection's slot returns a turn later. */
+	if (cs->n - cs->open <= 1 + cs->n / 64)
+		evict_idle(w);
+	struct conn *c = cs->free;
+	if (!c) {
+		turn_away(w, res, REF_WORKER_FULL);
+		return;
+	}
+	bool exempt = netaddr_in_list(&w->cfg->trusted_proxy_list, &peer);
+	if (!exempt && !adm_conns_open(w->shared->conns, &peer, w->cfg->addr_max_connections)) {
+		turn_away(w, res, REF_ADDR_CONNECTIONS);
+		return;
+	}
+	c->addr_counted = !exempt;
+	c->peer = peer;
+	log_refusals(w);
 	cs->free = c->next;
 	cs->open++;
 	int one = 1;

@@ -49,4 +49,8 @@ void conns_drain(struct worker *w);
 /* Connections open (for the drain). */
 unsigned conns_open(const struct worker *w);
 
+/* The address c was accepted from. */
+struct netaddr;
+const struct netaddr *conn_peer(const struct conn *c);
+
 #endif

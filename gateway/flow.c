@@ -14,6 +14,9 @@
 #include <string.h>
 
 #include "admin.h"
+#include "admission.h"
+#include "auth.h"
+#include "../core/netaddr.h"
 #include "../core/bucket.h"
 #include "../core/fmt.h"
 #include "conn.h"
@@ -78,6 +81,7 @@ struct req *flow_alloc(struct worker *w, struct conn *conn)
 	r->in_conn = true;
 	r->answered = r->close_after = r->head_only = r->http10 = r->is_order = r->in_kafka = false;
 	r->redis_ops = r->tryagains = 0;
+	r->cap = 0;
 	r->repair_since_ms = 0;
 	r->resp_len = 0;
 	r->big_len = r->big_off = 0;
@@ -257,11 +261,81 @@ static bool path_is(const struct http_request *hr, const char *path)
 	return strlen(path) == n && memcmp(hr->path, path, n) == 0;
 }
 
+/* Answers a request turned away before any stock was asked for, in the
+ * form its status calls for, and counts it by reason. */
+static void refuse(struct worker *w, struct req *r, enum metrics_refusal why, uint32_t retry_s)
+{
+	char body[160], extra[200];
+	unsigned status = metrics_refusal_status(why);
+	const char *reason = metrics_refusal_reason(why);
+	const char *kind = "invalid";
+	extra[0] = '\0';
+	w->stats.refused[why]++;
+	if (status == 401) {
+		/* RFC 6750 3: no credentials get the bare challenge, bad ones why. */
+		kind = "unauthorized";
+		if (why == REF_NO_TOKEN)
+			snprintf(extra, sizeof(extra), "WWW-Authenticate: Bearer\r\n");
+		else
+			snprintf(extra, sizeof(extra),
+				 "WWW-Authenticate: Bearer error=\"invalid_token\", error_description=\"%s\"\r\n",
+				 reason);
+	} else if (status == 403) {
+		kind = "forbidden";
+	} else if (status == 429) {
+		kind = "too_many_requests";
+		snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry_s ? retry_s : 1);
+	}
+	snprintf(body, sizeof(body), "{\"status\":\"%s\",\"reason\":\"%s\"}", kind, reason);
+	answer_with(w, r, status, extra[0] ? extra : NULL, body);
+}
+
+/* The client: the peer, or behind a trusted proxy what its
+ * X-Forwarded-For says (netaddr_forwarded_client). */
+static int client_addr(struct worker *w, struct req *r, const struct http_request *hr, struct netaddr *out)
+{
+	*out = *conn_peer(r->conn);
+	if (!hr->forwarded_for || !netaddr_in_list(&w->cfg->trusted_proxy_list, out))
+		return 0;
+	return netaddr_forwarded_client(&w->cfg->trusted_proxy_list, hr->forwarded_for, hr->forwarded_for_len, out);
+}
+
+/* Who may order, and how often, before the body costs anything: the
+ * address's and the instance's rates, then the token and its user's rate.
+ * REF_NONE, with *claims set when identity is on (else NULL). */
+static enum metrics_refusal admit(struct worker *w, struct req *r, const struct http_request *hr,
+				  const struct jwt_claims **claims, uint32_t *retry_s)
+{
+	struct netaddr addr;
+	*claims = NULL;
+	if (client_addr(w, r, hr, &addr) < 0)
+		return REF_BAD_FORWARDED_FOR;
+	if ((*retry_s = adm_take_addr(w, &addr)) != 0)
+		return REF_ADDR_RATE;
+	if ((*retry_s = adm_take_instance(w)) != 0)
+		return REF_INSTANCE_RATE;
+	if (!w->shared->keys)
+		return REF_NONE;
+	enum metrics_refusal why = auth_check(w, hr->authorization, hr->authorization_len, claims);
+	if (why != REF_NONE)
+		return why;
+	if ((*retry_s = adm_take_user(w, (*claims)->sub, (*claims)->sub_len)) != 0)
+		return REF_USER_RATE;
+	return REF_NONE;
+}
+
 static void start_order(struct worker *w, struct req *r, const struct http_request *hr,
 			const char *body)
 {
 	struct order_error err;
 	char msg[200];
+	const struct jwt_claims *claims;
+	uint32_t retry_s = 0;
+	enum metrics_refusal why = admit(w, r, hr, &claims, &retry_s);
+	if (why != REF_NONE) {
+		refuse(w, r, why, retry_s);
+		return;
+	}
 
 	r->idem_len = 0;
 	r->idem[0] = '\0';
@@ -275,7 +349,7 @@ static void start_order(struct worker *w, struct req *r, const struct http_reque
 		r->idem[hr->idempotency_key_len] = '\0';
 		r->idem_len = (uint8_t)hr->idempotency_key_len;
 	}
-	if (order_parse_request(body, hr->content_length, w->cfg->max_qty, &r->order, &err) < 0) {
+	if (order_parse_request(body, hr->content_length, w->cfg->max_qty, !claims, &r->order, &err) < 0) {
 		if (strcmp(err.field, "qty") == 0 && strstr(err.why, "integer"))
 			snprintf(msg, sizeof(msg),
 				 "{\"status\":\"invalid\",\"field\":\"qty\","
@@ -285,6 +359,25 @@ static void start_order(struct worker *w, struct req *r, const struct http_reque
 			snprintf(msg, sizeof(msg), "{\"status\":\"invalid\",\"field\":\"%s\",\"error\":\"%s %s\"}",
 				 err.field, err.field, err.why);
 		answer(w, r, 400, msg);
+		return;
+	}
+	if (claims) {
+		/* The token names the buyer; a body that names another is someone
+		 * buying as someone else. */
+		if (r->order.user_len &&
+		    (r->order.user_len != claims->sub_len || memcmp(r->order.user_id, claims->sub, claims->sub_len) != 0)) {
+			refuse(w, r, REF_USER_MISMATCH, 0);
+			return;
+		}
+		memcpy(r->order.user_id, claims->sub, (size_t)claims->sub_len + 1);
+		r->order.user_len = claims->sub_len;
+		if (!jwt_claims_allow_sku(claims, r->order.sku, r->order.sku_len)) {
+			refuse(w, r, REF_SKU_NOT_IN_TOKEN, 0);
+			return;
+		}
+		r->cap = claims->limit;
+	} else if ((retry_s = adm_take_user(w, r->order.user_id, r->order.user_len)) != 0) {
+		refuse(w, r, REF_USER_RATE, retry_s);
 		return;
 	}
 	/* A keyed request may be the retry of an order that was accepted before

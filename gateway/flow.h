@@ -57,6 +57,7 @@ struct req {
 	uint64_t order_id;
 	int64_t accepted_at_ms;
 	struct order_req order;
+	uint32_t cap; /* the token's fg_limit for this user (0: none): the reserve script's lower limit */
 	char idem[ORDER_ID_MAX + 1]; /* Idempotency-Key, "" when none */
 	uint8_t idem_len;
 	int record_len;

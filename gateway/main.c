@@ -21,6 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../core/jwt.h"
+#include "admission.h"
 #include "../core/cfg.h"
 #include "../core/kprops.h"
 #include "autorec.h"
@@ -60,6 +62,30 @@ static void usage(FILE *out)
 
 /* How long start-up asks the brokers about the topic. */
 #define KAFKA_PROBE_MS 3000
+
+/* The identity keys, or with identity off a warning no one can miss: the
+ * gateway then believes whatever user_id a body names. */
+static int load_identity(const struct cfg *cfg, struct jwt_keyset *keys)
+{
+	char err[1200];
+	if (strcmp(cfg->identity_mode, "off") == 0) {
+		fprintf(stderr, "flashgate: WARNING: [identity] mode = off: orders are taken for whatever user_id "
+				"their body names; anyone can buy as anyone, and per-user limits and rates hold "
+				"against no one who can type another name\n");
+		return 0;
+	}
+	if (jwt_keyset_load(keys, cfg->identity_keys, err, sizeof(err)) < 0) {
+		fprintf(stderr, "flashgate: not starting: [identity] keys: %s\n", err);
+		return -EINVAL;
+	}
+	fprintf(stderr, "flashgate: identity: %u key%s from %s:", keys->n, keys->n == 1 ? "" : "s",
+		cfg->identity_keys);
+	for (unsigned i = 0; i < keys->n; i++)
+		fprintf(stderr, " %s (%s)", keys->keys[i].kid,
+			keys->keys[i].alg == JWT_HS256 ? "HS256" : keys->keys[i].alg == JWT_EDDSA ? "EdDSA" : "ES256");
+	fprintf(stderr, "\n");
+	return 0;
+}
 
 static int serve(const struct cfg *cfg)
 {
@@ -107,16 +133,25 @@ static int serve(const struct cfg *cfg)
 	sigaddset(&sigs, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+	struct jwt_keyset keys = {0};
+	struct worker_shared shared = {.workers = n};
+	if (load_identity(cfg, &keys) < 0)
+		return 1;
+	shared.keys = keys.n ? &keys : NULL;
 	workers = calloc(n, sizeof(*workers));
 	metrics = metrics_new(n);
-	if (!workers || !metrics) {
+	/* Sized for the connections of every worker, so that few addresses share a counter. */
+	shared.conns = adm_conns_new(4 * n * cfg->max_connections);
+	if (!workers || !metrics || !shared.conns) {
 		fprintf(stderr, "flashgate: out of memory\n");
 		free(workers);
 		metrics_free(metrics);
+		adm_conns_free(shared.conns);
+		jwt_keyset_free(&keys);
 		return 1;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		rc = worker_init(&workers[i], cfg, &shas, &map, metrics, i);
+		rc = worker_init(&workers[i], cfg, &shas, &map, metrics, &shared, i);
 		if (rc < 0) {
 			fprintf(stderr, "flashgate: worker %u: %s\n", i,
 				workers[i].err[0] ? workers[i].err : strerror(-rc));
@@ -173,6 +208,8 @@ destroy:
 		worker_destroy(&workers[i]);
 	free(workers);
 	metrics_free(metrics);
+	adm_conns_free(shared.conns);
+	jwt_keyset_free(&keys);
 	if (rc == 0)
 		fprintf(stderr, "flashgate: stopped\n");
 	return rc == 0 ? 0 : 1;
@@ -181,6 +218,8 @@ stop:
 		worker_destroy(&workers[i]);
 	free(workers);
 	metrics_free(metrics);
+	adm_conns_free(shared.conns);
+	jwt_keyset_free(&keys);
 	return 1;
 }
 
@@ -283,8 +322,10 @@ int main(int argc, char **argv)
 	}
 	if (check_only) {
 		/* serve's own Kafka probe (kpub_probe) makes the same check. */
-		if (check_kafka_properties(&cfg, conf) < 0)
+		struct jwt_keyset keys = {0};
+		if (check_kafka_properties(&cfg, conf) < 0 || load_identity(&cfg, &keys) < 0)
 			return 1;
+		jwt_keyset_free(&keys);
 		cfg_dump(&cfg, stdout);
 		return 0;
 	}

@@ -151,6 +151,42 @@ static const struct {
 	STAT(slots_probed, "flashgate_redis_slots_probed_total", "Slots of waiting replays found by asking another master."),
 };
 
+static const struct {
+	unsigned status;
+	const char *reason;
+} refusals[REF_N] = {
+	[REF_NONE] = {0, "none"},
+	[REF_NO_TOKEN] = {401, "no_token"},
+	[REF_TOKEN_MALFORMED] = {401, "malformed"},
+	[REF_TOKEN_UNKNOWN_KID] = {401, "unknown_kid"},
+	[REF_TOKEN_WRONG_ALG] = {401, "wrong_alg"},
+	[REF_TOKEN_BAD_SIGNATURE] = {401, "bad_signature"},
+	[REF_TOKEN_EXPIRED] = {401, "expired"},
+	[REF_TOKEN_NOT_YET_VALID] = {401, "not_yet_valid"},
+	[REF_TOKEN_NO_EXPIRY] = {401, "no_expiry"},
+	[REF_TOKEN_BAD_SUBJECT] = {401, "bad_subject"},
+	[REF_TOKEN_BAD_ISSUER] = {401, "bad_issuer"},
+	[REF_TOKEN_BAD_AUDIENCE] = {401, "bad_audience"},
+	[REF_USER_MISMATCH] = {403, "user_mismatch"},
+	[REF_SKU_NOT_IN_TOKEN] = {403, "sku_not_in_token"},
+	[REF_USER_RATE] = {429, "user_rate"},
+	[REF_ADDR_RATE] = {429, "address_rate"},
+	[REF_INSTANCE_RATE] = {429, "instance_rate"},
+	[REF_ADDR_CONNECTIONS] = {429, "address_connections"},
+	[REF_WORKER_FULL] = {503, "worker_full"},
+	[REF_BAD_FORWARDED_FOR] = {400, "bad_forwarded_for"},
+};
+
+unsigned metrics_refusal_status(enum metrics_refusal r)
+{
+	return (unsigned)r < REF_N ? refusals[r].status : 0;
+}
+
+const char *metrics_refusal_reason(enum metrics_refusal r)
+{
+	return (unsigned)r < REF_N ? refusals[r].reason : "unknown";
+}
+
 int metrics_render(const struct metrics *m, char *buf, size_t cap, const char *version)
 {
 	struct metrics_sample s;
@@ -165,6 +201,18 @@ int metrics_render(const struct metrics *m, char *buf, size_t cap, const char *v
 		memcpy(&v, (const char *)&s.stats + counters[i].offset, sizeof(v));
 		one(&o, counters[i].name, "counter", counters[i].help, v);
 	}
+	put(&o, "# HELP flashgate_refused_total Requests (and connections, at accept) turned away before any stock "
+		"was asked for: by status and reason.\n# TYPE flashgate_refused_total counter\n");
+	for (unsigned r = REF_NONE + 1; r < REF_N; r++)
+		put(&o, "flashgate_refused_total{code=\"%u\",reason=\"%s\"} %" PRIu64 "\n", refusals[r].status,
+		    refusals[r].reason, s.stats.refused[r]);
+	one(&o, "flashgate_connections_evicted_total", "counter",
+	    "Idle keep-alive connections closed to make room for a new one (a worker at max_connections).",
+	    s.stats.conns_evicted);
+	put(&o, "# HELP flashgate_tokens_total Bearer tokens checked: from the worker's cache, or verified.\n"
+		"# TYPE flashgate_tokens_total counter\nflashgate_tokens_total{source=\"cache\"} %" PRIu64 "\n"
+		"flashgate_tokens_total{source=\"verified\"} %" PRIu64 "\n",
+	    s.stats.token_cache_hits, s.stats.token_verifications);
 	one(&o, "flashgate_connections", "gauge", "Open client connections.", s.connections);
 	one(&o, "flashgate_orders_in_flight", "gauge", "Orders admitted and not yet answered.", s.orders_in_flight);
 	one(&o, "flashgate_kafka_outstanding", "gauge", "Records librdkafka holds: queued or awaiting acknowledgement.",

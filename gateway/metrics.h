@@ -24,6 +24,41 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Why a request or connection was turned away before any stock was asked
+ * for: its status and the reason its answer and the metrics page give
+ * (metrics_refusal_reason). REF_NONE: it was not. */
+enum metrics_refusal {
+	REF_NONE = 0,
+	/* 401: who is buying could not be established */
+	REF_NO_TOKEN,
+	REF_TOKEN_MALFORMED,
+	REF_TOKEN_UNKNOWN_KID,
+	REF_TOKEN_WRONG_ALG,
+	REF_TOKEN_BAD_SIGNATURE,
+	REF_TOKEN_EXPIRED,
+	REF_TOKEN_NOT_YET_VALID,
+	REF_TOKEN_NO_EXPIRY,
+	REF_TOKEN_BAD_SUBJECT,
+	REF_TOKEN_BAD_ISSUER,
+	REF_TOKEN_BAD_AUDIENCE,
+	/* 403: the token may not buy this */
+	REF_USER_MISMATCH,
+	REF_SKU_NOT_IN_TOKEN,
+	/* 429: more than a client's share */
+	REF_USER_RATE,
+	REF_ADDR_RATE,
+	REF_INSTANCE_RATE,
+	REF_ADDR_CONNECTIONS, /* a connection, answered and closed at accept */
+	/* 503 at accept: the worker was full and had no idle connection to close */
+	REF_WORKER_FULL,
+	/* 400: a trusted proxy's X-Forwarded-For held no address */
+	REF_BAD_FORWARDED_FOR,
+	REF_N
+};
+
+unsigned metrics_refusal_status(enum metrics_refusal r);
+const char *metrics_refusal_reason(enum metrics_refusal r);
+
 /* Every field a uint64_t: published word by word (metrics.c). */
 struct worker_stats {
 	uint64_t requests, accepted, sold_out, limit_exceeded, rejected, unavailable;
@@ -42,6 +77,10 @@ struct worker_stats {
 	uint64_t link_waits;                    /* ... that waited for a new master's link */
 	uint64_t replication_short;             /* reserves and takes refused: WAIT came short */
 	uint64_t slots_probed;                  /* slots of waiting replays found on a new master */
+	uint64_t refused[REF_N];                /* by enum metrics_refusal ([REF_NONE] unused) */
+	uint64_t conns_evicted;                 /* idle keep-alive connections closed to make room */
+	uint64_t token_cache_hits;              /* tokens answered from the worker's cache */
+	uint64_t token_verifications;           /* tokens whose signature was checked */
 };
 
 /* Upper bounds (microseconds) of the latency histogram's buckets; the
@@ -96,6 +135,6 @@ int metrics_render(const struct metrics *m, char *out, size_t cap, const char *v
 	__attribute__((warn_unused_result));
 
 /* Enough for metrics_render's output. */
-#define METRICS_TEXT_MAX 16384
+#define METRICS_TEXT_MAX 32768
 
 #endif

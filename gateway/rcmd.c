@@ -18,7 +18,7 @@ static void word_n(struct rcmd *c, const char *s, size_t n)
 }
 
 /* KEYS are the bucket's three keys and each keyed order's idem key; ARGV
- * the ttl, the bucket count and six fields per order (script.h). */
+ * the ttl, the bucket count and seven fields per order (script.h). */
 void rcmd_reserve(struct rcmd *c, const struct script_shas *shas, const struct cfg *cfg, const struct req *head)
 {
 	unsigned keyed = 0;
@@ -59,6 +59,7 @@ void rcmd_reserve(struct rcmd *c, const struct script_shas *shas, const struct c
 		word_n(c, f->key_index,
 		       (size_t)(fmt_u64(f->key_index, q->idem_len ? 4 + key_no++ : 0) - f->key_index));
 		word_n(c, q->idem, q->idem_len);
+		word_n(c, f->cap, (size_t)(fmt_u64(f->cap, q->cap) - f->cap));
 	}
 }
 

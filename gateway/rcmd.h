@@ -37,11 +37,11 @@ enum rcmd_kind {
 
 /* The reserve batch is the longest: 8 fixed words, then per order an idem
  * key and six fields. */
-#define RCMD_ARGS_MAX (8 + RESV_BATCH_MAX * 7)
+#define RCMD_ARGS_MAX (8 + RESV_BATCH_MAX * 8)
 
 /* The words one order adds to a batch. */
 struct rcmd_order {
-	char qty[FMT_U64_MAX], ms[FMT_I64_MAX], id[OID_TEXT_LEN + 1], key_index[FMT_U64_MAX];
+	char qty[FMT_U64_MAX], ms[FMT_I64_MAX], id[OID_TEXT_LEN + 1], key_index[FMT_U64_MAX], cap[FMT_U64_MAX];
 };
 
 struct rcmd {

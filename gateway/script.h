@@ -6,8 +6,9 @@
  * reserve  a batch of orders for one SKU bucket, in the order given
  *          KEYS: fg:{sku} fg:{sku}:users fg:{sku}:pending [fg:{sku}:idem:N:USER:KEY ...]
  *          ARGV: ttl_s, buckets (K), then per order: user_id qty order_id
- *                accepted_at_ms key_index key (key_index: that order's idem
- *                key in KEYS, 0 for none)
+ *                accepted_at_ms key_index key cap (key_index: that order's
+ *                idem key in KEYS, 0 for none; cap: the buyer's token's
+ *                fg_limit, a lower per-user limit than the SKU's, 0 for none)
  *          -> an array, one result per order:
  *             "ok" | "sold_out" | "insufficient:<available>" |
  *             "limit:<remaining for this user>" | "unknown" |

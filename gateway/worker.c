@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admission.h"
+#include "auth.h"
 #include "conn.h"
 #include "flow.h"
 #include "kpub.h"
@@ -109,12 +111,15 @@ out:
 }
 
 int worker_init(struct worker *w, const struct cfg *cfg, const struct script_shas *shas,
-		const struct rcl_map *map, struct metrics *metrics, unsigned index)
+		const struct rcl_map *map, struct metrics *metrics, const struct worker_shared *shared,
+		unsigned index)
 {
 	int rc;
 	memset(w, 0, sizeof(*w));
 	w->cfg = cfg;
 	w->index = index;
+	w->shared = shared;
+	w->nworkers = shared->workers;
 	w->metrics = metrics;
 	w->listen_fd = w->stop_fd = -1;
 	w->limits.max_head_bytes = cfg->max_head_bytes;
@@ -135,8 +140,9 @@ int worker_init(struct worker *w, const struct cfg *cfg, const struct script_sha
 	}
 	if ((rc = open_listener(w)) < 0)
 		return rc;
-	if ((rc = flow_init(w)) < 0 || (rc = conns_init(w)) < 0 || (rc = skc_init(w)) < 0) {
-		snprintf(w->err, sizeof(w->err), "request and connection pools: %s", strerror(-rc));
+	if ((rc = flow_init(w)) < 0 || (rc = conns_init(w)) < 0 || (rc = skc_init(w)) < 0 ||
+	    (rc = auth_init(w)) < 0 || (rc = adm_init(w)) < 0) {
+		snprintf(w->err, sizeof(w->err), "request, connection, token and rate tables: %s", strerror(-rc));
 		return rc;
 	}
 	if ((rc = resv_init(w, shas, map)) < 0) {
@@ -396,6 +402,8 @@ void worker_destroy(struct worker *w)
 	conns_destroy(w);
 	flow_destroy(w);
 	skc_destroy(w);
+	auth_destroy(w);
+	adm_destroy(w);
 	if (w->ring_ready)
 		io_uring_queue_exit(&w->ring);
 	if (w->listen_fd >= 0)

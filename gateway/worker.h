@@ -30,6 +30,18 @@
 
 struct conns;
 struct flow;
+struct auth;
+struct adm;
+struct adm_conns;
+struct jwt_keyset;
+
+/* What every worker of the instance reads or counts together: set up by
+ * main before the workers start, outliving them. */
+struct worker_shared {
+	const struct jwt_keyset *keys; /* identity's keys; NULL when it is off */
+	struct adm_conns *conns;       /* open connections per address (admission.h) */
+	unsigned workers;
+};
 struct resv;
 struct kpub;
 struct skucache;
@@ -78,6 +90,10 @@ struct worker {
 	struct resv *resv;
 	struct kpub *kpub;
 	struct skucache *skucache;
+	struct auth *auth;
+	struct adm *adm;
+	const struct worker_shared *shared;
+	unsigned nworkers;
 
 	int64_t now_ms;      /* wall clock, read once per loop turn */
 	int64_t now_mono_ms; /* monotonic, read once per loop turn */
@@ -98,7 +114,8 @@ struct worker {
 /* Sets up everything that can fail before the thread starts. Returns 0 or
  * -errno with w->err set; on failure worker_destroy is still safe. */
 int worker_init(struct worker *w, const struct cfg *cfg, const struct script_shas *shas,
-		const struct rcl_map *map, struct metrics *metrics, unsigned index)
+		const struct rcl_map *map, struct metrics *metrics, const struct worker_shared *shared,
+		unsigned index)
 	__attribute__((warn_unused_result));
 int worker_start(struct worker *w) __attribute__((warn_unused_result));
 /* Asks a running worker to drain (async-signal-safe: one write). */

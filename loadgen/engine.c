@@ -288,16 +288,31 @@ static void arm_recv(struct engine *e, unsigned i)
 	c->recv_armed = true;
 }
 
+/* The shopper's token when the run signs (a run whose tokens cannot be
+ * made stops at its first: every order would be refused). */
+static struct mix_auth shopper_auth(struct engine *e, unsigned user)
+{
+	struct mix_auth a = {0};
+	if (!e->sh->sign_key)
+		return a;
+	a.tok = tokens_get(&e->tokens, user, &a.len);
+	if (!a.tok)
+		fail(e, -EIO);
+	return a;
+}
+
 static void send_job(struct engine *e, unsigned i, struct job j, int64_t now)
 {
 	struct lconn *c = &e->conns[i];
 	const struct lg_profile *p = e->p;
 	if (j.slot == JOBS_NO_SLOT) {
+		unsigned user = (unsigned)(rnd(e) % p->users) + 1;
 		c->out_len = mix_malformed_request(c->out, &e->sh->host[c->ep], p, (enum prof_malformed)j.malformed,
-						   (unsigned)(rnd(e) % p->users) + 1);
+						   user, shopper_auth(e, user));
 		e->r.malformed_sent[j.malformed]++;
 	} else {
-		c->out_len = mix_order_request(c->out, &e->sh->host[c->ep], p, &jobs_slot(&e->jobs, j.slot)->o);
+		const struct mix_order *o = &jobs_slot(&e->jobs, j.slot)->o;
+		c->out_len = mix_order_request(c->out, &e->sh->host[c->ep], p, o, shopper_auth(e, o->user));
 	}
 	c->out_off = 0;
 	c->in_len = 0;
@@ -727,6 +742,9 @@ int engine_init(struct engine *e, struct shared *sh, unsigned tid, unsigned nthr
 	int rc = lg_result_init(&e->r, p->closed_loop ? 1 : p->n_stages);
 	if (rc < 0 || !e->conns || !e->idle || !e->tick_lat)
 		return -ENOMEM;
+	/* Valid for a day: longer than any rehearsal, short enough to be a token. */
+	if (sh->sign_key && tokens_init(&e->tokens, sh->sign_key, p->user_prefix, p->users, 86400) < 0)
+		return -ENOMEM;
 	for (unsigned i = 0; i < e->n_conns; i++) {
 		e->conns[i].fd = -1;
 		/* Interleaved over threads and endpoints: every endpoint gets an
@@ -744,6 +762,7 @@ void engine_free(struct engine *e)
 				close(e->conns[i].fd);
 	if (e->ring_ok)
 		io_uring_queue_exit(&e->ring);
+	tokens_free(&e->tokens);
 	lg_result_free(&e->r);
 	hist_free(e->tick_lat);
 	free(e->conns);

@@ -28,6 +28,7 @@
 #include "run.h"
 #include "sched.h"
 #include "series.h"
+#include "tokens.h"
 
 #define ENGINE_IN_CAP 4096
 
@@ -57,6 +58,7 @@ struct shared {
 	socklen_t addr_len[LG_MAX_TARGETS];
 	char run_tag[16]; /* makes Idempotency-Keys unique to this run */
 	struct series *series;
+	const struct jwt_key *sign_key; /* NULL: orders carry no token */
 	/* start-up: every thread connects, then all start on one clock */
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
@@ -90,6 +92,7 @@ struct engine {
 	int64_t closed_end_ns;
 	uint64_t key_seq;
 	struct jobs jobs;
+	struct tokens tokens;
 	/* the second being counted, published when it is over */
 	size_t cur_sec;
 	struct lg_second tick;

@@ -53,6 +53,10 @@ static void usage(FILE *out)
 		"  --qty Q             units per order [1]\n"
 		"  --retries N         retry 503, timeouts and in_progress up to N times [0]\n"
 		"  --keys              send an Idempotency-Key with every order\n"
+		"  --sign-key FILE     sign each shopper's bearer token with this key, as the\n"
+		"                      platform's auth service would: KID.hs256 (an HMAC secret)\n"
+		"                      or KID.pem (an Ed25519 or P-256 private key); profile\n"
+		"                      [run] sign_key. The gateway needs the kid's verifying key\n"
 		"  --duplicates S      share of orders double-clicked (0..1) [0]\n"
 		"  --malformed S       share of malformed requests (0..1) [0]\n"
 		"  --abandon S         share of orders whose client resets the connection if no\n"
@@ -200,7 +204,7 @@ struct cli {
 
 enum {
 	O_TARGET = 256, O_PROFILE, O_RATE, O_DURATION, O_REQUESTS, O_CONNECTIONS, O_THREADS, O_T0,
-	O_ARRIVAL, O_SKUS, O_SKU_PREFIX, O_ZIPF, O_USERS, O_USER_PREFIX, O_QTY, O_RETRIES, O_KEYS,
+	O_ARRIVAL, O_SKUS, O_SKU_PREFIX, O_ZIPF, O_USERS, O_USER_PREFIX, O_QTY, O_RETRIES, O_KEYS, O_SIGN_KEY,
 	O_DUPLICATES, O_MALFORMED, O_TIMEOUT, O_SEED, O_JSON, O_HTML, O_ACCEPTED_LOG, O_WRITE_STOCK,
 	O_QUIET, O_FIND_CAPACITY, O_P99, O_STEP, O_VERIFY, O_CONFIG, O_REDIS, O_KAFKA, O_TOPIC,
 	O_VERIFY_ONLY, O_RECONCILED, O_SCALE, O_ABANDON,
@@ -216,7 +220,7 @@ static const struct option long_opts[] = {
 	{"sku-prefix", required_argument, 0, O_SKU_PREFIX}, {"zipf", required_argument, 0, O_ZIPF},
 	{"users", required_argument, 0, O_USERS}, {"user-prefix", required_argument, 0, O_USER_PREFIX},
 	{"qty", required_argument, 0, O_QTY}, {"retries", required_argument, 0, O_RETRIES},
-	{"keys", no_argument, 0, O_KEYS}, {"duplicates", required_argument, 0, O_DUPLICATES},
+	{"keys", no_argument, 0, O_KEYS}, {"sign-key", required_argument, 0, O_SIGN_KEY}, {"duplicates", required_argument, 0, O_DUPLICATES},
 	{"malformed", required_argument, 0, O_MALFORMED}, {"timeout", required_argument, 0, O_TIMEOUT},
 	{"abandon", required_argument, 0, O_ABANDON},
 	{"seed", required_argument, 0, O_SEED}, {"json", required_argument, 0, O_JSON},
@@ -324,6 +328,11 @@ static int apply(struct lg_profile *p, struct cli *c, int opt, const char *arg, 
 	case O_QTY: bad = parse_uint(arg, 1, 1000000, &u); p->qty = (unsigned)u; break;
 	case O_RETRIES: bad = parse_uint(arg, 0, 100, &u); p->retries = (unsigned)u; break;
 	case O_KEYS: p->idempotency_keys = true; break;
+	case O_SIGN_KEY:
+		bad = strlen(arg) >= sizeof(p->sign_key);
+		if (!bad)
+			strcpy(p->sign_key, arg);
+		break;
 	case O_DUPLICATES: bad = parse_share(arg, &p->duplicate_share); break;
 	case O_MALFORMED: bad = parse_share(arg, &p->malformed_share); break;
 	case O_ABANDON: bad = parse_share(arg, &p->abandon_share); break;

@@ -40,20 +40,26 @@ static size_t order_body(char *dst, const struct lg_profile *p, const struct mix
 	return (size_t)(b - dst);
 }
 
-static char *head(char *d, const char *method_path, const struct mix_host *h)
+static char *head(char *d, const char *method_path, const struct mix_host *h, struct mix_auth auth)
 {
 	d = put_cstr(d, method_path);
 	d = PUTS(d, " HTTP/1.1\r\nHost: ");
 	d = fmt_put(d, h->text, h->len);
-	return PUTS(d, "\r\n");
+	d = PUTS(d, "\r\n");
+	if (auth.tok) {
+		d = PUTS(d, "Authorization: Bearer ");
+		d = fmt_put(d, auth.tok, auth.len);
+		d = PUTS(d, "\r\n");
+	}
+	return d;
 }
 
 size_t mix_order_request(char *dst, const struct mix_host *h, const struct lg_profile *p,
-			 const struct mix_order *o)
+			 const struct mix_order *o, struct mix_auth auth)
 {
 	char body[200];
 	size_t blen = order_body(body, p, o);
-	char *d = head(dst, "POST /v1/orders", h);
+	char *d = head(dst, "POST /v1/orders", h, auth);
 	d = PUTS(d, "Content-Type: application/json\r\n");
 	if (o->key[0]) {
 		d = PUTS(d, "Idempotency-Key: ");
@@ -68,7 +74,7 @@ size_t mix_order_request(char *dst, const struct mix_host *h, const struct lg_pr
 }
 
 size_t mix_malformed_request(char *dst, const struct mix_host *h, const struct lg_profile *p,
-			     enum prof_malformed kind, unsigned user)
+			     enum prof_malformed kind, unsigned user, struct mix_auth auth)
 {
 	char body[200];
 	struct mix_order o = {.user = user, .sku = 1, .qty = 1};
@@ -112,7 +118,7 @@ size_t mix_malformed_request(char *dst, const struct mix_host *h, const struct l
 	case MAL_KINDS:
 		break;
 	}
-	char *d = head(dst, path, h);
+	char *d = head(dst, path, h, auth);
 	if (key) {
 		d = PUTS(d, "Idempotency-Key: ");
 		d = put_cstr(d, key);

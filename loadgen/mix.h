@@ -45,7 +45,8 @@ static inline bool mix_retryable(enum lg_outcome o)
 	return o == LG_UNAVAILABLE || o == LG_TIMEOUT || o == LG_CONN_ERROR || o == LG_IN_PROGRESS;
 }
 
-#define MIX_REQ_MAX 512
+/* Room for a request with a bearer token (tokens.h). */
+#define MIX_REQ_MAX 1024
 #define MIX_KEY_MAX 48
 
 struct mix_order {
@@ -61,13 +62,21 @@ struct mix_host {
 
 void mix_host_init(struct mix_host *h, const char *host, unsigned port);
 
+/* A shopper's bearer token, or none (tok NULL). */
+struct mix_auth {
+	const char *tok;
+	size_t len;
+};
+
 /* Writes the request for o into dst (MIX_REQ_MAX bytes); returns its length. */
 size_t mix_order_request(char *dst, const struct mix_host *h, const struct lg_profile *p,
-			 const struct mix_order *o);
+			 const struct mix_order *o, struct mix_auth auth);
 
-/* Writes a malformed request of the given kind; returns its length. */
+/* Writes a malformed request of the given kind (with the shopper's token:
+ * it must be refused for what is malformed, not for who sent it); returns
+ * its length. */
 size_t mix_malformed_request(char *dst, const struct mix_host *h, const struct lg_profile *p,
-			     enum prof_malformed kind, unsigned user);
+			     enum prof_malformed kind, unsigned user, struct mix_auth auth);
 
 /* The outcome of an answer to an order. */
 enum lg_outcome mix_classify(const struct resp *rs);

@@ -105,7 +105,7 @@ int prof_parse_t0(const char *s, int64_t now_unix_ms, int64_t *out)
 	return 0;
 }
 
-enum vtype { V_U32, V_U64, V_SHARE, V_ZIPF, V_DURATION_MS, V_PREFIX, V_ARRIVAL, V_BOOL, V_KINDS, V_T0 };
+enum vtype { V_U32, V_U64, V_SHARE, V_ZIPF, V_DURATION_MS, V_PREFIX, V_PATH, V_ARRIVAL, V_BOOL, V_KINDS, V_T0 };
 
 struct key {
 	const char *section;
@@ -124,6 +124,7 @@ static const struct key keys[] = {
 	K("run", "t0", V_T0, t0_unix_ms, 0, 0),
 	K("run", "seed", V_U64, seed, 0, UINT64_MAX),
 	K("run", "max_requests", V_U64, max_requests, 0, UINT64_MAX),
+	K("run", "sign_key", V_PATH, sign_key, 0, 0),
 	K("catalogue", "sku_prefix", V_PREFIX, sku_prefix, 0, 0),
 	K("catalogue", "zipf", V_ZIPF, zipf, 0, 0),
 	K("users", "count", V_U32, users, 1, 1000000000),
@@ -232,6 +233,11 @@ static const char *set_key(struct lg_profile *p, const struct key *k, const char
 		if (!*v || strlen(v) + 10 > ORDER_ID_MAX || strlen(v) >= PROF_PREFIX_MAX ||
 		    !order_valid_ident(v, strlen(v)))
 			return "must be 1-39 characters of A-Z a-z 0-9 . _ : -";
+		strcpy(field, v);
+		return NULL;
+	case V_PATH:
+		if (strlen(v) >= PROF_PATH_MAX)
+			return "must be a path of at most 511 bytes";
 		strcpy(field, v);
 		return NULL;
 	case V_ARRIVAL:

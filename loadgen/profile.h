@@ -22,6 +22,7 @@
 #define PROF_MAX_CLASSES 16
 #define PROF_NAME_MAX 32
 #define PROF_PREFIX_MAX 40
+#define PROF_PATH_MAX 512
 
 enum prof_arrival { PROF_UNIFORM, PROF_POISSON };
 
@@ -76,6 +77,9 @@ struct lg_profile {
 	/* [users] */
 	unsigned users;
 	char user_prefix[PROF_PREFIX_MAX];
+	/* [run] sign_key: the key each shopper's token is signed with (core/jwt.h
+	 * names: KID.hs256 or KID.pem); "" sends no Authorization. */
+	char sign_key[PROF_PATH_MAX];
 	unsigned qty;
 	/* [retries] */
 	unsigned retries; /* extra attempts after the first */

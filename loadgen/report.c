@@ -66,6 +66,10 @@ void report_text(FILE *out, const struct lg_profile *p, const struct lg_target *
 		fprintf(out, "; abandoned %" PRIu64 " (reset by the client before an answer)", r->orders_abandoned);
 	fprintf(out, "); retries %" PRIu64 ", double clicks %" PRIu64 ", keys answered with two order ids %" PRIu64 "\n",
 		r->retries, r->double_clicks, r->key_conflicts);
+	if (r->tokens_signed)
+		fprintf(out, "tokens: %" PRIu64 " shoppers' tokens signed, %.1f us each (in flashload's threads, "
+			     "before their first order)\n",
+			r->tokens_signed, (double)r->sign_ns / 1000.0 / (double)r->tokens_signed);
 	uint64_t mal = 0;
 	for (int k = 0; k < MAL_KINDS; k++)
 		mal += r->malformed_sent[k];
@@ -162,6 +166,8 @@ int report_json(const char *path, const struct lg_profile *p, const struct lg_ta
 		   ", \"key_conflicts\": %" PRIu64 "},\n",
 		r->orders, r->orders_accepted, r->accepted_after_retry, r->orders_refused,
 		r->orders_failed, r->orders_abandoned, r->retries, r->double_clicks, r->key_conflicts);
+	fprintf(f, "  \"tokens\": {\"signed\": %" PRIu64 ", \"sign_us\": %.3f},\n", r->tokens_signed,
+		(double)r->sign_ns / 1000.0);
 	fprintf(f, "  \"malformed\": {");
 	for (int k = 0; k < MAL_KINDS; k++)
 		fprintf(f, "%s\"%s\": {\"sent\": %" PRIu64 ", \"expected_status\": %u, \"ok\": %" PRIu64 "}",

@@ -199,6 +199,8 @@ int lg_run(const struct lg_profile *p, const struct lg_target *t, struct lg_resu
 	   size_t err_len)
 {
 	struct shared sh = {.p = p, .t = t};
+	struct jwt_key key;
+	bool have_key = false;
 	unsigned nt = p->threads, started = 0;
 	struct engine *es = NULL;
 	pthread_t *tids = NULL;
@@ -206,6 +208,15 @@ int lg_run(const struct lg_profile *p, const struct lg_target *t, struct lg_resu
 	int rc = lg_result_init(r, p->closed_loop ? 1 : p->n_stages);
 	if (rc < 0)
 		goto nomem;
+	if (*p->sign_key) {
+		char why[600];
+		if ((rc = jwt_signer_load(&key, p->sign_key, why, sizeof(why))) < 0) {
+			snprintf(err, err_len, "sign key: %s", why);
+			goto out;
+		}
+		have_key = true;
+		sh.sign_key = &key;
+	}
 	sched_init(&sh.sc, p);
 	snprintf(sh.run_tag, sizeof(sh.run_tag), "%llx",
 		 (unsigned long long)((uint64_t)wall_ms() * 1000003ULL ^ (uint64_t)getpid()) & 0xffffffffffULL);
@@ -290,6 +301,8 @@ int lg_run(const struct lg_profile *p, const struct lg_target *t, struct lg_resu
 		}
 		if (result_merge(r, &es[i].r) < 0)
 			goto nomem;
+		r->tokens_signed += es[i].tokens.signed_n;
+		r->sign_ns += es[i].tokens.sign_ns;
 	}
 	for (unsigned k = 0; k < r->n_stages && !p->closed_loop; k++)
 		r->stages[k].scheduled = sched_count_between(&sh.sc, sh.sc.start_s[k], sh.sc.start_s[k + 1]);
@@ -325,5 +338,7 @@ out:
 	free(tids);
 	free((void *)sh.zipf_cdf);
 	ser_free(sh.series);
+	if (have_key)
+		jwt_key_free(&key);
 	return rc;
 }

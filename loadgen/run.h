@@ -99,6 +99,7 @@ struct lg_result {
 	 * the generator's lateness (it is in send_lag and in the latency). */
 	bool generator_limited;
 	bool conn_limited;      /* requests waited because every connection was busy */
+	uint64_t tokens_signed, sign_ns; /* shoppers' tokens made ([run] sign_key), and the time it took */
 	int64_t started_unix_ms;
 };
 

@@ -5,6 +5,9 @@
 # shellcheck shell=bash
 
 gw_pid=
+# The gateway verifies the demo key by default ([identity] keys); flashload
+# signs every shopper's token with its private half, as a sale would.
+FG_SIGN_KEY=${FG_SIGN_KEY:-.run/keys/sign/demo.pem}
 
 bench_stop_gateway() {
 	if [ -n "$gw_pid" ]; then
@@ -26,6 +29,7 @@ bench_cleanup() {
 bench_prepare() {
 	trap bench_cleanup EXIT
 	make -s all
+	scripts/demo-keys.sh .run/keys
 	scripts/services.sh down >/dev/null 2>&1 || true
 	rm -rf "$FG_RUN_DIR"
 	mkdir -p "$FG_RUN_DIR"

@@ -46,7 +46,7 @@ measure() { # flashload args...
 	local calls0 g0 r0 k0 calls1 g1 r1 k1
 	calls0=$(script_calls)
 	g0=$(bench_cpu_us "$gw_pid") r0=$(bench_cpu_us "$redis_pid") k0=$(bench_cpu_us "$kafka_pid")
-	bin/flashload --target "127.0.0.1:$port" --users 100000000 --skus 1 --sku-prefix bulk --quiet \
+	bin/flashload --sign-key "$FG_SIGN_KEY" --target "127.0.0.1:$port" --users 100000000 --skus 1 --sku-prefix bulk --quiet \
 		--json "$FG_RUN_DIR/run.json" "$@" >/dev/null
 	g1=$(bench_cpu_us "$gw_pid") r1=$(bench_cpu_us "$redis_pid") k1=$(bench_cpu_us "$kafka_pid")
 	calls1=$(script_calls)

@@ -68,7 +68,7 @@ bench_start_gateway "$conf" "$FG_RUN_DIR/gateway.log" "$port"
 # One flashload run; prints "req/s p50 p99" (ms). LOAD_TARGET and
 # LOAD_CONNECTIONS override the gateway and $c.
 load() { # extra flashload args...
-	bin/flashload --target "${LOAD_TARGET:-127.0.0.1:$port}" --rate max --requests "$n" \
+	bin/flashload --sign-key "$FG_SIGN_KEY" --target "${LOAD_TARGET:-127.0.0.1:$port}" --rate max --requests "$n" \
 		--connections "${LOAD_CONNECTIONS:-$c}" \
 		--quiet --json "$FG_RUN_DIR/run.json" "$@" >/dev/null
 	python3 - "$FG_RUN_DIR/run.json" <<'PY'
@@ -108,7 +108,7 @@ rbb=$(rb 1 16)
 rbb_orders=$(python3 -c "print('%.0f' % ($rbb * 16))")
 
 # Open loop: the highest rate of accepted orders whose p99 stays within 5 ms.
-bin/flashload --target "127.0.0.1:$port" --find-capacity --p99 5ms --step 3s --rate 1000 \
+bin/flashload --sign-key "$FG_SIGN_KEY" --target "127.0.0.1:$port" --find-capacity --p99 5ms --step 3s --rate 1000 \
 	--connections "$c" --skus 1 --sku-prefix bulk --users 1000000 --json "$FG_RUN_DIR/capacity.json" \
 	>"$FG_RUN_DIR/capacity.txt" || true
 capacity=$(python3 -c "import json,sys; print('%.0f' % json.load(open(sys.argv[1]))['capacity_rps'])" \

@@ -40,7 +40,7 @@ minflt() { awk '{ print $10 }' "/proc/$1/stat"; }
 measure() { # flashload args...
 	local cpu0 flt0 t0 cpu1 flt1 t1
 	cpu0=$(bench_cpu_us "$gw_pid") flt0=$(minflt "$gw_pid") t0=$(date +%s%N)
-	bin/flashload --target "127.0.0.1:$port" --users 100000000 --skus 1 --sku-prefix bulk --quiet \
+	bin/flashload --sign-key "$FG_SIGN_KEY" --target "127.0.0.1:$port" --users 100000000 --skus 1 --sku-prefix bulk --quiet \
 		--json "$FG_RUN_DIR/run.json" "$@" >/dev/null
 	cpu1=$(bench_cpu_us "$gw_pid") flt1=$(minflt "$gw_pid") t1=$(date +%s%N)
 	python3 - "$FG_RUN_DIR/run.json" "$((cpu1 - cpu0))" "$((flt1 - flt0))" "$((t1 - t0))" <<'PY'

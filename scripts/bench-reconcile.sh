@@ -74,7 +74,7 @@ done
 measure() { # prints: p50 / p99 | Redis us per order | passes
 	local c0 c1
 	c0=$(redis_cpu_us)
-	bin/flashload --target "127.0.0.1:$port" --rate "$rate" --duration 15s --connections 128 \
+	bin/flashload --sign-key "$FG_SIGN_KEY" --target "127.0.0.1:$port" --rate "$rate" --duration 15s --connections 128 \
 		--skus "$skus" --sku-prefix rc --users 10000000 --quiet --json "$FG_RUN_DIR/run.json" >/dev/null
 	c1=$(redis_cpu_us)
 	local passes

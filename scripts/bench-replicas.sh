@@ -42,7 +42,7 @@ CONF
 }
 
 load() { # args... -> "rps p50 p99 non-202"
-	bin/flashload --target "127.0.0.1:$port" --connections "$c" --users 100000000 --skus 1 \
+	bin/flashload --sign-key "$FG_SIGN_KEY" --target "127.0.0.1:$port" --connections "$c" --users 100000000 --skus 1 \
 		--sku-prefix bulk --quiet --json "$FG_RUN_DIR/run.json" "$@" >/dev/null
 	python3 - "$FG_RUN_DIR/run.json" <<'PY'
 import json, sys

@@ -46,7 +46,9 @@ done
 
 echo
 echo "== the sale: $profile (rates x $scale), open loop, then verify the books"
-bin/flashload --target 127.0.0.1:18080 --profile "$profile" --scale "$scale" \
+# Each shopper's token signed with the demo key, as the shop's auth service
+# would (config/flashgate.conf verifies its public half).
+bin/flashload --target 127.0.0.1:18080 --profile "$profile" --scale "$scale" --sign-key .run/keys/sign/demo.pem \
 	--verify --config "$conf" --json "$run/demo-report.json" --html "$run/demo-report.html"
 echo
 prefix=$(sed -n 's/^sku_prefix *= *//p' "$profile")

@@ -31,4 +31,5 @@ trap '"$here/scripts/services.sh" down >/dev/null' EXIT
 status=0
 python3 "$here/tests/integration/test_gateway.py" "$@" || status=1
 python3 "$here/tests/integration/test_flashload.py" "$@" || status=1
+python3 "$here/tests/integration/test_admission.py" "$@" || status=1
 exit $status

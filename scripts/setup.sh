@@ -16,6 +16,8 @@ kafka_version=${KAFKA_VERSION:-3.9.0}
 packages=(
 	build-essential pkg-config
 	liburing-dev libhiredis-dev librdkafka-dev libjemalloc-dev libinih-dev libcmocka-dev
+	# libcrypto: JWT signatures (HS256, EdDSA, ES256) in core/jwt
+	libssl-dev
 	redis-server redis-tools kcat
 	default-jdk-headless maven
 	python3 curl
@@ -116,4 +118,5 @@ done
 
 install_packages
 assemble_kafka
+"$here/scripts/demo-keys.sh" "$here/.run/keys"
 echo "setup: ok"

@@ -15,7 +15,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
-from harness import BIN, ROOT, Conn, Env, Gateway, eq, expect, post_order, request, run_tests, verify_only  # noqa: E402
+from harness import (BIN, ROOT, Conn, Env, Gateway, eq, expect, post_order, request, run_tests,  # noqa: E402
+                     signing_key_path, verify_only)
 
 ENV = Env()
 TESTS = []
@@ -66,7 +67,7 @@ class Load:
         self.prefix = prefix
         self.conf = conf
         self.proc = subprocess.Popen(
-            [os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
+            [os.path.join(BIN, "flashload"), "--sign-key", signing_key_path(), "--target", "127.0.0.1:%d" % ENV.gw_port,
              "--rate", str(rate), "--duration", "%ds" % seconds, "--connections", "128",
              "--skus", str(skus), "--sku-prefix", prefix, "--users", "20000", "--timeout", "20000",
              "--abandon", "0.05", "--quiet", "--accepted-log", self.log],

@@ -20,7 +20,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char sku[ORDER_ID_MAX + 1];
 	if (order_parse_sku_body(buf, size, sku, &e) == 0 && !order_valid_ident(sku, strlen(sku)))
 		abort(); /* the admin body: an accepted SKU is a valid identifier */
-	if (order_parse_request(buf, size, 1000, &o, &e) == 0) {
+	/* With a signed token the body may omit user_id: never a bad one. */
+	if (order_parse_request(buf, size, 1000, false, &o, &e) == 0 && o.user_len &&
+	    !order_valid_ident(o.user_id, o.user_len))
+		abort();
+	if (order_parse_request(buf, size, 1000, true, &o, &e) == 0) {
 		if (!order_valid_ident(o.user_id, o.user_len) || !order_valid_ident(o.sku, o.sku_len) ||
 		    o.qty < 1 || o.qty > 1000)
 			abort();
@@ -37,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	struct order_record any;
-	(void)order_decode_record(buf, size, &any); /* must not crash; any result is fine */
+	if (order_decode_record(buf, size, &any) == 0 && !order_valid_ident(any.user_id, strlen(any.user_id)))
+		abort(); /* must not crash; a decoded record names a valid user */
 	free(buf);
 	return 0;
 }

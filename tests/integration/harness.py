@@ -5,6 +5,9 @@ runner, and Redis/Kafka inspection through redis-cli and kcat.
 The services themselves (redis-server, the Kafka broker) are real and are
 started by scripts/services.sh before these tests run."""
 
+import base64
+import hashlib
+import hmac
 import json
 import re
 import os
@@ -17,6 +20,55 @@ import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, os.environ.get("FG_BIN", "bin"))
+
+# The tests run signed, as a sale does: every gateway they start has
+# identity on with this HS256 key (made once per run directory), and every
+# order they send carries a token for its body's user_id.
+KEY_ID = "t1"
+
+
+def key_dir():
+    return os.path.join(os.environ["FG_RUN_DIR"], "keys")
+
+
+def signing_key_path():
+    """The key file: the gateway verifies with it, flashload signs with it."""
+    path = os.path.join(key_dir(), KEY_ID + ".hs256")
+    if not os.path.exists(path):
+        os.makedirs(key_dir(), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(os.urandom(32))
+    return path
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt_hs256(claims, kid=KEY_ID, secret=None, header=None):
+    """A compact JWT signed with HS256 (the run's key unless secret is given)."""
+    if secret is None:
+        with open(signing_key_path(), "rb") as f:
+            secret = f.read()
+    h = header if header is not None else {"alg": "HS256", "typ": "JWT", "kid": kid}
+    signing_input = b64url(json.dumps(h).encode()) + "." + b64url(json.dumps(claims).encode())
+    sig = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64url(sig)
+
+
+def token_for(user, ttl=3600, **claims):
+    c = {"sub": user, "exp": int(time.time()) + ttl}
+    c.update(claims)
+    return jwt_hs256(c)
+
+
+def _default_user(body):
+    try:
+        user = json.loads(body).get("user_id")
+        ok = isinstance(user, str) and re.fullmatch(r"[A-Za-z0-9._:-]{1,64}", user)
+        return user if ok else "anonymous"
+    except (ValueError, AttributeError):
+        return "anonymous"
 
 
 class Env:
@@ -38,6 +90,7 @@ class Env:
         """A gateway config pointing at the test services; overrides are
         'section.key' -> value."""
         values = {
+            "identity.keys": os.path.dirname(signing_key_path()),
             "server.port": self.gw_port,
             "server.workers": 2,
             "redis.port": self.redis_port,
@@ -54,6 +107,10 @@ class Env:
             for section, lines in sections.items():
                 f.write("[%s]\n%s\n" % (section, "\n".join(lines)))
         return path
+
+    def auth_header(self, user):
+        """An Authorization header line (with its CRLF) for user."""
+        return "Authorization: Bearer %s\r\n" % token_for(user)
 
     def redis(self, *args):
         out = subprocess.run(["redis-cli", "-p", str(self.redis_port), "--raw"] + list(args),
@@ -216,11 +273,16 @@ class Conn:
 
 
 def request(method, path, body=None, headers=None):
+    """Request bytes. An order (POST /v1/orders) gets a token for its
+    body's user_id unless headers name an Authorization (None: send none)."""
     h = {"Host": "localhost"}
     if body is not None:
         h["Content-Type"] = "application/json"
         h["Content-Length"] = str(len(body.encode()))
+    if method == "POST" and path.startswith("/v1/orders"):
+        h["Authorization"] = "Bearer " + token_for(_default_user(body or ""))
     h.update(headers or {})
+    h = {k: v for k, v in h.items() if v is not None}
     head = "%s %s HTTP/1.1\r\n%s\r\n" % (method, path, "".join("%s: %s\r\n" % kv for kv in h.items()))
     return (head + (body or "")).encode()
 
@@ -245,6 +307,30 @@ def post_order(port, user, sku, qty=1, headers=None):
         return c.read()
     finally:
         c.close()
+
+
+def metric(port, name, admin_token, **labels):
+    """One sample of the gateway's metrics page (0 when absent). The other
+    workers publish their counters each 100 ms tick: wait for one."""
+    time.sleep(0.25)
+    c = Conn(port, timeout=5)
+    try:
+        c.send(request("GET", "/admin/v1/metrics", headers={"Authorization": "Bearer " + admin_token}))
+        text = c.read().body
+    finally:
+        c.close()
+    want = name + ("{" + ",".join('%s="%s"' % kv for kv in sorted(labels.items())) + "}" if labels else "")
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        if labels and key.startswith(name + "{"):
+            got = dict(re.findall(r'(\w+)="([^"]*)"', key[len(name):]))
+            if got == {k: str(v) for k, v in labels.items()}:
+                return float(value)
+        elif key == want:
+            return float(value)
+    return 0.0
 
 
 def verify_only(conf, accepted_log, prefix, *extra):

@@ -15,7 +15,7 @@ import sys
 import time
 import zlib
 
-from harness import BIN, Env, Gateway, eq, expect, orphaned_answers, run_tests
+from harness import BIN, Env, Gateway, eq, expect, orphaned_answers, run_tests, signing_key_path
 
 ENV = Env()
 TESTS = []
@@ -30,8 +30,11 @@ def path(name):
     return os.path.join(ENV.run_dir, name)
 
 
-def flashload(*args, timeout=300):
-    r = subprocess.run([os.path.join(BIN, "flashload")] + [str(a) for a in args],
+def flashload(*args, timeout=300, sign=True):
+    """flashload with args; its shoppers' tokens signed with the run's key
+    unless sign is False."""
+    signing = ["--sign-key", signing_key_path()] if sign else []
+    r = subprocess.run([os.path.join(BIN, "flashload")] + signing + [str(a) for a in args],
                        capture_output=True, text=True, timeout=timeout)
     sys.stdout.write(r.stdout)
     return r

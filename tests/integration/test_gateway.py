@@ -16,7 +16,7 @@ import threading
 import time
 
 from harness import (BIN, ROOT, Conn, Env, Gateway, eq, expect, get, order_body, orphaned_answers, post_order,
-                     request, run_tests, verify_only)
+                     request, run_tests, signing_key_path, verify_only)
 
 ENV = Env()
 TESTS = []
@@ -221,7 +221,6 @@ def routing_and_methods():
 BAD_BODIES = [
     ("not json", "body"),
     ('{"user_id":"u","sku":"bb1"}', "qty"),
-    ('{"sku":"bb1","qty":1}', "user_id"),
     ('{"user_id":"u","qty":1}', "sku"),
     ('{"user_id":"u","sku":"bb1","qty":0}', "qty"),
     ('{"user_id":"u","sku":"bb1","qty":11}', "qty"),
@@ -230,6 +229,22 @@ BAD_BODIES = [
     ('{"user_id":"u","sku":"' + "s" * 65 + '","qty":1}', "sku"),
     ('{"user_id":"u","sku":"bb1","qty":1,"coupon":"x"}', "body"),
 ]
+
+
+@test
+def a_body_without_user_id_is_refused_when_identity_is_off():
+    """With identity on the token names the buyer (test_admission); off,
+    the body must."""
+    conf = ENV.write_config("nouser.conf", identity__mode="off")
+    ENV.load_stock(conf, [("nu1", 10, 10)])
+    with Gateway(ENV, conf):
+        r = post_order(ENV.gw_port, "x", "nu1", 1, {"Authorization": None})
+        eq(r.status, 202, "with a user_id")
+        c = Conn(ENV.gw_port)
+        c.send(request("POST", "/v1/orders", '{"sku":"nu1","qty":1}', {"Authorization": None}))
+        r = c.read()
+        c.close()
+        eq((r.status, r.json()["field"]), (400, "user_id"), "without one")
 
 
 @test
@@ -456,7 +471,7 @@ def expect_100_continue():
         c = Conn(ENV.gw_port)
         body = order_body("e", "ec1").encode()
         c.send(b"POST /v1/orders HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
-               b"Content-Length: %d\r\n\r\n" % len(body))
+               b"Content-Length: %d\r\n%s\r\n" % (len(body), ENV.auth_header("e").encode()))
         r = c.read()
         eq(r.status, 100, "interim answer")
         c.send(body)
@@ -1132,7 +1147,7 @@ def oversubscribed_concurrent_run_verified():
     eq(sum(r[1] for r in rows), 10000, "test stock total")
     ENV.load_stock(conf, rows)
     with Gateway(ENV, conf):
-        r = subprocess.run([os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
+        r = subprocess.run([os.path.join(BIN, "flashload"), "--sign-key", signing_key_path(), "--target", "127.0.0.1:%d" % ENV.gw_port,
                             "--requests", "50000", "--connections", "64", "--skus", "8",
                             "--sku-prefix", "hot", "--users", "3000", "--quiet", "--verify",
                             "--config", conf], capture_output=True, text=True, timeout=600)
@@ -1167,7 +1182,7 @@ def sigterm_under_load_loses_nothing():
     conf = ENV.write_config()
     ENV.load_stock(conf, [("gs%d" % i, 3000, 3) for i in range(1, 5)])
     gw = Gateway(ENV, conf)
-    load = subprocess.Popen([os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
+    load = subprocess.Popen([os.path.join(BIN, "flashload"), "--sign-key", signing_key_path(), "--target", "127.0.0.1:%d" % ENV.gw_port,
                              "--rate", "3000", "--duration", "4s", "--connections", "64", "--skus", "4",
                              "--sku-prefix", "gs", "--users", "5000", "--timeout", "3000", "--quiet",
                              "--verify", "--config", conf],
@@ -1509,7 +1524,7 @@ def two_gateways_share_one_sale():
         eq((again.status, again.json()["order_id"]), (200, first.json()["order_id"]),
            "the retry on gateway 2 gets the first order back")
         # One flashload, its connections spread over both gateways.
-        r = subprocess.run([os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
+        r = subprocess.run([os.path.join(BIN, "flashload"), "--sign-key", signing_key_path(), "--target", "127.0.0.1:%d" % ENV.gw_port,
                             "--target", "127.0.0.1:%d" % (ENV.gw_port + 1), "--rate", "3000",
                             "--duration", "3s", "--connections", "64", "--skus", "4", "--sku-prefix", "tg",
                             "--users", "2000", "--keys", "--quiet", "--verify", "--config", conf_a],
@@ -1559,7 +1574,7 @@ def bucketed_skus_sell_exactly_their_stock():
         # do. Without retries one CI run ended with 5 units of k4s1 still
         # for sale in a bucket after 63 such answers.
         with Gateway(ENV, conf) as gw:
-            r = subprocess.run([os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
+            r = subprocess.run([os.path.join(BIN, "flashload"), "--sign-key", signing_key_path(), "--target", "127.0.0.1:%d" % ENV.gw_port,
                                 "--requests", "6000", "--connections", "64", "--skus", "3",
                                 "--sku-prefix", prefix, "--users", "2000", "--quiet", "--verify",
                                 "--retries", "3", "--config", conf], capture_output=True, text=True, timeout=600)
@@ -2018,7 +2033,7 @@ def gateway_sells_on_a_redis_cluster_through_a_failover():
         old, _ = cl.owner("fg:{cf1}")
         new = cl.replica_of(old)
         with Gateway(ENV, conf) as gw:
-            load = subprocess.Popen([os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
+            load = subprocess.Popen([os.path.join(BIN, "flashload"), "--sign-key", signing_key_path(), "--target", "127.0.0.1:%d" % ENV.gw_port,
                                      "--rate", "1500", "--duration", "8s", "--connections", "64", "--skus", "2",
                                      "--sku-prefix", "cf", "--users", "5000", "--keys", "--quiet", "--verify",
                                      "--config", conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -2136,7 +2151,7 @@ def master_crash_sale(port, buckets):
         ENV.load_stock(conf, rows)
         accepted = os.path.join(ENV.run_dir, "ck-accepted.log")
         with Gateway(ENV, conf) as gw:
-            load = subprocess.Popen([os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
+            load = subprocess.Popen([os.path.join(BIN, "flashload"), "--sign-key", signing_key_path(), "--target", "127.0.0.1:%d" % ENV.gw_port,
                                      "--rate", "1500", "--duration", "15s", "--connections", "64", "--skus", "2",
                                      "--sku-prefix", "ck", "--users", "5000", "--keys", "--abandon", "0.05",
                                      "--quiet", "--accepted-log", accepted], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -2205,7 +2220,7 @@ def replays_owed_to_a_crashed_master_follow_its_replica_without_new_orders():
         ENV.load_stock(conf, rows)
         accepted = os.path.join(ENV.run_dir, "cq-accepted.log")
         with Gateway(ENV, conf) as gw:
-            load = subprocess.Popen([os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
+            load = subprocess.Popen([os.path.join(BIN, "flashload"), "--sign-key", signing_key_path(), "--target", "127.0.0.1:%d" % ENV.gw_port,
                                      "--rate", "2000", "--duration", "3s", "--connections", "64", "--skus", "1",
                                      "--sku-prefix", "cq", "--users", "100000", "--quiet",
                                      "--accepted-log", accepted], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -2373,7 +2388,7 @@ def gateway_sells_on_a_redis_cluster_through_a_slot_migration():
         rows = [("cg1", 1200, 3), ("cg2", 500, 2), ("cg3", 200, 2)]
         ENV.load_stock(conf, rows)
         with Gateway(ENV, conf) as gw, Gateway(ENV, conf_b, port=ENV.gw_port + 1):
-            load = subprocess.Popen([os.path.join(BIN, "flashload"), "--target", "127.0.0.1:%d" % ENV.gw_port,
+            load = subprocess.Popen([os.path.join(BIN, "flashload"), "--sign-key", signing_key_path(), "--target", "127.0.0.1:%d" % ENV.gw_port,
                                      "--target", "127.0.0.1:%d" % (ENV.gw_port + 1),
                                      "--rate", "1500", "--duration", "6s", "--connections", "64", "--skus", "3",
                                      "--sku-prefix", "cg", "--users", "5000", "--keys", "--quiet", "--verify",

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "../../loadgen/mix.h"
+#include "../../loadgen/tokens.h"
 
 static void test_order_request_bytes(void **state)
 {
@@ -20,15 +21,24 @@ static void test_order_request_bytes(void **state)
 	prof_defaults(&p);
 	mix_host_init(&h, "127.0.0.1", 18080);
 	struct mix_order o = {.user = 42, .sku = 7, .qty = 2, .key = "fl1-0-9"};
-	size_t n = mix_order_request(buf, &h, &p, &o);
+	size_t n = mix_order_request(buf, &h, &p, &o, (struct mix_auth){0});
 	buf[n] = '\0';
 	assert_string_equal(buf, "POST /v1/orders HTTP/1.1\r\nHost: 127.0.0.1:18080\r\n"
 				 "Content-Type: application/json\r\nIdempotency-Key: fl1-0-9\r\n"
 				 "Content-Length: 38\r\n\r\n{\"user_id\":\"u42\",\"sku\":\"sku7\",\"qty\":2}");
 	o.key[0] = '\0';
-	n = mix_order_request(buf, &h, &p, &o);
+	n = mix_order_request(buf, &h, &p, &o, (struct mix_auth){0});
 	buf[n] = '\0';
 	assert_null(strstr(buf, "Idempotency-Key"));
+	assert_null(strstr(buf, "Authorization"));
+	/* the longest token tokens.h makes, with a key: still fits */
+	static char tok[TOKENS_TOKEN_MAX];
+	memset(tok, 'x', sizeof(tok) - 1);
+	strcpy(o.key, "fl0123456789-0123456789-012345678901234");
+	n = mix_order_request(buf, &h, &p, &o, (struct mix_auth){tok, sizeof(tok) - 1});
+	assert_true(n <= MIX_REQ_MAX);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "\r\nAuthorization: Bearer xxx"));
 }
 
 /* Every malformed kind fits the buffer, and the body matches its length. */
@@ -41,7 +51,7 @@ static void test_malformed_requests(void **state)
 	prof_defaults(&p);
 	mix_host_init(&h, "localhost", 1);
 	for (int k = 0; k < MAL_KINDS; k++) {
-		size_t n = mix_malformed_request(buf, &h, &p, (enum prof_malformed)k, 123456789);
+		size_t n = mix_malformed_request(buf, &h, &p, (enum prof_malformed)k, 123456789, (struct mix_auth){0});
 		assert_true(n > 0 && n <= MIX_REQ_MAX);
 		buf[n] = '\0';
 		const char *body = strstr(buf, "\r\n\r\n");
@@ -56,7 +66,7 @@ static void test_malformed_requests(void **state)
 			assert_int_equal(strtoul(cl + 16, NULL, 10), strlen(body + 4));
 		}
 	}
-	size_t n = mix_malformed_request(buf, &h, &p, MAL_MISSING_FIELD, 1);
+	size_t n = mix_malformed_request(buf, &h, &p, MAL_MISSING_FIELD, 1, (struct mix_auth){0});
 	buf[n] = '\0';
 	assert_null(strstr(buf, "\"sku\""));
 }

@@ -13,7 +13,7 @@
 
 static int parse(const char *body, struct order_req *o, struct order_error *e)
 {
-	return order_parse_request(body, strlen(body), 10, o, e);
+	return order_parse_request(body, strlen(body), 10, true, o, e);
 }
 
 static void expect_field(const char *body, const char *field)
@@ -46,6 +46,22 @@ static void test_missing_fields(void **state)
 	expect_field("{\"sku\":\"s\",\"qty\":1}", "user_id");
 	expect_field("{\"user_id\":\"u\",\"qty\":1}", "sku");
 	expect_field("{\"user_id\":\"u\",\"sku\":\"s\"}", "qty");
+}
+
+static void test_user_id_optional_with_a_token(void **state)
+{
+	(void)state;
+	struct order_req o;
+	struct order_error e;
+	const char *b = "{\"sku\":\"s1\",\"qty\":2}";
+	assert_int_equal(order_parse_request(b, strlen(b), 10, true, &o, &e), -EINVAL);
+	assert_string_equal(e.field, "user_id");
+	assert_int_equal(order_parse_request(b, strlen(b), 10, false, &o, &e), 0);
+	assert_int_equal(o.user_len, 0);
+	assert_int_equal(o.qty, 2);
+	b = "{\"user_id\":\"u:1\",\"sku\":\"s1\",\"qty\":2}";
+	assert_int_equal(order_parse_request(b, strlen(b), 10, false, &o, &e), 0);
+	assert_string_equal(o.user_id, "u:1");
 }
 
 static void test_bad_qty(void **state)
@@ -156,6 +172,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid),
 		cmocka_unit_test(test_missing_fields),
+		cmocka_unit_test(test_user_id_optional_with_a_token),
 		cmocka_unit_test(test_bad_qty),
 		cmocka_unit_test(test_bad_identifiers),
 		cmocka_unit_test(test_malformed_bodies),

@@ -1,0 +1,132 @@
+/* auth: bearer tokens, checked once per worker. See auth.h. */
+#include "auth.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "worker.h"
+
+/* Longer tokens are checked every time: a token with many claims is rare,
+ * and the slots stay small. */
+#define CACHED_TOKEN_MAX 1024
+/* How long a refusal that time cannot cure is remembered; one that it can
+ * (not yet valid) is not cached. */
+#define REFUSAL_TTL_S 60
+
+struct entry {
+	uint64_t hash; /* 0: free */
+	int64_t until_s; /* remembered until then (wall clock) */
+	enum metrics_refusal verdict;
+	uint16_t len;
+	struct jwt_claims claims;
+	char tok[CACHED_TOKEN_MAX];
+};
+
+struct auth {
+	struct entry *v;
+	uint64_t mask;
+	struct jwt_policy policy;
+	struct jwt_claims scratch; /* an uncached token's claims */
+};
+
+int auth_init(struct worker *w)
+{
+	const struct cfg *cfg = w->cfg;
+	struct auth *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	w->auth = a;
+	if (strcmp(cfg->identity_mode, "jwt") != 0)
+		return 0;
+	unsigned n = 16;
+	while (n < cfg->identity_cache_entries)
+		n *= 2;
+	a->v = calloc(n, sizeof(*a->v)); /* touched only as tokens arrive */
+	if (!a->v)
+		return -ENOMEM;
+	a->mask = n - 1;
+	a->policy.issuer = cfg->identity_issuer;
+	a->policy.audience = cfg->identity_audience;
+	a->policy.skew_s = cfg->identity_clock_skew_s;
+	return 0;
+}
+
+void auth_destroy(struct worker *w)
+{
+	if (!w->auth)
+		return;
+	free(w->auth->v);
+	free(w->auth);
+	w->auth = NULL;
+}
+
+static uint64_t hash_token(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+	h ^= h >> 29;
+	return h | 1;
+}
+
+static enum metrics_refusal refusal_of(enum jwt_result r)
+{
+	switch (r) {
+	case JWT_OK: return REF_NONE;
+	case JWT_MALFORMED: return REF_TOKEN_MALFORMED;
+	case JWT_UNKNOWN_KID: return REF_TOKEN_UNKNOWN_KID;
+	case JWT_WRONG_ALG: return REF_TOKEN_WRONG_ALG;
+	case JWT_BAD_SIGNATURE: return REF_TOKEN_BAD_SIGNATURE;
+	case JWT_EXPIRED: return REF_TOKEN_EXPIRED;
+	case JWT_NOT_YET_VALID: return REF_TOKEN_NOT_YET_VALID;
+	case JWT_NO_EXPIRY: return REF_TOKEN_NO_EXPIRY;
+	case JWT_BAD_SUBJECT: return REF_TOKEN_BAD_SUBJECT;
+	case JWT_BAD_ISSUER: return REF_TOKEN_BAD_ISSUER;
+	case JWT_BAD_AUDIENCE: return REF_TOKEN_BAD_AUDIENCE;
+	case JWT_RESULT_N: break;
+	}
+	return REF_TOKEN_MALFORMED;
+}
+
+enum metrics_refusal auth_check(struct worker *w, const char *hdr, size_t len, const struct jwt_claims **claims)
+{
+	struct auth *a = w->auth;
+	int64_t now_s = w->now_ms / 1000;
+	/* RFC 6750 2.1: "Bearer" (any case), one space, the token. */
+	if (!hdr)
+		return REF_NO_TOKEN;
+	if (len < 7 || strncasecmp(hdr, "Bearer ", 7) != 0)
+		return REF_TOKEN_MALFORMED;
+	const char *tok = hdr + 7;
+	size_t n = len - 7;
+
+	uint64_t h = hash_token(tok, n);
+	struct entry *e = n <= CACHED_TOKEN_MAX ? &a->v[h & a->mask] : NULL;
+	if (e && e->hash == h && e->len == n && memcmp(e->tok, tok, n) == 0) {
+		w->stats.token_cache_hits++;
+		if (e->verdict == REF_NONE && now_s >= e->claims.exp + a->policy.skew_s)
+			e->verdict = REF_TOKEN_EXPIRED; /* it was good until now */
+		if (now_s < e->until_s || e->verdict == REF_TOKEN_EXPIRED) {
+			*claims = &e->claims;
+			return e->verdict;
+		}
+	}
+	w->stats.token_verifications++;
+	struct jwt_claims *c = e ? &e->claims : &a->scratch;
+	enum jwt_result r = jwt_verify(w->shared->keys, tok, n, &a->policy, now_s, c);
+	enum metrics_refusal verdict = refusal_of(r);
+	if (e && r != JWT_NOT_YET_VALID) {
+		e->hash = h;
+		e->len = (uint16_t)n;
+		memcpy(e->tok, tok, n);
+		e->verdict = verdict;
+		/* A good token is good until its exp; the exp check above ends it. */
+		e->until_s = r == JWT_OK ? INT64_MAX : now_s + REFUSAL_TTL_S;
+	} else if (e) {
+		e->hash = 0;
+	}
+	*claims = c;
+	return verdict;
+}

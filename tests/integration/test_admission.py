@@ -1,0 +1,416 @@
+"""Who is buying and how much of the gateway one client may take: signed
+identity (JWT), purchase claims, rate limits, connection caps, and the
+request-level bugs found on the way, each with the exact bytes that showed
+it. Against the real redis-server and Kafka broker started by
+scripts/services.sh; each test starts its own gateway.
+
+Run: scripts/run-integration-tests.sh  (prints "admission: N passed, N failed")"""
+
+import json
+import os
+import socket
+import subprocess
+import time
+
+from harness import (Conn, Env, Gateway, eq, expect, jwt_hs256, metric, order_body, post_order, request,
+                     run_tests, token_for)
+
+ENV = Env()
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def fresh(name):
+    """A SKU name of this run alone."""
+    return "%s-%x" % (name, int(time.time() * 1000) & 0xffffffff)
+
+
+@test
+def idempotency_keys_of_two_users_never_share_a_redis_key():
+    """User X with key x:R and user X:x with key R were given one Redis key:
+    the second was told 200 "accepted" with the first's order id and held
+    nothing."""
+    conf = ENV.write_config()
+    sku = fresh("ik1")  # keys outlive a stock load: a SKU of this run's own
+    ENV.load_stock(conf, [(sku, 10, 5)])
+    with Gateway(ENV, conf):
+        a = post_order(ENV.gw_port, "X", sku, 1, {"Idempotency-Key": "x:R"})
+        eq(a.status, 202, "first user's order")
+        b = post_order(ENV.gw_port, "X:x", sku, 1, {"Idempotency-Key": "R"})
+        eq(b.status, 202, "second user's order (was 200 with the first's order id)")
+        expect(a.json()["order_id"] != b.json()["order_id"], "two orders, two ids")
+    eq(ENV.redis("HGET", "fg:{%s}:users" % sku, "X"), "1", "X holds its unit")
+    eq(ENV.redis("HGET", "fg:{%s}:users" % sku, "X:x"), "1", "X:x holds its unit")
+    eq(ENV.stock(conf, sku)["sold"], 2, "units sold")
+
+
+@test
+def an_idempotency_key_reused_for_another_request_is_refused_422():
+    conf = ENV.write_config()
+    sku = fresh("ik2")
+    ENV.load_stock(conf, [(sku, 10, 5)])
+    with Gateway(ENV, conf):
+        first = post_order(ENV.gw_port, "kim", sku, 1, {"Idempotency-Key": "k-422"})
+        eq(first.status, 202, "first order")
+        again = post_order(ENV.gw_port, "kim", sku, 1, {"Idempotency-Key": "k-422"})
+        eq(again.status, 200, "the same request again")
+        eq(again.json()["order_id"], first.json()["order_id"], "answered with the first order")
+        other = post_order(ENV.gw_port, "kim", sku, 3, {"Idempotency-Key": "k-422"})
+        eq(other.status, 422, "same key, qty 3 instead of 1 (was 200 as if it matched)")
+        eq(other.json(), {"status": "idempotency_key_reused", "order_id": first.json()["order_id"]}, "body")
+    eq(ENV.stock(conf, sku)["sold"], 1, "only the first order took stock")
+
+
+@test
+def admin_release_of_a_user_with_a_colon_answers_valid_json():
+    """The answer was {"user_id":"heaf4655rel","qty":u1:2}."""
+    token = "admin-token-0123456789"
+    conf = ENV.write_config(server__admin_token=token)
+    ENV.load_stock(conf, [("rel1", 10, 5)])
+    with Gateway(ENV, conf):
+        r = post_order(ENV.gw_port, "heaf4655rel:u1", "rel1", 2)
+        eq(r.status, 202, "order")
+        oid = r.json()["order_id"]
+        deadline = time.time() + 10
+        while ENV.stock(conf, "rel1")["pending"] and time.time() < deadline:
+            time.sleep(0.05)  # the confirm moves it to the settled orders
+        c = Conn(ENV.gw_port)
+        c.send(request("POST", "/admin/v1/orders/%s/release" % oid, json.dumps({"sku": "rel1"}),
+                       {"Authorization": "Bearer " + token}))
+        a = c.read()
+        c.close()
+        eq(a.status, 200, "release")
+        eq(json.loads(a.body), {"status": "returned", "order_id": oid, "user_id": "heaf4655rel:u1", "qty": 2},
+           "the answer is JSON and names the user whole")
+    eq(ENV.stock(conf, "rel1")["stock"], 10, "the units are back")
+
+
+@test
+def http10_gets_no_100_continue_and_hears_keep_alive():
+    conf = ENV.write_config()
+    ENV.load_stock(conf, [("h10", 10, 5)])
+    with Gateway(ENV, conf):
+        body = order_body("h10u", "h10", 1).encode()
+        head = ("POST /v1/orders HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\nExpect: 100-continue\r\n"
+                "Content-Type: application/json\r\nContent-Length: %d\r\n%s\r\n"
+                % (len(body), ENV.auth_header("h10u"))).encode()
+        c = Conn(ENV.gw_port)
+        c.send(head)
+        c.sock.settimeout(0.5)
+        try:
+            early = c.sock.recv(100)
+        except socket.timeout:
+            early = b""
+        c.sock.settimeout(10)
+        eq(early, b"", "bytes before the body (an HTTP/1.0 client must never get 100 Continue)")
+        c.send(body)
+        r = c.read()
+        eq(r.status, 202, "the order")
+        eq(r.headers.get("connection"), "keep-alive", "HTTP/1.0 keep-alive answer says so")
+        c.send(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        eq(c.read().status, 200, "a second request on the kept connection")
+        c.close()
+
+
+@test
+def a_flood_of_empty_lines_is_refused_at_once():
+    """20 KB of CRLF before a request line waited for the 408."""
+    conf = ENV.write_config(server__request_timeout_ms=10000)
+    with Gateway(ENV, conf):
+        c = Conn(ENV.gw_port)
+        t0 = time.time()
+        c.send(b"\r\n" * 10240)
+        r = c.read()
+        eq(r.status, 400, "status")
+        expect(time.time() - t0 < 5, "answered at once, not at the request timeout (%.1f s)" % (time.time() - t0))
+        expect(c.closed_by_server(), "the connection is closed after the 400")
+
+
+ADMIN = "admin-token-0123456789"
+
+
+def order(port, user, sku, qty=1, token=None, headers=None, body_user=True):
+    """POST an order; token None: a good one for user; False: none."""
+    h = dict(headers or {})
+    if token is False:
+        h["Authorization"] = None
+    else:
+        h["Authorization"] = "Bearer " + (token or token_for(user))
+    body = json.dumps({"user_id": user, "sku": sku, "qty": qty}) if body_user else \
+        json.dumps({"sku": sku, "qty": qty})
+    c = Conn(port)
+    try:
+        c.send(request("POST", "/v1/orders", body, h))
+        return c.read()
+    finally:
+        c.close()
+
+
+def refused(port, code, reason):
+    return metric(port, "flashgate_refused_total", ADMIN, code=code, reason=reason)
+
+
+@test
+def who_is_buying_comes_from_the_token():
+    conf = ENV.write_config(server__admin_token=ADMIN)
+    ENV.load_stock(conf, [("id1", 100, 5)])
+    with Gateway(ENV, conf):
+        r = order(ENV.gw_port, "ann", "id1", token=False)
+        eq(r.status, 401, "no token")
+        eq(r.headers.get("www-authenticate"), "Bearer", "the bare challenge (RFC 6750 3.1)")
+        eq(r.json(), {"status": "unauthorized", "reason": "no_token"}, "body")
+        now = int(time.time())
+        cases = [
+            ("expired", jwt_hs256({"sub": "ann", "exp": now - 3600})),
+            ("bad_signature", jwt_hs256({"sub": "ann", "exp": now + 60}, secret=b"x" * 32)),
+            ("unknown_kid", jwt_hs256({"sub": "ann", "exp": now + 60}, kid="gone")),
+            ("no_expiry", jwt_hs256({"sub": "ann"})),
+            ("not_yet_valid", jwt_hs256({"sub": "ann", "exp": now + 600, "nbf": now + 300})),
+            ("bad_subject", jwt_hs256({"sub": "ann smith", "exp": now + 60})),
+            ("wrong_alg", jwt_hs256({"sub": "ann", "exp": now + 60},
+                                    header={"alg": "none", "kid": "t1"})),
+            ("malformed", "not.a.token"),
+        ]
+        for reason, tok in cases:
+            r = order(ENV.gw_port, "ann", "id1", token=tok)
+            eq(r.status, 401, reason)
+            eq(r.json()["reason"], reason, "the refusal's reason")
+            eq(r.headers.get("www-authenticate"),
+               'Bearer error="invalid_token", error_description="%s"' % reason, "challenge for " + reason)
+        r = order(ENV.gw_port, "ann", "id1", token=token_for("bob"))
+        eq(r.status, 403, "another user's token with ann in the body")
+        eq(r.json(), {"status": "forbidden", "reason": "user_mismatch"}, "body")
+        r = order(ENV.gw_port, "bob", "id1", token=token_for("bob"), body_user=False)
+        eq(r.status, 202, "a body without user_id buys as the token's sub")
+        oid = r.json()["order_id"]
+        eq(refused(ENV.gw_port, 401, "no_token"), 1, "metric: no_token")
+        eq(refused(ENV.gw_port, 401, "expired"), 1, "metric: expired")
+        eq(refused(ENV.gw_port, 403, "user_mismatch"), 1, "metric: user_mismatch")
+    s = ENV.stock(ENV.write_config(server__admin_token=ADMIN), "id1")
+    eq((s["sold"], s["pending"]), (1, 0), "only bob's order took stock")
+    recs = [v for _, v in ENV.topic_records() if v.get("order_id") == oid]
+    eq([r["user_id"] for r in recs], ["bob"], "the record names the token's user")
+
+
+@test
+def a_cached_token_still_expires():
+    conf = ENV.write_config(identity__clock_skew_s=0)
+    ENV.load_stock(conf, [("ce1", 100, 50)])
+    with Gateway(ENV, conf):
+        tok = jwt_hs256({"sub": "cat", "exp": int(time.time()) + 2})
+        eq(order(ENV.gw_port, "cat", "ce1", token=tok).status, 202, "while valid")
+        eq(order(ENV.gw_port, "cat", "ce1", token=tok).status, 202, "again, from the cache")
+        time.sleep(3.1)
+        r = order(ENV.gw_port, "cat", "ce1", token=tok)
+        eq((r.status, r.json()["reason"]), (401, "expired"), "the cached token after its exp")
+
+
+def openssl(*args, data=None):
+    return subprocess.run(["openssl"] + list(args), input=data, capture_output=True, check=True).stdout
+
+
+def eddsa_token(priv_pem, kid, claims):
+    import base64
+    b64 = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()  # noqa: E731
+    signing_input = b64(json.dumps({"alg": "EdDSA", "kid": kid}).encode()) + "." + b64(json.dumps(claims).encode())
+    msg = os.path.join(ENV.run_dir, "eddsa-msg")
+    with open(msg, "wb") as f:
+        f.write(signing_input.encode())
+    sig = openssl("pkeyutl", "-sign", "-rawin", "-inkey", priv_pem, "-in", msg)
+    return signing_input + "." + b64(sig)
+
+
+@test
+def keys_roll_without_downtime():
+    """Old and new kid both accepted, then the old one removed: an
+    HS256 secret rolled to an EdDSA key made with openssl, as an issuer
+    would."""
+    keys = os.path.join(ENV.run_dir, "roll-keys")
+    os.makedirs(keys, exist_ok=True)
+    old = os.path.join(keys, "old.hs256")
+    with open(old, "wb") as f:
+        f.write(os.urandom(32))
+    with open(old, "rb") as f:
+        old_secret = f.read()
+    priv = os.path.join(ENV.run_dir, "new-private.pem")
+    openssl("genpkey", "-algorithm", "ed25519", "-out", priv)
+    openssl("pkey", "-in", priv, "-pubout", "-out", os.path.join(keys, "new.pem"))
+    conf = ENV.write_config("roll.conf", identity__keys=keys)
+    ENV.load_stock(conf, [("kr1", 100, 50)])
+    exp = int(time.time()) + 600
+    old_tok = jwt_hs256({"sub": "kim", "exp": exp}, kid="old", secret=old_secret)
+    new_tok = eddsa_token(priv, "new", {"sub": "kim", "exp": exp})
+    with Gateway(ENV, conf):
+        eq(order(ENV.gw_port, "kim", "kr1", token=old_tok).status, 202, "old kid during the roll")
+        eq(order(ENV.gw_port, "kim", "kr1", token=new_tok).status, 202, "new kid (EdDSA) during the roll")
+        forged = new_tok[:-4] + ("AAAA" if not new_tok.endswith("AAAA") else "BBBB")
+        eq(order(ENV.gw_port, "kim", "kr1", token=forged).json()["reason"], "bad_signature", "EdDSA, altered")
+    os.unlink(old)
+    with Gateway(ENV, conf):
+        r = order(ENV.gw_port, "kim", "kr1", token=old_tok)
+        eq((r.status, r.json()["reason"]), (401, "unknown_kid"), "old kid once removed")
+        eq(order(ENV.gw_port, "kim", "kr1", token=new_tok).status, 202, "new kid after the roll")
+
+
+@test
+def a_bad_key_directory_stops_startup_naming_the_file():
+    keys = os.path.join(ENV.run_dir, "bad-keys")
+    os.makedirs(keys, exist_ok=True)
+    with open(os.path.join(keys, "short.hs256"), "wb") as f:
+        f.write(b"short")
+    conf = ENV.write_config("badkeys.conf", identity__keys=keys)
+    r = ENV.flashgate(conf, "-t", check=False)
+    eq(r.returncode, 1, "-t exit status")
+    expect("short.hs256" in r.stderr and "32" in r.stderr, "names the file and why: " + r.stderr)
+    off = ENV.write_config("off.conf", identity__mode="off")
+    ENV.load_stock(off, [("off1", 10, 5)])
+    with Gateway(ENV, off) as gw:
+        eq(post_order(ENV.gw_port, "olly", "off1", 1, {"Authorization": None}).status, 202, "off: no token needed")
+    with open(gw.log_path) as f:
+        expect("WARNING: [identity] mode = off" in f.read(), "identity off is logged loudly")
+
+
+@test
+def a_token_for_one_sale_buys_nothing_in_another():
+    conf = ENV.write_config(server__admin_token=ADMIN)
+    ENV.load_stock(conf, [("d11-1", 100, 5), ("d11-2", 100, 5), ("bf-1", 100, 5)])
+    tok = token_for("pat", fg_skus=["d11-*"], fg_limit=1)
+    with Gateway(ENV, conf):
+        eq(order(ENV.gw_port, "pat", "d11-1", token=tok).status, 202, "a SKU of its sale")
+        r = order(ENV.gw_port, "pat", "d11-1", token=tok)
+        eq((r.status, r.json()), (409, {"status": "limit_exceeded", "remaining": 0}),
+           "fg_limit 1, below the SKU's 5")
+        eq(order(ENV.gw_port, "pat", "d11-2", token=tok).status, 202, "the limit is per SKU")
+        r = order(ENV.gw_port, "pat", "bf-1", token=tok)
+        eq((r.status, r.json()), (403, {"status": "forbidden", "reason": "sku_not_in_token"}), "another sale's SKU")
+        eq(order(ENV.gw_port, "pat", "bf-1").status, 202, "a token without fg_skus buys any SKU")
+    s = ENV.stock(conf, "d11-1")
+    eq(s["sold"], 1, "d11-1 sold")
+    eq(ENV.stock(conf, "bf-1")["sold"], 1, "bf-1 sold")
+
+
+def pipeline(port, reqs):
+    """Sends reqs on one connection at once and reads every answer."""
+    c = Conn(port)
+    try:
+        c.send(b"".join(reqs))
+        return [c.read() for _ in reqs]
+    finally:
+        c.close()
+
+
+@test
+def one_account_hammering_gets_429_and_costs_redis_no_more_than_its_rate():
+    """The scalper of the issue: one connection pipelining orders. A user's
+    rate (burst 5, then 1/s) lets five reach Redis; the rest are 429 with
+    Retry-After, counted; the purchase limit holds in Redis regardless."""
+    conf = ENV.write_config(server__admin_token=ADMIN, server__workers=1, admission__user_rate=1,
+                            admission__user_burst=5, server__max_pipeline=64)
+    ENV.load_stock(conf, [("hm1", 1000, 3)])
+    with Gateway(ENV, conf):
+        before = metric(ENV.gw_port, "flashgate_reserve_orders_total", ADMIN)
+        reqs = [request("POST", "/v1/orders", json.dumps({"user_id": "sc", "sku": "hm1", "qty": 1}))
+                for _ in range(40)]
+        answers = pipeline(ENV.gw_port, reqs)
+        codes = [a.status for a in answers]
+        eq(codes.count(429), 35, "429s (codes %s)" % codes)
+        eq(codes.count(202), 3, "accepted: the per-user limit")
+        eq(codes.count(409), 2, "limit_exceeded")
+        r429 = [a for a in answers if a.status == 429][0]
+        eq(r429.json(), {"status": "too_many_requests", "reason": "user_rate"}, "body")
+        expect(int(r429.headers.get("retry-after", "0")) >= 1, "Retry-After")
+        eq(refused(ENV.gw_port, 429, "user_rate"), 35, "counted")
+        reserved = metric(ENV.gw_port, "flashgate_reserve_orders_total", ADMIN) - before
+        eq(reserved, 5, "orders that reached Redis")
+    eq(ENV.stock(conf, "hm1")["sold"], 3, "units sold")
+
+
+@test
+def a_sold_out_sku_with_random_keys_reaches_redis_no_faster_than_the_rate():
+    """Keyed requests skip the sold-out cache (a retry of an accepted order
+    must hear its order id): bounded by the user's rate instead."""
+    conf = ENV.write_config(server__admin_token=ADMIN, server__workers=1, admission__user_rate=1,
+                            admission__user_burst=5, server__max_pipeline=64)
+    ENV.load_stock(conf, [("so1", 1, 1)])
+    with Gateway(ENV, conf):
+        eq(post_order(ENV.gw_port, "first", "so1").status, 202, "the last unit")
+        before = metric(ENV.gw_port, "flashgate_reserve_orders_total", ADMIN)
+        reqs = [request("POST", "/v1/orders", json.dumps({"user_id": "bot", "sku": "so1", "qty": 1}),
+                        {"Idempotency-Key": "rk-%d" % i}) for i in range(50)]
+        codes = [a.status for a in pipeline(ENV.gw_port, reqs)]
+        eq(codes.count(409) + codes.count(429), 50, "sold out or throttled")
+        reached = metric(ENV.gw_port, "flashgate_reserve_orders_total", ADMIN) - before
+        eq(reached, 5, "keyed requests that reached Redis (was 50 of 50)")
+
+
+@test
+def client_address_from_a_trusted_proxy_only():
+    base = dict(server__admin_token=ADMIN, server__workers=1, admission__addr_rate=1,
+                admission__addr_burst=2, admission__user_rate=0)
+    conf = ENV.write_config("xff.conf", admission__trusted_proxies="127.0.0.0/8, ::1", **base)
+    ENV.load_stock(conf, [("px1", 1000, 1000)])
+
+    def from_(ip, user):
+        return order(ENV.gw_port, user, "px1", headers={"X-Forwarded-For": "203.0.113.9, " + ip}).status
+
+    with Gateway(ENV, conf):
+        eq([from_("198.51.100.1", "a%d" % i) for i in range(3)], [202, 202, 429], "one client behind the proxy")
+        eq(from_("198.51.100.2", "b"), 202, "another client behind the same proxy")
+        eq(order(ENV.gw_port, "c", "px1", headers={"X-Forwarded-For": "not-an-address"}).status, 400,
+           "an unreadable X-Forwarded-For from the proxy")
+        eq(refused(ENV.gw_port, 429, "address_rate"), 1, "counted")
+    conf = ENV.write_config("noxff.conf", **base)
+    with Gateway(ENV, conf):
+        # Not trusted: the header is the client's own words; the peer is the client.
+        eq([from_("198.51.100.%d" % i, "d%d" % i) for i in range(3)], [202, 202, 429],
+           "X-Forwarded-For ignored from an untrusted peer")
+
+
+@test
+def one_address_cannot_hold_every_connection():
+    """8,800 silent connections from one address left every new client
+    closed without an answer, a log line or a counter."""
+    conf = ENV.write_config(server__admin_token=ADMIN, server__workers=1, server__max_connections=16,
+                            admission__addr_max_connections=6)
+    ENV.load_stock(conf, [("cc1", 100, 50)])
+    with Gateway(ENV, conf) as gw:
+        silent = [socket.create_connection(("127.0.0.1", ENV.gw_port)) for _ in range(6)]
+        time.sleep(0.3)
+        c = Conn(ENV.gw_port)
+        r = c.read()
+        eq((r.status, r.json()), (429, {"status": "too_many_requests", "reason": "address_connections"}),
+           "the seventh connection from one address")
+        expect(c.closed_by_server(), "and it is closed")
+        for s in silent:
+            s.close()
+        time.sleep(0.3)
+        eq(order(ENV.gw_port, "ok", "cc1").status, 202, "room again once they close")
+        eq(refused(ENV.gw_port, 429, "address_connections"), 1, "counted")
+    with open(gw.log_path) as f:
+        expect("turned away" in f.read(), "logged")
+
+
+@test
+def a_full_worker_closes_its_longest_idle_connection_for_a_new_client():
+    conf = ENV.write_config(server__admin_token=ADMIN, server__workers=1, server__max_connections=12)
+    ENV.load_stock(conf, [("ev1", 100, 50)])
+    with Gateway(ENV, conf):
+        idle = [socket.create_connection(("127.0.0.1", ENV.gw_port)) for _ in range(12)]
+        time.sleep(0.3)
+        codes = [order(ENV.gw_port, "e%d" % i, "ev1").status for i in range(5)]
+        eq(codes, [202] * 5, "new clients served while idle connections filled the worker")
+        idle[0].settimeout(2)
+        eq(idle[0].recv(100), b"", "the longest-idle connection was the one closed")
+        expect(metric(ENV.gw_port, "flashgate_connections_evicted_total", ADMIN) >= 1, "evictions counted")
+        eq(refused(ENV.gw_port, 503, "worker_full"), 0, "nobody turned away")
+        for s in idle:
+            s.close()
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(run_tests(TESTS, "admission"))
