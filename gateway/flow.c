@@ -26,6 +26,10 @@
 #include "skucache.h"
 #include "worker.h"
 
+/* The shortest a not-started answer is remembered, when this gateway's
+ * clock already says the sale has begun but Redis's does not. */
+#define NOT_STARTED_MIN_TTL_MS 50
+
 struct flow {
 	struct req *reqs;
 	struct req *free;
@@ -382,13 +386,24 @@ static void start_order(struct worker *w, struct req *r, const struct http_reque
 	}
 	/* A keyed request may be the retry of an order that was accepted before
 	 * the SKU sold out: only Redis knows, so it skips the cache. */
-	switch (r->idem_len ? SKC_NONE : skc_get(w, r->order.sku, r->order.sku_len)) {
+	int64_t window_ms = 0;
+	char body_buf[96];
+	switch (r->idem_len ? SKC_NONE : skc_get(w, r->order.sku, r->order.sku_len, &window_ms)) {
 	case SKC_SOLD_OUT:
 		w->stats.sold_out++;
 		answer(w, r, 409, "{\"status\":\"sold_out\"}");
 		return;
 	case SKC_UNKNOWN:
 		answer(w, r, 404, "{\"status\":\"unknown_sku\"}");
+		return;
+	case SKC_NOT_STARTED:
+		snprintf(body_buf, sizeof(body_buf), "{\"status\":\"not_started\",\"starts_at_ms\":%lld}",
+			 (long long)window_ms);
+		answer(w, r, 425, body_buf);
+		return;
+	case SKC_ENDED:
+		snprintf(body_buf, sizeof(body_buf), "{\"status\":\"ended\",\"ends_at_ms\":%lld}", (long long)window_ms);
+		answer(w, r, 403, body_buf);
 		return;
 	case SKC_NONE:
 		break;
@@ -483,7 +498,7 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 	}
 	if (len == 8 && memcmp(res, "sold_out", 8) == 0) {
 		w->stats.sold_out++;
-		skc_put(w, r->order.sku, r->order.sku_len, SKC_SOLD_OUT, w->cfg->soldout_cache_ms);
+		skc_put(w, r->order.sku, r->order.sku_len, SKC_SOLD_OUT, w->cfg->soldout_cache_ms, 0);
 		answer(w, r, 409, "{\"status\":\"sold_out\"}");
 	} else if (starts_with(res, len, "insufficient:", &at)) {
 		snprintf(body, sizeof(body), "{\"status\":\"insufficient_stock\",\"available\":%.*s}",
@@ -509,12 +524,24 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 			 (int)(len - at), res + at);
 		answer(w, r, 409, body);
 	} else if (starts_with(res, len, "not_started:", &at)) {
-		snprintf(body, sizeof(body), "{\"status\":\"not_started\",\"starts_at_ms\":%.*s}",
-			 (int)(len - at), res + at);
+		/* Bots hammer a SKU before its start: remembered like a sold-out
+		 * one, but never past the start by this gateway's clock (Redis's
+		 * judges it; a clock behind Redis's opens this worker late by at
+		 * most soldout_cache_ms), and briefly when the clocks disagree. */
+		long long starts = strtoll(res + at, NULL, 10);
+		long long ttl = starts - w->now_ms;
+		if (ttl < NOT_STARTED_MIN_TTL_MS)
+			ttl = NOT_STARTED_MIN_TTL_MS;
+		if (ttl > (long long)w->cfg->soldout_cache_ms) /* 0: the cache is off */
+			ttl = w->cfg->soldout_cache_ms;
+		skc_put(w, r->order.sku, r->order.sku_len, SKC_NOT_STARTED, (unsigned)ttl, starts);
+		snprintf(body, sizeof(body), "{\"status\":\"not_started\",\"starts_at_ms\":%lld}", starts);
 		answer(w, r, 425, body);
 	} else if (starts_with(res, len, "ended:", &at)) {
-		snprintf(body, sizeof(body), "{\"status\":\"ended\",\"ends_at_ms\":%.*s}",
-			 (int)(len - at), res + at);
+		/* Ended stays ended, until a stock load gives it another window. */
+		long long ends = strtoll(res + at, NULL, 10);
+		skc_put(w, r->order.sku, r->order.sku_len, SKC_ENDED, w->cfg->unknown_cache_ms, ends);
+		snprintf(body, sizeof(body), "{\"status\":\"ended\",\"ends_at_ms\":%lld}", ends);
 		answer(w, r, 403, body);
 	} else if (starts_with(res, len, "dry:", &at)) {
 		rebal_on_dry(w, r, strtoul(res + at, NULL, 10)); /* r is rebal's now */
@@ -527,7 +554,7 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 		w->buckets_warned = true;
 		answer_unavailable(w, r, "config");
 	} else if (len == 7 && memcmp(res, "unknown", 7) == 0) {
-		skc_put(w, r->order.sku, r->order.sku_len, SKC_UNKNOWN, w->cfg->unknown_cache_ms);
+		skc_put(w, r->order.sku, r->order.sku_len, SKC_UNKNOWN, w->cfg->unknown_cache_ms, 0);
 		answer(w, r, 404, "{\"status\":\"unknown_sku\"}");
 	} else {
 		worker_log(w, "redis: unexpected reserve result '%.*s'", (int)(len > 64 ? 64 : len), res);

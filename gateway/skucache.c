@@ -17,6 +17,7 @@
 struct entry {
 	int64_t expires_ms; /* 0: empty */
 	int64_t recheck_until_ms; /* one request is re-checking it with Redis */
+	int64_t value;
 	uint8_t state;
 	uint8_t len;
 	char sku[ORDER_ID_MAX];
@@ -77,7 +78,7 @@ void skc_forget(struct worker *w, const char *sku, size_t len)
 	}
 }
 
-enum skc_state skc_get(struct worker *w, const char *sku, size_t len)
+enum skc_state skc_get(struct worker *w, const char *sku, size_t len, int64_t *value)
 {
 	struct skucache *c = w->skucache;
 	size_t i = (size_t)hash(sku, len) & c->mask;
@@ -85,8 +86,10 @@ enum skc_state skc_get(struct worker *w, const char *sku, size_t len)
 		struct entry *e = &c->slots[i];
 		if (!e->expires_ms || e->len != len || memcmp(e->sku, sku, len) != 0)
 			continue;
-		if (e->expires_ms > w->now_mono_ms || e->recheck_until_ms > w->now_mono_ms)
+		if (e->expires_ms > w->now_mono_ms || e->recheck_until_ms > w->now_mono_ms) {
+			*value = e->value;
 			return (enum skc_state)e->state;
+		}
 		/* Expired: this request asks Redis; the others keep the answer
 		 * until it comes back, so an expiry costs one call, not a burst. */
 		e->recheck_until_ms = w->now_mono_ms + RECHECK_MS;
@@ -95,7 +98,7 @@ enum skc_state skc_get(struct worker *w, const char *sku, size_t len)
 	return SKC_NONE;
 }
 
-void skc_put(struct worker *w, const char *sku, size_t len, enum skc_state state, unsigned ttl_ms)
+void skc_put(struct worker *w, const char *sku, size_t len, enum skc_state state, unsigned ttl_ms, int64_t value)
 {
 	struct skucache *c = w->skucache;
 	if (ttl_ms == 0 || len > ORDER_ID_MAX)
@@ -114,6 +117,7 @@ void skc_put(struct worker *w, const char *sku, size_t len, enum skc_state state
 	victim->expires_ms = w->now_mono_ms + ttl_ms;
 	victim->recheck_until_ms = 0;
 	victim->state = (uint8_t)state;
+	victim->value = value;
 	victim->len = (uint8_t)len;
 	memcpy(victim->sku, sku, len);
 }

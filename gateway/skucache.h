@@ -1,6 +1,7 @@
 /*
  * skucache: a worker's short memory of SKUs that need no trip to Redis:
- * sold out (stock 0) or unknown. At a sale's opening most requests are for
+ * sold out (stock 0), unknown, or outside its sale window (not started,
+ * with the start it was given; ended). At a sale's opening most requests are for
  * a few hot SKUs that sell out in seconds; from then on this answers them
  * from the worker's own memory.
  *
@@ -19,19 +20,21 @@
 #define FG_SKUCACHE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct worker;
 
-enum skc_state { SKC_NONE = 0, SKC_SOLD_OUT, SKC_UNKNOWN };
+enum skc_state { SKC_NONE = 0, SKC_SOLD_OUT, SKC_UNKNOWN, SKC_NOT_STARTED, SKC_ENDED };
 
 int skc_init(struct worker *w) __attribute__((warn_unused_result));
 void skc_destroy(struct worker *w);
 
-/* What is remembered about sku, if it has not expired. */
-enum skc_state skc_get(struct worker *w, const char *sku, size_t len);
+/* What is remembered about sku, if it has not expired, and the value put
+ * with it (the window's start or end). */
+enum skc_state skc_get(struct worker *w, const char *sku, size_t len, int64_t *value);
 /* Forgets sku: Redis said it has stock again. */
 void skc_forget(struct worker *w, const char *sku, size_t len);
-/* Remembers sku's state for ttl_ms (0: not at all). */
-void skc_put(struct worker *w, const char *sku, size_t len, enum skc_state state, unsigned ttl_ms);
+/* Remembers sku's state (and a value to answer with) for ttl_ms (0: not at all). */
+void skc_put(struct worker *w, const char *sku, size_t len, enum skc_state state, unsigned ttl_ms, int64_t value);
 
 #endif

@@ -411,6 +411,46 @@ def a_full_worker_closes_its_longest_idle_connection_for_a_new_client():
             s.close()
 
 
+@test
+def a_sku_before_its_start_is_answered_from_memory_and_opens_on_time():
+    """A not-started SKU went to Redis on every request (425, 500 of 500)."""
+    now = int(ENV.redis("TIME").split()[0]) * 1000
+    starts = now + 2000
+    path = os.path.join(ENV.run_dir, "soon.csv")
+    with open(path, "w") as f:
+        f.write("sku,stock,per_user_limit,starts_at_ms,ends_at_ms\nsoon,10,1,%d,\n" % starts)
+    conf = ENV.write_config(server__admin_token=ADMIN, server__workers=1, admission__user_rate=0,
+                            server__max_pipeline=128)
+    ENV.flashgate(conf, "stock", "load", path)
+    with Gateway(ENV, conf):
+        first = order(ENV.gw_port, "early", "soon")
+        eq((first.status, first.json()), (425, {"status": "not_started", "starts_at_ms": starts}), "from Redis")
+        before = metric(ENV.gw_port, "flashgate_reserve_orders_total", ADMIN)
+        reqs = [request("POST", "/v1/orders", json.dumps({"user_id": "early", "sku": "soon", "qty": 1}))
+                for _ in range(100)]
+        answers = pipeline(ENV.gw_port, reqs)
+        eq({(a.status, a.body) for a in answers},
+           {(425, json.dumps({"status": "not_started", "starts_at_ms": starts}, separators=(",", ":")))},
+           "every early order after it, the same answer")
+        reached = metric(ENV.gw_port, "flashgate_reserve_orders_total", ADMIN) - before
+        eq(reached, 0, "of those, orders that reached Redis (was 100 of 100)")
+        time.sleep(max(0, (starts - int(ENV.redis("TIME").split()[0]) * 1000) / 1000) + 0.6)
+        eq(order(ENV.gw_port, "prompt", "soon").status, 202, "within soldout_cache_ms of the start")
+
+
+@test
+def random_unknown_skus_reach_redis_no_faster_than_the_rate():
+    conf = ENV.write_config(server__admin_token=ADMIN, server__workers=1, admission__user_rate=1,
+                            admission__user_burst=5, server__max_pipeline=64)
+    with Gateway(ENV, conf):
+        before = metric(ENV.gw_port, "flashgate_reserve_orders_total", ADMIN)
+        reqs = [request("POST", "/v1/orders", json.dumps({"user_id": "prober", "sku": "nope-%d" % i, "qty": 1}))
+                for i in range(30)]
+        codes = [a.status for a in pipeline(ENV.gw_port, reqs)]
+        eq((codes.count(404), codes.count(429)), (5, 25), "unknown, then throttled")
+        eq(metric(ENV.gw_port, "flashgate_reserve_orders_total", ADMIN) - before, 5, "orders that reached Redis")
+
+
 if __name__ == "__main__":
     import sys
     sys.exit(run_tests(TESTS, "admission"))
