@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <openssl/crypto.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
@@ -493,18 +494,73 @@ static int claims_member(const char *name, struct js *j, void *user)
 	return 1;
 }
 
+/* --- prepared contexts */
+
+struct jwt_ctx {
+	const struct jwt_key *keys;
+	unsigned n;
+	EVP_MAC_CTX **hmac; /* per key; NULL for a key of another alg */
+};
+
+struct jwt_ctx *jwt_ctx_new(const struct jwt_key *keys, unsigned n)
+{
+	struct jwt_ctx *cx = calloc(1, sizeof(*cx));
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (!cx || !mac || !(cx->hmac = calloc(n ? n : 1, sizeof(*cx->hmac))))
+		goto fail;
+	cx->keys = keys;
+	cx->n = n;
+	char digest[] = "SHA256";
+	OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+			       OSSL_PARAM_construct_end()};
+	for (unsigned i = 0; i < n; i++) {
+		if (keys[i].alg != JWT_HS256)
+			continue;
+		if (!(cx->hmac[i] = EVP_MAC_CTX_new(mac)) ||
+		    EVP_MAC_init(cx->hmac[i], keys[i].secret, keys[i].secret_len, params) != 1)
+			goto fail;
+	}
+	EVP_MAC_free(mac);
+	return cx;
+fail:
+	EVP_MAC_free(mac);
+	jwt_ctx_free(cx);
+	return NULL;
+}
+
+void jwt_ctx_free(struct jwt_ctx *cx)
+{
+	if (!cx)
+		return;
+	for (unsigned i = 0; cx->hmac && i < cx->n; i++)
+		EVP_MAC_CTX_free(cx->hmac[i]);
+	free(cx->hmac);
+	free(cx);
+}
+
+/* HMAC-SHA256 of msg with k into mac[32]: through cx's context for k when
+ * it has one (reinitialised with the key it holds), else the one-shot. */
+static bool hmac_sha256(const struct jwt_key *k, struct jwt_ctx *cx, const char *msg, size_t mlen,
+			unsigned char mac[32])
+{
+	if (cx && k >= cx->keys && k < cx->keys + cx->n && cx->hmac[k - cx->keys]) {
+		EVP_MAC_CTX *m = cx->hmac[k - cx->keys];
+		size_t out = 0;
+		return EVP_MAC_init(m, NULL, 0, NULL) == 1 && EVP_MAC_update(m, (const unsigned char *)msg, mlen) == 1 &&
+		       EVP_MAC_final(m, mac, &out, 32) == 1 && out == 32;
+	}
+	unsigned int n = 0;
+	return HMAC(EVP_sha256(), k->secret, (int)k->secret_len, (const unsigned char *)msg, mlen, mac, &n) && n == 32;
+}
+
 /* --- signatures */
 
-static bool verify_sig(const struct jwt_key *k, const char *msg, size_t mlen, const unsigned char *sig,
-		       size_t slen)
+static bool verify_sig(const struct jwt_key *k, struct jwt_ctx *cx, const char *msg, size_t mlen,
+		       const unsigned char *sig, size_t slen)
 {
 	if (k->alg == JWT_HS256) {
-		unsigned char mac[EVP_MAX_MD_SIZE];
-		unsigned int maclen = 0;
-		if (slen != 32 || !HMAC(EVP_sha256(), k->secret, (int)k->secret_len, (const unsigned char *)msg, mlen,
-					 mac, &maclen) || maclen != 32)
-			return false;
-		return CRYPTO_memcmp(mac, sig, 32) == 0;
+		unsigned char mac[32];
+		return slen == 32 && hmac_sha256(k, cx, msg, mlen, mac) && CRYPTO_memcmp(mac, sig, 32) == 0;
 	}
 	unsigned char der[80];
 	const unsigned char *s = sig;
@@ -552,7 +608,7 @@ static const struct jwt_key *find_key(const struct jwt_keyset *ks, const struct 
 	return NULL;
 }
 
-enum jwt_result jwt_verify(const struct jwt_keyset *ks, const char *tok, size_t len,
+enum jwt_result jwt_verify(const struct jwt_keyset *ks, struct jwt_ctx *cx, const char *tok, size_t len,
 			   const struct jwt_policy *policy, int64_t now_s, struct jwt_claims *out)
 {
 	if (len > JWT_TOKEN_MAX)
@@ -577,7 +633,7 @@ enum jwt_result jwt_verify(const struct jwt_keyset *ks, const char *tok, size_t 
 	int slen = b64url_decode(dot2 + 1, (size_t)(tok + len - dot2 - 1), sig, sizeof(sig));
 	if (slen <= 0)
 		return JWT_MALFORMED;
-	if (!verify_sig(k, tok, (size_t)(dot2 - tok), sig, (size_t)slen))
+	if (!verify_sig(k, cx, tok, (size_t)(dot2 - tok), sig, (size_t)slen))
 		return JWT_BAD_SIGNATURE;
 
 	memset(out, 0, sizeof(*out));
@@ -803,13 +859,13 @@ int jwt_signer_load(struct jwt_key *key, const char *path, char *err, size_t err
 
 /* --- signing (flashload, tests) */
 
-static int sign_bytes(const struct jwt_key *k, const char *msg, size_t mlen, unsigned char *sig, size_t *slen)
+static int sign_bytes(const struct jwt_key *k, struct jwt_ctx *cx, const char *msg, size_t mlen,
+		      unsigned char *sig, size_t *slen)
 {
 	if (k->alg == JWT_HS256) {
-		unsigned int n = 0;
-		if (!HMAC(EVP_sha256(), k->secret, (int)k->secret_len, (const unsigned char *)msg, mlen, sig, &n))
+		if (!hmac_sha256(k, cx, msg, mlen, sig))
 			return -EIO;
-		*slen = n;
+		*slen = 32;
 		return 0;
 	}
 	unsigned char der[80];
@@ -838,7 +894,7 @@ static int sign_bytes(const struct jwt_key *k, const char *msg, size_t mlen, uns
 	return 0;
 }
 
-int jwt_sign(const struct jwt_key *k, const char *claims_json, char *dst, size_t cap)
+int jwt_sign(const struct jwt_key *k, struct jwt_ctx *cx, const char *claims_json, char *dst, size_t cap)
 {
 	char header[128];
 	int hl = snprintf(header, sizeof(header), "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}", alg_name(k->alg),
@@ -852,7 +908,7 @@ int jwt_sign(const struct jwt_key *k, const char *claims_json, char *dst, size_t
 	n += b64url_encode((const unsigned char *)claims_json, cl, dst + n);
 	unsigned char sig[SIG_MAX];
 	size_t sl = sizeof(sig);
-	int rc = sign_bytes(k, dst, n, sig, &sl);
+	int rc = sign_bytes(k, cx, dst, n, sig, &sl);
 	if (rc < 0)
 		return rc;
 	dst[n++] = '.';

@@ -28,6 +28,7 @@ struct auth {
 	struct entry *v;
 	uint64_t mask;
 	struct jwt_policy policy;
+	struct jwt_ctx *cx; /* this worker's prepared contexts for the keys */
 	struct jwt_claims scratch; /* an uncached token's claims */
 };
 
@@ -44,7 +45,8 @@ int auth_init(struct worker *w)
 	while (n < cfg->identity_cache_entries)
 		n *= 2;
 	a->v = calloc(n, sizeof(*a->v)); /* touched only as tokens arrive */
-	if (!a->v)
+	a->cx = jwt_ctx_new(w->shared->keys->keys, w->shared->keys->n);
+	if (!a->v || !a->cx)
 		return -ENOMEM;
 	a->mask = n - 1;
 	a->policy.issuer = cfg->identity_issuer;
@@ -57,6 +59,7 @@ void auth_destroy(struct worker *w)
 {
 	if (!w->auth)
 		return;
+	jwt_ctx_free(w->auth->cx);
 	free(w->auth->v);
 	free(w->auth);
 	w->auth = NULL;
@@ -115,7 +118,7 @@ enum metrics_refusal auth_check(struct worker *w, const char *hdr, size_t len, c
 	}
 	w->stats.token_verifications++;
 	struct jwt_claims *c = e ? &e->claims : &a->scratch;
-	enum jwt_result r = jwt_verify(w->shared->keys, tok, n, &a->policy, now_s, c);
+	enum jwt_result r = jwt_verify(w->shared->keys, a->cx, tok, n, &a->policy, now_s, c);
 	enum metrics_refusal verdict = refusal_of(r);
 	if (e && r != JWT_NOT_YET_VALID) {
 		e->hash = h;

@@ -21,6 +21,7 @@
 
 struct tokens {
 	const struct jwt_key *key;
+	struct jwt_ctx *cx; /* this thread's, for the key */
 	const char *user_prefix;
 	int64_t iat_s, exp_s;
 	struct tokens_slot *v;
@@ -28,7 +29,9 @@ struct tokens {
 	uint64_t signed_n, sign_ns; /* tokens made, and the time that took */
 };
 
-/* For users numbered 1..users; tokens valid from now for ttl_s. 0 or -ENOMEM. */
+/* For users numbered 1..users; tokens issued at the top of the current
+ * hour and valid for ttl_s more than the hour (ttl_s < 0: expired that
+ * long before it). 0 or -ENOMEM. */
 int tokens_init(struct tokens *t, const struct jwt_key *key, const char *user_prefix, unsigned users,
 		int64_t ttl_s) __attribute__((warn_unused_result));
 void tokens_free(struct tokens *t);

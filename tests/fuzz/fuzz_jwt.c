@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *rest = (const char *)data + 1;
 	size_t n = size - 1;
 	if (data[0] % 3 == 0) {
-		if (jwt_verify(&ks, rest, n, &policy, 1800000000, &c) == JWT_OK)
+		if (jwt_verify(&ks, NULL, rest, n, &policy, 1800000000, &c) == JWT_OK)
 			check_claims(&c);
 	} else if (data[0] % 3 == 1) {
 		char claims[1024], tok[JWT_TOKEN_MAX];
@@ -51,8 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		claims[n] = '\0';
 		if (strlen(claims) != n)
 			return 0; /* jwt_sign takes text */
-		int len = jwt_sign(&key, claims, tok, sizeof(tok));
-		if (len > 0 && jwt_verify(&ks, tok, (size_t)len, &policy, 1800000000, &c) == JWT_OK)
+		int len = jwt_sign(&key, NULL, claims, tok, sizeof(tok));
+		if (len > 0 && jwt_verify(&ks, NULL, tok, (size_t)len, &policy, 1800000000, &c) == JWT_OK)
 			check_claims(&c);
 	} else {
 		struct netaddr_list trusted;

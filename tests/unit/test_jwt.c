@@ -21,6 +21,7 @@
 static char dir[64], signdir[64];
 static struct jwt_keyset ks;
 static struct jwt_key hs, ed, es, ed_other;
+static struct jwt_ctx *cx; /* the keyset's, as a gateway worker has one */
 static const struct jwt_policy policy = {.issuer = "", .audience = "", .skew_s = 30};
 
 static void write_file(const char *path, const void *data, size_t n)
@@ -75,6 +76,8 @@ static int setup(void **state)
 	make_pkey("edx", EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"), false); /* not the gateway's */
 	assert_int_equal(jwt_keyset_load(&ks, dir, err, sizeof(err)), 0);
 	assert_int_equal(ks.n, 3);
+	cx = jwt_ctx_new(ks.keys, ks.n);
+	assert_non_null(cx);
 	load_signer(&hs, path);
 	snprintf(path, sizeof(path), "%s/ed.pem", signdir);
 	load_signer(&ed, path);
@@ -91,6 +94,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	char cmd[200];
+	jwt_ctx_free(cx);
 	jwt_keyset_free(&ks);
 	jwt_key_free(&hs);
 	jwt_key_free(&ed);
@@ -103,9 +107,9 @@ static int teardown(void **state)
 static enum jwt_result check(const struct jwt_key *k, const char *claims, struct jwt_claims *c)
 {
 	char tok[JWT_TOKEN_MAX];
-	int n = jwt_sign(k, claims, tok, sizeof(tok));
+	int n = jwt_sign(k, NULL, claims, tok, sizeof(tok));
 	assert_true(n > 0);
-	return jwt_verify(&ks, tok, (size_t)n, &policy, NOW, c);
+	return jwt_verify(&ks, cx, tok, (size_t)n, &policy, NOW, c);
 }
 
 static void test_each_algorithm_verifies(void **state)
@@ -166,14 +170,14 @@ static void test_issuer_and_audience(void **state)
 	struct jwt_claims c;
 	struct jwt_policy p = {.issuer = "https://auth.shop", .audience = "d11", .skew_s = 0};
 	char tok[JWT_TOKEN_MAX];
-	int n = jwt_sign(&hs, "{\"sub\":\"a\",\"exp\":1800000100,\"iss\":\"https://auth.shop\",\"aud\":[\"x\",\"d11\"]}",
+	int n = jwt_sign(&hs, NULL, "{\"sub\":\"a\",\"exp\":1800000100,\"iss\":\"https://auth.shop\",\"aud\":[\"x\",\"d11\"]}",
 			 tok, sizeof(tok));
-	assert_int_equal(jwt_verify(&ks, tok, (size_t)n, &p, NOW, &c), JWT_OK);
-	n = jwt_sign(&hs, "{\"sub\":\"a\",\"exp\":1800000100,\"iss\":\"https://auth.shop\",\"aud\":\"bf\"}", tok,
+	assert_int_equal(jwt_verify(&ks, cx, tok, (size_t)n, &p, NOW, &c), JWT_OK);
+	n = jwt_sign(&hs, NULL, "{\"sub\":\"a\",\"exp\":1800000100,\"iss\":\"https://auth.shop\",\"aud\":\"bf\"}", tok,
 		     sizeof(tok));
-	assert_int_equal(jwt_verify(&ks, tok, (size_t)n, &p, NOW, &c), JWT_BAD_AUDIENCE);
-	n = jwt_sign(&hs, "{\"sub\":\"a\",\"exp\":1800000100,\"aud\":\"d11\"}", tok, sizeof(tok));
-	assert_int_equal(jwt_verify(&ks, tok, (size_t)n, &p, NOW, &c), JWT_BAD_ISSUER);
+	assert_int_equal(jwt_verify(&ks, cx, tok, (size_t)n, &p, NOW, &c), JWT_BAD_AUDIENCE);
+	n = jwt_sign(&hs, NULL, "{\"sub\":\"a\",\"exp\":1800000100,\"aud\":\"d11\"}", tok, sizeof(tok));
+	assert_int_equal(jwt_verify(&ks, cx, tok, (size_t)n, &p, NOW, &c), JWT_BAD_ISSUER);
 }
 
 static void test_purchase_claims(void **state)
@@ -203,7 +207,7 @@ static void test_purchase_claims(void **state)
 static int forge(const char *header_b64, const char *claims, char *tok, size_t cap)
 {
 	char t[JWT_TOKEN_MAX];
-	int n = jwt_sign(&hs, claims, t, sizeof(t));
+	int n = jwt_sign(&hs, NULL, claims, t, sizeof(t));
 	assert_true(n > 0);
 	const char *dot = strchr(t, '.');
 	return snprintf(tok, cap, "%s%s", header_b64, dot);
@@ -216,23 +220,23 @@ static void test_header_attacks(void **state)
 	char tok[JWT_TOKEN_MAX];
 	/* {"alg":"none","kid":"hs"} with an empty signature */
 	int n = snprintf(tok, sizeof(tok), "eyJhbGciOiJub25lIiwia2lkIjoiaHMifQ.eyJzdWIiOiJhIiwiZXhwIjoxODAwMDAwMTAwfQ.");
-	assert_int_equal(jwt_verify(&ks, tok, (size_t)n, &policy, NOW, &c), JWT_WRONG_ALG);
+	assert_int_equal(jwt_verify(&ks, cx, tok, (size_t)n, &policy, NOW, &c), JWT_WRONG_ALG);
 	/* {"alg":"none","kid":"hs"} with hs's signature of another header */
 	n = forge("eyJhbGciOiJub25lIiwia2lkIjoiaHMifQ", "{\"sub\":\"a\",\"exp\":1800000100}", tok, sizeof(tok));
-	assert_int_equal(jwt_verify(&ks, tok, (size_t)n, &policy, NOW, &c), JWT_WRONG_ALG);
+	assert_int_equal(jwt_verify(&ks, cx, tok, (size_t)n, &policy, NOW, &c), JWT_WRONG_ALG);
 	/* {"alg":"HS256","kid":"ed"}: an HMAC keyed by the public key */
 	n = forge("eyJhbGciOiJIUzI1NiIsImtpZCI6ImVkIn0", "{\"sub\":\"a\",\"exp\":1800000100}", tok, sizeof(tok));
-	assert_int_equal(jwt_verify(&ks, tok, (size_t)n, &policy, NOW, &c), JWT_WRONG_ALG);
+	assert_int_equal(jwt_verify(&ks, cx, tok, (size_t)n, &policy, NOW, &c), JWT_WRONG_ALG);
 	/* {"alg":"HS256","kid":"nope"} */
 	n = forge("eyJhbGciOiJIUzI1NiIsImtpZCI6Im5vcGUifQ", "{\"sub\":\"a\",\"exp\":1800000100}", tok, sizeof(tok));
-	assert_int_equal(jwt_verify(&ks, tok, (size_t)n, &policy, NOW, &c), JWT_UNKNOWN_KID);
+	assert_int_equal(jwt_verify(&ks, cx, tok, (size_t)n, &policy, NOW, &c), JWT_UNKNOWN_KID);
 	/* {"alg":"HS256"} without a kid, and three keys to choose from */
 	n = forge("eyJhbGciOiJIUzI1NiJ9", "{\"sub\":\"a\",\"exp\":1800000100}", tok, sizeof(tok));
-	assert_int_equal(jwt_verify(&ks, tok, (size_t)n, &policy, NOW, &c), JWT_UNKNOWN_KID);
+	assert_int_equal(jwt_verify(&ks, cx, tok, (size_t)n, &policy, NOW, &c), JWT_UNKNOWN_KID);
 	/* {"alg":"HS256","kid":"hs","crit":["exp"]} */
 	n = forge("eyJhbGciOiJIUzI1NiIsImtpZCI6ImhzIiwiY3JpdCI6WyJleHAiXX0", "{\"sub\":\"a\",\"exp\":1800000100}", tok,
 		  sizeof(tok));
-	assert_int_equal(jwt_verify(&ks, tok, (size_t)n, &policy, NOW, &c), JWT_MALFORMED);
+	assert_int_equal(jwt_verify(&ks, cx, tok, (size_t)n, &policy, NOW, &c), JWT_MALFORMED);
 }
 
 static void test_tampering_and_shapes(void **state)
@@ -240,22 +244,46 @@ static void test_tampering_and_shapes(void **state)
 	(void)state;
 	struct jwt_claims c;
 	char tok[JWT_TOKEN_MAX];
-	int n = jwt_sign(&ed, "{\"sub\":\"alice\",\"exp\":1800000100}", tok, sizeof(tok));
-	assert_int_equal(jwt_verify(&ks, tok, (size_t)n, &policy, NOW, &c), JWT_OK);
+	int n = jwt_sign(&ed, NULL, "{\"sub\":\"alice\",\"exp\":1800000100}", tok, sizeof(tok));
+	assert_int_equal(jwt_verify(&ks, cx, tok, (size_t)n, &policy, NOW, &c), JWT_OK);
 	/* every byte changed in turn is refused */
 	for (int i = 0; i < n; i++) {
 		char t[JWT_TOKEN_MAX];
 		memcpy(t, tok, (size_t)n);
 		t[i] = t[i] == 'A' ? 'B' : 'A';
-		assert_int_not_equal(jwt_verify(&ks, t, (size_t)n, &policy, NOW, &c), JWT_OK);
+		assert_int_not_equal(jwt_verify(&ks, cx, t, (size_t)n, &policy, NOW, &c), JWT_OK);
 	}
 	/* every prefix is refused */
 	for (int i = 0; i < n; i++)
-		assert_int_not_equal(jwt_verify(&ks, tok, (size_t)i, &policy, NOW, &c), JWT_OK);
-	assert_int_equal(jwt_verify(&ks, "a.b.c.d", 7, &policy, NOW, &c), JWT_MALFORMED);
-	assert_int_equal(jwt_verify(&ks, "..", 2, &policy, NOW, &c), JWT_MALFORMED);
-	assert_int_equal(jwt_verify(&ks, "", 0, &policy, NOW, &c), JWT_MALFORMED);
+		assert_int_not_equal(jwt_verify(&ks, cx, tok, (size_t)i, &policy, NOW, &c), JWT_OK);
+	assert_int_equal(jwt_verify(&ks, cx, "a.b.c.d", 7, &policy, NOW, &c), JWT_MALFORMED);
+	assert_int_equal(jwt_verify(&ks, cx, "..", 2, &policy, NOW, &c), JWT_MALFORMED);
+	assert_int_equal(jwt_verify(&ks, cx, "", 0, &policy, NOW, &c), JWT_MALFORMED);
 	assert_string_equal(jwt_result_word(JWT_BAD_SIGNATURE), "bad_signature");
+}
+
+/* A prepared context gives the one-shot's answers, call after call (it is
+ * re-keyed from what it holds), for signing and verifying. */
+static void test_prepared_contexts_agree_with_the_one_shot(void **state)
+{
+	(void)state;
+	struct jwt_ctx *sign_cx = jwt_ctx_new(&hs, 1);
+	assert_non_null(sign_cx);
+	for (int i = 0; i < 50; i++) {
+		char claims[96], a[JWT_TOKEN_MAX], b[JWT_TOKEN_MAX];
+		snprintf(claims, sizeof(claims), "{\"sub\":\"u%d\",\"exp\":1800000100}", i);
+		int na = jwt_sign(&hs, sign_cx, claims, a, sizeof(a));
+		int nb = jwt_sign(&hs, NULL, claims, b, sizeof(b));
+		assert_int_equal(na, nb);
+		assert_memory_equal(a, b, (size_t)na);
+		struct jwt_claims c;
+		assert_int_equal(jwt_verify(&ks, cx, a, (size_t)na, &policy, NOW, &c), JWT_OK);
+		assert_int_equal(jwt_verify(&ks, NULL, a, (size_t)na, &policy, NOW, &c), JWT_OK);
+		char *sig = strrchr(a, '.') + 1;
+		*sig = *sig == 'A' ? 'B' : 'A';
+		assert_int_equal(jwt_verify(&ks, cx, a, (size_t)na, &policy, NOW, &c), JWT_BAD_SIGNATURE);
+	}
+	jwt_ctx_free(sign_cx);
 }
 
 static void test_key_directory_errors(void **state)
@@ -302,6 +330,7 @@ int main(void)
 		cmocka_unit_test(test_purchase_claims),
 		cmocka_unit_test(test_header_attacks),
 		cmocka_unit_test(test_tampering_and_shapes),
+		cmocka_unit_test(test_prepared_contexts_agree_with_the_one_shot),
 		cmocka_unit_test(test_key_directory_errors),
 	};
 	return cmocka_run_group_tests_name("jwt", tests, setup, teardown);
