@@ -71,6 +71,7 @@ static void fail(struct engine *e, int rc)
 static void resolve(struct engine *e, struct order_slot *s, enum lg_outcome o, int64_t now)
 {
 	s->resolved = true;
+	s->resolved_as = (uint8_t)o;
 	uint64_t us = (uint64_t)((now - s->first_intended_ns) / 1000);
 	hist_record(e->r.order_latency, us ? us : 1);
 	if (o == LG_ACCEPTED) {
@@ -88,6 +89,24 @@ static void resolve(struct engine *e, struct order_slot *s, enum lg_outcome o, i
 	}
 }
 
+/* A double click's copy was refused (a 429, say) before the other copy's
+ * 202 arrived: the order exists, and the books must say so. */
+static void accepted_after_all(struct engine *e, struct order_slot *s)
+{
+	enum lg_outcome was = (enum lg_outcome)s->resolved_as;
+	if (mix_retryable(was))
+		e->r.orders_failed--;
+	else if (was == LG_ABANDONED)
+		e->r.orders_abandoned--;
+	else
+		e->r.orders_refused--;
+	s->resolved_as = LG_ACCEPTED;
+	e->r.orders_accepted++;
+	e->r.accepted_units += s->o.qty;
+	if (lg_result_add_accepted(&e->r, s->order_id) < 0)
+		fail(e, -ENOMEM);
+}
+
 /* --- arrivals */
 
 static void make_key(struct engine *e, char *key)
@@ -96,6 +115,28 @@ static void make_key(struct engine *e, char *key)
 	 * seed is not answered from the previous run's keys. */
 	snprintf(key, MIX_KEY_MAX, "fl%s-%u-%llu", e->sh->run_tag, e->tid,
 		 (unsigned long long)e->key_seq++);
+}
+
+/* The bots' accounts, numbered past the shoppers': one hammering account,
+ * and SYBIL_ACCOUNTS behind one address. */
+#define SYBIL_ACCOUNTS 1000
+#define HAMMER_USER(p) ((p)->users + 1)
+#define SYBIL_USER(p, r) ((p)->users + 2 + (unsigned)((r) % SYBIL_ACCOUNTS))
+/* The address every sybil's orders come from (a documentation range). */
+#define SYBIL_ADDR "198.51.100.66"
+
+static enum prof_who pick_who(struct engine *e)
+{
+	const struct lg_profile *p = e->p;
+	if (!e->bots)
+		return WHO_SHOPPER;
+	double u = rnd_unit(e), acc = 0;
+	for (int k = WHO_SHOPPER + 1; k < WHO_N; k++) {
+		acc += p->bot_share[k];
+		if (u < acc)
+			return (enum prof_who)k;
+	}
+	return WHO_SHOPPER;
 }
 
 static void new_arrival(struct engine *e, int64_t intended)
@@ -119,7 +160,10 @@ static void new_arrival(struct engine *e, int64_t intended)
 		return;
 	}
 	struct order_slot *s = jobs_slot(&e->jobs, j.slot);
-	s->o.user = (unsigned)(rnd(e) % p->users) + 1;
+	s->o.who = (uint8_t)pick_who(e);
+	s->o.user = s->o.who == WHO_HAMMER ? HAMMER_USER(p)
+		    : s->o.who == WHO_SYBIL ? SYBIL_USER(p, rnd(e))
+					    : (unsigned)(rnd(e) % p->users) + 1;
 	s->o.sku = pick_sku(e);
 	s->o.qty = p->qty;
 	s->o.key[0] = '\0';
@@ -288,14 +332,27 @@ static void arm_recv(struct engine *e, unsigned i)
 	c->recv_armed = true;
 }
 
-/* The shopper's token when the run signs (a run whose tokens cannot be
- * made stops at its first: every order would be refused). */
-static struct mix_auth shopper_auth(struct engine *e, unsigned user)
+/* Who the request says it is from (a run whose tokens cannot be made stops
+ * at its first: every order would be refused): the shopper's token, or a
+ * bot's; and with [bots] forwarded_for, its address. */
+static struct mix_auth shopper_auth(struct engine *e, unsigned user, enum prof_who who)
 {
 	struct mix_auth a = {0};
-	if (!e->sh->sign_key)
+	if (e->p->forwarded_for) {
+		if (who == WHO_SYBIL) {
+			a.xff = SYBIL_ADDR;
+		} else {
+			/* Each account its own address, in the IPv6 documentation range. */
+			snprintf(e->xff, sizeof(e->xff), "2001:db8::%x:%x", user >> 16, user & 0xffff);
+			a.xff = e->xff;
+		}
+	}
+	if (!e->sh->sign_key || who == WHO_NO_TOKEN)
 		return a;
-	a.tok = tokens_get(&e->tokens, user, &a.len);
+	struct tokens *t = who == WHO_FORGED ? &e->forged : who == WHO_EXPIRED ? &e->expired : &e->tokens;
+	if (who == WHO_IMPOSTOR)
+		a.body_user = user % e->p->users + 1; /* someone else, by the body */
+	a.tok = tokens_get(t, user, &a.len);
 	if (!a.tok)
 		fail(e, -EIO);
 	return a;
@@ -308,11 +365,12 @@ static void send_job(struct engine *e, unsigned i, struct job j, int64_t now)
 	if (j.slot == JOBS_NO_SLOT) {
 		unsigned user = (unsigned)(rnd(e) % p->users) + 1;
 		c->out_len = mix_malformed_request(c->out, &e->sh->host[c->ep], p, (enum prof_malformed)j.malformed,
-						   user, shopper_auth(e, user));
+						   user, shopper_auth(e, user, WHO_SHOPPER));
 		e->r.malformed_sent[j.malformed]++;
 	} else {
 		const struct mix_order *o = &jobs_slot(&e->jobs, j.slot)->o;
-		c->out_len = mix_order_request(c->out, &e->sh->host[c->ep], p, o, shopper_auth(e, o->user));
+		c->out_len = mix_order_request(c->out, &e->sh->host[c->ep], p, o,
+					       shopper_auth(e, o->user, (enum prof_who)o->who));
 	}
 	c->out_off = 0;
 	c->in_len = 0;
@@ -392,6 +450,8 @@ static void settle_order(struct engine *e, const struct job *j, enum lg_outcome 
 				s->order_id = v;
 			if (!s->resolved)
 				resolve(e, s, LG_ACCEPTED, now);
+			else if (s->resolved_as != LG_ACCEPTED)
+				accepted_after_all(e, s);
 		} else if (!s->resolved) {
 			resolve(e, s, LG_OTHER_STATUS, now);
 		}
@@ -447,6 +507,15 @@ static void finish(struct engine *e, unsigned i, enum lg_outcome out, const stru
 	}
 	e->r.c.counts[out]++;
 	e->r.c.completed++;
+	if (j.slot != JOBS_NO_SLOT) {
+		const struct mix_order *o = &jobs_slot(&e->jobs, j.slot)->o;
+		struct lg_who_result *wr = &e->r.who[o->who];
+		wr->counts[out]++;
+		if (out == LG_ACCEPTED)
+			wr->units += o->qty;
+		if (out != LG_ABANDONED)
+			hist_record(wr->latency, lat);
+	}
 	st->c.counts[out]++;
 	st->c.completed++;
 	e->tick.counts[out]++;
@@ -690,6 +759,22 @@ static void run_loop(struct engine *e)
 	publish(e, mono_ns() + 1000000000LL);
 }
 
+/* [bots] silent_connections: connections that never send a byte, as a
+ * flood that tries to hold every slot of the gateway; opened before the
+ * shoppers' own, held to the end. One the gateway closes stays closed. */
+static void open_silent(struct engine *e)
+{
+	for (unsigned i = 0; i < e->n_silent; i++) {
+		unsigned ep = (i * e->nthreads + e->tid) % e->sh->t->n;
+		int fd = socket(e->sh->addr[ep].ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (const struct sockaddr *)&e->sh->addr[ep], e->sh->addr_len[ep]) < 0) {
+			close(fd);
+			fd = -1;
+		}
+		e->silent[i] = fd;
+	}
+}
+
 void *engine_thread(void *arg)
 {
 	struct engine *e = arg;
@@ -706,8 +791,10 @@ void *engine_thread(void *arg)
 		fail(e, rc);
 	else
 		e->ring_ok = true;
-	if (e->ring_ok)
+	if (e->ring_ok) {
+		open_silent(e);
 		connect_all(e);
+	}
 	pthread_mutex_lock(&sh->mu);
 	sh->n_connected++;
 	sh->connected_total += e->n_idle;
@@ -745,6 +832,18 @@ int engine_init(struct engine *e, struct shared *sh, unsigned tid, unsigned nthr
 	/* Valid for a day: longer than any rehearsal, short enough to be a token. */
 	if (sh->sign_key && tokens_init(&e->tokens, sh->sign_key, p->user_prefix, p->users, 86400) < 0)
 		return -ENOMEM;
+	for (int k = WHO_SHOPPER + 1; k < WHO_N; k++)
+		e->bots |= p->bot_share[k] > 0;
+	/* The bots' tokens: signed by a key the gateway does not know (under
+	 * the run's kid), and real ones that expired an hour ago. */
+	if (e->bots && (tokens_init(&e->forged, &sh->forged_key, p->user_prefix, p->users, 86400) < 0 ||
+			tokens_init(&e->expired, sh->sign_key, p->user_prefix, p->users, -3600) < 0))
+		return -ENOMEM;
+	e->n_silent = p->silent_connections / nthreads + (tid < p->silent_connections % nthreads);
+	if (e->n_silent && !(e->silent = calloc(e->n_silent, sizeof(*e->silent))))
+		return -ENOMEM;
+	for (unsigned i = 0; i < e->n_silent; i++)
+		e->silent[i] = -1;
 	for (unsigned i = 0; i < e->n_conns; i++) {
 		e->conns[i].fd = -1;
 		/* Interleaved over threads and endpoints: every endpoint gets an
@@ -763,6 +862,12 @@ void engine_free(struct engine *e)
 	if (e->ring_ok)
 		io_uring_queue_exit(&e->ring);
 	tokens_free(&e->tokens);
+	tokens_free(&e->forged);
+	tokens_free(&e->expired);
+	for (unsigned i = 0; i < e->n_silent; i++)
+		if (e->silent[i] >= 0)
+			close(e->silent[i]);
+	free(e->silent);
 	lg_result_free(&e->r);
 	hist_free(e->tick_lat);
 	free(e->conns);

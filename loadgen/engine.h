@@ -59,6 +59,7 @@ struct shared {
 	char run_tag[16]; /* makes Idempotency-Keys unique to this run */
 	struct series *series;
 	const struct jwt_key *sign_key; /* NULL: orders carry no token */
+	struct jwt_key forged_key;      /* [bots] forged: sign_key's kid, another secret */
 	/* start-up: every thread connects, then all start on one clock */
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
@@ -93,6 +94,12 @@ struct engine {
 	uint64_t key_seq;
 	struct jobs jobs;
 	struct tokens tokens;
+	/* [bots] */
+	bool bots;
+	struct tokens forged, expired;
+	char xff[48];
+	int *silent; /* connections opened at the start and never spoken on */
+	unsigned n_silent;
 	/* the second being counted, published when it is over */
 	size_t cur_sec;
 	struct lg_second tick;

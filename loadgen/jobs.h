@@ -34,6 +34,7 @@ struct order_slot {
 	uint16_t attempts;    /* sent or scheduled */
 	uint16_t outstanding; /* queued, deferred or on a connection */
 	bool resolved;
+	uint8_t resolved_as; /* enum lg_outcome, once resolved */
 	uint32_t next_free;
 };
 

@@ -9,7 +9,7 @@
 const char *const lg_outcome_names[LG_OUTCOMES] = {
 	"202 accepted", "200 duplicate", "409 sold out", "409 limit", "409 in progress", "404",
 	"425/403 window", "4xx other", "503", "other", "conn errors", "timeouts",
-	"abandoned", "malformed ok", "malformed wrong",
+	"abandoned", "malformed ok", "malformed wrong", "401", "403", "429",
 };
 
 void mix_host_init(struct mix_host *h, const char *host, unsigned port)
@@ -51,6 +51,11 @@ static char *head(char *d, const char *method_path, const struct mix_host *h, st
 		d = fmt_put(d, auth.tok, auth.len);
 		d = PUTS(d, "\r\n");
 	}
+	if (auth.xff) {
+		d = PUTS(d, "X-Forwarded-For: ");
+		d = put_cstr(d, auth.xff);
+		d = PUTS(d, "\r\n");
+	}
 	return d;
 }
 
@@ -58,7 +63,10 @@ size_t mix_order_request(char *dst, const struct mix_host *h, const struct lg_pr
 			 const struct mix_order *o, struct mix_auth auth)
 {
 	char body[200];
-	size_t blen = order_body(body, p, o);
+	struct mix_order named = *o;
+	if (auth.body_user)
+		named.user = auth.body_user; /* an impostor's body */
+	size_t blen = order_body(body, p, &named);
 	char *d = head(dst, "POST /v1/orders", h, auth);
 	d = PUTS(d, "Content-Type: application/json\r\n");
 	if (o->key[0]) {
@@ -152,7 +160,9 @@ enum lg_outcome mix_classify(const struct resp *rs)
 	case 404: return LG_NOT_FOUND;
 	case 503: return LG_UNAVAILABLE;
 	case 425: return LG_WINDOW;
-	case 403: return body_status_is(rs, "ended") ? LG_WINDOW : LG_BAD_REQUEST;
+	case 401: return LG_UNAUTHORIZED;
+	case 403: return body_status_is(rs, "ended") ? LG_WINDOW : LG_FORBIDDEN;
+	case 429: return LG_THROTTLED;
 	case 409:
 		if (body_status_is(rs, "limit_exceeded"))
 			return LG_LIMIT;

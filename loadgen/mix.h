@@ -34,6 +34,9 @@ enum lg_outcome {
 	LG_ABANDONED,    /* the client reset the connection before the answer ([mix] abandon_share) */
 	LG_MALFORMED_OK, /* a malformed request got the status it must get */
 	LG_MALFORMED_WRONG,
+	LG_UNAUTHORIZED, /* 401: no token or a bad one */
+	LG_FORBIDDEN,    /* 403 but a sale's end: the token may not buy this */
+	LG_THROTTLED,    /* 429: over a rate or the connection cap */
 	LG_OUTCOMES
 };
 
@@ -51,6 +54,7 @@ static inline bool mix_retryable(enum lg_outcome o)
 
 struct mix_order {
 	unsigned user, sku, qty;
+	uint8_t who; /* enum prof_who */
 	char key[MIX_KEY_MAX]; /* "" for no Idempotency-Key */
 };
 
@@ -62,10 +66,14 @@ struct mix_host {
 
 void mix_host_init(struct mix_host *h, const char *host, unsigned port);
 
-/* A shopper's bearer token, or none (tok NULL). */
+/* Who the request says it is from: a bearer token (tok NULL: none), the
+ * user its body names (0: the order's own), and the address a load
+ * balancer would put in X-Forwarded-For (xff NULL: none). */
 struct mix_auth {
 	const char *tok;
 	size_t len;
+	unsigned body_user;
+	const char *xff;
 };
 
 /* Writes the request for o into dst (MIX_REQ_MAX bytes); returns its length. */

@@ -21,6 +21,9 @@ const char *const prof_malformed_names[MAL_KINDS] = {
 	"bad_json", "missing_field", "bad_qty", "bad_key",
 	"wrong_method", "unknown_path", "oversized", "bad_length",
 };
+const char *const prof_who_names[WHO_N] = {"shopper", "no_token", "forged", "expired",
+					   "impostor", "hammer", "sybil"};
+
 const unsigned prof_malformed_status[MAL_KINDS] = {400, 400, 400, 400, 405, 404, 413, 400};
 
 void prof_defaults(struct lg_profile *p)
@@ -139,6 +142,14 @@ static const struct key keys[] = {
 	K("mix", "malformed_kinds", V_KINDS, malformed_kinds, 0, 0),
 	K("mix", "abandon_share", V_SHARE, abandon_share, 0, 0),
 	K("mix", "abandon_after", V_DURATION_MS, abandon_after_ms, 1, 3600000),
+	K("bots", "no_token", V_SHARE, bot_share[WHO_NO_TOKEN], 0, 0),
+	K("bots", "forged", V_SHARE, bot_share[WHO_FORGED], 0, 0),
+	K("bots", "expired", V_SHARE, bot_share[WHO_EXPIRED], 0, 0),
+	K("bots", "impostor", V_SHARE, bot_share[WHO_IMPOSTOR], 0, 0),
+	K("bots", "hammer", V_SHARE, bot_share[WHO_HAMMER], 0, 0),
+	K("bots", "sybil", V_SHARE, bot_share[WHO_SYBIL], 0, 0),
+	K("bots", "silent_connections", V_U32, silent_connections, 0, 100000),
+	K("bots", "forwarded_for", V_BOOL, forwarded_for, 0, 0),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -472,6 +483,13 @@ int prof_check(const struct lg_profile *p, char *err, size_t err_len)
 			snprintf(err, err_len, "%s: [mix] malformed_share > 0 with no malformed_kinds", p->source);
 			return -EINVAL;
 		}
+	}
+	double bots = 0;
+	for (int k = WHO_SHOPPER + 1; k < WHO_N; k++)
+		bots += p->bot_share[k];
+	if (bots > 1.0) {
+		snprintf(err, err_len, "%s: [bots] the shares add up to more than 1 (%.3f)", p->source, bots);
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -55,6 +55,20 @@ enum prof_malformed {
 extern const char *const prof_malformed_names[MAL_KINDS];
 extern const unsigned prof_malformed_status[MAL_KINDS];
 
+/* Who sends an order: an honest shopper, or one of the bots of a [bots]
+ * section (each with its share of the arrivals). */
+enum prof_who {
+	WHO_SHOPPER = 0,
+	WHO_NO_TOKEN,  /* no Authorization at all */
+	WHO_FORGED,    /* a token under the run's kid, signed with another key */
+	WHO_EXPIRED,   /* a real token whose exp has passed */
+	WHO_IMPOSTOR,  /* someone's real token, another user's id in the body */
+	WHO_HAMMER,    /* one account, as fast as the schedule sends */
+	WHO_SYBIL,     /* many accounts behind one address */
+	WHO_N
+};
+extern const char *const prof_who_names[WHO_N];
+
 struct lg_profile {
 	char source[256]; /* the file, or "command line" */
 	/* [run] */
@@ -90,6 +104,10 @@ struct lg_profile {
 	bool malformed_kinds[MAL_KINDS];
 	double abandon_share;       /* orders whose client resets the connection ... */
 	unsigned abandon_after_ms;  /* ... up to this long after sending, if unanswered */
+	/* [bots]: each kind's share of the arrivals (WHO_SHOPPER's is the rest) */
+	double bot_share[WHO_N];
+	unsigned silent_connections; /* opened at the start and never spoken on */
+	bool forwarded_for; /* send X-Forwarded-For: each shopper's own address, the sybils' one */
 };
 
 /* Defaults: one 10 s stage at 1000/s, 10 SKUs, 10000 users, no retries. */

@@ -22,6 +22,36 @@ static void print_latency(FILE *out, const char *what, const struct hist *h)
 		ms(hist_percentile(h, 99.9)), ms(hist_max(h)));
 }
 
+static bool has_bots(const struct lg_profile *p)
+{
+	for (int k = WHO_SHOPPER + 1; k < WHO_N; k++)
+		if (p->bot_share[k] > 0)
+			return true;
+	return false;
+}
+
+/* [bots]: what each kind of sender sent, got and bought. */
+static void who_table(FILE *out, const struct lg_result *r)
+{
+	fprintf(out, "\n%-10s %9s %8s %8s %8s %8s %8s %8s %8s %9s %9s\n", "who", "requests", "202", "409", "401",
+		"403", "429", "other", "units", "p50 ms", "p99 ms");
+	for (int k = 0; k < WHO_N; k++) {
+		const struct lg_who_result *w = &r->who[k];
+		uint64_t n = 0;
+		for (int o = 0; o < LG_OUTCOMES; o++)
+			n += w->counts[o];
+		uint64_t c409 = w->counts[LG_SOLD_OUT] + w->counts[LG_LIMIT] + w->counts[LG_IN_PROGRESS];
+		uint64_t known = w->counts[LG_ACCEPTED] + c409 + w->counts[LG_UNAUTHORIZED] + w->counts[LG_FORBIDDEN] +
+				 w->counts[LG_THROTTLED];
+		fprintf(out, "%-10s %9" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64
+			     " %8" PRIu64 " %9.2f %9.2f\n",
+			prof_who_names[k], n, w->counts[LG_ACCEPTED], c409, w->counts[LG_UNAUTHORIZED],
+			w->counts[LG_FORBIDDEN], w->counts[LG_THROTTLED], n - known, w->units,
+			n ? (double)hist_percentile(w->latency, 50) / 1000 : 0,
+			n ? (double)hist_percentile(w->latency, 99) / 1000 : 0);
+	}
+}
+
 static void stage_row(FILE *out, const char *name, double secs, double scheduled,
 		      const struct lg_counts *c, const struct hist *lat)
 {
@@ -70,6 +100,8 @@ void report_text(FILE *out, const struct lg_profile *p, const struct lg_target *
 		fprintf(out, "tokens: %" PRIu64 " shoppers' tokens signed, %.1f us each (in flashload's threads, "
 			     "before their first order)\n",
 			r->tokens_signed, (double)r->sign_ns / 1000.0 / (double)r->tokens_signed);
+	if (has_bots(p))
+		who_table(out, r);
 	uint64_t mal = 0;
 	for (int k = 0; k < MAL_KINDS; k++)
 		mal += r->malformed_sent[k];
@@ -168,6 +200,14 @@ int report_json(const char *path, const struct lg_profile *p, const struct lg_ta
 		r->orders_failed, r->orders_abandoned, r->retries, r->double_clicks, r->key_conflicts);
 	fprintf(f, "  \"tokens\": {\"signed\": %" PRIu64 ", \"sign_us\": %.3f},\n", r->tokens_signed,
 		(double)r->sign_ns / 1000.0);
+	fprintf(f, "  \"who\": {");
+	for (int k = 0; k < WHO_N; k++) {
+		fprintf(f, "%s\"%s\": {\"counts\": ", k ? ", " : "", prof_who_names[k]);
+		json_counts(f, r->who[k].counts);
+		fprintf(f, ", \"units\": %" PRIu64 ", ", r->who[k].units);
+		json_hist(f, "latency_us", r->who[k].latency, "}");
+	}
+	fprintf(f, "},\n");
 	fprintf(f, "  \"malformed\": {");
 	for (int k = 0; k < MAL_KINDS; k++)
 		fprintf(f, "%s\"%s\": {\"sent\": %" PRIu64 ", \"expected_status\": %u, \"ok\": %" PRIu64 "}",

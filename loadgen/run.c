@@ -5,6 +5,8 @@
  */
 #include "run.h"
 
+#include <openssl/rand.h>
+
 #include <errno.h>
 #include <math.h>
 #include <netdb.h>
@@ -41,6 +43,9 @@ int lg_result_init(struct lg_result *r, unsigned n_stages)
 	r->gen_lag = hist_new();
 	if (!r->latency || !r->service || !r->order_latency || !r->send_lag || !r->gen_lag)
 		return -ENOMEM;
+	for (int k = 0; k < WHO_N; k++)
+		if (!(r->who[k].latency = hist_new()))
+			return -ENOMEM;
 	r->n_stages = n_stages;
 	for (unsigned k = 0; k < n_stages; k++) {
 		r->stages[k].latency = hist_new();
@@ -71,6 +76,12 @@ static int result_merge(struct lg_result *d, const struct lg_result *s)
 	hist_merge(d->latency, s->latency);
 	hist_merge(d->service, s->service);
 	hist_merge(d->order_latency, s->order_latency);
+	for (int k = 0; k < WHO_N; k++) {
+		for (int o = 0; o < LG_OUTCOMES; o++)
+			d->who[k].counts[o] += s->who[k].counts[o];
+		d->who[k].units += s->who[k].units;
+		hist_merge(d->who[k].latency, s->who[k].latency);
+	}
 	d->orders += s->orders;
 	d->orders_accepted += s->orders_accepted;
 	d->orders_refused += s->orders_refused;
@@ -104,6 +115,8 @@ void lg_result_free(struct lg_result *r)
 	hist_free(r->order_latency);
 	hist_free(r->send_lag);
 	hist_free(r->gen_lag);
+	for (int k = 0; k < WHO_N; k++)
+		hist_free(r->who[k].latency);
 	for (unsigned k = 0; k < r->n_stages; k++) {
 		hist_free(r->stages[k].latency);
 		hist_free(r->stages[k].service);
@@ -208,6 +221,15 @@ int lg_run(const struct lg_profile *p, const struct lg_target *t, struct lg_resu
 	int rc = lg_result_init(r, p->closed_loop ? 1 : p->n_stages);
 	if (rc < 0)
 		goto nomem;
+	bool bots = false;
+	for (int k = WHO_SHOPPER + 1; k < WHO_N; k++)
+		bots |= p->bot_share[k] > 0;
+	if (bots && !*p->sign_key) {
+		snprintf(err, err_len, "%s: [bots] need the run's sign key (--sign-key or [run] sign_key): their "
+				       "tokens are made from it", p->source);
+		rc = -EINVAL;
+		goto out;
+	}
 	if (*p->sign_key) {
 		char why[600];
 		if ((rc = jwt_signer_load(&key, p->sign_key, why, sizeof(why))) < 0) {
@@ -216,6 +238,14 @@ int lg_run(const struct lg_profile *p, const struct lg_target *t, struct lg_resu
 		}
 		have_key = true;
 		sh.sign_key = &key;
+		/* The forged bots' key: the real kid and alg, a secret of its own. */
+		sh.forged_key = (struct jwt_key){.alg = JWT_HS256, .secret_len = 32};
+		memcpy(sh.forged_key.kid, key.kid, sizeof(key.kid));
+		if (RAND_bytes(sh.forged_key.secret, 32) != 1) {
+			snprintf(err, err_len, "cannot make the forged bots' key: no randomness");
+			rc = -EIO;
+			goto out;
+		}
 	}
 	sched_init(&sh.sc, p);
 	snprintf(sh.run_tag, sizeof(sh.run_tag), "%llx",

@@ -66,6 +66,13 @@ struct lg_stage_result {
 	double scheduled;     /* requests the stage's schedule asked for */
 };
 
+/* What one kind of sender ([bots]) sent and got. */
+struct lg_who_result {
+	uint64_t counts[LG_OUTCOMES];
+	uint64_t units;       /* units its 202s bought */
+	struct hist *latency; /* us, from the intended send time */
+};
+
 struct lg_result {
 	struct lg_counts c;
 	double scheduled;            /* first tries the schedule asked for */
@@ -100,6 +107,7 @@ struct lg_result {
 	bool generator_limited;
 	bool conn_limited;      /* requests waited because every connection was busy */
 	uint64_t tokens_signed, sign_ns; /* shoppers' tokens made ([run] sign_key), and the time it took */
+	struct lg_who_result who[WHO_N];
 	int64_t started_unix_ms;
 };
 

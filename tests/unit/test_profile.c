@@ -117,8 +117,8 @@ static void test_shipped_profiles_load(void **state)
 {
 	(void)state;
 	const char *files[] = {"config/profiles/double11.ini", "config/profiles/soak.ini",
-			       "config/profiles/restock.ini"};
-	for (size_t i = 0; i < 3; i++) {
+			       "config/profiles/restock.ini", "config/profiles/bots.ini"};
+	for (size_t i = 0; i < 4; i++) {
 		struct lg_profile p;
 		char err[512] = "";
 		prof_defaults(&p);
@@ -127,6 +127,29 @@ static void test_shipped_profiles_load(void **state)
 		assert_true(p.n_stages >= 2);
 		assert_true(p.n_classes >= 1);
 	}
+}
+
+static void test_bots(void **state)
+{
+	(void)state;
+	struct lg_profile p;
+	char err[512] = "";
+	prof_defaults(&p);
+	assert_int_equal(prof_load(&p, write_tmp("[bots]\nno_token = 0.1\nsybil = 0.2\nsilent_connections = 50\n"
+						 "forwarded_for = yes\n[run]\nsign_key = /k/demo.hs256\n"),
+				   err, sizeof(err)),
+			 0);
+	assert_int_equal(prof_check(&p, err, sizeof(err)), 0);
+	assert_true(p.bot_share[WHO_NO_TOKEN] == 0.1 && p.bot_share[WHO_SYBIL] == 0.2);
+	assert_true(p.bot_share[WHO_HAMMER] == 0);
+	assert_int_equal(p.silent_connections, 50);
+	assert_true(p.forwarded_for);
+	assert_string_equal(p.sign_key, "/k/demo.hs256");
+	prof_defaults(&p);
+	assert_int_equal(prof_load(&p, write_tmp("[bots]\nforged = 0.6\nexpired = 0.6\n"), err, sizeof(err)), 0);
+	assert_int_equal(prof_check(&p, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "more than 1"));
+	unlink(path);
 }
 
 static void test_write_stock(void **state)
@@ -160,6 +183,7 @@ int main(void)
 		cmocka_unit_test(test_bad_lines_name_file_and_line),
 		cmocka_unit_test(test_t0_forms),
 		cmocka_unit_test(test_shipped_profiles_load),
+		cmocka_unit_test(test_bots),
 		cmocka_unit_test(test_write_stock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
