@@ -126,7 +126,7 @@ static const struct key keys[] = {
 	STR("identity", "issuer", identity_issuer, "", CLAIM_CHARS, "not an issuer (a URL or a name, no spaces)"),
 	STR("identity", "audience", identity_audience, "", CLAIM_CHARS, "not an audience (a URL or a name, no spaces)"),
 	U32("identity", "clock_skew_s", identity_clock_skew_s, 0, 3600, "30"),
-	U32("identity", "cache_entries", identity_cache_entries, 16, 1048576, "4096"),
+	U32("identity", "cache_entries", identity_cache_entries, 16, 1048576, "16384"),
 	U32("admission", "user_rate", user_rate, 0, 1000000, "20"),
 	U32("admission", "user_burst", user_burst, 1, 1000000, "40"),
 	U32("admission", "addr_rate", addr_rate, 0, 10000000, "0"),
