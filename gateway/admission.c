@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/hash.h"
 #include "worker.h"
 
 #define KEY_MAX 64
@@ -34,20 +35,6 @@ struct adm_conns {
 	uint32_t *count;
 	uint64_t mask;
 };
-
-/* FNV-1a, then mixed: keys are user ids and addresses, chosen by clients,
- * and only pick a slot (a match compares the key itself). */
-static uint64_t hash_key(const void *key, size_t n)
-{
-	const unsigned char *p = key;
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return h | 1; /* never 0, which marks a free slot */
-}
 
 static unsigned pow2_at_least(unsigned n)
 {
@@ -82,7 +69,7 @@ void adm_conns_free(struct adm_conns *ac)
 
 bool adm_conns_open(struct adm_conns *ac, const struct netaddr *a, uint32_t max)
 {
-	uint32_t *c = &ac->count[hash_key(a->b, sizeof(a->b)) & ac->mask];
+	uint32_t *c = &ac->count[hash_bytes(a->b, sizeof(a->b)) & ac->mask];
 	uint32_t n = __atomic_load_n(c, __ATOMIC_RELAXED);
 	do {
 		if (max && n >= max)
@@ -93,7 +80,7 @@ bool adm_conns_open(struct adm_conns *ac, const struct netaddr *a, uint32_t max)
 
 void adm_conns_close(struct adm_conns *ac, const struct netaddr *a)
 {
-	__atomic_fetch_sub(&ac->count[hash_key(a->b, sizeof(a->b)) & ac->mask], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&ac->count[hash_bytes(a->b, sizeof(a->b)) & ac->mask], 1, __ATOMIC_RELAXED);
 }
 
 static int table_init(struct table *t, unsigned entries, uint32_t rate, uint32_t burst)
@@ -161,7 +148,7 @@ static uint32_t take(struct bucket *b, uint32_t rate, uint32_t burst, int64_t no
 /* The key's bucket: found, or a slot taken over for it (full). */
 static struct bucket *lookup(struct table *t, const void *key, size_t n, int64_t now)
 {
-	uint64_t h = hash_key(key, n);
+	uint64_t h = hash_bytes(key, n);
 	struct bucket *b0 = &t->v[h & t->mask], *b1 = &t->v[(h ^ 1) & t->mask];
 	if (b0->hash == h && b0->key_len == n && memcmp(b0->key, key, n) == 0)
 		return b0;

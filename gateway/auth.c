@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../core/hash.h"
 #include "worker.h"
 
 /* Longer tokens are checked every time: a token with many claims is rare,
@@ -66,15 +67,6 @@ void auth_destroy(struct worker *w)
 	w->auth = NULL;
 }
 
-static uint64_t hash_token(const char *s, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-	h ^= h >> 29;
-	return h | 1;
-}
-
 static enum metrics_refusal refusal_of(enum jwt_result r)
 {
 	switch (r) {
@@ -122,7 +114,7 @@ enum metrics_refusal auth_check(struct worker *w, const char *hdr, size_t len, c
 	const char *tok = hdr + 7;
 	size_t n = len - 7;
 
-	uint64_t h = hash_token(tok, n);
+	uint64_t h = hash_bytes(tok, n);
 	struct entry *e = n <= CACHED_TOKEN_MAX ? lookup(a, h, tok, n) : NULL;
 	if (e && e->hash == h) {
 		e->used_ms = w->now_mono_ms;

@@ -378,6 +378,7 @@ def one_address_cannot_hold_every_connection():
                             admission__addr_max_connections=6)
     ENV.load_stock(conf, [("cc1", 100, 50)])
     with Gateway(ENV, conf) as gw:
+        time.sleep(0.5)  # the start-up probe's own connection is gone, and uncounted
         silent = [socket.create_connection(("127.0.0.1", ENV.gw_port)) for _ in range(6)]
         time.sleep(0.3)
         c = Conn(ENV.gw_port)
