@@ -502,6 +502,41 @@ def bots_take_nothing_and_shoppers_keep_their_latency():
     expect(p99_ms < 500, "honest shoppers' p99 %.1f ms" % p99_ms)
 
 
+@test
+def issuer_and_audience_are_checked_when_configured():
+    conf = ENV.write_config("issaud.conf", identity__issuer="https://auth.shop.test",
+                            identity__audience="d11-2026")
+    ENV.load_stock(conf, [("ia1", 100, 50)])
+    exp = int(time.time()) + 600
+    with Gateway(ENV, conf):
+        good = jwt_hs256({"sub": "ida", "exp": exp, "iss": "https://auth.shop.test", "aud": ["web", "d11-2026"]})
+        eq(order(ENV.gw_port, "ida", "ia1", token=good).status, 202, "the right issuer and audience")
+        for reason, claims in [("bad_issuer", {"iss": "https://evil.test", "aud": "d11-2026"}),
+                               ("bad_issuer", {"aud": "d11-2026"}),
+                               ("bad_audience", {"iss": "https://auth.shop.test", "aud": "bf-2026"}),
+                               ("bad_audience", {"iss": "https://auth.shop.test"})]:
+            claims.update({"sub": "ida", "exp": exp})
+            r = order(ENV.gw_port, "ida", "ia1", token=jwt_hs256(claims))
+            eq((r.status, r.json()["reason"]), (401, reason), "claims %s" % claims)
+
+
+@test
+def the_instance_rate_is_shared_by_everyone():
+    """instance_rate is the instance's, split over its workers: with one
+    worker, a burst of 4 and then 1/s, 4 of 12 distinct shoppers get in."""
+    conf = ENV.write_config(server__admin_token=ADMIN, server__workers=1, admission__instance_rate=1,
+                            admission__instance_burst=4, server__max_pipeline=64)
+    ENV.load_stock(conf, [("ir1", 100, 50)])
+    with Gateway(ENV, conf):
+        reqs = [request("POST", "/v1/orders", json.dumps({"user_id": "ir%d" % i, "sku": "ir1", "qty": 1}))
+                for i in range(12)]
+        answers = pipeline(ENV.gw_port, reqs)
+        codes = [a.status for a in answers]
+        eq((codes.count(202), codes.count(429)), (4, 8), "admitted, throttled (codes %s)" % codes)
+        eq({a.json()["reason"] for a in answers if a.status == 429}, {"instance_rate"}, "the reason")
+        eq(refused(ENV.gw_port, 429, "instance_rate"), 8, "counted")
+
+
 if __name__ == "__main__":
     import sys
     sys.exit(run_tests(TESTS, "admission"))

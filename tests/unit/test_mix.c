@@ -35,7 +35,7 @@ static void test_order_request_bytes(void **state)
 	static char tok[TOKENS_TOKEN_MAX];
 	memset(tok, 'x', sizeof(tok) - 1);
 	strcpy(o.key, "fl0123456789-0123456789-012345678901234");
-	n = mix_order_request(buf, &h, &p, &o, (struct mix_auth){tok, sizeof(tok) - 1});
+	n = mix_order_request(buf, &h, &p, &o, (struct mix_auth){.tok = tok, .len = sizeof(tok) - 1});
 	assert_true(n <= MIX_REQ_MAX);
 	buf[n] = '\0';
 	assert_non_null(strstr(buf, "\r\nAuthorization: Bearer xxx"));
@@ -98,7 +98,13 @@ static void test_outcomes(void **state)
 	assert_int_equal(answer("409 Conflict", "{\"status\":\"in_progress\",\"order_id\":\"1\"}"), LG_IN_PROGRESS);
 	assert_int_equal(answer("425 Too Early", "{\"status\":\"not_started\"}"), LG_WINDOW);
 	assert_int_equal(answer("403 Forbidden", "{\"status\":\"ended\"}"), LG_WINDOW);
-	assert_int_equal(answer("403 Forbidden", "{\"status\":\"other\"}"), LG_BAD_REQUEST);
+	assert_int_equal(answer("403 Forbidden", "{\"status\":\"forbidden\",\"reason\":\"user_mismatch\"}"),
+			 LG_FORBIDDEN);
+	assert_int_equal(answer("401 Unauthorized", "{\"status\":\"unauthorized\",\"reason\":\"expired\"}"),
+			 LG_UNAUTHORIZED);
+	assert_int_equal(answer("429 Too Many Requests", "{\"status\":\"too_many_requests\"}"), LG_THROTTLED);
+	assert_false(mix_retryable(LG_THROTTLED) || mix_retryable(LG_UNAUTHORIZED));
+	assert_int_equal(answer("422 Unprocessable Content", "{}"), LG_BAD_REQUEST);
 	assert_int_equal(answer("404 Not Found", "{}"), LG_NOT_FOUND);
 	assert_int_equal(answer("503 Service Unavailable", "{}"), LG_UNAVAILABLE);
 	assert_int_equal(answer("500 Internal Server Error", ""), LG_OTHER_STATUS);
