@@ -261,7 +261,8 @@ static void fill_series(double **v, const struct lg_profile *p, const struct lg_
 		v[S_OK][i] = (double)(c[LG_ACCEPTED] + c[LG_DUPLICATE]);
 		v[S_SOLD][i] = (double)c[LG_SOLD_OUT];
 		v[S_LIMIT][i] = (double)c[LG_LIMIT];
-		v[S_REFUSED][i] = (double)(c[LG_IN_PROGRESS] + c[LG_NOT_FOUND] + c[LG_WINDOW] + c[LG_BAD_REQUEST]);
+		v[S_REFUSED][i] = (double)(c[LG_IN_PROGRESS] + c[LG_NOT_FOUND] + c[LG_WINDOW] + c[LG_BAD_REQUEST] +
+					   c[LG_UNAUTHORIZED] + c[LG_FORBIDDEN] + c[LG_THROTTLED]);
 		v[S_UNAVAIL][i] = (double)c[LG_UNAVAILABLE];
 		v[S_ERR][i] = (double)(c[LG_CONN_ERROR] + c[LG_TIMEOUT] + c[LG_OTHER_STATUS] +
 				       c[LG_MALFORMED_WRONG]);
