@@ -29,7 +29,7 @@ DEP_CFLAGS := $(shell pkg-config --cflags liburing hiredis rdkafka inih libcrypt
 DEP_LIBS   := $(shell pkg-config --libs liburing hiredis rdkafka inih libcrypto 2>/dev/null)
 
 CORE_SRC    := core/fmt.c core/http.c core/order.c core/oid.c core/cfg.c core/hist.c core/tscan.c core/bucket.c core/rcl.c \
-               core/stockcsv.c core/kprops.c core/jwt.c core/netaddr.c
+               core/stockcsv.c core/kprops.c core/jwt.c core/netaddr.c core/proxyproto.c
 GATEWAY_SRC := gateway/main.c gateway/worker.c gateway/conn.c gateway/flow.c \
                gateway/resv.c gateway/kpub.c gateway/script.c gateway/stock.c \
                gateway/reconcile.c gateway/skucache.c gateway/admin.c gateway/rebal.c gateway/rlink.c gateway/metrics.c \
@@ -42,7 +42,7 @@ LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c \
 LG_UNIT_TESTS := tests/unit/test_sched tests/unit/test_profile tests/unit/test_mix tests/unit/test_jobs
 UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
                tests/unit/test_oid tests/unit/test_fmt tests/unit/test_hist tests/unit/test_bucket tests/unit/test_rcl \
-               tests/unit/test_metrics tests/unit/test_stockcsv tests/unit/test_kprops tests/unit/test_jwt tests/unit/test_netaddr $(LG_UNIT_TESTS)
+               tests/unit/test_metrics tests/unit/test_stockcsv tests/unit/test_kprops tests/unit/test_jwt tests/unit/test_netaddr tests/unit/test_proxyproto $(LG_UNIT_TESTS)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
@@ -169,7 +169,7 @@ build/fuzz/fuzz_stockcsv: tests/fuzz/fuzz_stockcsv.c core/stockcsv.c core/order.
 build/fuzz/fuzz_kprops: tests/fuzz/fuzz_kprops.c core/kprops.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -lrdkafka -o $@
-build/fuzz/fuzz_jwt: tests/fuzz/fuzz_jwt.c core/jwt.c core/netaddr.c core/order.c core/oid.c core/fmt.c
+build/fuzz/fuzz_jwt: tests/fuzz/fuzz_jwt.c core/jwt.c core/netaddr.c core/proxyproto.c core/order.c core/oid.c core/fmt.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -lcrypto -o $@
 fuzz-run: fuzz

@@ -37,6 +37,7 @@ struct key {
 static const char *const compression_words[] = {"none", "lz4", "zstd", "snappy", "gzip", NULL};
 static const char *const policy_words[] = {"complete", "release", NULL};
 static const char *const identity_words[] = {"jwt", "off", NULL};
+static const char *const onoff_words[] = {"off", "on", NULL};
 
 #define U32(sec, nm, field, lo, hi, dflt) \
 	{sec, nm, KEY_U32, offsetof(struct cfg, field), 0, lo, hi, dflt, NULL, NULL, NULL}
@@ -137,6 +138,7 @@ static const struct key keys[] = {
 	U32("admission", "table_entries", admission_table_entries, 64, 16777216, "65536"),
 	STR("admission", "trusted_proxies", trusted_proxies, "", PROXIES_CHARS,
 	    "not a list of IP addresses or CIDR ranges"),
+	WORD("admission", "proxy_protocol", proxy_protocol, "off", onoff_words),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

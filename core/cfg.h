@@ -100,6 +100,7 @@ struct cfg {
 	uint32_t instance_rate, instance_burst;
 	uint32_t admission_table_entries;
 	char trusted_proxies[CFG_PROXIES_MAX];
+	char proxy_protocol[CFG_WORD_MAX]; /* "on": trusted proxies send a PROXY header first */
 	/* Not a key: trusted_proxies parsed by cfg_load. */
 	struct netaddr_list trusted_proxy_list;
 };

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "../core/http.h"
+#include "../core/proxyproto.h"
 #include "admission.h"
 #include "flow.h"
 #include "worker.h"
@@ -35,6 +36,9 @@
 /* How long a connection closed after an error keeps reading (and
  * discarding) so the client receives the answer instead of a reset. */
 #define LINGER_MS 2000
+/* New connections that may wait, accepted, for the slot of an idle one
+ * being closed for them (a worker at max_connections). */
+#define ACCEPT_WAIT_MAX 64
 /* Unread provided buffers one connection may hold before its recv pauses. */
 #define PB_MAX 4
 #define BGID 1
@@ -59,7 +63,10 @@ struct conn {
 	bool starved;     /* the ring ran dry: next read is a plain recv */
 	bool cancel_sent;
 	bool addr_counted; /* counted in the instance's per-address table */
+	bool want_proxy;   /* a PROXY protocol header must come first */
+	bool evicted;      /* closed to make room; its slot is awaited */
 	struct netaddr peer;
+	struct netaddr client; /* the PROXY header's source, else the peer */
 	int32_t pb_head, pb_tail; /* unread provided buffers, oldest first */
 	uint16_t pb_n;
 	int64_t linger_until_ms;
@@ -95,6 +102,10 @@ struct conns {
 	/* Connections turned away or evicted, for a log line a second. */
 	int64_t refused_logged_ms;
 	uint64_t refused_unlogged, evicted_unlogged;
+	/* Accepted connections waiting for an evicted one's slot, oldest first. */
+	int wait_fd[ACCEPT_WAIT_MAX];
+	struct netaddr wait_peer[ACCEPT_WAIT_MAX];
+	unsigned nwait, evicting;
 };
 
 int conns_init(struct worker *w)
@@ -136,6 +147,8 @@ void conns_destroy(struct worker *w)
 	for (unsigned i = 0; i < cs->n; i++)
 		if (cs->all[i].in_use && cs->all[i].fd >= 0)
 			close(cs->all[i].fd);
+	for (unsigned i = 0; i < cs->nwait; i++)
+		close(cs->wait_fd[i]);
 	if (cs->br_registered && w->ring_ready)
 		io_uring_unregister_buf_ring(&w->ring, BGID);
 	free(cs->br);
@@ -243,10 +256,11 @@ unsigned conns_open(const struct worker *w)
 	return w->conns->open;
 }
 
-const struct netaddr *conn_peer(const struct conn *c)
+const struct netaddr *conn_client(const struct conn *c)
 {
-	return &c->peer;
+	return &c->client;
 }
+
 
 static void mark_dirty(struct worker *w, struct conn *c)
 {
@@ -269,6 +283,9 @@ static void maybe_release(struct worker *w, struct conn *c)
 	if (c->addr_counted)
 		adm_conns_close(w->shared->conns, &c->peer);
 	c->addr_counted = false;
+	if (c->evicted)
+		cs->evicting--;
+	c->evicted = false;
 	c->fd = -1;
 	c->in_use = false;
 	c->gen++;
@@ -320,6 +337,8 @@ static bool evict_idle(struct worker *w)
 		return false;
 	w->stats.conns_evicted++;
 	cs->evicted_unlogged++;
+	oldest->evicted = true;
+	cs->evicting++;
 	conn_close(w, oldest);
 	return true;
 }
@@ -362,6 +381,46 @@ static void turn_away(struct worker *w, int fd, enum metrics_refusal why)
 	log_refusals(w);
 }
 
+/* Gives an accepted socket a free slot: the per-address cap, then the
+ * connection's state. */
+static void adopt(struct worker *w, int res, const struct netaddr *peer_addr)
+{
+	struct conns *cs = w->conns;
+	struct conn *c = cs->free;
+	struct netaddr peer = *peer_addr;
+	bool exempt = netaddr_in_list(&w->cfg->trusted_proxy_list, &peer);
+	if (!exempt && !adm_conns_open(w->shared->conns, &peer, w->cfg->addr_max_connections)) {
+		turn_away(w, res, REF_ADDR_CONNECTIONS);
+		return;
+	}
+	c->addr_counted = !exempt;
+	c->peer = c->client = peer;
+	/* Only a trusted balancer may say whose a connection is. */
+	c->want_proxy = exempt && strcmp(w->cfg->proxy_protocol, "on") == 0;
+	c->evicted = false;
+	log_refusals(w);
+	cs->free = c->next;
+	cs->open++;
+	int one = 1;
+	if (setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		worker_log(w, "conn: TCP_NODELAY: %s", strerror(errno));
+	c->fd = res;
+	c->in_use = true;
+	c->recv_armed = c->send_armed = c->closing = c->read_eof = false;
+	c->stop_input = c->lingering = c->stalled = c->dirty = c->sent_continue = false;
+	c->on_stalled = c->on_linger = false;
+	c->multishot = c->starved = c->cancel_sent = false;
+	c->pb_head = c->pb_tail = -1;
+	c->pb_n = 0;
+	c->q_head = c->q_tail = NULL;
+	c->q_len = 0;
+	c->in_off = c->in_len = c->out_sent = c->out_len = 0;
+	c->next = c->next_stalled = c->next_linger = NULL;
+	c->idle_since_ms = w->now_mono_ms;
+	c->partial_since_ms = 0;
+	mark_dirty(w, c);
+}
+
 void conn_on_accept(struct worker *w, int res)
 {
 	struct conns *cs = w->conns;
@@ -385,39 +444,18 @@ void conn_on_accept(struct worker *w, int res)
 	/* Keep a few slots free: the evicted connection's slot returns a turn later. */
 	if (cs->n - cs->open <= 1 + cs->n / 64)
 		evict_idle(w);
-	struct conn *c = cs->free;
-	if (!c) {
-		turn_away(w, res, REF_WORKER_FULL);
+	if (cs->free && !cs->nwait) {
+		adopt(w, res, &peer);
 		return;
 	}
-	bool exempt = netaddr_in_list(&w->cfg->trusted_proxy_list, &peer);
-	if (!exempt && !adm_conns_open(w->shared->conns, &peer, w->cfg->addr_max_connections)) {
-		turn_away(w, res, REF_ADDR_CONNECTIONS);
+	/* Full: wait, accepted, for a slot an eviction frees, if one is coming
+	 * for it (or can be made to), else say no. */
+	if (cs->nwait < ACCEPT_WAIT_MAX && (cs->evicting > cs->nwait || evict_idle(w))) {
+		cs->wait_fd[cs->nwait] = res;
+		cs->wait_peer[cs->nwait++] = peer;
 		return;
 	}
-	c->addr_counted = !exempt;
-	c->peer = peer;
-	log_refusals(w);
-	cs->free = c->next;
-	cs->open++;
-	int one = 1;
-	if (setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-		worker_log(w, "conn: TCP_NODELAY: %s", strerror(errno));
-	c->fd = res;
-	c->in_use = true;
-	c->recv_armed = c->send_armed = c->closing = c->read_eof = false;
-	c->stop_input = c->lingering = c->stalled = c->dirty = c->sent_continue = false;
-	c->on_stalled = c->on_linger = false;
-	c->multishot = c->starved = c->cancel_sent = false;
-	c->pb_head = c->pb_tail = -1;
-	c->pb_n = 0;
-	c->q_head = c->q_tail = NULL;
-	c->q_len = 0;
-	c->in_off = c->in_len = c->out_sent = c->out_len = 0;
-	c->next = c->next_stalled = c->next_linger = NULL;
-	c->idle_since_ms = w->now_mono_ms;
-	c->partial_since_ms = 0;
-	mark_dirty(w, c);
+	turn_away(w, res, REF_WORKER_FULL);
 }
 
 static struct conn *lookup(struct worker *w, uint32_t index, uint32_t gen)
@@ -517,9 +555,42 @@ static void compact(struct conn *c)
 	c->in_off = 0;
 }
 
+/* A trusted balancer's PROXY header, before the first request: 1 when it
+ * is in (or none was due), 0 when more bytes are needed, -1 when it was
+ * refused (answered 400; the connection closes). */
+static int take_proxy_header(struct worker *w, struct conn *c)
+{
+	struct proxyproto pp;
+	if (!c->want_proxy)
+		return 1;
+	int rc = proxyproto_parse(c->in + c->in_off, unparsed(c), &pp);
+	if (rc == PROXYPROTO_INCOMPLETE)
+		return 0;
+	if (rc < 0) {
+		struct req *r = flow_alloc(w, c);
+		c->stop_input = true;
+		c->want_proxy = false;
+		if (r) {
+			enqueue(c, r);
+			flow_reject(w, r, 400, "expected a PROXY protocol header from this load balancer");
+		}
+		return -1;
+	}
+	c->want_proxy = false;
+	if (pp.has_client)
+		c->client = pp.client;
+	c->in_off += (uint32_t)rc;
+	return 1;
+}
+
 static void process_input(struct worker *w, struct conn *c)
 {
 	struct conns *cs = w->conns;
+	if (take_proxy_header(w, c) <= 0) {
+		if (unparsed(c) > 0 && !c->partial_since_ms)
+			c->partial_since_ms = w->now_mono_ms; /* a header that never ends times out */
+		return;
+	}
 	uint32_t pos = c->in_off;
 
 	while (!c->stop_input && c->q_len < w->cfg->max_pipeline &&
@@ -739,6 +810,18 @@ void conn_on_send(struct worker *w, uint32_t index, uint32_t gen, int res)
 void conns_before_wait(struct worker *w)
 {
 	struct conns *cs = w->conns;
+
+	/* Connections that waited for an evicted one's slot, in order. */
+	unsigned taken = 0;
+	while (taken < cs->nwait && cs->free) {
+		adopt(w, cs->wait_fd[taken], &cs->wait_peer[taken]);
+		taken++;
+	}
+	if (taken) {
+		memmove(cs->wait_fd, cs->wait_fd + taken, (cs->nwait - taken) * sizeof(cs->wait_fd[0]));
+		memmove(cs->wait_peer, cs->wait_peer + taken, (cs->nwait - taken) * sizeof(cs->wait_peer[0]));
+		cs->nwait -= taken;
+	}
 
 	/* Stalled connections go first once requests are free again. */
 	while (cs->stalled && flow_has_free(w)) {

@@ -49,8 +49,9 @@ void conns_drain(struct worker *w);
 /* Connections open (for the drain). */
 unsigned conns_open(const struct worker *w);
 
-/* The address c was accepted from. */
+/* Who c is from: the address it was accepted from, or behind a trusted
+ * load balancer that speaks the PROXY protocol, the client it named. */
 struct netaddr;
-const struct netaddr *conn_peer(const struct conn *c);
+const struct netaddr *conn_client(const struct conn *c);
 
 #endif

@@ -294,11 +294,12 @@ static void refuse(struct worker *w, struct req *r, enum metrics_refusal why, ui
 	answer_with(w, r, status, extra[0] ? extra : NULL, body);
 }
 
-/* The client: the peer, or behind a trusted proxy what its
- * X-Forwarded-For says (netaddr_forwarded_client). */
+/* The client: the connection's (its peer, or the PROXY header's), or
+ * behind a trusted proxy what its X-Forwarded-For says
+ * (netaddr_forwarded_client). */
 static int client_addr(struct worker *w, struct req *r, const struct http_request *hr, struct netaddr *out)
 {
-	*out = *conn_peer(r->conn);
+	*out = *conn_client(r->conn);
 	if (!hr->forwarded_for || !netaddr_in_list(&w->cfg->trusted_proxy_list, out))
 		return 0;
 	return netaddr_forwarded_client(&w->cfg->trusted_proxy_list, hr->forwarded_for, hr->forwarded_for_len, out);

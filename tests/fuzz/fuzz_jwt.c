@@ -5,16 +5,20 @@
  *   1: the rest is the claims JSON, signed here with that key and checked,
  *      so the claims parser sees every input (a random token never gets
  *      past the signature);
- *   2: the rest is an X-Forwarded-For value from a trusted proxy.
+ *   2: the rest is an X-Forwarded-For value from a trusted proxy;
+ *   3: the rest is the start of a connection from a trusted load balancer
+ *      (core/proxyproto.c's PROXY protocol header).
  * Oracle: nothing crashes, and an accepted token's claims are well formed
  * (sub a user id, SKUs identifiers, at most JWT_SKUS_MAX of them). Build
  * and run: make fuzz && build/fuzz/fuzz_jwt tests/fuzz/corpus/jwt */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../core/jwt.h"
 #include "../../core/netaddr.h"
+#include "../../core/proxyproto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -40,10 +44,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct jwt_claims c;
 	const char *rest = (const char *)data + 1;
 	size_t n = size - 1;
-	if (data[0] % 3 == 0) {
+	if (data[0] % 4 == 3) {
+		struct proxyproto pp;
+		int rc = proxyproto_parse(rest, n, &pp);
+		if (rc > 0 && (size_t)rc > n)
+			abort(); /* a header longer than what arrived */
+		if (rc == 0 || (rc < 0 && rc != PROXYPROTO_INCOMPLETE && rc != -EBADMSG))
+			abort();
+	} else if (data[0] % 4 == 0) {
 		if (jwt_verify(&ks, NULL, rest, n, &policy, 1800000000, &c) == JWT_OK)
 			check_claims(&c);
-	} else if (data[0] % 3 == 1) {
+	} else if (data[0] % 4 == 1) {
 		char claims[1024], tok[JWT_TOKEN_MAX];
 		if (n >= sizeof(claims))
 			return 0;

@@ -187,6 +187,11 @@ class Gateway:
                     return
             except OSError:
                 time.sleep(0.05)
+        # Not left running: with SO_REUSEPORT it would take a share of the
+        # next tests' connections on the same port.
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
         raise AssertionError("flashgate did not answer /healthz within 20 s")
 
     def stop(self, timeout=30):
@@ -226,8 +231,11 @@ class Response:
 class Conn:
     """One keep-alive client connection that reads whole responses."""
 
-    def __init__(self, port, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=10, source=None):
+        """source: the local address to connect from (another loopback
+        address plays a load balancer)."""
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
 
     def send(self, data):

@@ -537,6 +537,47 @@ def the_instance_rate_is_shared_by_everyone():
         eq(refused(ENV.gw_port, 429, "instance_rate"), 8, "counted")
 
 
+@test
+def a_load_balancer_names_the_client_with_the_proxy_protocol():
+    # The balancer connects from 127.0.0.2; the harness's own probes come
+    # from 127.0.0.1, untrusted, and speak plain HTTP.
+    conf = ENV.write_config("pp.conf", server__workers=1, admission__trusted_proxies="127.0.0.2",
+                            admission__proxy_protocol="on", admission__addr_rate=1, admission__addr_burst=2,
+                            admission__user_rate=0)
+    ENV.load_stock(conf, [("pp1", 1000, 1000)])
+
+    def orders(header, users):
+        c = Conn(ENV.gw_port, source="127.0.0.2")
+        try:
+            c.send(header)
+            out = []
+            for u in users:
+                c.send(request("POST", "/v1/orders", order_body(u, "pp1")))
+                out.append(c.read().status)
+            return out
+        finally:
+            c.close()
+
+    v2 = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + bytes([192, 0, 2, 77, 127, 0, 0, 1]) + b"\xdc\x04\x01\xbb")
+    with Gateway(ENV, conf):
+        eq(orders(b"PROXY TCP4 192.0.2.66 127.0.0.1 56324 18180\r\n", ["a1", "a2", "a3"]), [202, 202, 429],
+           "one client behind the balancer (v1), its address rate")
+        eq(orders(v2, ["b1"]), [202], "another client (v2)")
+        eq(orders(b"PROXY TCP4 192.0.2.66 127.0.0.1 1 2\r\n", ["a4"]), [429], "the first client again")
+        eq(orders(b"PROXY UNKNOWN\r\n", ["h1"]), [202], "a health check's connection is the balancer's own")
+        eq(orders(b"PROXY TCP4 192.0.2.66 127.0.0.1 1 2\r\n"[:20], []), [], "half a header, then gone")
+        plain = Conn(ENV.gw_port)
+        plain.send(b"PROXY TCP4 192.0.2.99 127.0.0.1 1 2\r\n\r\n")  # to HTTP, a head
+        eq(plain.read().status, 400, "a header from a client that is not a balancer is not believed")
+        plain.close()
+        c = Conn(ENV.gw_port, source="127.0.0.2")
+        c.send(request("POST", "/v1/orders", order_body("n1", "pp1")))
+        r = c.read()
+        eq(r.status, 400, "no header from a balancer that must send one")
+        expect("PROXY" in r.json()["error"], "says why: %s" % r.body)
+        expect(c.closed_by_server(), "and closes")
+
+
 if __name__ == "__main__":
     import sys
     sys.exit(run_tests(TESTS, "admission"))
