@@ -444,13 +444,15 @@ void conn_on_accept(struct worker *w, int res)
 	/* Keep a few slots free: the evicted connection's slot returns a turn later. */
 	if (cs->n - cs->open <= 1 + cs->n / 64)
 		evict_idle(w);
-	if (cs->free && !cs->nwait) {
+	unsigned nfree = cs->n - cs->open;
+	if (nfree > cs->nwait && !cs->nwait) {
 		adopt(w, res, &peer);
 		return;
 	}
-	/* Full: wait, accepted, for a slot an eviction frees, if one is coming
-	 * for it (or can be made to), else say no. */
-	if (cs->nwait < ACCEPT_WAIT_MAX && (cs->evicting > cs->nwait || evict_idle(w))) {
+	/* Behind others that wait, or full: wait, accepted, for a slot that is
+	 * free or an eviction frees, if there is one for it (or one can be
+	 * made), else say no. */
+	if (cs->nwait < ACCEPT_WAIT_MAX && (nfree + cs->evicting > cs->nwait || evict_idle(w))) {
 		cs->wait_fd[cs->nwait] = res;
 		cs->wait_peer[cs->nwait++] = peer;
 		return;
