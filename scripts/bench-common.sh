@@ -6,8 +6,8 @@
 
 gw_pid=
 # The gateway verifies the demo key by default ([identity] keys); flashload
-# signs every shopper's token with its private half, as a sale would.
-FG_SIGN_KEY=${FG_SIGN_KEY:-.run/keys/sign/demo.pem}
+# signs every shopper's token with the same secret, as an auth service would.
+FG_SIGN_KEY=${FG_SIGN_KEY:-.run/keys/sign/demo.hs256}
 
 bench_stop_gateway() {
 	if [ -n "$gw_pid" ]; then

@@ -47,8 +47,8 @@ done
 echo
 echo "== the sale: $profile (rates x $scale), open loop, then verify the books"
 # Each shopper's token signed with the demo key, as the shop's auth service
-# would (config/flashgate.conf verifies its public half).
-bin/flashload --target 127.0.0.1:18080 --profile "$profile" --scale "$scale" --sign-key .run/keys/sign/demo.pem \
+# would (config/flashgate.conf's [identity] keys holds the same HS256 secret).
+bin/flashload --target 127.0.0.1:18080 --profile "$profile" --scale "$scale" --sign-key .run/keys/sign/demo.hs256 \
 	--verify --config "$conf" --json "$run/demo-report.json" --html "$run/demo-report.html"
 echo
 prefix=$(sed -n 's/^sku_prefix *= *//p' "$profile")

@@ -81,7 +81,7 @@ baseline_at=$((ramp_s + 60))
 
 echo "== soak: $profile (rates x $scale) against 127.0.0.1:$gw_port; samples every ${sample_s}s in $run/soak-samples.csv"
 bin/flashload --target "127.0.0.1:$gw_port" --profile "$profile" --scale "$scale" --quiet \
-	--sign-key .run/keys/sign/demo.pem \
+	--sign-key .run/keys/sign/demo.hs256 \
 	--verify --config "$conf" --json "$run/soak-report.json" --html "$run/soak-report.html" \
 	>"$run/flashload.out" 2>&1 &
 load_pid=$!
