@@ -49,7 +49,7 @@ const char *jwt_result_word(enum jwt_result r)
 	return (unsigned)r < JWT_RESULT_N ? result_words[r] : "unknown";
 }
 
-static const char *alg_name(enum jwt_alg a)
+const char *jwt_alg_name(enum jwt_alg a)
 {
 	return a == JWT_HS256 ? "HS256" : a == JWT_EDDSA ? "EdDSA" : "ES256";
 }
@@ -382,7 +382,7 @@ struct claims_ctx {
 	struct jwt_claims *c;
 	const struct jwt_policy *policy;
 	unsigned seen;
-	bool has_exp, has_nbf, iss_ok, aud_ok;
+	bool iss_ok, aud_ok;
 	int64_t nbf;
 	enum jwt_result why;
 };
@@ -458,14 +458,10 @@ static int claims_member(const char *name, struct js *j, void *user)
 		c->sub_len = (uint8_t)n;
 		return 0;
 	}
-	if (strcmp(name, "exp") == 0) {
-		x->has_exp = true;
+	if (strcmp(name, "exp") == 0)
 		return once(x, SEEN_EXP) ? js_int(j, &c->exp) : -1;
-	}
-	if (strcmp(name, "nbf") == 0) {
-		x->has_nbf = true;
+	if (strcmp(name, "nbf") == 0)
 		return once(x, SEEN_NBF) ? js_int(j, &x->nbf) : -1;
-	}
 	if (strcmp(name, "iss") == 0) {
 		char v[JWT_CLAIM_MAX];
 		if (!once(x, SEEN_ISS) || js_string(j, v, sizeof(v), NULL) < 0)
@@ -628,7 +624,7 @@ enum jwt_result jwt_verify(const struct jwt_keyset *ks, struct jwt_ctx *cx, cons
 	const struct jwt_key *k = find_key(ks, &h);
 	if (!k)
 		return JWT_UNKNOWN_KID;
-	if (strcmp(h.alg, alg_name(k->alg)) != 0)
+	if (strcmp(h.alg, jwt_alg_name(k->alg)) != 0)
 		return JWT_WRONG_ALG;
 	int slen = b64url_decode(dot2 + 1, (size_t)(tok + len - dot2 - 1), sig, sizeof(sig));
 	if (slen <= 0)
@@ -644,11 +640,11 @@ enum jwt_result jwt_verify(const struct jwt_keyset *ks, struct jwt_ctx *cx, cons
 		return x.why;
 	if (!out->sub_len)
 		return JWT_BAD_SUBJECT;
-	if (!x.has_exp)
+	if (!(x.seen & SEEN_EXP))
 		return JWT_NO_EXPIRY;
 	if (now_s >= out->exp + policy->skew_s)
 		return JWT_EXPIRED;
-	if (x.has_nbf && now_s + policy->skew_s < x.nbf)
+	if ((x.seen & SEEN_NBF) && now_s + policy->skew_s < x.nbf)
 		return JWT_NOT_YET_VALID;
 	if (policy->issuer && *policy->issuer && !x.iss_ok)
 		return JWT_BAD_ISSUER;
@@ -897,7 +893,7 @@ static int sign_bytes(const struct jwt_key *k, struct jwt_ctx *cx, const char *m
 int jwt_sign(const struct jwt_key *k, struct jwt_ctx *cx, const char *claims_json, char *dst, size_t cap)
 {
 	char header[128];
-	int hl = snprintf(header, sizeof(header), "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}", alg_name(k->alg),
+	int hl = snprintf(header, sizeof(header), "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}", jwt_alg_name(k->alg),
 			  k->kid);
 	size_t cl = strlen(claims_json);
 	/* base64url grows by 4/3; the signature is at most 86 characters. */

@@ -124,6 +124,9 @@ void jwt_ctx_free(struct jwt_ctx *cx);
 enum jwt_result jwt_verify(const struct jwt_keyset *ks, struct jwt_ctx *cx, const char *tok, size_t len,
 			   const struct jwt_policy *policy, int64_t now_s, struct jwt_claims *out);
 
+/* "HS256", "EdDSA" or "ES256": the alg a token of that key names. */
+const char *jwt_alg_name(enum jwt_alg a);
+
 /* "malformed", "unknown_kid", ... for answers, logs and metrics. */
 const char *jwt_result_word(enum jwt_result r);
 

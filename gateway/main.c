@@ -81,8 +81,7 @@ static int load_identity(const struct cfg *cfg, struct jwt_keyset *keys)
 	fprintf(stderr, "flashgate: identity: %u key%s from %s:", keys->n, keys->n == 1 ? "" : "s",
 		cfg->identity_keys);
 	for (unsigned i = 0; i < keys->n; i++)
-		fprintf(stderr, " %s (%s)", keys->keys[i].kid,
-			keys->keys[i].alg == JWT_HS256 ? "HS256" : keys->keys[i].alg == JWT_EDDSA ? "EdDSA" : "ES256");
+		fprintf(stderr, " %s (%s)", keys->keys[i].kid, jwt_alg_name(keys->keys[i].alg));
 	fprintf(stderr, "\n");
 	return 0;
 }
