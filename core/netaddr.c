@@ -9,6 +9,17 @@
 
 static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
+void netaddr_from_v4(const void *v4, struct netaddr *out)
+{
+	memcpy(out->b, v4_mapped, 12);
+	memcpy(out->b + 12, v4, 4);
+}
+
+bool netaddr_is_v4(const struct netaddr *a)
+{
+	return memcmp(a->b, v4_mapped, 12) == 0;
+}
+
 int netaddr_parse(const char *s, size_t n, struct netaddr *out)
 {
 	char buf[NETADDR_TEXT_MAX];
@@ -18,8 +29,7 @@ int netaddr_parse(const char *s, size_t n, struct netaddr *out)
 	buf[n] = '\0';
 	struct in_addr a4;
 	if (inet_pton(AF_INET, buf, &a4) == 1) {
-		memcpy(out->b, v4_mapped, 12);
-		memcpy(out->b + 12, &a4, 4);
+		netaddr_from_v4(&a4, out);
 		return 0;
 	}
 	return inet_pton(AF_INET6, buf, out->b) == 1 ? 0 : -EINVAL;
@@ -28,12 +38,10 @@ int netaddr_parse(const char *s, size_t n, struct netaddr *out)
 void netaddr_from_sockaddr(const struct sockaddr *sa, struct netaddr *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (sa->sa_family == AF_INET) {
-		memcpy(out->b, v4_mapped, 12);
-		memcpy(out->b + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6) {
+	if (sa->sa_family == AF_INET)
+		netaddr_from_v4(&((const struct sockaddr_in *)(const void *)sa)->sin_addr, out);
+	else if (sa->sa_family == AF_INET6)
 		memcpy(out->b, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
-	}
 }
 
 static void clear_past(struct netaddr *a, unsigned bits)
@@ -65,7 +73,7 @@ int netaddr_parse_list(const char *text, struct netaddr_list *out, const char **
 			*why = "not an IPv4 or IPv6 address or CIDR range (such as 10.0.0.0/8 or fd00::/8)";
 			return -EINVAL;
 		}
-		bool v4 = memcmp(r.base.b, v4_mapped, 12) == 0;
+		bool v4 = netaddr_is_v4(&r.base);
 		unsigned max = v4 ? 32 : 128, bits = max;
 		if (slash) {
 			char *e;
@@ -138,7 +146,7 @@ int netaddr_forwarded_client(const struct netaddr_list *trusted, const char *xff
 
 const char *netaddr_format(const struct netaddr *a, char *buf)
 {
-	if (memcmp(a->b, v4_mapped, 12) == 0)
+	if (netaddr_is_v4(a))
 		inet_ntop(AF_INET, a->b + 12, buf, NETADDR_TEXT_MAX);
 	else
 		inet_ntop(AF_INET6, a->b, buf, NETADDR_TEXT_MAX);

@@ -36,6 +36,11 @@ struct netaddr_list {
 /* An IPv4 or IPv6 address in s[0..n) (no port, no brackets). 0 or -EINVAL. */
 int netaddr_parse(const char *s, size_t n, struct netaddr *out) __attribute__((warn_unused_result));
 
+/* An IPv4 address (4 bytes, network order) in the 16-byte form, and
+ * whether an address is one. */
+void netaddr_from_v4(const void *v4, struct netaddr *out);
+bool netaddr_is_v4(const struct netaddr *a);
+
 /* The peer address of an accepted socket; an address of another family
  * (a Unix socket) becomes ::. */
 void netaddr_from_sockaddr(const struct sockaddr *sa, struct netaddr *out);

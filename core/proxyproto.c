@@ -34,9 +34,8 @@ static int parse_v1(const char *buf, size_t len, struct proxyproto *out)
 	const char *sp = memchr(p, ' ', (size_t)(end - p));
 	if (!sp || netaddr_parse(p, (size_t)(sp - p), &out->client) < 0)
 		return -EBADMSG;
-	/* The family must be what the line says: an IPv4 source is ::ffff:a.b.c.d. */
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	if (v6 == (memcmp(out->client.b, mapped, 12) == 0))
+	/* The family must be what the line says. */
+	if (v6 == netaddr_is_v4(&out->client))
 		return -EBADMSG;
 	/* The destination and both ports: present and well formed, not used. */
 	struct netaddr dst;
@@ -85,9 +84,7 @@ static int parse_v2(const unsigned char *b, size_t len, struct proxyproto *out)
 	if (proto == 1 && fam == 1) { /* TCP over IPv4 */
 		if (body < 12)
 			return -EBADMSG;
-		static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-		memcpy(out->client.b, mapped, 12);
-		memcpy(out->client.b + 12, b + 16, 4);
+		netaddr_from_v4(b + 16, &out->client);
 		out->has_client = true;
 	} else if (proto == 1 && fam == 2) { /* TCP over IPv6 */
 		if (body < 36)
