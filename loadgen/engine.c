@@ -832,8 +832,7 @@ int engine_init(struct engine *e, struct shared *sh, unsigned tid, unsigned nthr
 	/* Valid for a day: longer than any rehearsal, short enough to be a token. */
 	if (sh->sign_key && tokens_init(&e->tokens, sh->sign_key, p->user_prefix, p->users, 86400) < 0)
 		return -ENOMEM;
-	for (int k = WHO_SHOPPER + 1; k < WHO_N; k++)
-		e->bots |= p->bot_share[k] > 0;
+	e->bots = prof_has_bots(p);
 	/* The bots' tokens: signed by a key the gateway does not know (under
 	 * the run's kid), and real ones that expired an hour ago. */
 	if (e->bots && (tokens_init(&e->forged, &sh->forged_key, p->user_prefix, p->users, 86400) < 0 ||

@@ -494,6 +494,14 @@ int prof_check(const struct lg_profile *p, char *err, size_t err_len)
 	return 0;
 }
 
+bool prof_has_bots(const struct lg_profile *p)
+{
+	for (int k = WHO_SHOPPER + 1; k < WHO_N; k++)
+		if (p->bot_share[k] > 0)
+			return true;
+	return false;
+}
+
 double prof_duration_s(const struct lg_profile *p)
 {
 	double d = 0;

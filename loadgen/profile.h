@@ -110,6 +110,9 @@ struct lg_profile {
 	bool forwarded_for; /* send X-Forwarded-For: each shopper's own address, the sybils' one */
 };
 
+/* Whether any [bots] kind has a share of the arrivals. */
+bool prof_has_bots(const struct lg_profile *p);
+
 /* Defaults: one 10 s stage at 1000/s, 10 SKUs, 10000 users, no retries. */
 void prof_defaults(struct lg_profile *p);
 

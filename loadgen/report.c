@@ -22,14 +22,6 @@ static void print_latency(FILE *out, const char *what, const struct hist *h)
 		ms(hist_percentile(h, 99.9)), ms(hist_max(h)));
 }
 
-static bool has_bots(const struct lg_profile *p)
-{
-	for (int k = WHO_SHOPPER + 1; k < WHO_N; k++)
-		if (p->bot_share[k] > 0)
-			return true;
-	return false;
-}
-
 /* [bots]: what each kind of sender sent, got and bought. */
 static void who_table(FILE *out, const struct lg_result *r)
 {
@@ -100,7 +92,7 @@ void report_text(FILE *out, const struct lg_profile *p, const struct lg_target *
 		fprintf(out, "tokens: %" PRIu64 " shoppers' tokens signed, %.1f us each (in flashload's threads, "
 			     "before their first order)\n",
 			r->tokens_signed, (double)r->sign_ns / 1000.0 / (double)r->tokens_signed);
-	if (has_bots(p))
+	if (prof_has_bots(p))
 		who_table(out, r);
 	uint64_t mal = 0;
 	for (int k = 0; k < MAL_KINDS; k++)

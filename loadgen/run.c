@@ -221,10 +221,7 @@ int lg_run(const struct lg_profile *p, const struct lg_target *t, struct lg_resu
 	int rc = lg_result_init(r, p->closed_loop ? 1 : p->n_stages);
 	if (rc < 0)
 		goto nomem;
-	bool bots = false;
-	for (int k = WHO_SHOPPER + 1; k < WHO_N; k++)
-		bots |= p->bot_share[k] > 0;
-	if (bots && !*p->sign_key) {
+	if (prof_has_bots(p) && !*p->sign_key) {
 		snprintf(err, err_len, "%s: [bots] need the run's sign key (--sign-key or [run] sign_key): their "
 				       "tokens are made from it", p->source);
 		rc = -EINVAL;
