@@ -104,7 +104,7 @@ int adm_init(struct worker *w)
 	if (!a)
 		return -ENOMEM;
 	w->adm = a;
-	unsigned nw = w->nworkers ? w->nworkers : 1;
+	unsigned nw = w->shared->workers ? w->shared->workers : 1;
 	if (table_init(&a->users, cfg->admission_table_entries, cfg->user_rate, cfg->user_burst) < 0 ||
 	    table_init(&a->addrs, cfg->admission_table_entries, cfg->addr_rate, cfg->addr_burst) < 0)
 		return -ENOMEM;

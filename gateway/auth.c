@@ -114,8 +114,8 @@ enum metrics_refusal auth_check(struct worker *w, const char *hdr, size_t len, c
 	const char *tok = hdr + 7;
 	size_t n = len - 7;
 
-	uint64_t h = hash_bytes(tok, n);
-	struct entry *e = n <= CACHED_TOKEN_MAX ? lookup(a, h, tok, n) : NULL;
+	uint64_t h = n <= CACHED_TOKEN_MAX ? hash_bytes(tok, n) : 0;
+	struct entry *e = h ? lookup(a, h, tok, n) : NULL;
 	if (e && e->hash == h) {
 		e->used_ms = w->now_mono_ms;
 		w->stats.token_cache_hits++;

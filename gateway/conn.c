@@ -261,7 +261,6 @@ const struct netaddr *conn_client(const struct conn *c)
 	return &c->client;
 }
 
-
 static void mark_dirty(struct worker *w, struct conn *c)
 {
 	if (c->dirty)

@@ -119,7 +119,6 @@ int worker_init(struct worker *w, const struct cfg *cfg, const struct script_sha
 	w->cfg = cfg;
 	w->index = index;
 	w->shared = shared;
-	w->nworkers = shared->workers;
 	w->metrics = metrics;
 	w->listen_fd = w->stop_fd = -1;
 	w->limits.max_head_bytes = cfg->max_head_bytes;

@@ -93,7 +93,6 @@ struct worker {
 	struct auth *auth;
 	struct adm *adm;
 	const struct worker_shared *shared;
-	unsigned nworkers;
 
 	int64_t now_ms;      /* wall clock, read once per loop turn */
 	int64_t now_mono_ms; /* monotonic, read once per loop turn */
