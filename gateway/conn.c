@@ -556,6 +556,18 @@ static void compact(struct conn *c)
 	c->in_off = 0;
 }
 
+/* Stops reading c and answers status in turn, after what is already
+ * queued (with no request free, the close alone says it). */
+static void refuse_input(struct worker *w, struct conn *c, unsigned status, const char *why)
+{
+	struct req *r = flow_alloc(w, c);
+	c->stop_input = true;
+	if (r) {
+		enqueue(c, r);
+		flow_reject(w, r, status, why);
+	}
+}
+
 /* A trusted balancer's PROXY header, before the first request: 1 when it
  * is in (or none was due), 0 when more bytes are needed, -1 when it was
  * refused (answered 400; the connection closes). */
@@ -568,13 +580,8 @@ static int take_proxy_header(struct worker *w, struct conn *c)
 	if (rc == PROXYPROTO_INCOMPLETE)
 		return 0;
 	if (rc < 0) {
-		struct req *r = flow_alloc(w, c);
-		c->stop_input = true;
 		c->want_proxy = false;
-		if (r) {
-			enqueue(c, r);
-			flow_reject(w, r, 400, "expected a PROXY protocol header from this load balancer");
-		}
+		refuse_input(w, c, 400, "expected a PROXY protocol header from this load balancer");
 		return -1;
 	}
 	c->want_proxy = false;
@@ -873,13 +880,8 @@ void conns_tick(struct worker *w)
 		if (c->partial_since_ms && unparsed(c) > 0 && !c->stop_input && !c->stalled &&
 		    now - c->partial_since_ms > (int64_t)w->cfg->request_timeout_ms) {
 			/* Answer in turn, after what is already queued, then close. */
-			struct req *r = flow_alloc(w, c);
-			c->stop_input = true;
 			c->partial_since_ms = 0;
-			if (r) {
-				enqueue(c, r);
-				flow_reject(w, r, 408, "request not complete in time");
-			}
+			refuse_input(w, c, 408, "request not complete in time");
 			mark_dirty(w, c);
 		} else if (c->idle_since_ms && unparsed(c) == 0 && c->pb_head < 0 && c->q_len == 0 &&
 			   now - c->idle_since_ms > (int64_t)w->cfg->idle_timeout_ms) {
