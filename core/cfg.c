@@ -21,10 +21,15 @@
 
 enum key_type { KEY_U32, KEY_STRING, KEY_WORD, KEY_SECRET, KEY_ADDR };
 
+/* When a changed value takes effect: at the next SIGHUP, or only when the
+ * process starts (it sized a table, opened a socket or made a client). */
+enum key_apply { LIVE, RESTART };
+
 struct key {
 	const char *section;
 	const char *name;
 	enum key_type type;
+	enum key_apply apply;
 	size_t offset;
 	size_t size;              /* KEY_STRING/KEY_WORD/KEY_ADDR: buffer size */
 	uint32_t min, max;        /* KEY_U32 range */
@@ -39,14 +44,14 @@ static const char *const policy_words[] = {"complete", "release", NULL};
 static const char *const identity_words[] = {"jwt", "off", NULL};
 static const char *const onoff_words[] = {"off", "on", NULL};
 
-#define U32(sec, nm, field, lo, hi, dflt) \
-	{sec, nm, KEY_U32, offsetof(struct cfg, field), 0, lo, hi, dflt, NULL, NULL, NULL}
-#define STR(sec, nm, field, dflt, allowed, why) \
-	{sec, nm, KEY_STRING, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, NULL, allowed, why}
+#define U32(how, sec, nm, field, lo, hi, dflt) \
+	{sec, nm, KEY_U32, how, offsetof(struct cfg, field), 0, lo, hi, dflt, NULL, NULL, NULL}
+#define STR(how, sec, nm, field, dflt, allowed, why) \
+	{sec, nm, KEY_STRING, how, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, NULL, allowed, why}
 
 /* A numeric IP address: what the listener binds. */
-#define ADDR(sec, nm, field, dflt) \
-	{sec, nm, KEY_ADDR, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, NULL, NULL, NULL}
+#define ADDR(how, sec, nm, field, dflt) \
+	{sec, nm, KEY_ADDR, how, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, NULL, NULL, NULL}
 
 #define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 /* Names, IPv4 and IPv6 addresses (with a %zone). */
@@ -65,80 +70,80 @@ static const char *const onoff_words[] = {"off", "on", NULL};
 #define CLAIM_CHARS ALNUM ":/._-~%?=&+@!$*()'"
 /* Addresses and CIDR ranges, comma-separated (checked whole by cfg_load). */
 #define PROXIES_CHARS "0123456789abcdefABCDEF.:/, "
-#define SECRET(sec, nm, field) \
-	{sec, nm, KEY_SECRET, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, "", NULL, NULL, NULL}
-#define WORD(sec, nm, field, dflt, list) \
-	{sec, nm, KEY_WORD, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, list, NULL, NULL}
+#define SECRET(how, sec, nm, field) \
+	{sec, nm, KEY_SECRET, how, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, "", NULL, NULL, NULL}
+#define WORD(how, sec, nm, field, dflt, list) \
+	{sec, nm, KEY_WORD, how, offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field), 0, 0, dflt, list, NULL, NULL}
 
 static const struct key keys[] = {
-	ADDR("server", "listen", listen, "127.0.0.1"),
-	U32("server", "port", port, 1, 65535, "18080"),
-	U32("server", "workers", workers, 0, 16, "0"),
-	U32("server", "max_connections", max_connections, 1, 1000000, "4096"),
-	U32("server", "max_inflight", max_inflight, 1, 1000000, "8192"),
-	U32("server", "max_pipeline", max_pipeline, 1, 1024, "32"),
-	U32("server", "max_head_bytes", max_head_bytes, 256, 65536, "8192"),
-	U32("server", "max_headers", max_headers, 4, 1000, "64"),
-	U32("server", "max_body_bytes", max_body_bytes, 64, 65536, "4096"),
-	U32("server", "retry_after_s", retry_after_s, 1, 3600, "1"),
-	U32("server", "drain_timeout_ms", drain_timeout_ms, 0, 600000, "10000"),
-	U32("server", "request_timeout_ms", request_timeout_ms, 100, 600000, "10000"),
-	U32("server", "idle_timeout_ms", idle_timeout_ms, 100, 3600000, "60000"),
-	U32("server", "send_timeout_ms", send_timeout_ms, 100, 3600000, "10000"),
-	U32("server", "recv_buffers", recv_buffers, 16, 32768, "1024"),
-	U32("server", "recv_buffer_bytes", recv_buffer_bytes, 512, 65536, "4096"),
-	SECRET("server", "admin_token", admin_token),
-	U32("order", "node_id", node_id, 0, 1023, "0"),
-	U32("order", "max_qty", max_qty, 1, 1000000, "10"),
-	U32("order", "soldout_cache_ms", soldout_cache_ms, 0, 1000, "500"),
-	U32("order", "unknown_cache_ms", unknown_cache_ms, 0, 60000, "1000"),
-	U32("order", "sku_cache_entries", sku_cache_entries, 16, 10000000, "4096"),
-	U32("order", "idempotency_ttl_s", idempotency_ttl_s, 1, 2592000, "86400"),
-	STR("redis", "host", redis_host, "127.0.0.1", HOST_CHARS, "not a host name or IP address"),
-	U32("redis", "port", redis_port, 1, 65535, "16379"),
-	U32("redis", "timeout_ms", redis_timeout_ms, 10, 600000, "1000"),
-	U32("redis", "reconnect_ms", redis_reconnect_ms, 10, 60000, "200"),
-	U32("redis", "buckets", redis_buckets, 1, 64, "1"),
-	U32("redis", "wait_replicas", redis_wait_replicas, 0, 16, "0"),
-	U32("redis", "wait_timeout_ms", redis_wait_timeout_ms, 1, 600000, "50"),
-	U32("redis", "confirm_delay_ms", redis_confirm_delay_ms, 0, 1000, "2"),
-	STR("redis", "user", redis_user, "", USER_CHARS,
+	ADDR(RESTART, "server", "listen", listen, "127.0.0.1"),
+	U32(RESTART, "server", "port", port, 1, 65535, "18080"),
+	U32(RESTART, "server", "workers", workers, 0, 16, "0"),
+	U32(RESTART, "server", "max_connections", max_connections, 1, 1000000, "4096"),
+	U32(RESTART, "server", "max_inflight", max_inflight, 1, 1000000, "8192"),
+	U32(RESTART, "server", "max_pipeline", max_pipeline, 1, 1024, "32"),
+	U32(RESTART, "server", "max_head_bytes", max_head_bytes, 256, 65536, "8192"),
+	U32(LIVE, "server", "max_headers", max_headers, 4, 1000, "64"),
+	U32(RESTART, "server", "max_body_bytes", max_body_bytes, 64, 65536, "4096"),
+	U32(LIVE, "server", "retry_after_s", retry_after_s, 1, 3600, "1"),
+	U32(LIVE, "server", "drain_timeout_ms", drain_timeout_ms, 0, 600000, "10000"),
+	U32(LIVE, "server", "request_timeout_ms", request_timeout_ms, 100, 600000, "10000"),
+	U32(LIVE, "server", "idle_timeout_ms", idle_timeout_ms, 100, 3600000, "60000"),
+	U32(LIVE, "server", "send_timeout_ms", send_timeout_ms, 100, 3600000, "10000"),
+	U32(RESTART, "server", "recv_buffers", recv_buffers, 16, 32768, "1024"),
+	U32(RESTART, "server", "recv_buffer_bytes", recv_buffer_bytes, 512, 65536, "4096"),
+	SECRET(LIVE, "server", "admin_token", admin_token),
+	U32(RESTART, "order", "node_id", node_id, 0, 1023, "0"),
+	U32(LIVE, "order", "max_qty", max_qty, 1, 1000000, "10"),
+	U32(LIVE, "order", "soldout_cache_ms", soldout_cache_ms, 0, 1000, "500"),
+	U32(LIVE, "order", "unknown_cache_ms", unknown_cache_ms, 0, 60000, "1000"),
+	U32(RESTART, "order", "sku_cache_entries", sku_cache_entries, 16, 10000000, "4096"),
+	U32(LIVE, "order", "idempotency_ttl_s", idempotency_ttl_s, 1, 2592000, "86400"),
+	STR(RESTART, "redis", "host", redis_host, "127.0.0.1", HOST_CHARS, "not a host name or IP address"),
+	U32(RESTART, "redis", "port", redis_port, 1, 65535, "16379"),
+	U32(LIVE, "redis", "timeout_ms", redis_timeout_ms, 10, 600000, "1000"),
+	U32(LIVE, "redis", "reconnect_ms", redis_reconnect_ms, 10, 60000, "200"),
+	U32(RESTART, "redis", "buckets", redis_buckets, 1, 64, "1"),
+	U32(RESTART, "redis", "wait_replicas", redis_wait_replicas, 0, 16, "0"),
+	U32(LIVE, "redis", "wait_timeout_ms", redis_wait_timeout_ms, 1, 600000, "50"),
+	U32(LIVE, "redis", "confirm_delay_ms", redis_confirm_delay_ms, 0, 1000, "2"),
+	STR(LIVE, "redis", "user", redis_user, "", USER_CHARS,
 	    "not a user name flashgate accepts (letters, digits, '.', '_', '-', '@')"),
-	STR("redis", "password_file", redis_password_file, "", PATH_CHARS,
+	STR(LIVE, "redis", "password_file", redis_password_file, "", PATH_CHARS,
 	    "not a file path (letters, digits and / . _ - + @ : , = ~ %)"),
-	STR("kafka", "brokers", kafka_brokers, "127.0.0.1:19092", BROKERS_CHARS,
+	STR(RESTART, "kafka", "brokers", kafka_brokers, "127.0.0.1:19092", BROKERS_CHARS,
 	       "not a broker list (host:port, comma-separated)"),
-	STR("kafka", "topic", kafka_topic, "orders", TOPIC_CHARS,
+	STR(RESTART, "kafka", "topic", kafka_topic, "orders", TOPIC_CHARS,
 	       "not a Kafka topic name (letters, digits, '.', '_' and '-')"),
-	U32("kafka", "linger_ms", kafka_linger_ms, 0, 10000, "0"),
+	U32(RESTART, "kafka", "linger_ms", kafka_linger_ms, 0, 10000, "0"),
 	/* 5 is the most the idempotent producer allows. */
-	U32("kafka", "inflight_requests", kafka_inflight_requests, 1, 5, "1"),
-	U32("kafka", "batch_messages", kafka_batch_messages, 1, 1000000, "10000"),
-	WORD("kafka", "compression", kafka_compression, "lz4", compression_words),
-	U32("kafka", "message_timeout_ms", kafka_message_timeout_ms, 100, 3600000, "5000"),
-	U32("kafka", "queue_messages", kafka_queue_messages, 1, 10000000, "100000"),
-	STR("kafka", "client_properties", kafka_client_properties, "", PATH_CHARS,
+	U32(RESTART, "kafka", "inflight_requests", kafka_inflight_requests, 1, 5, "1"),
+	U32(RESTART, "kafka", "batch_messages", kafka_batch_messages, 1, 1000000, "10000"),
+	WORD(RESTART, "kafka", "compression", kafka_compression, "lz4", compression_words),
+	U32(RESTART, "kafka", "message_timeout_ms", kafka_message_timeout_ms, 100, 3600000, "5000"),
+	U32(RESTART, "kafka", "queue_messages", kafka_queue_messages, 1, 10000000, "100000"),
+	STR(RESTART, "kafka", "client_properties", kafka_client_properties, "", PATH_CHARS,
 	    "not a file path (letters, digits and / . _ - + @ : , = ~ %)"),
-	U32("reconcile", "interval_ms", reconcile_interval_ms, 0, 86400000, "10000"),
-	WORD("reconcile", "policy", reconcile_policy, "complete", policy_words),
-	WORD("identity", "mode", identity_mode, "jwt", identity_words),
-	STR("identity", "keys", identity_keys, ".run/keys/verify", PATH_CHARS,
+	U32(RESTART, "reconcile", "interval_ms", reconcile_interval_ms, 0, 86400000, "10000"),
+	WORD(RESTART, "reconcile", "policy", reconcile_policy, "complete", policy_words),
+	WORD(RESTART, "identity", "mode", identity_mode, "jwt", identity_words),
+	STR(LIVE, "identity", "keys", identity_keys, ".run/keys/verify", PATH_CHARS,
 	    "not a directory path (letters, digits and / . _ - + @ : , = ~ %)"),
-	STR("identity", "issuer", identity_issuer, "", CLAIM_CHARS, "not an issuer (a URL or a name, no spaces)"),
-	STR("identity", "audience", identity_audience, "", CLAIM_CHARS, "not an audience (a URL or a name, no spaces)"),
-	U32("identity", "clock_skew_s", identity_clock_skew_s, 0, 3600, "30"),
-	U32("identity", "cache_entries", identity_cache_entries, 16, 1048576, "16384"),
-	U32("admission", "user_rate", user_rate, 0, 1000000, "20"),
-	U32("admission", "user_burst", user_burst, 1, 1000000, "40"),
-	U32("admission", "addr_rate", addr_rate, 0, 10000000, "0"),
-	U32("admission", "addr_burst", addr_burst, 1, 10000000, "200"),
-	U32("admission", "addr_max_connections", addr_max_connections, 0, 1000000, "0"),
-	U32("admission", "instance_rate", instance_rate, 0, 100000000, "0"),
-	U32("admission", "instance_burst", instance_burst, 1, 100000000, "1000"),
-	U32("admission", "table_entries", admission_table_entries, 64, 16777216, "65536"),
-	STR("admission", "trusted_proxies", trusted_proxies, "", PROXIES_CHARS,
+	STR(LIVE, "identity", "issuer", identity_issuer, "", CLAIM_CHARS, "not an issuer (a URL or a name, no spaces)"),
+	STR(LIVE, "identity", "audience", identity_audience, "", CLAIM_CHARS, "not an audience (a URL or a name, no spaces)"),
+	U32(LIVE, "identity", "clock_skew_s", identity_clock_skew_s, 0, 3600, "30"),
+	U32(RESTART, "identity", "cache_entries", identity_cache_entries, 16, 1048576, "16384"),
+	U32(LIVE, "admission", "user_rate", user_rate, 0, 1000000, "20"),
+	U32(LIVE, "admission", "user_burst", user_burst, 1, 1000000, "40"),
+	U32(LIVE, "admission", "addr_rate", addr_rate, 0, 10000000, "0"),
+	U32(LIVE, "admission", "addr_burst", addr_burst, 1, 10000000, "200"),
+	U32(LIVE, "admission", "addr_max_connections", addr_max_connections, 0, 1000000, "0"),
+	U32(LIVE, "admission", "instance_rate", instance_rate, 0, 100000000, "0"),
+	U32(LIVE, "admission", "instance_burst", instance_burst, 1, 100000000, "1000"),
+	U32(RESTART, "admission", "table_entries", admission_table_entries, 64, 16777216, "65536"),
+	STR(LIVE, "admission", "trusted_proxies", trusted_proxies, "", PROXIES_CHARS,
 	    "not a list of IP addresses or CIDR ranges"),
-	WORD("admission", "proxy_protocol", proxy_protocol, "off", onoff_words),
+	WORD(RESTART, "admission", "proxy_protocol", proxy_protocol, "off", onoff_words),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -443,6 +448,50 @@ int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
 	if ((rc = read_password(&ctx, path, err, err_len)) < 0)
 		return rc;
 	return read_kafka_properties(&ctx, path, err, err_len);
+}
+
+static void format_value(const struct key *k, const struct cfg *c, char *out, size_t cap)
+{
+	const char *field = (const char *)c + k->offset;
+	if (k->type == KEY_U32) {
+		uint32_t u;
+		memcpy(&u, field, sizeof(u));
+		snprintf(out, cap, "%u", u);
+	} else if (k->type == KEY_SECRET) {
+		snprintf(out, cap, "%s", *field ? "(set)" : "(not set)");
+	} else {
+		snprintf(out, cap, "%s", field);
+	}
+}
+
+unsigned cfg_merge_live(struct cfg *next, const struct cfg *running, cfg_changed_fn *changed, void *arg)
+{
+	unsigned kept = 0;
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key *k = &keys[i];
+		size_t size = k->type == KEY_U32 ? sizeof(uint32_t) : k->size;
+		char *to = (char *)next + k->offset;
+		const char *from = (const char *)running + k->offset;
+		if (k->type == KEY_U32 ? memcmp(to, from, size) == 0 : strcmp(to, from) == 0)
+			continue;
+		char was[CFG_BROKERS_MAX], now[CFG_BROKERS_MAX];
+		format_value(k, running, was, sizeof(was));
+		format_value(k, next, now, sizeof(now));
+		changed(arg, k->section, k->name, was, now, k->apply == LIVE);
+		if (k->apply == RESTART) {
+			memcpy(to, from, size);
+			kept++;
+		}
+	}
+	/* The file client_properties names is read at start-up only, like the
+	 * key: librdkafka takes a client's properties when it is made. */
+	if (strcmp(next->kafka_properties, running->kafka_properties) != 0) {
+		changed(arg, "kafka", "client_properties", "(the file as read at start-up)",
+			"(the file as it is now)", false);
+		memcpy(next->kafka_properties, running->kafka_properties, sizeof(next->kafka_properties));
+		kept++;
+	}
+	return kept;
 }
 
 void cfg_dump(const struct cfg *c, FILE *out)

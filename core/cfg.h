@@ -6,12 +6,15 @@
  * Owns: reading an INI file (libinih) into a struct cfg, with the files
  * [redis] password_file and [kafka] client_properties name, and refusing a
  * bad one with "file:line: [section] key: why". Does not own: acting on
- * the values (nor librdkafka's judgement of the properties: main asks it). The parsed struct is treated as read-only after cfg_load and is
- * shared by all worker threads.
+ * the values (nor librdkafka's judgement of the properties: main asks it).
+ * A loaded struct is read-only and shared by every worker thread; a
+ * reload makes a new one (cfg_merge_live says which keys it may
+ * change) and main hands it to the workers.
  */
 #ifndef FG_CFG_H
 #define FG_CFG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <ini.h>
 #include <stdio.h>
@@ -142,6 +145,18 @@ void cfg_defaults(struct cfg *c);
  */
 int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
 	__attribute__((warn_unused_result));
+
+/*
+ * For a reload (SIGHUP): calls changed(arg, ...) for each key whose value
+ * next (the file as it is now) changes from running's, with both values as
+ * text (a secret as "(set)") and whether it can change live. Those that
+ * take effect only when the process starts (they sized a table, bound a
+ * socket or made a client) are copied back from running, so next becomes
+ * what the process can run without a restart. Returns how many were.
+ */
+typedef void cfg_changed_fn(void *arg, const char *section, const char *name, const char *running,
+			    const char *file, bool live);
+unsigned cfg_merge_live(struct cfg *next, const struct cfg *running, cfg_changed_fn *changed, void *arg);
 
 /* Writes the effective configuration as a loadable INI file. */
 void cfg_dump(const struct cfg *c, FILE *out);

@@ -83,18 +83,34 @@ void adm_conns_close(struct adm_conns *ac, const struct netaddr *a)
 	__atomic_fetch_sub(&ac->count[hash_bytes(a->b, sizeof(a->b)) & ac->mask], 1, __ATOMIC_RELAXED);
 }
 
+/* Allocated even for a rate of 0 (no limit), which a reload may change:
+ * the pages are touched only as keys arrive. */
 static int table_init(struct table *t, unsigned entries, uint32_t rate, uint32_t burst)
 {
 	t->rate = rate;
 	t->burst = burst;
-	if (!rate)
-		return 0; /* no limit: no table */
 	unsigned n = pow2_at_least(entries);
-	t->v = calloc(n, sizeof(*t->v)); /* pages are touched only as keys arrive */
+	t->v = calloc(n, sizeof(*t->v));
 	if (!t->v)
 		return -ENOMEM;
 	t->mask = n - 1;
 	return 0;
+}
+
+/* The instance's rate, split evenly between its workers. */
+static void set_instance(struct worker *w, struct adm *a, const struct cfg *cfg)
+{
+	unsigned nw = w->shared->workers ? w->shared->workers : 1;
+	bool was_limited = a->instance_rate != 0;
+	a->instance_rate = 0;
+	if (!cfg->instance_rate)
+		return;
+	a->instance_rate = cfg->instance_rate / nw ? cfg->instance_rate / nw : 1;
+	a->instance_burst = cfg->instance_burst / nw ? cfg->instance_burst / nw : 1;
+	if (!was_limited) {
+		a->instance.milli = (int64_t)a->instance_burst * 1000;
+		a->instance.last_ms = w->now_mono_ms;
+	}
 }
 
 int adm_init(struct worker *w)
@@ -104,17 +120,23 @@ int adm_init(struct worker *w)
 	if (!a)
 		return -ENOMEM;
 	w->adm = a;
-	unsigned nw = w->shared->workers ? w->shared->workers : 1;
 	if (table_init(&a->users, cfg->admission_table_entries, cfg->user_rate, cfg->user_burst) < 0 ||
 	    table_init(&a->addrs, cfg->admission_table_entries, cfg->addr_rate, cfg->addr_burst) < 0)
 		return -ENOMEM;
-	if (cfg->instance_rate) {
-		a->instance_rate = cfg->instance_rate / nw ? cfg->instance_rate / nw : 1;
-		a->instance_burst = cfg->instance_burst / nw ? cfg->instance_burst / nw : 1;
-		a->instance.milli = (int64_t)a->instance_burst * 1000;
-		a->instance.last_ms = w->now_mono_ms;
-	}
+	set_instance(w, a, cfg);
 	return 0;
+}
+
+void adm_reconfigure(struct worker *w)
+{
+	const struct cfg *cfg = w->cfg;
+	struct adm *a = w->adm;
+	/* A bucket keeps what it holds; a smaller burst caps it at its next take. */
+	a->users.rate = cfg->user_rate;
+	a->users.burst = cfg->user_burst;
+	a->addrs.rate = cfg->addr_rate;
+	a->addrs.burst = cfg->addr_burst;
+	set_instance(w, a, cfg);
 }
 
 void adm_destroy(struct worker *w)

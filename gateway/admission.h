@@ -47,6 +47,8 @@ void adm_conns_close(struct adm_conns *ac, const struct netaddr *a);
 
 int adm_init(struct worker *w) __attribute__((warn_unused_result));
 void adm_destroy(struct worker *w);
+/* A reload: the rates of w->cfg from now on. Buckets keep their tokens. */
+void adm_reconfigure(struct worker *w);
 
 /* Each takes one token of its bucket: 0 when there was one, or the
  * seconds until there will be (for Retry-After, at least 1). */

@@ -18,6 +18,7 @@
 
 struct entry {
 	uint64_t hash; /* 0: free */
+	uint32_t epoch; /* the auth's epoch when checked: from another, free */
 	int64_t until_s; /* remembered until then (wall clock) */
 	int64_t used_ms; /* last asked for: of a slot's two, the older one gives way */
 	enum metrics_refusal verdict;
@@ -30,9 +31,18 @@ struct auth {
 	struct entry *v;
 	uint64_t mask;
 	struct jwt_policy policy;
+	const struct jwt_keyset *keys;
 	struct jwt_ctx *cx; /* this worker's prepared contexts for the keys */
+	uint32_t epoch;     /* one more per reload: verdicts from before it are void */
 	struct jwt_claims scratch; /* an uncached token's claims */
 };
+
+static void set_policy(struct auth *a, const struct cfg *cfg)
+{
+	a->policy.issuer = cfg->identity_issuer;
+	a->policy.audience = cfg->identity_audience;
+	a->policy.skew_s = cfg->identity_clock_skew_s;
+}
 
 int auth_init(struct worker *w)
 {
@@ -47,13 +57,30 @@ int auth_init(struct worker *w)
 	while (n < cfg->identity_cache_entries)
 		n *= 2;
 	a->v = calloc(n, sizeof(*a->v)); /* touched only as tokens arrive */
-	a->cx = jwt_ctx_new(w->shared->keys->keys, w->shared->keys->n);
+	a->keys = w->keys;
+	a->cx = jwt_ctx_new(a->keys->keys, a->keys->n);
 	if (!a->v || !a->cx)
 		return -ENOMEM;
 	a->mask = n - 1;
-	a->policy.issuer = cfg->identity_issuer;
-	a->policy.audience = cfg->identity_audience;
-	a->policy.skew_s = cfg->identity_clock_skew_s;
+	set_policy(a, cfg);
+	return 0;
+}
+
+int auth_reconfigure(struct worker *w, const struct cfg *cfg, const struct jwt_keyset *keys)
+{
+	struct auth *a = w->auth;
+	if (!a->v)
+		return 0; /* identity is off, and stays off until a restart */
+	struct jwt_ctx *cx = jwt_ctx_new(keys->keys, keys->n);
+	if (!cx)
+		return -ENOMEM;
+	jwt_ctx_free(a->cx);
+	a->cx = cx;
+	a->keys = keys;
+	set_policy(a, cfg);
+	/* A key removed, an issuer changed: every cached verdict is retried
+	 * once, which costs a signature check per active token, not a stall. */
+	a->epoch++;
 	return 0;
 }
 
@@ -93,6 +120,10 @@ static enum metrics_refusal refusal_of(enum jwt_result r)
 static struct entry *lookup(struct auth *a, uint64_t h, const char *tok, size_t n)
 {
 	struct entry *e0 = &a->v[h & a->mask], *e1 = &a->v[(h ^ 1) & a->mask];
+	if (e0->epoch != a->epoch)
+		e0->hash = 0;
+	if (e1->epoch != a->epoch)
+		e1->hash = 0;
 	if (e0->hash == h && e0->len == n && memcmp(e0->tok, tok, n) == 0)
 		return e0;
 	if (e1->hash == h && e1->len == n && memcmp(e1->tok, tok, n) == 0)
@@ -128,10 +159,11 @@ enum metrics_refusal auth_check(struct worker *w, const char *hdr, size_t len, c
 	}
 	w->stats.token_verifications++;
 	struct jwt_claims *c = e ? &e->claims : &a->scratch;
-	enum jwt_result r = jwt_verify(w->shared->keys, a->cx, tok, n, &a->policy, now_s, c);
+	enum jwt_result r = jwt_verify(a->keys, a->cx, tok, n, &a->policy, now_s, c);
 	enum metrics_refusal verdict = refusal_of(r);
 	if (e && r != JWT_NOT_YET_VALID) {
 		e->hash = h;
+		e->epoch = a->epoch;
 		e->used_ms = w->now_mono_ms;
 		e->len = (uint16_t)n;
 		memcpy(e->tok, tok, n);

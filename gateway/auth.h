@@ -6,9 +6,9 @@
  *
  * Owns: each worker's cache of checked tokens (fixed size, allocated at
  * start-up: a token's bytes, its verdict, and for a good one its claims,
- * until its exp). Does not own: the keys (main loads them once, read-only
- * for every worker), JWT rules (core/jwt), or what the claims allow (flow
- * and the reserve script).
+ * until its exp or the next reload). Does not own: the keys (main loads
+ * them at start-up and at each reload, read-only for every worker), JWT
+ * rules (core/jwt), or what the claims allow (flow and the reserve script).
  */
 #ifndef FG_AUTH_H
 #define FG_AUTH_H
@@ -19,9 +19,16 @@
 #include "metrics.h"
 
 struct worker;
+struct cfg;
 
 int auth_init(struct worker *w) __attribute__((warn_unused_result));
 void auth_destroy(struct worker *w);
+
+/* A reload: checks tokens against keys and cfg's [identity] rules from
+ * now on, and forgets every cached verdict (a token of a removed key is
+ * refused at once). 0, or -ENOMEM with everything as it was. */
+int auth_reconfigure(struct worker *w, const struct cfg *cfg, const struct jwt_keyset *keys)
+	__attribute__((warn_unused_result));
 
 /*
  * The buyer an Authorization header's value (hdr[0..len), NULL when the

@@ -16,7 +16,10 @@
 #define BACKOFF_MAX_MS 60000
 
 struct autorec {
-	const struct cfg *cfg;
+	const struct cfg *cfg; /* &own: the thread's copy, changed only between passes */
+	struct cfg own;
+	struct cfg next;       /* under mu: a reload's, taken before the next pass */
+	bool has_next;         /* under mu */
 	struct metrics *metrics;
 	struct reconcile_opts opts;
 	char owner[128];
@@ -100,6 +103,10 @@ static void *run(void *arg)
 			;
 		if (a->stopping)
 			break;
+		if (a->has_next) { /* a new Redis password, say */
+			a->own = a->next;
+			a->has_next = false;
+		}
 		a->in_pass = true;
 		pthread_mutex_unlock(&a->mu);
 		one_pass(a);
@@ -120,7 +127,8 @@ int autorec_start(struct autorec **out, const struct cfg *cfg, struct metrics *m
 		snprintf(err, err_len, "reconcile thread: out of memory");
 		return -ENOMEM;
 	}
-	a->cfg = cfg;
+	a->own = *cfg;
+	a->cfg = &a->own;
 	a->metrics = m;
 	a->wait_ms = cfg->reconcile_interval_ms;
 	char role[32];
@@ -163,6 +171,16 @@ fail_cond:
 	pthread_cond_destroy(&a->wake);
 	free(a);
 	return -rc;
+}
+
+void autorec_reconfigure(struct autorec *a, const struct cfg *cfg)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->mu);
+	a->next = *cfg;
+	a->has_next = true;
+	pthread_mutex_unlock(&a->mu);
 }
 
 void autorec_stop(struct autorec *a)

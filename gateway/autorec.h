@@ -25,12 +25,17 @@ struct autorec;
 
 /*
  * Starts the thread; call it with the process's signals blocked (the thread
- * and the Kafka clients its passes make inherit the mask). cfg and m must
- * outlive it. 0 with *out set (NULL when reconcile.interval_ms is 0), or
+ * and the Kafka clients its passes make inherit the mask). cfg is copied;
+ * m must outlive it. 0 with *out set (NULL when reconcile.interval_ms is 0), or
  * -errno with err set.
  */
 int autorec_start(struct autorec **out, const struct cfg *cfg, struct metrics *m, char *err, size_t err_len)
 	__attribute__((warn_unused_result));
+
+/* A reload: passes from the next on use a copy of cfg (its keys that take
+ * effect only at start-up, such as the interval, the caller kept). NULL
+ * does nothing. */
+void autorec_reconfigure(struct autorec *a, const struct cfg *cfg);
 
 /* Stops the thread and frees it; a pass in progress is finished first.
  * NULL does nothing. */

@@ -319,7 +319,7 @@ static enum metrics_refusal admit(struct worker *w, struct req *r, const struct 
 		return REF_ADDR_RATE;
 	if ((*retry_s = adm_take_instance(w)) != 0)
 		return REF_INSTANCE_RATE;
-	if (!w->shared->keys)
+	if (!w->keys)
 		return REF_NONE;
 	enum metrics_refusal why = auth_check(w, hr->authorization, hr->authorization_len, claims);
 	if (why != REF_NONE)

@@ -1,7 +1,8 @@
 /*
  * flashgate: the order-ingestion gateway's command line.
  *
- *   flashgate -c CONF [serve]            run the gateway until SIGTERM/SIGINT
+ *   flashgate -c CONF [serve]            run the gateway until SIGTERM/SIGINT;
+ *                                        SIGHUP reloads CONF
  *   flashgate -c CONF -t                 check the config and print it
  *   flashgate -c CONF stock load FILE    load a sale's stock from CSV
  *   flashgate -c CONF stock show SKU     one SKU's stock in one line
@@ -10,9 +11,9 @@
  *   flashgate -c CONF stock release ORDER_ID [SKU]   give a cancelled order back
  *   flashgate -c CONF reconcile [--policy complete|release] [--min-age-ms N] [--dry-run]
  *
- * Owns: argument parsing, start-up order, signals and the process exit
- * code. Signals are blocked in every thread and taken here with sigwait,
- * so no handler runs inside a worker.
+ * Owns: argument parsing, start-up order, signals, reloads (SIGHUP) and
+ * the process exit code. Signals are blocked in every thread and taken
+ * here with sigwait, so no handler runs inside a worker.
  */
 #include <errno.h>
 #include <signal.h>
@@ -63,6 +64,14 @@ static void usage(FILE *out)
 /* How long start-up asks the brokers about the topic. */
 #define KAFKA_PROBE_MS 3000
 
+static void log_keys(const char *what, const struct jwt_keyset *keys, const char *dir)
+{
+	fprintf(stderr, "flashgate: %s: %u key%s from %s:", what, keys->n, keys->n == 1 ? "" : "s", dir);
+	for (unsigned i = 0; i < keys->n; i++)
+		fprintf(stderr, " %s (%s)", keys->keys[i].kid, jwt_alg_name(keys->keys[i].alg));
+	fprintf(stderr, "\n");
+}
+
 /* The identity keys, or with identity off a warning no one can miss: the
  * gateway then believes whatever user_id a body names. */
 static int load_identity(const struct cfg *cfg, struct jwt_keyset *keys)
@@ -78,15 +87,127 @@ static int load_identity(const struct cfg *cfg, struct jwt_keyset *keys)
 		fprintf(stderr, "flashgate: not starting: [identity] keys: %s\n", err);
 		return -EINVAL;
 	}
-	fprintf(stderr, "flashgate: identity: %u key%s from %s:", keys->n, keys->n == 1 ? "" : "s",
-		cfg->identity_keys);
-	for (unsigned i = 0; i < keys->n; i++)
-		fprintf(stderr, " %s (%s)", keys->keys[i].kid, jwt_alg_name(keys->keys[i].alg));
-	fprintf(stderr, "\n");
+	log_keys("identity", keys, cfg->identity_keys);
 	return 0;
 }
 
-static int serve(const struct cfg *cfg)
+/* A configuration the process runs: the workers point into it until each
+ * has taken a later one. */
+struct config_set {
+	struct worker_config wc;
+	struct cfg cfg;
+	struct jwt_keyset keys;
+};
+
+static struct config_set *config_set_new(const struct cfg *cfg, uint64_t gen)
+{
+	struct config_set *cs = calloc(1, sizeof(*cs));
+	if (!cs)
+		return NULL;
+	if (cfg)
+		cs->cfg = *cfg;
+	cs->wc.cfg = &cs->cfg;
+	cs->wc.gen = gen;
+	return cs;
+}
+
+static void config_set_free(struct config_set *cs)
+{
+	if (!cs)
+		return;
+	jwt_keyset_free(&cs->keys);
+	explicit_bzero(&cs->cfg, sizeof(cs->cfg)); /* the Redis password, the admin token */
+	free(cs);
+}
+
+static void log_change(void *arg, const char *section, const char *name, const char *running, const char *file,
+		       bool live)
+{
+	unsigned long long gen = *(const uint64_t *)arg;
+	if (live)
+		fprintf(stderr, "flashgate: reload %llu: [%s] %s: %s -> %s\n", gen, section, name, running, file);
+	else
+		fprintf(stderr, "flashgate: reload %llu: [%s] %s: %s -> %s takes effect only at a restart; "
+				"keeping %s\n", gen, section, name, running, file, running);
+}
+
+/* How long a reload waits for every worker to take it: each does within a
+ * loop turn, and a turn ends at least every tick (100 ms). */
+#define RELOAD_WAIT_MS 5000
+
+/*
+ * SIGHUP: the file at path read again, whole or not at all. The keys that
+ * can change live go to the workers and the reconcile thread; the others
+ * keep their running values, each named in the log. gen numbers this
+ * attempt (one per SIGHUP, refused or not, so each log line names its
+ * own). Returns the set now running: next, or cur when the file was
+ * refused.
+ */
+static struct config_set *reload(const char *path, uint64_t gen, struct config_set *cur, struct worker *workers,
+				 unsigned n, struct autorec *autorec)
+{
+	char err[1200];
+	struct config_set *next = config_set_new(NULL, gen);
+	if (!next) {
+		fprintf(stderr, "flashgate: reload %llu refused: out of memory; running the configuration before\n",
+			(unsigned long long)gen);
+		return cur;
+	}
+	if (cfg_load(&next->cfg, path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "flashgate: reload %llu refused, running the configuration before: %s\n",
+			(unsigned long long)gen, err);
+		goto refuse;
+	}
+	unsigned kept = cfg_merge_live(&next->cfg, &cur->cfg, log_change, &gen);
+	/* The key directory is read again even when its path is the same:
+	 * that is how keys rotate. */
+	if (cur->wc.keys) {
+		if (jwt_keyset_load(&next->keys, next->cfg.identity_keys, err, sizeof(err)) < 0) {
+			fprintf(stderr, "flashgate: reload %llu refused, running the configuration before: "
+					"[identity] keys: %s\n", (unsigned long long)gen, err);
+			goto refuse;
+		}
+		next->wc.keys = &next->keys;
+	}
+	for (unsigned i = 0; i < n; i++)
+		worker_reconfigure(&workers[i], &next->wc);
+	autorec_reconfigure(autorec, &next->cfg);
+
+	bool all = false, failed = false;
+	for (int waited = 0; !all && waited < RELOAD_WAIT_MS; waited += 10) {
+		all = true;
+		for (unsigned i = 0; i < n; i++) {
+			int result;
+			if (worker_config_gen(&workers[i], &result) < gen)
+				all = false;
+			else if (result < 0)
+				failed = true;
+		}
+		if (!all)
+			usleep(10000);
+	}
+	if (next->wc.keys) {
+		char what[48];
+		snprintf(what, sizeof(what), "reload %llu: identity", (unsigned long long)gen);
+		log_keys(what, &next->keys, next->cfg.identity_keys);
+	}
+	if (!all || failed) {
+		/* A worker may still read the configuration before: it stays. */
+		fprintf(stderr, "flashgate: reload %llu: %s; the configuration before stays in memory\n",
+			(unsigned long long)gen, failed ? "a worker kept the configuration before (above)"
+							: "not every worker has taken it yet");
+	} else {
+		config_set_free(cur);
+	}
+	fprintf(stderr, "flashgate: reloaded %s (reload %llu)%s\n", path, (unsigned long long)gen,
+		kept ? "; some changes wait for a restart (above)" : "");
+	return next;
+refuse:
+	config_set_free(next);
+	return cur;
+}
+
+static int serve(const struct cfg *cfg, const char *path)
 {
 	char err[512];
 	struct script_shas shas;
@@ -129,14 +250,21 @@ static int serve(const struct cfg *cfg)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-	struct jwt_keyset keys = {0};
+	struct config_set *running = config_set_new(cfg, 0);
 	struct worker_shared shared = {.workers = n};
-	if (load_identity(cfg, &keys) < 0)
+	if (!running) {
+		fprintf(stderr, "flashgate: out of memory\n");
 		return 1;
-	shared.keys = keys.n ? &keys : NULL;
+	}
+	if (load_identity(cfg, &running->keys) < 0) {
+		config_set_free(running);
+		return 1;
+	}
+	running->wc.keys = running->keys.n ? &running->keys : NULL;
 	workers = calloc(n, sizeof(*workers));
 	metrics = metrics_new(n);
 	/* Sized for the connections of every worker, so that few addresses share a counter. */
@@ -146,11 +274,11 @@ static int serve(const struct cfg *cfg)
 		free(workers);
 		metrics_free(metrics);
 		adm_conns_free(shared.conns);
-		jwt_keyset_free(&keys);
+		config_set_free(running);
 		return 1;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		rc = worker_init(&workers[i], cfg, &shas, &map, metrics, &shared, i);
+		rc = worker_init(&workers[i], &running->wc, &shas, &map, metrics, &shared, i);
 		if (rc < 0) {
 			fprintf(stderr, "flashgate: worker %u: %s\n", i,
 				workers[i].err[0] ? workers[i].err : strerror(-rc));
@@ -187,10 +315,16 @@ static int serve(const struct cfg *cfg)
 
 	sigdelset(&sigs, SIGPIPE);
 	int sig = 0;
-	while (sigwait(&sigs, &sig) != 0)
-		;
+	uint64_t reloads = 0;
+	for (;;) {
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			break;
+		running = reload(path, ++reloads, running, workers, n, autorec);
+	}
 	fprintf(stderr, "flashgate: %s: draining (up to %u ms)\n", strsignal(sig),
-		cfg->drain_timeout_ms);
+		running->cfg.drain_timeout_ms);
 	for (unsigned i = 0; i < n; i++)
 		worker_stop(&workers[i]);
 	autorec_stop(autorec); /* while the workers drain */
@@ -208,7 +342,7 @@ destroy:
 	free(workers);
 	metrics_free(metrics);
 	adm_conns_free(shared.conns);
-	jwt_keyset_free(&keys);
+	config_set_free(running);
 	if (rc == 0)
 		fprintf(stderr, "flashgate: stopped\n");
 	return rc == 0 ? 0 : 1;
@@ -218,7 +352,7 @@ stop:
 	free(workers);
 	metrics_free(metrics);
 	adm_conns_free(shared.conns);
-	jwt_keyset_free(&keys);
+	config_set_free(running);
 	return 1;
 }
 
@@ -331,7 +465,7 @@ int main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	if (argc == 0 || (argc == 1 && strcmp(argv[0], "serve") == 0))
-		return serve(&cfg);
+		return serve(&cfg, conf);
 	if (argc == 3 && strcmp(argv[0], "stock") == 0 && strcmp(argv[1], "load") == 0)
 		return stock_load(&cfg, argv[2]) < 0 ? 1 : 0;
 	if (argc == 3 && strcmp(argv[0], "stock") == 0 && strcmp(argv[1], "show") == 0)

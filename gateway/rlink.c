@@ -191,8 +191,6 @@ int rlink_new(struct worker *w, unsigned index, const char *host, unsigned port,
 	snprintf(l->host, sizeof(l->host), "%s", host);
 	l->port = port;
 	snprintf(l->where, sizeof(l->where), "%s:%u", host, port);
-	l->connect_timeout.tv_sec = w->cfg->redis_timeout_ms / 1000;
-	l->connect_timeout.tv_nsec = (long long)(w->cfg->redis_timeout_ms % 1000) * 1000000;
 
 	/* Cluster nodes name themselves by address, which needs no lookup;
 	 * the configured host may be a name, looked up again before each
@@ -422,6 +420,9 @@ static void start_connect(struct worker *w, struct rlink *l)
 	io_uring_prep_connect(sqe, l->fd, (struct sockaddr *)&l->addr, l->addr_len);
 	io_uring_sqe_set_data64(sqe, ud_make(OP_REDIS_CONNECT, l->index, 0));
 	sqe->flags |= IOSQE_IO_LINK;
+	/* Read at each attempt: [redis] timeout_ms changes on SIGHUP. */
+	l->connect_timeout.tv_sec = w->cfg->redis_timeout_ms / 1000;
+	l->connect_timeout.tv_nsec = (long long)(w->cfg->redis_timeout_ms % 1000) * 1000000;
 	sqe = worker_sqe(w);
 	io_uring_prep_link_timeout(sqe, &l->connect_timeout, 0);
 	io_uring_sqe_set_data64(sqe, 0); /* its completion is not needed */

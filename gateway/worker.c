@@ -110,17 +110,20 @@ out:
 	return rc;
 }
 
-int worker_init(struct worker *w, const struct cfg *cfg, const struct script_shas *shas,
+int worker_init(struct worker *w, const struct worker_config *conf, const struct script_shas *shas,
 		const struct rcl_map *map, struct metrics *metrics, const struct worker_shared *shared,
 		unsigned index)
 {
 	int rc;
+	const struct cfg *cfg = conf->cfg;
 	memset(w, 0, sizeof(*w));
 	w->cfg = cfg;
+	w->keys = conf->keys;
+	w->config_gen = conf->gen;
 	w->index = index;
 	w->shared = shared;
 	w->metrics = metrics;
-	w->listen_fd = w->stop_fd = -1;
+	w->listen_fd = w->stop_fd = w->reload_fd = -1;
 	w->limits.max_head_bytes = cfg->max_head_bytes;
 	w->limits.max_headers = cfg->max_headers;
 	w->limits.max_body_bytes = cfg->max_body_bytes;
@@ -133,7 +136,8 @@ int worker_init(struct worker *w, const struct cfg *cfg, const struct script_sha
 		return rc;
 	}
 	w->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (w->stop_fd < 0) {
+	w->reload_fd = eventfd(0, EFD_CLOEXEC);
+	if (w->stop_fd < 0 || w->reload_fd < 0) {
 		snprintf(w->err, sizeof(w->err), "eventfd: %s", strerror(errno));
 		return -errno;
 	}
@@ -197,6 +201,49 @@ static void arm_stop(struct worker *w)
 	struct io_uring_sqe *sqe = worker_sqe(w);
 	io_uring_prep_read(sqe, w->stop_fd, &w->stop_buf, sizeof(w->stop_buf), 0);
 	io_uring_sqe_set_data64(sqe, ud_make(OP_STOP, 0, 0));
+}
+
+static void arm_reload(struct worker *w)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_read(sqe, w->reload_fd, &w->reload_buf, sizeof(w->reload_buf), 0);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_RELOAD, 0, 0));
+}
+
+/* Between two turns: no request is half-way through a handler, so each
+ * module can swap what it derived from the old configuration. */
+static void apply_config(struct worker *w)
+{
+	const struct worker_config *c = __atomic_load_n(&w->next_config, __ATOMIC_ACQUIRE);
+	if (!c || c->gen <= w->config_gen)
+		return;
+	int rc = auth_reconfigure(w, c->cfg, c->keys);
+	if (rc < 0) {
+		worker_log(w, "reload %llu: the identity keys' contexts: %s; keeping the configuration before",
+			   (unsigned long long)c->gen, strerror(-rc));
+	} else {
+		w->cfg = c->cfg;
+		w->keys = c->keys;
+		w->limits.max_headers = w->cfg->max_headers;
+		adm_reconfigure(w);
+	}
+	__atomic_store_n(&w->config_result, rc < 0 ? rc : 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->config_gen, c->gen, __ATOMIC_RELEASE);
+}
+
+void worker_reconfigure(struct worker *w, const struct worker_config *conf)
+{
+	uint64_t one = 1;
+	__atomic_store_n(&w->next_config, conf, __ATOMIC_RELEASE);
+	if (write(w->reload_fd, &one, sizeof(one)) < 0)
+		worker_log(w, "reload: eventfd write: %s", strerror(errno));
+}
+
+uint64_t worker_config_gen(const struct worker *w, int *result)
+{
+	uint64_t gen = __atomic_load_n(&w->config_gen, __ATOMIC_ACQUIRE);
+	*result = __atomic_load_n(&w->config_result, __ATOMIC_RELAXED);
+	return gen;
 }
 
 static void begin_drain(struct worker *w)
@@ -271,6 +318,10 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	case OP_STOP:
 		begin_drain(w);
 		break;
+	case OP_RELOAD:
+		apply_config(w);
+		arm_reload(w);
+		break;
 	}
 }
 
@@ -300,6 +351,7 @@ static void *run(void *arg)
 	}
 	int64_t accept_by_ms = clock_ms(CLOCK_MONOTONIC) + ACCEPT_WAIT_MS;
 	arm_stop(w);
+	arm_reload(w);
 	arm_tick(w);
 	kpub_arm(w);
 	kpub_poll(w); /* whatever was queued before the read was armed */
@@ -409,6 +461,8 @@ void worker_destroy(struct worker *w)
 		close(w->listen_fd);
 	if (w->stop_fd >= 0)
 		close(w->stop_fd);
+	if (w->reload_fd >= 0)
+		close(w->reload_fd);
 }
 
 int worker_probe_uring(char *err, size_t err_len)

@@ -38,9 +38,17 @@ struct jwt_keyset;
 /* What every worker of the instance reads or counts together: set up by
  * main before the workers start, outliving them. */
 struct worker_shared {
-	const struct jwt_keyset *keys; /* identity's keys; NULL when it is off */
 	struct adm_conns *conns;       /* open connections per address (admission.h) */
 	unsigned workers;
+};
+
+/* A configuration the workers run: the one they start with, then one per
+ * reload (SIGHUP). Made by main, read-only to the workers, kept alive by
+ * main until every worker has acknowledged a later one. */
+struct worker_config {
+	const struct cfg *cfg;
+	const struct jwt_keyset *keys; /* identity's keys; NULL when it is off */
+	uint64_t gen;                  /* 0 at start, then higher at each reload */
 };
 struct resv;
 struct kpub;
@@ -58,6 +66,7 @@ enum op {
 	OP_TICK,
 	OP_WAKE,
 	OP_STOP,
+	OP_RELOAD,
 };
 
 /* user_data = generation(32) | index(24) | op(8). The generation lets a
@@ -71,13 +80,19 @@ static inline uint32_t ud_index(uint64_t ud) { return (uint32_t)(ud >> 8) & 0xff
 static inline uint32_t ud_gen(uint64_t ud) { return (uint32_t)(ud >> 32); }
 
 struct worker {
-	const struct cfg *cfg;
+	const struct cfg *cfg;         /* the running configuration's; changes only between turns */
+	const struct jwt_keyset *keys; /* the same */
 	unsigned index;
 	struct io_uring ring;
 	bool ring_ready;
 	int listen_fd;
 	int stop_fd; /* eventfd: main thread asks the worker to drain */
 	uint64_t stop_buf;
+	int reload_fd; /* eventfd: main thread has set next_config */
+	uint64_t reload_buf;
+	const struct worker_config *next_config; /* atomic: written by main, read here */
+	uint64_t config_gen;                     /* atomic: the gen this worker runs */
+	int config_result;                       /* atomic: 0, or why the last one failed */
 	struct __kernel_timespec tick_ts;
 	/* A one-shot timeout for work due before the next tick; one at a time. */
 	struct __kernel_timespec wake_ts;
@@ -112,13 +127,24 @@ struct worker {
 
 /* Sets up everything that can fail before the thread starts. Returns 0 or
  * -errno with w->err set; on failure worker_destroy is still safe. */
-int worker_init(struct worker *w, const struct cfg *cfg, const struct script_shas *shas,
+int worker_init(struct worker *w, const struct worker_config *conf, const struct script_shas *shas,
 		const struct rcl_map *map, struct metrics *metrics, const struct worker_shared *shared,
 		unsigned index)
 	__attribute__((warn_unused_result));
 int worker_start(struct worker *w) __attribute__((warn_unused_result));
 /* Asks a running worker to drain (async-signal-safe: one write). */
 void worker_stop(struct worker *w);
+
+/*
+ * Asks a running worker to run conf from its next loop turn: the keys
+ * that can change live (core/cfg.h) take effect for requests read from
+ * then on, and nothing in flight is dropped. conf must stay alive until
+ * worker_config_gen(w) reaches a later gen. Main thread only.
+ */
+void worker_reconfigure(struct worker *w, const struct worker_config *conf);
+/* The gen the worker runs, and 0 or -errno if taking it failed (then it
+ * still runs, and uses, the configuration before). */
+uint64_t worker_config_gen(const struct worker *w, int *result);
 void worker_destroy(struct worker *w);
 
 /* An SQE from the worker's ring; submits to make room when the SQ is full,

@@ -32,4 +32,5 @@ status=0
 python3 "$here/tests/integration/test_gateway.py" "$@" || status=1
 python3 "$here/tests/integration/test_flashload.py" "$@" || status=1
 python3 "$here/tests/integration/test_admission.py" "$@" || status=1
+python3 "$here/tests/integration/test_operations.py" "$@" || status=1
 exit $status

@@ -251,6 +251,52 @@ static void test_kafka_client_properties(void **state)
 	unlink(side_path);
 }
 
+struct changes {
+	char text[1024];
+	unsigned n;
+};
+
+static void record_change(void *arg, const char *section, const char *name, const char *running,
+			  const char *file, bool live)
+{
+	struct changes *c = arg;
+	size_t at = strlen(c->text);
+	snprintf(c->text + at, sizeof(c->text) - at, "[%s] %s %s->%s %s\n", section, name, running, file,
+		 live ? "live" : "restart");
+	c->n++;
+}
+
+/* A reload takes the live keys, keeps the rest and names every change. */
+static void test_merge_live(void **state)
+{
+	(void)state;
+	struct cfg running, next;
+	char err[512];
+	write_file("[server]\nport = 9000\nadmin_token = 0123456789abcdef\n[admission]\nuser_rate = 20\n");
+	assert_int_equal(cfg_load(&running, path, err, sizeof(err)), 0);
+	unlink(path);
+	write_file("[server]\nport = 9001\nadmin_token = fedcba9876543210\nidle_timeout_ms = 5000\n"
+		   "[admission]\nuser_rate = 3\n[kafka]\ntopic = other\n");
+	assert_int_equal(cfg_load(&next, path, err, sizeof(err)), 0);
+	unlink(path);
+	struct changes c = {.n = 0};
+	assert_int_equal(cfg_merge_live(&next, &running, record_change, &c), 2);
+	assert_string_equal(c.text, "[server] port 9000->9001 restart\n"
+				    "[server] idle_timeout_ms 60000->5000 live\n"
+				    "[server] admin_token (set)->(set) live\n"
+				    "[kafka] topic orders->other restart\n"
+				    "[admission] user_rate 20->3 live\n");
+	assert_int_equal(next.port, 9000);
+	assert_string_equal(next.kafka_topic, "orders");
+	assert_int_equal(next.idle_timeout_ms, 5000);
+	assert_int_equal(next.user_rate, 3);
+	assert_string_equal(next.admin_token, "fedcba9876543210");
+	/* Merged again, nothing is left to change. */
+	c = (struct changes){.n = 0};
+	assert_int_equal(cfg_merge_live(&next, &next, record_change, &c), 0);
+	assert_int_equal(c.n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -260,6 +306,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_redis_password_file),
 		cmocka_unit_test(test_kafka_client_properties),
+		cmocka_unit_test(test_merge_live),
 	};
 	return cmocka_run_group_tests_name("cfg", tests, NULL, NULL);
 }

@@ -1,0 +1,211 @@
+"""Running flashgate as an SRE does on sale night: SIGHUP reloads, key
+rotation, and a sale that goes on through them. Against the real
+redis-server and Kafka broker started by scripts/services.sh; each test
+starts its own gateway.
+
+Run: scripts/run-integration-tests.sh  (prints "operations: N passed, N failed")"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from harness import (BIN, Env, Gateway, eq, expect, jwt_hs256, post_order, run_tests, signing_key_path)
+
+ENV = Env()
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def fresh(name):
+    """A SKU name of this run alone."""
+    return "%s-%x" % (name, int(time.time() * 1000) & 0xffffffff)
+
+
+def wait_for_log(offset, text, timeout=5.0):
+    """The gateway log from offset once it holds text."""
+    deadline = time.time() + timeout
+    while True:
+        log = ENV.log_since(offset)
+        if text in log or time.time() > deadline:
+            return log
+        time.sleep(0.05)
+
+
+def hup(gw, offset, done="reloaded "):
+    """SIGHUP, then the log lines the reload wrote (up to its last)."""
+    gw.proc.send_signal(signal.SIGHUP)
+    return wait_for_log(offset, done)
+
+
+def statuses(user, sku, n):
+    """n orders of user, one connection each. The tests that count 429s run
+    one worker: rates are per worker (docs/identity.md)."""
+    return [post_order(ENV.gw_port, user, sku, 1).status for _ in range(n)]
+
+
+@test
+def sighup_changes_the_live_keys_and_names_those_that_need_a_restart():
+    """The rate limit changes at once; the port, which only a restart can
+    change, is named in the log and stays as it was."""
+    sku = fresh("hup")
+    conf = ENV.write_config(server__workers=1, admission__user_rate=1000, admission__user_burst=1000)
+    ENV.load_stock(conf, [(sku, 1000, 1000)])
+    with Gateway(ENV, conf) as gw:
+        eq(statuses("hupper", sku, 5), [202] * 5, "five orders under a rate of 1000/s")
+        ENV.write_config(server__workers=1, admission__user_rate=1, admission__user_burst=2,
+                         server__port=ENV.gw_port + 7)
+        at = ENV.log_size()
+        log = hup(gw, at)
+        expect("reload 1: [admission] user_rate: 1000 -> 1\n" in log, "the live change logged: %s" % log)
+        expect(("reload 1: [server] port: %d -> %d takes effect only at a restart; keeping %d"
+                % (ENV.gw_port, ENV.gw_port + 7, ENV.gw_port)) in log, "the restart-only key named: %s" % log)
+        expect("reloaded %s (reload 1); some changes wait for a restart" % conf in log, "the summary: %s" % log)
+        got = statuses("hupper2", sku, 4)
+        eq(got[:2], [202, 202], "a new user's burst of 2 after the reload")
+        eq(got[2:], [429, 429], "then the new rate of 1/s (was 1000/s)")
+        eq(gw.proc.poll(), None, "still running")
+
+
+@test
+def a_bad_file_on_sighup_is_refused_whole_with_file_and_line():
+    sku = fresh("bad")
+    conf = ENV.write_config(server__workers=1, admission__user_rate=1, admission__user_burst=2)
+    ENV.load_stock(conf, [(sku, 1000, 1000)])
+    with Gateway(ENV, conf) as gw:
+        # A good change before a bad line: neither is taken.
+        ENV.write_config(server__workers=1, admission__user_burst=500)
+        with open(conf, "a") as f:
+            f.write("[admission]\nuser_rate = fast\n")
+        lines = open(conf).read().count("\n")
+        at = ENV.log_size()
+        log = hup(gw, at, done="refused")
+        expect(("reload 1 refused, running the configuration before: %s:%d: [admission] user_rate: "
+                "not a non-negative integer (value 'fast')") % (conf, lines) in log, "refusal: %s" % log)
+        eq(statuses("badhup", sku, 3), [202, 202, 429], "the old burst of 2 still holds")
+        # The next good file is reload 2: the refused one changed nothing.
+        ENV.write_config(server__workers=1, admission__user_rate=1, admission__user_burst=3)
+        log = hup(gw, ENV.log_size())
+        expect("reload 2: [admission] user_burst: 2 -> 3" in log, "a good file after it: %s" % log)
+        eq(statuses("badhup2", sku, 4), [202, 202, 202, 429], "the new burst of 3")
+
+
+@test
+def identity_keys_rotate_on_sighup():
+    """A new key is trusted after the HUP, a removed one is refused at once,
+    even for a token the gateway had already verified and cached."""
+    keys = os.path.join(ENV.run_dir, "rotate-keys")
+    shutil.rmtree(keys, ignore_errors=True)
+    os.makedirs(keys)
+    shutil.copy(signing_key_path(), os.path.join(keys, "old.hs256"))
+    with open(signing_key_path(), "rb") as f:
+        old_secret = f.read()
+    new_secret = os.urandom(32)
+    sku = fresh("rot")
+    conf = ENV.write_config(identity__keys=keys)
+    ENV.load_stock(conf, [(sku, 1000, 1000)])
+
+    def order(kid, secret, user):
+        tok = jwt_hs256({"sub": user, "exp": int(time.time()) + 600}, kid=kid, secret=secret)
+        return post_order(ENV.gw_port, user, sku, 1, {"Authorization": "Bearer " + tok}).status
+
+    with Gateway(ENV, conf) as gw:
+        eq(order("old", old_secret, "ro1"), 202, "a token of the old key")
+        eq(order("new", new_secret, "ro2"), 401, "a token of a key not yet installed")
+        with open(os.path.join(keys, "new.hs256"), "wb") as f:
+            f.write(new_secret)
+        log = hup(gw, ENV.log_size())
+        expect("reload 1: identity: 2 keys from %s:" % keys in log, "both keys loaded: %s" % log)
+        eq(order("new", new_secret, "ro2"), 202, "the new key, after the HUP")
+        eq(order("old", old_secret, "ro1"), 202, "the old key, still installed")
+        os.remove(os.path.join(keys, "old.hs256"))
+        log = hup(gw, ENV.log_size())
+        expect("reload 2: identity: 1 key from %s: new (HS256)" % keys in log, "old key gone: %s" % log)
+        eq(order("old", old_secret, "ro1"), 401, "the old key's cached token, after its removal")
+        eq(order("new", new_secret, "ro2"), 202, "the new key")
+        # A key directory that no longer loads refuses the reload whole.
+        with open(os.path.join(keys, "broken.hs256"), "wb") as f:
+            f.write(b"short")
+        log = hup(gw, ENV.log_size(), done="refused")
+        expect("reload 3 refused, running the configuration before: [identity] keys:" in log,
+               "a broken key refuses the reload: %s" % log)
+        eq(order("new", new_secret, "ro2"), 202, "the keys before still verify")
+
+
+PROFILE = """
+[run]
+connections = 32
+timeout = 5s
+seed = 11
+
+[stage sale]
+duration = 6s
+rate = 400
+
+[catalogue]
+sku_prefix = %(prefix)s
+
+[class hot]
+count = 2
+stock = 300
+per_user_limit = 2
+
+[class rest]
+count = 6
+stock = 100000
+per_user_limit = 100
+
+[users]
+count = 3000
+prefix = %(prefix)su
+"""
+
+
+@test
+def ten_hups_during_a_sale_fail_no_request_and_the_books_balance():
+    prefix = fresh("hs")
+    conf = ENV.write_config(admission__user_rate=1000, admission__user_burst=1000)
+    profile = os.path.join(ENV.run_dir, prefix + ".ini")
+    with open(profile, "w") as f:
+        f.write(PROFILE % {"prefix": prefix})
+    csv = os.path.join(ENV.run_dir, prefix + ".csv")
+    fl = [os.path.join(BIN, "flashload"), "--sign-key", signing_key_path()]
+    subprocess.run(fl + ["--profile", profile, "--write-stock", csv], check=True, capture_output=True)
+    ENV.flashgate(conf, "stock", "load", csv)
+    report = os.path.join(ENV.run_dir, prefix + ".json")
+    with Gateway(ENV, conf) as gw:
+        at = ENV.log_size()
+        load = subprocess.Popen(fl + ["--target", "127.0.0.1:%d" % ENV.gw_port, "--profile", profile,
+                                      "--quiet", "--verify", "--config", conf, "--json", report],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        for i in range(10):
+            # Each reload changes something the requests in flight use.
+            ENV.write_config(admission__user_rate=1000 + i, admission__user_burst=1000,
+                             server__request_timeout_ms=9000 + i)
+            gw.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.45)
+        out, err = load.communicate(timeout=120)
+        sys.stdout.write(out)
+        eq(load.returncode, 0, "flashload --verify across ten reloads (stderr: %s)" % err[-2000:])
+        log = wait_for_log(at, "reloaded %s (reload 10)" % conf)
+        eq(log.count("reloaded %s (reload " % conf), 10, "ten reloads taken")
+        eq(gw.proc.poll(), None, "still running")
+    with open(report) as f:
+        j = json.load(f)
+    o = j["orders"]
+    eq(o["failed"], 0, "no request failed")
+    expect(o["accepted"] > 1000, "orders accepted throughout (%d)" % o["accepted"])
+    checks = {c["check"]: c["ok"] for c in j["verify"]["checks"]}
+    expect(all(checks.values()), "books balance: %s" % checks)
+
+
+if __name__ == "__main__":
+    sys.exit(run_tests(TESTS, "operations"))
