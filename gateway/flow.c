@@ -20,6 +20,7 @@
 #include "../core/bucket.h"
 #include "../core/fmt.h"
 #include "conn.h"
+#include "health.h"
 #include "kpub.h"
 #include "rebal.h"
 #include "resv.h"
@@ -426,6 +427,27 @@ static void start_order(struct worker *w, struct req *r, const struct http_reque
 		answer_unavailable(w, r, rc == -ENOTCONN ? "redis" : "overloaded");
 }
 
+/* /livez and /readyz for the whole process (health.h); /healthz, as it
+ * always was, for the worker that answers: whether it reaches Redis. */
+static void answer_health(struct worker *w, struct req *r, const struct http_request *hr)
+{
+	char body[HEALTH_BODY_MAX];
+	bool ok;
+	if (path_is(hr, "/healthz")) {
+		if (resv_up(w))
+			answer(w, r, 200, "{\"status\":\"ok\"}");
+		else
+			answer_unavailable(w, r, "redis");
+		return;
+	}
+	worker_publish(w); /* this worker's own state as of now */
+	if (path_is(hr, "/livez"))
+		health_live(w->shared->health, w->now_mono_ms, &ok, body, sizeof(body));
+	else
+		health_ready(w->shared->health, w->now_mono_ms, &ok, body, sizeof(body));
+	answer(w, r, ok ? 200 : 503, body);
+}
+
 void flow_handle(struct worker *w, struct req *r, const struct http_request *hr, const char *body)
 {
 	w->stats.requests++;
@@ -448,17 +470,13 @@ void flow_handle(struct worker *w, struct req *r, const struct http_request *hr,
 		start_order(w, r, hr, body);
 	} else if (hr->path_len > 7 && memcmp(hr->path, "/admin/", 7) == 0) {
 		admin_handle(w, r, hr, body);
-	} else if (path_is(hr, "/healthz")) {
+	} else if (path_is(hr, "/healthz") || path_is(hr, "/livez") || path_is(hr, "/readyz")) {
 		if (hr->method != HTTP_METHOD_GET && hr->method != HTTP_METHOD_HEAD) {
 			answer_with(w, r, 405, "Allow: GET, HEAD\r\n",
 				    "{\"status\":\"method_not_allowed\",\"allow\":\"GET, HEAD\"}");
 			return;
 		}
-		/* Serving means taking orders: without Redis this worker cannot. */
-		if (resv_up(w))
-			answer(w, r, 200, "{\"status\":\"ok\"}");
-		else
-			answer_unavailable(w, r, "redis");
+		answer_health(w, r, hr);
 	} else {
 		answer(w, r, 404, "{\"status\":\"not_found\"}");
 	}

@@ -22,6 +22,11 @@ struct kpub {
 	bool closing; /* reports now only count what is left */
 	char wake_buf[64];
 	int64_t last_error_log_ms;
+	/* For health: records produced and not yet reported, since when the
+	 * count went above 0, and the last report (and whether it failed). */
+	unsigned in_flight;
+	int64_t busy_since_ms, last_report_ms;
+	bool last_failed;
 };
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -29,8 +34,12 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	(void)rk;
 	struct worker *w = opaque;
 	struct req *req = m->_private;
-	if (w->kpub->closing)
+	struct kpub *k = w->kpub;
+	if (k->closing)
 		return; /* past the drain deadline: the ledger keeps the order for reconcile */
+	k->in_flight--;
+	k->last_report_ms = w->now_mono_ms;
+	k->last_failed = m->err != 0;
 	int err = 0;
 	if (m->err)
 		/* A record that timed out while in flight may still have been
@@ -263,7 +272,103 @@ int kpub_produce(struct worker *w, struct req *req)
 		return -EIO;
 	}
 	req->in_kafka = true;
+	if (k->in_flight++ == 0)
+		k->busy_since_ms = w->now_mono_ms;
 	return 0;
+}
+
+bool kpub_acknowledging(const struct worker *w)
+{
+	const struct kpub *k = w->kpub;
+	/* A failure says so for a while, not until the next success: an
+	 * instance that is not ready gets no orders to succeed with. */
+	if (k->last_failed && w->now_mono_ms - k->last_report_ms < KPUB_STALL_MS)
+		return false;
+	if (k->in_flight == 0)
+		return true;
+	int64_t since = k->busy_since_ms > k->last_report_ms ? k->busy_since_ms : k->last_report_ms;
+	return w->now_mono_ms - since < KPUB_STALL_MS;
+}
+
+struct kpub_prober {
+	rd_kafka_t *rk;
+	rd_kafka_topic_t *rkt;
+	char topic[CFG_TOPIC_MAX];
+};
+
+struct kpub_prober *kpub_prober_new(const struct cfg *cfg, char *err, size_t err_len)
+{
+	const struct kprops kp = {cfg->kafka_brokers, cfg->kafka_properties, cfg->kafka_client_properties};
+	char why[512];
+	struct kpub_prober *p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(err, err_len, "kafka watch: out of memory");
+		return NULL;
+	}
+	snprintf(p->topic, sizeof(p->topic), "%s", cfg->kafka_topic);
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	/* Quiet: an outage is the workers' to log; this client only asks. */
+	if (kprops_apply(&kp, conf, err, err_len) < 0 ||
+	    rd_kafka_conf_set(conf, "log_level", "0", err, err_len) != RD_KAFKA_CONF_OK) {
+		rd_kafka_conf_destroy(conf);
+		free(p);
+		return NULL;
+	}
+	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
+	if (!p->rk) {
+		rd_kafka_conf_destroy(conf);
+		snprintf(err, err_len, "kafka watch: cannot create a client: %s", why);
+		free(p);
+		return NULL;
+	}
+	p->rkt = rd_kafka_topic_new(p->rk, cfg->kafka_topic, NULL);
+	if (!p->rkt) {
+		snprintf(err, err_len, "kafka watch: topic %s: %s", cfg->kafka_topic,
+			 rd_kafka_err2str(rd_kafka_last_error()));
+		kpub_prober_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+int kpub_prober_ask(struct kpub_prober *p, int timeout_ms, char *err, size_t err_len)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t kerr = rd_kafka_metadata(p->rk, 0, p->rkt, &md, timeout_ms);
+	rd_kafka_poll(p->rk, 0);
+	int rc = 0;
+	if (kerr) {
+		snprintf(err, err_len, "metadata for %s: %s", p->topic, rd_kafka_err2str(kerr));
+		rc = kerr == RD_KAFKA_RESP_ERR__TIMED_OUT ? -ETIMEDOUT : -EIO;
+	} else if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
+		snprintf(err, err_len, "topic %s: %s", p->topic,
+			 md->topic_cnt == 1 && md->topics[0].err ? rd_kafka_err2str(md->topics[0].err)
+								  : "no partitions");
+		rc = -ENOENT;
+	} else {
+		for (int i = 0; i < md->topics[0].partition_cnt; i++) {
+			if (md->topics[0].partitions[i].leader < 0) {
+				snprintf(err, err_len, "topic %s: partition %d has no leader", p->topic,
+					 md->topics[0].partitions[i].id);
+				rc = -EAGAIN;
+				break;
+			}
+		}
+	}
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	return rc;
+}
+
+void kpub_prober_free(struct kpub_prober *p)
+{
+	if (!p)
+		return;
+	if (p->rkt)
+		rd_kafka_topic_destroy(p->rkt);
+	if (p->rk)
+		rd_kafka_destroy(p->rk);
+	free(p);
 }
 
 void kpub_arm(struct worker *w)

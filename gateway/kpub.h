@@ -15,6 +15,7 @@
 #ifndef FG_KPUB_H
 #define FG_KPUB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct cfg;
@@ -46,5 +47,24 @@ void kpub_on_wake(struct worker *w, int res);
 void kpub_poll(struct worker *w);
 /* Records produced whose delivery report has not been served. */
 int kpub_outstanding(const struct worker *w);
+
+/* Longest a record may wait for its report, with no report at all coming
+ * meanwhile, before the producer counts as not acknowledging. Reports
+ * come in milliseconds; a broker that stops answering gives none. */
+#define KPUB_STALL_MS 2000
+
+/* For health: false while a record has waited KPUB_STALL_MS with no
+ * report, or for KPUB_STALL_MS after a failed one. */
+bool kpub_acknowledging(const struct worker *w);
+
+/* A client kept for repeated questions to the brokers (kwatch: whether
+ * they answer while no order flows). NULL with err set. */
+struct kpub_prober;
+struct kpub_prober *kpub_prober_new(const struct cfg *cfg, char *err, size_t err_len);
+/* Whether a broker answers a metadata request for the topic within
+ * timeout_ms, with a leader for every partition: 0, or -errno with err. */
+int kpub_prober_ask(struct kpub_prober *p, int timeout_ms, char *err, size_t err_len)
+	__attribute__((warn_unused_result));
+void kpub_prober_free(struct kpub_prober *p);
 
 #endif

@@ -27,7 +27,9 @@
 #include "../core/cfg.h"
 #include "../core/kprops.h"
 #include "autorec.h"
+#include "health.h"
 #include "kpub.h"
+#include "kwatch.h"
 #include "reconcile.h"
 #include "stock.h"
 #include "version.h"
@@ -214,6 +216,7 @@ static int serve(const struct cfg *cfg, const char *path)
 	struct worker *workers = NULL;
 	struct metrics *metrics = NULL;
 	struct autorec *autorec = NULL;
+	struct kwatch *kwatch = NULL;
 	unsigned n = cfg->workers, started = 0;
 	int rc;
 	sigset_t sigs;
@@ -269,11 +272,13 @@ static int serve(const struct cfg *cfg, const char *path)
 	metrics = metrics_new(n);
 	/* Sized for the connections of every worker, so that few addresses share a counter. */
 	shared.conns = adm_conns_new(4 * n * cfg->max_connections);
-	if (!workers || !metrics || !shared.conns) {
+	shared.health = health_new(n);
+	if (!workers || !metrics || !shared.conns || !shared.health) {
 		fprintf(stderr, "flashgate: out of memory\n");
 		free(workers);
 		metrics_free(metrics);
 		adm_conns_free(shared.conns);
+		health_free(shared.health);
 		config_set_free(running);
 		return 1;
 	}
@@ -297,8 +302,10 @@ static int serve(const struct cfg *cfg, const char *path)
 			goto destroy;
 		}
 	}
-	if ((rc = autorec_start(&autorec, cfg, metrics, err, sizeof(err))) < 0) {
+	if ((rc = autorec_start(&autorec, cfg, metrics, err, sizeof(err))) < 0 ||
+	    (rc = kwatch_start(&kwatch, cfg, shared.health, err, sizeof(err))) < 0) {
 		fprintf(stderr, "flashgate: %s\n", err);
+		autorec_stop(autorec);
 		for (unsigned j = 0; j < n; j++)
 			worker_stop(&workers[j]);
 		for (unsigned j = 0; j < n; j++)
@@ -325,9 +332,11 @@ static int serve(const struct cfg *cfg, const char *path)
 	}
 	fprintf(stderr, "flashgate: %s: draining (up to %u ms)\n", strsignal(sig),
 		running->cfg.drain_timeout_ms);
+	health_set_draining(shared.health);
 	for (unsigned i = 0; i < n; i++)
 		worker_stop(&workers[i]);
 	autorec_stop(autorec); /* while the workers drain */
+	kwatch_stop(kwatch);
 	rc = 0;
 	for (unsigned i = 0; i < n; i++) {
 		pthread_join(workers[i].thread, NULL);
@@ -342,6 +351,7 @@ destroy:
 	free(workers);
 	metrics_free(metrics);
 	adm_conns_free(shared.conns);
+	health_free(shared.health);
 	config_set_free(running);
 	if (rc == 0)
 		fprintf(stderr, "flashgate: stopped\n");
@@ -352,6 +362,7 @@ stop:
 	free(workers);
 	metrics_free(metrics);
 	adm_conns_free(shared.conns);
+	health_free(shared.health);
 	config_set_free(running);
 	return 1;
 }

@@ -592,6 +592,8 @@ static void on_reply(struct worker *w, struct rlink *l, struct rslot *reply)
 		return;
 	case RLINK_ASKING:
 		return; /* OK; the command after it says the rest */
+	case RLINK_PING:
+		return; /* any reply: the server answers */
 	case RLINK_AUTH:
 		if (reply->type == REDIS_REPLY_ERROR) {
 			char why[sizeof(reply->str) + 32];
@@ -729,10 +731,20 @@ static bool address_ready(struct worker *w, struct rlink *l)
 	return rc == 0;
 }
 
+/* A link with nothing to say for this long says PING: silence from then
+ * on closes it after [redis] timeout_ms, as for any command. */
+#define RLINK_IDLE_PING_MS 500
+
 void rlink_tick(struct worker *w, struct rlink *l)
 {
 	if (l->state == R_DOWN && w->now_mono_ms >= l->next_attempt_ms && address_ready(w, l))
 		start_connect(w, l);
+	if (l->state == R_UP && l->count == 0 && w->now_mono_ms - l->last_reply_ms >= RLINK_IDLE_PING_MS) {
+		const char *ping_argv[1] = {"PING"};
+		static const size_t ping_lens[1] = {4};
+		if (put(w, l, RLINK_PING, NULL, 1, ping_argv, ping_lens) < 0)
+			return; /* no room: then it is not idle */
+	}
 	if (!connected(l) || l->count == 0)
 		return;
 	/* Silence, not a long queue, is what marks a dead server: each WAIT

@@ -13,7 +13,8 @@
  * server, one per master of a Redis Cluster (resv routes).
  *
  * Owns: the socket, the buffers, the reader, the queue of commands waiting
- * for replies, reconnects, timeouts and fencing, and the WAIT that follows
+ * for replies, reconnects, timeouts (an idle link is pinged, so a server
+ * that stops answering is found even with no order flowing) and fencing, and the WAIT that follows
  * a replicated command ([redis] wait_replicas). Does not own: what a
  * command or a reply means (resv, through the callbacks below).
  */
@@ -52,7 +53,7 @@ struct rslot {
 /* The link's own commands; resv's kinds start at RLINK_KIND_USER. */
 enum {
 	RLINK_LOAD = 1, RLINK_AUTH, RLINK_RUN_ID, RLINK_CLIENT_ID, RLINK_KILL, RLINK_ASKING, RLINK_WAIT,
-	RLINK_KIND_USER
+	RLINK_PING, RLINK_KIND_USER
 };
 
 /* index: the link's number in the worker (user_data of its operations).

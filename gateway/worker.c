@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "conn.h"
 #include "flow.h"
+#include "health.h"
 #include "kpub.h"
 #include "logline.h"
 #include "resv.h"
@@ -426,6 +427,13 @@ void worker_publish(struct worker *w)
 		.redis_up = resv_up(w),
 	};
 	metrics_publish(w->metrics, w->index, &s);
+	const struct health_worker hw = {
+		.turn_ms = w->now_mono_ms,
+		.redis_up = s.redis_up,
+		.kafka_ok = kpub_acknowledging(w),
+		.draining = w->draining,
+	};
+	health_publish(w->shared->health, w->index, &hw);
 }
 
 int worker_start(struct worker *w)

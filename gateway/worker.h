@@ -33,12 +33,14 @@ struct flow;
 struct auth;
 struct adm;
 struct adm_conns;
+struct health;
 struct jwt_keyset;
 
 /* What every worker of the instance reads or counts together: set up by
  * main before the workers start, outliving them. */
 struct worker_shared {
-	struct adm_conns *conns;       /* open connections per address (admission.h) */
+	struct adm_conns *conns; /* open connections per address (admission.h) */
+	struct health *health;   /* each worker's slot of it (health.h) */
 	unsigned workers;
 };
 

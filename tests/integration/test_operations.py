@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from harness import (BIN, Env, Gateway, eq, expect, jwt_hs256, post_order, run_tests, signing_key_path)
+from harness import (BIN, Env, Gateway, eq, expect, get, jwt_hs256, post_order, run_tests, signing_key_path)
 
 ENV = Env()
 TESTS = []
@@ -137,6 +137,56 @@ def identity_keys_rotate_on_sighup():
         expect("reload 3 refused, running the configuration before: [identity] keys:" in log,
                "a broken key refuses the reload: %s" % log)
         eq(order("new", new_secret, "ro2"), 202, "the keys before still verify")
+
+
+def wait_status(path, status, within):
+    """Seconds until path answers status (polled every 50 ms), and its body."""
+    t0 = time.time()
+    while True:
+        r = get(ENV.gw_port, path)
+        if r.status == status or time.time() - t0 > within:
+            return time.time() - t0, r
+        time.sleep(0.05)
+
+
+def frozen(pidfile):
+    """SIGSTOP the service whose pid is in FG_RUN_DIR/pidfile; SIGCONT on exit."""
+    class Frozen:
+        def __enter__(self):
+            with open(os.path.join(ENV.run_dir, pidfile)) as f:
+                self.pid = int(f.read().strip())
+            os.kill(self.pid, signal.SIGSTOP)
+
+        def __exit__(self, *exc):
+            os.kill(self.pid, signal.SIGCONT)
+    return Frozen()
+
+
+@test
+def readyz_turns_503_while_redis_or_kafka_is_frozen_and_back_after():
+    """With no order flowing: an idle Redis link is pinged, and the brokers
+    are asked once a second, so a frozen server is found within ~1.5 s
+    (ping after 500 ms idle, [redis] timeout_ms 1000; the watch's 800 ms
+    question) and a thawed one within a second. /livez stays 200: the
+    loops turn."""
+    conf = ENV.write_config()
+    with Gateway(ENV, conf):
+        took, r = wait_status("/readyz", 200, 5)
+        eq(r.status, 200, "ready at start: %s" % r.body)
+        eq(r.json(), {"status": "ready", "redis": "up", "kafka": "up", "draining": False, "workers": 2}, "body")
+        for pidfile, down in (("redis.pid", {"redis": "down", "redis_down_workers": [0, 1]}),
+                              ("kafka.pid", {"kafka": "no_answer"})):
+            with frozen(pidfile):
+                took, r = wait_status("/readyz", 503, 6)
+                eq(r.status, 503, "/readyz with %s frozen (after %.1f s)" % (pidfile, took))
+                expect(took < 4, "%s found frozen within 4 s (took %.1f s)" % (pidfile, took))
+                body = r.json()
+                eq({k: body.get(k) for k in down}, down, "what /readyz says is down")
+                eq(body["status"], "not_ready", "status")
+                eq(get(ENV.gw_port, "/livez").status, 200, "/livez while %s is frozen" % pidfile)
+            took, r = wait_status("/readyz", 200, 15)
+            eq(r.status, 200, "/readyz after %s thawed: %s" % (pidfile, r.body))
+            print("      %s: ready again %.1f s after SIGCONT" % (pidfile, took))
 
 
 PROFILE = """
