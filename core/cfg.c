@@ -43,6 +43,7 @@ static const char *const compression_words[] = {"none", "lz4", "zstd", "snappy",
 static const char *const policy_words[] = {"complete", "release", NULL};
 static const char *const identity_words[] = {"jwt", "off", NULL};
 static const char *const onoff_words[] = {"off", "on", NULL};
+static const char *const auto_words[] = {"auto", NULL};
 
 #define U32(how, sec, nm, field, lo, hi, dflt) \
 	{sec, nm, KEY_U32, how, offsetof(struct cfg, field), 0, lo, hi, dflt, NULL, NULL, NULL}
@@ -93,7 +94,9 @@ static const struct key keys[] = {
 	U32(RESTART, "server", "recv_buffers", recv_buffers, 16, 32768, "1024"),
 	U32(RESTART, "server", "recv_buffer_bytes", recv_buffer_bytes, 512, 65536, "4096"),
 	SECRET(LIVE, "server", "admin_token", admin_token),
-	U32(RESTART, "order", "node_id", node_id, 0, 1023, "0"),
+	/* A number, or auto (CFG_NODE_AUTO): a free id from the lease table. */
+	{"order", "node_id", KEY_U32, RESTART, offsetof(struct cfg, node_id), 0, 0, 1023, "0", auto_words, NULL, NULL},
+	U32(RESTART, "order", "node_lease_ms", node_lease_ms, 1000, 600000, "10000"),
 	U32(LIVE, "order", "max_qty", max_qty, 1, 1000000, "10"),
 	U32(LIVE, "order", "soldout_cache_ms", soldout_cache_ms, 0, 1000, "500"),
 	U32(LIVE, "order", "unknown_cache_ms", unknown_cache_ms, 0, 60000, "1000"),
@@ -154,8 +157,13 @@ static const char *set_value(struct cfg *c, const struct key *k, const char *v)
 	switch (k->type) {
 	case KEY_U32: {
 		char *end;
+		if (k->words && strcasecmp(v, k->words[0]) == 0) {
+			uint32_t u = CFG_NODE_AUTO;
+			memcpy(field, &u, sizeof(u));
+			return NULL;
+		}
 		if (*v < '0' || *v > '9')
-			return "not a non-negative integer";
+			return k->words ? "not a non-negative integer nor auto" : "not a non-negative integer";
 		errno = 0;
 		unsigned long long n = strtoull(v, &end, 10);
 		if (*end != '\0')
@@ -456,7 +464,10 @@ static void format_value(const struct key *k, const struct cfg *c, char *out, si
 	if (k->type == KEY_U32) {
 		uint32_t u;
 		memcpy(&u, field, sizeof(u));
-		snprintf(out, cap, "%u", u);
+		if (k->words && u == CFG_NODE_AUTO)
+			snprintf(out, cap, "%s", k->words[0]);
+		else
+			snprintf(out, cap, "%u", u);
 	} else if (k->type == KEY_SECRET) {
 		snprintf(out, cap, "%s", *field ? "(set)" : "(not set)");
 	} else {
@@ -505,9 +516,9 @@ void cfg_dump(const struct cfg *c, FILE *out)
 			section = k->section;
 		}
 		if (k->type == KEY_U32) {
-			uint32_t u;
-			memcpy(&u, field, sizeof(u));
-			fprintf(out, "%s = %u\n", k->name, u);
+			char value[16];
+			format_value(k, c, value, sizeof(value));
+			fprintf(out, "%s = %s\n", k->name, value);
 		} else if (k->type == KEY_SECRET && *field) {
 			fprintf(out, "; %s is set (not shown)\n", k->name);
 		} else {

@@ -32,6 +32,7 @@
 #define CFG_KAFKA_PROPS_MAX 8192
 #define CFG_CLAIM_MAX 256
 #define CFG_PROXIES_MAX 1024
+#define CFG_NODE_AUTO UINT32_MAX
 
 struct cfg {
 	/* [server] */
@@ -53,7 +54,8 @@ struct cfg {
 	uint32_t recv_buffer_bytes;
 	char admin_token[CFG_TOKEN_MAX]; /* "" disables the admin endpoints */
 	/* [order] */
-	uint32_t node_id;
+	uint32_t node_id; /* CFG_NODE_AUTO: main takes a free one (gateway/lease.h) */
+	uint32_t node_lease_ms;
 	uint32_t max_qty;
 	uint32_t soldout_cache_ms;
 	uint32_t unknown_cache_ms;

@@ -19,6 +19,28 @@ int oid_gen_init(struct oid_gen *g, unsigned node, unsigned worker)
 	return 0;
 }
 
+void oid_gen_start_after(struct oid_gen *g, int64_t after_unix_ms)
+{
+	if (after_unix_ms <= OID_EPOCH_MS)
+		return;
+	uint64_t after = (uint64_t)(after_unix_ms - OID_EPOCH_MS);
+	if (after >= g->last_ms) {
+		g->last_ms = after;
+		g->seq = (1u << SEQ_BITS) - 1; /* used up: the next id takes the ms after */
+	}
+}
+
+int64_t oid_gen_next_ms(const struct oid_gen *g, int64_t now_unix_ms)
+{
+	int64_t last = (int64_t)g->last_ms + OID_EPOCH_MS;
+	return now_unix_ms > last ? now_unix_ms : last + 1;
+}
+
+int64_t oid_gen_last_ms(const struct oid_gen *g)
+{
+	return g->last_ms ? (int64_t)g->last_ms + OID_EPOCH_MS : 0;
+}
+
 uint64_t oid_next(struct oid_gen *g, int64_t now_unix_ms)
 {
 	uint64_t now = now_unix_ms > OID_EPOCH_MS ? (uint64_t)(now_unix_ms - OID_EPOCH_MS) : 0;

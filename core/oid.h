@@ -36,6 +36,15 @@ struct oid_gen {
 int oid_gen_init(struct oid_gen *g, unsigned node, unsigned worker)
 	__attribute__((warn_unused_result));
 
+/* From now on every id is later than any id of time after_unix_ms (a
+ * previous holder's bound: gateway/lease.h). */
+void oid_gen_start_after(struct oid_gen *g, int64_t after_unix_ms);
+/* The Unix ms of the id oid_next would give at now_unix_ms (at most one
+ * more when that millisecond's sequence is used up). */
+int64_t oid_gen_next_ms(const struct oid_gen *g, int64_t now_unix_ms);
+/* The Unix ms of the last id given, or 0 for none. */
+int64_t oid_gen_last_ms(const struct oid_gen *g);
+
 /* The next id, given the wall clock in Unix milliseconds. */
 uint64_t oid_next(struct oid_gen *g, int64_t now_unix_ms);
 

@@ -22,6 +22,7 @@
 #include "conn.h"
 #include "health.h"
 #include "kpub.h"
+#include "lease.h"
 #include "rebal.h"
 #include "resv.h"
 #include "skucache.h"
@@ -242,10 +243,14 @@ static void answer(struct worker *w, struct req *r, unsigned status, const char 
 	answer_with(w, r, status, NULL, body);
 }
 
-static void answer_unavailable(struct worker *w, struct req *r, const char *what)
+static void answer_unavailable(struct worker *w, struct req *r, enum metrics_unavailable why)
 {
 	char body[96];
-	snprintf(body, sizeof(body), "{\"status\":\"unavailable\",\"reason\":\"%s\"}", what);
+	if (r->answered)
+		return; /* a release after a failure already answered: counted once */
+	w->stats.unavailable_by[why]++;
+	snprintf(body, sizeof(body), "{\"status\":\"unavailable\",\"reason\":\"%s\"}",
+		 metrics_unavailable_reason(why));
 	answer(w, r, 503, body);
 }
 
@@ -411,7 +416,11 @@ static void start_order(struct worker *w, struct req *r, const struct http_reque
 		break;
 	}
 	if (flow_orders_inflight(w) >= w->cfg->max_inflight) {
-		answer_unavailable(w, r, "overloaded");
+		answer_unavailable(w, r, UNAV_OVERLOADED);
+		return;
+	}
+	if (!lease_allows(w->shared->lease, w->now_mono_ms, oid_gen_next_ms(&w->oids, w->now_ms))) {
+		answer_unavailable(w, r, UNAV_NODE_LEASE); /* an id now might be another instance's */
 		return;
 	}
 	r->bucket = (uint8_t)bkt_home(r->order.user_id, r->order.user_len, w->cfg->redis_buckets);
@@ -424,7 +433,7 @@ static void start_order(struct worker *w, struct req *r, const struct http_reque
 	r->order_id = oid_next(&w->oids, w->now_ms);
 	int rc = resv_reserve(w, r);
 	if (rc < 0)
-		answer_unavailable(w, r, rc == -ENOTCONN ? "redis" : "overloaded");
+		answer_unavailable(w, r, rc == -ENOTCONN ? UNAV_REDIS : UNAV_OVERLOADED);
 }
 
 /* /livez and /readyz for the whole process (health.h); /healthz, as it
@@ -437,7 +446,7 @@ static void answer_health(struct worker *w, struct req *r, const struct http_req
 		if (resv_up(w))
 			answer(w, r, 200, "{\"status\":\"ok\"}");
 		else
-			answer_unavailable(w, r, "redis");
+			answer_unavailable(w, r, UNAV_REDIS);
 		return;
 	}
 	worker_publish(w); /* this worker's own state as of now */
@@ -458,7 +467,7 @@ void flow_handle(struct worker *w, struct req *r, const struct http_request *hr,
 		/* Already read, so answer it: the client learns the order was not
 		 * taken and where to retry, instead of seeing the connection drop. */
 		r->close_after = true;
-		answer_unavailable(w, r, "draining");
+		answer_unavailable(w, r, UNAV_DRAINING);
 		return;
 	}
 	if (path_is(hr, "/v1/orders")) {
@@ -571,18 +580,18 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 				      "load it again with this config, or use the same buckets value",
 				   r->order.sku, (int)(len - at), res + at, w->cfg->redis_buckets);
 		w->buckets_warned = true;
-		answer_unavailable(w, r, "config");
+		answer_unavailable(w, r, UNAV_CONFIG);
 	} else if (len == 7 && memcmp(res, "unknown", 7) == 0) {
 		skc_put(w, r->order.sku, r->order.sku_len, SKC_UNKNOWN, w->cfg->unknown_cache_ms, 0);
 		answer(w, r, 404, "{\"status\":\"unknown_sku\"}");
 	} else {
 		worker_log(w, "redis: unexpected reserve result '%.*s'", (int)(len > 64 ? 64 : len), res);
-		answer_unavailable(w, r, "redis");
+		answer_unavailable(w, r, UNAV_REDIS);
 	}
 	maybe_free(w, r);
 }
 
-void flow_unavailable(struct worker *w, struct req *r, const char *why)
+void flow_unavailable(struct worker *w, struct req *r, enum metrics_unavailable why)
 {
 	answer_unavailable(w, r, why);
 	maybe_free(w, r);
@@ -596,7 +605,7 @@ void flow_settled(struct worker *w, struct req *r)
 void flow_on_release_reply(struct worker *w, struct req *r)
 {
 	/* The stock is back: only now may the client hear that nothing was taken. */
-	answer_unavailable(w, r, "kafka");
+	answer_unavailable(w, r, UNAV_KAFKA);
 	maybe_free(w, r);
 }
 
@@ -616,7 +625,7 @@ void flow_on_return_reply(struct worker *w, struct req *r, const char *res, size
 	admin_on_return(w, r, res, len); /* answers through flow_answer, which frees */
 }
 
-void flow_on_redis_failure(struct worker *w, struct req *r, const char *reason)
+void flow_on_redis_failure(struct worker *w, struct req *r, enum metrics_unavailable reason)
 {
 	answer_unavailable(w, r, reason);
 	maybe_free(w, r);
@@ -632,7 +641,7 @@ void flow_on_delivery(struct worker *w, struct req *r, int err, const char *why)
 		worker_log(w, "kafka: order %016" PRIx64 " may or may not be written (%s); "
 			      "left in the pending ledger for reconcile",
 			   r->order_id, why);
-		answer_unavailable(w, r, "kafka_unknown");
+		answer_unavailable(w, r, UNAV_KAFKA_UNKNOWN);
 		maybe_free(w, r);
 		return;
 	}

@@ -22,6 +22,7 @@
 
 #include "../core/http.h"
 #include "../core/order.h"
+#include "metrics.h"
 
 struct worker;
 struct conn;
@@ -107,7 +108,7 @@ void flow_answer_large(struct worker *w, struct req *req, const char *content_ty
 		       size_t len);
 
 /* Answers 503 with Retry-After and {"status":"unavailable","reason":why}. */
-void flow_unavailable(struct worker *w, struct req *req, const char *why);
+void flow_unavailable(struct worker *w, struct req *req, enum metrics_unavailable why);
 
 /* A command for req that owes the client nothing has finished. */
 void flow_settled(struct worker *w, struct req *req);
@@ -122,7 +123,7 @@ void flow_on_return_reply(struct worker *w, struct req *req, const char *result,
  * timeout, error reply; reason "redis"), or its writes did not reach the
  * replicas in time ("replication"); resv has already arranged any replay
  * it needs. Answers 503 with reason. */
-void flow_on_redis_failure(struct worker *w, struct req *req, const char *reason);
+void flow_on_redis_failure(struct worker *w, struct req *req, enum metrics_unavailable reason);
 /* err: 0 written; -EIO certainly not written; -EINPROGRESS unknown (timed
  * out in flight): the reservation stays in the ledger for reconcile. */
 void flow_on_delivery(struct worker *w, struct req *req, int err, const char *why);

@@ -10,7 +10,7 @@
 
 struct slot {
 	int64_t turn_ms;
-	uint8_t redis_up, kafka_ok, draining, published;
+	uint8_t redis_up, kafka_ok, lease_ok, draining, published;
 };
 
 struct health {
@@ -51,6 +51,7 @@ void health_publish(struct health *h, unsigned index, const struct health_worker
 	STORE(sl->redis_up, (uint8_t)s->redis_up);
 	STORE(sl->kafka_ok, (uint8_t)s->kafka_ok);
 	STORE(sl->draining, (uint8_t)s->draining);
+	STORE(sl->lease_ok, (uint8_t)s->lease_ok);
 	STORE(sl->published, 1);
 }
 
@@ -129,12 +130,13 @@ static unsigned workers_where(const struct health *h, size_t field, char *out, s
 
 size_t health_ready(const struct health *h, int64_t now_ms, bool *ok, char *out, size_t cap)
 {
-	char stale_list[256], redis_list[256], kafka_list[256], why[sizeof(h->kafka_why)];
+	char stale_list[256], redis_list[256], kafka_list[256], lease_list[256], why[sizeof(h->kafka_why)];
 	size_t sn = 0, n = 0;
 	stale_list[0] = '\0';
 	unsigned stale = stale_workers(h, now_ms, stale_list, sizeof(stale_list), &sn);
 	unsigned redis_down = workers_where(h, offsetof(struct slot, redis_up), redis_list, sizeof(redis_list));
 	unsigned kafka_stuck = workers_where(h, offsetof(struct slot, kafka_ok), kafka_list, sizeof(kafka_list));
+	unsigned no_lease = workers_where(h, offsetof(struct slot, lease_ok), lease_list, sizeof(lease_list));
 	bool brokers = LOAD(h->kafka_answers);
 	bool draining = LOAD(h->draining);
 	for (unsigned i = 0; i < h->workers; i++)
@@ -143,7 +145,7 @@ size_t health_ready(const struct health *h, int64_t now_ms, bool *ok, char *out,
 	memcpy(why, h->kafka_why, sizeof(why));
 	pthread_mutex_unlock((pthread_mutex_t *)&h->kafka_lock);
 
-	*ok = !stale && !redis_down && !kafka_stuck && brokers && !draining;
+	*ok = !stale && !redis_down && !kafka_stuck && !no_lease && brokers && !draining;
 	add(out, cap, &n, "{\"status\":\"%s\"", *ok ? "ready" : "not_ready");
 	if (stale)
 		add(out, cap, &n, ",\"stalled_workers\":[%s]", stale_list);
@@ -160,6 +162,7 @@ size_t health_ready(const struct health *h, int64_t now_ms, bool *ok, char *out,
 	}
 	if (kafka_stuck)
 		add(out, cap, &n, ",\"kafka_stuck_workers\":[%s]", kafka_list);
+	add(out, cap, &n, ",\"node_lease\":\"%s\"", no_lease ? "not_held" : "held");
 	add(out, cap, &n, ",\"draining\":%s", draining ? "true" : "false");
 	add(out, cap, &n, ",\"workers\":%u}", h->workers);
 	return n;

@@ -32,6 +32,7 @@ struct health_worker {
 	bool redis_up;     /* every Redis link up (handshake done, answering) */
 	bool kafka_ok;     /* its producer's records are being acknowledged */
 	bool draining;
+	bool lease_ok;     /* it may mint order ids (lease.h) */
 };
 
 struct health;
@@ -52,7 +53,7 @@ void health_set_draining(struct health *h);
  * out (cap bytes, NUL-terminated). /livez: every worker's loop turned
  * within HEALTH_STALE_MS. /readyz: live, and every worker's Redis links
  * up, Kafka answering the watch and every worker's records acknowledged,
- * and not draining; the body names each check that failed. Returns the
+ * the node id's lease held, and not draining; the body names each check that failed. Returns the
  * body's length.
  */
 size_t health_live(const struct health *h, int64_t now_ms, bool *ok, char *out, size_t cap);

@@ -30,6 +30,7 @@
 #include "health.h"
 #include "kpub.h"
 #include "kwatch.h"
+#include "lease.h"
 #include "reconcile.h"
 #include "stock.h"
 #include "version.h"
@@ -99,6 +100,7 @@ struct config_set {
 	struct worker_config wc;
 	struct cfg cfg;
 	struct jwt_keyset keys;
+	bool node_auto; /* the file says node_id = auto; cfg has the id taken */
 };
 
 static struct config_set *config_set_new(const struct cfg *cfg, uint64_t gen)
@@ -146,7 +148,7 @@ static void log_change(void *arg, const char *section, const char *name, const c
  * refused.
  */
 static struct config_set *reload(const char *path, uint64_t gen, struct config_set *cur, struct worker *workers,
-				 unsigned n, struct autorec *autorec)
+				 unsigned n, struct autorec *autorec, struct lease *lease)
 {
 	char err[1200];
 	struct config_set *next = config_set_new(NULL, gen);
@@ -160,6 +162,9 @@ static struct config_set *reload(const char *path, uint64_t gen, struct config_s
 			(unsigned long long)gen, err);
 		goto refuse;
 	}
+	next->node_auto = cur->node_auto;
+	if (next->node_auto && next->cfg.node_id == CFG_NODE_AUTO)
+		next->cfg.node_id = cur->cfg.node_id; /* auto, as at start: the id taken then */
 	unsigned kept = cfg_merge_live(&next->cfg, &cur->cfg, log_change, &gen);
 	/* The key directory is read again even when its path is the same:
 	 * that is how keys rotate. */
@@ -174,6 +179,7 @@ static struct config_set *reload(const char *path, uint64_t gen, struct config_s
 	for (unsigned i = 0; i < n; i++)
 		worker_reconfigure(&workers[i], &next->wc);
 	autorec_reconfigure(autorec, &next->cfg);
+	lease_reconfigure(lease, &next->cfg);
 
 	bool all = false, failed = false;
 	for (int waited = 0; !all && waited < RELOAD_WAIT_MS; waited += 10) {
@@ -209,15 +215,17 @@ refuse:
 	return cur;
 }
 
-static int serve(const struct cfg *cfg, const char *path)
+static int serve(const struct cfg *boot, const char *path)
 {
+	const struct cfg *cfg = boot; /* then the running set's, until the signal loop */
 	char err[512];
 	struct script_shas shas;
 	struct worker *workers = NULL;
 	struct metrics *metrics = NULL;
 	struct autorec *autorec = NULL;
 	struct kwatch *kwatch = NULL;
-	unsigned n = cfg->workers, started = 0;
+	struct lease *lease = NULL;
+	unsigned n = cfg->workers, started = 0, node;
 	int rc;
 	sigset_t sigs;
 
@@ -268,6 +276,14 @@ static int serve(const struct cfg *cfg, const char *path)
 		return 1;
 	}
 	running->wc.keys = running->keys.n ? &running->keys : NULL;
+	running->node_auto = cfg->node_id == CFG_NODE_AUTO;
+	if (lease_take(&lease, cfg, &node) < 0) {
+		config_set_free(running);
+		return 1;
+	}
+	running->cfg.node_id = node;
+	cfg = &running->cfg;
+	shared.lease = lease;
 	workers = calloc(n, sizeof(*workers));
 	metrics = metrics_new(n);
 	/* Sized for the connections of every worker, so that few addresses share a counter. */
@@ -279,6 +295,7 @@ static int serve(const struct cfg *cfg, const char *path)
 		metrics_free(metrics);
 		adm_conns_free(shared.conns);
 		health_free(shared.health);
+		lease_end(lease, 0);
 		config_set_free(running);
 		return 1;
 	}
@@ -302,7 +319,8 @@ static int serve(const struct cfg *cfg, const char *path)
 			goto destroy;
 		}
 	}
-	if ((rc = autorec_start(&autorec, cfg, metrics, err, sizeof(err))) < 0 ||
+	if ((rc = lease_start(lease, err, sizeof(err))) < 0 ||
+	    (rc = autorec_start(&autorec, cfg, metrics, err, sizeof(err))) < 0 ||
 	    (rc = kwatch_start(&kwatch, cfg, shared.health, err, sizeof(err))) < 0) {
 		fprintf(stderr, "flashgate: %s\n", err);
 		autorec_stop(autorec);
@@ -316,9 +334,12 @@ static int serve(const struct cfg *cfg, const char *path)
 		"flashgate %s: listening on %s:%u, %u workers, node %u; redis %s:%u; kafka %s topic %s\n",
 		FLASHGATE_VERSION, cfg->listen, cfg->port, n, cfg->node_id, cfg->redis_host,
 		cfg->redis_port, cfg->kafka_brokers, cfg->kafka_topic);
+	fprintf(stderr, "flashgate: node %u leased in redis%s (renewed every %u ms)\n", cfg->node_id,
+		running->node_auto ? " (node_id = auto)" : "", cfg->node_lease_ms / 3);
 	if (autorec)
 		fprintf(stderr, "flashgate: reconcile passes every %u ms (policy %s), shared with every instance "
 				"on this redis\n", cfg->reconcile_interval_ms, cfg->reconcile_policy);
+	cfg = NULL; /* a reload frees it */
 
 	sigdelset(&sigs, SIGPIPE);
 	int sig = 0;
@@ -328,7 +349,7 @@ static int serve(const struct cfg *cfg, const char *path)
 			continue;
 		if (sig != SIGHUP)
 			break;
-		running = reload(path, ++reloads, running, workers, n, autorec);
+		running = reload(path, ++reloads, running, workers, n, autorec, lease);
 	}
 	fprintf(stderr, "flashgate: %s: draining (up to %u ms)\n", strsignal(sig),
 		running->cfg.drain_timeout_ms);
@@ -338,14 +359,20 @@ static int serve(const struct cfg *cfg, const char *path)
 	autorec_stop(autorec); /* while the workers drain */
 	kwatch_stop(kwatch);
 	rc = 0;
+	int64_t last_id_ms = 0;
 	for (unsigned i = 0; i < n; i++) {
 		pthread_join(workers[i].thread, NULL);
 		if (workers[i].result < 0) {
 			fprintf(stderr, "flashgate: worker %u failed: %s\n", i, workers[i].err);
 			rc = -1;
 		}
+		int64_t ms = oid_gen_last_ms(&workers[i].oids);
+		last_id_ms = ms > last_id_ms ? ms : last_id_ms;
 	}
+	lease_end(lease, last_id_ms); /* no worker mints any more */
+	lease = NULL;
 destroy:
+	lease_end(lease, 0); /* a failed start: what was minted is nothing */
 	for (unsigned i = 0; i < started; i++)
 		worker_destroy(&workers[i]);
 	free(workers);
@@ -357,6 +384,7 @@ destroy:
 		fprintf(stderr, "flashgate: stopped\n");
 	return rc == 0 ? 0 : 1;
 stop:
+	lease_end(lease, 0);
 	for (unsigned i = 0; i < started; i++)
 		worker_destroy(&workers[i]);
 	free(workers);

@@ -187,6 +187,17 @@ const char *metrics_refusal_reason(enum metrics_refusal r)
 	return (unsigned)r < REF_N ? refusals[r].reason : "unknown";
 }
 
+static const char *const unavailable_reasons[UNAV_N] = {
+	[UNAV_REDIS] = "redis",           [UNAV_REPLICATION] = "replication", [UNAV_KAFKA] = "kafka",
+	[UNAV_KAFKA_UNKNOWN] = "kafka_unknown", [UNAV_OVERLOADED] = "overloaded", [UNAV_DRAINING] = "draining",
+	[UNAV_CONFIG] = "config",         [UNAV_REBALANCING] = "rebalancing", [UNAV_NODE_LEASE] = "node_lease",
+};
+
+const char *metrics_unavailable_reason(enum metrics_unavailable u)
+{
+	return (unsigned)u < UNAV_N ? unavailable_reasons[u] : "unknown";
+}
+
 int metrics_render(const struct metrics *m, char *buf, size_t cap, const char *version)
 {
 	struct metrics_sample s;
@@ -206,6 +217,11 @@ int metrics_render(const struct metrics *m, char *buf, size_t cap, const char *v
 	for (unsigned r = REF_NONE + 1; r < REF_N; r++)
 		put(&o, "flashgate_refused_total{code=\"%u\",reason=\"%s\"} %" PRIu64 "\n", refusals[r].status,
 		    refusals[r].reason, s.stats.refused[r]);
+	put(&o, "# HELP flashgate_unavailable_total Requests answered 503 once admitted, by reason (the reason "
+		"their body names).\n# TYPE flashgate_unavailable_total counter\n");
+	for (unsigned u = 0; u < UNAV_N; u++)
+		put(&o, "flashgate_unavailable_total{reason=\"%s\"} %" PRIu64 "\n", unavailable_reasons[u],
+		    s.stats.unavailable_by[u]);
 	one(&o, "flashgate_connections_evicted_total", "counter",
 	    "Idle keep-alive connections closed to make room for a new one (a worker at max_connections).",
 	    s.stats.conns_evicted);

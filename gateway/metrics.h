@@ -59,6 +59,22 @@ enum metrics_refusal {
 unsigned metrics_refusal_status(enum metrics_refusal r);
 const char *metrics_refusal_reason(enum metrics_refusal r);
 
+/* Why a request was answered 503 once admitted: the "reason" of its body
+ * and of flashgate_unavailable_total (metrics_unavailable_reason). */
+enum metrics_unavailable {
+	UNAV_REDIS,         /* Redis out of reach, or a call of its failed */
+	UNAV_REPLICATION,   /* too few replicas acknowledged ([redis] wait_replicas) */
+	UNAV_KAFKA,         /* not durable in Kafka: its units were released */
+	UNAV_KAFKA_UNKNOWN, /* may be in Kafka: left for reconcile */
+	UNAV_OVERLOADED,    /* max_inflight, or a full queue */
+	UNAV_DRAINING,      /* read after SIGTERM */
+	UNAV_CONFIG,        /* the SKU was loaded with another bucket count */
+	UNAV_REBALANCING,   /* units between buckets did not come in time */
+	UNAV_NODE_LEASE,    /* the node id's lease is not held (lease.h) */
+	UNAV_N
+};
+const char *metrics_unavailable_reason(enum metrics_unavailable u);
+
 /* Every field a uint64_t: published word by word (metrics.c). */
 struct worker_stats {
 	uint64_t requests, accepted, sold_out, limit_exceeded, rejected, unavailable;
@@ -78,6 +94,7 @@ struct worker_stats {
 	uint64_t replication_short;             /* reserves and takes refused: WAIT came short */
 	uint64_t slots_probed;                  /* slots of waiting replays found on a new master */
 	uint64_t refused[REF_N];                /* by enum metrics_refusal ([REF_NONE] unused) */
+	uint64_t unavailable_by[UNAV_N];        /* 503s after admission, by enum metrics_unavailable */
 	uint64_t conns_evicted;                 /* idle keep-alive connections closed to make room */
 	uint64_t token_cache_hits;              /* tokens answered from the worker's cache */
 	uint64_t token_verifications;           /* tokens whose signature was checked */

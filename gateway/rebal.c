@@ -37,7 +37,7 @@ static void next_donor(struct worker *w, struct req *r)
 	if (r->takes >= max_takes(w)) {
 		/* Units exist but kept moving away: the client tries again. */
 		w->stats.rebal_gave_up++;
-		flow_unavailable(w, r, "rebalancing");
+		flow_unavailable(w, r, UNAV_REBALANCING);
 		return;
 	}
 	if (r->empties >= k - 1) { /* a clean round is still owed: start one */
@@ -49,7 +49,7 @@ static void next_donor(struct worker *w, struct req *r)
 	r->donor = (uint8_t)((r->bucket + 1 + (r->takes - 1) % (k - 1)) % k);
 	int rc = resv_transfer(w, r, RESV_TAKE);
 	if (rc < 0)
-		flow_unavailable(w, r, rc == -ENOTCONN ? "redis" : "overloaded");
+		flow_unavailable(w, r, rc == -ENOTCONN ? UNAV_REDIS : UNAV_OVERLOADED);
 }
 
 void rebal_on_dry(struct worker *w, struct req *r, unsigned long available)
@@ -96,7 +96,7 @@ static void on_take(struct worker *w, struct req *r, const char *res, size_t len
 			 * them there. */
 			if (resv_transfer(w, r, RESV_GIVE) < 0)
 				retry_later(w, r, RESV_GIVE);
-			flow_unavailable(w, r, "overloaded");
+			flow_unavailable(w, r, UNAV_OVERLOADED);
 			return;
 		}
 		/* Give and the renewed reservation go in one write, in that
@@ -107,7 +107,7 @@ static void on_take(struct worker *w, struct req *r, const char *res, size_t len
 		else
 			rc = resv_reserve(w, r);
 		if (rc < 0)
-			flow_unavailable(w, r, rc == -ENOTCONN ? "redis" : "overloaded");
+			flow_unavailable(w, r, rc == -ENOTCONN ? UNAV_REDIS : UNAV_OVERLOADED);
 		return;
 	}
 	if (len == 5 && memcmp(res, "empty", 5) == 0) {
@@ -119,7 +119,7 @@ static void on_take(struct worker *w, struct req *r, const char *res, size_t len
 		/* "unknown" or "buckets:K": the SKU changed under the sale. */
 		worker_log(w, "redis: transfer take for SKU %s: unexpected '%.*s'", r->order.sku,
 			   (int)(len > 64 ? 64 : len), res);
-		flow_unavailable(w, r, "redis");
+		flow_unavailable(w, r, UNAV_REDIS);
 		return;
 	}
 	next_donor(w, r);
@@ -163,7 +163,7 @@ static void on_check(struct worker *w, struct req *r, const char *res, size_t le
 		retry_later(w, r, RESV_GIVE);
 }
 
-void rebal_on_lost(struct worker *w, struct req *r, enum resv_xstep step, const char *reason)
+void rebal_on_lost(struct worker *w, struct req *r, enum resv_xstep step, enum metrics_unavailable reason)
 {
 	if (step != RESV_TAKE) {
 		retry_later(w, r, step); /* each step but the take is idempotent */
@@ -182,7 +182,7 @@ void rebal_on_reply(struct worker *w, struct req *r, enum resv_xstep step, const
 	switch (step) {
 	case RESV_TAKE:
 		if (!res) {
-			flow_unavailable(w, r, "redis"); /* it did not run */
+			flow_unavailable(w, r, UNAV_REDIS); /* it did not run */
 			return;
 		}
 		on_take(w, r, res, len);

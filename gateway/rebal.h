@@ -41,6 +41,7 @@
 
 #include <stddef.h>
 
+#include "metrics.h"
 #include "resv.h"
 
 struct worker;
@@ -55,7 +56,7 @@ void rebal_on_reply(struct worker *w, struct req *r, enum resv_xstep step, const
 /* A transfer step that may have run without its answer reaching r:
  * reason is the 503's if the order is still unanswered ("redis" for a
  * lost connection, "replication" for a WAIT that came short). */
-void rebal_on_lost(struct worker *w, struct req *r, enum resv_xstep step, const char *reason);
+void rebal_on_lost(struct worker *w, struct req *r, enum resv_xstep step, enum metrics_unavailable reason);
 
 #define REBAL_REPAIR_MAX_MS 60000
 

@@ -375,7 +375,7 @@ static uint32_t group_hash(const struct req *q)
 /* Answers every order of a chain that will get no reply, 503 with
  * reason. sent: the script may have run, so its reservations are released
  * once Redis is back (a no-op for those it did not make). */
-static void fail_chain(struct worker *w, struct req *head, bool sent, const char *reason)
+static void fail_chain(struct worker *w, struct req *head, bool sent, enum metrics_unavailable reason)
 {
 	for (struct req *q = head, *next; q; q = next) {
 		next = q->b_next; /* q may go back to the pool below */
@@ -395,10 +395,10 @@ static void fail_unsent(struct worker *w, struct req *head, int rc)
 {
 	if (rc == -EAGAIN) { /* rlink: replicas short, a WAIT is out */
 		w->stats.replication_short++;
-		fail_chain(w, head, false, "replication");
+		fail_chain(w, head, false, UNAV_REPLICATION);
 		return;
 	}
-	fail_chain(w, head, false, "redis");
+	fail_chain(w, head, false, UNAV_REDIS);
 }
 
 /* Each order of a confirm chain waits for its own replay (one
@@ -542,7 +542,7 @@ static void queue_or_replay(struct worker *w, struct req *req, uint8_t kind)
 		return;
 	add_replay(w, req, kind);
 	if (kind == RCMD_RELEASE)
-		flow_on_redis_failure(w, req, "redis"); /* answer now; the stock follows */
+		flow_on_redis_failure(w, req, UNAV_REDIS); /* answer now; the stock follows */
 }
 
 void resv_release(struct worker *w, struct req *req)
@@ -586,18 +586,18 @@ void resv_link_lost(struct worker *w, struct rlink *l, uint8_t kind, struct req 
 	case RCMD_RESERVE:
 		/* A reserve whose reply was lost may have run: release it when
 		 * Redis is back (a no-op if it never ran). */
-		fail_chain(w, req, true, "redis");
+		fail_chain(w, req, true, UNAV_REDIS);
 		return;
 	case RCMD_RETURN: /* the admin retries; nothing to replay */
 		req->redis_ops--;
-		flow_on_redis_failure(w, req, "redis");
+		flow_on_redis_failure(w, req, UNAV_REDIS);
 		return;
 	case RCMD_TAKE:
 	case RCMD_GIVE:
 	case RCMD_XDONE:
 	case RCMD_XCHECK:
 		req->redis_ops--;
-		rebal_on_lost(w, req, xstep(kind), "redis");
+		rebal_on_lost(w, req, xstep(kind), UNAV_REDIS);
 		return;
 	case RCMD_CONFIRM:
 		add_replay(w, req, RCMD_CONFIRM);
@@ -607,7 +607,7 @@ void resv_link_lost(struct worker *w, struct rlink *l, uint8_t kind, struct req 
 		return;
 	default: /* RCMD_RELEASE */
 		add_replay(w, req, RCMD_RELEASE);
-		flow_on_redis_failure(w, req, "redis");
+		flow_on_redis_failure(w, req, UNAV_REDIS);
 		return;
 	}
 }
@@ -660,7 +660,7 @@ static void on_reserve_reply(struct worker *w, struct req *head, const struct rs
 		bool unreplicated = unreplicated_reply(reply);
 		if (!unreplicated)
 			log_call_failure(w, RCMD_RESERVE, reply->str);
-		fail_chain(w, head, true, unreplicated ? "replication" : "redis");
+		fail_chain(w, head, true, unreplicated ? UNAV_REPLICATION : UNAV_REDIS);
 		return;
 	}
 	unsigned i = 0;
@@ -885,7 +885,7 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 	if (is_transfer(kind)) {
 		req->redis_ops--;
 		if (unreplicated_reply(reply)) {
-			rebal_on_lost(w, req, xstep(kind), "replication"); /* it ran; the link logged it */
+			rebal_on_lost(w, req, xstep(kind), UNAV_REPLICATION); /* it ran; the link logged it */
 		} else if (reply->type == REDIS_REPLY_ERROR) {
 			log_call_failure(w, kind, reply->str);
 			rebal_on_reply(w, req, xstep(kind), NULL, 0, 0);
@@ -917,7 +917,7 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 	req->redis_ops--;
 	if (reply->type == REDIS_REPLY_ERROR) {
 		if (unreplicated_reply(reply)) { /* a return; the link logged it */
-			flow_on_redis_failure(w, req, "replication");
+			flow_on_redis_failure(w, req, UNAV_REPLICATION);
 			return;
 		}
 		log_call_failure(w, kind, reply->str);
@@ -929,9 +929,9 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 			 * by its policy, so its client may not hear that nothing
 			 * was taken. (An order a reserve error failed was told
 			 * already.) */
-			flow_on_redis_failure(w, req, "kafka_unknown");
+			flow_on_redis_failure(w, req, UNAV_KAFKA_UNKNOWN);
 		else
-			flow_on_redis_failure(w, req, "redis");
+			flow_on_redis_failure(w, req, UNAV_REDIS);
 		return;
 	}
 	switch (kind) {
@@ -945,7 +945,7 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 		if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS)
 			flow_on_return_reply(w, req, reply->str, reply->len);
 		else
-			flow_on_redis_failure(w, req, "redis");
+			flow_on_redis_failure(w, req, UNAV_REDIS);
 		break;
 	}
 }

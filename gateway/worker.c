@@ -20,6 +20,7 @@
 #include "flow.h"
 #include "health.h"
 #include "kpub.h"
+#include "lease.h"
 #include "logline.h"
 #include "resv.h"
 #include "skucache.h"
@@ -136,6 +137,7 @@ int worker_init(struct worker *w, const struct worker_config *conf, const struct
 			 cfg->node_id, index);
 		return rc;
 	}
+	oid_gen_start_after(&w->oids, lease_ids_after_ms(shared->lease));
 	w->stop_fd = eventfd(0, EFD_CLOEXEC);
 	w->reload_fd = eventfd(0, EFD_CLOEXEC);
 	if (w->stop_fd < 0 || w->reload_fd < 0) {
@@ -432,6 +434,7 @@ void worker_publish(struct worker *w)
 		.redis_up = s.redis_up,
 		.kafka_ok = kpub_acknowledging(w),
 		.draining = w->draining,
+		.lease_ok = lease_allows(w->shared->lease, w->now_mono_ms, oid_gen_next_ms(&w->oids, w->now_ms)),
 	};
 	health_publish(w->shared->health, w->index, &hw);
 }

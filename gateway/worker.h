@@ -35,12 +35,14 @@ struct adm;
 struct adm_conns;
 struct health;
 struct jwt_keyset;
+struct lease;
 
 /* What every worker of the instance reads or counts together: set up by
  * main before the workers start, outliving them. */
 struct worker_shared {
 	struct adm_conns *conns; /* open connections per address (admission.h) */
 	struct health *health;   /* each worker's slot of it (health.h) */
+	struct lease *lease;     /* the node id's lease: no order id without it */
 	unsigned workers;
 };
 

@@ -13,7 +13,8 @@ import subprocess
 import sys
 import time
 
-from harness import (BIN, Env, Gateway, eq, expect, get, jwt_hs256, post_order, run_tests, signing_key_path)
+from harness import (BIN, Env, Gateway, eq, expect, get, jwt_hs256, metric, post_order, run_tests,
+                     signing_key_path)
 
 ENV = Env()
 TESTS = []
@@ -169,24 +170,134 @@ def readyz_turns_503_while_redis_or_kafka_is_frozen_and_back_after():
     (ping after 500 ms idle, [redis] timeout_ms 1000; the watch's 800 ms
     question) and a thawed one within a second. /livez stays 200: the
     loops turn."""
-    conf = ENV.write_config()
+    token = "admin-token-0123456789"
+    sku = fresh("rz")
+    conf = ENV.write_config(server__admin_token=token)
+    ENV.load_stock(conf, [(sku, 100, 100)])
     with Gateway(ENV, conf):
         took, r = wait_status("/readyz", 200, 5)
         eq(r.status, 200, "ready at start: %s" % r.body)
-        eq(r.json(), {"status": "ready", "redis": "up", "kafka": "up", "draining": False, "workers": 2}, "body")
-        for pidfile, down in (("redis.pid", {"redis": "down", "redis_down_workers": [0, 1]}),
-                              ("kafka.pid", {"kafka": "no_answer"})):
+        eq(r.json(), {"status": "ready", "redis": "up", "kafka": "up", "node_lease": "held", "draining": False,
+                    "workers": 2}, "body")
+        # A worker's link is found silent at its own ping: the first one
+        # turns /readyz 503, and names itself.
+        for pidfile, down in (("redis.pid", {"redis": "down"}), ("kafka.pid", {"kafka": "no_answer"})):
             with frozen(pidfile):
                 took, r = wait_status("/readyz", 503, 6)
                 eq(r.status, 503, "/readyz with %s frozen (after %.1f s)" % (pidfile, took))
                 expect(took < 4, "%s found frozen within 4 s (took %.1f s)" % (pidfile, took))
                 body = r.json()
                 eq({k: body.get(k) for k in down}, down, "what /readyz says is down")
+                if pidfile == "redis.pid":
+                    expect(body["redis_down_workers"] in ([0], [1], [0, 1]), "which workers: %s" % body)
                 eq(body["status"], "not_ready", "status")
                 eq(get(ENV.gw_port, "/livez").status, 200, "/livez while %s is frozen" % pidfile)
+                if pidfile == "redis.pid":
+                    o = post_order(ENV.gw_port, "rzuser", sku, 1)
+                    eq((o.status, o.json()), (503, {"status": "unavailable", "reason": "redis"}), "an order")
             took, r = wait_status("/readyz", 200, 15)
             eq(r.status, 200, "/readyz after %s thawed: %s" % (pidfile, r.body))
             print("      %s: ready again %.1f s after SIGCONT" % (pidfile, took))
+        eq(metric(ENV.gw_port, "flashgate_unavailable_total", token, reason="redis"), 1,
+           "the 503 counted by its reason")
+        eq(metric(ENV.gw_port, "flashgate_unavailable_total", token, reason="kafka"), 0,
+           "and not again as kafka when its units came back")
+
+
+def start_refused(conf, timeout=20):
+    """A gateway that must refuse to start: its exit status and stderr."""
+    r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf], capture_output=True, text=True,
+                       timeout=timeout)
+    return r.returncode, r.stderr
+
+
+def lease(node):
+    return ENV.redis("GET", "fg:{node:%d}:lease" % node)
+
+
+def order_id_ms(oid):
+    """The millisecond an order id carries (core/oid.h: its top 42 bits)."""
+    return (int(oid, 16) >> 22) + 1735689600000
+
+
+@test
+def a_second_instance_with_the_same_node_id_refuses_to_start_and_names_the_holder():
+    """Two instances on one node_id both served, and the topic held
+    duplicate order ids. Now the second refuses, naming the first; with
+    node_id = auto it takes a free id."""
+    conf = ENV.write_config(order__node_id=5)
+    with Gateway(ENV, conf) as a:
+        holder = lease(5)
+        expect(("pid=%d " % a.proc.pid) in holder, "the lease names the holder's pid: %r" % holder)
+        second = ENV.write_config("second.conf", order__node_id=5, server__port=ENV.gw_port + 1)
+        rc, err = start_refused(second)
+        eq(rc, 1, "the second instance's exit status")
+        expect("not starting: [order] node_id 5 is held by another instance (host=" in err and
+               ("pid=%d since=" % a.proc.pid) in err, "refusal names the holder: %s" % err)
+        auto = ENV.write_config("auto.conf", order__node_id="auto", server__port=ENV.gw_port + 1)
+        at = ENV.log_size()
+        with Gateway(ENV, auto, port=ENV.gw_port + 1) as b:
+            log = wait_for_log(at, "leased in redis")
+            expect("(node_id = auto)" in log and "node 5 leased" not in log, "auto took another id: %s" % log)
+            r = post_order(ENV.gw_port + 1, "autouser", fresh("nosuch"), 1)
+            expect(r.status in (404, 202), "the auto instance serves (%d)" % r.status)
+            taken = [n for n in range(0, 8) if ("pid=%d " % b.proc.pid) in lease(n)]
+            eq(len(taken), 1, "exactly one id leased by the auto instance")
+            expect(taken[0] != 5, "not the first instance's id")
+    eq(lease(5), "", "given up on SIGTERM")
+
+
+@test
+def ids_of_one_node_id_keep_increasing_across_holders():
+    """A clean stop leaves the last id's time as the next holder's bound. A
+    killed holder's lease is taken at once by a restart on the same machine
+    (its process is gone), whose ids start after the bound the dead one
+    last wrote (its clock plus the lease)."""
+    sku = fresh("nid")
+    conf = ENV.write_config(order__node_id=6, order__node_lease_ms=1500)
+    ENV.load_stock(conf, [(sku, 100, 100)])
+    with Gateway(ENV, conf):
+        first = post_order(ENV.gw_port, "nid1", sku, 1).json()["order_id"]
+    eq(int(ENV.redis("GET", "fg:{node:6}:until")), order_id_ms(first), "the bound is the last id's time")
+    gw = Gateway(ENV, conf)
+    second = post_order(ENV.gw_port, "nid1", sku, 1).json()["order_id"]
+    expect(int(second, 16) > int(first, 16), "the restart's id %s after %s" % (second, first))
+    gw.proc.kill()  # no SIGTERM: the lease stays until it lapses
+    gw.proc.wait()
+    gw.log.close()
+    bound = int(ENV.redis("GET", "fg:{node:6}:until"))
+    expect(("pid=%d " % gw.proc.pid) in lease(6), "the killed holder's lease is still there")
+    at = ENV.log_size()
+    with Gateway(ENV, conf):
+        third = post_order(ENV.gw_port, "nid1", sku, 1).json()["order_id"]
+    expect(("node 6: took the lease of a process of this machine that is gone (host=") in ENV.log_since(at),
+           "the takeover is logged")
+    expect(order_id_ms(third) > bound, "after the killed holder's bound (%d > %d)" % (order_id_ms(third), bound))
+
+
+@test
+def a_lease_taken_by_another_stops_orders_and_readyz_says_so():
+    """The lease's key holding another holder (as if it lapsed and another
+    instance took it): at the next renewal the gateway mints no more ids,
+    answers orders 503 node_lease and /readyz 503, and never takes the id
+    back, even once the key is free."""
+    sku = fresh("lost")
+    conf = ENV.write_config(order__node_id=7, order__node_lease_ms=1500)
+    ENV.load_stock(conf, [(sku, 100, 100)])
+    with Gateway(ENV, conf):
+        eq(post_order(ENV.gw_port, "lost1", sku, 1).status, 202, "an order while the lease is held")
+        at = ENV.log_size()
+        ENV.redis("SET", "fg:{node:7}:lease", "host=elsewhere pid=1 since=now", "PX", "1500")
+        log = wait_for_log(at, "LEASE LOST", timeout=3)
+        expect("node 7: LEASE LOST: another instance holds it: host=elsewhere" in log, "logged: %s" % log)
+        r = post_order(ENV.gw_port, "lost2", sku, 1)
+        eq((r.status, r.json().get("reason")), (503, "node_lease"), "an order after the loss")
+        took, r = wait_status("/readyz", 503, 2)
+        eq((r.status, r.json()["node_lease"]), (503, "not_held"), "/readyz")
+        time.sleep(2)  # the impostor's key lapses: still not taken back
+        eq(lease(7), "", "the id is not taken back")
+        eq(post_order(ENV.gw_port, "lost3", sku, 1).status, 503, "still no orders")
+    eq(ENV.stock(conf, sku)["sold"], 1, "only the order before the loss sold")
 
 
 PROFILE = """

@@ -30,6 +30,31 @@ static void test_monotonic_within_a_burst(void **state)
 	assert_true(id > prev);
 }
 
+/* A new holder of a node id (gateway/lease.h) starts after the bound the
+ * last one left, even with its clock behind, and says so in advance. */
+static void test_start_after_a_previous_holder(void **state)
+{
+	(void)state;
+	struct oid_gen old, next;
+	assert_int_equal(oid_gen_init(&old, 9, 0), 0);
+	assert_int_equal(oid_gen_init(&next, 9, 0), 0);
+	uint64_t last_old = 0;
+	for (int i = 0; i < 300; i++) /* fills T0's sequence and borrows T0 + 1 */
+		last_old = oid_next(&old, T0);
+	assert_int_equal(oid_gen_last_ms(&old), T0 + 1);
+	oid_gen_start_after(&next, oid_gen_last_ms(&old));
+	/* Its clock 5 s behind: */
+	assert_int_equal(oid_gen_next_ms(&next, T0 - 5000), T0 + 2);
+	uint64_t first = oid_next(&next, T0 - 5000);
+	assert_true(first > last_old);
+	assert_int_equal(oid_gen_last_ms(&next), T0 + 2);
+	/* A bound in its past changes nothing. */
+	oid_gen_start_after(&next, T0 - 100);
+	assert_true(oid_next(&next, T0 - 5000) > first);
+	/* Once its clock passes the bound, ids follow the clock again. */
+	assert_int_equal(oid_gen_next_ms(&next, T0 + 50), T0 + 50);
+}
+
 static void test_distinct_across_workers_and_nodes(void **state)
 {
 	(void)state;
@@ -77,6 +102,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_monotonic_within_a_burst),
+		cmocka_unit_test(test_start_after_a_previous_holder),
 		cmocka_unit_test(test_distinct_across_workers_and_nodes),
 		cmocka_unit_test(test_sorts_by_time),
 		cmocka_unit_test(test_text_round_trip),
