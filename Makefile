@@ -46,18 +46,30 @@ UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
-.PHONY: all asan test test-unit test-asan test-faults demo soak setup clean fuzz fuzz-run fuzz-replay
+.PHONY: FORCE all asan test test-unit test-asan test-faults demo soak setup clean fuzz fuzz-run fuzz-replay
 all: $(BIN)/flashgate $(BIN)/flashload
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DEP_CFLAGS) -c $< -o $@
 
-$(BIN)/flashgate: $(call obj,$(GATEWAY_SRC) $(CORE_SRC))
+# The commit both programs report (core/version.h). The file is rewritten
+# only when the commit changes, so an unchanged tree relinks nothing.
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell \
+	git rev-parse HEAD >/dev/null 2>&1 && ! git diff --quiet HEAD -- 2>/dev/null && echo -dirty)
+$(BUILD)/commit.c: FORCE
+	@mkdir -p $(BUILD)
+	@printf 'const char flashgate_commit[] = "%s";\n' '$(GIT_COMMIT)' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+$(BUILD)/commit.o: $(BUILD)/commit.c
+	$(CC) $(CFLAGS) -c $< -o $@
+FORCE:
+
+$(BIN)/flashgate: $(call obj,$(GATEWAY_SRC) $(CORE_SRC)) $(BUILD)/commit.o
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(DEP_LIBS) $(JEMALLOC) $(LDLIBS)
 
-$(BIN)/flashload: $(call obj,$(LOADGEN_SRC) $(CORE_SRC))
+$(BIN)/flashload: $(call obj,$(LOADGEN_SRC) $(CORE_SRC)) $(BUILD)/commit.o
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $^ -o $@ $(DEP_LIBS) $(JEMALLOC) $(LDLIBS)
 

@@ -13,7 +13,7 @@
 #include "flow.h"
 #include "metrics.h"
 #include "resv.h"
-#include "version.h"
+#include "../core/version.h"
 #include "worker.h"
 
 static const char metrics_path[] = "/admin/v1/metrics";
@@ -110,7 +110,7 @@ static void serve_metrics(struct worker *w, struct req *r, const struct http_req
 		return;
 	}
 	worker_publish(w); /* this worker's own numbers as of now */
-	int n = metrics_render(w->metrics, text, METRICS_TEXT_MAX, FLASHGATE_VERSION);
+	int n = metrics_render(w->metrics, text, METRICS_TEXT_MAX, FLASHGATE_VERSION, flashgate_commit);
 	if (n < 0) {
 		worker_log(w, "metrics: the page outgrew its %d-byte buffer", METRICS_TEXT_MAX);
 		free(text);

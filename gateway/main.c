@@ -33,7 +33,7 @@
 #include "lease.h"
 #include "reconcile.h"
 #include "stock.h"
-#include "version.h"
+#include "../core/version.h"
 #include "worker.h"
 
 /*
@@ -331,8 +331,8 @@ static int serve(const struct cfg *boot, const char *path)
 		goto destroy;
 	}
 	fprintf(stderr,
-		"flashgate %s: listening on %s:%u, %u workers, node %u; redis %s:%u; kafka %s topic %s\n",
-		FLASHGATE_VERSION, cfg->listen, cfg->port, n, cfg->node_id, cfg->redis_host,
+		"flashgate %s (commit %s): listening on %s:%u, %u workers, node %u; redis %s:%u; kafka %s topic %s\n",
+		FLASHGATE_VERSION, flashgate_commit, cfg->listen, cfg->port, n, cfg->node_id, cfg->redis_host,
 		cfg->redis_port, cfg->kafka_brokers, cfg->kafka_topic);
 	fprintf(stderr, "flashgate: node %u leased in redis%s (renewed every %u ms)\n", cfg->node_id,
 		running->node_auto ? " (node_id = auto)" : "", cfg->node_lease_ms / 3);
@@ -468,7 +468,7 @@ int main(int argc, char **argv)
 	char err[512];
 
 	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-		printf("flashgate %s\n", FLASHGATE_VERSION);
+		printf("flashgate %s (commit %s)\n", FLASHGATE_VERSION, flashgate_commit);
 		return 0;
 	}
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {

@@ -198,14 +198,14 @@ const char *metrics_unavailable_reason(enum metrics_unavailable u)
 	return (unsigned)u < UNAV_N ? unavailable_reasons[u] : "unknown";
 }
 
-int metrics_render(const struct metrics *m, char *buf, size_t cap, const char *version)
+int metrics_render(const struct metrics *m, char *buf, size_t cap, const char *version, const char *commit)
 {
 	struct metrics_sample s;
 	struct out o = {.p = buf, .cap = cap};
 	sum_slots(m, &s);
 
-	put(&o, "# HELP flashgate_build_info The gateway's version.\n# TYPE flashgate_build_info gauge\n"
-		"flashgate_build_info{version=\"%s\"} 1\n", version);
+	put(&o, "# HELP flashgate_build_info The gateway's version and git commit.\n# TYPE flashgate_build_info gauge\n"
+		"flashgate_build_info{version=\"%s\",commit=\"%s\"} 1\n", version, commit);
 	one(&o, "flashgate_workers", "gauge", "Worker threads.", m->n);
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
 		uint64_t v;

@@ -148,7 +148,7 @@ void metrics_publish_reconcile(struct metrics *m, const struct metrics_reconcile
 /* The sum over every worker's last published sample, as Prometheus text
  * (version 0.0.4). Returns the length written to out (NUL-terminated), or
  * -ENOSPC when cap is too small. */
-int metrics_render(const struct metrics *m, char *out, size_t cap, const char *version)
+int metrics_render(const struct metrics *m, char *out, size_t cap, const char *version, const char *commit)
 	__attribute__((warn_unused_result));
 
 /* Enough for metrics_render's output. */

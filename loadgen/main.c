@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/version.h"
 #include "../core/cfg.h"
 #include "../core/oid.h"
 #include "capacity.h"
@@ -31,6 +32,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: flashload --target HOST:PORT[,HOST:PORT...] [--profile FILE] [options]\n"
+		"       flashload --version\n"
 		"  (--target may be repeated: the connections are spread evenly over the gateways)\n"
 		"traffic (a profile file has all of these; options override it):\n"
 		"  --profile FILE      stages, catalogue, users, retries and mix (config/profiles/)\n"
@@ -457,6 +459,10 @@ int main(int argc, char **argv)
 		      .topic = "orders"},
 		.cap = {.p99_target_us = 5000, .step_s = 5, .start_rate = 1000, .max_steps = 16},
 	};
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("flashload %s (commit %s)\n", FLASHGATE_VERSION, flashgate_commit);
+		return 0;
+	}
 	prof_defaults(&p);
 	p.closed_duration_s = 10;
 	int rc = parse_cli(argc, argv, &p, &c);

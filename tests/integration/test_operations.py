@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from harness import (BIN, Env, Gateway, eq, expect, get, jwt_hs256, metric, post_order, run_tests,
+from harness import (BIN, ROOT, Env, Gateway, eq, expect, get, jwt_hs256, metric, post_order, run_tests,
                      signing_key_path)
 
 ENV = Env()
@@ -411,6 +411,16 @@ def a_rolling_restart_loses_nothing():
     eq(o["failed"], 0, "no request failed (retries: %d)" % o["retries"])
     checks = {c["check"]: c["ok"] for c in j["verify"]["checks"]}
     expect(all(checks.values()), "books balance: %s" % checks)
+
+
+@test
+def both_programs_print_their_version_and_commit():
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                          cwd=ROOT).stdout.strip() or "unknown"
+    for prog in ("flashgate", "flashload"):
+        out = subprocess.run([os.path.join(BIN, prog), "--version"], capture_output=True, text=True)
+        eq(out.returncode, 0, "%s --version exit status" % prog)
+        expect(out.stdout.startswith("%s 0.1.0 (commit %s" % (prog, head)), "%s: %r" % (prog, out.stdout))
 
 
 if __name__ == "__main__":

@@ -60,14 +60,14 @@ static void test_page_sums_the_workers_and_cumulates_buckets(void **state)
 	metrics_publish(m, 1, &b);
 
 	char text[METRICS_TEXT_MAX];
-	int n = metrics_render(m, text, sizeof(text), "9.9.9");
+	int n = metrics_render(m, text, sizeof(text), "9.9.9", "abc123");
 	assert_true(n > 0 && (size_t)n == strlen(text));
 	assert_int_equal(value_of(text, "flashgate_requests_total"), 16);
 	assert_int_equal(value_of(text, "flashgate_orders_accepted_total"), 5);
 	assert_int_equal(value_of(text, "flashgate_connections"), 4);
 	assert_int_equal(value_of(text, "flashgate_redis_workers_up"), 1);
 	assert_int_equal(value_of(text, "flashgate_workers"), 2);
-	assert_int_equal(value_of(text, "flashgate_build_info{version=\"9.9.9\"}"), 1);
+	assert_int_equal(value_of(text, "flashgate_build_info{version=\"9.9.9\",commit=\"abc123\"}"), 1);
 	assert_int_equal(value_of(text, "flashgate_order_accept_seconds_bucket{le=\"0.00025\"}"), 1);
 	assert_int_equal(value_of(text, "flashgate_order_accept_seconds_bucket{le=\"0.001\"}"), 2);
 	assert_int_equal(value_of(text, "flashgate_order_accept_seconds_bucket{le=\"0.005\"}"), 3);
@@ -85,14 +85,14 @@ static void test_reconcile_counters_are_the_last_published(void **state)
 	struct metrics *m = metrics_new(2);
 	assert_non_null(m);
 	char text[METRICS_TEXT_MAX];
-	assert_true(metrics_render(m, text, sizeof(text), "1") > 0);
+	assert_true(metrics_render(m, text, sizeof(text), "1", "c") > 0);
 	assert_int_equal(value_of(text, "flashgate_reconcile_passes_total"), 0);
 	struct metrics_reconcile r = {.passes = 3, .passes_failed = 1, .confirmed = 4, .published = 5,
 				      .released = 6, .transfers = 2, .transfer_units = 7};
 	metrics_publish_reconcile(m, &r);
 	r.passes = 4; /* running totals: a later pass replaces them */
 	metrics_publish_reconcile(m, &r);
-	assert_true(metrics_render(m, text, sizeof(text), "1") > 0);
+	assert_true(metrics_render(m, text, sizeof(text), "1", "c") > 0);
 	assert_int_equal(value_of(text, "flashgate_reconcile_passes_total"), 4);
 	assert_int_equal(value_of(text, "flashgate_reconcile_passes_failed_total"), 1);
 	assert_int_equal(value_of(text, "flashgate_reconcile_orders_total{outcome=\"confirmed\"}"), 4);
@@ -110,9 +110,9 @@ static void test_small_buffer_is_refused_not_cut(void **state)
 	struct metrics *m = metrics_new(1);
 	assert_non_null(m);
 	char text[256];
-	assert_int_equal(metrics_render(m, text, sizeof(text), "1"), -ENOSPC);
+	assert_int_equal(metrics_render(m, text, sizeof(text), "1", "c"), -ENOSPC);
 	char big[METRICS_TEXT_MAX];
-	int n = metrics_render(m, big, sizeof(big), "1");
+	int n = metrics_render(m, big, sizeof(big), "1", "c");
 	assert_true(n > 0 && n < METRICS_TEXT_MAX / 2); /* room to grow */
 	metrics_free(m);
 }
