@@ -4,8 +4,9 @@
  *   flashgate -c CONF [serve]            run the gateway until SIGTERM/SIGINT;
  *                                        SIGHUP reloads CONF
  *   flashgate -c CONF -t                 check the config and print it
- *   flashgate -c CONF stock load FILE    load a sale's stock from CSV
- *   flashgate -c CONF stock show SKU     one SKU's stock in one line
+ *   flashgate -c CONF stock load [--replace] [--dry-run] FILE   a sale's stock from CSV
+ *   flashgate -c CONF stock show SKU [--json]   one SKU's stock in one line
+ *   flashgate -c CONF stock list [PREFIX] [--json]   every loaded SKU
  *   flashgate -c CONF stock add SKU N    restock: N more units
  *   flashgate -c CONF stock set SKU N    N units left to sell
  *   flashgate -c CONF stock release ORDER_ID [SKU]   give a cancelled order back
@@ -53,8 +54,11 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: flashgate -c CONF [serve]           run the gateway\n"
 		"       flashgate -c CONF -t                check CONF, print the effective config\n"
-		"       flashgate -c CONF stock load FILE   load stock (CSV: sku,stock,per_user_limit)\n"
-		"       flashgate -c CONF stock show SKU    print one SKU's stock\n"
+		"       flashgate -c CONF stock load [--replace] [--dry-run] FILE\n"
+		"                                           load stock (CSV: sku,stock,per_user_limit); a SKU\n"
+		"                                           that sold units needs --replace (its counts reset)\n"
+		"       flashgate -c CONF stock show SKU [--json]   print one SKU's stock\n"
+		"       flashgate -c CONF stock list [PREFIX] [--json]   every loaded SKU (starting with PREFIX)\n"
 		"       flashgate -c CONF stock add SKU N   restock: N more units (seen within soldout_cache_ms)\n"
 		"       flashgate -c CONF stock set SKU N   exactly N units left to sell (0 stops the SKU)\n"
 		"       flashgate -c CONF stock release ORDER_ID [SKU]\n"
@@ -395,6 +399,77 @@ stop:
 	return 1;
 }
 
+static int stock_usage(const char *what)
+{
+	fprintf(stderr, "flashgate: %s\n"
+			"usage: flashgate -c CONF stock load [--replace] [--dry-run] FILE\n"
+			"       flashgate -c CONF stock show SKU [--json]\n"
+			"       flashgate -c CONF stock list [PREFIX] [--json]\n"
+			"       flashgate -c CONF stock add SKU N\n"
+			"       flashgate -c CONF stock set SKU N\n"
+			"       flashgate -c CONF stock release ORDER_ID [SKU]\n",
+		what);
+	return 2;
+}
+
+/* `stock VERB ...`: flags anywhere after the verb, then the verb's words. */
+static int stock_cmd(const struct cfg *cfg, int argc, char **argv)
+{
+	const char *verb = argc > 1 ? argv[1] : NULL, *words[3];
+	unsigned n = 0, load_flags = 0;
+	bool json = false;
+	char why[160];
+	if (!verb)
+		return stock_usage("which command? (load, show, list, add, set or release)");
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--json") == 0 && (strcmp(verb, "show") == 0 || strcmp(verb, "list") == 0)) {
+			json = true;
+		} else if (strcmp(a, "--replace") == 0 && strcmp(verb, "load") == 0) {
+			load_flags |= STOCK_REPLACE;
+		} else if (strcmp(a, "--dry-run") == 0 && strcmp(verb, "load") == 0) {
+			load_flags |= STOCK_DRY_RUN;
+		} else if (a[0] == '-' && a[1] == '-') {
+			snprintf(why, sizeof(why), "stock %s: unknown option '%s'", verb, a);
+			return stock_usage(why);
+		} else if (n == 3) {
+			snprintf(why, sizeof(why), "stock %s: too many arguments ('%s')", verb, a);
+			return stock_usage(why);
+		} else {
+			words[n++] = a;
+		}
+	}
+	struct {
+		const char *verb, *needs;
+		unsigned min, max;
+	} verbs[] = {
+		{"load", "a CSV file", 1, 1}, {"show", "a SKU", 1, 1},          {"list", "at most a prefix", 0, 1},
+		{"add", "a SKU and a unit count", 2, 2}, {"set", "a SKU and a unit count", 2, 2},
+		{"release", "an order id, and maybe its SKU", 1, 2},
+	};
+	for (size_t v = 0; v < sizeof(verbs) / sizeof(verbs[0]); v++) {
+		if (strcmp(verb, verbs[v].verb) != 0)
+			continue;
+		if (n < verbs[v].min || n > verbs[v].max) {
+			snprintf(why, sizeof(why), "stock %s needs %s (got %u argument%s)", verb, verbs[v].needs, n,
+				 n == 1 ? "" : "s");
+			return stock_usage(why);
+		}
+		int rc;
+		switch (v) {
+		case 0: rc = stock_load(cfg, words[0], load_flags); break;
+		case 1: rc = stock_show(cfg, words[0], json, stdout); break;
+		case 2: rc = stock_list(cfg, n ? words[0] : NULL, json, stdout); break;
+		case 3: rc = stock_add(cfg, words[0], words[1], stdout); break;
+		case 4: rc = stock_set(cfg, words[0], words[1], stdout); break;
+		default: rc = stock_release(cfg, words[0], n == 2 ? words[1] : NULL, stdout); break;
+		}
+		return rc < 0 ? 1 : 0;
+	}
+	snprintf(why, sizeof(why), "unknown command 'stock %s'", verb);
+	return stock_usage(why);
+}
+
 static int reconcile_cmd(const struct cfg *cfg, int argc, char **argv)
 {
 	struct reconcile_opts o = {.min_age_ms = -1};
@@ -505,16 +580,8 @@ int main(int argc, char **argv)
 	argv += optind;
 	if (argc == 0 || (argc == 1 && strcmp(argv[0], "serve") == 0))
 		return serve(&cfg, conf);
-	if (argc == 3 && strcmp(argv[0], "stock") == 0 && strcmp(argv[1], "load") == 0)
-		return stock_load(&cfg, argv[2]) < 0 ? 1 : 0;
-	if (argc == 3 && strcmp(argv[0], "stock") == 0 && strcmp(argv[1], "show") == 0)
-		return stock_show(&cfg, argv[2], stdout) < 0 ? 1 : 0;
-	if (argc == 4 && strcmp(argv[0], "stock") == 0 && strcmp(argv[1], "add") == 0)
-		return stock_add(&cfg, argv[2], argv[3], stdout) < 0 ? 1 : 0;
-	if ((argc == 3 || argc == 4) && strcmp(argv[0], "stock") == 0 && strcmp(argv[1], "release") == 0)
-		return stock_release(&cfg, argv[2], argc == 4 ? argv[3] : NULL, stdout) < 0 ? 1 : 0;
-	if (argc == 4 && strcmp(argv[0], "stock") == 0 && strcmp(argv[1], "set") == 0)
-		return stock_set(&cfg, argv[2], argv[3], stdout) < 0 ? 1 : 0;
+	if (strcmp(argv[0], "stock") == 0)
+		return stock_cmd(&cfg, argc, argv);
 	if (strcmp(argv[0], "reconcile") == 0)
 		return reconcile_cmd(&cfg, argc, argv);
 	fprintf(stderr, "flashgate: unknown command '%s'\n", argv[0]);

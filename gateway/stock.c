@@ -192,6 +192,8 @@ struct load {
 	size_t loaded;  /* rows written so far */
 	bool writing;   /* the writes began */
 	unsigned *old_k;
+	struct held *held; /* per row: what Redis holds for it now */
+	unsigned flags;    /* STOCK_REPLACE, STOCK_DRY_RUN */
 	long long now_ms;
 	bool multi;     /* one server: each batch is a transaction */
 	char sha[48];   /* load_bucket_lua's */
@@ -378,6 +380,115 @@ static int write_rows(struct load *ld)
 	return 0;
 }
 
+/* What a SKU of the file holds in Redis now, summed over its buckets. */
+struct held {
+	bool loaded;
+	long long stock, sold, pending;
+};
+
+/* ld->held for every row, a batch of pipelined reads at a time: a bucket's
+ * stock and sold, and its pending ledger's length. */
+static int read_held(struct load *ld)
+{
+	struct rcl_cmd *cmd = calloc(LOAD_BATCH, sizeof(*cmd));
+	char (*key)[KEYS_MAX] = calloc(LOAD_BATCH, sizeof(*key));
+	size_t (*row_of) = calloc(LOAD_BATCH, sizeof(*row_of));
+	int rc = cmd && key && row_of ? 0 : -ENOMEM;
+	for (size_t at = 0; rc == 0 && at < ld->n;) {
+		size_t m = 0;
+		for (; at < ld->n && m + 2 * ld->old_k[at] <= LOAD_BATCH; at++) {
+			for (unsigned b = 0; b < ld->old_k[at]; b++) {
+				char tag[BKT_TAG_MAX];
+				bkt_tag(tag, ld->rows[at].sku, b);
+				snprintf(key[m], KEYS_MAX, KEYS_SKU_FMT, tag);
+				cmd[m] = (struct rcl_cmd){.key = key[m], .argc = 4, .argv = {"HMGET", key[m], "stock", "sold"}};
+				row_of[m++] = at;
+				snprintf(key[m], KEYS_MAX, KEYS_PENDING_FMT, tag);
+				cmd[m] = rcl_cmd_key("HLEN", key[m], NULL);
+				row_of[m++] = at;
+			}
+		}
+		for (size_t i = 0; i < m; i++)
+			for (int w = 0; w < cmd[i].argc; w++)
+				cmd[i].len[w] = strlen(cmd[i].argv[w]);
+		rc = rcl_pipeline(ld->c, cmd, m);
+		for (size_t i = 0; i < m; i++) {
+			const redisReply *r = cmd[i].reply;
+			struct held *h = &ld->held[row_of[i]];
+			if (rc >= 0 && (rc = reply_ok(ld->c, r, "stock load", NULL)) == 0) {
+				if (r->type == REDIS_REPLY_INTEGER) {
+					h->pending += r->integer;
+				} else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+					   r->element[0]->type == REDIS_REPLY_STRING) {
+					h->loaded = true;
+					h->stock += atoll(r->element[0]->str);
+					if (r->element[1]->type == REDIS_REPLY_STRING)
+						h->sold += atoll(r->element[1]->str);
+				}
+			}
+			freeReplyObject(cmd[i].reply);
+			cmd[i].reply = NULL;
+		}
+	}
+	if (rc == -ENOMEM)
+		fprintf(stderr, "flashgate: stock load: out of memory\n");
+	free(cmd);
+	free(key);
+	free(row_of);
+	return rc;
+}
+
+/* Loading a SKU again resets its counts: its sold units, and every user's
+ * count toward the limit (a buyer who had reached hers could buy again).
+ * Without --replace that is refused for a SKU that has sold or holds
+ * reservations; --dry-run says, SKU by SKU, what a load would do. */
+static int judge_replacements(struct load *ld)
+{
+	size_t fresh = 0, reloaded = 0, resets = 0;
+	for (size_t i = 0; i < ld->n; i++) {
+		const struct held *h = &ld->held[i];
+		const struct stock_row *row = &ld->rows[i];
+		bool reset = h->sold > 0 || h->pending > 0;
+		fresh += !h->loaded;
+		reloaded += h->loaded && !reset;
+		resets += reset;
+		if (!(ld->flags & STOCK_DRY_RUN))
+			continue;
+		if (!h->loaded)
+			printf("%s: new: stock %llu, per_user_limit %llu\n", row->sku, row->stock, row->limit);
+		else if (!reset)
+			printf("%s: loaded again, nothing sold yet: stock %lld -> %llu, per_user_limit -> %llu\n",
+			       row->sku, h->stock, row->stock, row->limit);
+		else
+			printf("%s: REPLACES a SKU with sales: stock %lld -> %llu, sold %lld -> 0, %lld pending "
+			       "reservations dropped, every user's count reset\n",
+			       row->sku, h->stock, row->stock, h->sold, h->pending);
+	}
+	if (ld->flags & STOCK_DRY_RUN) {
+		printf("dry run: %zu SKUs: %zu new, %zu loaded again, %zu with sales%s; nothing written\n", ld->n,
+		       fresh, reloaded, resets, resets ? " (--replace needed)" : "");
+		return 0;
+	}
+	if (!resets || (ld->flags & STOCK_REPLACE))
+		return 0;
+	fprintf(stderr, "flashgate: stock load refused: %zu SKU%s of the file already sold units or hold "
+			"reservations, and loading %s again resets %s counts (a buyer who reached her limit could "
+			"buy again):",
+		resets, resets == 1 ? "" : "s", resets == 1 ? "it" : "them", resets == 1 ? "its" : "their");
+	for (size_t i = 0, shown = 0; i < ld->n && shown < 5; i++) {
+		const struct held *h = &ld->held[i];
+		if (h->sold > 0 || h->pending > 0) {
+			fprintf(stderr, "%s %s (sold %lld, pending %lld, line %u)", shown ? "," : "", ld->rows[i].sku,
+				h->sold, h->pending, ld->rows[i].line);
+			shown++;
+		}
+	}
+	fprintf(stderr, "%s. Nothing was written. `stock add`/`stock set` change what is left to sell; "
+			"--dry-run shows what a load would do; --replace loads anyway.\n",
+		resets > 5 ? ", ..." : "");
+	return -EEXIST;
+}
+
 static int write_file(struct load *ld)
 {
 	redisReply *reply = checked(ld->c, rcl_command(ld->c, NULL, "TIME"), "TIME");
@@ -389,8 +500,10 @@ static int write_file(struct load *ld)
 		     strtoll(reply->element[1]->str, NULL, 10) / 1000;
 	freeReplyObject(reply);
 	int rc = read_old_counts(ld);
-	if (rc < 0)
+	if (rc < 0 || (rc = read_held(ld)) < 0 || (rc = judge_replacements(ld)) < 0)
 		return rc;
+	if (ld->flags & STOCK_DRY_RUN)
+		return 0;
 	if (ld->multi) {
 		reply = checked(ld->c, rcl_command(ld->c, NULL, "SCRIPT LOAD %s", load_bucket_lua), "SCRIPT LOAD");
 		if (!reply || reply->type != REDIS_REPLY_STRING || reply->len >= sizeof(ld->sha)) {
@@ -416,7 +529,7 @@ static int write_file(struct load *ld)
 	return rc;
 }
 
-int stock_load(const struct cfg *cfg, const char *csv_path)
+int stock_load(const struct cfg *cfg, const char *csv_path, unsigned flags)
 {
 	struct stockcsv *csv = stockcsv_new();
 	FILE *f = csv ? fopen(csv_path, "r") : NULL;
@@ -438,15 +551,16 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 		stockcsv_free(csv);
 		return rc;
 	}
-	struct load ld = {.cfg = cfg};
+	struct load ld = {.cfg = cfg, .flags = flags};
 	ld.rows = stockcsv_rows(csv, &ld.n);
 	ld.old_k = calloc(ld.n ? ld.n : 1, sizeof(*ld.old_k));
+	ld.held = calloc(ld.n ? ld.n : 1, sizeof(*ld.held));
 	ld.bl = malloc(LOAD_BATCH * sizeof(*ld.bl));
 	ld.cmd = calloc(LOAD_BATCH, sizeof(*ld.cmd));
 	ld.words = malloc((LOAD_BATCH + 2) * sizeof(*ld.words));
 	ld.word_len = malloc((LOAD_BATCH + 2) * sizeof(*ld.word_len));
 	ld.map = malloc(sizeof(*ld.map));
-	if (!ld.old_k || !ld.bl || !ld.cmd || !ld.words || !ld.word_len || !ld.map) {
+	if (!ld.old_k || !ld.held || !ld.bl || !ld.cmd || !ld.words || !ld.word_len || !ld.map) {
 		fprintf(stderr, "flashgate: %s: out of memory\n", csv_path);
 		rc = -ENOMEM;
 		goto out;
@@ -458,7 +572,7 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 	ld.multi = !rcl_is_cluster(ld.c);
 	rc = write_file(&ld);
 	unsigned k = cfg->redis_buckets;
-	if (rc == 0) {
+	if (rc == 0 && !(flags & STOCK_DRY_RUN)) {
 		unsigned long long total = 0;
 		for (size_t i = 0; i < ld.n; i++)
 			total += ld.rows[i].stock;
@@ -475,6 +589,7 @@ int stock_load(const struct cfg *cfg, const char *csv_path)
 out:
 	rcl_close(ld.c);
 	free(ld.old_k);
+	free(ld.held);
 	free(ld.bl);
 	free(ld.cmd);
 	free(ld.words);
@@ -484,21 +599,28 @@ out:
 	return rc;
 }
 
-int stock_show(const struct cfg *cfg, const char *sku, FILE *out)
+/* One loaded SKU as `stock show` and `stock list` print it. */
+struct sku_state {
+	int buckets;
+	long long stock, sold, pending, transit;
+	char limit[24];
+	struct {
+		long long stock, sold, pending, transit;
+	} bucket[BKT_MAX];
+};
+
+/* Reads sku's buckets into *st: 0, -ENOENT (not loaded, said) or -EIO (said). */
+static int read_sku(struct rcl *c, const char *sku, struct sku_state *st)
 {
-	if (!order_valid_ident(sku, strlen(sku))) {
-		fprintf(stderr, "flashgate: sku '%s' must be 1-64 characters of A-Z a-z 0-9 . _ : -\n", sku);
-		return -EINVAL;
-	}
-	struct rcl *c = stock_connect(cfg);
-	if (!c)
-		return -ECONNREFUSED;
+	memset(st, 0, sizeof(*st));
+	snprintf(st->limit, sizeof(st->limit), "?");
 	int k = sku_buckets(c, sku);
-	int rc = k < 0 ? k : 0;
-	long long stock = 0, sold = 0, pending = 0, transit = 0;
-	char limit[24] = "?", lines[BKT_MAX][160];
+	if (k < 0)
+		return k;
+	st->buckets = k;
 	for (int b = 0; b < k; b++) {
 		char tag[BKT_TAG_MAX], key[3][KEYS_MAX];
+		int rc = 0;
 		bkt_tag(tag, sku, (unsigned)b);
 		snprintf(key[0], KEYS_MAX, KEYS_SKU_FMT, tag);
 		snprintf(key[1], KEYS_MAX, KEYS_PENDING_FMT, tag);
@@ -508,52 +630,128 @@ int stock_show(const struct cfg *cfg, const char *sku, FILE *out)
 			rcl_command(c, key[1], "HLEN %s", key[1]),
 			rcl_command(c, key[2], "HVALS %s", key[2]),
 		};
+		redisReply *h = v[0];
 		if (!v[0] || !v[1] || !v[2]) {
 			fprintf(stderr, "flashgate: redis stock show: %s\n", rcl_error(c));
-			for (int j = 0; j < 3; j++)
-				freeReplyObject(v[j]);
 			rc = -EIO;
-			goto out;
-		}
-		redisReply *h = v[0];
-		if (h->type != REDIS_REPLY_ARRAY || h->elements != 3 || h->element[0]->type != REDIS_REPLY_STRING ||
-		    v[1]->type != REDIS_REPLY_INTEGER || v[2]->type != REDIS_REPLY_ARRAY) {
+		} else if (h->type != REDIS_REPLY_ARRAY || h->elements != 3 || h->element[0]->type != REDIS_REPLY_STRING ||
+			   v[1]->type != REDIS_REPLY_INTEGER || v[2]->type != REDIS_REPLY_ARRAY) {
 			fprintf(stderr, "flashgate: SKU '%s': bucket %d of %d is missing or damaged; load it again\n",
 				sku, b, k);
 			rc = -EIO;
 		} else {
-			long long b_stock = atoll(h->element[0]->str);
-			long long b_sold = h->element[2]->type == REDIS_REPLY_STRING ? atoll(h->element[2]->str) : 0;
-			long long b_transit = 0;
+			long long transit = 0;
 			/* entries "to_bucket units ms" */
 			for (size_t j = 0; j < v[2]->elements; j++) {
 				const char *sp = strchr(v[2]->element[j]->str, ' ');
-				b_transit += sp ? atoll(sp + 1) : 0;
+				transit += sp ? atoll(sp + 1) : 0;
 			}
 			if (h->element[1]->type == REDIS_REPLY_STRING)
-				snprintf(limit, sizeof(limit), "%s", h->element[1]->str);
-			stock += b_stock;
-			sold += b_sold;
-			pending += v[1]->integer;
-			transit += b_transit;
-			snprintf(lines[b], sizeof(lines[b]), "  bucket %d: stock=%lld sold=%lld pending=%lld in_transit=%lld\n",
-				 b, b_stock, b_sold, v[1]->integer, b_transit);
+				snprintf(st->limit, sizeof(st->limit), "%s", h->element[1]->str);
+			st->bucket[b].stock = atoll(h->element[0]->str);
+			st->bucket[b].sold = h->element[2]->type == REDIS_REPLY_STRING ? atoll(h->element[2]->str) : 0;
+			st->bucket[b].pending = v[1]->integer;
+			st->bucket[b].transit = transit;
+			st->stock += st->bucket[b].stock;
+			st->sold += st->bucket[b].sold;
+			st->pending += st->bucket[b].pending;
+			st->transit += transit;
 		}
 		for (int j = 0; j < 3; j++)
 			freeReplyObject(v[j]);
+		if (rc < 0)
+			return rc;
 	}
+	return 0;
+}
+
+static void print_sku(const char *sku, const struct sku_state *st, bool json, FILE *out)
+{
+	if (json) {
+		fprintf(out, "{\"sku\":\"%s\",\"stock\":%lld,\"per_user_limit\":%s,\"sold\":%lld,\"pending\":%lld,"
+			     "\"buckets\":%d,\"in_transit\":%lld}",
+			sku, st->stock, strcmp(st->limit, "?") ? st->limit : "null", st->sold, st->pending, st->buckets,
+			st->transit);
+		return;
+	}
+	fprintf(out, "sku=%s stock=%lld per_user_limit=%s sold=%lld pending=%lld", sku, st->stock, st->limit,
+		st->sold, st->pending);
+	if (st->buckets <= 1) {
+		fputc('\n', out);
+		return;
+	}
+	fprintf(out, " buckets=%d in_transit=%lld\n", st->buckets, st->transit);
+	for (int b = 0; b < st->buckets; b++)
+		fprintf(out, "  bucket %d: stock=%lld sold=%lld pending=%lld in_transit=%lld\n", b, st->bucket[b].stock,
+			st->bucket[b].sold, st->bucket[b].pending, st->bucket[b].transit);
+}
+
+int stock_show(const struct cfg *cfg, const char *sku, bool json, FILE *out)
+{
+	if (!order_valid_ident(sku, strlen(sku))) {
+		fprintf(stderr, "flashgate: sku '%s' must be 1-64 characters of A-Z a-z 0-9 . _ : -\n", sku);
+		return -EINVAL;
+	}
+	struct rcl *c = stock_connect(cfg);
+	if (!c)
+		return -ECONNREFUSED;
+	struct sku_state st;
+	int rc = read_sku(c, sku, &st);
 	if (rc == 0) {
-		fprintf(out, "sku=%s stock=%lld per_user_limit=%s sold=%lld pending=%lld", sku, stock, limit, sold,
-			pending);
-		if (k > 1) {
-			fprintf(out, " buckets=%d in_transit=%lld\n", k, transit);
-			for (int b = 0; b < k; b++)
-				fputs(lines[b], out);
-		} else {
+		print_sku(sku, &st, json, out);
+		if (json)
 			fputc('\n', out);
+	}
+	rcl_close(c);
+	return rc;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int stock_list(const struct cfg *cfg, const char *prefix, bool json, FILE *out)
+{
+	struct rcl *c = stock_connect(cfg);
+	if (!c)
+		return -ECONNREFUSED;
+	int rc = 0;
+	redisReply *all = checked(c, rcl_command(c, KEYS_SKU_SET, "SMEMBERS %s", KEYS_SKU_SET), "SMEMBERS");
+	const char **names = all && all->type == REDIS_REPLY_ARRAY ? calloc(all->elements + 1, sizeof(*names)) : NULL;
+	if (!names) {
+		rc = all ? -ENOMEM : -EIO;
+		goto out;
+	}
+	size_t n = 0, plen = prefix ? strlen(prefix) : 0;
+	for (size_t i = 0; i < all->elements; i++)
+		if (all->element[i]->type == REDIS_REPLY_STRING && strncmp(all->element[i]->str, prefix ? prefix : "", plen) == 0)
+			names[n++] = all->element[i]->str;
+	qsort(names, n, sizeof(*names), by_name);
+	if (json)
+		fputc('[', out);
+	struct sku_state st;
+	size_t shown = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if ((rc = read_sku(c, names[i], &st)) == -ENOENT) {
+			rc = 0; /* in the catalogue set, its keys gone: a half-done load, said above */
+			continue;
+		}
+		if (rc == 0 && json && shown)
+			fputc(',', out);
+		if (rc == 0) {
+			print_sku(names[i], &st, json, out);
+			shown++;
 		}
 	}
+	if (json)
+		fputs("]\n", out);
+	else if (rc == 0)
+		fprintf(out, "%zu SKU%s%s%s\n", shown, shown == 1 ? "" : "s", prefix ? " starting with " : "",
+			prefix ? prefix : "");
 out:
+	free(names);
+	freeReplyObject(all);
 	rcl_close(c);
 	return rc;
 }
@@ -601,7 +799,7 @@ static int adjust_stock(const struct cfg *cfg, const char *sku, const char *unit
 			rc = replicated(c, cfg, key, what);
 	}
 	rcl_close(c);
-	return rc < 0 ? rc : stock_show(cfg, sku, out);
+	return rc < 0 ? rc : stock_show(cfg, sku, false, out);
 }
 
 int stock_add(const struct cfg *cfg, const char *sku, const char *units, FILE *out)
@@ -784,7 +982,7 @@ out:
 	if (r)
 		freeReplyObject(r);
 	rcl_close(c);
-	return rc < 0 ? rc : stock_show(cfg, sku, out);
+	return rc < 0 ? rc : stock_show(cfg, sku, false, out);
 }
 
 int stock_load_scripts(const struct cfg *cfg, struct script_shas *shas, struct rcl_map *map)

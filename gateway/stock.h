@@ -1,6 +1,6 @@
 /*
  * stock: the administrator's commands on a sale's stock in Redis
- * (`flashgate stock load FILE.csv`, `stock show SKU`, `stock add SKU N`,
+ * (`flashgate stock load FILE.csv`, `stock show SKU`, `stock list`, `stock add SKU N`,
  * `stock set SKU N`, `stock release ORDER_ID`), and the
  * start-up SCRIPT LOAD. Blocking (core/rcl.h, on one server or a Redis
  * Cluster): these run before or beside the serving workers, never on the
@@ -22,8 +22,18 @@
 #include "script.h"
 
 /* Each returns 0, or -errno after printing "flashgate: ..." to stderr. */
-int stock_load(const struct cfg *cfg, const char *csv_path) __attribute__((warn_unused_result));
-int stock_show(const struct cfg *cfg, const char *sku, FILE *out) __attribute__((warn_unused_result));
+
+/* stock_load's flags: load SKUs that sold units too (their counts and
+ * every user's are reset); or only print what a load would do. */
+enum { STOCK_REPLACE = 1, STOCK_DRY_RUN = 2 };
+/* Loads a CSV; a SKU that already sold units or holds reservations is
+ * refused without STOCK_REPLACE (-EEXIST, nothing written). */
+int stock_load(const struct cfg *cfg, const char *csv_path, unsigned flags) __attribute__((warn_unused_result));
+/* One SKU, as a line (and one per bucket) or as a JSON object. */
+int stock_show(const struct cfg *cfg, const char *sku, bool json, FILE *out) __attribute__((warn_unused_result));
+/* Every loaded SKU whose name starts with prefix (NULL: all), by name, a
+ * line each and a count, or a JSON array. */
+int stock_list(const struct cfg *cfg, const char *prefix, bool json, FILE *out) __attribute__((warn_unused_result));
 /* Restock: adds units to a loaded SKU's stock (and to its initial count,
  * so sold + stock == initial still holds). */
 int stock_add(const struct cfg *cfg, const char *sku, const char *units, FILE *out)

@@ -47,7 +47,7 @@ bench_services_conf() {
 # output appended to LOG; gw_pid for bench_stop_gateway) and waits until
 # PORT answers /healthz.
 bench_start_gateway() { # config log port
-	bin/flashgate -c "$1" stock load "$FG_RUN_DIR/stock.csv" >/dev/null
+	bin/flashgate -c "$1" stock load --replace "$FG_RUN_DIR/stock.csv" >/dev/null
 	bin/flashgate -c "$1" >>"$2" 2>&1 &
 	gw_pid=$!
 	bench_wait_http "http://127.0.0.1:$3/healthz"

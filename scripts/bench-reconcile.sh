@@ -62,7 +62,7 @@ echo "|---:|---:|---:|---:|"
 for k in 1 16; do
 	conf "$k" 0
 	redis-cli -p "$FG_REDIS_PORT" FLUSHALL >/dev/null
-	bin/flashgate -c "$FG_RUN_DIR/gw.conf" stock load "$FG_RUN_DIR/stock.csv" >/dev/null
+	bin/flashgate -c "$FG_RUN_DIR/gw.conf" stock load --replace "$FG_RUN_DIR/stock.csv" >/dev/null
 	redis-cli -p "$FG_REDIS_PORT" CONFIG RESETSTAT >/dev/null
 	c0=$(redis_cpu_us) t0=$(date +%s%N)
 	for _ in 1 2 3 4 5; do bin/flashgate -c "$FG_RUN_DIR/gw.conf" reconcile >/dev/null; done

@@ -82,7 +82,7 @@ timed_load() {
 	sleep 1.2 # one whole sample before, so each load is inside samples
 	local t0 t1
 	t0=$(now_ms)
-	bin/flashgate -c "$FG_RUN_DIR/load.conf" stock load "$FG_RUN_DIR/stock.csv" >/dev/null
+	bin/flashgate -c "$FG_RUN_DIR/load.conf" stock load --replace "$FG_RUN_DIR/stock.csv" >/dev/null
 	t1=$(now_ms)
 	sleep 1.2
 	echo "$((t1 - t0)) $(latency_stop)"

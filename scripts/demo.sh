@@ -34,7 +34,7 @@ mkdir -p "$run"
 
 # The profile's catalogue, as flashgate's stock file.
 bin/flashload --profile "$profile" --write-stock "$run/demo-stock.csv"
-bin/flashgate -c "$conf" stock load "$run/demo-stock.csv"
+bin/flashgate -c "$conf" stock load --replace "$run/demo-stock.csv"
 
 bin/flashgate -c "$conf" >"$run/demo-gateway.log" 2>&1 &
 gw_pid=$!

@@ -64,7 +64,7 @@ topic = $FG_TOPIC
 CONF
 
 bin/flashload --profile "$profile" --write-stock "$run/stock.csv"
-bin/flashgate -c "$conf" stock load "$run/stock.csv"
+bin/flashgate -c "$conf" stock load --replace "$run/stock.csv"
 bin/flashgate -c "$conf" >"$run/gateway.log" 2>&1 &
 gw_pid=$!
 for _ in $(seq 1 100); do

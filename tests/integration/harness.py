@@ -125,7 +125,11 @@ class Env:
                 f.write("%s,%d,%d\n" % (sku, stock, limit))
         return path
 
-    def flashgate(self, conf, *args, check=True):
+    def flashgate(self, conf, *args, check=True, replace=True):
+        """flashgate -c conf args. Tests reuse SKU names, so a `stock load`
+        starts its SKUs afresh (--replace) unless replace is False."""
+        if replace and args[:2] == ("stock", "load") and "--dry-run" not in args:
+            args = args[:2] + ("--replace",) + args[2:]
         r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf] + list(args),
                            capture_output=True, text=True)
         if check and r.returncode != 0:

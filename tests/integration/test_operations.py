@@ -414,6 +414,50 @@ def a_rolling_restart_loses_nothing():
 
 
 @test
+def stock_load_refuses_to_reset_a_sku_that_sold_without_replace():
+    """Loading a SKU again reset its counts: a buyer who had reached her
+    limit could buy again. Now that needs --replace; --dry-run says what a
+    load would do and writes nothing."""
+    a, b = fresh("sl-a"), fresh("sl-b")
+    conf = ENV.write_config()
+    csv = ENV.stock_csv([(a, 10, 1), (b, 5, 1)], "sl.csv")
+    ENV.flashgate(conf, "stock", "load", csv, replace=False)
+    with Gateway(ENV, conf):
+        eq(post_order(ENV.gw_port, "slu", a, 1).status, 202, "an order")
+        eq(post_order(ENV.gw_port, "slu", a, 1).status, 409, "her limit of 1 reached")
+    r = ENV.flashgate(conf, "stock", "load", csv, check=False, replace=False)
+    eq(r.returncode, 1, "a load over a SKU with sales is refused")
+    expect("stock load refused: 1 SKU of the file already sold units" in r.stderr and
+           "%s (sold 1, pending " % a in r.stderr and "Nothing was written" in r.stderr, r.stderr)
+    eq(ENV.stock(conf, a)["sold"], 1, "nothing reset")
+    r = ENV.flashgate(conf, "stock", "load", "--dry-run", csv, replace=False)
+    expect("%s: REPLACES a SKU with sales: stock 9 -> 10, sold 1 -> 0" % a in r.stdout, r.stdout)
+    expect("%s: loaded again, nothing sold yet" % b in r.stdout, r.stdout)
+    expect("dry run: 2 SKUs: 0 new, 1 loaded again, 1 with sales (--replace needed); nothing written" in r.stdout,
+           r.stdout)
+    eq(ENV.stock(conf, a)["sold"], 1, "a dry run writes nothing")
+    ENV.flashgate(conf, "stock", "load", "--replace", csv, replace=False)
+    eq(ENV.stock(conf, a)["sold"], 0, "--replace resets it")
+    # list and --json
+    prefix = a[:-9]
+    out = ENV.flashgate(conf, "stock", "list", prefix).stdout.splitlines()
+    eq(out[-1], "1 SKU starting with %s" % prefix, "list's count: %s" % out)
+    out = json.loads(ENV.flashgate(conf, "stock", "list", prefix, "--json").stdout)
+    eq(out, [{"sku": a, "stock": 10, "per_user_limit": 1, "sold": 0, "pending": 0, "buckets": 1,
+              "in_transit": 0}], "list --json")
+    eq(json.loads(ENV.flashgate(conf, "stock", "show", b, "--json").stdout)["stock"], 5, "show --json")
+    # Argument errors say what is wrong.
+    for args, want in ((("stock", "show"), "stock show needs a SKU (got 0 arguments)"),
+                       (("stock",), "which command?"),
+                       (("stock", "frob"), "unknown command 'stock frob'"),
+                       (("stock", "show", b, "--bogus"), "stock show: unknown option '--bogus'"),
+                       (("stock", "add", b), "stock add needs a SKU and a unit count (got 1 argument)")):
+        r = ENV.flashgate(conf, *args, check=False)
+        eq(r.returncode, 2, "%s: usage exit status" % " ".join(args))
+        expect(want in r.stderr and "usage: flashgate -c CONF stock load" in r.stderr, r.stderr)
+
+
+@test
 def both_programs_print_their_version_and_commit():
     head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
                           cwd=ROOT).stdout.strip() or "unknown"
