@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ini.h>
 #include <netdb.h>
 #include <stdbool.h>
@@ -150,25 +151,73 @@ static const struct key keys[] = {
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
+static bool ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), t = strlen(tail);
+	return n >= t && strcmp(s + n - t, tail) == 0;
+}
+
+/* The units a number of key k may carry, by the key's name: durations for
+ * *_ms and *_s, sizes for *_bytes; each unit in the key's own unit. */
+struct unit {
+	const char *name;
+	unsigned long long scale;
+};
+static const struct unit ms_units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {NULL, 0}};
+static const struct unit s_units[] = {{"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}, {NULL, 0}};
+static const struct unit byte_units[] = {{"B", 1}, {"KiB", 1024}, {"MiB", 1024 * 1024}, {NULL, 0}};
+
+static const struct unit *units_of(const struct key *k)
+{
+	return ends_with(k->name, "_ms") ? ms_units : ends_with(k->name, "_s") ? s_units
+	       : ends_with(k->name, "_bytes") ? byte_units : NULL;
+}
+
+/* "250ms", "10s", "64KiB" or a plain number (the key's own unit) into *n;
+ * NULL, or why not. */
+static const char *parse_number(const struct key *k, const char *v, unsigned long long *n)
+{
+	char *end;
+	if (*v < '0' || *v > '9')
+		return k->words ? "not a non-negative integer nor auto" : "not a non-negative integer";
+	errno = 0;
+	*n = strtoull(v, &end, 10);
+	if (errno == ERANGE)
+		return "out of range";
+	if (*end == '\0')
+		return NULL;
+	const struct unit *u = units_of(k);
+	if (!u)
+		return "not a non-negative integer";
+	for (; u->name; u++) {
+		if (strcmp(end, u->name) != 0)
+			continue;
+		if (*n > ULLONG_MAX / u->scale)
+			return "out of range";
+		*n *= u->scale;
+		return NULL;
+	}
+	return units_of(k) == ms_units ? "not a duration (a number of ms, or with ms, s, m or h)"
+	       : units_of(k) == s_units ? "not a duration (a number of seconds, or with s, m, h or d)"
+				       : "not a size (a number of bytes, or with B, KiB or MiB)";
+}
+
 /* Returns NULL on success, or why the value is refused. */
 static const char *set_value(struct cfg *c, const struct key *k, const char *v)
 {
 	char *field = (char *)c + k->offset;
 	switch (k->type) {
 	case KEY_U32: {
-		char *end;
 		if (k->words && strcasecmp(v, k->words[0]) == 0) {
 			uint32_t u = CFG_NODE_AUTO;
 			memcpy(field, &u, sizeof(u));
 			return NULL;
 		}
-		if (*v < '0' || *v > '9')
-			return k->words ? "not a non-negative integer nor auto" : "not a non-negative integer";
-		errno = 0;
-		unsigned long long n = strtoull(v, &end, 10);
-		if (*end != '\0')
-			return "not a non-negative integer";
-		if (errno == ERANGE || n < k->min || n > k->max)
+		unsigned long long n;
+		const char *why = parse_number(k, v, &n);
+		if (why)
+			return why;
+		if (n < k->min || n > k->max)
 			return "out of range";
 		uint32_t u = (uint32_t)n;
 		memcpy(field, &u, sizeof(u));
@@ -239,11 +288,38 @@ void cfg_defaults(struct cfg *c)
 	}
 }
 
+_Static_assert(NKEYS <= CFG_KEYS_MAX, "struct cfg_sources has a slot per key");
+
 struct load_ctx {
 	struct cfg *cfg;
+	const char *path;
 	struct cfg_lines lines;
-	int line[NKEYS]; /* where each key was set; 0: not set */
+	int line[NKEYS]; /* where each key was set in the file; 0: not set */
+	struct cfg_sources *src;
+	/* Every refusal, one "where: why" line each, for err. */
+	char errs[2048];
+	size_t errs_len;
+	unsigned n_errs;
 };
+
+/* One more refusal: "where: [section] key: why (value 'v')". */
+static void refuse(struct load_ctx *ctx, const char *where, const struct key *k, const char *section,
+		   const char *name, const char *why, const char *value)
+{
+	char line[512];
+	if (k && strcmp(why, "out of range") == 0) {
+		const struct unit *u = units_of(k);
+		snprintf(line, sizeof(line), "%s: [%s] %s: '%s' is out of range %u..%u%s%s", where, section, name, value,
+			 k->min, k->max, u ? " " : "", u ? u->name : "");
+	} else {
+		snprintf(line, sizeof(line), "%s: [%s] %s: %s (value '%s')", where, section, name, why, value);
+	}
+	size_t room = sizeof(ctx->errs) - ctx->errs_len;
+	int n = snprintf(ctx->errs + ctx->errs_len, room, "%s%s", ctx->n_errs ? "\n" : "", line);
+	if (n > 0)
+		ctx->errs_len += (size_t)n < room ? (size_t)n : room - 1;
+	ctx->n_errs++;
+}
 
 char *cfg_read_line(char *str, int num, void *stream)
 {
@@ -274,20 +350,95 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	if (i >= 0) {
 		why = ctx->line[i] ? "set twice" : set_value(ctx->cfg, &keys[i], value);
 		ctx->line[i] = ctx->lines.line;
+		if (ctx->src) {
+			ctx->src->from[i] = CFG_FROM_FILE;
+			ctx->src->line[i] = ctx->lines.line;
+		}
 	}
 	if (!why)
 		return 1;
-	if (!ctx->lines.why_line) {
+	char where[CFG_PATH_MAX + 16];
+	snprintf(where, sizeof(where), "%s:%d", ctx->path, ctx->lines.line);
+	if (!ctx->lines.why_line)
 		ctx->lines.why_line = ctx->lines.line;
-		if (strcmp(why, "out of range") == 0) {
-			snprintf(ctx->lines.why, sizeof(ctx->lines.why), "[%s] %s: '%s' is out of range %u..%u",
-				 section, name, value, keys[i].min, keys[i].max);
-		} else {
-			snprintf(ctx->lines.why, sizeof(ctx->lines.why), "[%s] %s: %s (value '%s')", section, name, why,
-				 value);
-		}
+	refuse(ctx, where, i >= 0 ? &keys[i] : NULL, section, name, why, value);
+	return 0; /* libinih goes on: every bad line is reported at once */
+}
+
+/* FLASHGATE_<SECTION>_<KEY>, upper case: which key an environment
+ * variable names, or -1. */
+static int env_key(const char *var, size_t len)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		char want[96];
+		int n = snprintf(want, sizeof(want), "FLASHGATE_%s_%s", keys[i].section, keys[i].name);
+		if (n <= 0 || (size_t)n != len)
+			continue;
+		for (char *c = want; *c; c++)
+			*c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+		if (memcmp(want, var, len) == 0)
+			return (int)i;
 	}
-	return 0;
+	return -1;
+}
+
+/* One override over the file, from the environment or --set. */
+static void override(struct load_ctx *ctx, int i, const char *where, const char *value, enum cfg_from from)
+{
+	const char *why = set_value(ctx->cfg, &keys[i], value);
+	if (why) {
+		refuse(ctx, where, &keys[i], keys[i].section, keys[i].name, why, value);
+		return;
+	}
+	if (ctx->src) {
+		ctx->src->from[i] = (uint8_t)from;
+		ctx->src->line[i] = 0;
+	}
+}
+
+static void apply_overrides(struct load_ctx *ctx, const struct cfg_overrides *ov)
+{
+	char where[160];
+	for (char *const *e = ov->environ; e && *e; e++) {
+		if (strncmp(*e, "FLASHGATE_", 10) != 0)
+			continue;
+		const char *eq = strchr(*e, '=');
+		size_t len = eq ? (size_t)(eq - *e) : strlen(*e);
+		int i = env_key(*e, len);
+		snprintf(where, sizeof(where), "environment %.*s", (int)len, *e);
+		if (i < 0) {
+			/* A typo must not pass for a setting nobody applied. */
+			size_t room = sizeof(ctx->errs) - ctx->errs_len;
+			int n = snprintf(ctx->errs + ctx->errs_len, room, "%s%s: no such key (FLASHGATE_SECTION_KEY, "
+					 "such as FLASHGATE_SERVER_PORT)", ctx->n_errs ? "\n" : "", where);
+			if (n > 0)
+				ctx->errs_len += (size_t)n < room ? (size_t)n : room - 1;
+			ctx->n_errs++;
+			continue;
+		}
+		override(ctx, i, where, eq ? eq + 1 : "", CFG_FROM_ENV);
+	}
+	for (unsigned j = 0; j < ov->n_sets; j++) {
+		const char *set = ov->sets[j], *dot = strchr(set, '.'), *eq = strchr(set, '=');
+		char section[32], name[64];
+		snprintf(where, sizeof(where), "--set %s", set);
+		int i = -1;
+		if (dot && eq && dot < eq && (size_t)(dot - set) < sizeof(section) && (size_t)(eq - dot - 1) < sizeof(name)) {
+			snprintf(section, sizeof(section), "%.*s", (int)(dot - set), set);
+			snprintf(name, sizeof(name), "%.*s", (int)(eq - dot - 1), dot + 1);
+			i = find_key(section, name);
+		}
+		if (i < 0) {
+			size_t room = sizeof(ctx->errs) - ctx->errs_len;
+			int n = snprintf(ctx->errs + ctx->errs_len, room, "%s%s: %s", ctx->n_errs ? "\n" : "", where,
+					 dot && eq && dot < eq ? "no such key" : "not section.key=value");
+			if (n > 0)
+				ctx->errs_len += (size_t)n < room ? (size_t)n : room - 1;
+			ctx->n_errs++;
+			continue;
+		}
+		override(ctx, i, where, eq + 1, CFG_FROM_SET);
+	}
 }
 
 int cfg_parse_file(const char *path, struct cfg_lines *lines, ini_handler handler, void *user,
@@ -446,17 +597,52 @@ static int read_kafka_properties(const struct load_ctx *ctx, const char *path, c
 
 int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
 {
-	struct load_ctx ctx = {.cfg = c};
-	cfg_defaults(c);
-	int rc = cfg_parse_file(path, &ctx.lines, on_key, &ctx, err, err_len);
-	if (rc < 0)
-		return rc;
-	if ((rc = check_pairs(&ctx, path, err, err_len)) < 0)
-		return rc;
-	if ((rc = read_password(&ctx, path, err, err_len)) < 0)
-		return rc;
-	return read_kafka_properties(&ctx, path, err, err_len);
+	return cfg_load_over(c, path, NULL, NULL, err, err_len);
 }
+
+int cfg_load_over(struct cfg *c, const char *path, const struct cfg_overrides *ov, struct cfg_sources *src,
+		  char *err, size_t err_len)
+{
+	/* On the heap: the error lines make it large for a thread's stack. */
+	struct load_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx) {
+		snprintf(err, err_len, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	ctx->cfg = c;
+	ctx->path = path;
+	ctx->src = src;
+	if (src)
+		memset(src, 0, sizeof(*src));
+	cfg_defaults(c);
+	int rc = cfg_parse_file(path, &ctx->lines, on_key, ctx, err, err_len);
+	if (rc < 0 && ctx->lines.why_line == 0 && !ctx->n_errs)
+		goto out; /* cannot open, or a syntax error before any bad key */
+	if (rc < 0 && !strstr(err, "syntax error"))
+		*err = '\0'; /* the handler's refusals say it all, below */
+	if (ov)
+		apply_overrides(ctx, ov);
+	if (ctx->n_errs) {
+		/* A syntax error (libinih reports the first only) goes after the keys'. */
+		char syntax[600] = "";
+		if (rc < 0 && *err)
+			snprintf(syntax, sizeof(syntax), "\n%s", err);
+		snprintf(err, err_len, "%s%s", ctx->errs, syntax);
+		rc = -EINVAL;
+		goto out;
+	}
+	if (rc < 0)
+		goto out;
+	rc = check_pairs(ctx, path, err, err_len);
+	if (rc == 0)
+		rc = read_password(ctx, path, err, err_len);
+	if (rc == 0)
+		rc = read_kafka_properties(ctx, path, err, err_len);
+out:
+	free(ctx);
+	return rc;
+}
+
 
 static void format_value(const struct key *k, const struct cfg *c, char *out, size_t cap)
 {
@@ -505,12 +691,33 @@ unsigned cfg_merge_live(struct cfg *next, const struct cfg *running, cfg_changed
 	return kept;
 }
 
-void cfg_dump(const struct cfg *c, FILE *out)
+static void source_text(const struct cfg_sources *src, size_t i, const struct key *k, const char *path, char *out,
+			size_t cap)
+{
+	switch (src->from[i]) {
+	case CFG_FROM_FILE: snprintf(out, cap, "from %s:%d", path, src->line[i]); break;
+	case CFG_FROM_ENV: {
+		char var[96];
+		snprintf(var, sizeof(var), "FLASHGATE_%s_%s", k->section, k->name);
+		for (char *ch = var; *ch; ch++)
+			*ch = (char)(*ch >= 'a' && *ch <= 'z' ? *ch - 32 : *ch);
+		snprintf(out, cap, "from environment %s", var);
+		break;
+	}
+	case CFG_FROM_SET: snprintf(out, cap, "from --set %s.%s", k->section, k->name); break;
+	default: snprintf(out, cap, "default"); break;
+	}
+}
+
+void cfg_dump_sources(const struct cfg *c, const struct cfg_sources *src, const char *path, FILE *out)
 {
 	const char *section = "";
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct key *k = &keys[i];
 		const char *field = (const char *)c + k->offset;
+		char from[CFG_PATH_MAX + 64] = "";
+		if (src)
+			source_text(src, i, k, path, from, sizeof(from));
 		if (strcmp(section, k->section) != 0) {
 			fprintf(out, "%s[%s]\n", i ? "\n" : "", k->section);
 			section = k->section;
@@ -518,11 +725,22 @@ void cfg_dump(const struct cfg *c, FILE *out)
 		if (k->type == KEY_U32) {
 			char value[16];
 			format_value(k, c, value, sizeof(value));
-			fprintf(out, "%s = %s\n", k->name, value);
+			fprintf(out, "%s = %s%s%s\n", k->name, value, *from ? "  ; " : "", from);
 		} else if (k->type == KEY_SECRET && *field) {
-			fprintf(out, "; %s is set (not shown)\n", k->name);
+			fprintf(out, "; %s is set (not shown)%s%s\n", k->name, *from ? ", " : "", from);
+		} else if (*field) {
+			fprintf(out, "%s = %s%s%s\n", k->name, field, *from ? "  ; " : "", from);
 		} else {
-			fprintf(out, "%s =%s%s\n", k->name, *field ? " " : "", field);
+			/* An empty value cannot carry an inline comment: libinih
+			 * would read the comment as the value. */
+			if (*from)
+				fprintf(out, "; %s: %s\n", k->name, from);
+			fprintf(out, "%s =\n", k->name);
 		}
 	}
+}
+
+void cfg_dump(const struct cfg *c, FILE *out)
+{
+	cfg_dump_sources(c, NULL, NULL, out);
 }

@@ -160,7 +160,40 @@ typedef void cfg_changed_fn(void *arg, const char *section, const char *name, co
 			    const char *file, bool live);
 unsigned cfg_merge_live(struct cfg *next, const struct cfg *running, cfg_changed_fn *changed, void *arg);
 
+/* Where each key's value came from (cfg_load_over fills it, cfg_dump_sources
+ * prints it): by the key's place in the table. */
+enum cfg_from { CFG_FROM_DEFAULT, CFG_FROM_FILE, CFG_FROM_ENV, CFG_FROM_SET };
+#define CFG_KEYS_MAX 96
+struct cfg_sources {
+	uint8_t from[CFG_KEYS_MAX]; /* enum cfg_from */
+	int line[CFG_KEYS_MAX];     /* CFG_FROM_FILE: the line */
+};
+
+/* What overrides the file, in this order: environment variables
+ * FLASHGATE_<SECTION>_<KEY> (environ, NULL for none; any other
+ * FLASHGATE_* variable is refused as a typo), then "section.key=value"
+ * from --set, in order. */
+struct cfg_overrides {
+	char *const *environ;
+	const char *const *sets;
+	unsigned n_sets;
+};
+
+/*
+ * cfg_load with overrides (ov may be NULL) and, when src is not NULL,
+ * where each value came from. Every bad line of the file and every bad
+ * override is reported at once, one per line of err ("file:line: ...",
+ * "environment FLASHGATE_X: ...", "--set s.k=v: ..."); libinih reports only
+ * the first syntax error.
+ */
+int cfg_load_over(struct cfg *c, const char *path, const struct cfg_overrides *ov, struct cfg_sources *src,
+		  char *err, size_t err_len) __attribute__((warn_unused_result));
+
 /* Writes the effective configuration as a loadable INI file. */
 void cfg_dump(const struct cfg *c, FILE *out);
+/* The same, each key followed by where its value came from
+ * ("; from FILE:LINE", "; from environment FLASHGATE_...", "; from --set",
+ * "; default"). */
+void cfg_dump_sources(const struct cfg *c, const struct cfg_sources *src, const char *path, FILE *out);
 
 #endif

@@ -17,6 +17,7 @@
  * here with sigwait, so no handler runs inside a worker.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +54,11 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: flashgate -c CONF [serve]           run the gateway\n"
-		"       flashgate -c CONF -t                check CONF, print the effective config\n"
+		"       flashgate -c CONF -t [--probe]      check CONF, print the effective config and where\n"
+		"                                           each value came from; --probe: and that Redis and\n"
+		"                                           the brokers answer\n"
+		"  before the command: --set SECTION.KEY=VALUE (repeatable) over the environment's\n"
+		"  FLASHGATE_SECTION_KEY over CONF; durations take ms, s, m, h (250ms, 10s) and sizes B, KiB, MiB\n"
 		"       flashgate -c CONF stock load [--replace] [--dry-run] FILE\n"
 		"                                           load stock (CSV: sku,stock,per_user_limit); a SKU\n"
 		"                                           that sold units needs --replace (its counts reset)\n"
@@ -96,6 +101,21 @@ static int load_identity(const struct cfg *cfg, struct jwt_keyset *keys)
 	}
 	log_keys("identity", keys, cfg->identity_keys);
 	return 0;
+}
+
+/* What overrides the file ([section] key from FLASHGATE_SECTION_KEY, then
+ * --set), at start-up and at every reload alike. */
+#define SETS_MAX 64
+static struct cfg_overrides overrides;
+
+/* A multi-line error, each line as its own "flashgate: ..." line. */
+static void print_lines(const char *err)
+{
+	while (*err) {
+		size_t n = strcspn(err, "\n");
+		fprintf(stderr, "flashgate: %.*s\n", (int)n, err);
+		err += n + (err[n] == '\n');
+	}
 }
 
 /* A configuration the process runs: the workers point into it until each
@@ -154,16 +174,17 @@ static void log_change(void *arg, const char *section, const char *name, const c
 static struct config_set *reload(const char *path, uint64_t gen, struct config_set *cur, struct worker *workers,
 				 unsigned n, struct autorec *autorec, struct lease *lease)
 {
-	char err[1200];
+	char err[2600];
 	struct config_set *next = config_set_new(NULL, gen);
 	if (!next) {
 		fprintf(stderr, "flashgate: reload %llu refused: out of memory; running the configuration before\n",
 			(unsigned long long)gen);
 		return cur;
 	}
-	if (cfg_load(&next->cfg, path, err, sizeof(err)) < 0) {
-		fprintf(stderr, "flashgate: reload %llu refused, running the configuration before: %s\n",
-			(unsigned long long)gen, err);
+	if (cfg_load_over(&next->cfg, path, &overrides, NULL, err, sizeof(err)) < 0) {
+		fprintf(stderr, "flashgate: reload %llu refused, running the configuration before:\n",
+			(unsigned long long)gen);
+		print_lines(err);
 		goto refuse;
 	}
 	next->node_auto = cur->node_auto;
@@ -503,6 +524,32 @@ static int reconcile_cmd(const struct cfg *cfg, int argc, char **argv)
 	return reconcile_run(cfg, &o, stdout, NULL) < 0 ? 1 : 0;
 }
 
+/* -t --probe: Redis answers (and runs a version the scripts need), and a
+ * broker knows the topic. */
+static int probe_services(const struct cfg *cfg)
+{
+	char err[640];
+	struct rcl *c = stock_connect(cfg); /* says why not */
+	if (!c)
+		return -EIO;
+	redisReply *r = rcl_command(c, NULL, "PING");
+	bool pong = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+	if (!pong)
+		fprintf(stderr, "flashgate: redis %s:%u PING: %s\n", cfg->redis_host, cfg->redis_port,
+			!r ? rcl_error(c) : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+	freeReplyObject(r);
+	rcl_close(c);
+	if (!pong)
+		return -EIO;
+	fprintf(stderr, "flashgate: probe: redis %s:%u answers\n", cfg->redis_host, cfg->redis_port);
+	if (kpub_probe(cfg, KAFKA_PROBE_MS, err, sizeof(err)) < 0) {
+		fprintf(stderr, "flashgate: probe: %s\n", err);
+		return -EIO;
+	}
+	fprintf(stderr, "flashgate: probe: kafka %s has topic %s\n", cfg->kafka_brokers, cfg->kafka_topic);
+	return 0;
+}
+
 /* For -t, what cfg_load cannot judge: whether librdkafka takes [kafka]
  * client_properties, each at its line and then as a whole (a client made
  * and dropped at once: an unsupported SASL mechanism or a missing CA file
@@ -540,7 +587,7 @@ int main(int argc, char **argv)
 	bool check_only = false;
 	int opt;
 	struct cfg cfg;
-	char err[512];
+	char err[2600];
 
 	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
 		printf("flashgate %s (commit %s)\n", FLASHGATE_VERSION, flashgate_commit);
@@ -550,10 +597,23 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	while ((opt = getopt(argc, argv, "+c:th")) != -1) {
+	static const struct option long_opts[] = {
+		{"set", required_argument, 0, 'S'}, {"probe", no_argument, 0, 'P'}, {0, 0, 0, 0},
+	};
+	static const char *sets[SETS_MAX];
+	bool probe = false;
+	while ((opt = getopt_long(argc, argv, "+c:th", long_opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': conf = optarg; break;
 		case 't': check_only = true; break;
+		case 'S':
+			if (overrides.n_sets == SETS_MAX) {
+				fprintf(stderr, "flashgate: more than %d --set options\n", SETS_MAX);
+				return 2;
+			}
+			sets[overrides.n_sets++] = optarg;
+			break;
+		case 'P': probe = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -563,8 +623,15 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (cfg_load(&cfg, conf, err, sizeof(err)) < 0) {
-		fprintf(stderr, "flashgate: %s\n", err);
+	if (probe && !check_only) {
+		fprintf(stderr, "flashgate: --probe goes with -t\n");
+		return 2;
+	}
+	overrides.sets = sets;
+	overrides.environ = environ;
+	struct cfg_sources src;
+	if (cfg_load_over(&cfg, conf, &overrides, &src, err, sizeof(err)) < 0) {
+		print_lines(err);
 		return 1;
 	}
 	if (check_only) {
@@ -573,7 +640,9 @@ int main(int argc, char **argv)
 		if (check_kafka_properties(&cfg, conf) < 0 || load_identity(&cfg, &keys) < 0)
 			return 1;
 		jwt_keyset_free(&keys);
-		cfg_dump(&cfg, stdout);
+		if (probe && probe_services(&cfg) < 0)
+			return 1;
+		cfg_dump_sources(&cfg, &src, conf, stdout);
 		return 0;
 	}
 	argc -= optind;

@@ -88,7 +88,7 @@ def a_bad_file_on_sighup_is_refused_whole_with_file_and_line():
         lines = open(conf).read().count("\n")
         at = ENV.log_size()
         log = hup(gw, at, done="refused")
-        expect(("reload 1 refused, running the configuration before: %s:%d: [admission] user_rate: "
+        expect(("reload 1 refused, running the configuration before:\nflashgate: %s:%d: [admission] user_rate: "
                 "not a non-negative integer (value 'fast')") % (conf, lines) in log, "refusal: %s" % log)
         eq(statuses("badhup", sku, 3), [202, 202, 429], "the old burst of 2 still holds")
         # The next good file is reload 2: the refused one changed nothing.
@@ -144,8 +144,11 @@ def wait_status(path, status, within):
     """Seconds until path answers status (polled every 50 ms), and its body."""
     t0 = time.time()
     while True:
-        r = get(ENV.gw_port, path)
-        if r.status == status or time.time() - t0 > within:
+        try:
+            r = get(ENV.gw_port, path)
+        except OSError:  # not listening yet
+            r = None
+        if (r and r.status == status) or time.time() - t0 > within:
             return time.time() - t0, r
         time.sleep(0.05)
 
@@ -455,6 +458,45 @@ def stock_load_refuses_to_reset_a_sku_that_sold_without_replace():
         r = ENV.flashgate(conf, *args, check=False)
         eq(r.returncode, 2, "%s: usage exit status" % " ".join(args))
         expect(want in r.stderr and "usage: flashgate -c CONF stock load" in r.stderr, r.stderr)
+
+
+@test
+def overrides_come_from_the_environment_and_set_and_t_says_where():
+    conf = ENV.write_config(admission__user_rate=9)
+    env = dict(os.environ, FLASHGATE_ADMISSION_USER_RATE="11", FLASHGATE_SERVER_IDLE_TIMEOUT_MS="2m")
+    r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf, "--set", "admission.user_rate=12", "-t",
+                        "--probe"], capture_output=True, text=True, env=env)
+    eq(r.returncode, 0, "-t --probe (stderr: %s)" % r.stderr)
+    expect("user_rate = 12  ; from --set admission.user_rate\n" in r.stdout, r.stdout)
+    expect("idle_timeout_ms = 120000  ; from environment FLASHGATE_SERVER_IDLE_TIMEOUT_MS\n" in r.stdout, r.stdout)
+    expect("port = %d  ; from %s:" % (ENV.gw_port, conf) in r.stdout, r.stdout)
+    expect("probe: redis 127.0.0.1:%d answers" % ENV.redis_port in r.stderr and
+           "probe: kafka %s has topic %s" % (ENV.kafka, ENV.topic) in r.stderr, r.stderr)
+    # A gateway started with --set keeps it through a reload: the file
+    # says 9 then 10, the command line 12, and the reload changes nothing.
+    at = ENV.log_size()
+    with open(os.path.join(ENV.run_dir, "gateway.log"), "a") as log:
+        gw = subprocess.Popen([os.path.join(BIN, "flashgate"), "-c", conf, "--set", "admission.user_rate=12"],
+                              stdout=log, stderr=log)
+    try:
+        took, r = wait_status("/readyz", 200, 20)
+        eq(r.status, 200, "the gateway with --set is ready")
+        ENV.write_config(admission__user_rate=10)
+        gw.send_signal(signal.SIGHUP)
+        log = wait_for_log(at, "reloaded %s (reload 1)" % conf)
+        expect("reloaded %s (reload 1)\n" % conf in log and "user_rate" not in log, "no change: %s" % log)
+    finally:
+        gw.send_signal(signal.SIGTERM)
+        eq(gw.wait(30), 0, "exit status after SIGTERM")
+    bad = dict(os.environ, FLASHGATE_SERVER_PROT="1")
+    r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf, "-t"], capture_output=True, text=True, env=bad)
+    eq(r.returncode, 1, "a misspelt variable stops -t")
+    expect("flashgate: environment FLASHGATE_SERVER_PROT: no such key" in r.stderr, r.stderr)
+    r = subprocess.run([os.path.join(BIN, "flashgate"), "-c", conf, "--set", "server.port=x", "-t"],
+                       capture_output=True, text=True)
+    eq(r.returncode, 1, "a bad --set stops -t")
+    expect("flashgate: --set server.port=x: [server] port: not a non-negative integer (value 'x')" in r.stderr,
+           r.stderr)
 
 
 @test

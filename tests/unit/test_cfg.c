@@ -297,6 +297,83 @@ static void test_merge_live(void **state)
 	assert_int_equal(c.n, 0);
 }
 
+/* Durations and sizes with units; a unit finer than the key's is refused. */
+static void test_units(void **state)
+{
+	(void)state;
+	struct cfg c;
+	char err[2048];
+	write_file("[server]\nidle_timeout_ms = 2m\nrequest_timeout_ms = 250ms\nsend_timeout_ms = 10s\n"
+		   "retry_after_s = 1m\nmax_body_bytes = 8KiB\nmax_head_bytes = 512B\n[order]\n"
+		   "idempotency_ttl_s = 2d\n[redis]\ntimeout_ms = 3000\n");
+	assert_int_equal(cfg_load(&c, path, err, sizeof(err)), 0);
+	unlink(path);
+	assert_int_equal(c.idle_timeout_ms, 120000);
+	assert_int_equal(c.request_timeout_ms, 250);
+	assert_int_equal(c.send_timeout_ms, 10000);
+	assert_int_equal(c.retry_after_s, 60);
+	assert_int_equal(c.max_body_bytes, 8192);
+	assert_int_equal(c.max_head_bytes, 512);
+	assert_int_equal(c.idempotency_ttl_s, 172800);
+	assert_int_equal(c.redis_timeout_ms, 3000);
+	expect_error("[order]\nidempotency_ttl_s = 1500ms\n", 2, "not a duration (a number of seconds");
+	expect_error("[server]\nidle_timeout_ms = 2 m\n", 2, "not a duration");
+	expect_error("[server]\nmax_body_bytes = 1MiB\n", 2, "out of range 64..65536 B");
+	expect_error("[server]\nworkers = 2s\n", 2, "not a non-negative integer");
+	expect_error("[server]\nidle_timeout_ms = 99999999999h\n", 2, "out of range");
+}
+
+/* Every bad line at once, then the environment and --set over the file,
+ * and where each value came from. */
+static void test_overrides_and_sources(void **state)
+{
+	(void)state;
+	struct cfg c;
+	struct cfg_sources src;
+	char err[2048];
+	write_file("[server]\nport = 0\nworkers = x\n[nosuch]\nk = 1\n");
+	assert_int_equal(cfg_load(&c, path, err, sizeof(err)), -EINVAL);
+	char want[512];
+	snprintf(want, sizeof(want),
+		 "%s:2: [server] port: '0' is out of range 1..65535\n"
+		 "%s:3: [server] workers: not a non-negative integer (value 'x')\n"
+		 "%s:5: [nosuch] k: unknown key (value '1')",
+		 path, path, path);
+	assert_string_equal(err, want);
+	unlink(path);
+
+	write_file("[server]\nport = 9000\nworkers = 2\n");
+	char *env[] = {"PATH=/bin", "FLASHGATE_SERVER_WORKERS=4", "FLASHGATE_ADMISSION_USER_RATE=7", NULL};
+	const char *sets[] = {"server.workers=5", "order.node_id=auto"};
+	struct cfg_overrides ov = {.environ = env, .sets = sets, .n_sets = 2};
+	assert_int_equal(cfg_load_over(&c, path, &ov, &src, err, sizeof(err)), 0);
+	assert_int_equal(c.port, 9000);
+	assert_int_equal(c.workers, 5); /* --set over the environment over the file */
+	assert_int_equal(c.user_rate, 7);
+	assert_int_equal(c.node_id, CFG_NODE_AUTO);
+	char dump[16384];
+	FILE *f = fmemopen(dump, sizeof(dump), "w");
+	cfg_dump_sources(&c, &src, path, f);
+	fclose(f);
+	snprintf(want, sizeof(want), "port = 9000  ; from %s:2\n", path);
+	assert_non_null(strstr(dump, want));
+	assert_non_null(strstr(dump, "workers = 5  ; from --set server.workers\n"));
+	assert_non_null(strstr(dump, "user_rate = 7  ; from environment FLASHGATE_ADMISSION_USER_RATE\n"));
+	assert_non_null(strstr(dump, "node_id = auto  ; from --set order.node_id\n"));
+	assert_non_null(strstr(dump, "max_qty = 10  ; default\n"));
+
+	char *typo[] = {"FLASHGATE_SERVER_WORKRES=4", NULL};
+	const char *bad_sets[] = {"server.port=70000", "serverport=1", "server.nope=1"};
+	struct cfg_overrides bad = {.environ = typo, .sets = bad_sets, .n_sets = 3};
+	assert_int_equal(cfg_load_over(&c, path, &bad, NULL, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "environment FLASHGATE_SERVER_WORKRES: no such key (FLASHGATE_SECTION_KEY, such as "
+				 "FLASHGATE_SERVER_PORT)\n"
+				 "--set server.port=70000: [server] port: '70000' is out of range 1..65535\n"
+				 "--set serverport=1: not section.key=value\n"
+				 "--set server.nope=1: no such key");
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +384,8 @@ int main(void)
 		cmocka_unit_test(test_redis_password_file),
 		cmocka_unit_test(test_kafka_client_properties),
 		cmocka_unit_test(test_merge_live),
+		cmocka_unit_test(test_units),
+		cmocka_unit_test(test_overrides_and_sources),
 	};
 	return cmocka_run_group_tests_name("cfg", tests, NULL, NULL);
 }
