@@ -34,7 +34,7 @@ GATEWAY_SRC := gateway/main.c gateway/worker.c gateway/conn.c gateway/flow.c \
                gateway/resv.c gateway/kpub.c gateway/script.c gateway/stock.c \
                gateway/reconcile.c gateway/skucache.c gateway/admin.c gateway/rebal.c gateway/rlink.c gateway/metrics.c \
                gateway/autorec.c gateway/rcmd.c gateway/logline.c gateway/rlookup.c \
-               gateway/auth.c gateway/admission.c gateway/health.c gateway/kwatch.c gateway/lease.c
+               gateway/auth.c gateway/admission.c gateway/health.c gateway/kwatch.c gateway/lease.c gateway/notify.c
 LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c \
                loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/series.c \
                loadgen/report.c loadgen/html.c loadgen/capacity.c \
@@ -46,7 +46,7 @@ UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
-.PHONY: FORCE all asan test test-unit test-asan test-faults demo soak setup clean fuzz fuzz-run fuzz-replay
+.PHONY: FORCE install all asan test test-unit test-asan test-faults demo soak setup clean fuzz fuzz-run fuzz-replay
 all: $(BIN)/flashgate $(BIN)/flashload
 
 $(BUILD)/%.o: %.c
@@ -204,6 +204,29 @@ fuzz-run: fuzz
 		build/fuzz/corpus-kprops tests/fuzz/corpus/kprops
 	build/fuzz/fuzz_jwt -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
 		build/fuzz/corpus-jwt tests/fuzz/corpus/jwt
+
+# `make install PREFIX=/usr/local DESTDIR=...`: both programs, the config
+# (its key directory pointed at the install's), flashload's profiles, the
+# man pages and the systemd unit. An existing config is left alone.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+DATADIR    ?= $(PREFIX)/share/flashgate
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+install: $(BIN)/flashgate $(BIN)/flashload
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/flashgate/keys $(DESTDIR)$(DATADIR)/profiles \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR)
+	install -m 755 $(BIN)/flashgate $(BIN)/flashload $(DESTDIR)$(BINDIR)/
+	test -e $(DESTDIR)$(SYSCONFDIR)/flashgate/flashgate.conf || \
+		sed 's|^keys = .run/keys/verify$$|keys = $(SYSCONFDIR)/flashgate/keys|' config/flashgate.conf \
+		> $(DESTDIR)$(SYSCONFDIR)/flashgate/flashgate.conf
+	install -m 644 config/profiles/*.ini $(DESTDIR)$(DATADIR)/profiles/
+	install -m 644 docs/man/flashgate.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 docs/man/flashload.1 $(DESTDIR)$(MANDIR)/man1/
+	sed 's|@BINDIR@|$(BINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' config/systemd/flashgate.service.in \
+		> $(DESTDIR)$(UNITDIR)/flashgate.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/flashgate.service
 
 clean:
 	rm -rf build bin

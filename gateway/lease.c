@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,7 +149,16 @@ static bool holder_is_dead(const char *holder)
 	    !holder_field(holder, "pid", pid, sizeof(pid)) || !holder_field(holder, "start", start, sizeof(start)))
 		return false;
 	long p = strtol(pid, NULL, 10);
-	return p > 0 && start_ticks(p) != strtoull(start, NULL, 10);
+	if (p <= 0)
+		return false;
+	/* kill(0) sees every process of the namespace, even where /proc hides
+	 * other users' (systemd's ProtectProc=invisible): absent is gone. */
+	if (kill((pid_t)p, 0) < 0 && errno == ESRCH)
+		return true;
+	/* The pid is taken: by the holder, or by another process since. Only
+	 * a start time that can be read and differs says the holder is gone. */
+	unsigned long long ticks = start_ticks(p);
+	return ticks != 0 && ticks != strtoull(start, NULL, 10);
 }
 
 static void set_node(struct lease *l, unsigned node)

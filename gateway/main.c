@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../core/jwt.h"
@@ -33,6 +34,7 @@
 #include "kpub.h"
 #include "kwatch.h"
 #include "lease.h"
+#include "notify.h"
 #include "reconcile.h"
 #include "stock.h"
 #include "../core/version.h"
@@ -116,6 +118,27 @@ static void print_lines(const char *err)
 		fprintf(stderr, "flashgate: %.*s\n", (int)n, err);
 		err += n + (err[n] == '\n');
 	}
+}
+
+/* READY=1 for the service manager once /readyz would say 200 (the
+ * workers' Redis links up), or after READY_WAIT_MS with what is missing in
+ * STATUS: a gateway that starts during an outage still started. */
+#define READY_WAIT_MS 5000
+static void notify_when_ready(const struct health *h)
+{
+	char body[HEALTH_BODY_MAX], status[HEALTH_BODY_MAX + 32];
+	bool ok = false;
+	for (int waited = 0; waited < READY_WAIT_MS; waited += 20) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		health_ready(h, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &ok, body, sizeof(body));
+		if (ok)
+			break;
+		usleep(20000);
+	}
+	snprintf(status, sizeof(status), ok ? "serving" : "serving, not ready: %s", body);
+	notify_status(status);
+	notify_ready();
 }
 
 /* A configuration the process runs: the workers point into it until each
@@ -365,6 +388,7 @@ static int serve(const struct cfg *boot, const char *path)
 		fprintf(stderr, "flashgate: reconcile passes every %u ms (policy %s), shared with every instance "
 				"on this redis\n", cfg->reconcile_interval_ms, cfg->reconcile_policy);
 	cfg = NULL; /* a reload frees it */
+	notify_when_ready(shared.health);
 
 	sigdelset(&sigs, SIGPIPE);
 	int sig = 0;
@@ -374,11 +398,20 @@ static int serve(const struct cfg *boot, const char *path)
 			continue;
 		if (sig != SIGHUP)
 			break;
+		notify_reloading();
 		running = reload(path, ++reloads, running, workers, n, autorec, lease);
+		/* Refused or taken, the process serves on: ready again either way
+		 * (the log, and STATUS, say which). */
+		char status[64];
+		snprintf(status, sizeof(status), "serving; reload %llu %s", (unsigned long long)reloads,
+			 running->wc.gen == reloads ? "taken" : "refused");
+		notify_status(status);
+		notify_ready();
 	}
 	fprintf(stderr, "flashgate: %s: draining (up to %u ms)\n", strsignal(sig),
 		running->cfg.drain_timeout_ms);
 	health_set_draining(shared.health);
+	notify_stopping();
 	for (unsigned i = 0; i < n; i++)
 		worker_stop(&workers[i]);
 	autorec_stop(autorec); /* while the workers drain */

@@ -10,14 +10,17 @@
 # `make demo` runs it after setup and build.
 #
 # Environment: DEMO_PROFILE (default config/profiles/double11.ini),
-# DEMO_SCALE (multiplies the profile's rates, default 1).
+# DEMO_SCALE (multiplies the profile's rates, default 1), and the ports
+# services.sh takes (FG_REDIS_PORT, FG_KAFKA_PORT, FG_TOPIC) with
+# FG_GATEWAY_PORT for the gateway's.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 profile=${DEMO_PROFILE:-config/profiles/double11.ini}
 scale=${DEMO_SCALE:-1}
-conf=config/flashgate.conf
 run=${FG_RUN_DIR:-$here/.run}
+conf=$run/demo.conf
+gw_port=${FG_GATEWAY_PORT:-18080}
 gw_pid=
 
 cleanup() {
@@ -31,6 +34,10 @@ trap cleanup EXIT
 
 scripts/services.sh up
 mkdir -p "$run"
+# The shipped config with the ports services.sh used: -t prints it whole,
+# as a file that loads, each key with where its value came from.
+bin/flashgate -c config/flashgate.conf --set "server.port=$gw_port" --set "redis.port=${FG_REDIS_PORT:-16379}" \
+	--set "kafka.brokers=127.0.0.1:${FG_KAFKA_PORT:-19092}" --set "kafka.topic=${FG_TOPIC:-orders}" -t >"$conf"
 
 # The profile's catalogue, as flashgate's stock file.
 bin/flashload --profile "$profile" --write-stock "$run/demo-stock.csv"
@@ -39,7 +46,7 @@ bin/flashgate -c "$conf" stock load --replace "$run/demo-stock.csv"
 bin/flashgate -c "$conf" >"$run/demo-gateway.log" 2>&1 &
 gw_pid=$!
 for _ in $(seq 1 100); do
-	curl -sf http://127.0.0.1:18080/healthz >/dev/null 2>&1 && break
+	curl -sf "http://127.0.0.1:$gw_port/readyz" >/dev/null 2>&1 && break
 	kill -0 "$gw_pid" 2>/dev/null || { cat "$run/demo-gateway.log"; exit 1; }
 	sleep 0.1
 done
@@ -47,8 +54,8 @@ done
 echo
 echo "== the sale: $profile (rates x $scale), open loop, then verify the books"
 # Each shopper's token signed with the demo key, as the shop's auth service
-# would (config/flashgate.conf's [identity] keys holds the same HS256 secret).
-bin/flashload --target 127.0.0.1:18080 --profile "$profile" --scale "$scale" --sign-key .run/keys/sign/demo.hs256 \
+# would (the config's [identity] keys holds the same HS256 secret).
+bin/flashload --target "127.0.0.1:$gw_port" --profile "$profile" --scale "$scale" --sign-key .run/keys/sign/demo.hs256 \
 	--verify --config "$conf" --json "$run/demo-report.json" --html "$run/demo-report.html"
 echo
 prefix=$(sed -n 's/^sku_prefix *= *//p' "$profile")

@@ -25,6 +25,8 @@ packages=(
 	openssl
 	# renders flashload's HTML report in the integration tests
 	chromium
+	# `make install`'s checks: systemd-analyze verify on the unit, groff on the man pages
+	systemd groff-base
 )
 
 missing_packages() {
@@ -50,9 +52,15 @@ install_packages() {
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 	# Debian starts redis-server as a system service on install; flashgate's
-	# tests run their own on other ports, so the system one only wastes memory.
+	# tests run their own on other ports, so the one this step just
+	# installed only wastes memory. One the host had before is left alone.
 	if command -v systemctl >/dev/null 2>&1; then
-		systemctl disable --now redis-server nginx >/dev/null 2>&1 || true
+		if grep -qx redis-server <<<"$missing"; then
+			systemctl disable --now redis-server >/dev/null 2>&1 || true
+		fi
+		if grep -qx nginx-light <<<"$missing"; then
+			systemctl disable --now nginx >/dev/null 2>&1 || true
+		fi
 	fi
 }
 

@@ -500,6 +500,78 @@ def overrides_come_from_the_environment_and_set_and_t_says_where():
 
 
 @test
+def make_install_lays_out_a_service_systemd_accepts():
+    """`make install` with PREFIX and DESTDIR: the binaries, the config
+    pointed at the install's key directory, the profiles, the man pages
+    (groff finds nothing to warn of) and the unit, which
+    `systemd-analyze verify` accepts once installed where it names."""
+    dest = os.path.join(ENV.run_dir, "destdir")
+    shutil.rmtree(dest, ignore_errors=True)
+    r = subprocess.run(["make", "-s", "-C", ROOT, "install", "DESTDIR=" + dest, "PREFIX=/usr/local"],
+                       capture_output=True, text=True)
+    eq(r.returncode, 0, "make install (stderr: %s)" % r.stderr)
+    files = sorted(os.path.relpath(os.path.join(d, f), dest) for d, _, fs in os.walk(dest) for f in fs)
+    for want in ("usr/local/bin/flashgate", "usr/local/bin/flashload", "usr/local/etc/flashgate/flashgate.conf",
+                 "usr/local/lib/systemd/system/flashgate.service", "usr/local/share/man/man8/flashgate.8",
+                 "usr/local/share/man/man1/flashload.1", "usr/local/share/flashgate/profiles/double11.ini"):
+        expect(want in files, "%s installed (%s)" % (want, files))
+    with open(os.path.join(dest, "usr/local/etc/flashgate/flashgate.conf")) as f:
+        expect("\nkeys = /usr/local/etc/flashgate/keys\n" in f.read(), "the config points at the installed keys")
+    with open(os.path.join(dest, "usr/local/lib/systemd/system/flashgate.service")) as f:
+        unit = f.read()
+    for line in ("Type=notify", "ExecStart=/usr/local/bin/flashgate -c /usr/local/etc/flashgate/flashgate.conf",
+                 "ExecReload=/bin/kill -HUP $MAINPID", "DynamicUser=yes", "ProtectSystem=strict",
+                 "NoNewPrivileges=yes", "LimitNOFILE=262144"):
+        expect(line + "\n" in unit, "the unit has %s" % line)
+    for page in ("man8/flashgate.8", "man1/flashload.1"):
+        g = subprocess.run(["groff", "-man", "-ww", "-z", os.path.join(dest, "usr/local/share/man", page)],
+                           capture_output=True, text=True)
+        eq((g.returncode, g.stderr), (0, ""), "groff on %s" % page)
+    # verify runs the unit's commands' checks against the real root: an
+    # install whose prefix exists there.
+    prefix = os.path.join(ENV.run_dir, "prefix")
+    shutil.rmtree(prefix, ignore_errors=True)
+    r = subprocess.run(["make", "-s", "-C", ROOT, "install", "PREFIX=" + prefix], capture_output=True, text=True)
+    eq(r.returncode, 0, "make install PREFIX=%s (stderr: %s)" % (prefix, r.stderr))
+    v = subprocess.run(["systemd-analyze", "verify", os.path.join(prefix, "lib/systemd/system/flashgate.service")],
+                       capture_output=True, text=True, env=dict(os.environ, MANPATH=os.path.join(prefix, "share/man")))
+    eq((v.returncode, v.stderr.strip()), (0, ""), "systemd-analyze verify")
+
+
+@test
+def the_service_manager_hears_ready_reloading_and_stopping():
+    """Type=notify's protocol (sd_notify(3)), to a socket of the test's own
+    standing in for systemd's."""
+    import socket as so
+    path = os.path.join(ENV.run_dir, "notify.sock")
+    if os.path.exists(path):
+        os.unlink(path)
+    sock = so.socket(so.AF_UNIX, so.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(20)
+    conf = ENV.write_config()
+    with open(os.path.join(ENV.run_dir, "gateway.log"), "a") as log:
+        gw = subprocess.Popen([os.path.join(BIN, "flashgate"), "-c", conf], stdout=log, stderr=log,
+                              env=dict(os.environ, NOTIFY_SOCKET=path))
+    try:
+        eq(sock.recv(256), b"STATUS=serving", "STATUS once ready")
+        eq(sock.recv(256), b"READY=1", "READY once ready")
+        eq(get(ENV.gw_port, "/readyz").status, 200, "and it is")
+        gw.send_signal(signal.SIGHUP)
+        expect(sock.recv(256).startswith(b"RELOADING=1\nMONOTONIC_USEC="), "RELOADING at SIGHUP")
+        eq(sock.recv(256), b"STATUS=serving; reload 1 taken", "STATUS after it")
+        eq(sock.recv(256), b"READY=1", "READY again")
+        gw.send_signal(signal.SIGTERM)
+        eq(sock.recv(256), b"STOPPING=1", "STOPPING at SIGTERM")
+        eq(gw.wait(30), 0, "exit status")
+    finally:
+        if gw.poll() is None:
+            gw.kill()
+        sock.close()
+        os.unlink(path)
+
+
+@test
 def both_programs_print_their_version_and_commit():
     head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
                           cwd=ROOT).stdout.strip() or "unknown"
