@@ -1,16 +1,21 @@
 /* admin: authenticated admin endpoints. See admin.h. */
 #include "admin.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "../core/oid.h"
 #include "../core/order.h"
 #include "flow.h"
+#include "health.h"
+#include "lease.h"
 #include "metrics.h"
 #include "resv.h"
 #include "../core/version.h"
@@ -95,6 +100,58 @@ void admin_handle(struct worker *w, struct req *r, const struct http_request *hr
 	return_from_bucket(w, r);
 }
 
+/* The process_* numbers, from /proc at the scrape (seconds apart: a
+ * directory walk and three small files cost nothing there). */
+static void read_process(struct metrics_instance *p)
+{
+	memset(p, 0, sizeof(*p));
+	/* ready and lease_held: the caller's */
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		p->cpu_seconds = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+				 ru.ru_stime.tv_usec / 1e6;
+	long page = sysconf(_SC_PAGESIZE), hz = sysconf(_SC_CLK_TCK);
+	unsigned long long vm = 0, rss = 0, start_ticks = 0, btime = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f) {
+		if (fscanf(f, "%llu %llu", &vm, &rss) == 2) {
+			p->virtual_bytes = vm * (uint64_t)page;
+			p->resident_bytes = rss * (uint64_t)page;
+		}
+		fclose(f);
+	}
+	char line[1024];
+	f = fopen("/proc/self/stat", "r");
+	if (f) {
+		const char *at = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+		/* starttime is field 22; after ") " comes field 3 */
+		for (int field = 2; at && *at && field < 22; at++)
+			if (*at == ' ')
+				field++;
+		if (at)
+			start_ticks = strtoull(at, NULL, 10);
+		fclose(f);
+	}
+	f = fopen("/proc/stat", "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "btime %llu", &btime) == 1)
+			break;
+	if (f)
+		fclose(f);
+	if (btime && hz > 0)
+		p->start_time_seconds = (double)btime + (double)start_ticks / (double)hz;
+	DIR *d = opendir("/proc/self/fd");
+	for (struct dirent *e; d && (e = readdir(d));)
+		p->open_fds += e->d_name[0] != '.';
+	if (d) {
+		closedir(d);
+		p->open_fds--; /* the directory's own */
+	}
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		p->max_fds = rl.rlim_cur;
+}
+
 /* Scrapes are rare (seconds apart) and the page is larger than any
  * order answer, so it gets its own buffer for the one request. */
 static void serve_metrics(struct worker *w, struct req *r, const struct http_request *hr)
@@ -110,7 +167,17 @@ static void serve_metrics(struct worker *w, struct req *r, const struct http_req
 		return;
 	}
 	worker_publish(w); /* this worker's own numbers as of now */
+	struct metrics_instance proc;
+	read_process(&proc);
+	char health[HEALTH_BODY_MAX];
+	health_ready(w->shared->health, w->now_mono_ms, &proc.ready, health, sizeof(health));
+	proc.lease_held = lease_allows(w->shared->lease, w->now_mono_ms, oid_gen_next_ms(&w->oids, w->now_ms));
 	int n = metrics_render(w->metrics, text, METRICS_TEXT_MAX, FLASHGATE_VERSION, flashgate_commit);
+	int m = n < 0 ? n : metrics_render_instance(&proc, text + n, METRICS_TEXT_MAX - (size_t)n);
+	if (m < 0)
+		n = m;
+	else
+		n += m;
 	if (n < 0) {
 		worker_log(w, "metrics: the page outgrew its %d-byte buffer", METRICS_TEXT_MAX);
 		free(text);

@@ -45,6 +45,7 @@ struct req {
 	uint8_t replay;     /* resv: command to replay on reconnect, or after TRYAGAIN */
 	uint8_t tryagains;  /* resv: times its reserve or take met TRYAGAIN */
 	bool in_kafka;      /* librdkafka holds record until its report */
+	int64_t produced_us; /* kpub: when, for the acknowledgement histogram */
 	bool pooled;        /* in the free list */
 
 	uint8_t bucket;     /* the SKU bucket its commands address (core/bucket.h) */

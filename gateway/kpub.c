@@ -39,6 +39,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 		return; /* past the drain deadline: the ledger keeps the order for reconcile */
 	k->in_flight--;
 	k->last_report_ms = w->now_mono_ms;
+	metrics_rtt_add(&w->kafka_ack, w->now_mono_us - req->produced_us);
 	k->last_failed = m->err != 0;
 	int err = 0;
 	if (m->err)
@@ -272,6 +273,7 @@ int kpub_produce(struct worker *w, struct req *req)
 		return -EIO;
 	}
 	req->in_kafka = true;
+	req->produced_us = w->now_mono_us;
 	if (k->in_flight++ == 0)
 		k->busy_since_ms = w->now_mono_ms;
 	return 0;

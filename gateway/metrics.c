@@ -33,15 +33,29 @@ struct metrics {
 	uint64_t reconcile[RECONCILE_WORDS]; /* written once a pass: sharing its line costs nothing */
 };
 
-void metrics_latency_add(struct metrics_latency *l, int64_t us)
+const uint32_t metrics_rtt_bounds_us[METRICS_LATENCY_BOUNDS] = {
+	50, 100, 250, 500, 1000, 2000, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
+};
+
+static void add_with(struct metrics_latency *l, int64_t us, const uint32_t *bounds)
 {
 	if (us < 0)
 		us = 0; /* the clock is per loop turn: never less than that */
 	unsigned i = 0;
-	while (i < METRICS_LATENCY_BOUNDS && (uint64_t)us > metrics_latency_bounds_us[i])
+	while (i < METRICS_LATENCY_BOUNDS && (uint64_t)us > bounds[i])
 		i++;
 	l->bucket[i]++;
 	l->sum_us += (uint64_t)us;
+}
+
+void metrics_latency_add(struct metrics_latency *l, int64_t us)
+{
+	add_with(l, us, metrics_latency_bounds_us);
+}
+
+void metrics_rtt_add(struct metrics_latency *l, int64_t us)
+{
+	add_with(l, us, metrics_rtt_bounds_us);
 }
 
 struct metrics *metrics_new(unsigned workers)
@@ -198,6 +212,20 @@ const char *metrics_unavailable_reason(enum metrics_unavailable u)
 	return (unsigned)u < UNAV_N ? unavailable_reasons[u] : "unknown";
 }
 
+static void histogram(struct out *o, const char *h, const char *help, const uint32_t *bounds,
+		      const struct metrics_latency *l)
+{
+	put(o, "# HELP %s %s\n# TYPE %s histogram\n", h, help, h);
+	uint64_t cumulative = 0;
+	for (unsigned i = 0; i < METRICS_LATENCY_BOUNDS; i++) {
+		cumulative += l->bucket[i];
+		put(o, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", h, bounds[i] / 1e6, cumulative);
+	}
+	cumulative += l->bucket[METRICS_LATENCY_BOUNDS];
+	put(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n", h, cumulative, h,
+	    (double)l->sum_us / 1e6, h, cumulative);
+}
+
 int metrics_render(const struct metrics *m, char *buf, size_t cap, const char *version, const char *commit)
 {
 	struct metrics_sample s;
@@ -256,16 +284,31 @@ int metrics_render(const struct metrics *m, char *buf, size_t cap, const char *v
 	one(&o, "flashgate_reconcile_transfer_units_total", "counter", "Units those transfers moved.",
 	    rec.transfer_units);
 
-	const char *h = "flashgate_order_accept_seconds";
-	put(&o, "# HELP %s Time from an order read to its 202, inside the gateway (the loop turn's clock).\n"
-		"# TYPE %s histogram\n", h, h);
-	uint64_t cumulative = 0;
-	for (unsigned i = 0; i < METRICS_LATENCY_BOUNDS; i++) {
-		cumulative += s.accept_latency.bucket[i];
-		put(&o, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", h, metrics_latency_bounds_us[i] / 1e6, cumulative);
-	}
-	cumulative += s.accept_latency.bucket[METRICS_LATENCY_BOUNDS];
-	put(&o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n", h, cumulative, h,
-	    (double)s.accept_latency.sum_us / 1e6, h, cumulative);
+	histogram(&o, "flashgate_order_accept_seconds",
+		  "Time from an order read to its 202, inside the gateway (the loop turn's clock).",
+		  metrics_latency_bounds_us, &s.accept_latency);
+	histogram(&o, "flashgate_redis_roundtrip_seconds",
+		  "Time from a Redis command queued to its reply, idle links' PINGs included.", metrics_rtt_bounds_us,
+		  &s.redis_rtt);
+	histogram(&o, "flashgate_kafka_ack_seconds",
+		  "Time from a record produced to its delivery report (acks=all), failures included.",
+		  metrics_rtt_bounds_us, &s.kafka_ack);
+	return o.full ? -ENOSPC : (int)o.len;
+}
+
+int metrics_render_instance(const struct metrics_instance *p, char *buf, size_t cap)
+{
+	struct out o = {.p = buf, .cap = cap};
+	one(&o, "flashgate_ready", "gauge", "1 while /readyz answers 200 (every check passes), else 0.", p->ready);
+	one(&o, "flashgate_node_lease_held", "gauge", "1 while the node id's lease lets this instance mint order ids.",
+	    p->lease_held);
+	put(&o, "# HELP process_cpu_seconds_total User and system CPU time the process spent.\n"
+		"# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.3f\n", p->cpu_seconds);
+	one(&o, "process_resident_memory_bytes", "gauge", "Resident memory.", p->resident_bytes);
+	one(&o, "process_virtual_memory_bytes", "gauge", "Virtual memory.", p->virtual_bytes);
+	one(&o, "process_open_fds", "gauge", "Open file descriptors.", p->open_fds);
+	one(&o, "process_max_fds", "gauge", "The limit on open file descriptors (RLIMIT_NOFILE).", p->max_fds);
+	put(&o, "# HELP process_start_time_seconds When the process started, in Unix seconds.\n"
+		"# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n", p->start_time_seconds);
 	return o.full ? -ENOSPC : (int)o.len;
 }

@@ -21,6 +21,7 @@
 #ifndef FG_METRICS_H
 #define FG_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -113,10 +114,18 @@ struct metrics_latency {
 
 void metrics_latency_add(struct metrics_latency *l, int64_t us);
 
+/* Finer bounds for a server's answer: a Redis round trip (from a command
+ * queued to its reply) and a Kafka acknowledgement (from a record produced
+ * to its delivery report), in the same struct. */
+extern const uint32_t metrics_rtt_bounds_us[METRICS_LATENCY_BOUNDS];
+void metrics_rtt_add(struct metrics_latency *l, int64_t us);
+
 /* What one worker publishes. */
 struct metrics_sample {
 	struct worker_stats stats;
 	struct metrics_latency accept_latency;
+	struct metrics_latency redis_rtt; /* metrics_rtt_bounds_us */
+	struct metrics_latency kafka_ack; /* metrics_rtt_bounds_us */
 	uint64_t connections;       /* open client connections */
 	uint64_t orders_in_flight;  /* admitted, not yet answered */
 	uint64_t kafka_outstanding; /* records librdkafka holds (queued or awaiting ack) */
@@ -149,6 +158,20 @@ void metrics_publish_reconcile(struct metrics *m, const struct metrics_reconcile
  * (version 0.0.4). Returns the length written to out (NUL-terminated), or
  * -ENOSPC when cap is too small. */
 int metrics_render(const struct metrics *m, char *out, size_t cap, const char *version, const char *commit)
+	__attribute__((warn_unused_result));
+
+/* The instance as a whole, read by the caller at the scrape: its health
+ * (health.h, lease.h) and what the process uses (process_* on the page; 0
+ * for what it could not read). */
+struct metrics_instance {
+	bool ready;      /* what /readyz would answer */
+	bool lease_held; /* the node id's lease: order ids may be minted */
+	double cpu_seconds;
+	uint64_t resident_bytes, virtual_bytes;
+	uint64_t open_fds, max_fds;
+	double start_time_seconds;
+};
+int metrics_render_instance(const struct metrics_instance *p, char *out, size_t cap)
 	__attribute__((warn_unused_result));
 
 /* Enough for metrics_render's output. */

@@ -40,6 +40,7 @@ struct pending {
 	uint8_t kind;
 	bool replicated; /* its reply waits for the WAIT queued after it */
 	int64_t queued_ms;
+	int64_t queued_us; /* the same, for the round-trip histogram */
 };
 
 struct rlink {
@@ -297,6 +298,7 @@ static int put(struct worker *w, struct rlink *l, uint8_t kind, struct req *req,
 	pe->kind = kind;
 	pe->replicated = false;
 	pe->queued_ms = w->now_mono_ms;
+	pe->queued_us = w->now_mono_us;
 	return 0;
 }
 
@@ -575,6 +577,7 @@ static void on_reply(struct worker *w, struct rlink *l, struct rslot *reply)
 	l->head = (l->head + 1) % l->cap;
 	l->count--;
 	l->last_reply_ms = w->now_mono_ms;
+	metrics_rtt_add(&w->redis_rtt, w->now_mono_us - pe.queued_us);
 	if (pe.replicated) {
 		l->held = *reply;
 		l->held_pe = pe;

@@ -422,6 +422,8 @@ void worker_publish(struct worker *w)
 	struct metrics_sample s = {
 		.stats = w->stats,
 		.accept_latency = w->accept_latency,
+		.redis_rtt = w->redis_rtt,
+		.kafka_ack = w->kafka_ack,
 		.connections = conns_open(w),
 		.orders_in_flight = flow_orders_inflight(w),
 		.kafka_outstanding = queued > 0 ? (uint64_t)queued : 0,

@@ -122,6 +122,8 @@ struct worker {
 	bool buckets_warned; /* a SKU loaded with another bucket count was logged */
 	struct worker_stats stats;
 	struct metrics_latency accept_latency;
+	struct metrics_latency redis_rtt; /* counted by rlink */
+	struct metrics_latency kafka_ack; /* counted by kpub */
 	struct metrics *metrics; /* shared with the other workers: this one's slot only */
 
 	pthread_t thread;

@@ -27,6 +27,8 @@ packages=(
 	chromium
 	# `make install`'s checks: systemd-analyze verify on the unit, groff on the man pages
 	systemd groff-base
+	# promtool: the metrics page, the alerting rules (config/prometheus) in the tests
+	prometheus
 )
 
 missing_packages() {
@@ -57,6 +59,9 @@ install_packages() {
 	if command -v systemctl >/dev/null 2>&1; then
 		if grep -qx redis-server <<<"$missing"; then
 			systemctl disable --now redis-server >/dev/null 2>&1 || true
+		fi
+		if grep -qx prometheus <<<"$missing"; then
+			systemctl disable --now prometheus >/dev/null 2>&1 || true
 		fi
 		if grep -qx nginx-light <<<"$missing"; then
 			systemctl disable --now nginx >/dev/null 2>&1 || true

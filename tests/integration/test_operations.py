@@ -7,13 +7,14 @@ Run: scripts/run-integration-tests.sh  (prints "operations: N passed, N failed")
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 
-from harness import (BIN, ROOT, Env, Gateway, eq, expect, get, jwt_hs256, metric, post_order, run_tests,
+from harness import (BIN, ROOT, Conn, Env, request, Gateway, eq, expect, get, jwt_hs256, metric, post_order, run_tests,
                      signing_key_path)
 
 ENV = Env()
@@ -569,6 +570,51 @@ def the_service_manager_hears_ready_reloading_and_stopping():
             gw.kill()
         sock.close()
         os.unlink(path)
+
+
+def metric_names(text):
+    """The flashgate_* and process_* names an expression or a file uses,
+    histograms by their base name."""
+    names = set(re.findall(r"\b((?:flashgate|process)_[a-z_]+)\b", text))
+    return {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
+
+
+@test
+def the_metrics_page_rules_and_dashboard_agree_and_promtool_passes_them():
+    """promtool checks the page and the alerting rules; every metric the
+    rules and the Grafana dashboard ask for is on the page."""
+    token = "admin-token-0123456789"
+    sku = fresh("pm")
+    conf = ENV.write_config(server__admin_token=token)
+    ENV.load_stock(conf, [(sku, 10, 5)])
+    with Gateway(ENV, conf):
+        eq(post_order(ENV.gw_port, "pmuser", sku, 1).status, 202, "an order, so that every histogram has one")
+        time.sleep(0.3)
+        c = Conn(ENV.gw_port)
+        c.send(request("GET", "/admin/v1/metrics", headers={"Authorization": "Bearer " + token}))
+        page = c.read().body
+        c.close()
+    check = subprocess.run(["promtool", "check", "metrics"], input=page, capture_output=True, text=True)
+    eq((check.returncode, check.stdout + check.stderr), (0, ""), "promtool check metrics")
+    on_page = {re.sub(r"_(bucket|sum|count)$", "", line.split("{")[0].split(" ")[0])
+               for line in page.splitlines() if line and not line.startswith("#")}
+    for name in ("flashgate_redis_roundtrip_seconds", "flashgate_kafka_ack_seconds", "flashgate_ready",
+                 "flashgate_node_lease_held", "process_cpu_seconds_total", "process_open_fds",
+                 "process_start_time_seconds", "flashgate_build_info"):
+        expect(name in on_page, "%s on the page" % name)
+    expect(re.search(r'^flashgate_kafka_ack_seconds_count [1-9]', page, re.M), "the order's ack counted")
+    expect(re.search(r'^flashgate_build_info\{version="0.1.0",commit="[0-9a-f]{12}', page, re.M), "build_info")
+    rules = os.path.join(ROOT, "config", "prometheus", "flashgate-alerts.yml")
+    check = subprocess.run(["promtool", "check", "rules", rules], capture_output=True, text=True)
+    eq(check.returncode, 0, "promtool check rules: %s" % check.stdout + check.stderr)
+    with open(rules) as f:
+        missing = metric_names(f.read()) - on_page
+    eq(missing, set(), "metrics the rules use that the page lacks")
+    with open(os.path.join(ROOT, "config", "grafana", "flashgate-dashboard.json")) as f:
+        dash = json.load(f)
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    expect(len(exprs) > 20, "the dashboard's queries (%d)" % len(exprs))
+    eq(metric_names("\n".join(exprs)) - on_page, set(), "metrics the dashboard uses that the page lacks")
 
 
 @test
