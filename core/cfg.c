@@ -45,6 +45,8 @@ static const char *const policy_words[] = {"complete", "release", NULL};
 static const char *const identity_words[] = {"jwt", "off", NULL};
 static const char *const onoff_words[] = {"off", "on", NULL};
 static const char *const auto_words[] = {"auto", NULL};
+static const char *const level_words[] = {"debug", "info", "warn", "error", NULL};
+static const char *const format_words[] = {"logfmt", "text", NULL};
 
 #define U32(how, sec, nm, field, lo, hi, dflt) \
 	{sec, nm, KEY_U32, how, offsetof(struct cfg, field), 0, lo, hi, dflt, NULL, NULL, NULL}
@@ -148,6 +150,8 @@ static const struct key keys[] = {
 	STR(LIVE, "admission", "trusted_proxies", trusted_proxies, "", PROXIES_CHARS,
 	    "not a list of IP addresses or CIDR ranges"),
 	WORD(RESTART, "admission", "proxy_protocol", proxy_protocol, "off", onoff_words),
+	WORD(LIVE, "log", "level", log_level, "info", level_words),
+	WORD(LIVE, "log", "format", log_format, "logfmt", format_words),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

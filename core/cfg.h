@@ -108,6 +108,9 @@ struct cfg {
 	char proxy_protocol[CFG_WORD_MAX]; /* "on": trusted proxies send a PROXY header first */
 	/* Not a key: trusted_proxies parsed by cfg_load. */
 	struct netaddr_list trusted_proxy_list;
+	/* [log] */
+	char log_level[CFG_WORD_MAX];  /* debug, info, warn, error */
+	char log_format[CFG_WORD_MAX]; /* logfmt or text */
 };
 
 /*

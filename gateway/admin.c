@@ -179,7 +179,7 @@ static void serve_metrics(struct worker *w, struct req *r, const struct http_req
 	else
 		n += m;
 	if (n < 0) {
-		worker_log(w, "metrics: the page outgrew its %d-byte buffer", METRICS_TEXT_MAX);
+		worker_warn(w, "metrics: the page outgrew its %d-byte buffer", METRICS_TEXT_MAX);
 		free(text);
 		flow_answer(w, r, 500, NULL, "{\"status\":\"error\",\"error\":\"metrics page too large\"}");
 		return;
@@ -209,7 +209,7 @@ void admin_on_return(struct worker *w, struct req *r, const char *res, size_t le
 		size_t qlen = colon ? (size_t)(colon - q) : 0, ulen = colon ? (size_t)(end - colon - 1) : 0;
 		if (!qlen || qlen > 10 || strspn(q, "0123456789") < qlen ||
 		    !order_valid_ident(colon + 1, ulen)) {
-			worker_log(w, "redis: unexpected return result '%.*s'", (int)(len > 80 ? 80 : len), res);
+			worker_warn(w, "redis: unexpected return result '%.*s'", (int)(len > 80 ? 80 : len), res);
 			flow_answer(w, r, 503, NULL, "{\"status\":\"unavailable\",\"reason\":\"redis\"}");
 			return;
 		}

@@ -40,7 +40,7 @@ static void log_report(const char *report, size_t len)
 	while (len > 0) {
 		const char *nl = memchr(report, '\n', len);
 		size_t n = nl ? (size_t)(nl - report) : len;
-		logline_write("reconcile", report, n);
+		logline_write(LOG_INFO, "reconcile", report, n);
 		report += nl ? n + 1 : n;
 		len -= nl ? n + 1 : n;
 	}
@@ -195,7 +195,7 @@ void autorec_stop(struct autorec *a)
 	pthread_mutex_lock(&a->mu);
 	a->stopping = true;
 	if (a->in_pass)
-		fprintf(stderr, "flashgate: finishing the reconcile pass in progress\n");
+		logline_printf(LOG_INFO, "reconcile", "finishing the reconcile pass in progress");
 	pthread_cond_signal(&a->wake);
 	pthread_mutex_unlock(&a->mu);
 	pthread_join(a->thread, NULL);

@@ -278,7 +278,7 @@ static void maybe_release(struct worker *w, struct conn *c)
 		return;
 	struct conns *cs = w->conns;
 	if (close(c->fd) < 0)
-		worker_log(w, "conn: close(fd %d): %s", c->fd, strerror(errno));
+		worker_warn(w, "conn: close(fd %d): %s", c->fd, strerror(errno));
 	if (c->addr_counted)
 		adm_conns_close(w->shared->conns, &c->peer);
 	c->addr_counted = false;
@@ -308,7 +308,7 @@ static void conn_close(struct worker *w, struct conn *c)
 	pb_drop_all(w->conns, c);
 	/* Wakes any recv or send in flight so its completion arrives. */
 	if (shutdown(c->fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
-		worker_log(w, "conn: shutdown(fd %d): %s", c->fd, strerror(errno));
+		worker_warn(w, "conn: shutdown(fd %d): %s", c->fd, strerror(errno));
 	maybe_release(w, c);
 }
 
@@ -347,7 +347,7 @@ static void log_refusals(struct worker *w)
 	struct conns *cs = w->conns;
 	if (!(cs->refused_unlogged || cs->evicted_unlogged) || w->now_mono_ms - cs->refused_logged_ms < 1000)
 		return;
-	worker_log(w, "connections: %llu turned away (max_connections %u per worker, addr_max_connections %u per "
+	worker_warn(w, "connections: %llu turned away (max_connections %u per worker, addr_max_connections %u per "
 		      "address), %llu idle ones closed to make room, since the last such line",
 		   (unsigned long long)cs->refused_unlogged, w->cfg->max_connections, w->cfg->addr_max_connections,
 		   (unsigned long long)cs->evicted_unlogged);
@@ -402,7 +402,7 @@ static void adopt(struct worker *w, int res, const struct netaddr *peer_addr)
 	cs->open++;
 	int one = 1;
 	if (setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-		worker_log(w, "conn: TCP_NODELAY: %s", strerror(errno));
+		worker_warn(w, "conn: TCP_NODELAY: %s", strerror(errno));
 	c->fd = res;
 	c->in_use = true;
 	c->recv_armed = c->send_armed = c->closing = c->read_eof = false;
@@ -425,7 +425,7 @@ void conn_on_accept(struct worker *w, int res)
 	struct conns *cs = w->conns;
 	if (res < 0) {
 		if (res != -ECANCELED)
-			worker_log(w, "accept: %s", strerror(-res));
+			worker_warn(w, "accept: %s", strerror(-res));
 		return;
 	}
 	if (w->draining) {

@@ -576,7 +576,7 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 		return;
 	} else if (starts_with(res, len, "buckets:", &at)) {
 		if (!w->buckets_warned) /* once per worker: every order of the SKU hits it */
-			worker_log(w, "SKU %s was loaded with buckets = %.*s, this gateway has buckets = %u: "
+			worker_warn(w, "SKU %s was loaded with buckets = %.*s, this gateway has buckets = %u: "
 				      "load it again with this config, or use the same buckets value",
 				   r->order.sku, (int)(len - at), res + at, w->cfg->redis_buckets);
 		w->buckets_warned = true;
@@ -585,7 +585,7 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 		skc_put(w, r->order.sku, r->order.sku_len, SKC_UNKNOWN, w->cfg->unknown_cache_ms, 0);
 		answer(w, r, 404, "{\"status\":\"unknown_sku\"}");
 	} else {
-		worker_log(w, "redis: unexpected reserve result '%.*s'", (int)(len > 64 ? 64 : len), res);
+		worker_warn(w, "redis: unexpected reserve result '%.*s'", (int)(len > 64 ? 64 : len), res);
 		answer_unavailable(w, r, UNAV_REDIS);
 	}
 	maybe_free(w, r);
@@ -638,7 +638,7 @@ void flow_on_delivery(struct worker *w, struct req *r, int err, const char *why)
 		/* Neither 202 nor a release: the order may exist. The client hears
 		 * 503 and the ledger keeps the reservation until reconcile finds
 		 * the record in the topic or settles it by its policy. */
-		worker_log(w, "kafka: order %016" PRIx64 " may or may not be written (%s); "
+		worker_warn(w, "kafka: order %016" PRIx64 " may or may not be written (%s); "
 			      "left in the pending ledger for reconcile",
 			   r->order_id, why);
 		answer_unavailable(w, r, UNAV_KAFKA_UNKNOWN);
@@ -646,7 +646,7 @@ void flow_on_delivery(struct worker *w, struct req *r, int err, const char *why)
 		return;
 	}
 	if (err) {
-		worker_log(w, "kafka: order %016" PRIx64 " not delivered: %s; releasing its stock",
+		worker_warn(w, "kafka: order %016" PRIx64 " not delivered: %s; releasing its stock",
 			   r->order_id, why);
 		resv_release(w, r);
 		return;

@@ -57,14 +57,17 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	if (w->now_mono_ms - w->kpub->last_error_log_ms < 1000)
 		return;
 	w->kpub->last_error_log_ms = w->now_mono_ms;
-	worker_log(w, "kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+	worker_warn(w, "kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
 /* librdkafka logs from its own threads; worker_log writes whole lines. */
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	struct worker *w = rd_kafka_opaque(rk);
-	worker_log(w, "kafka: [%d] %s: %s", level, fac, buf);
+	/* librdkafka's levels are syslog's: 0-3 errors, 4 warnings, 5-6 notices
+	 * and information, 7 debugging. */
+	enum log_level lv = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+	worker_logl(w, lv, "kafka: [%d] %s: %s", level, fac, buf);
 }
 
 static int set(struct worker *w, rd_kafka_conf_t *conf, const char *key, const char *value)
@@ -236,7 +239,7 @@ void kpub_destroy(struct worker *w, int timeout_ms)
 	if (k->rk) {
 		k->closing = true;
 		if (rd_kafka_flush(k->rk, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			worker_log(w, "kafka: %d records undelivered at shutdown; purging",
+			worker_warn(w, "kafka: %d records undelivered at shutdown; purging",
 				   rd_kafka_outq_len(k->rk));
 			rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 			rd_kafka_poll(k->rk, 0);
@@ -269,7 +272,7 @@ int kpub_produce(struct worker *w, struct req *req)
 	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		return -ENOBUFS;
 	if (err) {
-		worker_log(w, "kafka: produce: %s", rd_kafka_err2str(err));
+		worker_warn(w, "kafka: produce: %s", rd_kafka_err2str(err));
 		return -EIO;
 	}
 	req->in_kafka = true;
@@ -391,7 +394,7 @@ void kpub_poll(struct worker *w)
 void kpub_on_wake(struct worker *w, int res)
 {
 	if (res < 0 && res != -EAGAIN && res != -EINTR)
-		worker_log(w, "kafka: reading the wake-up pipe: %s", strerror(-res));
+		worker_warn(w, "kafka: reading the wake-up pipe: %s", strerror(-res));
 	kpub_poll(w);
 	kpub_arm(w);
 }

@@ -35,7 +35,7 @@ static void *run(void *arg)
 			char line[320];
 			int n = snprintf(line, sizeof(line), ok ? "the brokers answer again: ready as far as Kafka goes"
 							    : "the brokers do not answer (%s): not ready", why);
-			logline_write("kafka-watch", line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
+			logline_write(ok ? LOG_INFO : LOG_WARN, "kafka-watch", line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
 			was_ok = ok;
 		}
 		struct timespec due;

@@ -168,18 +168,6 @@ static void set_node(struct lease *l, unsigned node)
 	snprintf(l->until_key, sizeof(l->until_key), "fg:{node:%u}:until", node);
 }
 
-static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void log_line(const char *fmt, ...)
-{
-	char text[400];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		logline_write("lease", text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
-}
-
 /* With [redis] wait_replicas, a lease write counts once replicas have it:
  * a failover must not hand the id to a second instance. */
 static int replicated(struct lease *l, char *err, size_t err_len)
@@ -254,7 +242,7 @@ int lease_take(struct lease **out, const struct cfg *cfg, unsigned *node)
 	*out = NULL;
 	struct lease *l = calloc(1, sizeof(*l));
 	if (!l) {
-		fprintf(stderr, "flashgate: node lease: out of memory\n");
+		logline_printf(LOG_ERROR, "lease", "not starting: node lease: out of memory");
 		return -ENOMEM;
 	}
 	l->cfg = *cfg;
@@ -269,7 +257,7 @@ int lease_take(struct lease **out, const struct cfg *cfg, unsigned *node)
 	l->rc = rcl_open(cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms, cfg->redis_user,
 			 cfg->redis_password, err, sizeof(err));
 	if (!l->rc) {
-		fprintf(stderr, "flashgate: not starting: node lease: %s\n", err);
+		logline_printf(LOG_ERROR, "lease", "not starting: node lease: %s", err);
 		free(l);
 		return -EIO;
 	}
@@ -284,8 +272,8 @@ int lease_take(struct lease **out, const struct cfg *cfg, unsigned *node)
 			snprintf(dead, sizeof(dead), "%s", other);
 			rc = take_once(l, true, dead, &sent, other, sizeof(other), err, sizeof(err));
 			if (rc == 1)
-				fprintf(stderr, "flashgate: node %u: took the lease of a process of this machine that "
-						"is gone (%s); ids start after its bound\n", n, dead);
+				logline_printf(LOG_WARN, "lease", "node %u: took the lease of a process of this "
+					       "machine that is gone (%s); ids start after its bound", n, dead);
 		}
 		if (rc == 1) {
 			held_from(l, sent);
@@ -294,20 +282,20 @@ int lease_take(struct lease **out, const struct cfg *cfg, unsigned *node)
 			return 0;
 		}
 		if (rc < 0) {
-			fprintf(stderr, "flashgate: not starting: node lease %s at redis %s:%u: %s\n", l->key,
+			logline_printf(LOG_ERROR, "lease", "not starting: node lease %s at redis %s:%u: %s", l->key,
 				cfg->redis_host, cfg->redis_port, err);
 			goto fail;
 		}
 		if (!any) {
-			fprintf(stderr,
-				"flashgate: not starting: [order] node_id %u is held by another instance (%s; "
+			logline_printf(LOG_ERROR, "lease",
+				"not starting: [order] node_id %u is held by another instance (%s; "
 				"its lease %s lapses %u ms after that instance stops renewing it): give each "
-				"instance its own node_id, or node_id = auto\n",
+				"instance its own node_id, or node_id = auto",
 				n, other, l->key, cfg->node_lease_ms);
 			goto fail;
 		}
 	}
-	fprintf(stderr, "flashgate: not starting: node_id = auto: every id 0..%u is leased by another instance\n",
+	logline_printf(LOG_ERROR, "lease", "not starting: node_id = auto: every id 0..%u is leased by another instance",
 		OID_MAX_NODE);
 fail:
 	rcl_close(l->rc);
@@ -355,14 +343,14 @@ static void renew(struct lease *l)
 	if (rc == 1) {
 		held_from(l, sent);
 		if (was != HELD)
-			log_line("node %u: lease renewed; taking orders again", l->node);
+			logline_printf(LOG_INFO, "lease", "node %u: lease renewed; taking orders again", l->node);
 		return;
 	}
 	if (rc == 0 || rc == 2) {
 		/* Never taken back: the other holder's ids may be ahead of ours. */
 		__atomic_store_n(&l->valid_until_mono_ms, 0, __ATOMIC_RELEASE);
 		__atomic_store_n(&l->status, LOST, __ATOMIC_RELAXED);
-		log_line("node %u: LEASE LOST: %s %s; this instance takes no more orders (restart it, with "
+		logline_printf(LOG_ERROR, "lease", "node %u: LEASE LOST: %s %s; this instance takes no more orders (restart it, with "
 			 "another node_id or node_id = auto)",
 			 l->node, rc == 0 ? "another instance holds it:" : "another instance held it meanwhile, bound",
 			 other);
@@ -372,10 +360,10 @@ static void renew(struct lease *l)
 		rc = -EIO;
 	if (mono_ms() >= __atomic_load_n(&l->valid_until_mono_ms, __ATOMIC_ACQUIRE) && was == HELD) {
 		__atomic_store_n(&l->status, LAPSED, __ATOMIC_RELAXED);
-		log_line("node %u: lease not renewed for %u ms (%s): taking no orders until it is", l->node,
+		logline_printf(LOG_ERROR, "lease", "node %u: lease not renewed for %u ms (%s): taking no orders until it is", l->node,
 			 l->cfg.node_lease_ms * 9 / 10, err);
 	} else if (was == HELD) {
-		log_line("node %u: renewing the lease: %s (valid for %lld ms more)", l->node, err,
+		logline_printf(LOG_WARN, "lease", "node %u: renewing the lease: %s (valid for %lld ms more)", l->node, err,
 			 (long long)(__atomic_load_n(&l->valid_until_mono_ms, __ATOMIC_RELAXED) - mono_ms()));
 	}
 	if (rc == -EIO && l->rc) { /* a broken connection: the next renewal opens another */
@@ -471,9 +459,9 @@ void lease_end(struct lease *l, int64_t last_id_ms)
 					    l->holder, until)
 			      : NULL;
 	if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1 && replicated(l, err, sizeof(err)) == 0)
-		log_line("node %u: lease given up; the next holder's ids start after %s", l->node, until);
+		logline_printf(LOG_INFO, "lease", "node %u: lease given up; the next holder's ids start after %s", l->node, until);
 	else
-		log_line("node %u: the lease could not be given up (%s): it lapses in %u ms", l->node,
+		logline_printf(LOG_WARN, "lease", "node %u: the lease could not be given up (%s): it lapses in %u ms", l->node,
 			 r && r->type == REDIS_REPLY_ERROR ? r->str : r ? "not ours any more" : "redis out of reach",
 			 l->cfg.node_lease_ms);
 	freeReplyObject(r);

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@
 #include "kpub.h"
 #include "kwatch.h"
 #include "lease.h"
+#include "logline.h"
 #include "notify.h"
 #include "reconcile.h"
 #include "stock.h"
@@ -78,12 +80,38 @@ static void usage(FILE *out)
 /* How long start-up asks the brokers about the topic. */
 #define KAFKA_PROBE_MS 3000
 
+/* While the gateway serves, its lines go to the log (logline: logfmt,
+ * levels); before, and for the command-line tools, to stderr as
+ * "flashgate: ...". */
+static bool serving;
+
+static void say(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(enum log_level level, const char *fmt, ...)
+{
+	char text[LOGLINE_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (serving)
+		logline_write(level, "main", text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+	else
+		fprintf(stderr, "flashgate: %s\n", text);
+}
+
 static void log_keys(const char *what, const struct jwt_keyset *keys, const char *dir)
 {
-	fprintf(stderr, "flashgate: %s: %u key%s from %s:", what, keys->n, keys->n == 1 ? "" : "s", dir);
-	for (unsigned i = 0; i < keys->n; i++)
-		fprintf(stderr, " %s (%s)", keys->keys[i].kid, jwt_alg_name(keys->keys[i].alg));
-	fprintf(stderr, "\n");
+	char line[LOGLINE_MAX];
+	size_t n = 0;
+	int k = snprintf(line, sizeof(line), "%s: %u key%s from %s:", what, keys->n, keys->n == 1 ? "" : "s", dir);
+	n = k > 0 ? (size_t)k : 0;
+	for (unsigned i = 0; i < keys->n && n < sizeof(line); i++) {
+		k = snprintf(line + n, sizeof(line) - n, " %s (%s)", keys->keys[i].kid, jwt_alg_name(keys->keys[i].alg));
+		n += k > 0 ? (size_t)k : 0;
+	}
+	say(LOG_INFO, "%s", line);
 }
 
 /* The identity keys, or with identity off a warning no one can miss: the
@@ -92,13 +120,13 @@ static int load_identity(const struct cfg *cfg, struct jwt_keyset *keys)
 {
 	char err[1200];
 	if (strcmp(cfg->identity_mode, "off") == 0) {
-		fprintf(stderr, "flashgate: WARNING: [identity] mode = off: orders are taken for whatever user_id "
-				"their body names; anyone can buy as anyone, and per-user limits and rates hold "
-				"against no one who can type another name\n");
+		say(LOG_WARN, "WARNING: [identity] mode = off: orders are taken for whatever user_id "
+			      "their body names; anyone can buy as anyone, and per-user limits and rates hold "
+			      "against no one who can type another name");
 		return 0;
 	}
 	if (jwt_keyset_load(keys, cfg->identity_keys, err, sizeof(err)) < 0) {
-		fprintf(stderr, "flashgate: not starting: [identity] keys: %s\n", err);
+		say(LOG_ERROR, "not starting: [identity] keys: %s", err);
 		return -EINVAL;
 	}
 	log_keys("identity", keys, cfg->identity_keys);
@@ -115,7 +143,7 @@ static void print_lines(const char *err)
 {
 	while (*err) {
 		size_t n = strcspn(err, "\n");
-		fprintf(stderr, "flashgate: %.*s\n", (int)n, err);
+		say(LOG_WARN, "%.*s", (int)n, err);
 		err += n + (err[n] == '\n');
 	}
 }
@@ -176,10 +204,10 @@ static void log_change(void *arg, const char *section, const char *name, const c
 {
 	unsigned long long gen = *(const uint64_t *)arg;
 	if (live)
-		fprintf(stderr, "flashgate: reload %llu: [%s] %s: %s -> %s\n", gen, section, name, running, file);
+		say(LOG_INFO, "reload %llu: [%s] %s: %s -> %s", gen, section, name, running, file);
 	else
-		fprintf(stderr, "flashgate: reload %llu: [%s] %s: %s -> %s takes effect only at a restart; "
-				"keeping %s\n", gen, section, name, running, file, running);
+		say(LOG_WARN, "reload %llu: [%s] %s: %s -> %s takes effect only at a restart; keeping %s", gen,
+		    section, name, running, file, running);
 }
 
 /* How long a reload waits for every worker to take it: each does within a
@@ -200,12 +228,12 @@ static struct config_set *reload(const char *path, uint64_t gen, struct config_s
 	char err[2600];
 	struct config_set *next = config_set_new(NULL, gen);
 	if (!next) {
-		fprintf(stderr, "flashgate: reload %llu refused: out of memory; running the configuration before\n",
-			(unsigned long long)gen);
+		say(LOG_ERROR, "reload %llu refused: out of memory; running the configuration before",
+		    (unsigned long long)gen);
 		return cur;
 	}
 	if (cfg_load_over(&next->cfg, path, &overrides, NULL, err, sizeof(err)) < 0) {
-		fprintf(stderr, "flashgate: reload %llu refused, running the configuration before:\n",
+		say(LOG_WARN, "reload %llu refused, running the configuration before:",
 			(unsigned long long)gen);
 		print_lines(err);
 		goto refuse;
@@ -218,8 +246,8 @@ static struct config_set *reload(const char *path, uint64_t gen, struct config_s
 	 * that is how keys rotate. */
 	if (cur->wc.keys) {
 		if (jwt_keyset_load(&next->keys, next->cfg.identity_keys, err, sizeof(err)) < 0) {
-			fprintf(stderr, "flashgate: reload %llu refused, running the configuration before: "
-					"[identity] keys: %s\n", (unsigned long long)gen, err);
+			say(LOG_WARN, "reload %llu refused, running the configuration before: "
+					"[identity] keys: %s", (unsigned long long)gen, err);
 			goto refuse;
 		}
 		next->wc.keys = &next->keys;
@@ -249,14 +277,14 @@ static struct config_set *reload(const char *path, uint64_t gen, struct config_s
 	}
 	if (!all || failed) {
 		/* A worker may still read the configuration before: it stays. */
-		fprintf(stderr, "flashgate: reload %llu: %s; the configuration before stays in memory\n",
-			(unsigned long long)gen, failed ? "a worker kept the configuration before (above)"
-							: "not every worker has taken it yet");
+		say(LOG_WARN, "reload %llu: %s; the configuration before stays in memory", (unsigned long long)gen,
+		    failed ? "a worker kept the configuration before (above)" : "not every worker has taken it yet");
 	} else {
 		config_set_free(cur);
 	}
-	fprintf(stderr, "flashgate: reloaded %s (reload %llu)%s\n", path, (unsigned long long)gen,
-		kept ? "; some changes wait for a restart (above)" : "");
+	logline_configure(next->cfg.log_level, next->cfg.log_format);
+	say(LOG_INFO, "reloaded %s (reload %llu)%s", path, (unsigned long long)gen,
+	    kept ? "; some changes wait for a restart (above)" : "");
 	return next;
 refuse:
 	config_set_free(next);
@@ -267,6 +295,8 @@ static int serve(const struct cfg *boot, const char *path)
 {
 	const struct cfg *cfg = boot; /* then the running set's, until the signal loop */
 	char err[512];
+	logline_configure(cfg->log_level, cfg->log_format);
+	serving = true;
 	struct script_shas shas;
 	struct worker *workers = NULL;
 	struct metrics *metrics = NULL;
@@ -278,7 +308,7 @@ static int serve(const struct cfg *boot, const char *path)
 	sigset_t sigs;
 
 	if (worker_probe_uring(err, sizeof(err)) < 0) {
-		fprintf(stderr, "flashgate: %s\n", err);
+		say(LOG_INFO, "%s", err);
 		return 1;
 	}
 	if (n == 0) {
@@ -288,8 +318,8 @@ static int serve(const struct cfg *boot, const char *path)
 	/* The servers and their slots, read once; each worker copies them. */
 	static struct rcl_map map;
 	if (stock_load_scripts(cfg, &shas, &map) < 0) {
-		fprintf(stderr, "flashgate: not starting: the reservation scripts could not be loaded into "
-				"redis %s:%u (above)\n", cfg->redis_host, cfg->redis_port);
+		say(LOG_ERROR, "not starting: the reservation scripts could not be loaded into "
+				"redis %s:%u (above)", cfg->redis_host, cfg->redis_port);
 		return 1;
 	}
 	if (map.cluster)
@@ -300,9 +330,9 @@ static int serve(const struct cfg *boot, const char *path)
 	 * which the workers ride out with 503s until a broker is back. */
 	rc = kpub_probe(cfg, KAFKA_PROBE_MS, err, sizeof(err));
 	if (rc == -ETIMEDOUT) {
-		fprintf(stderr, "flashgate: %s; starting anyway: orders are answered 503 until one does\n", err);
+		say(LOG_WARN, "%s; starting anyway: orders are answered 503 until one does", err);
 	} else if (rc < 0) {
-		fprintf(stderr, "flashgate: not starting: %s\n", err);
+		say(LOG_ERROR, "not starting: %s", err);
 		return 1;
 	}
 
@@ -316,7 +346,7 @@ static int serve(const struct cfg *boot, const char *path)
 	struct config_set *running = config_set_new(cfg, 0);
 	struct worker_shared shared = {.workers = n};
 	if (!running) {
-		fprintf(stderr, "flashgate: out of memory\n");
+		say(LOG_ERROR, "out of memory");
 		return 1;
 	}
 	if (load_identity(cfg, &running->keys) < 0) {
@@ -338,7 +368,7 @@ static int serve(const struct cfg *boot, const char *path)
 	shared.conns = adm_conns_new(4 * n * cfg->max_connections);
 	shared.health = health_new(n);
 	if (!workers || !metrics || !shared.conns || !shared.health) {
-		fprintf(stderr, "flashgate: out of memory\n");
+		say(LOG_ERROR, "out of memory");
 		free(workers);
 		metrics_free(metrics);
 		adm_conns_free(shared.conns);
@@ -350,7 +380,7 @@ static int serve(const struct cfg *boot, const char *path)
 	for (unsigned i = 0; i < n; i++) {
 		rc = worker_init(&workers[i], &running->wc, &shas, &map, metrics, &shared, i);
 		if (rc < 0) {
-			fprintf(stderr, "flashgate: worker %u: %s\n", i,
+			say(LOG_INFO, "worker %u: %s", i,
 				workers[i].err[0] ? workers[i].err : strerror(-rc));
 			worker_destroy(&workers[i]);
 			goto stop;
@@ -359,7 +389,7 @@ static int serve(const struct cfg *boot, const char *path)
 	}
 	for (unsigned i = 0; i < n; i++) {
 		if ((rc = worker_start(&workers[i])) < 0) {
-			fprintf(stderr, "flashgate: worker %u: %s\n", i, workers[i].err);
+			say(LOG_INFO, "worker %u: %s", i, workers[i].err);
 			for (unsigned j = 0; j < i; j++)
 				worker_stop(&workers[j]);
 			for (unsigned j = 0; j < i; j++)
@@ -370,7 +400,7 @@ static int serve(const struct cfg *boot, const char *path)
 	if ((rc = lease_start(lease, err, sizeof(err))) < 0 ||
 	    (rc = autorec_start(&autorec, cfg, metrics, err, sizeof(err))) < 0 ||
 	    (rc = kwatch_start(&kwatch, cfg, shared.health, err, sizeof(err))) < 0) {
-		fprintf(stderr, "flashgate: %s\n", err);
+		say(LOG_INFO, "%s", err);
 		autorec_stop(autorec);
 		for (unsigned j = 0; j < n; j++)
 			worker_stop(&workers[j]);
@@ -378,15 +408,14 @@ static int serve(const struct cfg *boot, const char *path)
 			pthread_join(workers[j].thread, NULL);
 		goto destroy;
 	}
-	fprintf(stderr,
-		"flashgate %s (commit %s): listening on %s:%u, %u workers, node %u; redis %s:%u; kafka %s topic %s\n",
-		FLASHGATE_VERSION, flashgate_commit, cfg->listen, cfg->port, n, cfg->node_id, cfg->redis_host,
+	say(LOG_INFO, "flashgate %s (commit %s): listening on %s:%u, %u workers, node %u; redis %s:%u; kafka %s topic %s",
+	    FLASHGATE_VERSION, flashgate_commit, cfg->listen, cfg->port, n, cfg->node_id, cfg->redis_host,
 		cfg->redis_port, cfg->kafka_brokers, cfg->kafka_topic);
-	fprintf(stderr, "flashgate: node %u leased in redis%s (renewed every %u ms)\n", cfg->node_id,
+	say(LOG_INFO, "node %u leased in redis%s (renewed every %u ms)", cfg->node_id,
 		running->node_auto ? " (node_id = auto)" : "", cfg->node_lease_ms / 3);
 	if (autorec)
-		fprintf(stderr, "flashgate: reconcile passes every %u ms (policy %s), shared with every instance "
-				"on this redis\n", cfg->reconcile_interval_ms, cfg->reconcile_policy);
+		say(LOG_INFO, "reconcile passes every %u ms (policy %s), shared with every instance "
+				"on this redis", cfg->reconcile_interval_ms, cfg->reconcile_policy);
 	cfg = NULL; /* a reload frees it */
 	notify_when_ready(shared.health);
 
@@ -408,7 +437,7 @@ static int serve(const struct cfg *boot, const char *path)
 		notify_status(status);
 		notify_ready();
 	}
-	fprintf(stderr, "flashgate: %s: draining (up to %u ms)\n", strsignal(sig),
+	say(LOG_INFO, "%s: draining (up to %u ms)", strsignal(sig),
 		running->cfg.drain_timeout_ms);
 	health_set_draining(shared.health);
 	notify_stopping();
@@ -421,7 +450,7 @@ static int serve(const struct cfg *boot, const char *path)
 	for (unsigned i = 0; i < n; i++) {
 		pthread_join(workers[i].thread, NULL);
 		if (workers[i].result < 0) {
-			fprintf(stderr, "flashgate: worker %u failed: %s\n", i, workers[i].err);
+			say(LOG_ERROR, "worker %u failed: %s", i, workers[i].err);
 			rc = -1;
 		}
 		int64_t ms = oid_gen_last_ms(&workers[i].oids);
@@ -439,7 +468,7 @@ destroy:
 	health_free(shared.health);
 	config_set_free(running);
 	if (rc == 0)
-		fprintf(stderr, "flashgate: stopped\n");
+		say(LOG_INFO, "stopped");
 	return rc == 0 ? 0 : 1;
 stop:
 	lease_end(lease, 0);

@@ -1,5 +1,6 @@
 /* notify: the sd_notify protocol, by hand. See notify.h. */
 #include "notify.h"
+#include "logline.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -22,7 +23,7 @@ static void send_state(const char *state)
 	size_t len = strlen(path);
 	if ((path[0] != '/' && path[0] != '@') || len >= sizeof(sa.sun_path)) {
 		if (!warned)
-			fprintf(stderr, "flashgate: NOTIFY_SOCKET %s: not a socket path; not notifying\n", path);
+			logline_printf(LOG_WARN, "main", "NOTIFY_SOCKET %s: not a socket path; not notifying", path);
 		warned = true;
 		return;
 	}
@@ -39,7 +40,7 @@ static void send_state(const char *state)
 		errno = e;
 	}
 	if (n < 0 && !warned) {
-		fprintf(stderr, "flashgate: NOTIFY_SOCKET %s: %s; not notifying\n", path, strerror(errno));
+		logline_printf(LOG_WARN, "main", "NOTIFY_SOCKET %s: %s; not notifying", path, strerror(errno));
 		warned = true;
 	}
 }

@@ -117,7 +117,7 @@ static void on_take(struct worker *w, struct req *r, const char *res, size_t len
 		r->transit = true;
 	} else {
 		/* "unknown" or "buckets:K": the SKU changed under the sale. */
-		worker_log(w, "redis: transfer take for SKU %s: unexpected '%.*s'", r->order.sku,
+		worker_warn(w, "redis: transfer take for SKU %s: unexpected '%.*s'", r->order.sku,
 			   (int)(len > 64 ? 64 : len), res);
 		flow_unavailable(w, r, UNAV_REDIS);
 		return;
@@ -136,7 +136,7 @@ static void retry_later(struct worker *w, struct req *r, enum resv_xstep step)
 		return;
 	}
 	w->stats.transfers_left++;
-	worker_log(w, "redis: transfer %" PRIu64 ":%u of SKU %s from bucket %u still open after %d s; "
+	worker_warn(w, "redis: transfer %" PRIu64 ":%u of SKU %s from bucket %u still open after %d s; "
 		      "left for flashgate reconcile",
 		   r->order_id, r->takes, r->order.sku, r->donor, REBAL_REPAIR_MAX_MS / 1000);
 	flow_settled(w, r);
@@ -153,7 +153,7 @@ static void on_check(struct worker *w, struct req *r, const char *res, size_t le
 		return;
 	}
 	if (sscanf(res, "%u %lu", &to, &n) != 2 || to != r->bucket || n == 0 || n > UINT32_MAX) {
-		worker_log(w, "redis: transfer %" PRIu64 ":%u of SKU %s: unexpected entry '%.*s'; left for "
+		worker_warn(w, "redis: transfer %" PRIu64 ":%u of SKU %s: unexpected entry '%.*s'; left for "
 			      "flashgate reconcile", r->order_id, r->takes, r->order.sku, (int)(len > 64 ? 64 : len), res);
 		flow_settled(w, r);
 		return;
@@ -204,7 +204,7 @@ void rebal_on_reply(struct worker *w, struct req *r, enum resv_xstep step, const
 		if (integer < -1 || integer > 1)
 			break; /* not give's answer: the entry stays for reconcile */
 		if (integer == -1)
-			worker_log(w, "redis: SKU %s was reloaded during a transfer; %" PRIu32
+			worker_warn(w, "redis: SKU %s was reloaded during a transfer; %" PRIu32
 				      " units went with the old stock", r->order.sku, r->moved);
 		if (resv_transfer(w, r, RESV_XDONE) < 0)
 			retry_later(w, r, RESV_XDONE);

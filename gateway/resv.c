@@ -302,7 +302,7 @@ static void add_replay(struct worker *w, struct req *req, uint8_t kind)
 	if (req->r_listed) {
 		/* A bug, not a state: say so, and drop this one command (its
 		 * entry waits for reconcile) rather than loop for ever. */
-		worker_log(w, "redis: order %016" PRIx64 " already waits for a %s; its %s is not replayed "
+		worker_warn(w, "redis: order %016" PRIx64 " already waits for a %s; its %s is not replayed "
 			      "(left for flashgate reconcile)",
 			   req->order_id, kind_name(req->replay), kind_name(kind));
 		req->redis_ops--;
@@ -643,10 +643,10 @@ static void log_call_failure(struct worker *w, uint8_t kind, const char *err)
 		return;
 	}
 	if (r->fails_unlogged)
-		worker_log(w, "redis: %s failed: %s (%u more failed calls since the last such line)", kind_name(kind),
+		worker_warn(w, "redis: %s failed: %s (%u more failed calls since the last such line)", kind_name(kind),
 			   err, r->fails_unlogged);
 	else
-		worker_log(w, "redis: %s failed: %s", kind_name(kind), err);
+		worker_warn(w, "redis: %s failed: %s", kind_name(kind), err);
 	r->fail_logged_ms = w->now_mono_ms;
 	r->fails_unlogged = 0;
 }
@@ -716,7 +716,7 @@ static int follow(struct worker *w, struct rlink *from, const char *msg)
 	unsigned slot, port;
 	char host[64];
 	if (!r->cluster || sscanf(msg, "%*s %u %63[^:]:%u", &slot, host, &port) != 3 || slot >= RCL_SLOTS) {
-		worker_log(w, "redis %s: unexpected redirection '%.80s'", rlink_where(from), msg);
+		worker_warn(w, "redis %s: unexpected redirection '%.80s'", rlink_where(from), msg);
 		return -EPROTO;
 	}
 	int idx = -1;
@@ -726,7 +726,7 @@ static int follow(struct worker *w, struct rlink *from, const char *msg)
 	if (idx < 0) {
 		worker_log(w, "redis: slot %u is served by %s:%u now; connecting to it", slot, host, port);
 		if ((idx = add_link(w, host, port)) < 0) {
-			worker_log(w, "redis: %s", w->err);
+			worker_warn(w, "redis: %s", w->err);
 			return idx;
 		}
 		r->moved_to[idx] = true;

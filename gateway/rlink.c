@@ -361,7 +361,7 @@ void rlink_close(struct worker *w, struct rlink *l, const char *why)
 {
 	if (!connected(l))
 		return;
-	worker_log(w, "redis %s: connection lost: %s; %u commands failed, reconnecting", l->where, why,
+	worker_warn(w, "redis %s: connection lost: %s; %u commands failed, reconnecting", l->where, why,
 		   l->count + l->holding);
 	l->state = R_CLOSING;
 	l->down_logged = true;
@@ -372,7 +372,7 @@ void rlink_close(struct worker *w, struct rlink *l, const char *why)
 		if (l->n_dead < MAX_DEAD)
 			l->dead[l->n_dead++] = l->client_id;
 		else
-			worker_log(w, "redis %s: more than %d dropped connections not yet killed; "
+			worker_warn(w, "redis %s: more than %d dropped connections not yet killed; "
 				      "a late reserve from connection %lld may need reconcile",
 				   l->where, MAX_DEAD, l->client_id);
 	}
@@ -394,7 +394,7 @@ void rlink_close(struct worker *w, struct rlink *l, const char *why)
 	l->out_len[0] = l->out_len[1] = 0;
 	l->load_queued = false;
 	if (shutdown(l->fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
-		worker_log(w, "redis %s: shutdown: %s", l->where, strerror(errno));
+		worker_warn(w, "redis %s: shutdown: %s", l->where, strerror(errno));
 }
 
 /* Finishes a close once no operation refers to the socket. */
@@ -414,7 +414,7 @@ static void start_connect(struct worker *w, struct rlink *l)
 {
 	l->fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (l->fd < 0) {
-		worker_log(w, "redis %s: socket: %s", l->where, strerror(errno));
+		worker_warn(w, "redis %s: socket: %s", l->where, strerror(errno));
 		l->next_attempt_ms = w->now_mono_ms + w->cfg->redis_reconnect_ms;
 		return;
 	}
@@ -445,7 +445,7 @@ void rlink_on_connect(struct worker *w, struct rlink *l, int res)
 	l->ops--;
 	if (res < 0) {
 		if (!l->down_logged)
-			worker_log(w, "redis %s: cannot connect: %s; retrying every %u ms", l->where,
+			worker_warn(w, "redis %s: cannot connect: %s; retrying every %u ms", l->where,
 				   strerror(-res == ECANCELED ? ETIMEDOUT : -res), w->cfg->redis_reconnect_ms);
 		l->down_logged = true;
 		l->state = R_CLOSING;
@@ -454,7 +454,7 @@ void rlink_on_connect(struct worker *w, struct rlink *l, int res)
 	}
 	int one = 1;
 	if (setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-		worker_log(w, "redis %s: TCP_NODELAY: %s", l->where, strerror(errno));
+		worker_warn(w, "redis %s: TCP_NODELAY: %s", l->where, strerror(errno));
 	if (l->reader)
 		redisReaderFree(l->reader);
 	l->reader = redisReaderCreateWithFunctions(&slot_functions);
@@ -464,7 +464,7 @@ void rlink_on_connect(struct worker *w, struct rlink *l, int res)
 		l->reader->maxbuf = 0;
 	}
 	if (!l->reader) {
-		worker_log(w, "redis %s: out of memory for the reply reader", l->where);
+		worker_warn(w, "redis %s: out of memory for the reply reader", l->where);
 		l->state = R_HANDSHAKE;
 		rlink_close(w, l, "out of memory");
 		return;
@@ -552,7 +552,7 @@ static void on_wait_reply(struct worker *w, struct rlink *l, const struct rslot 
 	}
 	w->stats.replication_short++;
 	if (!l->replicas_short) {
-		worker_log(w, "redis %s: WAIT %u %u: %s; its orders are answered 503 and their "
+		worker_warn(w, "redis %s: WAIT %u %u: %s; its orders are answered 503 and their "
 			      "reservations released until enough replicas keep up",
 			   l->where, want, w->cfg->redis_wait_timeout_ms,
 			   got >= 0 ? "too few replicas acknowledged in time" : reply->str);
@@ -591,7 +591,7 @@ static void on_reply(struct worker *w, struct rlink *l, struct rslot *reply)
 	case RLINK_LOAD:
 		l->load_queued = false;
 		if (reply->type == REDIS_REPLY_ERROR)
-			worker_log(w, "redis %s: SCRIPT LOAD failed: %s", l->where, reply->str);
+			worker_warn(w, "redis %s: SCRIPT LOAD failed: %s", l->where, reply->str);
 		return;
 	case RLINK_ASKING:
 		return; /* OK; the command after it says the rest */
@@ -631,7 +631,7 @@ static void on_reply(struct worker *w, struct rlink *l, struct rslot *reply)
 				}
 			}
 		} else {
-			worker_log(w, "redis %s: CLIENT KILL ID %lld: %s", l->where, pe.client_id, reply->str);
+			worker_warn(w, "redis %s: CLIENT KILL ID %lld: %s", l->where, pe.client_id, reply->str);
 		}
 		return;
 	default:

@@ -50,17 +50,38 @@ static void read_clocks(struct worker *w)
 	w->now_mono_ms = w->now_mono_us / 1000;
 }
 
-void worker_log(struct worker *w, const char *fmt, ...)
+static void vlog(struct worker *w, enum log_level level, const char *fmt, va_list ap)
 {
 	char text[LOGLINE_MAX], who[16];
-	va_list ap;
-	va_start(ap, fmt);
 	int n = vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
 	if (n < 0)
 		return;
 	snprintf(who, sizeof(who), "w%u", w->index);
-	logline_write(who, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+	logline_write(level, who, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+}
+
+void worker_log(struct worker *w, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(w, LOG_INFO, fmt, ap);
+	va_end(ap);
+}
+
+void worker_warn(struct worker *w, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(w, LOG_WARN, fmt, ap);
+	va_end(ap);
+}
+
+void worker_logl(struct worker *w, enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(w, level, fmt, ap);
+	va_end(ap);
 }
 
 static int open_listener(struct worker *w)
@@ -167,7 +188,7 @@ struct io_uring_sqe *worker_sqe(struct worker *w)
 	while (!(sqe = io_uring_get_sqe(&w->ring))) {
 		int rc = io_uring_submit(&w->ring);
 		if (rc < 0 && rc != -EAGAIN && rc != -EBUSY)
-			worker_log(w, "io_uring_submit: %s", strerror(-rc));
+			worker_warn(w, "io_uring_submit: %s", strerror(-rc));
 	}
 	return sqe;
 }
@@ -222,7 +243,7 @@ static void apply_config(struct worker *w)
 		return;
 	int rc = auth_reconfigure(w, c->cfg, c->keys);
 	if (rc < 0) {
-		worker_log(w, "reload %llu: the identity keys' contexts: %s; keeping the configuration before",
+		worker_warn(w, "reload %llu: the identity keys' contexts: %s; keeping the configuration before",
 			   (unsigned long long)c->gen, strerror(-rc));
 	} else {
 		w->cfg = c->cfg;
@@ -239,7 +260,7 @@ void worker_reconfigure(struct worker *w, const struct worker_config *conf)
 	uint64_t one = 1;
 	__atomic_store_n(&w->next_config, conf, __ATOMIC_RELEASE);
 	if (write(w->reload_fd, &one, sizeof(one)) < 0)
-		worker_log(w, "reload: eventfd write: %s", strerror(errno));
+		worker_warn(w, "reload: eventfd write: %s", strerror(errno));
 }
 
 uint64_t worker_config_gen(const struct worker *w, int *result)
@@ -269,7 +290,7 @@ static bool drained(struct worker *w)
 	if (conns_open(w) == 0 && flow_busy(w) == 0)
 		return true;
 	if (w->now_mono_ms >= w->drain_deadline_mono_ms) {
-		worker_log(w, "drain deadline passed with %u connections and %u requests busy "
+		worker_warn(w, "drain deadline passed with %u connections and %u requests busy "
 			      "(%u Redis commands pending); their reservations stay in the ledger",
 			   conns_open(w), flow_busy(w), resv_pending(w));
 		return true;
@@ -455,7 +476,7 @@ void worker_stop(struct worker *w)
 {
 	uint64_t one = 1;
 	if (write(w->stop_fd, &one, sizeof(one)) < 0)
-		worker_log(w, "stop: eventfd write: %s", strerror(errno));
+		worker_warn(w, "stop: eventfd write: %s", strerror(errno));
 }
 
 void worker_destroy(struct worker *w)

@@ -25,6 +25,7 @@
 #include "../core/http.h"
 #include "../core/oid.h"
 #include "../core/rcl.h"
+#include "logline.h"
 #include "metrics.h"
 #include "script.h"
 
@@ -166,7 +167,10 @@ int worker_probe_uring(char *err, size_t err_len) __attribute__((warn_unused_res
  * tick, and before it serves a scrape). */
 void worker_publish(struct worker *w);
 
-/* The first error message of the worker's thread, for logs. */
+/* A line of the log from this worker (logline.h): an event (info), a
+ * failure or refusal someone should see (warn), or at a given level. */
 void worker_log(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void worker_warn(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void worker_logl(struct worker *w, enum log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

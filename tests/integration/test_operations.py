@@ -66,7 +66,7 @@ def sighup_changes_the_live_keys_and_names_those_that_need_a_restart():
                          server__port=ENV.gw_port + 7)
         at = ENV.log_size()
         log = hup(gw, at)
-        expect("reload 1: [admission] user_rate: 1000 -> 1\n" in log, "the live change logged: %s" % log)
+        expect('reload 1: [admission] user_rate: 1000 -> 1"' in log, "the live change logged: %s" % log)
         expect(("reload 1: [server] port: %d -> %d takes effect only at a restart; keeping %d"
                 % (ENV.gw_port, ENV.gw_port + 7, ENV.gw_port)) in log, "the restart-only key named: %s" % log)
         expect("reloaded %s (reload 1); some changes wait for a restart" % conf in log, "the summary: %s" % log)
@@ -89,8 +89,9 @@ def a_bad_file_on_sighup_is_refused_whole_with_file_and_line():
         lines = open(conf).read().count("\n")
         at = ENV.log_size()
         log = hup(gw, at, done="refused")
-        expect(("reload 1 refused, running the configuration before:\nflashgate: %s:%d: [admission] user_rate: "
-                "not a non-negative integer (value 'fast')") % (conf, lines) in log, "refusal: %s" % log)
+        expect('level=warn who=main msg="reload 1 refused, running the configuration before:"\n' in log and
+               ('level=warn who=main msg="%s:%d: [admission] user_rate: not a non-negative integer (value \'fast\')"'
+                % (conf, lines)) in log, "refusal, then its file:line: %s" % log)
         eq(statuses("badhup", sku, 3), [202, 202, 429], "the old burst of 2 still holds")
         # The next good file is reload 2: the refused one changed nothing.
         ENV.write_config(server__workers=1, admission__user_rate=1, admission__user_burst=3)
@@ -485,7 +486,7 @@ def overrides_come_from_the_environment_and_set_and_t_says_where():
         ENV.write_config(admission__user_rate=10)
         gw.send_signal(signal.SIGHUP)
         log = wait_for_log(at, "reloaded %s (reload 1)" % conf)
-        expect("reloaded %s (reload 1)\n" % conf in log and "user_rate" not in log, "no change: %s" % log)
+        expect('reloaded %s (reload 1)"' % conf in log and "user_rate" not in log, "no change: %s" % log)
     finally:
         gw.send_signal(signal.SIGTERM)
         eq(gw.wait(30), 0, "exit status after SIGTERM")
