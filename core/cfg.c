@@ -150,6 +150,10 @@ static const struct key keys[] = {
 	STR(LIVE, "admission", "trusted_proxies", trusted_proxies, "", PROXIES_CHARS,
 	    "not a list of IP addresses or CIDR ranges"),
 	WORD(RESTART, "admission", "proxy_protocol", proxy_protocol, "off", onoff_words),
+	ADDR(RESTART, "admin", "listen", admin_listen, "127.0.0.1"),
+	U32(RESTART, "admin", "port", admin_port, 0, 65535, "0"),
+	STR(LIVE, "admin", "token_file", admin_token_file, "", PATH_CHARS,
+	    "not a file path (letters, digits and / . _ - + @ : , = ~ %)"),
 	WORD(LIVE, "log", "level", log_level, "info", level_words),
 	WORD(LIVE, "log", "format", log_format, "logfmt", format_words),
 };
@@ -570,6 +574,43 @@ static int read_password(const struct load_ctx *ctx, const char *path, char *err
 	return rc;
 }
 
+/* [admin] token_file: its first line is the admin token, held to the
+ * rules of [server] admin_token. */
+static int read_admin_token(const struct load_ctx *ctx, const char *path, char *err, size_t err_len)
+{
+	struct cfg *c = ctx->cfg;
+	char buf[CFG_TOKEN_MAX + 2];
+	const char *why = NULL;
+	size_t n;
+	if (!*c->admin_token_file)
+		return 0;
+	int line = key_line(ctx, "admin", "token_file");
+	if (*c->admin_token) {
+		snprintf(err, err_len, "%s:%d: [admin] token_file: set with [server] admin_token: keep one", path, line);
+		return -EINVAL;
+	}
+	int rc = read_key_file(ctx, path, "admin", "token_file", c->admin_token_file, buf, sizeof(buf), &n, err,
+			       err_len);
+	if (rc == 0) {
+		size_t len = strcspn(buf, "\r\n"); /* also stops at a NUL */
+		if (len < n && buf[len] == '\0') {
+			why = "its first line holds a NUL byte";
+		} else if (len == 0) {
+			why = "its first line is empty";
+		} else {
+			buf[len] = '\0';
+			/* too short, too long or not printable: the key's own words */
+			why = set_value(c, &keys[find_key("server", "admin_token")], buf);
+		}
+	}
+	if (why) {
+		rc = -EINVAL;
+		snprintf(err, err_len, "%s:%d: [admin] token_file: %s: %s", path, line, c->admin_token_file, why);
+	}
+	explicit_bzero(buf, sizeof(buf));
+	return rc;
+}
+
 /* [kafka] client_properties, whole; its lines checked (kprops.h). */
 static int read_kafka_properties(const struct load_ctx *ctx, const char *path, char *err, size_t err_len)
 {
@@ -640,6 +681,8 @@ int cfg_load_over(struct cfg *c, const char *path, const struct cfg_overrides *o
 	rc = check_pairs(ctx, path, err, err_len);
 	if (rc == 0)
 		rc = read_password(ctx, path, err, err_len);
+	if (rc == 0)
+		rc = read_admin_token(ctx, path, err, err_len);
 	if (rc == 0)
 		rc = read_kafka_properties(ctx, path, err, err_len);
 out:

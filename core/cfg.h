@@ -108,6 +108,10 @@ struct cfg {
 	char proxy_protocol[CFG_WORD_MAX]; /* "on": trusted proxies send a PROXY header first */
 	/* Not a key: trusted_proxies parsed by cfg_load. */
 	struct netaddr_list trusted_proxy_list;
+	/* [admin] */
+	char admin_listen[CFG_HOST_MAX];
+	uint32_t admin_port;                  /* 0: the admin endpoints are on [server]'s listener */
+	char admin_token_file[CFG_PATH_MAX];  /* "": [server] admin_token, if any */
 	/* [log] */
 	char log_level[CFG_WORD_MAX];  /* debug, info, warn, error */
 	char log_format[CFG_WORD_MAX]; /* logfmt or text */

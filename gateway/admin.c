@@ -13,6 +13,8 @@
 
 #include "../core/oid.h"
 #include "../core/order.h"
+#include "admission.h"
+#include "conn.h"
 #include "flow.h"
 #include "health.h"
 #include "lease.h"
@@ -61,7 +63,19 @@ void admin_handle(struct worker *w, struct req *r, const struct http_request *hr
 		flow_answer(w, r, 404, NULL, "{\"status\":\"not_found\"}");
 		return;
 	}
+	/* An address that sent wrong tokens waits before its next is judged. */
+	const struct netaddr *from = r->conn ? conn_client(r->conn) : NULL;
+	uint32_t wait_s = from ? adm_admin_wait(w, from) : 0;
+	if (wait_s) {
+		char retry[48];
+		snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", wait_s);
+		w->stats.refused[REF_ADMIN_TOKENS]++;
+		flow_answer(w, r, 429, retry, "{\"status\":\"too_many_requests\",\"reason\":\"admin_tokens\"}");
+		return;
+	}
 	if (!authorized(w, hr)) {
+		if (from)
+			adm_admin_failed(w, from);
 		flow_answer(w, r, 401, "WWW-Authenticate: Bearer\r\n", "{\"status\":\"unauthorized\"}");
 		return;
 	}

@@ -25,8 +25,15 @@ struct table {
 	uint32_t rate, burst;
 };
 
+/* Wrong admin tokens an address may send: five at once, then one a
+ * second, so guessing a 16-character token is hopeless. */
+#define ADMIN_FAIL_RATE 1
+#define ADMIN_FAIL_BURST 5
+#define ADMIN_FAIL_ENTRIES 1024
+
 struct adm {
 	struct table users, addrs;
+	struct table admin_fails;
 	struct bucket instance;
 	uint32_t instance_rate, instance_burst;
 };
@@ -121,7 +128,8 @@ int adm_init(struct worker *w)
 		return -ENOMEM;
 	w->adm = a;
 	if (table_init(&a->users, cfg->admission_table_entries, cfg->user_rate, cfg->user_burst) < 0 ||
-	    table_init(&a->addrs, cfg->admission_table_entries, cfg->addr_rate, cfg->addr_burst) < 0)
+	    table_init(&a->addrs, cfg->admission_table_entries, cfg->addr_rate, cfg->addr_burst) < 0 ||
+	    table_init(&a->admin_fails, ADMIN_FAIL_ENTRIES, ADMIN_FAIL_RATE, ADMIN_FAIL_BURST) < 0)
 		return -ENOMEM;
 	set_instance(w, a, cfg);
 	return 0;
@@ -146,11 +154,14 @@ void adm_destroy(struct worker *w)
 		return;
 	free(a->users.v);
 	free(a->addrs.v);
+	free(a->admin_fails.v);
 	free(a);
 	w->adm = NULL;
 }
 
-static uint32_t take(struct bucket *b, uint32_t rate, uint32_t burst, int64_t now)
+/* The tokens time has added since the bucket was last seen; then 0 when
+ * one is there, or the seconds until one will be (at least 1). */
+static uint32_t refill(struct bucket *b, uint32_t rate, uint32_t burst, int64_t now)
 {
 	int64_t cap = (int64_t)burst * 1000;
 	if (now > b->last_ms) {
@@ -159,12 +170,18 @@ static uint32_t take(struct bucket *b, uint32_t rate, uint32_t burst, int64_t no
 			b->milli = cap;
 		b->last_ms = now;
 	}
-	if (b->milli >= 1000) {
-		b->milli -= 1000;
+	if (b->milli >= 1000)
 		return 0;
-	}
 	int64_t wait_ms = (1000 - b->milli + rate - 1) / rate;
 	return (uint32_t)((wait_ms + 999) / 1000);
+}
+
+static uint32_t take(struct bucket *b, uint32_t rate, uint32_t burst, int64_t now)
+{
+	uint32_t wait_s = refill(b, rate, burst, now);
+	if (wait_s == 0)
+		b->milli -= 1000;
+	return wait_s;
 }
 
 /* The key's bucket: found, or a slot taken over for it (full). */
@@ -202,6 +219,19 @@ uint32_t adm_take_user(struct worker *w, const char *user, size_t len)
 uint32_t adm_take_addr(struct worker *w, const struct netaddr *a)
 {
 	return take_key(w, &w->adm->addrs, a->b, sizeof(a->b));
+}
+
+uint32_t adm_admin_wait(struct worker *w, const struct netaddr *a)
+{
+	struct table *t = &w->adm->admin_fails;
+	/* Refilled, nothing taken: a right token costs none. */
+	return refill(lookup(t, a->b, sizeof(a->b), w->now_mono_ms), t->rate, t->burst, w->now_mono_ms);
+}
+
+void adm_admin_failed(struct worker *w, const struct netaddr *a)
+{
+	struct table *t = &w->adm->admin_fails;
+	(void)take(lookup(t, a->b, sizeof(a->b), w->now_mono_ms), t->rate, t->burst, w->now_mono_ms);
 }
 
 uint32_t adm_take_instance(struct worker *w)

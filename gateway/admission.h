@@ -56,4 +56,9 @@ uint32_t adm_take_user(struct worker *w, const char *user, size_t len);
 uint32_t adm_take_addr(struct worker *w, const struct netaddr *a);
 uint32_t adm_take_instance(struct worker *w);
 
+/* Wrong admin tokens: the seconds address a must wait before its next try
+ * is judged (0: now), and one more wrong one from it. */
+uint32_t adm_admin_wait(struct worker *w, const struct netaddr *a);
+void adm_admin_failed(struct worker *w, const struct netaddr *a);
+
 #endif

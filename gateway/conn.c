@@ -65,6 +65,7 @@ struct conn {
 	bool addr_counted; /* counted in the instance's per-address table */
 	bool want_proxy;   /* a PROXY protocol header must come first */
 	bool evicted;      /* closed to make room; its slot is awaited */
+	bool admin;        /* accepted on the admin listener ([admin] port) */
 	struct netaddr peer;
 	struct netaddr client; /* the PROXY header's source, else the peer */
 	int32_t pb_head, pb_tail; /* unread provided buffers, oldest first */
@@ -105,6 +106,7 @@ struct conns {
 	/* Accepted connections waiting for an evicted one's slot, oldest first. */
 	int wait_fd[ACCEPT_WAIT_MAX];
 	struct netaddr wait_peer[ACCEPT_WAIT_MAX];
+	bool wait_admin[ACCEPT_WAIT_MAX];
 	unsigned nwait, evicting;
 };
 
@@ -256,6 +258,11 @@ unsigned conns_open(const struct worker *w)
 	return w->conns->open;
 }
 
+bool conn_is_admin(const struct conn *c)
+{
+	return c->admin;
+}
+
 const struct netaddr *conn_client(const struct conn *c)
 {
 	return &c->client;
@@ -382,7 +389,7 @@ static void turn_away(struct worker *w, int fd, enum metrics_refusal why)
 
 /* Gives an accepted socket a free slot: the per-address cap, then the
  * connection's state. */
-static void adopt(struct worker *w, int res, const struct netaddr *peer_addr)
+static void adopt(struct worker *w, int res, const struct netaddr *peer_addr, bool admin)
 {
 	struct conns *cs = w->conns;
 	struct conn *c = cs->free;
@@ -395,8 +402,9 @@ static void adopt(struct worker *w, int res, const struct netaddr *peer_addr)
 	c->addr_counted = !exempt;
 	c->peer = c->client = peer;
 	/* Only a trusted balancer may say whose a connection is. */
-	c->want_proxy = exempt && strcmp(w->cfg->proxy_protocol, "on") == 0;
+	c->want_proxy = exempt && !admin && strcmp(w->cfg->proxy_protocol, "on") == 0;
 	c->evicted = false;
+	c->admin = admin;
 	log_refusals(w);
 	cs->free = c->next;
 	cs->open++;
@@ -420,7 +428,7 @@ static void adopt(struct worker *w, int res, const struct netaddr *peer_addr)
 	mark_dirty(w, c);
 }
 
-void conn_on_accept(struct worker *w, int res)
+void conn_on_accept(struct worker *w, int res, bool admin)
 {
 	struct conns *cs = w->conns;
 	if (res < 0) {
@@ -445,7 +453,7 @@ void conn_on_accept(struct worker *w, int res)
 		evict_idle(w);
 	unsigned nfree = cs->n - cs->open;
 	if (nfree > cs->nwait && !cs->nwait) {
-		adopt(w, res, &peer);
+		adopt(w, res, &peer, admin);
 		return;
 	}
 	/* Behind others that wait, or full: wait, accepted, for a slot that is
@@ -453,6 +461,7 @@ void conn_on_accept(struct worker *w, int res)
 	 * made), else say no. */
 	if (cs->nwait < ACCEPT_WAIT_MAX && (nfree + cs->evicting > cs->nwait || evict_idle(w))) {
 		cs->wait_fd[cs->nwait] = res;
+		cs->wait_admin[cs->nwait] = admin;
 		cs->wait_peer[cs->nwait++] = peer;
 		return;
 	}
@@ -822,11 +831,12 @@ void conns_before_wait(struct worker *w)
 	/* Connections that waited for an evicted one's slot, in order. */
 	unsigned taken = 0;
 	while (taken < cs->nwait && cs->free) {
-		adopt(w, cs->wait_fd[taken], &cs->wait_peer[taken]);
+		adopt(w, cs->wait_fd[taken], &cs->wait_peer[taken], cs->wait_admin[taken]);
 		taken++;
 	}
 	if (taken) {
 		memmove(cs->wait_fd, cs->wait_fd + taken, (cs->nwait - taken) * sizeof(cs->wait_fd[0]));
+		memmove(cs->wait_admin, cs->wait_admin + taken, (cs->nwait - taken) * sizeof(cs->wait_admin[0]));
 		memmove(cs->wait_peer, cs->wait_peer + taken, (cs->nwait - taken) * sizeof(cs->wait_peer[0]));
 		cs->nwait -= taken;
 	}

@@ -14,6 +14,7 @@
 #ifndef FG_CONN_H
 #define FG_CONN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct worker;
@@ -22,8 +23,9 @@ struct conn;
 int conns_init(struct worker *w) __attribute__((warn_unused_result));
 void conns_destroy(struct worker *w);
 
-/* A multishot accept produced fd (or failed with res < 0). */
-void conn_on_accept(struct worker *w, int res);
+/* A multishot accept produced fd (or failed with res < 0), on the public
+ * listener or the admin one. */
+void conn_on_accept(struct worker *w, int res, bool admin);
 void conn_on_recv(struct worker *w, uint32_t index, uint32_t gen, int res, uint32_t flags);
 
 /* In the worker's thread, once its ring exists: registers the receive
@@ -53,5 +55,7 @@ unsigned conns_open(const struct worker *w);
  * load balancer that speaks the PROXY protocol, the client it named. */
 struct netaddr;
 const struct netaddr *conn_client(const struct conn *c);
+/* Whether c came in on the admin listener ([admin] port). */
+bool conn_is_admin(const struct conn *c);
 
 #endif

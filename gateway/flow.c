@@ -470,14 +470,17 @@ void flow_handle(struct worker *w, struct req *r, const struct http_request *hr,
 		answer_unavailable(w, r, UNAV_DRAINING);
 		return;
 	}
-	if (path_is(hr, "/v1/orders")) {
+	/* With [admin] port set, orders only on the public listener and the
+	 * admin endpoints only on the admin one; health on both. */
+	bool on_admin = r->conn && conn_is_admin(r->conn), admin_apart = w->cfg->admin_port != 0;
+	if (path_is(hr, "/v1/orders") && !on_admin) {
 		if (hr->method != HTTP_METHOD_POST) {
 			answer_with(w, r, 405, "Allow: POST\r\n",
 				    "{\"status\":\"method_not_allowed\",\"allow\":\"POST\"}");
 			return;
 		}
 		start_order(w, r, hr, body);
-	} else if (hr->path_len > 7 && memcmp(hr->path, "/admin/", 7) == 0) {
+	} else if (hr->path_len > 7 && memcmp(hr->path, "/admin/", 7) == 0 && (on_admin || !admin_apart)) {
 		admin_handle(w, r, hr, body);
 	} else if (path_is(hr, "/healthz") || path_is(hr, "/livez") || path_is(hr, "/readyz")) {
 		if (hr->method != HTTP_METHOD_GET && hr->method != HTTP_METHOD_HEAD) {

@@ -189,6 +189,7 @@ static const struct {
 	[REF_ADDR_CONNECTIONS] = {429, "address_connections"},
 	[REF_WORKER_FULL] = {503, "worker_full"},
 	[REF_BAD_FORWARDED_FOR] = {400, "bad_forwarded_for"},
+	[REF_ADMIN_TOKENS] = {429, "admin_tokens"},
 };
 
 unsigned metrics_refusal_status(enum metrics_refusal r)

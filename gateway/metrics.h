@@ -54,6 +54,8 @@ enum metrics_refusal {
 	REF_WORKER_FULL,
 	/* 400: a trusted proxy's X-Forwarded-For held no address */
 	REF_BAD_FORWARDED_FOR,
+	/* 429: an address that sent five wrong admin tokens, one a second after */
+	REF_ADMIN_TOKENS,
 	REF_N
 };
 

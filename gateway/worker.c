@@ -84,18 +84,17 @@ void worker_logl(struct worker *w, enum log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int open_listener(struct worker *w)
+static int open_listener(struct worker *w, const char *host, unsigned port_n, int *out)
 {
-	const struct cfg *cfg = w->cfg;
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_PASSIVE | AI_NUMERICHOST}, *ai;
 	char port[8];
 	int one = 1, rc;
 
-	snprintf(port, sizeof(port), "%u", cfg->port);
-	rc = getaddrinfo(cfg->listen, port, &hints, &ai);
+	snprintf(port, sizeof(port), "%u", port_n);
+	rc = getaddrinfo(host, port, &hints, &ai);
 	if (rc != 0) {
-		snprintf(w->err, sizeof(w->err), "listen address %s: %s", cfg->listen, gai_strerror(rc));
+		snprintf(w->err, sizeof(w->err), "listen address %s: %s", host, gai_strerror(rc));
 		return -EINVAL;
 	}
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -113,17 +112,15 @@ static int open_listener(struct worker *w)
 	}
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
 		rc = -errno;
-		snprintf(w->err, sizeof(w->err), "bind %s:%u: %s", cfg->listen, cfg->port,
-			 strerror(errno));
+		snprintf(w->err, sizeof(w->err), "bind %s:%u: %s", host, port_n, strerror(errno));
 		goto fail;
 	}
 	if (listen(fd, 4096) < 0) {
 		rc = -errno;
-		snprintf(w->err, sizeof(w->err), "listen %s:%u: %s", cfg->listen, cfg->port,
-			 strerror(errno));
+		snprintf(w->err, sizeof(w->err), "listen %s:%u: %s", host, port_n, strerror(errno));
 		goto fail;
 	}
-	w->listen_fd = fd;
+	*out = fd;
 	rc = 0;
 	goto out;
 fail:
@@ -146,7 +143,7 @@ int worker_init(struct worker *w, const struct worker_config *conf, const struct
 	w->index = index;
 	w->shared = shared;
 	w->metrics = metrics;
-	w->listen_fd = w->stop_fd = w->reload_fd = -1;
+	w->listen_fd = w->admin_fd = w->stop_fd = w->reload_fd = -1;
 	w->limits.max_head_bytes = cfg->max_head_bytes;
 	w->limits.max_headers = cfg->max_headers;
 	w->limits.max_body_bytes = cfg->max_body_bytes;
@@ -165,7 +162,8 @@ int worker_init(struct worker *w, const struct worker_config *conf, const struct
 		snprintf(w->err, sizeof(w->err), "eventfd: %s", strerror(errno));
 		return -errno;
 	}
-	if ((rc = open_listener(w)) < 0)
+	if ((rc = open_listener(w, cfg->listen, cfg->port, &w->listen_fd)) < 0 ||
+	    (cfg->admin_port && (rc = open_listener(w, cfg->admin_listen, cfg->admin_port, &w->admin_fd)) < 0))
 		return rc;
 	if ((rc = flow_init(w)) < 0 || (rc = conns_init(w)) < 0 || (rc = skc_init(w)) < 0 ||
 	    (rc = auth_init(w)) < 0 || (rc = adm_init(w)) < 0) {
@@ -193,11 +191,12 @@ struct io_uring_sqe *worker_sqe(struct worker *w)
 	return sqe;
 }
 
-static void arm_accept(struct worker *w)
+/* The public listener's accept is index 0, the admin one's index 1. */
+static void arm_accept(struct worker *w, unsigned which)
 {
 	struct io_uring_sqe *sqe = worker_sqe(w);
-	io_uring_prep_multishot_accept(sqe, w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, ud_make(OP_ACCEPT, 0, 0));
+	io_uring_prep_multishot_accept(sqe, which ? w->admin_fd : w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_ACCEPT, which, 0));
 }
 
 static void arm_tick(struct worker *w)
@@ -277,9 +276,11 @@ static void begin_drain(struct worker *w)
 	w->draining = true;
 	w->accepting = false;
 	w->drain_deadline_mono_ms = w->now_mono_ms + w->cfg->drain_timeout_ms;
-	struct io_uring_sqe *sqe = worker_sqe(w);
-	io_uring_prep_cancel64(sqe, ud_make(OP_ACCEPT, 0, 0), 0);
-	io_uring_sqe_set_data64(sqe, 0);
+	for (unsigned which = 0; which < (w->admin_fd >= 0 ? 2u : 1u); which++) {
+		struct io_uring_sqe *sqe = worker_sqe(w);
+		io_uring_prep_cancel64(sqe, ud_make(OP_ACCEPT, which, 0), 0);
+		io_uring_sqe_set_data64(sqe, 0);
+	}
 	conns_drain(w);
 	worker_log(w, "draining: %u connections, %u orders in flight", conns_open(w),
 		   flow_orders_inflight(w));
@@ -304,9 +305,9 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	int res = cqe->res;
 	switch (ud_op(ud)) {
 	case OP_ACCEPT:
-		conn_on_accept(w, res);
+		conn_on_accept(w, res, ud_index(ud) == 1);
 		if (!(cqe->flags & IORING_CQE_F_MORE) && w->accepting)
-			arm_accept(w); /* the multishot ended (error or overflow) */
+			arm_accept(w, ud_index(ud)); /* the multishot ended (error or overflow) */
 		break;
 	case OP_RECV:
 		conn_on_recv(w, ud_index(ud), ud_gen(ud), res, cqe->flags);
@@ -389,7 +390,9 @@ static void *run(void *arg)
 		if (!w->accepting && !w->draining &&
 		    (resv_up(w) || w->now_mono_ms >= accept_by_ms)) {
 			w->accepting = true;
-			arm_accept(w);
+			arm_accept(w, 0);
+			if (w->admin_fd >= 0)
+				arm_accept(w, 1);
 		}
 		conns_before_wait(w);
 		resv_before_wait(w);
@@ -493,6 +496,8 @@ void worker_destroy(struct worker *w)
 		io_uring_queue_exit(&w->ring);
 	if (w->listen_fd >= 0)
 		close(w->listen_fd);
+	if (w->admin_fd >= 0)
+		close(w->admin_fd);
 	if (w->stop_fd >= 0)
 		close(w->stop_fd);
 	if (w->reload_fd >= 0)

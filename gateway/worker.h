@@ -3,7 +3,7 @@
  * its own Redis connections (one per server) and one Kafka producer:
  * shared-nothing, so nothing on the request path takes a lock.
  *
- * Owns: the ring and its loop, the encoding of user_data, the listener, the
+ * Owns: the ring and its loop, the encoding of user_data, the listeners, the
  * housekeeping tick, and the drain on shutdown. Does not own: what a
  * completion means to a connection (conn), to Redis (resv) or to Kafka
  * (kpub); it only routes completions to them.
@@ -91,6 +91,7 @@ struct worker {
 	struct io_uring ring;
 	bool ring_ready;
 	int listen_fd;
+	int admin_fd; /* [admin] port's listener, or -1 */
 	int stop_fd; /* eventfd: main thread asks the worker to drain */
 	uint64_t stop_buf;
 	int reload_fd; /* eventfd: main thread has set next_config */

@@ -618,6 +618,59 @@ def the_metrics_page_rules_and_dashboard_agree_and_promtool_passes_them():
     eq(metric_names("\n".join(exprs)) - on_page, set(), "metrics the dashboard uses that the page lacks")
 
 
+def admin_get(port, path, token):
+    c = Conn(port)
+    try:
+        c.send(request("GET", path, headers={"Authorization": "Bearer " + token} if token else None))
+        return c.read()
+    finally:
+        c.close()
+
+
+@test
+def the_admin_listener_is_apart_its_token_rotates_and_guesses_are_slowed():
+    token_file = os.path.join(ENV.run_dir, "admin.token")
+    with open(token_file, "w") as f:
+        f.write("first-admin-token-0123\n")
+    admin_port = ENV.gw_port + 3
+    # One worker: like the rate limits, the count of wrong tokens is each worker's.
+    conf = ENV.write_config(server__workers=1, admin__port=admin_port, admin__token_file=token_file)
+    with Gateway(ENV, conf) as gw:
+        _, r = wait_status("/readyz", 200, 10)
+        eq(admin_get(ENV.gw_port, "/admin/v1/metrics", "first-admin-token-0123").status, 404,
+           "no admin endpoint on the public listener")
+        eq(admin_get(admin_port, "/admin/v1/metrics", "first-admin-token-0123").status, 200, "on the admin one")
+        eq(admin_get(admin_port, "/readyz", None).status, 200, "/readyz on the admin listener")
+        c = Conn(admin_port)
+        c.send(request("POST", "/v1/orders", '{"sku":"x","qty":1}'))
+        eq(c.read().status, 404, "no orders on the admin listener")
+        c.close()
+        # Five wrong tokens are judged; the sixth waits, and so does a right
+        # one from that address until a second has passed.
+        eq([admin_get(admin_port, "/admin/v1/metrics", "wrong-token-%016d" % i).status for i in range(5)],
+           [401] * 5, "five wrong tokens")
+        r = admin_get(admin_port, "/admin/v1/metrics", "wrong-token-again-0000")
+        eq((r.status, r.json(), r.headers.get("retry-after")),
+           (429, {"status": "too_many_requests", "reason": "admin_tokens"}, "1"), "the sixth")
+        eq(admin_get(admin_port, "/admin/v1/metrics", "first-admin-token-0123").status, 429, "even a right one, now")
+        time.sleep(1.1)
+        eq(admin_get(admin_port, "/admin/v1/metrics", "first-admin-token-0123").status, 200, "a second later")
+        # The token rotates on SIGHUP.
+        with open(token_file, "w") as f:
+            f.write("second-admin-token-456\n")
+        log = hup(gw, ENV.log_size())
+        expect("reloaded" in log, log)
+        eq(admin_get(admin_port, "/admin/v1/metrics", "second-admin-token-456").status, 200, "the new token")
+        eq(admin_get(admin_port, "/admin/v1/metrics", "first-admin-token-0123").status, 401, "the old one")
+        time.sleep(1.1)  # that wrong one spent the token the last second gave
+        eq(metric(admin_port, "flashgate_refused_total", "second-admin-token-456", code=429, reason="admin_tokens"),
+           2, "the two 429s counted")
+    r = ENV.flashgate(ENV.write_config("both.conf", server__admin_token="x" * 20, admin__token_file=token_file),
+                      "-t", check=False)
+    eq(r.returncode, 1, "a token and a token file")
+    expect("[admin] token_file: set with [server] admin_token: keep one" in r.stderr, r.stderr)
+
+
 @test
 def both_programs_print_their_version_and_commit():
     head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
