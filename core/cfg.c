@@ -156,6 +156,7 @@ static const struct key keys[] = {
 	    "not a file path (letters, digits and / . _ - + @ : , = ~ %)"),
 	WORD(LIVE, "log", "level", log_level, "info", level_words),
 	WORD(LIVE, "log", "format", log_format, "logfmt", format_words),
+	STR(LIVE, "log", "file", log_file, "", PATH_CHARS, "not a file path (letters, digits and / . _ - + @ : , = ~ %)"),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

@@ -115,6 +115,7 @@ struct cfg {
 	/* [log] */
 	char log_level[CFG_WORD_MAX];  /* debug, info, warn, error */
 	char log_format[CFG_WORD_MAX]; /* logfmt or text */
+	char log_file[CFG_PATH_MAX];   /* "": stderr as it is */
 };
 
 /*

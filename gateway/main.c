@@ -2,7 +2,8 @@
  * flashgate: the order-ingestion gateway's command line.
  *
  *   flashgate -c CONF [serve]            run the gateway until SIGTERM/SIGINT;
- *                                        SIGHUP reloads CONF
+ *                                        SIGHUP reloads CONF, SIGUSR1 reopens
+ *                                        [log] file
  *   flashgate -c CONF -t                 check the config and print it
  *   flashgate -c CONF stock load [--replace] [--dry-run] FILE   a sale's stock from CSV
  *   flashgate -c CONF stock show SKU [--json]   one SKU's stock in one line
@@ -17,6 +18,7 @@
  * here with sigwait, so no handler runs inside a worker.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -169,6 +171,25 @@ static void notify_when_ready(const struct health *h)
 	notify_ready();
 }
 
+/* [log] file: opened (again) and put in place of stderr, so every thread's
+ * next line goes there; the old file is closed by the same dup2. On a
+ * failure stderr stays as it was. 0 or -errno (logged). */
+static int open_log_file(const char *file)
+{
+	if (!*file)
+		return 0;
+	int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
+		int rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		say(LOG_ERROR, "[log] file %s: %s; logging on to the log as it was", file, strerror(-rc));
+		return rc;
+	}
+	close(fd);
+	return 0;
+}
+
 /* A configuration the process runs: the workers point into it until each
  * has taken a later one. */
 struct config_set {
@@ -283,6 +304,7 @@ static struct config_set *reload(const char *path, uint64_t gen, struct config_s
 		config_set_free(cur);
 	}
 	logline_configure(next->cfg.log_level, next->cfg.log_format);
+	open_log_file(next->cfg.log_file);
 	say(LOG_INFO, "reloaded %s (reload %llu)%s", path, (unsigned long long)gen,
 	    kept ? "; some changes wait for a restart (above)" : "");
 	return next;
@@ -297,6 +319,8 @@ static int serve(const struct cfg *boot, const char *path)
 	char err[512];
 	logline_configure(cfg->log_level, cfg->log_format);
 	serving = true;
+	if (open_log_file(cfg->log_file) < 0)
+		return 1;
 	struct script_shas shas;
 	struct worker *workers = NULL;
 	struct metrics *metrics = NULL;
@@ -340,6 +364,7 @@ static int serve(const struct cfg *boot, const char *path)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
 	sigaddset(&sigs, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
@@ -425,6 +450,11 @@ static int serve(const struct cfg *boot, const char *path)
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
+		if (sig == SIGUSR1) { /* logrotate moved the file away */
+			if (open_log_file(running->cfg.log_file) == 0 && *running->cfg.log_file)
+				say(LOG_INFO, "SIGUSR1: log file %s opened again", running->cfg.log_file);
+			continue;
+		}
 		if (sig != SIGHUP)
 			break;
 		notify_reloading();

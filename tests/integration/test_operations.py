@@ -672,6 +672,39 @@ def the_admin_listener_is_apart_its_token_rotates_and_guesses_are_slowed():
 
 
 @test
+def the_log_file_is_opened_again_on_sigusr1_for_logrotate():
+    logfile = os.path.join(ENV.run_dir, "fg-rotate.log")
+    for p in (logfile, logfile + ".1"):
+        if os.path.exists(p):
+            os.unlink(p)
+    conf = ENV.write_config(log__file=logfile, log__format="text")
+    gw = subprocess.Popen([os.path.join(BIN, "flashgate"), "-c", conf], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        took, r = wait_status("/readyz", 200, 20)
+        eq(r.status, 200, "ready")
+        with open(logfile) as f:
+            first = f.read()
+        expect(" flashgate[main] info: flashgate 0.1.0 (commit " in first, "the text form in the file: %s" % first)
+        os.rename(logfile, logfile + ".1")  # what logrotate does
+        gw.send_signal(signal.SIGUSR1)
+        deadline = time.time() + 5
+        while not os.path.exists(logfile) and time.time() < deadline:
+            time.sleep(0.05)
+        gw.send_signal(signal.SIGTERM)
+        eq(gw.wait(30), 0, "exit status")
+        with open(logfile) as f:
+            new = f.read()
+        with open(logfile + ".1") as f:
+            old = f.read()
+        expect("SIGUSR1: log file %s opened again" % logfile in new and "draining" in new, "the new file: %s" % new)
+        expect("draining" not in old, "nothing more in the rotated file")
+    finally:
+        if gw.poll() is None:
+            gw.kill()
+
+
+@test
 def both_programs_print_their_version_and_commit():
     head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
                           cwd=ROOT).stdout.strip() or "unknown"
