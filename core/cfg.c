@@ -157,6 +157,9 @@ static const struct key keys[] = {
 	WORD(LIVE, "log", "level", log_level, "info", level_words),
 	WORD(LIVE, "log", "format", log_format, "logfmt", format_words),
 	STR(LIVE, "log", "file", log_file, "", PATH_CHARS, "not a file path (letters, digits and / . _ - + @ : , = ~ %)"),
+	U32(LIVE, "log", "access_every", log_access_every, 0, 1000000, "0"),
+	STR(RESTART, "log", "access_key_file", log_access_key_file, "", PATH_CHARS,
+	    "not a file path (letters, digits and / . _ - + @ : , = ~ %)"),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

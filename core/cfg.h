@@ -116,6 +116,8 @@ struct cfg {
 	char log_level[CFG_WORD_MAX];  /* debug, info, warn, error */
 	char log_format[CFG_WORD_MAX]; /* logfmt or text */
 	char log_file[CFG_PATH_MAX];   /* "": stderr as it is */
+	uint32_t log_access_every;     /* an order's line in every N; 0: none */
+	char log_access_key_file[CFG_PATH_MAX];
 };
 
 /*

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "admin.h"
 #include "admission.h"
 #include "auth.h"
@@ -194,6 +195,7 @@ static void answered(struct worker *w, struct req *r, unsigned status)
 	if (r->is_order) {
 		r->is_order = false;
 		w->flow->orders_inflight--;
+		access_order(w, r, status);
 	}
 	if (status == 202) {
 		w->stats.accepted++;

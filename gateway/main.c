@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "../core/jwt.h"
+#include "access.h"
 #include "admission.h"
 #include "../core/cfg.h"
 #include "../core/kprops.h"
@@ -380,6 +381,13 @@ static int serve(const struct cfg *boot, const char *path)
 	}
 	running->wc.keys = running->keys.n ? &running->keys : NULL;
 	running->node_auto = cfg->node_id == CFG_NODE_AUTO;
+	static struct access_key access_key;
+	if (access_key_load(&access_key, cfg->log_access_key_file, err, sizeof(err)) < 0) {
+		say(LOG_ERROR, "not starting: %s", err);
+		config_set_free(running);
+		return 1;
+	}
+	shared.access_key = &access_key;
 	if (lease_take(&lease, cfg, &node) < 0) {
 		config_set_free(running);
 		return 1;

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "admission.h"
 #include "auth.h"
 #include "conn.h"
@@ -166,7 +167,7 @@ int worker_init(struct worker *w, const struct worker_config *conf, const struct
 	    (cfg->admin_port && (rc = open_listener(w, cfg->admin_listen, cfg->admin_port, &w->admin_fd)) < 0))
 		return rc;
 	if ((rc = flow_init(w)) < 0 || (rc = conns_init(w)) < 0 || (rc = skc_init(w)) < 0 ||
-	    (rc = auth_init(w)) < 0 || (rc = adm_init(w)) < 0) {
+	    (rc = auth_init(w)) < 0 || (rc = adm_init(w)) < 0 || (rc = access_init(w)) < 0) {
 		snprintf(w->err, sizeof(w->err), "request, connection, token and rate tables: %s", strerror(-rc));
 		return rc;
 	}
@@ -492,6 +493,7 @@ void worker_destroy(struct worker *w)
 	skc_destroy(w);
 	auth_destroy(w);
 	adm_destroy(w);
+	access_destroy(w);
 	if (w->ring_ready)
 		io_uring_queue_exit(&w->ring);
 	if (w->listen_fd >= 0)

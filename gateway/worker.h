@@ -37,6 +37,8 @@ struct adm_conns;
 struct health;
 struct jwt_keyset;
 struct lease;
+struct access;
+struct access_key;
 
 /* What every worker of the instance reads or counts together: set up by
  * main before the workers start, outliving them. */
@@ -44,6 +46,7 @@ struct worker_shared {
 	struct adm_conns *conns; /* open connections per address (admission.h) */
 	struct health *health;   /* each worker's slot of it (health.h) */
 	struct lease *lease;     /* the node id's lease: no order id without it */
+	const struct access_key *access_key; /* the access log's user hash (access.h) */
 	unsigned workers;
 };
 
@@ -113,6 +116,7 @@ struct worker {
 	struct skucache *skucache;
 	struct auth *auth;
 	struct adm *adm;
+	struct access *access;
 	const struct worker_shared *shared;
 
 	int64_t now_ms;      /* wall clock, read once per loop turn */

@@ -705,6 +705,28 @@ def the_log_file_is_opened_again_on_sigusr1_for_logrotate():
 
 
 @test
+def the_access_log_samples_orders_and_never_names_the_buyer():
+    import hashlib
+    import hmac as hm
+    keyfile = os.path.join(ENV.run_dir, "access.key")
+    with open(keyfile, "w") as f:
+        f.write("access-log-key-0123456789\n")
+    sku = fresh("al")
+    conf = ENV.write_config(server__workers=1, log__access_every=2, log__access_key_file=keyfile)
+    ENV.load_stock(conf, [(sku, 100, 100)])
+    at = ENV.log_size()
+    with Gateway(ENV, conf):
+        got = [post_order(ENV.gw_port, "alice-al", sku, 1).status for _ in range(6)]
+    eq(got, [202] * 6, "six orders")
+    lines = [l for l in ENV.log_since(at).splitlines() if "who=access" in l]
+    eq(len(lines), 3, "one order in two: %s" % lines)
+    want = hm.new(b"access-log-key-0123456789", b"alice-al", hashlib.sha256).hexdigest()[:16]
+    for line in lines:
+        expect(('msg="order status=202 sku=%s qty=1 user=%s client=127.0.0.1 us=' % (sku, want)) in line, line)
+        expect("alice" not in line, "the buyer is not named: %s" % line)
+
+
+@test
 def both_programs_print_their_version_and_commit():
     head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
                           cwd=ROOT).stdout.strip() or "unknown"
