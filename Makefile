@@ -34,7 +34,7 @@ GATEWAY_SRC := gateway/main.c gateway/worker.c gateway/conn.c gateway/flow.c \
                gateway/resv.c gateway/kpub.c gateway/script.c gateway/stock.c \
                gateway/reconcile.c gateway/skucache.c gateway/admin.c gateway/rebal.c gateway/rlink.c gateway/metrics.c \
                gateway/autorec.c gateway/rcmd.c gateway/logline.c gateway/rlookup.c \
-               gateway/auth.c gateway/admission.c gateway/health.c gateway/kwatch.c gateway/lease.c gateway/notify.c gateway/access.c
+               gateway/auth.c gateway/admission.c gateway/health.c gateway/kwatch.c gateway/lease.c gateway/notify.c gateway/access.c gateway/bgthread.c
 LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c \
                loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/series.c \
                loadgen/report.c loadgen/html.c loadgen/capacity.c \

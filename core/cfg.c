@@ -70,6 +70,7 @@ static const char *const format_words[] = {"logfmt", "text", NULL};
 #define USER_CHARS ALNUM "._-@"
 /* A path without spaces, ';' or '#' (a comment in this file). */
 #define PATH_CHARS ALNUM "/._-+@:,=~%"
+#define PATH_WHY "not a file path (letters, digits and / . _ - + @ : , = ~ %)"
 /* An issuer or audience: a URL or a name, without ';' or '#'. */
 #define CLAIM_CHARS ALNUM ":/._-~%?=&+@!$*()'"
 /* Addresses and CIDR ranges, comma-separated (checked whole by cfg_load). */
@@ -116,7 +117,7 @@ static const struct key keys[] = {
 	STR(LIVE, "redis", "user", redis_user, "", USER_CHARS,
 	    "not a user name flashgate accepts (letters, digits, '.', '_', '-', '@')"),
 	STR(LIVE, "redis", "password_file", redis_password_file, "", PATH_CHARS,
-	    "not a file path (letters, digits and / . _ - + @ : , = ~ %)"),
+	    PATH_WHY),
 	STR(RESTART, "kafka", "brokers", kafka_brokers, "127.0.0.1:19092", BROKERS_CHARS,
 	       "not a broker list (host:port, comma-separated)"),
 	STR(RESTART, "kafka", "topic", kafka_topic, "orders", TOPIC_CHARS,
@@ -129,7 +130,7 @@ static const struct key keys[] = {
 	U32(RESTART, "kafka", "message_timeout_ms", kafka_message_timeout_ms, 100, 3600000, "5000"),
 	U32(RESTART, "kafka", "queue_messages", kafka_queue_messages, 1, 10000000, "100000"),
 	STR(RESTART, "kafka", "client_properties", kafka_client_properties, "", PATH_CHARS,
-	    "not a file path (letters, digits and / . _ - + @ : , = ~ %)"),
+	    PATH_WHY),
 	U32(RESTART, "reconcile", "interval_ms", reconcile_interval_ms, 0, 86400000, "10000"),
 	WORD(RESTART, "reconcile", "policy", reconcile_policy, "complete", policy_words),
 	WORD(RESTART, "identity", "mode", identity_mode, "jwt", identity_words),
@@ -153,13 +154,13 @@ static const struct key keys[] = {
 	ADDR(RESTART, "admin", "listen", admin_listen, "127.0.0.1"),
 	U32(RESTART, "admin", "port", admin_port, 0, 65535, "0"),
 	STR(LIVE, "admin", "token_file", admin_token_file, "", PATH_CHARS,
-	    "not a file path (letters, digits and / . _ - + @ : , = ~ %)"),
+	    PATH_WHY),
 	WORD(LIVE, "log", "level", log_level, "info", level_words),
 	WORD(LIVE, "log", "format", log_format, "logfmt", format_words),
-	STR(LIVE, "log", "file", log_file, "", PATH_CHARS, "not a file path (letters, digits and / . _ - + @ : , = ~ %)"),
+	STR(LIVE, "log", "file", log_file, "", PATH_CHARS, PATH_WHY),
 	U32(LIVE, "log", "access_every", log_access_every, 0, 1000000, "0"),
 	STR(RESTART, "log", "access_key_file", log_access_key_file, "", PATH_CHARS,
-	    "not a file path (letters, digits and / . _ - + @ : , = ~ %)"),
+	    PATH_WHY),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

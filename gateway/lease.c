@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 
 #include "../core/oid.h"
 #include "../core/rcl.h"
+#include "bgthread.h"
 #include "logline.h"
 
 /*
@@ -44,8 +44,8 @@ enum lease_status { HELD, LAPSED, LOST };
 
 struct lease {
 	struct cfg cfg;  /* the thread's copy (rc points at its password) */
-	struct cfg next; /* under mu: a reload's, for the next connection */
-	bool has_next;   /* under mu */
+	struct cfg next; /* under bg's lock: a reload's, for the next connection */
+	bool has_next;   /* under bg's lock */
 	struct rcl *rc;  /* the thread's alone once it runs */
 	unsigned node;
 	char key[32], until_key[32];
@@ -56,11 +56,7 @@ struct lease {
 	int64_t valid_until_mono_ms; /* atomic */
 	int64_t max_id_ms;           /* atomic */
 	int status;                  /* atomic: enum lease_status */
-	pthread_t thread;
-	bool thread_started;
-	pthread_mutex_t mu;
-	pthread_cond_t wake; /* on CLOCK_MONOTONIC */
-	bool stopping;       /* under mu */
+	struct bgthread bg; /* the renewals */
 };
 
 static int64_t mono_ms(void)
@@ -327,14 +323,14 @@ static void renew(struct lease *l)
 {
 	char err[300], other[256];
 	int64_t sent;
-	pthread_mutex_lock(&l->mu);
+	bgthread_lock(&l->bg);
 	if (l->has_next) {
 		rcl_close(l->rc); /* before its password changes */
 		l->rc = NULL;
 		l->cfg = l->next;
 		l->has_next = false;
 	}
-	pthread_mutex_unlock(&l->mu);
+	bgthread_unlock(&l->bg);
 	if (!l->rc)
 		l->rc = rcl_open(l->cfg.redis_host, l->cfg.redis_port, l->cfg.redis_timeout_ms, l->cfg.redis_user,
 				 l->cfg.redis_password, err, sizeof(err));
@@ -375,79 +371,39 @@ static void renew(struct lease *l)
 static void *run(void *arg)
 {
 	struct lease *l = arg;
-	pthread_mutex_lock(&l->mu);
-	while (!l->stopping) {
+	for (;;) {
 		int status = __atomic_load_n(&l->status, __ATOMIC_RELAXED);
 		/* Every third of the lease; faster while it is not held. */
-		uint32_t wait = status == HELD ? l->cfg.node_lease_ms / 3 : 200;
-		struct timespec due;
-		clock_gettime(CLOCK_MONOTONIC, &due);
-		due.tv_sec += wait / 1000;
-		due.tv_nsec += (long)(wait % 1000) * 1000000;
-		due.tv_sec += due.tv_nsec / 1000000000;
-		due.tv_nsec %= 1000000000;
-		while (!l->stopping && pthread_cond_timedwait(&l->wake, &l->mu, &due) != ETIMEDOUT)
-			;
-		if (l->stopping || status == LOST)
-			continue;
-		pthread_mutex_unlock(&l->mu);
-		renew(l);
-		pthread_mutex_lock(&l->mu);
+		if (!bgthread_wait(&l->bg, status == HELD ? l->cfg.node_lease_ms / 3 : 200))
+			return NULL;
+		if (status != LOST)
+			renew(l);
 	}
-	pthread_mutex_unlock(&l->mu);
-	return NULL;
 }
 
 int lease_start(struct lease *l, char *err, size_t err_len)
 {
-	pthread_condattr_t ca;
-	int rc = pthread_condattr_init(&ca);
-	if (rc == 0) {
-		if ((rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) == 0)
-			rc = pthread_cond_init(&l->wake, &ca);
-		pthread_condattr_destroy(&ca);
-	}
-	if (rc != 0) {
-		snprintf(err, err_len, "node lease: its condition variable: %s", strerror(rc));
-		return -rc;
-	}
-	if ((rc = pthread_mutex_init(&l->mu, NULL)) != 0) {
-		pthread_cond_destroy(&l->wake);
-		snprintf(err, err_len, "node lease: its mutex: %s", strerror(rc));
-		return -rc;
-	}
-	if ((rc = pthread_create(&l->thread, NULL, run, l)) != 0) {
-		pthread_mutex_destroy(&l->mu);
-		pthread_cond_destroy(&l->wake);
-		snprintf(err, err_len, "node lease: %s", strerror(rc));
-		return -rc;
-	}
-	l->thread_started = true;
-	return 0;
+	return bgthread_start(&l->bg, "node lease", run, l, err, err_len);
 }
 
 void lease_reconfigure(struct lease *l, const struct cfg *cfg)
 {
-	pthread_mutex_lock(&l->mu);
+	if (!l->bg.started) { /* no thread reads it yet */
+		l->cfg = *cfg;
+		return;
+	}
+	bgthread_lock(&l->bg);
 	/* The lease's own keys take effect at a restart (cfg_merge_live kept them). */
 	l->next = *cfg;
 	l->has_next = true;
-	pthread_mutex_unlock(&l->mu);
+	bgthread_unlock(&l->bg);
 }
 
 void lease_end(struct lease *l, int64_t last_id_ms)
 {
 	if (!l)
 		return;
-	if (l->thread_started) {
-		pthread_mutex_lock(&l->mu);
-		l->stopping = true;
-		pthread_cond_signal(&l->wake);
-		pthread_mutex_unlock(&l->mu);
-		pthread_join(l->thread, NULL);
-		pthread_cond_destroy(&l->wake);
-		pthread_mutex_destroy(&l->mu);
-	}
+	bgthread_stop(&l->bg);
 	char until[24], err[300];
 	/* Never below where this holder started: it may have minted nothing. */
 	snprintf(until, sizeof(until), "%lld",

@@ -299,6 +299,11 @@ def request(method, path, body=None, headers=None):
     return (head + (body or "")).encode()
 
 
+def fresh(name):
+    """A SKU name of this run alone."""
+    return "%s-%x" % (name, int(time.time() * 1000) & 0xffffffff)
+
+
 def order_body(user, sku, qty=1):
     return json.dumps({"user_id": user, "sku": sku, "qty": qty})
 

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import time
 
-from harness import (Conn, Env, Gateway, eq, expect, jwt_hs256, metric, order_body, post_order, request,
+from harness import (Conn, Env, Gateway, eq, expect, fresh, jwt_hs256, metric, order_body, post_order, request,
                      run_tests, token_for)
 
 ENV = Env()
@@ -22,11 +22,6 @@ TESTS = []
 def test(fn):
     TESTS.append(fn)
     return fn
-
-
-def fresh(name):
-    """A SKU name of this run alone."""
-    return "%s-%x" % (name, int(time.time() * 1000) & 0xffffffff)
 
 
 @test

@@ -14,8 +14,8 @@ import subprocess
 import sys
 import time
 
-from harness import (BIN, ROOT, Conn, Env, request, Gateway, eq, expect, get, jwt_hs256, metric, post_order, run_tests,
-                     signing_key_path)
+from harness import (BIN, ROOT, Conn, Env, Gateway, eq, expect, fresh, get, jwt_hs256, metric, post_order, request,
+                     run_tests, signing_key_path)
 
 ENV = Env()
 TESTS = []
@@ -24,11 +24,6 @@ TESTS = []
 def test(fn):
     TESTS.append(fn)
     return fn
-
-
-def fresh(name):
-    """A SKU name of this run alone."""
-    return "%s-%x" % (name, int(time.time() * 1000) & 0xffffffff)
 
 
 def wait_for_log(offset, text, timeout=5.0):
@@ -444,7 +439,7 @@ def stock_load_refuses_to_reset_a_sku_that_sold_without_replace():
     ENV.flashgate(conf, "stock", "load", "--replace", csv, replace=False)
     eq(ENV.stock(conf, a)["sold"], 0, "--replace resets it")
     # list and --json
-    prefix = a[:-9]
+    prefix = a  # the run's own: other runs' SKUs share the rest of the name
     out = ENV.flashgate(conf, "stock", "list", prefix).stdout.splitlines()
     eq(out[-1], "1 SKU starting with %s" % prefix, "list's count: %s" % out)
     out = json.loads(ENV.flashgate(conf, "stock", "list", prefix, "--json").stdout)
@@ -637,6 +632,7 @@ def the_admin_listener_is_apart_its_token_rotates_and_guesses_are_slowed():
     conf = ENV.write_config(server__workers=1, admin__port=admin_port, admin__token_file=token_file)
     with Gateway(ENV, conf) as gw:
         _, r = wait_status("/readyz", 200, 10)
+        eq(r.status, 200, "ready")
         eq(admin_get(ENV.gw_port, "/admin/v1/metrics", "first-admin-token-0123").status, 404,
            "no admin endpoint on the public listener")
         eq(admin_get(admin_port, "/admin/v1/metrics", "first-admin-token-0123").status, 200, "on the admin one")
