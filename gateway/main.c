@@ -255,8 +255,7 @@ static struct config_set *reload(const char *path, uint64_t gen, struct config_s
 		return cur;
 	}
 	if (cfg_load_over(&next->cfg, path, &overrides, NULL, err, sizeof(err)) < 0) {
-		say(LOG_WARN, "reload %llu refused, running the configuration before:",
-			(unsigned long long)gen);
+		say(LOG_WARN, "reload %llu refused, running the configuration before:", (unsigned long long)gen);
 		print_lines(err);
 		goto refuse;
 	}
@@ -333,7 +332,7 @@ static int serve(const struct cfg *boot, const char *path)
 	sigset_t sigs;
 
 	if (worker_probe_uring(err, sizeof(err)) < 0) {
-		say(LOG_INFO, "%s", err);
+		say(LOG_ERROR, "not starting: %s", err);
 		return 1;
 	}
 	if (n == 0) {
@@ -413,8 +412,8 @@ static int serve(const struct cfg *boot, const char *path)
 	for (unsigned i = 0; i < n; i++) {
 		rc = worker_init(&workers[i], &running->wc, &shas, &map, metrics, &shared, i);
 		if (rc < 0) {
-			say(LOG_INFO, "worker %u: %s", i,
-				workers[i].err[0] ? workers[i].err : strerror(-rc));
+			say(LOG_ERROR, "not starting: worker %u: %s", i,
+			    workers[i].err[0] ? workers[i].err : strerror(-rc));
 			worker_destroy(&workers[i]);
 			goto stop;
 		}
@@ -422,7 +421,7 @@ static int serve(const struct cfg *boot, const char *path)
 	}
 	for (unsigned i = 0; i < n; i++) {
 		if ((rc = worker_start(&workers[i])) < 0) {
-			say(LOG_INFO, "worker %u: %s", i, workers[i].err);
+			say(LOG_ERROR, "not starting: worker %u: %s", i, workers[i].err);
 			for (unsigned j = 0; j < i; j++)
 				worker_stop(&workers[j]);
 			for (unsigned j = 0; j < i; j++)
@@ -433,7 +432,7 @@ static int serve(const struct cfg *boot, const char *path)
 	if ((rc = lease_start(lease, err, sizeof(err))) < 0 ||
 	    (rc = autorec_start(&autorec, cfg, metrics, err, sizeof(err))) < 0 ||
 	    (rc = kwatch_start(&kwatch, cfg, shared.health, err, sizeof(err))) < 0) {
-		say(LOG_INFO, "%s", err);
+		say(LOG_ERROR, "not starting: %s", err);
 		autorec_stop(autorec);
 		for (unsigned j = 0; j < n; j++)
 			worker_stop(&workers[j]);
