@@ -732,13 +732,17 @@ unsigned cfg_merge_live(struct cfg *next, const struct cfg *running, cfg_changed
 			kept++;
 		}
 	}
-	/* The file client_properties names is read at start-up only, like the
-	 * key: librdkafka takes a client's properties when it is made. */
+	/* librdkafka takes a client's properties when it is made, but for the
+	 * SASL username and password: a file that changes only those (a
+	 * password rotated) is live, any other change waits for a restart. */
 	if (strcmp(next->kafka_properties, running->kafka_properties) != 0) {
-		changed(arg, "kafka", "client_properties", "(the file as read at start-up)",
-			"(the file as it is now)", false);
-		memcpy(next->kafka_properties, running->kafka_properties, sizeof(next->kafka_properties));
-		kept++;
+		bool live = kprops_only_credentials_differ(next->kafka_properties, running->kafka_properties);
+		changed(arg, "kafka", live ? "client_properties sasl.username/sasl.password" : "client_properties",
+			live ? "(set)" : "(the file as read at start-up)", live ? "(set)" : "(the file as it is now)", live);
+		if (!live) {
+			memcpy(next->kafka_properties, running->kafka_properties, sizeof(next->kafka_properties));
+			kept++;
+		}
 	}
 	return kept;
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Set by flashgate itself, each for a reason of its own: a [kafka] key,
@@ -95,6 +96,69 @@ const char *kprops_check(const char *text, int *line)
 {
 	const char *why = NULL;
 	return each(text, line, &why, NULL, NULL) < 0 ? why : NULL;
+}
+
+struct getting {
+	const char *key;
+	char *out;
+	size_t cap;
+	int found;
+};
+
+static int get_one(const struct prop *p, void *arg)
+{
+	struct getting *g = arg;
+	if (strcmp(p->key, g->key) == 0) {
+		snprintf(g->out, g->cap, "%s", p->value);
+		g->found = 1;
+	}
+	return 0;
+}
+
+int kprops_get(const char *text, const char *key, char *out, size_t cap)
+{
+	struct getting g = {key, out, cap, 0};
+	int line;
+	const char *why;
+	if (cap)
+		*out = '\0';
+	return each(text, &line, &why, get_one, &g) < 0 ? 0 : g.found;
+}
+
+static bool is_credential(const char *key)
+{
+	return strcmp(key, "sasl.username") == 0 || strcmp(key, "sasl.password") == 0;
+}
+
+struct canon {
+	char *p;
+	size_t len, cap;
+};
+
+/* "key=value\n" of every property but the credentials, in file order. */
+static int canon_one(const struct prop *p, void *arg)
+{
+	struct canon *c = arg;
+	if (is_credential(p->key))
+		return 0;
+	int n = snprintf(c->p + c->len, c->cap - c->len, "%s=%s\n", p->key, p->value);
+	if (n < 0 || (size_t)n >= c->cap - c->len)
+		return -ENOSPC;
+	c->len += (size_t)n;
+	return 0;
+}
+
+bool kprops_only_credentials_differ(const char *a, const char *b)
+{
+	size_t cap = (a ? strlen(a) : 0) + (b ? strlen(b) : 0) + 2;
+	struct canon ca = {malloc(cap), 0, cap}, cb = {malloc(cap), 0, cap};
+	int line;
+	const char *why;
+	bool same = ca.p && cb.p && each(a, &line, &why, canon_one, &ca) == 0 &&
+		    each(b, &line, &why, canon_one, &cb) == 0 && ca.len == cb.len && memcmp(ca.p, cb.p, ca.len) == 0;
+	free(ca.p);
+	free(cb.p);
+	return same;
 }
 
 struct applying {

@@ -15,6 +15,7 @@
 #ifndef FG_KPROPS_H
 #define FG_KPROPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <librdkafka/rdkafka.h>
 
@@ -29,6 +30,15 @@ struct kprops {
 /* NULL if every line of text is a comment, blank or a "key=value" that
  * flashgate leaves to the file; else why not, with *line its number. */
 const char *kprops_check(const char *text, int *line);
+
+/* The value text gives key (its last line setting it) into out: 1, or 0
+ * when text does not set it (or is not a valid file). */
+int kprops_get(const char *text, const char *key, char *out, size_t cap);
+
+/* Whether a and b set the same properties, in the same order, to the same
+ * values but for sasl.username and sasl.password: the two a running
+ * client takes (rd_kafka_sasl_set_credentials, for PLAIN and SCRAM). */
+bool kprops_only_credentials_differ(const char *a, const char *b);
 
 /* Sets bootstrap.servers and then each property of k on conf. 0, or
  * -EINVAL with "FILE:LINE: key: librdkafka's reason" in err. */

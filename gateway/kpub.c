@@ -282,6 +282,37 @@ int kpub_produce(struct worker *w, struct req *req)
 	return 0;
 }
 
+/* rd_kafka_sasl_set_credentials with what text says; 0 (nothing to set
+ * counts) or -EINVAL with err set. */
+static int set_credentials(rd_kafka_t *rk, const char *text, char *user, size_t user_len, char *err, size_t err_len)
+{
+	char pass[CFG_KAFKA_PROPS_MAX];
+	if (!kprops_get(text, "sasl.username", user, user_len) || !kprops_get(text, "sasl.password", pass, sizeof(pass))) {
+		snprintf(err, err_len, "the file sets no sasl.username and sasl.password");
+		return -EINVAL;
+	}
+	rd_kafka_error_t *e = rd_kafka_sasl_set_credentials(rk, user, pass);
+	explicit_bzero(pass, sizeof(pass));
+	if (e) {
+		snprintf(err, err_len, "%s", rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void kpub_reconfigure(struct worker *w, const struct cfg *cfg)
+{
+	char user[256], err[256];
+	if (strcmp(cfg->kafka_properties, w->cfg->kafka_properties) == 0)
+		return;
+	/* cfg_merge_live let only the credentials change. */
+	if (set_credentials(w->kpub->rk, cfg->kafka_properties, user, sizeof(user), err, sizeof(err)) < 0)
+		worker_warn(w, "kafka: new SASL credentials not taken: %s; the producer keeps the ones before", err);
+	else
+		worker_log(w, "kafka: SASL credentials of user %s from the next connection on", user);
+}
+
 bool kpub_acknowledging(const struct worker *w)
 {
 	const struct kpub *k = w->kpub;
@@ -363,6 +394,12 @@ int kpub_prober_ask(struct kpub_prober *p, int timeout_ms, char *err, size_t err
 	if (md)
 		rd_kafka_metadata_destroy(md);
 	return rc;
+}
+
+int kpub_prober_set_credentials(struct kpub_prober *p, const struct cfg *cfg, char *err, size_t err_len)
+{
+	char user[256];
+	return set_credentials(p->rk, cfg->kafka_properties, user, sizeof(user), err, err_len);
 }
 
 void kpub_prober_free(struct kpub_prober *p)

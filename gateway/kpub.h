@@ -40,6 +40,12 @@ void kpub_destroy(struct worker *w, int timeout_ms);
  * queued and no report will come. */
 int kpub_produce(struct worker *w, struct req *req) __attribute__((warn_unused_result));
 
+/* A reload whose [kafka] client_properties changed only the SASL username
+ * and password (cfg_merge_live allows no other change): the producer
+ * authenticates with them from its next connection (librdkafka keeps the
+ * connections it has). Logged either way. */
+void kpub_reconfigure(struct worker *w, const struct cfg *cfg);
+
 /* Arms the read of the wake-up pipe (once at start, then by on_wake). */
 void kpub_arm(struct worker *w);
 void kpub_on_wake(struct worker *w, int res);
@@ -64,6 +70,10 @@ struct kpub_prober *kpub_prober_new(const struct cfg *cfg, char *err, size_t err
 /* Whether a broker answers a metadata request for the topic within
  * timeout_ms, with a leader for every partition: 0, or -errno with err. */
 int kpub_prober_ask(struct kpub_prober *p, int timeout_ms, char *err, size_t err_len)
+	__attribute__((warn_unused_result));
+/* The same for the prober, from any thread (librdkafka's call is
+ * thread-safe): 0, or -EINVAL with err. */
+int kpub_prober_set_credentials(struct kpub_prober *p, const struct cfg *cfg, char *err, size_t err_len)
 	__attribute__((warn_unused_result));
 void kpub_prober_free(struct kpub_prober *p);
 

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bgthread.h"
 #include "kpub.h"
@@ -53,6 +54,15 @@ int kwatch_start(struct kwatch **out, const struct cfg *cfg, struct health *h, c
 	}
 	*out = kw;
 	return 0;
+}
+
+void kwatch_reconfigure(struct kwatch *kw, const struct cfg *before, const struct cfg *cfg)
+{
+	char err[256];
+	if (!kw || strcmp(before->kafka_properties, cfg->kafka_properties) == 0)
+		return;
+	if (kpub_prober_set_credentials(kw->prober, cfg, err, sizeof(err)) < 0)
+		logline_printf(LOG_WARN, "kafka-watch", "new SASL credentials not taken: %s", err);
 }
 
 void kwatch_stop(struct kwatch *kw)

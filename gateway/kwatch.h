@@ -27,6 +27,10 @@ struct kwatch;
  * outlive it. 0 with *out set, or -errno with err set. */
 int kwatch_start(struct kwatch **out, const struct cfg *cfg, struct health *h, char *err, size_t err_len)
 	__attribute__((warn_unused_result));
+/* A reload that changed the SASL credentials (only they can change):
+ * the watch's client takes them. NULL does nothing. */
+void kwatch_reconfigure(struct kwatch *kw, const struct cfg *before, const struct cfg *cfg);
+
 /* Stops the thread (within one question) and frees it. NULL does nothing. */
 void kwatch_stop(struct kwatch *kw);
 

@@ -245,7 +245,7 @@ static void log_change(void *arg, const char *section, const char *name, const c
  * refused.
  */
 static struct config_set *reload(const char *path, uint64_t gen, struct config_set *cur, struct worker *workers,
-				 unsigned n, struct autorec *autorec, struct lease *lease)
+				 unsigned n, struct autorec *autorec, struct lease *lease, struct kwatch *kwatch)
 {
 	char err[2600];
 	struct config_set *next = config_set_new(NULL, gen);
@@ -277,6 +277,7 @@ static struct config_set *reload(const char *path, uint64_t gen, struct config_s
 		worker_reconfigure(&workers[i], &next->wc);
 	autorec_reconfigure(autorec, &next->cfg);
 	lease_reconfigure(lease, &next->cfg);
+	kwatch_reconfigure(kwatch, &cur->cfg, &next->cfg);
 
 	bool all = false, failed = false;
 	for (int waited = 0; !all && waited < RELOAD_WAIT_MS; waited += 10) {
@@ -465,7 +466,7 @@ static int serve(const struct cfg *boot, const char *path)
 		if (sig != SIGHUP)
 			break;
 		notify_reloading();
-		running = reload(path, ++reloads, running, workers, n, autorec, lease);
+		running = reload(path, ++reloads, running, workers, n, autorec, lease, kwatch);
 		/* Refused or taken, the process serves on: ready again either way
 		 * (the log, and STATUS, say which). */
 		char status[64];

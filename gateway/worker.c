@@ -246,6 +246,7 @@ static void apply_config(struct worker *w)
 		worker_warn(w, "reload %llu: the identity keys' contexts: %s; keeping the configuration before",
 			   (unsigned long long)c->gen, strerror(-rc));
 	} else {
+		kpub_reconfigure(w, c->cfg);
 		w->cfg = c->cfg;
 		w->keys = c->keys;
 		w->limits.max_headers = w->cfg->max_headers;

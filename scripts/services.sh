@@ -385,8 +385,25 @@ cluster-up)
 	;;
 cluster-down) cluster_down ;;
 status) status ;;
+kafka-user)
+	# kafka-user NAME PASSWORD: a SCRAM-SHA-512 user of the SASL listeners;
+	# kafka-user NAME --delete takes it away (credential rotation tests).
+	[ $# -eq 3 ] || die "usage: $0 kafka-user NAME PASSWORD|--delete"
+	if [ "$3" = --delete ]; then
+		(kafka_java kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$kafka_port" --alter \
+			--delete-config SCRAM-SHA-512 --entity-type users --entity-name "$2") >"$run/kafka/scram.log" 2>&1 ||
+			die "deleting the SCRAM user $2 failed; see $run/kafka/scram.log"
+		say "kafka SCRAM user $2 deleted"
+	else
+		(kafka_java kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$kafka_port" --alter \
+			--add-config "SCRAM-SHA-512=[iterations=4096,password=$3]" \
+			--entity-type users --entity-name "$2") >"$run/kafka/scram.log" 2>&1 ||
+			die "adding the SCRAM user $2 failed; see $run/kafka/scram.log"
+		say "kafka SCRAM user $2 set"
+	fi
+	;;
 *)
-	echo "usage: $0 up|down|status|cluster-up|cluster-down" >&2
+	echo "usage: $0 up|down|status|cluster-up|cluster-down|kafka-user NAME PASSWORD|--delete" >&2
 	exit 2
 	;;
 esac

@@ -722,6 +722,56 @@ def the_access_log_samples_orders_and_never_names_the_buyer():
         expect("alice" not in line, "the buyer is not named: %s" % line)
 
 
+def kafka_user(name, password):
+    r = subprocess.run([os.path.join(ROOT, "scripts", "services.sh"), "kafka-user", name, password],
+                       capture_output=True, text=True, timeout=120)
+    eq(r.returncode, 0, "services.sh kafka-user %s: %s" % (name, r.stderr))
+
+
+@test
+def kafka_sasl_credentials_rotate_on_sighup():
+    """A client_properties file whose only change is sasl.username and
+    sasl.password is taken live (librdkafka's rd_kafka_sasl_set_credentials
+    for the producers and the Kafka watch; the reconcile passes make their
+    clients anew). The old user then goes, and the passes, which connect
+    afresh each time, go on as the new one. Any other change to the file
+    waits for a restart, named in the log."""
+    props = os.path.join(ENV.run_dir, "rotate.properties")
+
+    def write_props(user, password, extra=""):
+        with open(props, "w") as f:
+            f.write("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
+                    "sasl.username=%s\nsasl.password=%s\n%s" % (user, password, extra))
+
+    kafka_user("rot-a", "rotation-pass-a-0123")
+    write_props("rot-a", "rotation-pass-a-0123")
+    sku = fresh("kr")
+    conf = ENV.write_config(kafka__brokers=ENV.kafka_sasl, kafka__client_properties=props,
+                            reconcile__interval_ms=300)
+    ENV.load_stock(conf, [(sku, 100, 100)])
+    with Gateway(ENV, conf) as gw:
+        eq(post_order(ENV.gw_port, "kr1", sku, 1).status, 202, "an order as rot-a")
+        kafka_user("rot-b", "rotation-pass-b-4567")
+        write_props("rot-b", "rotation-pass-b-4567")
+        log = hup(gw, ENV.log_size())
+        expect("reload 1: [kafka] client_properties sasl.username/sasl.password: (set) -> (set)\"" in log,
+               "taken live: %s" % log)
+        eq(log.count("kafka: SASL credentials of user rot-b from the next connection on"), 2, "both workers: %s" % log)
+        expect("rotation-pass" not in log, "no password in the log")
+        r = subprocess.run([os.path.join(ROOT, "scripts", "services.sh"), "kafka-user", "rot-a", "--delete"],
+                           capture_output=True, text=True, timeout=120)
+        eq(r.returncode, 0, "rot-a deleted: %s" % r.stderr)
+        at = ENV.log_size()
+        eq(post_order(ENV.gw_port, "kr2", sku, 1).status, 202, "orders go on")
+        time.sleep(1.5)  # several reconcile passes, each a new client: as rot-b
+        log = ENV.log_since(at)
+        expect("pass failed" not in log and "Authentication" not in log, "passes as rot-b: %s" % log[-1500:])
+        write_props("rot-b", "rotation-pass-b-4567", "socket.keepalive.enable=true\n")
+        log = hup(gw, ENV.log_size())
+        expect("reload 2: [kafka] client_properties: (the file as read at start-up) -> (the file as it is now) "
+               "takes effect only at a restart" in log, "another change waits: %s" % log)
+
+
 @test
 def both_programs_print_their_version_and_commit():
     head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,

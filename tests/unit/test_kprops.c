@@ -71,11 +71,31 @@ static void test_apply(void **state)
 	rd_kafka_conf_destroy(conf);
 }
 
+/* What a reload may take live: the credentials, and nothing else. */
+static void test_only_credentials(void **state)
+{
+	(void)state;
+	const char *a = "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=u1\nsasl.password=p1\n";
+	const char *b = "# rotated\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nsasl.username = u2\n"
+			"sasl.password=p2\n";
+	const char *c = "security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.username=u1\nsasl.password=p1\n";
+	assert_true(kprops_only_credentials_differ(a, b));
+	assert_true(kprops_only_credentials_differ(a, a));
+	assert_false(kprops_only_credentials_differ(a, c));
+	assert_false(kprops_only_credentials_differ(a, "security.protocol=SASL_SSL\n"));
+	char v[64];
+	assert_int_equal(kprops_get(b, "sasl.username", v, sizeof(v)), 1);
+	assert_string_equal(v, "u2");
+	assert_int_equal(kprops_get(b, "ssl.ca.location", v, sizeof(v)), 0);
+	assert_string_equal(v, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lines),
 		cmocka_unit_test(test_apply),
+		cmocka_unit_test(test_only_credentials),
 	};
 	return cmocka_run_group_tests_name("kprops", tests, NULL, NULL);
 }
