@@ -300,6 +300,35 @@ def a_lease_taken_by_another_stops_orders_and_readyz_says_so():
     eq(ENV.stock(conf, sku)["sold"], 1, "only the order before the loss sold")
 
 
+@test
+def a_lease_that_lapses_while_redis_is_away_stops_ids_until_renewed():
+    """Redis frozen longer than the lease: the gateway stops minting ids
+    at 9/10 of node_lease_ms by its own clock (the log says so), and once
+    Redis answers again its renewal finds the lease free, with the bound
+    it wrote itself, takes it back and orders go on."""
+    sku = fresh("lap")
+    conf = ENV.write_config(order__node_id=8, order__node_lease_ms=1500, redis__timeout_ms=300,
+                            redis__wait_timeout_ms=50)
+    ENV.load_stock(conf, [(sku, 100, 100)])
+    with Gateway(ENV, conf):
+        eq(post_order(ENV.gw_port, "lap1", sku, 1).status, 202, "an order while the lease is held")
+        at = ENV.log_size()
+        with frozen("redis.pid"):
+            log = wait_for_log(at, "lease not renewed", timeout=5)
+        expect("node 8: lease not renewed for 1350 ms" in log and "taking no orders until it is" in log,
+               "the lapse logged: %s" % log[-1500:])
+        log = wait_for_log(at, "lease renewed; taking orders again", timeout=5)
+        expect("node 8: lease renewed; taking orders again" in log, "renewed after the thaw: %s" % log[-1500:])
+        deadline, r = time.time() + 10, None
+        while time.time() < deadline:
+            r = post_order(ENV.gw_port, "lap2", sku, 1)
+            if r.status == 202:
+                break
+            time.sleep(0.1)
+        eq(r.status, 202, "orders again")
+    eq(ENV.stock(conf, sku)["sold"], 2, "both orders sold")
+
+
 PROFILE = """
 [run]
 connections = 32
