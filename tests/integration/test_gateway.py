@@ -341,7 +341,7 @@ def pipelined_bursts(conf, sku, nconns, per_conn):
 
 
 def log_count(line, what):
-    return int(line.split(what + " ")[1].split()[0].rstrip(";,"))
+    return int(line.split(what + " ")[1].split()[0].rstrip(";,\""))
 
 
 @test
