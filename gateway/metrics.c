@@ -264,6 +264,17 @@ int metrics_render(const struct metrics *m, char *buf, size_t cap, const char *v
 	    s.kafka_outstanding);
 	one(&o, "flashgate_redis_pending", "gauge", "Redis commands queued or sent, not yet answered.", s.redis_pending);
 	one(&o, "flashgate_redis_workers_up", "gauge", "Workers that can reach Redis (of flashgate_workers).", s.redis_up);
+	/* Each worker knows the SKUs it was asked for: the instance knows at
+	 * least as many as the one that knows most, and a sum would count a
+	 * SKU once per worker. */
+	uint64_t most = 0;
+	for (unsigned w = 0; w < m->n; w++) {
+		uint64_t v = __atomic_load_n(&m->slots[w].word[offsetof(struct metrics_sample, skus_sold_out) / 8],
+					     __ATOMIC_RELAXED);
+		most = v > most ? v : most;
+	}
+	one(&o, "flashgate_skus_sold_out", "gauge",
+	    "SKUs known sold out from recent orders (soldout_cache_ms), in the worker that knows most.", most);
 
 	uint64_t rw[RECONCILE_WORDS];
 	struct metrics_reconcile rec;

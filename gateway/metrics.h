@@ -133,6 +133,7 @@ struct metrics_sample {
 	uint64_t kafka_outstanding; /* records librdkafka holds (queued or awaiting ack) */
 	uint64_t redis_pending;     /* Redis commands sent or queued, not yet answered */
 	uint64_t redis_up;          /* 1 when the worker can reach Redis */
+	uint64_t skus_sold_out;     /* SKUs it knows as sold out (skucache): the page shows the most of any worker */
 };
 
 /* What the gateway's reconcile passes did (autorec), published by its

@@ -26,7 +26,14 @@ struct entry {
 struct skucache {
 	struct entry *slots;
 	size_t mask;
+	/* The count of sold-out entries, taken a slice of the table per tick:
+	 * the one being counted, and the last whole count. */
+	size_t sweep_at;
+	unsigned sweeping, sold_out;
 };
+
+/* Slots a tick counts: the default table (8,192 slots) in two ticks. */
+#define SWEEP_SLOTS 4096
 
 static uint64_t hash(const char *s, size_t len)
 {
@@ -96,6 +103,25 @@ enum skc_state skc_get(struct worker *w, const char *sku, size_t len, int64_t *v
 		return SKC_NONE;
 	}
 	return SKC_NONE;
+}
+
+void skc_tick(struct worker *w)
+{
+	struct skucache *c = w->skucache;
+	for (unsigned i = 0; i < SWEEP_SLOTS; i++) {
+		const struct entry *e = &c->slots[c->sweep_at];
+		c->sweeping += e->state == SKC_SOLD_OUT && e->expires_ms > w->now_mono_ms;
+		if (++c->sweep_at > c->mask) {
+			c->sweep_at = 0;
+			c->sold_out = c->sweeping;
+			c->sweeping = 0;
+		}
+	}
+}
+
+unsigned skc_sold_out(const struct worker *w)
+{
+	return w->skucache->sold_out;
 }
 
 void skc_put(struct worker *w, const char *sku, size_t len, enum skc_state state, unsigned ttl_ms, int64_t value)

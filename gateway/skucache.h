@@ -34,6 +34,12 @@ void skc_destroy(struct worker *w);
 enum skc_state skc_get(struct worker *w, const char *sku, size_t len, int64_t *value);
 /* Forgets sku: Redis said it has stock again. */
 void skc_forget(struct worker *w, const char *sku, size_t len);
+/* Each tick: counts another slice of the table. */
+void skc_tick(struct worker *w);
+/* The SKUs this worker knows as sold out, as of its last whole count
+ * (a few ticks old: the table's size over 4,096 slots a tick). */
+unsigned skc_sold_out(const struct worker *w);
+
 /* Remembers sku's state (and a value to answer with) for ttl_ms (0: not at all). */
 void skc_put(struct worker *w, const char *sku, size_t len, enum skc_state state, unsigned ttl_ms, int64_t value);
 

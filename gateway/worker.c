@@ -332,6 +332,7 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	case OP_TICK:
 		resv_tick(w);
 		conns_tick(w);
+		skc_tick(w);
 		/* The pipe signals only when the queue goes from empty to non-empty;
 		 * a report queued before the first read was armed would otherwise
 		 * wait forever. Serving an empty queue costs one lock. */
@@ -455,6 +456,7 @@ void worker_publish(struct worker *w)
 		.kafka_outstanding = queued > 0 ? (uint64_t)queued : 0,
 		.redis_pending = resv_pending(w),
 		.redis_up = resv_up(w),
+		.skus_sold_out = skc_sold_out(w),
 	};
 	metrics_publish(w->metrics, w->index, &s);
 	const struct health_worker hw = {

@@ -609,12 +609,16 @@ def the_metrics_page_rules_and_dashboard_agree_and_promtool_passes_them():
     """promtool checks the page and the alerting rules; every metric the
     rules and the Grafana dashboard ask for is on the page."""
     token = "admin-token-0123456789"
-    sku = fresh("pm")
-    conf = ENV.write_config(server__admin_token=token)
-    ENV.load_stock(conf, [(sku, 10, 5)])
+    sku, gone = fresh("pm"), fresh("pmgone")
+    conf = ENV.write_config(server__admin_token=token, server__workers=1, order__soldout_cache_ms=1000)
+    ENV.load_stock(conf, [(sku, 10, 5), (gone, 1, 1)])
     with Gateway(ENV, conf):
         eq(post_order(ENV.gw_port, "pmuser", sku, 1).status, 202, "an order, so that every histogram has one")
-        time.sleep(0.3)
+        eq(post_order(ENV.gw_port, "pmuser", gone, 1).status, 202, "the last unit of another")
+        eq(post_order(ENV.gw_port, "pmother", gone, 1).status, 409, "which is then sold out")
+        # The worker counts its sold-out cache a slice a tick (two ticks here),
+        # well within the entry's 1000 ms.
+        eq(metric(ENV.gw_port, "flashgate_skus_sold_out", token), 1, "one SKU known sold out")
         c = Conn(ENV.gw_port)
         c.send(request("GET", "/admin/v1/metrics", headers={"Authorization": "Bearer " + token}))
         page = c.read().body
