@@ -42,7 +42,7 @@ LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c \
 LG_UNIT_TESTS := tests/unit/test_sched tests/unit/test_profile tests/unit/test_mix tests/unit/test_jobs
 UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
                tests/unit/test_oid tests/unit/test_fmt tests/unit/test_hist tests/unit/test_bucket tests/unit/test_rcl \
-               tests/unit/test_metrics tests/unit/test_stockcsv tests/unit/test_kprops tests/unit/test_jwt tests/unit/test_netaddr tests/unit/test_proxyproto tests/unit/test_logline tests/unit/test_health $(LG_UNIT_TESTS)
+               tests/unit/test_metrics tests/unit/test_stockcsv tests/unit/test_kprops tests/unit/test_jwt tests/unit/test_netaddr tests/unit/test_proxyproto tests/unit/test_logline tests/unit/test_health tests/unit/test_script $(LG_UNIT_TESTS)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
@@ -85,6 +85,7 @@ $(addprefix $(BUILD)/,$(LG_UNIT_TESTS)): \
 $(BUILD)/tests/unit/test_metrics: $(call obj,gateway/metrics.c)
 $(BUILD)/tests/unit/test_logline: $(call obj,gateway/logline.c)
 $(BUILD)/tests/unit/test_health: $(call obj,gateway/health.c)
+$(BUILD)/tests/unit/test_script: $(call obj,gateway/script.c)
 
 # What a token costs to sign and to verify (scripts/bench-identity.sh).
 $(BUILD)/bench/jwt_cost: tests/bench/jwt_cost.c $(call obj,$(CORE_SRC))

@@ -496,21 +496,12 @@ void flow_handle(struct worker *w, struct req *r, const struct http_request *hr,
 	}
 }
 
-static bool starts_with(const char *s, size_t n, const char *lit, size_t *rest)
-{
-	size_t l = strlen(lit);
-	if (n < l || memcmp(s, lit, l) != 0)
-		return false;
-	*rest = l;
-	return true;
-}
-
-void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, size_t len)
+void flow_on_reserve_reply(struct worker *w, struct req *r, const struct reserve_result *res)
 {
 	char body[160];
-	size_t at;
 
-	if (len == 2 && memcmp(res, "ok", 2) == 0) {
+	switch (res->verdict) {
+	case RESERVE_OK: {
 		skc_forget(w, r->order.sku, r->order.sku_len);
 		struct order_record rec = {
 			.order_id = r->order_id,
@@ -529,69 +520,75 @@ void flow_on_reserve_reply(struct worker *w, struct req *r, const char *res, siz
 		}
 		return;
 	}
-	if (len == 8 && memcmp(res, "sold_out", 8) == 0) {
+	case RESERVE_SOLD_OUT:
 		w->stats.sold_out++;
 		skc_put(w, r->order.sku, r->order.sku_len, SKC_SOLD_OUT, w->cfg->soldout_cache_ms, 0);
 		answer(w, r, 409, "{\"status\":\"sold_out\"}");
-	} else if (starts_with(res, len, "insufficient:", &at)) {
-		snprintf(body, sizeof(body), "{\"status\":\"insufficient_stock\",\"available\":%.*s}",
-			 (int)(len - at), res + at);
+		break;
+	case RESERVE_INSUFFICIENT:
+		snprintf(body, sizeof(body), "{\"status\":\"insufficient_stock\",\"available\":%lld}", res->number);
 		answer(w, r, 409, body);
-	} else if (starts_with(res, len, "limit:", &at)) {
+		break;
+	case RESERVE_LIMIT:
 		w->stats.limit_exceeded++;
-		snprintf(body, sizeof(body), "{\"status\":\"limit_exceeded\",\"remaining\":%.*s}",
-			 (int)(len - at), res + at);
+		snprintf(body, sizeof(body), "{\"status\":\"limit_exceeded\",\"remaining\":%lld}", res->number);
 		answer(w, r, 409, body);
-	} else if (starts_with(res, len, "dup:", &at)) {
+		break;
+	case RESERVE_DUP:
 		/* The key's first request made this order: the same answer again. */
-		snprintf(body, sizeof(body), "{\"order_id\":\"%.*s\",\"status\":\"accepted\"}",
-			 (int)(len - at), res + at);
+		snprintf(body, sizeof(body), "{\"order_id\":\"%s\",\"status\":\"accepted\"}", res->order_id);
 		answer(w, r, 200, body);
-	} else if (starts_with(res, len, "mismatch:", &at)) {
+		break;
+	case RESERVE_MISMATCH:
 		/* The IETF Idempotency-Key draft: a key reused for another request. */
-		snprintf(body, sizeof(body), "{\"status\":\"idempotency_key_reused\",\"order_id\":\"%.*s\"}",
-			 (int)(len - at), res + at);
+		snprintf(body, sizeof(body), "{\"status\":\"idempotency_key_reused\",\"order_id\":\"%s\"}",
+			 res->order_id);
 		answer(w, r, 422, body);
-	} else if (starts_with(res, len, "inflight:", &at)) {
-		snprintf(body, sizeof(body), "{\"status\":\"in_progress\",\"order_id\":\"%.*s\"}",
-			 (int)(len - at), res + at);
+		break;
+	case RESERVE_INFLIGHT:
+		snprintf(body, sizeof(body), "{\"status\":\"in_progress\",\"order_id\":\"%s\"}", res->order_id);
 		answer(w, r, 409, body);
-	} else if (starts_with(res, len, "not_started:", &at)) {
+		break;
+	case RESERVE_NOT_STARTED: {
 		/* Bots hammer a SKU before its start: remembered like a sold-out
 		 * one, but never past the start by this gateway's clock (Redis's
 		 * judges it; a clock behind Redis's opens this worker late by at
 		 * most soldout_cache_ms), and briefly when the clocks disagree. */
-		long long starts = strtoll(res + at, NULL, 10);
-		long long ttl = starts - w->now_ms;
+		long long ttl = res->number - w->now_ms;
 		if (ttl < NOT_STARTED_MIN_TTL_MS)
 			ttl = NOT_STARTED_MIN_TTL_MS;
 		if (ttl > (long long)w->cfg->soldout_cache_ms) /* 0: the cache is off */
 			ttl = w->cfg->soldout_cache_ms;
-		skc_put(w, r->order.sku, r->order.sku_len, SKC_NOT_STARTED, (unsigned)ttl, starts);
-		snprintf(body, sizeof(body), "{\"status\":\"not_started\",\"starts_at_ms\":%lld}", starts);
+		skc_put(w, r->order.sku, r->order.sku_len, SKC_NOT_STARTED, (unsigned)ttl, res->number);
+		snprintf(body, sizeof(body), "{\"status\":\"not_started\",\"starts_at_ms\":%lld}", res->number);
 		answer(w, r, 425, body);
-	} else if (starts_with(res, len, "ended:", &at)) {
+		break;
+	}
+	case RESERVE_ENDED:
 		/* Ended stays ended, until a stock load gives it another window. */
-		long long ends = strtoll(res + at, NULL, 10);
-		skc_put(w, r->order.sku, r->order.sku_len, SKC_ENDED, w->cfg->unknown_cache_ms, ends);
-		snprintf(body, sizeof(body), "{\"status\":\"ended\",\"ends_at_ms\":%lld}", ends);
+		skc_put(w, r->order.sku, r->order.sku_len, SKC_ENDED, w->cfg->unknown_cache_ms, res->number);
+		snprintf(body, sizeof(body), "{\"status\":\"ended\",\"ends_at_ms\":%lld}", res->number);
 		answer(w, r, 403, body);
-	} else if (starts_with(res, len, "dry:", &at)) {
-		rebal_on_dry(w, r, strtoul(res + at, NULL, 10)); /* r is rebal's now */
+		break;
+	case RESERVE_DRY:
+		rebal_on_dry(w, r, (unsigned long)res->number); /* r is rebal's now */
 		return;
-	} else if (starts_with(res, len, "buckets:", &at)) {
+	case RESERVE_BUCKETS:
 		if (!w->buckets_warned) /* once per worker: every order of the SKU hits it */
-			worker_warn(w, "SKU %s was loaded with buckets = %.*s, this gateway has buckets = %u: "
-				      "load it again with this config, or use the same buckets value",
-				   r->order.sku, (int)(len - at), res + at, w->cfg->redis_buckets);
+			worker_warn(w, "SKU %s was loaded with buckets = %lld, this gateway has buckets = %u: "
+				       "load it again with this config, or use the same buckets value",
+				    r->order.sku, res->number, w->cfg->redis_buckets);
 		w->buckets_warned = true;
 		answer_unavailable(w, r, UNAV_CONFIG);
-	} else if (len == 7 && memcmp(res, "unknown", 7) == 0) {
+		break;
+	case RESERVE_UNKNOWN:
 		skc_put(w, r->order.sku, r->order.sku_len, SKC_UNKNOWN, w->cfg->unknown_cache_ms, 0);
 		answer(w, r, 404, "{\"status\":\"unknown_sku\"}");
-	} else {
-		worker_warn(w, "redis: unexpected reserve result '%.*s'", (int)(len > 64 ? 64 : len), res);
+		break;
+	case RESERVE_BAD:
+		worker_warn(w, "redis: unexpected reserve result '%s'", res->text);
 		answer_unavailable(w, r, UNAV_REDIS);
+		break;
 	}
 	maybe_free(w, r);
 }

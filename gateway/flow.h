@@ -23,6 +23,7 @@
 #include "../core/http.h"
 #include "../core/order.h"
 #include "metrics.h"
+#include "script.h"
 
 struct worker;
 struct conn;
@@ -115,7 +116,7 @@ void flow_unavailable(struct worker *w, struct req *req, enum metrics_unavailabl
 void flow_settled(struct worker *w, struct req *req);
 
 /* Callbacks from resv and kpub. */
-void flow_on_reserve_reply(struct worker *w, struct req *req, const char *result, size_t len);
+void flow_on_reserve_reply(struct worker *w, struct req *req, const struct reserve_result *result);
 void flow_on_release_reply(struct worker *w, struct req *req);
 void flow_on_confirm_reply(struct worker *w, struct req *req);
 /* The return script's result for an admin release (see admin.h). */

@@ -21,10 +21,9 @@ static unsigned max_takes(const struct worker *w)
  * that just ended: the home bucket's answer is the SKU's. */
 static void conclude(struct worker *w, struct req *r)
 {
-	char res[40];
-	int n = r->home_avail == 0 ? snprintf(res, sizeof(res), "sold_out")
-				   : snprintf(res, sizeof(res), "insufficient:%" PRIu32, r->home_avail);
-	flow_on_reserve_reply(w, r, res, (size_t)n);
+	struct reserve_result res = {.verdict = r->home_avail == 0 ? RESERVE_SOLD_OUT : RESERVE_INSUFFICIENT,
+				     .number = r->home_avail};
+	flow_on_reserve_reply(w, r, &res);
 }
 
 static void next_donor(struct worker *w, struct req *r)

@@ -669,10 +669,12 @@ static void on_reserve_reply(struct worker *w, struct req *head, const struct rs
 		q->b_next = NULL;
 		q->redis_ops--;
 		const struct relem *e = reply->type == REDIS_REPLY_ARRAY && i < reply->n_elems ? &reply->elem[i] : NULL;
+		struct reserve_result res;
 		if (e && (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS))
-			flow_on_reserve_reply(w, q, e->str, e->len);
+			script_decode_reserve(e->str, e->len, &res);
 		else
-			flow_on_reserve_reply(w, q, "", 0); /* logged there; answered 503 */
+			script_decode_reserve("", 0, &res); /* RESERVE_BAD: logged there, answered 503 */
+		flow_on_reserve_reply(w, q, &res);
 	}
 }
 

@@ -1,6 +1,10 @@
 /* script: the reservation scripts; see script.h for their contracts. */
 #include "script.h"
 
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
 /* One call reserves a whole batch of orders for one SKU bucket, each
  * judged in turn exactly as if it came alone (later orders see earlier
  * ones' stock, per-user counts and keys). Redis's own work is per batch, not
@@ -207,3 +211,63 @@ const char *const script_src[SCRIPT_N] = {
 	[SCRIPT_TAKE] = script_take_lua,       [SCRIPT_GIVE] = script_give_lua,
 	[SCRIPT_XCHECK] = script_xcheck_lua,
 };
+
+/* A number after a word's colon: digits only (the script writes them). */
+static bool decode_number(const char *s, size_t len, long long *out)
+{
+	if (len == 0 || len > 19)
+		return false;
+	long long v = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+void script_decode_reserve(const char *s, size_t len, struct reserve_result *out)
+{
+	static const struct {
+		const char *word;
+		enum reserve_verdict verdict;
+		enum { BARE, NUMBER, ORDER_ID } arg;
+	} words[] = {
+		{"ok", RESERVE_OK, BARE},
+		{"sold_out", RESERVE_SOLD_OUT, BARE},
+		{"unknown", RESERVE_UNKNOWN, BARE},
+		{"insufficient", RESERVE_INSUFFICIENT, NUMBER},
+		{"limit", RESERVE_LIMIT, NUMBER},
+		{"not_started", RESERVE_NOT_STARTED, NUMBER},
+		{"ended", RESERVE_ENDED, NUMBER},
+		{"dry", RESERVE_DRY, NUMBER},
+		{"buckets", RESERVE_BUCKETS, NUMBER},
+		{"dup", RESERVE_DUP, ORDER_ID},
+		{"inflight", RESERVE_INFLIGHT, ORDER_ID},
+		{"mismatch", RESERVE_MISMATCH, ORDER_ID},
+	};
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		size_t wl = strlen(words[i].word);
+		if (len < wl || memcmp(s, words[i].word, wl) != 0)
+			continue;
+		if (words[i].arg == BARE) {
+			if (len != wl)
+				continue;
+		} else if (len <= wl + 1 || s[wl] != ':') {
+			continue;
+		} else if (words[i].arg == NUMBER) {
+			if (!decode_number(s + wl + 1, len - wl - 1, &out->number))
+				continue;
+		} else if (len - wl - 1 != sizeof(out->order_id) - 1) {
+			continue;
+		} else {
+			memcpy(out->order_id, s + wl + 1, sizeof(out->order_id) - 1);
+		}
+		out->verdict = words[i].verdict;
+		return;
+	}
+	out->verdict = RESERVE_BAD;
+	snprintf(out->text, sizeof(out->text), "%.*s", (int)(len < 64 ? len : 64), s);
+}

@@ -21,7 +21,8 @@
  *             "dry:<available>" (K > 1: this bucket lacks the units; the
  *             user's limit allows them) | "buckets:<K>" (the SKU was loaded
  *             with another bucket count than the caller's)
- *          A single order is a batch of one.
+ *          A single order is a batch of one. Each result is decoded once,
+ *          where the reply is read, by script_decode_reserve (below).
  * release  KEYS: the same three [and the idem key]   ARGV: order_id
  *          -> 1 released | 0 nothing to do; releasing an order frees its key
  * confirm  KEYS: fg:{sku}:pending fg:{sku}:orders   ARGV: order_id [order_id ...]
@@ -82,6 +83,8 @@
 #ifndef FG_SCRIPT_H
 #define FG_SCRIPT_H
 
+#include <stddef.h>
+
 #define SCRIPT_SHA_LEN 40
 
 /* Script flags (the "#!lua" line) need Redis 7.0: stock_connect refuses
@@ -108,5 +111,33 @@ extern const char *const script_src[SCRIPT_N];
 struct script_shas {
 	char sha[SCRIPT_N][SCRIPT_SHA_LEN + 1];
 };
+
+/* One order's result of the reserve script (above), decoded once where
+ * the reply is read: what it says and its number or order id. */
+enum reserve_verdict {
+	RESERVE_OK,
+	RESERVE_SOLD_OUT,
+	RESERVE_INSUFFICIENT, /* number: units available */
+	RESERVE_LIMIT,        /* number: what the user may still buy */
+	RESERVE_DUP,          /* order_id: the key's order, settled */
+	RESERVE_INFLIGHT,     /* order_id: the key's order, not settled yet */
+	RESERVE_MISMATCH,     /* order_id: the key made that order for another qty */
+	RESERVE_NOT_STARTED,  /* number: the sale's start, Unix ms */
+	RESERVE_ENDED,        /* number: its end */
+	RESERVE_DRY,          /* number: units this bucket has (buckets > 1) */
+	RESERVE_BUCKETS,      /* number: the SKU's bucket count, not the gateway's */
+	RESERVE_UNKNOWN,
+	RESERVE_BAD,          /* none of these: text holds what came */
+};
+
+struct reserve_result {
+	enum reserve_verdict verdict;
+	long long number;
+	char order_id[17];
+	char text[65]; /* RESERVE_BAD: the reply, cut, for the log */
+};
+
+/* Decodes one result string (s[0..len)) of the reserve script. */
+void script_decode_reserve(const char *s, size_t len, struct reserve_result *out);
 
 #endif
