@@ -60,6 +60,31 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	worker_warn(w, "kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
+/* The sum of every "name":N in librdkafka's statistics: "Produce" is a
+ * key of each broker's request counters, "tx_bytes" a top-level total. */
+static uint64_t stats_sum(const char *json, const char *quoted_name)
+{
+	uint64_t sum = 0;
+	size_t len = strlen(quoted_name);
+	for (const char *p = strstr(json, quoted_name); p; p = strstr(p + len, quoted_name))
+		if (p[len] == ':')
+			sum += strtoull(p + len + 1, NULL, 10);
+	return sum;
+}
+
+/* From rd_kafka_poll, on the worker's thread, once a second: what the
+ * producer asked of the brokers, for the cost of an order
+ * (scripts/bench-cost.sh). */
+static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+	(void)rk;
+	(void)json_len;
+	struct worker *w = opaque;
+	w->stats.kafka_produce_requests = stats_sum(json, "\"Produce\"");
+	w->stats.kafka_sent_bytes = stats_sum(json, "\"tx_bytes\"");
+	return 0; /* librdkafka frees json */
+}
+
 /* librdkafka logs from its own threads; worker_log writes whole lines. */
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
@@ -205,6 +230,7 @@ int kpub_init(struct worker *w)
 	snprintf(num, sizeof(num), "%u", cfg->kafka_queue_messages);
 	rc = rc ?: set(w, conf, "queue.buffering.max.messages", num);
 	rc = rc ?: set(w, conf, "socket.nagle.disable", "true");
+	rc = rc ?: set(w, conf, "statistics.interval.ms", "1000");
 	if (rc < 0) {
 		rd_kafka_conf_destroy(conf);
 		return rc;
@@ -213,6 +239,7 @@ int kpub_init(struct worker *w)
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_log_cb(conf, on_log);
+	rd_kafka_conf_set_stats_cb(conf, on_stats);
 
 	k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	if (!k->rk) {

@@ -163,6 +163,9 @@ static const struct {
 	STAT(link_waits, "flashgate_redis_master_waits_total", "Commands that waited for a new master's connection."),
 	STAT(replication_short, "flashgate_redis_replication_short_total", "Calls refused because too few replicas acknowledged (wait_replicas)."),
 	STAT(slots_probed, "flashgate_redis_slots_probed_total", "Slots of waiting replays found by asking another master."),
+	STAT(redis_sends, "flashgate_redis_sends_total", "Writes of commands to Redis (each a round trip: every command of a loop turn to one node goes in one)."),
+	STAT(kafka_produce_requests, "flashgate_kafka_produce_requests_total", "Produce requests sent to the brokers (librdkafka's statistics, once a second)."),
+	STAT(kafka_sent_bytes, "flashgate_kafka_sent_bytes_total", "Bytes sent to the brokers (librdkafka's statistics, once a second)."),
 };
 
 static const struct {

@@ -101,6 +101,9 @@ struct worker_stats {
 	uint64_t conns_evicted;                 /* idle keep-alive connections closed to make room */
 	uint64_t token_cache_hits;              /* tokens answered from the worker's cache */
 	uint64_t token_verifications;           /* tokens whose signature was checked */
+	uint64_t redis_sends;                   /* buffers of commands written to Redis: round trips */
+	uint64_t kafka_produce_requests;        /* Produce requests sent, from librdkafka's statistics */
+	uint64_t kafka_sent_bytes;              /* bytes sent to the brokers, from the same */
 };
 
 /* Upper bounds (microseconds) of the latency histogram's buckets; the

@@ -716,6 +716,7 @@ void rlink_before_wait(struct worker *w, struct rlink *l)
 	}
 	l->fill ^= 1; /* the filled buffer goes out; the turn fills the other */
 	l->sending = true;
+	w->stats.redis_sends++;
 	l->send_off = 0;
 	arm_send(w, l);
 }

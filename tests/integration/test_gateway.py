@@ -1398,6 +1398,18 @@ def metrics_page_counts_what_the_gateway_did():
             'flashgate_order_accept_seconds_bucket{le="+Inf"}': 3, "flashgate_order_accept_seconds_count": 3,
         }
         eq({k: moved.get(k) for k in want}, want, "the counters")
+        # seven orders reached Redis one at a time: each a round trip of its own
+        expect(moved["flashgate_redis_sends_total"] >= 7, moved["flashgate_redis_sends_total"])
+        # librdkafka reports once a second: three accepted orders took at least one Produce
+        deadline = time.monotonic() + 3
+        while True:
+            late = parse_metrics(metrics_page(token).body)
+            produced = late["flashgate_kafka_produce_requests_total"] - before["flashgate_kafka_produce_requests_total"]
+            if produced >= 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        expect(1 <= produced <= 3, "produce requests for three orders: %d" % produced)
+        expect(late["flashgate_kafka_sent_bytes_total"] > before["flashgate_kafka_sent_bytes_total"], "bytes sent")
         buckets = [v for k, v in m.items() if k.startswith("flashgate_order_accept_seconds_bucket")]
         eq(buckets, sorted(buckets), "the histogram's buckets are cumulative")
         expect(m["flashgate_order_accept_seconds_sum"] > 0, "latency summed")
