@@ -66,8 +66,13 @@ void rcmd_reserve(struct rcmd *c, const struct script_shas *shas, const struct c
 void rcmd_confirms(struct rcmd *c, const struct script_shas *shas, const struct req *head)
 {
 	c->argc = 0;
-	/* A lost confirmation leaves a ledger entry a replay or reconcile settles. */
-	c->replicated = false;
+	/* A confirmation a failover loses puts its entry back in the ledger:
+	 * the order is in the topic, yet a repeat of its Idempotency-Key hears
+	 * 409 in_progress and `stock release` not_settled until reconcile
+	 * settles it minutes later. With wait_replicas it waits for the
+	 * replicas too, and one whose master dies before its WAIT answers is
+	 * replayed to the promoted replica (resv). */
+	c->replicated = true;
 	bkt_tag(c->tag, head->order.sku, head->bucket);
 	snprintf(c->key[0], KEYS_MAX, KEYS_PENDING_FMT, c->tag);
 	snprintf(c->key[1], KEYS_MAX, KEYS_ORDERS_FMT, c->tag);
@@ -181,7 +186,7 @@ void rcmd_single(struct rcmd *c, const struct script_shas *shas, const struct cf
 		break;
 	case RCMD_CONFIRM:
 		snprintf(c->key[3], KEYS_MAX, KEYS_ORDERS_FMT, c->tag);
-		c->replicated = false;
+		c->replicated = true; /* as rcmd_confirms */
 		word(c, "EVALSHA");
 		word(c, shas->sha[SCRIPT_CONFIRM]);
 		word(c, "2");

@@ -241,7 +241,11 @@ static struct rlink *route_live(struct worker *w, const char *tag)
 
 static int send_cmd(struct worker *w, struct rlink *to, uint8_t kind, struct req *req, struct rcmd *c)
 {
-	if (c->replicated)
+	/* While the replicas are short a WAIT would come short too, and only
+	 * one goes out at a time: a confirmation goes without one rather than
+	 * hold its req behind it (a short WAIT would not stop it either). */
+	bool confirm = kind == RCMD_CONFIRM || kind == RCMD_CONFIRMS;
+	if (c->replicated && !(confirm && rlink_replicas_short(to)))
 		return rlink_put_replicated(w, to, kind, req, c->argc, c->argv, c->lens);
 	return rlink_put(w, to, kind, req, c->argc, c->argv, c->lens);
 }
@@ -700,7 +704,9 @@ static void on_confirms_reply(struct worker *w, struct rlink *l, struct req *hea
 				rlink_close(w, l, reply->str);
 			return;
 		}
-		log_call_failure(w, RCMD_CONFIRMS, reply->str);
+		/* NOREPLICAS: it ran on the master; the link logged the WAIT. */
+		if (!unreplicated_reply(reply))
+			log_call_failure(w, RCMD_CONFIRMS, reply->str);
 	}
 	for (struct req *q = head, *next; q; q = next) {
 		next = q->b_next; /* q may go back to the pool in flow */
@@ -917,6 +923,10 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 		return;
 	}
 	req->redis_ops--;
+	if (reply->type == REDIS_REPLY_ERROR && kind == RCMD_CONFIRM && unreplicated_reply(reply)) {
+		flow_on_confirm_reply(w, req); /* as on_confirms_reply */
+		return;
+	}
 	if (reply->type == REDIS_REPLY_ERROR) {
 		if (unreplicated_reply(reply)) { /* a return; the link logged it */
 			flow_on_redis_failure(w, req, UNAV_REPLICATION);

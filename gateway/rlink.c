@@ -248,6 +248,11 @@ bool rlink_ever_up(const struct rlink *l)
 	return l->ever_up;
 }
 
+bool rlink_replicas_short(const struct rlink *l)
+{
+	return l->replicas_short;
+}
+
 unsigned rlink_index(const struct rlink *l)
 {
 	return l->index;

@@ -83,6 +83,7 @@ void rlink_close(struct worker *w, struct rlink *l, const char *why);
 bool rlink_up(const struct rlink *l);        /* handshake done: may carry reserves */
 bool rlink_fenced(const struct rlink *l);    /* dropped connections killed: may replay */
 bool rlink_ever_up(const struct rlink *l);   /* has been up at least once */
+bool rlink_replicas_short(const struct rlink *l); /* the last WAIT came short */
 unsigned rlink_waiting(const struct rlink *l); /* commands without a reply yet */
 unsigned rlink_index(const struct rlink *l);
 const char *rlink_where(const struct rlink *l); /* "host:port" */

@@ -2091,8 +2091,10 @@ def reservations_wait_for_their_replica():
                                 redis__wait_timeout_ms=100, server__admin_token=token)
         sku = "cw1"
         ENV.load_stock(conf, [(sku, 50, 50)])
-        replica = cl.replica_of(cl.owner("fg:{%s}" % sku)[0])
+        master = cl.owner("fg:{%s}" % sku)[0]
+        replica = cl.replica_of(master)
         with Gateway(ENV, conf) as gw:
+            cl.cli(master, "CONFIG", "RESETSTAT")
             oids = []
             for i in range(5):
                 r = post_order(ENV.gw_port, "u%d" % i, sku)
@@ -2100,6 +2102,17 @@ def reservations_wait_for_their_replica():
                 oids.append(r.json()["order_id"])
                 eq(cl.replica_read(replica, "HGET", "fg:{%s}" % sku, "sold"), str(i + 1),
                    "the replica has order %d's reservation when it is answered" % i)
+            deadline = time.time() + 10
+            while ENV.stock(conf, sku)["pending"] and time.time() < deadline:
+                time.sleep(0.05)
+            # Confirmations wait for the replica too: one lost in a failover
+            # would put its entry back in the ledger (a repeat of its key
+            # hearing 409 in_progress until reconcile). Every script call
+            # on this master, the 5 reserves and their confirms, had its WAIT.
+            stats = dict(l.split(":", 1) for l in cl.cli(master, "INFO", "commandstats").splitlines() if ":" in l)
+            calls = lambda cmd: int(re.search(r"calls=(\d+)", stats.get("cmdstat_" + cmd, "calls=0")).group(1))
+            expect(calls("evalsha") >= 6, "reserves and confirms ran on the master: %s" % stats)
+            eq(calls("wait"), calls("evalsha"), "a WAIT after each reserve and confirm call")
             pid = cl.pid(replica)  # a stopped Redis answers nothing, INFO included
             os.kill(pid, signal.SIGSTOP)
             try:
