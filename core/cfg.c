@@ -114,7 +114,6 @@ static const struct key keys[] = {
 	U32(RESTART, "redis", "wait_replicas", redis_wait_replicas, 0, 16, "0"),
 	U32(LIVE, "redis", "wait_timeout_ms", redis_wait_timeout_ms, 1, 600000, "50"),
 	U32(LIVE, "redis", "confirm_delay_ms", redis_confirm_delay_ms, 0, 1000, "2"),
-	WORD(RESTART, "redis", "combine_calls", redis_combine_calls, "on", onoff_words),
 	STR(LIVE, "redis", "user", redis_user, "", USER_CHARS,
 	    "not a user name flashgate accepts (letters, digits, '.', '_', '-', '@')"),
 	STR(LIVE, "redis", "password_file", redis_password_file, "", PATH_CHARS,

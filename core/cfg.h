@@ -70,7 +70,6 @@ struct cfg {
 	uint32_t redis_wait_replicas;   /* 0: reservations count once the master has them */
 	uint32_t redis_wait_timeout_ms; /* below redis_timeout_ms (cfg_load checks) */
 	uint32_t redis_confirm_delay_ms; /* how long a confirmation may wait for others */
-	char redis_combine_calls[CFG_WORD_MAX]; /* "on": one call per turn for every bucket of one server */
 	char redis_user[CFG_USER_MAX];          /* "": AUTH with the password alone */
 	char redis_password_file[CFG_PATH_MAX]; /* "": no AUTH */
 	/* Not a key: the first line of redis_password_file, read by cfg_load;

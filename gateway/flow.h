@@ -35,10 +35,6 @@ struct req {
 	struct req *r_next; /* resv's replay list, or its TRYAGAIN list */
 	bool r_listed;      /* in one of those lists (never both, never twice) */
 	struct req *b_next; /* resv's batch: the next order for the same SKU */
-	/* A batch's head in a combined call (resv): the next batch's head,
-	 * and whether this one confirms (else it reserves). */
-	struct req *g_next;
-	bool g_confirms;
 	struct conn *conn;  /* NULL once the connection is gone */
 	bool in_conn;       /* still in its connection's pipeline queue */
 	bool answered;      /* resp holds the complete answer */

@@ -87,7 +87,6 @@ struct worker_stats {
 	uint64_t recv_paused;  /* a connection's recv paused while it caught up */
 	uint64_t reserve_calls, reserve_orders; /* script calls, and the orders they carried */
 	uint64_t confirm_calls, confirm_orders; /* the same for confirmations */
-	uint64_t combined_calls; /* calls carrying several buckets' batches (both counted above) */
 	uint64_t transfers, units_moved;        /* rebal: units moved between a SKU's buckets */
 	uint64_t rebal_gave_up;                 /* rebal: 503 after two rounds of moving units */
 	uint64_t transfers_repaired, units_repaired; /* rebal: finished after a failure cut them */

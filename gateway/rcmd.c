@@ -17,23 +17,6 @@ static void word_n(struct rcmd *c, const char *s, size_t n)
 	c->lens[c->argc++] = n;
 }
 
-#define ORDER_WORDS 7
-
-/* One order's seven reserve fields (script.h), in f: without snprintf,
- * since this runs for every reservation. */
-static void order_words(struct rcmd_order *f, const struct req *q, unsigned key_index, const char **argv,
-			size_t *lens)
-{
-	oid_format(q->order_id, f->id);
-	argv[0] = q->order.user_id, lens[0] = q->order.user_len;
-	argv[1] = f->qty, lens[1] = (size_t)(fmt_u64(f->qty, q->order.qty) - f->qty);
-	argv[2] = f->id, lens[2] = OID_TEXT_LEN;
-	argv[3] = f->ms, lens[3] = (size_t)(fmt_i64(f->ms, q->accepted_at_ms) - f->ms);
-	argv[4] = f->key_index, lens[4] = (size_t)(fmt_u64(f->key_index, key_index) - f->key_index);
-	argv[5] = q->idem, lens[5] = q->idem_len;
-	argv[6] = f->cap, lens[6] = (size_t)(fmt_u64(f->cap, q->cap) - f->cap);
-}
-
 /* KEYS are the bucket's three keys and each keyed order's idem key; ARGV
  * the ttl, the bucket count and seven fields per order (script.h). */
 void rcmd_reserve(struct rcmd *c, const struct script_shas *shas, const struct cfg *cfg, const struct req *head)
@@ -63,11 +46,20 @@ void rcmd_reserve(struct rcmd *c, const struct script_shas *shas, const struct c
 		word(c, c->idem_key[k]);
 	word(c, c->num[1]);
 	word(c, c->num[2]);
+	/* Per order without snprintf: this runs for every reservation. */
 	unsigned i = 0, key_no = 0;
 	for (const struct req *q = head; q; q = q->b_next, i++) {
+		struct rcmd_order *f = &c->order[i];
+		oid_format(q->order_id, f->id);
+		word_n(c, q->order.user_id, q->order.user_len);
+		word_n(c, f->qty, (size_t)(fmt_u64(f->qty, q->order.qty) - f->qty));
+		word_n(c, f->id, OID_TEXT_LEN);
+		word_n(c, f->ms, (size_t)(fmt_i64(f->ms, q->accepted_at_ms) - f->ms));
 		/* KEYS[1..3] are the bucket's; the idem keys follow, in order. */
-		order_words(&c->order[i], q, q->idem_len ? 4 + key_no++ : 0, &c->argv[c->argc], &c->lens[c->argc]);
-		c->argc += ORDER_WORDS;
+		word_n(c, f->key_index,
+		       (size_t)(fmt_u64(f->key_index, q->idem_len ? 4 + key_no++ : 0) - f->key_index));
+		word_n(c, q->idem, q->idem_len);
+		word_n(c, f->cap, (size_t)(fmt_u64(f->cap, q->cap) - f->cap));
 	}
 }
 
@@ -219,105 +211,4 @@ void rcmd_single(struct rcmd *c, const struct script_shas *shas, const struct cf
 		word(c, c->id);
 		break;
 	}
-}
-
-void rcmd_combined_start(struct rcmd_combined *m)
-{
-	m->argc = 0;
-	m->reserves = m->confirms = m->batches = 0;
-	m->n_keys = m->n_args = m->n_num = 0;
-}
-
-static const char *combined_num(struct rcmd_combined *m, uint64_t v, size_t *len)
-{
-	char *n = m->num[m->n_num++];
-	*len = (size_t)(fmt_u64(n, v) - n);
-	return n;
-}
-
-/* The next key's storage; combined_key_done then adds the len it holds. */
-static char *combined_key(struct rcmd_combined *m)
-{
-	return m->key[m->n_keys];
-}
-
-static void combined_key_done(struct rcmd_combined *m, int len)
-{
-	m->key_argv[m->n_keys] = m->key[m->n_keys];
-	m->key_lens[m->n_keys++] = (size_t)len;
-}
-
-static void combined_arg(struct rcmd_combined *m, const char *s, size_t len)
-{
-	m->arg_argv[m->n_args] = s;
-	m->arg_lens[m->n_args++] = len;
-}
-
-/* Each batch: its keys (as reserve's or confirm's own), and in ARGV its
- * kind, key count and argument count, then its arguments. */
-bool rcmd_combined_add(struct rcmd_combined *m, const struct req *head, unsigned n, bool confirms)
-{
-	if (m->batches == RCMD_COMBINED_BATCHES ||
-	    (confirms ? m->confirms + n > RCMD_COMBINED_CONFIRMS : m->reserves + n > RCMD_COMBINED_RESERVES))
-		return false;
-	char tag[BKT_TAG_MAX];
-	bkt_tag(tag, head->order.sku, head->bucket);
-	unsigned first_key = m->n_keys;
-	size_t len;
-	const char *s;
-	combined_arg(m, confirms ? "c" : "r", 1);
-	if (confirms) {
-		combined_key_done(m, snprintf(combined_key(m), KEYS_MAX, KEYS_PENDING_FMT, tag));
-		combined_key_done(m, snprintf(combined_key(m), KEYS_MAX, KEYS_ORDERS_FMT, tag));
-	} else {
-		combined_key_done(m, snprintf(combined_key(m), KEYS_MAX, KEYS_SKU_FMT, tag));
-		combined_key_done(m, snprintf(combined_key(m), KEYS_MAX, KEYS_USERS_FMT, tag));
-		combined_key_done(m, snprintf(combined_key(m), KEYS_MAX, KEYS_PENDING_FMT, tag));
-		for (const struct req *q = head; q; q = q->b_next)
-			if (q->idem_len)
-				combined_key_done(m, snprintf(combined_key(m), KEYS_MAX, KEYS_IDEM_FMT, tag,
-							      (size_t)q->order.user_len, q->order.user_id, q->idem));
-	}
-	s = combined_num(m, m->n_keys - first_key, &len);
-	combined_arg(m, s, len);
-	s = combined_num(m, confirms ? n : ORDER_WORDS * n, &len);
-	combined_arg(m, s, len);
-	unsigned key_no = 0;
-	for (const struct req *q = head; q; q = q->b_next) {
-		if (confirms) {
-			char *id = m->confirm_id[m->confirms++];
-			oid_format(q->order_id, id);
-			combined_arg(m, id, OID_TEXT_LEN);
-			continue;
-		}
-		/* key_index counts in the batch's own keys, as in reserve. */
-		order_words(&m->order[m->reserves++], q, q->idem_len ? 4 + key_no++ : 0, &m->arg_argv[m->n_args],
-			    &m->arg_lens[m->n_args]);
-		m->n_args += ORDER_WORDS;
-	}
-	m->batches++;
-	return true;
-}
-
-void rcmd_combined_finish(struct rcmd_combined *m, const struct script_shas *shas, const struct cfg *cfg)
-{
-	size_t len;
-	const char *s;
-	m->argc = 0;
-	m->argv[m->argc] = "EVALSHA", m->lens[m->argc++] = 7;
-	m->argv[m->argc] = shas->sha[SCRIPT_COMBINED], m->lens[m->argc++] = SCRIPT_SHA_LEN;
-	s = combined_num(m, m->n_keys, &len);
-	m->argv[m->argc] = s, m->lens[m->argc++] = len;
-	memcpy(&m->argv[m->argc], m->key_argv, m->n_keys * sizeof(m->argv[0]));
-	memcpy(&m->lens[m->argc], m->key_lens, m->n_keys * sizeof(m->lens[0]));
-	m->argc += (int)m->n_keys;
-	s = combined_num(m, cfg->idempotency_ttl_s, &len);
-	m->argv[m->argc] = s, m->lens[m->argc++] = len;
-	s = combined_num(m, cfg->redis_buckets, &len);
-	m->argv[m->argc] = s, m->lens[m->argc++] = len;
-	s = combined_num(m, m->batches, &len);
-	m->argv[m->argc] = s, m->lens[m->argc++] = len;
-	memcpy(&m->argv[m->argc], m->arg_argv, m->n_args * sizeof(m->argv[0]));
-	memcpy(&m->lens[m->argc], m->arg_lens, m->n_args * sizeof(m->lens[0]));
-	m->argc += (int)m->n_args;
 }

@@ -32,7 +32,6 @@ enum rcmd_kind {
 	RCMD_RESERVE = RLINK_KIND_USER, RCMD_RELEASE, RCMD_CONFIRM, RCMD_RETURN,
 	RCMD_TAKE, RCMD_GIVE, RCMD_XDONE, RCMD_XCHECK,
 	RCMD_CONFIRMS, /* a batch of confirmations, chained like a reserve batch */
-	RCMD_COMBINED, /* batches of several buckets, chained through g_next */
 	RCMD_PROBE     /* where a slot is now (resv's probe) */
 };
 
@@ -66,41 +65,6 @@ void rcmd_reserve(struct rcmd *c, const struct script_shas *shas, const struct c
 /* One confirm script call for a chain of at most RESV_BATCH_MAX orders of
  * one SKU bucket. */
 void rcmd_confirms(struct rcmd *c, const struct script_shas *shas, const struct req *head);
-
-/* A combined call (script.h: combined): reserve and confirm batches of
- * any buckets on one server. Reserved orders are bounded by the reply's
- * elements (one each); the words and keys by what the struct holds. */
-#define RCMD_COMBINED_RESERVES RLINK_ELEMS_MAX
-#define RCMD_COMBINED_CONFIRMS 64
-#define RCMD_COMBINED_BATCHES 64
-#define RCMD_COMBINED_KEYS (3 * RCMD_COMBINED_BATCHES + RCMD_COMBINED_RESERVES)
-#define RCMD_COMBINED_ARGS (3 * RCMD_COMBINED_BATCHES + 7 * RCMD_COMBINED_RESERVES + RCMD_COMBINED_CONFIRMS)
-
-struct rcmd_combined {
-	int argc;
-	const char *argv[6 + RCMD_COMBINED_KEYS + RCMD_COMBINED_ARGS];
-	size_t lens[6 + RCMD_COMBINED_KEYS + RCMD_COMBINED_ARGS];
-	unsigned reserves, confirms, batches; /* orders and batches so far */
-	/* Keys and arguments gather apart (EVALSHA takes every key first). */
-	unsigned n_keys, n_args;
-	const char *key_argv[RCMD_COMBINED_KEYS];
-	size_t key_lens[RCMD_COMBINED_KEYS];
-	const char *arg_argv[RCMD_COMBINED_ARGS];
-	size_t arg_lens[RCMD_COMBINED_ARGS];
-	/* Storage for the words those point at. */
-	char key[RCMD_COMBINED_KEYS][KEYS_MAX];
-	char num[4 + 2 * RCMD_COMBINED_BATCHES][FMT_U64_MAX];
-	unsigned n_num;
-	struct rcmd_order order[RCMD_COMBINED_RESERVES];
-	char confirm_id[RCMD_COMBINED_CONFIRMS][OID_TEXT_LEN + 1];
-};
-
-void rcmd_combined_start(struct rcmd_combined *m);
-/* Adds a batch (a chain through b_next of n orders of one bucket) to the
- * call: false, and nothing added, when it does not fit. */
-bool rcmd_combined_add(struct rcmd_combined *m, const struct req *head, unsigned n, bool confirms);
-/* The call's words (argv, lens, argc), once every batch is in. */
-void rcmd_combined_finish(struct rcmd_combined *m, const struct script_shas *shas, const struct cfg *cfg);
 
 /* Release, confirm or return one order, or one step of its transfer
  * between buckets (now_ms stamps a take). */

@@ -84,9 +84,6 @@ struct resv {
 	bool moved_to[LINKS_MAX]; /* the link was opened to follow MOVED or ASK */
 
 	struct groupset reserves, confirms;
-	/* Where a turn's batches of every bucket go as one call (one server,
-	 * redis.combine_calls on); NULL: a call per bucket. */
-	struct rcmd_combined *combined;
 	unsigned batched; /* reservations and confirmations waiting in groups */
 	/* When the oldest waiting confirmation must go (monotonic us). */
 	int64_t confirms_due_us;
@@ -121,7 +118,6 @@ static const char *kind_name(uint8_t kind)
 	case RCMD_RELEASE: return "release";
 	case RCMD_CONFIRM: return "confirm";
 	case RCMD_CONFIRMS: return "confirm batch";
-	case RCMD_COMBINED: return "combined call";
 	case RCMD_RETURN: return "return";
 	case RCMD_TAKE: return "transfer take";
 	case RCMD_GIVE: return "transfer give";
@@ -169,11 +165,6 @@ int resv_init(struct worker *w, const struct script_shas *shas, const struct rcl
 	r->confirms.kind = RCMD_CONFIRMS;
 	r->cluster = map->cluster;
 	memcpy(r->slot, map->slot, sizeof(r->slot));
-	/* A cluster's buckets live on several masters, and a script's keys
-	 * must share a slot there: a call per bucket. */
-	if (!r->cluster && strcmp(cfg->redis_combine_calls, "on") == 0 &&
-	    !(r->combined = malloc(sizeof(*r->combined))))
-		return -ENOMEM;
 	for (unsigned i = 0; i < map->n; i++) {
 		int rc = add_link(w, map->node[i].host, map->node[i].port);
 		if (rc < 0)
@@ -187,7 +178,6 @@ void resv_destroy(struct worker *w)
 	struct resv *r = w->resv;
 	if (!r)
 		return;
-	free(r->combined);
 	for (unsigned i = 0; i < r->n_links; i++)
 		rlink_free(r->links[i]);
 	free(r);
@@ -469,125 +459,6 @@ static void flush_groups(struct worker *w, struct groupset *set)
 	set->n_used = 0;
 }
 
-/* A combined call's words for the chains from first (through g_next), to
- * link to. With wait_replicas it waits for the replicas as its reserves
- * and confirmations would alone; one of confirmations only goes without
- * a WAIT while the replicas are short (send_cmd). */
-static int put_combined(struct worker *w, struct rlink *to, struct req *first, bool built)
-{
-	struct rcmd_combined *m = w->resv->combined;
-	if (!built) {
-		rcmd_combined_start(m);
-		for (struct req *h = first; h; h = h->g_next) {
-			unsigned n = 0;
-			for (const struct req *q = h; q; q = q->b_next)
-				n++;
-			if (!rcmd_combined_add(m, h, n, h->g_confirms))
-				return -E2BIG; /* not reached: it fitted when first sent */
-		}
-	}
-	rcmd_combined_finish(m, &w->resv->shas, w->cfg);
-	if (m->reserves == 0 && rlink_replicas_short(to))
-		return rlink_put(w, to, RCMD_COMBINED, first, m->argc, m->argv, m->lens);
-	return rlink_put_replicated(w, to, RCMD_COMBINED, first, m->argc, m->argv, m->lens);
-}
-
-/* Moves g's chain out of set (its orders no longer wait in a group). */
-static struct req *take_group(struct resv *r, struct groupset *set, struct group *g)
-{
-	struct req *head = g->head;
-	r->batched -= g->n;
-	set->waiting -= g->n;
-	g->head = g->tail = NULL;
-	g->n = 0;
-	return head;
-}
-
-/* Adds the open groups of set to the call while they fit, linking their
- * chains after *tail. */
-static void combine_set(struct resv *r, struct groupset *set, struct req **first, struct req **tail)
-{
-	bool confirms = set->kind == RCMD_CONFIRMS;
-	for (unsigned i = 0; i < set->n_used; i++) {
-		struct group *g = &set->g[set->used[i]];
-		if (g->n == 0 || !rcmd_combined_add(r->combined, g->head, g->n, confirms))
-			continue;
-		struct req *head = take_group(r, set, g);
-		head->g_next = NULL;
-		head->g_confirms = confirms;
-		if (*tail)
-			(*tail)->g_next = head;
-		else
-			*first = head;
-		*tail = head;
-	}
-}
-
-/* A chain of a combined call that did not go or whose answer is lost:
- * reserves as a reserve batch's would be, confirmations each alone later. */
-static void combined_failed(struct worker *w, struct req *first, bool sent, int rc)
-{
-	for (struct req *h = first, *next; h; h = next) {
-		next = h->g_next;
-		h->g_next = NULL;
-		if (h->g_confirms)
-			replay_confirms(w, h);
-		else if (sent)
-			fail_chain(w, h, true, UNAV_REDIS);
-		else
-			fail_unsent(w, h, rc);
-	}
-}
-
-/* Every open reserve and confirm group, in as few combined calls as they
- * fit: waiting confirmations ride along with the turn's reservations
- * instead of a call of their own once due. */
-static void send_combined(struct worker *w)
-{
-	struct resv *r = w->resv;
-	struct rlink *to = r->links[0];
-	while (r->reserves.waiting || r->confirms.waiting) {
-		struct req *first = NULL, *tail = NULL;
-		rcmd_combined_start(r->combined);
-		combine_set(r, &r->reserves, &first, &tail);
-		combine_set(r, &r->confirms, &first, &tail);
-		if (!first)
-			break; /* not reached: any one group fits an empty call */
-		struct rcmd_combined *m = r->combined;
-		unsigned reserves = m->reserves, confirms = m->confirms;
-		int rc = put_combined(w, to, first, true);
-		if (rc < 0) {
-			combined_failed(w, first, false, rc);
-			continue;
-		}
-		w->stats.combined_calls++;
-		if (reserves) {
-			w->stats.reserve_calls++;
-			w->stats.reserve_orders += reserves;
-		}
-		if (confirms) {
-			w->stats.confirm_calls++;
-			w->stats.confirm_orders += confirms;
-		}
-	}
-	struct groupset *sets[2] = {&r->reserves, &r->confirms};
-	for (unsigned k = 0; k < 2; k++) {
-		for (unsigned i = 0; i < sets[k]->n_used; i++)
-			sets[k]->g[sets[k]->used[i]].sku_len = 0;
-		sets[k]->n_used = 0;
-	}
-}
-
-/* Sends set's open groups: combined with the other set's where calls are
- * combined. */
-static void flush_set(struct worker *w, struct groupset *set)
-{
-	if (w->resv->combined)
-		send_combined(w);
-	else
-		flush_groups(w, set);
-}
-
 /* Adds q to the open group of its SKU bucket in set (a new group if none);
  * a full group goes out at once. */
 static void group_add(struct worker *w, struct groupset *set, struct req *q)
@@ -595,7 +466,7 @@ static void group_add(struct worker *w, struct groupset *set, struct req *q)
 	const struct order_req *o = &q->order;
 	struct group *g = NULL;
 	if (set->n_used == GROUPS) /* every group is taken: send them, start afresh */
-		flush_set(w, set);
+		flush_groups(w, set);
 	for (unsigned i = group_hash(q) & (GROUPS - 1); !g; i = (i + 1) & (GROUPS - 1)) {
 		struct group *c = &set->g[i];
 		if (c->sku_len == 0) {
@@ -738,9 +609,6 @@ void resv_link_lost(struct worker *w, struct rlink *l, uint8_t kind, struct req 
 	case RCMD_CONFIRMS:
 		replay_confirms(w, req);
 		return;
-	case RCMD_COMBINED:
-		combined_failed(w, req, true, -ENOTCONN);
-		return;
 	default: /* RCMD_RELEASE */
 		add_replay(w, req, RCMD_RELEASE);
 		flow_on_redis_failure(w, req, UNAV_REDIS);
@@ -787,26 +655,6 @@ static void log_call_failure(struct worker *w, uint8_t kind, const char *err)
 	r->fails_unlogged = 0;
 }
 
-/* The results of a reserve batch, one per order in the order sent, from
- * reply's element first on; how many it read. */
-static unsigned reserve_results(struct worker *w, struct req *head, const struct rslot *reply, unsigned first)
-{
-	unsigned i = first;
-	for (struct req *q = head, *next; q; q = next, i++) {
-		next = q->b_next; /* q may go back to the pool in flow */
-		q->b_next = NULL;
-		q->redis_ops--;
-		const struct relem *e = reply->type == REDIS_REPLY_ARRAY && i < reply->n_elems ? &reply->elem[i] : NULL;
-		struct reserve_result res;
-		if (e && (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS))
-			script_decode_reserve(e->str, e->len, &res);
-		else
-			script_decode_reserve("", 0, &res); /* RESERVE_BAD: logged there, answered 503 */
-		flow_on_reserve_reply(w, q, &res);
-	}
-	return i - first;
-}
-
 /* A batch's answer: one result per order, in the order sent. */
 static void on_reserve_reply(struct worker *w, struct req *head, const struct rslot *reply)
 {
@@ -819,7 +667,19 @@ static void on_reserve_reply(struct worker *w, struct req *head, const struct rs
 		fail_chain(w, head, true, unreplicated ? UNAV_REPLICATION : UNAV_REDIS);
 		return;
 	}
-	reserve_results(w, head, reply, 0);
+	unsigned i = 0;
+	for (struct req *q = head, *next; q; q = next, i++) {
+		next = q->b_next; /* q may go back to the pool in flow */
+		q->b_next = NULL;
+		q->redis_ops--;
+		const struct relem *e = reply->type == REDIS_REPLY_ARRAY && i < reply->n_elems ? &reply->elem[i] : NULL;
+		struct reserve_result res;
+		if (e && (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS))
+			script_decode_reserve(e->str, e->len, &res);
+		else
+			script_decode_reserve("", 0, &res); /* RESERVE_BAD: logged there, answered 503 */
+		flow_on_reserve_reply(w, q, &res);
+	}
 }
 
 /* The same command again, on link to. */
@@ -829,18 +689,6 @@ static int resend(struct worker *w, struct rlink *to, uint8_t kind, struct req *
 	case RCMD_RESERVE: return put_batch(w, to, req);
 	case RCMD_CONFIRMS: return put_confirms(w, to, req);
 	default: return put_script(w, to, kind, req);
-	}
-}
-
-/* Each order of a confirm chain is settled (or its entry waits for
- * reconcile: the reply said so). */
-static void confirmed(struct worker *w, struct req *head)
-{
-	for (struct req *q = head, *next; q; q = next) {
-		next = q->b_next; /* q may go back to the pool in flow */
-		q->b_next = NULL;
-		q->redis_ops--;
-		flow_on_confirm_reply(w, q);
 	}
 }
 
@@ -860,40 +708,12 @@ static void on_confirms_reply(struct worker *w, struct rlink *l, struct req *hea
 		if (!unreplicated_reply(reply))
 			log_call_failure(w, RCMD_CONFIRMS, reply->str);
 	}
-	confirmed(w, head);
-}
-
-/* A combined call's answer: the reserve batches' results one after
- * another (confirm batches add none). After an error each chain is
- * handled as its own call's would be, except that confirmations go again
- * alone: the error may be the reserves' (OOM), which they are spared. */
-static void on_combined_reply(struct worker *w, struct rlink *l, struct req *first, const struct rslot *reply)
-{
-	if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-		/* Scripts were flushed: load them again, then retry this call. */
-		rlink_reload_scripts(w, l);
-		if (put_combined(w, l, first, false) == 0)
-			return;
+	for (struct req *q = head, *next; q; q = next) {
+		next = q->b_next; /* q may go back to the pool in flow */
+		q->b_next = NULL;
+		q->redis_ops--;
+		flow_on_confirm_reply(w, q);
 	}
-	bool failed = reply->type == REDIS_REPLY_ERROR;
-	bool unreplicated = failed && unreplicated_reply(reply);
-	if (failed && !unreplicated)
-		log_call_failure(w, RCMD_COMBINED, reply->str);
-	unsigned elem = 0;
-	for (struct req *h = first, *next; h; h = next) {
-		next = h->g_next;
-		h->g_next = NULL;
-		if (h->g_confirms && failed && !unreplicated)
-			replay_confirms(w, h);
-		else if (h->g_confirms) /* NOREPLICAS: it ran on the master */
-			confirmed(w, h);
-		else if (failed)
-			fail_chain(w, h, true, unreplicated ? UNAV_REPLICATION : UNAV_REDIS);
-		else
-			elem += reserve_results(w, h, reply, elem);
-	}
-	if (failed && transient(reply->str))
-		rlink_close(w, l, reply->str); /* back off through a reconnect */
 }
 
 /* The link a MOVED or ASK answer names (opened if new: it connects on the
@@ -1038,10 +858,6 @@ void resv_link_reply(struct worker *w, struct rlink *l, uint8_t kind, struct req
 		on_probe_reply(w, l, reply);
 		return;
 	}
-	if (kind == RCMD_COMBINED) {
-		on_combined_reply(w, l, req, reply);
-		return;
-	}
 	if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "TRYAGAIN", 8) == 0 &&
 	    try_later(w, kind, req)) {
 		w->stats.tryagains++;
@@ -1175,17 +991,12 @@ void resv_on_send(struct worker *w, unsigned link, int res)
 void resv_before_wait(struct worker *w)
 {
 	struct resv *r = w->resv;
+	if (r->reserves.n_used)
+		flush_groups(w, &r->reserves);
 	/* Draining, confirmations go at once: they are all that is left. */
-	bool confirms_due = r->confirms.n_used && (r->confirms.waiting == 0 || w->draining ||
-						   w->now_mono_us >= r->confirms_due_us);
-	if (r->combined && (r->reserves.waiting || confirms_due)) {
-		send_combined(w);
-	} else {
-		if (r->reserves.n_used)
-			flush_groups(w, &r->reserves);
-		if (confirms_due)
-			flush_groups(w, &r->confirms);
-	}
+	if (r->confirms.n_used &&
+	    (r->confirms.waiting == 0 || w->draining || w->now_mono_us >= r->confirms_due_us))
+		flush_groups(w, &r->confirms);
 	for (unsigned i = 0; i < r->n_links; i++)
 		rlink_before_wait(w, r->links[i]);
 }

@@ -7,8 +7,6 @@
  * per turn instead of one per order. Confirmations (Kafka has the order:
  * its ledger entry is settled) are grouped the same way, and since nobody
  * waits for them they also wait for company up to redis.confirm_delay_ms.
- * On one server (redis.combine_calls) the turn's batches of every bucket,
- * and the confirmations waiting by then, go as one combined call instead.
  * Each command goes to the Redis server
  * that owns its keys' hash slot, over that server's link (gateway/rlink.h):
  * one link on a single server, one per master on a Redis Cluster, whose

@@ -18,99 +18,97 @@
  * In the script, pending: order id -> in the ledger (before or by this
  * batch); bought: user -> count so far; made: idem key -> order id, this
  * batch. */
-#define RESERVE_LUA \
-	"local ttl, nb = ARGV[1], tonumber(ARGV[2])\n" \
-	"local n = (#ARGV - 2) / 7\n" \
-	"local out = {}\n" \
-	"local s = redis.call('HMGET', KEYS[1], 'stock', 'limit', 'starts', 'ends', 'buckets')\n" \
-	"if not s[1] then\n" \
-	"  for i = 1, n do out[i] = 'unknown' end\n" \
-	"  return out\n" \
-	"end\n" \
-	"if tonumber(s[5] or '1') ~= nb then\n" \
-	"  for i = 1, n do out[i] = 'buckets:' .. (s[5] or '1') end\n" \
-	"  return out\n" \
-	"end\n" \
-	"local window\n" \
-	"local starts, ends = tonumber(s[3] or '0'), tonumber(s[4] or '0')\n" \
-	"if starts > 0 or ends > 0 then\n" \
-	"  local t = redis.call('TIME')\n" \
-	"  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
-	"  if starts > 0 and now < starts then window = 'not_started:' .. starts\n" \
-	"  elseif ends > 0 and now >= ends then window = 'ended:' .. ends end\n" \
-	"end\n" \
-	"local avail, limit = tonumber(s[1]), tonumber(s[2])\n" \
-	"local oids, users = {}, {}\n" \
-	"for i = 1, n do\n" \
-	"  local b = 2 + (i - 1) * 7\n" \
-	"  users[i], oids[i] = ARGV[b + 1], ARGV[b + 3]\n" \
-	"end\n" \
-	"local held = redis.call('HMGET', KEYS[3], unpack(oids))\n" \
-	"local had = redis.call('HMGET', KEYS[2], unpack(users))\n" \
-	"local pending, bought, made = {}, {}, {}\n" \
-	"for i = 1, n do\n" \
-	"  if held[i] then pending[oids[i]] = true end\n" \
-	"  if not bought[users[i]] then bought[users[i]] = tonumber(had[i] or '0') end\n" \
-	"end\n" \
-	"local taken, entries, buyers, listed, keys = 0, {}, {}, {}, {}\n" \
-	"for i = 1, n do\n" \
-	"  local b = 2 + (i - 1) * 7\n" \
-	"  local user, qty, oid, ms = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3], ARGV[b + 4]\n" \
-	"  local ki, key, cap = tonumber(ARGV[b + 5]), ARGV[b + 6], tonumber(ARGV[b + 7])\n" \
-	"  local lim = limit\n" \
-	"  if cap > 0 and cap < lim then lim = cap end\n" \
-	"  local r\n" \
-	"  if ki > 0 then\n" \
-	"    local prev = made[KEYS[ki]] or redis.call('GET', KEYS[ki])\n" \
-	"    if prev then\n" \
-	"      local pid, pqty = string.match(prev, '^(%S+) ?(%d*)$')\n" \
-	"      if pqty ~= '' and tonumber(pqty) ~= qty then r = 'mismatch:' .. pid\n" \
-	"      elseif pending[pid] or redis.call('HEXISTS', KEYS[3], pid) == 1 then r = 'inflight:' .. pid\n" \
-	"      else r = 'dup:' .. pid end\n" \
-	"    end\n" \
-	"  end\n" \
-	"  if not r and pending[oid] then r = 'ok' end\n" \
-	"  if not r and window then r = window end\n" \
-	"  if not r and nb == 1 and avail <= 0 then r = 'sold_out' end\n" \
-	"  if not r and nb == 1 and avail < qty then r = 'insufficient:' .. avail end\n" \
-	"  if not r and bought[user] + qty > lim then r = 'limit:' .. math.max(lim - bought[user], 0) end\n" \
-	"  if not r and avail < qty then r = 'dry:' .. avail end\n" \
-	"  if not r then\n" \
-	"    avail, taken = avail - qty, taken + qty\n" \
-	"    if not listed[user] then\n" \
-	"      listed[user] = true\n" \
-	"      buyers[#buyers + 1] = user\n" \
-	"    end\n" \
-	"    bought[user] = bought[user] + qty\n" \
-	"    local entry = user .. ' ' .. qty .. ' ' .. ms\n" \
-	"    if ki > 0 then\n" \
-	"      made[KEYS[ki]] = oid .. ' ' .. qty\n" \
-	"      keys[#keys + 1] = KEYS[ki]\n" \
-	"      keys[#keys + 1] = made[KEYS[ki]]\n" \
-	"      entry = entry .. ' ' .. key\n" \
-	"    end\n" \
-	"    entries[#entries + 1] = oid\n" \
-	"    entries[#entries + 1] = entry\n" \
-	"    pending[oid] = true\n" \
-	"    r = 'ok'\n" \
-	"  end\n" \
-	"  out[i] = r\n" \
-	"end\n" \
-	"if taken > 0 then\n" \
-	"  redis.call('HSET', KEYS[3], unpack(entries))\n" \
-	"  local counts = {}\n" \
-	"  for _, user in ipairs(buyers) do\n" \
-	"    counts[#counts + 1] = user\n" \
-	"    counts[#counts + 1] = bought[user]\n" \
-	"  end\n" \
-	"  redis.call('HSET', KEYS[2], unpack(counts))\n" \
-	"  redis.call('HINCRBY', KEYS[1], 'stock', -taken)\n" \
-	"  redis.call('HINCRBY', KEYS[1], 'sold', taken)\n" \
-	"  for j = 1, #keys, 2 do redis.call('SET', keys[j], keys[j + 1], 'EX', ttl) end\n" \
-	"end\n" \
-	"return out\n"
-
-const char script_reserve_lua[] = RESERVE_LUA;
+const char script_reserve_lua[] =
+	"local ttl, nb = ARGV[1], tonumber(ARGV[2])\n"
+	"local n = (#ARGV - 2) / 7\n"
+	"local out = {}\n"
+	"local s = redis.call('HMGET', KEYS[1], 'stock', 'limit', 'starts', 'ends', 'buckets')\n"
+	"if not s[1] then\n"
+	"  for i = 1, n do out[i] = 'unknown' end\n"
+	"  return out\n"
+	"end\n"
+	"if tonumber(s[5] or '1') ~= nb then\n"
+	"  for i = 1, n do out[i] = 'buckets:' .. (s[5] or '1') end\n"
+	"  return out\n"
+	"end\n"
+	"local window\n"
+	"local starts, ends = tonumber(s[3] or '0'), tonumber(s[4] or '0')\n"
+	"if starts > 0 or ends > 0 then\n"
+	"  local t = redis.call('TIME')\n"
+	"  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	"  if starts > 0 and now < starts then window = 'not_started:' .. starts\n"
+	"  elseif ends > 0 and now >= ends then window = 'ended:' .. ends end\n"
+	"end\n"
+	"local avail, limit = tonumber(s[1]), tonumber(s[2])\n"
+	"local oids, users = {}, {}\n"
+	"for i = 1, n do\n"
+	"  local b = 2 + (i - 1) * 7\n"
+	"  users[i], oids[i] = ARGV[b + 1], ARGV[b + 3]\n"
+	"end\n"
+	"local held = redis.call('HMGET', KEYS[3], unpack(oids))\n"
+	"local had = redis.call('HMGET', KEYS[2], unpack(users))\n"
+	"local pending, bought, made = {}, {}, {}\n"
+	"for i = 1, n do\n"
+	"  if held[i] then pending[oids[i]] = true end\n"
+	"  if not bought[users[i]] then bought[users[i]] = tonumber(had[i] or '0') end\n"
+	"end\n"
+	"local taken, entries, buyers, listed, keys = 0, {}, {}, {}, {}\n"
+	"for i = 1, n do\n"
+	"  local b = 2 + (i - 1) * 7\n"
+	"  local user, qty, oid, ms = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3], ARGV[b + 4]\n"
+	"  local ki, key, cap = tonumber(ARGV[b + 5]), ARGV[b + 6], tonumber(ARGV[b + 7])\n"
+	"  local lim = limit\n"
+	"  if cap > 0 and cap < lim then lim = cap end\n"
+	"  local r\n"
+	"  if ki > 0 then\n"
+	"    local prev = made[KEYS[ki]] or redis.call('GET', KEYS[ki])\n"
+	"    if prev then\n"
+	"      local pid, pqty = string.match(prev, '^(%S+) ?(%d*)$')\n"
+	"      if pqty ~= '' and tonumber(pqty) ~= qty then r = 'mismatch:' .. pid\n"
+	"      elseif pending[pid] or redis.call('HEXISTS', KEYS[3], pid) == 1 then r = 'inflight:' .. pid\n"
+	"      else r = 'dup:' .. pid end\n"
+	"    end\n"
+	"  end\n"
+	"  if not r and pending[oid] then r = 'ok' end\n"
+	"  if not r and window then r = window end\n"
+	"  if not r and nb == 1 and avail <= 0 then r = 'sold_out' end\n"
+	"  if not r and nb == 1 and avail < qty then r = 'insufficient:' .. avail end\n"
+	"  if not r and bought[user] + qty > lim then r = 'limit:' .. math.max(lim - bought[user], 0) end\n"
+	"  if not r and avail < qty then r = 'dry:' .. avail end\n"
+	"  if not r then\n"
+	"    avail, taken = avail - qty, taken + qty\n"
+	"    if not listed[user] then\n"
+	"      listed[user] = true\n"
+	"      buyers[#buyers + 1] = user\n"
+	"    end\n"
+	"    bought[user] = bought[user] + qty\n"
+	"    local entry = user .. ' ' .. qty .. ' ' .. ms\n"
+	"    if ki > 0 then\n"
+	"      made[KEYS[ki]] = oid .. ' ' .. qty\n"
+	"      keys[#keys + 1] = KEYS[ki]\n"
+	"      keys[#keys + 1] = made[KEYS[ki]]\n"
+	"      entry = entry .. ' ' .. key\n"
+	"    end\n"
+	"    entries[#entries + 1] = oid\n"
+	"    entries[#entries + 1] = entry\n"
+	"    pending[oid] = true\n"
+	"    r = 'ok'\n"
+	"  end\n"
+	"  out[i] = r\n"
+	"end\n"
+	"if taken > 0 then\n"
+	"  redis.call('HSET', KEYS[3], unpack(entries))\n"
+	"  local counts = {}\n"
+	"  for _, user in ipairs(buyers) do\n"
+	"    counts[#counts + 1] = user\n"
+	"    counts[#counts + 1] = bought[user]\n"
+	"  end\n"
+	"  redis.call('HSET', KEYS[2], unpack(counts))\n"
+	"  redis.call('HINCRBY', KEYS[1], 'stock', -taken)\n"
+	"  redis.call('HINCRBY', KEYS[1], 'sold', taken)\n"
+	"  for j = 1, #keys, 2 do redis.call('SET', keys[j], keys[j + 1], 'EX', ttl) end\n"
+	"end\n"
+	"return out\n";
 
 /* Gives the units of ledger entry e ("user qty ...") back to the SKU
  * (KEYS[1]) and its user's count (KEYS[2]); shared by release and return. */
@@ -141,53 +139,25 @@ const char script_claim_lua[] =
 	"return 1\n";
 
 /* A batch's entries move with three commands, whatever its size. */
-#define CONFIRM_LUA \
-	"local es = redis.call('HMGET', KEYS[1], unpack(ARGV))\n" \
-	"local ids, moved, seen = {}, {}, {}\n" \
-	"for i = 1, #ARGV do\n" \
-	"  local id, e = ARGV[i], es[i]\n" \
-	"  if e and not seen[id] then\n" \
-	"    seen[id] = true\n" \
-	"    if string.sub(e, 1, 2) == 'C ' then e = string.sub(e, 3) end\n" \
-	"    ids[#ids + 1] = id\n" \
-	"    moved[#moved + 1] = id\n" \
-	"    moved[#moved + 1] = e\n" \
-	"  end\n" \
-	"end\n" \
-	"if #ids > 0 then\n" \
-	"  redis.call('HDEL', KEYS[1], unpack(ids))\n" \
-	"  redis.call('HSET', KEYS[2], unpack(moved))\n" \
-	"end\n" \
-	"return #ids\n"
-
-const char script_confirm_lua[] = SCRIPT_ALLOW_OOM CONFIRM_LUA;
-
-/* Reserve and confirm batches of several buckets of one server in one
- * call, each run exactly as its own script would run it: below the peak a
- * turn holds an order or two of different SKUs, and a call per bucket
- * costs Redis a call (and a round trip) per order. The bodies are the two
- * scripts', as functions of their own KEYS and ARGV. No allow-oom: it
- * reserves; a refusal sends its confirmations again alone. */
-const char script_combined_lua[] =
-	"local function reserve(KEYS, ARGV)\n" RESERVE_LUA "end\n"
-	"local function confirm(KEYS, ARGV)\n" CONFIRM_LUA "end\n"
-	"local ttl, nb = ARGV[1], ARGV[2]\n"
-	"local out, k, a = {}, 1, 4\n"
-	"for _ = 1, tonumber(ARGV[3]) do\n"
-	"  local kind, nk, na = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])\n"
-	"  local ks, as = {}, {}\n"
-	"  for i = 1, nk do ks[i] = KEYS[k + i - 1] end\n"
-	"  if kind == 'r' then as[1], as[2] = ttl, nb end\n"
-	"  local base = #as\n"
-	"  for i = 1, na do as[base + i] = ARGV[a + 2 + i] end\n"
-	"  k, a = k + nk, a + 3 + na\n"
-	"  if kind == 'r' then\n"
-	"    for _, r in ipairs(reserve(ks, as)) do out[#out + 1] = r end\n"
-	"  else\n"
-	"    confirm(ks, as)\n"
+const char script_confirm_lua[] =
+	SCRIPT_ALLOW_OOM
+	"local es = redis.call('HMGET', KEYS[1], unpack(ARGV))\n"
+	"local ids, moved, seen = {}, {}, {}\n"
+	"for i = 1, #ARGV do\n"
+	"  local id, e = ARGV[i], es[i]\n"
+	"  if e and not seen[id] then\n"
+	"    seen[id] = true\n"
+	"    if string.sub(e, 1, 2) == 'C ' then e = string.sub(e, 3) end\n"
+	"    ids[#ids + 1] = id\n"
+	"    moved[#moved + 1] = id\n"
+	"    moved[#moved + 1] = e\n"
 	"  end\n"
 	"end\n"
-	"return out\n";
+	"if #ids > 0 then\n"
+	"  redis.call('HDEL', KEYS[1], unpack(ids))\n"
+	"  redis.call('HSET', KEYS[2], unpack(moved))\n"
+	"end\n"
+	"return #ids\n";
 
 const char script_return_lua[] =
 	SCRIPT_ALLOW_OOM
@@ -239,7 +209,7 @@ const char *const script_src[SCRIPT_N] = {
 	[SCRIPT_RESERVE] = script_reserve_lua, [SCRIPT_RELEASE] = script_release_lua,
 	[SCRIPT_CONFIRM] = script_confirm_lua, [SCRIPT_RETURN] = script_return_lua,
 	[SCRIPT_TAKE] = script_take_lua,       [SCRIPT_GIVE] = script_give_lua,
-	[SCRIPT_XCHECK] = script_xcheck_lua,   [SCRIPT_COMBINED] = script_combined_lua,
+	[SCRIPT_XCHECK] = script_xcheck_lua,
 };
 
 /* A number after a word's colon: digits only (the script writes them). */

@@ -51,14 +51,6 @@
  *          Then the caller removes the donor's xfer entry (HDEL). The
  *          arrival mark outlives any entry reconcile will still give
  *          (KEYS_XIN_TTL_S), so a transfer is never given twice.
- * combined reserve and confirm batches of several buckets of one server
- *          KEYS: each batch's keys, batch after batch, as its own script
- *          takes them   ARGV: ttl_s, buckets (K), the batch count, then
- *          per batch: "r" (reserve) or "c" (confirm), its key count, its
- *          argument count, and its arguments as reserve (without ttl_s and
- *          K) or confirm takes them
- *          -> the reserve batches' results, one after another (a confirm
- *          batch adds none). Each batch runs as its own script would.
  * xcheck   whether a take whose answer a failure took ran: KEYS:
  *          fg:{donor}:xfer   ARGV: transfer_id
  *          -> the donor's entry "to_bucket units ms", or nil (it never ran,
@@ -108,12 +100,11 @@ extern const char script_return_lua[];
 extern const char script_take_lua[];
 extern const char script_give_lua[];
 extern const char script_xcheck_lua[];
-extern const char script_combined_lua[];
 
 /* The scripts the gateway calls by SHA (claim is reconcile's alone). */
 enum script_id {
 	SCRIPT_RESERVE, SCRIPT_RELEASE, SCRIPT_CONFIRM, SCRIPT_RETURN, SCRIPT_TAKE, SCRIPT_GIVE,
-	SCRIPT_XCHECK, SCRIPT_COMBINED, SCRIPT_N
+	SCRIPT_XCHECK, SCRIPT_N
 };
 extern const char *const script_src[SCRIPT_N];
 

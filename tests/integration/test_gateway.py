@@ -395,10 +395,8 @@ def confirmations_wait_for_company_but_not_past_their_delay():
     Idempotency-Key is confirmed at once, so a repeat of its key right after
     the 202 gets the order back (200), not 409 in_progress. A gateway told
     to stop confirms what waits before it exits, and no more than a quarter
-    of max_inflight ever wait. These run with a call per bucket
-    (combine_calls off); with calls combined, a waiting confirmation rides
-    along with the next order's reservation instead (the end)."""
-    conf = ENV.write_config(server__workers=1, redis__confirm_delay_ms=1000, redis__combine_calls="off")
+    of max_inflight ever wait."""
+    conf = ENV.write_config(server__workers=1, redis__confirm_delay_ms=1000)
     ENV.load_stock(conf, [("cd1", 10, 10)])
     pending = lambda: int(ENV.redis("HLEN", "fg:{cd1}:pending"))
     gw = Gateway(ENV, conf)
@@ -432,7 +430,7 @@ def confirmations_wait_for_company_but_not_past_their_delay():
     # A waiting confirmation holds its request: never more than a quarter
     # of max_inflight wait, here one. The second order takes the first along.
     conf = ENV.write_config("small.conf", server__workers=1, server__max_inflight=4,
-                            redis__confirm_delay_ms=1000, redis__combine_calls="off")
+                            redis__confirm_delay_ms=1000)
     with Gateway(ENV, conf):
         for user in ("eve", "fay", "gus"):
             eq(post_order(ENV.gw_port, user, "cd1").status, 202, user + "'s order")
@@ -442,23 +440,6 @@ def confirmations_wait_for_company_but_not_past_their_delay():
     eq(m and (int(m.group(1)), int(m.group(2))), (3, 2),
        "eve's waited, fay's took it along, gus's went at the stop: %s" % last.strip())
     eq(pending(), 0, "nothing left pending")
-
-    # Calls combined (the default): hal's confirmation, waiting out its
-    # delay, goes with ivy's reservation; ivy's own waits for its delay.
-    conf = ENV.write_config("combined.conf", server__workers=1, redis__confirm_delay_ms=1000)
-    with Gateway(ENV, conf):
-        eq(post_order(ENV.gw_port, "hal", "cd1").status, 202, "hal's order")
-        eq(pending(), 1, "hal's confirmation waits")
-        eq(post_order(ENV.gw_port, "ivy", "cd1").status, 202, "ivy's order")
-        eq(pending(), 1, "hal's went with ivy's reservation; ivy's waits")
-        deadline = time.time() + 10
-        while pending() and time.time() < deadline:
-            time.sleep(0.05)
-        eq(pending(), 0, "ivy's went when its delay was over")
-    with open(os.path.join(ENV.run_dir, "gateway.log")) as f:
-        last = [l for l in f if "stopped:" in l][-1]
-    m = re.search(r"confirmed (\d+) in (\d+);", last)
-    eq(m and (int(m.group(1)), int(m.group(2))), (2, 2), "hal's and ivy's, each in a call: %s" % last.strip())
 
 
 @test
@@ -1374,43 +1355,6 @@ def parse_metrics(text):
 
 
 @test
-def one_turns_orders_of_many_skus_share_one_script_call():
-    """Ten orders of ten SKUs pipelined on one connection reach the
-    gateway in one read, so one worker's turn holds them all. With
-    [redis] combine_calls on (the default, one Redis server) their ten
-    reserve batches go to Redis as one script call; off, as ten. Either
-    way each SKU sells its unit once and the ledger empties."""
-    token = "combine-admin-token-0001"
-    for mode, reserve_calls in (("on", 1), ("off", 10)):
-        skus = ["cb%s%d" % (mode, i) for i in range(1, 11)]
-        conf = ENV.write_config("cb-%s.conf" % mode, redis__combine_calls=mode, server__admin_token=token)
-        ENV.load_stock(conf, [(sku, 5, 5) for sku in skus])
-        with Gateway(ENV, conf):
-            time.sleep(0.3)  # the other worker publishes once a tick (100 ms)
-            before = parse_metrics(metrics_page(token).body)
-            c = Conn(ENV.gw_port)
-            c.send(b"".join(request("POST", "/v1/orders", order_body("u-" + mode, sku)) for sku in skus))
-            statuses = [c.read().status for _ in skus]
-            c.close()
-            eq(statuses, [202] * len(skus), "combine_calls %s: every order accepted" % mode)
-            deadline = time.time() + 10
-            while any(ENV.stock(conf, sku)["pending"] for sku in skus) and time.time() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.3)
-            after = parse_metrics(metrics_page(token).body)
-        moved = {k: after[k] - before.get(k, 0) for k in after if k.endswith("_total")}
-        eq((moved["flashgate_reserve_calls_total"], moved["flashgate_reserve_orders_total"]), (reserve_calls, 10),
-           "combine_calls %s: reserve calls and the orders they carried" % mode)
-        expect((moved["flashgate_combined_calls_total"] > 0) == (mode == "on"),
-               "combine_calls %s: combined calls %d" % (mode, moved["flashgate_combined_calls_total"]))
-        eq(moved["flashgate_confirm_orders_total"], 10, "combine_calls %s: ten confirmations" % mode)
-        for sku in skus:
-            s = ENV.stock(conf, sku)
-            eq((s["sold"], s["stock"], s["pending"]), (1, 4, 0),
-               "combine_calls %s: %s sold its unit" % (mode, sku))
-
-
-@test
 def metrics_page_counts_what_the_gateway_did():
     """GET /admin/v1/metrics (admin token): Prometheus text summed over the
     workers. Across a known mix of answers the counters move by exactly it
@@ -1456,10 +1400,6 @@ def metrics_page_counts_what_the_gateway_did():
         eq({k: moved.get(k) for k in want}, want, "the counters")
         # seven orders reached Redis one at a time: each a round trip of its own
         expect(moved["flashgate_redis_sends_total"] >= 7, moved["flashgate_redis_sends_total"])
-        # on one Redis server each reserve goes in a combined call
-        expect(moved["flashgate_combined_calls_total"] >= moved["flashgate_reserve_calls_total"] > 0,
-               "combined %d, reserve calls %d" % (moved["flashgate_combined_calls_total"],
-                                                  moved["flashgate_reserve_calls_total"]))
         # librdkafka reports once a second: three accepted orders took at least one Produce
         deadline = time.monotonic() + 3
         while True:
