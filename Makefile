@@ -46,7 +46,7 @@ UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
-.PHONY: FORCE install all asan test test-unit test-asan test-faults demo soak setup clean fuzz fuzz-run fuzz-replay
+.PHONY: FORCE install all asan test test-unit test-asan test-faults test-faults-cluster demo soak setup clean fuzz fuzz-run fuzz-replay
 all: $(BIN)/flashgate $(BIN)/flashload
 
 $(BUILD)/%.o: %.c
@@ -131,6 +131,7 @@ test: setup
 	$(MAKE) test-unit
 	scripts/run-integration-tests.sh
 	scripts/run-fault-tests.sh
+	scripts/run-kafka-cluster-faults.sh
 	$(MAKE) test-asan
 
 # The same tests against the AddressSanitizer + UBSan build.
@@ -145,6 +146,14 @@ test-asan: asan
 test-faults: setup
 	$(MAKE) all
 	scripts/run-fault-tests.sh
+
+# The same promise on a three-broker Kafka cluster (replication factor 3,
+# min.insync.replicas 2): leaders killed and hung, the in-sync set shrunk,
+# the controller killed, a rolling restart (about 2.5 min; also part of
+# `make test`, with the release build).
+test-faults-cluster: setup
+	$(MAKE) all
+	scripts/run-kafka-cluster-faults.sh
 
 demo: setup
 	$(MAKE) all

@@ -208,9 +208,19 @@ int kpub_init(struct worker *w)
 
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	snprintf(client_id, sizeof(client_id), "flashgate-%u-%u", cfg->node_id, w->index);
-	/* The SRE's properties first: flashgate's own come after them. */
+	/* A broker that hangs (connections open, nothing answered) holds
+	 * what was sent to it for socket.timeout.ms, 60 s by default: longer
+	 * than an order waits, so each such order failed although a follower
+	 * had taken the partition over in seconds. A third of an order's time
+	 * lets a request time out and go again to the new leader (the
+	 * idempotent producer keeps it one record). Before the SRE's
+	 * properties, which may say otherwise. */
+	uint32_t socket_ms = cfg->kafka_message_timeout_ms / 3;
+	snprintf(num, sizeof(num), "%u", socket_ms < 1000 ? 1000 : socket_ms > 60000 ? 60000 : socket_ms);
+	int rc = set(w, conf, "socket.timeout.ms", num);
+	/* The SRE's properties next: flashgate's own come after them. */
 	const struct kprops kp = {cfg->kafka_brokers, cfg->kafka_properties, cfg->kafka_client_properties};
-	int rc = kprops_apply(&kp, conf, w->err, sizeof(w->err));
+	rc = rc ?: kprops_apply(&kp, conf, w->err, sizeof(w->err));
 	rc = rc ?: set(w, conf, "client.id", client_id);
 	rc = rc ?: set(w, conf, "acks", "all");
 	rc = rc ?: set(w, conf, "enable.idempotence", "true");

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# services.sh up|down|status|cluster-up|cluster-down: the real Redis and
+# services.sh up|down|status|cluster-up|cluster-down|kafka-cluster-*: the real Redis and
 # Apache Kafka (KRaft, single node) that flashgate's demo and tests run
 # against, on loopback, on ports that are not the services' defaults. `up`
 # returns only when each service answers (Redis: PING; Kafka: a metadata
@@ -43,6 +43,23 @@
 #                      its replica takes over (cluster-node-timeout) [5000]
 #   FG_REDIS_AOF       1: append-only file, fsync always  [0: no persistence]
 #                      (fault tests restart Redis and need its data back)
+#   FG_KAFKA_CLUSTER_PORT  kafka-cluster-up: the first broker's client port;
+#                      the other two take the next two, the controller
+#                      the ninth after it                    [19500]
+#   FG_KAFKA_CLUSTER_HEAP  each cluster broker's JVM heap    [384m]
+#
+# kafka-cluster-up|kafka-cluster-down|kafka-cluster-status: the orders
+# topic on a KRaft cluster of three brokers (node ids 1-3) and one
+# dedicated controller (node id 100), replication factor 3 and
+# min.insync.replicas 2, as platforms run it. A dedicated controller, not
+# three combined nodes: a test that stops two brokers to shrink the
+# in-sync set must not take the controller quorum with them (it is the
+# controller that shrinks the set), and a fourth small JVM fits this
+# machine better than two more quorum members. kafka-cluster-up starts
+# whichever node is not running (so it also brings back one a test
+# killed) and returns once every partition has its three replicas in
+# sync; kafka-cluster-status prints each node and each partition's leader
+# and in-sync replicas.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -348,6 +365,163 @@ stop_pidfile() { # name pidfile
 	say "$name stopped"
 }
 
+kcluster_port=${FG_KAFKA_CLUSTER_PORT:-19500}
+kcluster_heap=${FG_KAFKA_CLUSTER_HEAP:-384m}
+kcluster_cport=$((kcluster_port + 9))
+kcluster_dir="$run/kcluster"
+kcluster_bootstrap() { echo "127.0.0.1:$kcluster_port,127.0.0.1:$((kcluster_port + 1)),127.0.0.1:$((kcluster_port + 2))"; }
+
+# A cluster node's server.properties and log4j.properties in its dir.
+kcluster_config() { # node (1-3 or 100)
+	local node=$1 dir="$kcluster_dir/$1"
+	mkdir -p "$dir/data"
+	if [ "$node" = 100 ]; then
+		cat >"$dir/server.properties" <<PROPS
+process.roles=controller
+node.id=100
+controller.quorum.voters=100@127.0.0.1:$kcluster_cport
+listeners=CONTROLLER://127.0.0.1:$kcluster_cport
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+# The controller fences a broker whose heartbeats stopped after this long
+# (default 9 s), and only then moves its partitions' leadership.
+broker.session.timeout.ms=3000
+PROPS
+	else
+		local port=$((kcluster_port + node - 1))
+		cat >"$dir/server.properties" <<PROPS
+process.roles=broker
+node.id=$node
+controller.quorum.voters=100@127.0.0.1:$kcluster_cport
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://127.0.0.1:$port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+num.partitions=$partitions
+default.replication.factor=3
+min.insync.replicas=2
+unclean.leader.election.enable=false
+auto.create.topics.enable=false
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+group.initial.rebalance.delay.ms=0
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=500
+# A follower that stops fetching leaves the in-sync set after 3 s, not 30.
+replica.lag.time.max.ms=3000
+PROPS
+	fi
+	if [ -n "${FG_KAFKA_PROPS:-}" ] && [ "$node" != 100 ]; then
+		tr ';' '\n' <<<"$FG_KAFKA_PROPS" >>"$dir/server.properties"
+	fi
+	cat >"$dir/log4j.properties" <<'L4J'
+log4j.rootLogger=WARN, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File=${kafka.logs.dir}/server.log
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka=INFO
+log4j.logger.org.apache.kafka=INFO
+L4J
+}
+
+kcluster_java() { # node heap class args...
+	local dir="$kcluster_dir/$1" h=$2
+	shift 2
+	exec java -Xms"$h" -Xmx"$h" -XX:+UseG1GC -Xss512k ${FG_KAFKA_JVM_OPTS:-} \
+		-Dkafka.logs.dir="$dir" -Dlog4j.configuration="file:$dir/log4j.properties" \
+		-cp "$kafka_libs/*" "$@"
+}
+
+# The brokers' metadata lists the topic (kcat says "with 0 partitions"
+# of one they do not know).
+kcluster_has_topic() {
+	kcat -b "$(kcluster_bootstrap)" -L -t "$topic" -m 3 2>/dev/null |
+		grep -q "topic \"$topic\" with $partitions partitions"
+}
+
+# Every partition of the topic led, with its three replicas in sync.
+kcluster_synced() {
+	local meta
+	meta=$(kcat -b "$(kcluster_bootstrap)" -L -t "$topic" -m 3 2>/dev/null) || return 1
+	grep -q "topic \"$topic\" with $partitions partitions" <<<"$meta" || return 1
+	[ "$(grep -cE 'partition [0-9]+, leader [1-3], replicas: [1-3],[1-3],[1-3], isrs: [1-3],[1-3],[1-3]$' <<<"$meta")" = "$partitions" ]
+}
+
+kcluster_up() {
+	local node started id pids=()
+	[ -d "$kafka_libs" ] || die "no Kafka broker in $kafka_libs: run scripts/setup.sh first"
+	started=$(ms_now)
+	mkdir -p "$kcluster_dir"
+	if [ ! -f "$kcluster_dir/cluster.id" ]; then
+		(kcluster_java 100 64m kafka.tools.StorageTool random-uuid) >"$kcluster_dir/cluster.id" 2>/dev/null ||
+			die "kafka-storage random-uuid failed"
+	fi
+	id=$(cat "$kcluster_dir/cluster.id")
+	for node in 100 1 2 3; do
+		local pidf="$kcluster_dir/$node/kafka.pid" heap_n=$kcluster_heap
+		[ "$node" = 100 ] && heap_n=256m
+		if alive "$pidf"; then
+			continue
+		fi
+		kcluster_config "$node"
+		if [ ! -f "$kcluster_dir/$node/data/meta.properties" ]; then
+			(kcluster_java "$node" 128m kafka.tools.StorageTool format -t "$id" \
+				-c "$kcluster_dir/$node/server.properties" --ignore-formatted) >"$kcluster_dir/$node/format.log" 2>&1 ||
+				die "formatting node $node's storage failed; see $kcluster_dir/$node/format.log"
+		fi
+		(kcluster_java "$node" "$heap_n" kafka.Kafka "$kcluster_dir/$node/server.properties") \
+			>"$kcluster_dir/$node/stdout.log" 2>&1 &
+		echo $! >"$pidf"
+		pids+=("$node")
+	done
+	for node in 1 2 3; do
+		wait_for kafka 120 kcat -b "127.0.0.1:$((kcluster_port + node - 1))" -L -m 2 ||
+			die "cluster broker $node did not answer a metadata request within 120 s; see $kcluster_dir/$node/server.log"
+	done
+	# A topic the brokers already had comes back by itself once they have
+	# registered; creating it meanwhile would time out.
+	if ! kcluster_has_topic && ls -d "$kcluster_dir"/[123]/data/"$topic"-* >/dev/null 2>&1; then
+		wait_for topic 60 kcluster_has_topic || true
+	fi
+	if ! kcluster_has_topic; then
+		(kcluster_java 1 128m org.apache.kafka.tools.TopicCommand --bootstrap-server "$(kcluster_bootstrap)" \
+			--create --if-not-exists --topic "$topic" --partitions "$partitions" --replication-factor 3 \
+			--config min.insync.replicas=2) >"$kcluster_dir/topic.log" 2>&1 ||
+			die "creating topic $topic on the cluster failed; see $kcluster_dir/topic.log"
+	fi
+	wait_for sync 120 kcluster_synced ||
+		die "the cluster's topic $topic has not every replica in sync after 120 s; see $0 kafka-cluster-status"
+	say "kafka cluster up on $(kcluster_bootstrap) (brokers 1-3, controller 100 on 127.0.0.1:$kcluster_cport; started ${pids[*]:-none}) in $(($(ms_now) - started)) ms; topic $topic: $partitions partitions, 3 replicas, min.insync.replicas 2"
+}
+
+kcluster_down() {
+	local node
+	for node in 1 2 3 100; do
+		[ -f "$kcluster_dir/$node/kafka.pid" ] || continue
+		stop_pidfile "kafka cluster node $node" "$kcluster_dir/$node/kafka.pid"
+	done
+}
+
+kcluster_status() {
+	local node rc=0
+	for node in 100 1 2 3; do
+		if alive "$kcluster_dir/$node/kafka.pid"; then
+			say "kafka cluster node $node: running (pid $(cat "$kcluster_dir/$node/kafka.pid"))"
+		else
+			say "kafka cluster node $node: down"
+			rc=1
+		fi
+	done
+	kcat -b "$(kcluster_bootstrap)" -L -t "$topic" -m 3 2>/dev/null | grep -E 'broker|partition' || rc=1
+	return $rc
+}
+
 kafka_down() { stop_pidfile kafka "$run/kafka.pid"; }
 redis_down() { stop_pidfile redis "$run/redis.pid"; }
 
@@ -378,7 +552,12 @@ down)
 	kafka_down
 	redis_down
 	cluster_down
+	kcluster_down
 	;;
+redis-up) redis_up ;;
+kafka-cluster-up) kcluster_up ;;
+kafka-cluster-down) kcluster_down ;;
+kafka-cluster-status) kcluster_status ;;
 cluster-up)
 	mkdir -p "$run"
 	cluster_up
@@ -403,7 +582,7 @@ kafka-user)
 	fi
 	;;
 *)
-	echo "usage: $0 up|down|status|cluster-up|cluster-down|kafka-user NAME PASSWORD|--delete" >&2
+	echo "usage: $0 up|down|status|redis-up|cluster-up|cluster-down|kafka-cluster-up|kafka-cluster-down|kafka-cluster-status|kafka-user NAME PASSWORD|--delete" >&2
 	exit 2
 	;;
 esac
