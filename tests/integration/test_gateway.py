@@ -2226,6 +2226,59 @@ def gateway_sells_on_a_redis_cluster_through_a_master_crash():
 
 
 @test
+def without_wait_replicas_a_master_crash_loses_sales_and_verify_says_so():
+    """[redis] wait_replicas = 0 (the default): a reservation counts once
+    the master has it, and Redis replicates after answering. Here the
+    replica of the SKU's master is stopped (SIGSTOP, its link cut), five orders are
+    accepted on the master alone, the master is killed and the replica,
+    resumed, is promoted without them: the topic holds the five orders and
+    their units are on sale again in Redis, to be sold twice. That is what
+    can be lost without wait_replicas, and it is what wait_replicas = 1
+    prevents (gateway_sells_on_a_redis_cluster_through_a_master_crash).
+    flashload --verify must fail here and say which books disagree."""
+    cl = Cluster(17211, replicas=1, node_timeout_ms=1000)
+    try:
+        sku = "nw1"
+        old, _ = cl.owner("fg:{%s}" % sku)
+        new = cl.replica_of(old)
+        seed = next(p for p in cl.ports if p != old and cl.role(p)[0] == "master")
+        conf = ENV.write_config("nw.conf", redis__port=seed)
+        ENV.load_stock(conf, [(sku, 100, 100)])
+        accepted = os.path.join(ENV.run_dir, "nw-accepted.log")
+        old_pid, new_pid = cl.pid(old), cl.pid(new)  # a stopped Redis answers nothing, INFO included
+        os.kill(new_pid, signal.SIGSTOP)
+        # A stopped replica's socket still takes what the master sends and
+        # it reads it all on SIGCONT: cut the link too, so that nothing
+        # after this point reaches it.
+        cl.cli(old, "CLIENT", "KILL", "TYPE", "replica")
+        try:
+            with Gateway(ENV, conf):
+                r = subprocess.run([os.path.join(BIN, "flashload"), "--sign-key", signing_key_path(),
+                                    "--target", "127.0.0.1:%d" % ENV.gw_port, "--rate", "50", "--requests", "5",
+                                    "--connections", "1", "--skus", "1", "--sku-prefix", "nw", "--users", "5",
+                                    "--quiet", "--accepted-log", accepted], capture_output=True, text=True, timeout=60)
+                expect("202 accepted 5 " in r.stdout, "five orders accepted on the master alone: %s" % r.stdout)
+            eq(cl.cli(old, "HGET", "fg:{%s}" % sku, "sold"), "5", "the master sold them")
+            os.kill(old_pid, signal.SIGKILL)
+        finally:
+            os.kill(new_pid, signal.SIGCONT)
+        deadline = time.time() + 30
+        while cl.role(new)[0] != "master" and time.time() < deadline:
+            time.sleep(0.1)
+        eq(cl.role(new)[0], "master", "the replica %d took over from the killed %d" % (new, old))
+        eq(cl.cli(new, "HGET", "fg:{%s}" % sku, "sold"), "0", "the promoted replica never had the five")
+        r = subprocess.run([os.path.join(BIN, "flashload"), "--verify-only", "--accepted-log", accepted,
+                            "--sku-prefix", "nw", "--config", conf], capture_output=True, text=True, timeout=300)
+        sys.stdout.write(r.stdout)
+        eq(r.returncode, 1, "verify fails")
+        fails = [l for l in r.stdout.splitlines() if l.startswith("FAIL")]
+        expect(any("stock consumed == units in the topic" in l and "5 units in the topic, 0 sold in Redis" in l
+                   for l in fails), "verify names the units in the topic that Redis no longer counts: %s" % fails)
+    finally:
+        cl.close()
+
+
+@test
 def replays_owed_to_a_crashed_master_follow_its_replica_without_new_orders():
     """The master of the only SKU on sale is killed (SIGKILL) half a second
     before the sale ends, and stays dead. Confirmations and releases owed to
