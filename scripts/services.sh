@@ -207,6 +207,20 @@ kafka_tls() { # dir
 	cat "$tls/broker.key" "$tls/broker.crt" >"$tls/broker.pem"
 }
 
+# A broker's log4j.properties in DIR: warnings, and Kafka's own INFO
+# lines, to DIR/server.log (-Dkafka.logs.dir).
+kafka_log4j() { # dir
+	cat >"$1/log4j.properties" <<'L4J'
+log4j.rootLogger=WARN, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File=${kafka.logs.dir}/server.log
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka=INFO
+log4j.logger.org.apache.kafka=INFO
+L4J
+}
+
 kafka_config() {
 	local dir="$run/kafka"
 	mkdir -p "$dir/data"
@@ -263,15 +277,7 @@ PROPS
 	if [ -n "${FG_KAFKA_PROPS:-}" ]; then
 		tr ';' '\n' <<<"$FG_KAFKA_PROPS" >>"$dir/server.properties"
 	fi
-	cat >"$dir/log4j.properties" <<'L4J'
-log4j.rootLogger=WARN, file
-log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File=${kafka.logs.dir}/server.log
-log4j.appender.file.layout=org.apache.log4j.PatternLayout
-log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka=INFO
-log4j.logger.org.apache.kafka=INFO
-L4J
+	kafka_log4j "$dir"
 	if [ "${FG_KAFKA_REQUEST_LOG:-0}" = 1 ]; then
 		cat >>"$dir/log4j.properties" <<'L4J'
 log4j.appender.requests=org.apache.log4j.FileAppender
@@ -419,15 +425,7 @@ PROPS
 	if [ -n "${FG_KAFKA_PROPS:-}" ] && [ "$node" != 100 ]; then
 		tr ';' '\n' <<<"$FG_KAFKA_PROPS" >>"$dir/server.properties"
 	fi
-	cat >"$dir/log4j.properties" <<'L4J'
-log4j.rootLogger=WARN, file
-log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File=${kafka.logs.dir}/server.log
-log4j.appender.file.layout=org.apache.log4j.PatternLayout
-log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka=INFO
-log4j.logger.org.apache.kafka=INFO
-L4J
+	kafka_log4j "$dir"
 }
 
 kcluster_java() { # node heap class args...
