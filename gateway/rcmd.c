@@ -69,9 +69,10 @@ void rcmd_confirms(struct rcmd *c, const struct script_shas *shas, const struct 
 	/* A confirmation a failover loses puts its entry back in the ledger:
 	 * the order is in the topic, yet a repeat of its Idempotency-Key hears
 	 * 409 in_progress and `stock release` not_settled until reconcile
-	 * settles it minutes later. With wait_replicas it waits for the
-	 * replicas too, and one whose master dies before its WAIT answers is
-	 * replayed to the promoted replica (resv). */
+	 * settles it, 2 x kafka.message_timeout_ms later at the soonest.
+	 * With wait_replicas it waits for the replicas too, and one whose
+	 * master dies before its WAIT answers is replayed to the promoted
+	 * replica (resv). */
 	c->replicated = true;
 	bkt_tag(c->tag, head->order.sku, head->bucket);
 	snprintf(c->key[0], KEYS_MAX, KEYS_PENDING_FMT, c->tag);
