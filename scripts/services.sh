@@ -290,14 +290,19 @@ L4J
 	fi
 }
 
-kafka_java() {
-	# exec, so that a backgrounded call's $! is the JVM itself and `down`
-	# signals the broker, not a shell that would leave it running.
-	exec java -Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Xss512k ${FG_KAFKA_JVM_OPTS:-} \
-		-Dkafka.logs.dir="$run/kafka" \
-		-Dlog4j.configuration="file:$run/kafka/log4j.properties" \
+# Kafka's CLASS with ARGS on a JVM of HEAP whose logs go to DIR (its
+# log4j.properties there). exec, so that a backgrounded call's $! is the
+# JVM itself and `down` signals the broker, not a shell that would leave
+# it running.
+kafka_jvm() { # dir heap class args...
+	local dir=$1 h=$2
+	shift 2
+	exec java -Xms"$h" -Xmx"$h" -XX:+UseG1GC -Xss512k ${FG_KAFKA_JVM_OPTS:-} \
+		-Dkafka.logs.dir="$dir" -Dlog4j.configuration="file:$dir/log4j.properties" \
 		-cp "$kafka_libs/*" "$@"
 }
+
+kafka_java() { kafka_jvm "$run/kafka" "$heap" "$@"; }
 
 topic_ready() {
 	kcat -b "127.0.0.1:$kafka_port" -L -t "$topic" -m 3 2>/dev/null |
@@ -429,11 +434,9 @@ PROPS
 }
 
 kcluster_java() { # node heap class args...
-	local dir="$kcluster_dir/$1" h=$2
-	shift 2
-	exec java -Xms"$h" -Xmx"$h" -XX:+UseG1GC -Xss512k ${FG_KAFKA_JVM_OPTS:-} \
-		-Dkafka.logs.dir="$dir" -Dlog4j.configuration="file:$dir/log4j.properties" \
-		-cp "$kafka_libs/*" "$@"
+	local node=$1
+	shift
+	kafka_jvm "$kcluster_dir/$node" "$@"
 }
 
 # The brokers' metadata lists the topic (kcat says "with 0 partitions"

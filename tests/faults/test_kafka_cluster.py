@@ -118,6 +118,14 @@ def sale_through(prefix, fault, heal, seconds=10):
     return load, took
 
 
+def replace_leader(victim, sig, state):
+    """Sends sig to partition 0's leader victim and waits until another
+    broker leads it; the seconds that took go in state["elected_s"]."""
+    os.kill(node_pid(victim), sig)
+    state["elected_s"] = wait_until("a new leader for partition 0",
+                                    lambda: partitions().get(0, (victim,))[0] not in (victim, -1), 30)
+
+
 @test
 def partition_leader_killed_then_restarted():
     """The leader of partition 0 is killed (SIGKILL) mid-sale. Another
@@ -127,13 +135,7 @@ def partition_leader_killed_then_restarted():
     none fails. The killed broker comes back as a follower."""
     victim = partitions()[0][0]
     state = {}
-
-    def kill():
-        os.kill(node_pid(victim), signal.SIGKILL)
-        state["elected_s"] = wait_until("a new leader for partition 0",
-                                        lambda: partitions().get(0, (victim,))[0] not in (victim, -1), 30)
-
-    load, took = sale_through("lk", kill, lambda: cluster("up"))
+    load, took = sale_through("lk", lambda: replace_leader(victim, signal.SIGKILL, state), lambda: cluster("up"))
     print("partition 0's leader %d killed; a new leader in %.1f s" % (victim, state["elected_s"]))
     report(load, "leader killed", took)
     expect(load.count("503") == 0, "orders failed while a leader was replaced: %d" % load.count("503"))
@@ -150,13 +152,8 @@ def partition_leader_hung_then_resumed():
     itself fenced, truncates to the new leader's log and follows."""
     victim = partitions()[0][0]
     state = {}
-
-    def hang():
-        os.kill(node_pid(victim), signal.SIGSTOP)
-        state["elected_s"] = wait_until("a new leader for partition 0",
-                                        lambda: partitions().get(0, (victim,))[0] not in (victim, -1), 30)
-
-    load, took = sale_through("lh", hang, lambda: os.kill(node_pid(victim), signal.SIGCONT))
+    load, took = sale_through("lh", lambda: replace_leader(victim, signal.SIGSTOP, state),
+                              lambda: os.kill(node_pid(victim), signal.SIGCONT))
     print("partition 0's leader %d hung; a new leader in %.1f s" % (victim, state["elected_s"]))
     report(load, "leader hung", took)
     expect(load.count("503") == 0, "orders failed while a hung leader was replaced: %d" % load.count("503"))
