@@ -38,8 +38,10 @@ GATEWAY_SRC := gateway/main.c gateway/worker.c gateway/conn.c gateway/flow.c \
 LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c \
                loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/series.c \
                loadgen/report.c loadgen/html.c loadgen/capacity.c \
-               loadgen/engine.c loadgen/jobs.c loadgen/tokens.c
-LG_UNIT_TESTS := tests/unit/test_sched tests/unit/test_profile tests/unit/test_mix tests/unit/test_jobs
+               loadgen/engine.c loadgen/jobs.c loadgen/tokens.c \
+               loadgen/result.c loadgen/threshold.c
+LG_UNIT_TESTS := tests/unit/test_sched tests/unit/test_profile tests/unit/test_mix tests/unit/test_jobs \
+                 tests/unit/test_threshold
 UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
                tests/unit/test_oid tests/unit/test_fmt tests/unit/test_hist tests/unit/test_bucket tests/unit/test_rcl \
                tests/unit/test_metrics tests/unit/test_stockcsv tests/unit/test_kprops tests/unit/test_jwt tests/unit/test_netaddr tests/unit/test_proxyproto tests/unit/test_logline tests/unit/test_health tests/unit/test_script $(LG_UNIT_TESTS)
@@ -79,7 +81,8 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(call obj,$(CORE_SRC))
 
 # flashload's pure modules, for its unit tests.
 $(addprefix $(BUILD)/,$(LG_UNIT_TESTS)): \
-	$(call obj,loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/resp.c loadgen/jobs.c)
+	$(call obj,loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/resp.c loadgen/jobs.c \
+	           loadgen/series.c loadgen/result.c loadgen/threshold.c)
 
 # The gateway's modules without I/O policy that its unit tests link.
 $(BUILD)/tests/unit/test_metrics: $(call obj,gateway/metrics.c)

@@ -5,6 +5,7 @@
  */
 #include "hist.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,4 +121,119 @@ uint64_t hist_percentile(const struct hist *h, double p)
 		}
 	}
 	return h->max;
+}
+
+_Static_assert(COUNTS == HIST_INDEXES, "hist.h's HIST_INDEXES is the counts array's size");
+
+bool hist_next(const struct hist *h, unsigned *idx, uint64_t *count)
+{
+	for (unsigned i = *idx; i < COUNTS; i++) {
+		if (h->counts[i]) {
+			*count = h->counts[i];
+			*idx = i + 1;
+			return true;
+		}
+	}
+	*idx = COUNTS;
+	return false;
+}
+
+double hist_sum(const struct hist *h) { return h->sum; }
+
+static uint64_t lowest_equivalent(unsigned idx)
+{
+	unsigned b = idx < SUB_COUNT ? 0 : (idx >> HALF_BITS) - 1;
+	return highest_equivalent(idx) + 1 - (1ull << b);
+}
+
+int hist_add_bucket(struct hist *h, unsigned idx, uint64_t count)
+{
+	/* The last bucket's top end lies above HIST_MAX_VALUE: indexes past
+	 * the one holding it are never recorded, so none may be imported. */
+	if (idx > (unsigned)index_of(HIST_MAX_VALUE) || count == 0 || h->total + count < h->total)
+		return -EINVAL;
+	uint64_t v = highest_equivalent(idx);
+	if (v > HIST_MAX_VALUE)
+		v = HIST_MAX_VALUE;
+	h->counts[idx] += count;
+	h->total += count;
+	h->sum += (double)v * (double)count;
+	uint64_t lo = lowest_equivalent(idx);
+	if (lo < h->min)
+		h->min = lo;
+	if (v > h->max)
+		h->max = v;
+	return 0;
+}
+
+int hist_set_summary(struct hist *h, uint64_t min, uint64_t max, double sum, uint64_t clamped)
+{
+	if (h->total == 0)
+		return min == 0 && max == 0 && sum == 0 && clamped == 0 ? 0 : -EINVAL;
+	/* h->min and h->max now span the buckets' ends: the true extremes lie
+	 * in the first and last buckets. */
+	unsigned first = index_of(h->min), last = index_of(h->max);
+	if (min > max || max > HIST_MAX_VALUE || clamped > h->total || !(sum >= 0) ||
+	    index_of(min) != first || index_of(max) != last)
+		return -EINVAL;
+	h->min = min;
+	h->max = max;
+	h->sum = sum;
+	h->clamped = clamped;
+	return 0;
+}
+
+struct hist_packed *hist_pack(const struct hist *h)
+{
+	struct hist_packed *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	unsigned idx = 0;
+	uint64_t count;
+	while (hist_next(h, &idx, &count))
+		p->n++;
+	p->idx = malloc((p->n ? p->n : 1) * sizeof(*p->idx));
+	p->count = malloc((p->n ? p->n : 1) * sizeof(*p->count));
+	if (!p->idx || !p->count) {
+		hist_packed_free(p);
+		return NULL;
+	}
+	size_t k = 0;
+	for (idx = 0; hist_next(h, &idx, &count); k++) {
+		p->idx[k] = idx - 1;
+		p->count[k] = count;
+	}
+	p->total = h->total;
+	p->clamped = h->clamped;
+	p->min = hist_min(h);
+	p->max = h->max;
+	p->sum = h->sum;
+	return p;
+}
+
+void hist_packed_free(struct hist_packed *p)
+{
+	if (!p)
+		return;
+	free(p->idx);
+	free(p->count);
+	free(p);
+}
+
+int hist_unpack_into(struct hist *h, const struct hist_packed *p)
+{
+	struct hist *one = hist_new();
+	if (!one)
+		return -ENOMEM;
+	int rc = 0;
+	for (size_t k = 0; k < p->n && rc == 0; k++)
+		rc = hist_add_bucket(one, p->idx[k], p->count[k]);
+	if (rc == 0)
+		rc = hist_set_summary(one, p->min, p->max, p->sum, p->clamped);
+	if (rc == 0 && one->total != p->total)
+		rc = -EINVAL;
+	if (rc == 0)
+		hist_merge(h, one);
+	hist_free(one);
+	return rc;
 }

@@ -12,6 +12,8 @@
 #ifndef FG_HIST_H
 #define FG_HIST_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define HIST_MAX_VALUE 60000000ull
@@ -36,5 +38,47 @@ double hist_mean(const struct hist *h);
  * HdrHistogram reports it. 0 for an empty histogram.
  */
 uint64_t hist_percentile(const struct hist *h, double p);
+
+/*
+ * Lossless export, for reports that other processes merge. A bucket index
+ * is HdrHistogram's counts index for lowest value 1 and 3 significant
+ * digits (2048 sub-buckets), so an exported histogram means the same thing
+ * to HdrHistogram's tools. hist_next walks the non-empty buckets: start
+ * with *idx = 0; returns false after the last.
+ */
+#define HIST_INDEXES 18432u
+bool hist_next(const struct hist *h, unsigned *idx, uint64_t *count);
+double hist_sum(const struct hist *h);
+
+/*
+ * Adds count values to bucket idx, as if recorded at the bucket's highest
+ * equivalent value (exported histograms say where their values fell, not
+ * what they were). 0, or -EINVAL for an index out of range.
+ */
+int hist_add_bucket(struct hist *h, unsigned idx, uint64_t count)
+	__attribute__((warn_unused_result));
+/* After hist_add_bucket: the exported min, max, sum and clamped count, so
+ * a re-imported histogram reports what the original did. -EINVAL when they
+ * contradict the buckets (max below the highest bucket's floor, ...). */
+int hist_set_summary(struct hist *h, uint64_t min, uint64_t max, double sum, uint64_t clamped)
+	__attribute__((warn_unused_result));
+
+/*
+ * A histogram packed to its non-empty buckets, for keeping many (one per
+ * second of a run) without 150 KB each. Read-only once made.
+ */
+struct hist_packed {
+	uint64_t total, clamped, min, max;
+	double sum;
+	size_t n;
+	uint32_t *idx;
+	uint64_t *count;
+};
+
+/* NULL when out of memory. */
+struct hist_packed *hist_pack(const struct hist *h);
+void hist_packed_free(struct hist_packed *p);
+/* Adds p's values into h (merge); 0 or -EINVAL (a corrupt pack). */
+int hist_unpack_into(struct hist *h, const struct hist_packed *p) __attribute__((warn_unused_result));
 
 #endif

@@ -726,16 +726,31 @@ static void run_loop(struct engine *e)
 			e->sh->start_ns + (int64_t)(p->closed_duration_s * 1e9) : 0;
 	else
 		next_arrival(e);
-	struct timespec until = {.tv_sec = e->sh->start_ns / 1000000000LL,
-				 .tv_nsec = e->sh->start_ns % 1000000000LL};
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
-		;
+	/* In slices, so an interrupt while waiting for T0 is seen. */
+	while (mono_ns() < e->sh->start_ns && !atomic_load(&e->sh->stop)) {
+		int64_t at = e->sh->start_ns;
+		if (at - mono_ns() > 100000000LL)
+			at = mono_ns() + 100000000LL;
+		struct timespec until = {.tv_sec = at / 1000000000LL, .tv_nsec = at % 1000000000LL};
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL);
+	}
+	bool stopping = false;
 	for (;;) {
 		int64_t now = mono_ns();
 		publish(e, now);
-		make_arrivals(e, now);
-		dispatch(e, now);
+		if (!stopping && atomic_load_explicit(&e->sh->stop, memory_order_relaxed)) {
+			/* What was sent gets its answer (or its timeout); nothing
+			 * more goes out, retries included: those count as unsent. */
+			stopping = e->arrivals_done = true;
+			drain_deadline = now + (int64_t)p->timeout_ms * 1000000LL + 100000000LL;
+		}
+		if (!stopping) {
+			make_arrivals(e, now);
+			dispatch(e, now);
+		}
 		if (e->rc)
+			break;
+		if (stopping && e->n_busy == 0)
 			break;
 		if (e->arrivals_done) {
 			bool pending = jobs_queued(&e->jobs) || jobs_deferred(&e->jobs);

@@ -66,6 +66,7 @@ struct shared {
 	unsigned n_connected;
 	uint64_t connected_total;
 	bool go, abort;
+	atomic_bool stop; /* interrupted: no more sends, answers awaited up to the timeout */
 	int64_t start_ns;
 	atomic_uint finished;
 };

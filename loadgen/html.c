@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "../core/version.h"
 
 #include "report.h"
 #include "sched.h"
@@ -220,6 +223,50 @@ static void html_text(FILE *f, const char *s)
 	}
 }
 
+static void meta_block(FILE *f, const struct report_meta *m, const struct lg_result *r)
+{
+	char when[64] = "";
+	time_t secs = (time_t)(r->started_unix_ms / 1000);
+	struct tm tm;
+	if (gmtime_r(&secs, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	fprintf(f, "<table id=\"meta\"><tr><th>started</th><td style=\"text-align:left\">%s%s</td></tr>\n",
+		when, r->interrupted ? " <span class=\"fail\">interrupted</span>" : "");
+	fprintf(f, "<tr><th>flashload</th><td style=\"text-align:left\">%s (commit %s)</td></tr>\n",
+		FLASHGATE_VERSION, flashgate_commit);
+	fprintf(f, "<tr><th>command</th><td style=\"text-align:left\"><code>");
+	html_text(f, m->command ? m->command : "");
+	fprintf(f, "</code></td></tr>\n<tr><th>host</th><td style=\"text-align:left\">");
+	html_text(f, m->host);
+	fprintf(f, "</td></tr>\n<tr><th>sale</th><td style=\"text-align:left\">profile digest %.16s&hellip;"
+		   "%s; generator %u of %u; %u report%s</td></tr>\n</table>\n",
+		m->profile_digest, m->t0_unix_ms ? ", common T0" : "", m->shard, m->shards, m->generators,
+		m->generators == 1 ? "" : "s merged");
+}
+
+static void gate_table(FILE *f, const struct report_meta *m)
+{
+	if (!m->n_thr && !m->no_api_answer)
+		return;
+	fprintf(f, "<h2>Thresholds</h2>\n");
+	if (m->no_api_answer)
+		fprintf(f, "<p class=\"fail\">FAIL: not one answer came from an order API.</p>\n");
+	if (!m->n_thr)
+		return;
+	fprintf(f, "<p class=\"%s\">%u of %u missed</p>\n<table id=\"thresholds\"><tr><th>threshold</th>"
+		   "<th>result</th><th>detail</th></tr>\n",
+		m->thr_missed ? "fail" : "pass", m->thr_missed, m->n_thr);
+	for (unsigned k = 0; k < m->n_thr; k++) {
+		fprintf(f, "<tr><td>");
+		html_text(f, m->thr[k].text);
+		fprintf(f, "</td><td class=\"%s\">%s</td><td style=\"text-align:left\">",
+			m->verdicts[k].ok ? "pass" : "fail", m->verdicts[k].ok ? "PASS" : "FAIL");
+		html_text(f, m->verdicts[k].detail);
+		fprintf(f, "</td></tr>\n");
+	}
+	fprintf(f, "</table>\n");
+}
+
 static void verify_table(FILE *f, const struct verify_report *rep)
 {
 	fprintf(f, "<h2>Verification</h2>\n");
@@ -271,7 +318,7 @@ static void fill_series(double **v, const struct lg_profile *p, const struct lg_
 }
 
 int html_write(const char *path, const struct lg_profile *p, const struct lg_target *t,
-	       const struct lg_result *r, const struct verify_report *rep)
+	       const struct lg_result *r, const struct verify_report *rep, const struct report_meta *meta)
 {
 	size_t n = r->n_seconds ? r->n_seconds : 1;
 	double *v[S_NSERIES] = {NULL};
@@ -302,6 +349,7 @@ int html_write(const char *path, const struct lg_profile *p, const struct lg_tar
 		r->elapsed_s > 0 ? (double)r->c.completed / r->elapsed_s : 0, r->orders,
 		r->orders_accepted, r->orders_refused, r->orders_failed, r->orders_abandoned, r->retries,
 		r->double_clicks);
+	meta_block(f, meta, r);
 	fprintf(f, "<p>Latency is measured from each request's intended send time (open loop, "
 		   "coordinated omission corrected): p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms. "
 		   "Service time (from the actual send): p99 %.2f ms.</p>\n",
@@ -341,6 +389,7 @@ int html_write(const char *path, const struct lg_profile *p, const struct lg_tar
 	};
 	stacked_chart(f, "Status mix per second", "answers/s", ns, mix, 7);
 	stage_table(f, p, r);
+	gate_table(f, meta);
 	verify_table(f, rep);
 	fprintf(f, "</body></html>\n");
 	if (fclose(f) != 0) {

@@ -11,12 +11,13 @@
 #define LG_HTML_H
 
 #include "profile.h"
+#include "report.h"
 #include "run.h"
 #include "verify.h"
 
 /* rep may be NULL (no --verify). 0 or -errno, with a message printed. */
 int html_write(const char *path, const struct lg_profile *p, const struct lg_target *t,
-	       const struct lg_result *r, const struct verify_report *rep)
+	       const struct lg_result *r, const struct verify_report *rep, const struct report_meta *meta)
 	__attribute__((warn_unused_result));
 
 #endif

@@ -5,18 +5,24 @@
  * the capacity under a p99 target, and with --verify proves afterwards
  * from Redis and Kafka that the books balance.
  *
- * Owns: the command line, which outputs are written, and the exit code
- * (0 ok, 1 verification failed, 2 usage, 3 the run could not be done).
+ * Owns: the command line, which outputs are written, and the exit code:
+ * 0 ok; 1 the run failed its gate (a verification FAIL, a --threshold
+ * missed, or not one answer from an order API); 2 usage; 3 the run could
+ * not be done; 130 interrupted (SIGINT or SIGTERM), after writing every
+ * report for what ran.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "../core/version.h"
 #include "../core/cfg.h"
@@ -26,6 +32,7 @@
 #include "profile.h"
 #include "report.h"
 #include "run.h"
+#include "threshold.h"
 #include "verify.h"
 
 static void usage(FILE *out)
@@ -73,6 +80,14 @@ static void usage(FILE *out)
 		"  --write-stock FILE  write the profile's catalogue as a `flashgate stock load` CSV\n"
 		"                      and exit\n"
 		"  --quiet             no live line\n"
+		"  --shard I/N         this generator is I of N running one sale (same --t0,\n"
+		"                      same profile): 1/N of every stage's rate, its own users;\n"
+		"                      its --verify allows the others' orders in the topic\n"
+		"  --threshold EXPR    fail the run (exit 1) unless EXPR holds; repeatable:\n"
+		"                      p99<50ms, stage:peak:p99.9<200ms, errors<0.1%%,\n"
+		"                      status:503<1%%, accepted>=50000, rps>=9000\n"
+		"                      (metrics: pN max mean errors status:CODE accepted\n"
+		"                      answered rps; see docs/flashload.md)\n"
 		"capacity search:\n"
 		"  --find-capacity     find the highest rate whose p99 stays within --p99\n"
 		"  --p99 D             the target, e.g. 5ms [5ms]\n"
@@ -85,6 +100,8 @@ static void usage(FILE *out)
 		"  --kafka BROKERS     [127.0.0.1:19092]\n"
 		"  --topic T           [orders]\n"
 		"  --verify-only       no load: verify the orders listed in --accepted-log\n"
+		"                      (repeat it to verify several generators' sale as one)\n"
+		"  --expect-others     other generators sold in this sale too (see --shard)\n"
 		"  --reconciled        after `flashgate reconcile`: orders without a 202 may be\n"
 		"                      in the topic (published for a crashed gateway)\n");
 }
@@ -139,9 +156,9 @@ static int write_accepted(const char *path, const struct lg_profile *p, const st
 	return 0;
 }
 
+/* Adds the orders one accepted log lists to r. */
 static int read_accepted(const char *path, struct lg_result *r)
 {
-	memset(r, 0, sizeof(*r));
 	FILE *f = fopen(path, "r");
 	if (!f) {
 		fprintf(stderr, "flashload: %s: %s\n", path, strerror(errno));
@@ -156,27 +173,18 @@ static int read_accepted(const char *path, struct lg_result *r)
 		lineno++;
 		unsigned long long abandoned;
 		if (sscanf(line, "# abandoned %llu", &abandoned) == 1) {
-			r->orders_abandoned = abandoned;
+			r->orders_abandoned += abandoned;
 			continue;
 		}
 		if (sscanf(line, "%31s %u", id, &qty) != 2 || oid_parse(id, strlen(id), &v) < 0) {
 			fprintf(stderr, "flashload: %s:%d: expected 'ORDER_ID QTY'\n", path, lineno);
 			fclose(f);
-			lg_result_free(r);
 			return -EINVAL;
 		}
-		if (r->n_accepted == r->cap_accepted) {
-			size_t cap = r->cap_accepted ? 2 * r->cap_accepted : 4096;
-			uint64_t *grown = realloc(r->accepted_ids, cap * sizeof(*grown));
-			if (!grown) {
-				fclose(f);
-				lg_result_free(r);
-				return -ENOMEM;
-			}
-			r->accepted_ids = grown;
-			r->cap_accepted = cap;
+		if (lg_result_add_accepted(r, v) < 0) {
+			fclose(f);
+			return -ENOMEM;
 		}
-		r->accepted_ids[r->n_accepted++] = v;
 		r->accepted_units += qty;
 	}
 	fclose(f);
@@ -193,14 +201,21 @@ static int parse_share(const char *s, double *out)
 	return 0;
 }
 
+#define LG_MAX_LOGS 64
+
 /* Everything the command line asks for besides the profile. */
 struct cli {
 	struct lg_target t;
 	struct verify_opts v;
 	const char *profile, *config, *json, *html, *accepted_log, *write_stock;
+	const char *accepted_logs[LG_MAX_LOGS];
+	unsigned n_logs;
+	unsigned shard, shards;
 	bool verify, verify_only, have_target;
-	bool find_capacity, duration_set;
+	bool find_capacity, duration_set, p99_set;
 	double scale;
+	struct threshold thr[THR_MAX];
+	unsigned n_thr;
 	struct cap_opts cap;
 };
 
@@ -209,7 +224,7 @@ enum {
 	O_ARRIVAL, O_SKUS, O_SKU_PREFIX, O_ZIPF, O_USERS, O_USER_PREFIX, O_QTY, O_RETRIES, O_KEYS, O_SIGN_KEY,
 	O_DUPLICATES, O_MALFORMED, O_TIMEOUT, O_SEED, O_JSON, O_HTML, O_ACCEPTED_LOG, O_WRITE_STOCK,
 	O_QUIET, O_FIND_CAPACITY, O_P99, O_STEP, O_VERIFY, O_CONFIG, O_REDIS, O_KAFKA, O_TOPIC,
-	O_VERIFY_ONLY, O_RECONCILED, O_SCALE, O_ABANDON,
+	O_VERIFY_ONLY, O_RECONCILED, O_SCALE, O_ABANDON, O_THRESHOLD, O_SHARD, O_EXPECT_OTHERS,
 };
 
 static const struct option long_opts[] = {
@@ -233,7 +248,8 @@ static const struct option long_opts[] = {
 	{"config", required_argument, 0, O_CONFIG}, {"redis", required_argument, 0, O_REDIS},
 	{"kafka", required_argument, 0, O_KAFKA}, {"topic", required_argument, 0, O_TOPIC},
 	{"verify-only", no_argument, 0, O_VERIFY_ONLY}, {"reconciled", no_argument, 0, O_RECONCILED},
-	{"scale", required_argument, 0, O_SCALE},
+	{"scale", required_argument, 0, O_SCALE}, {"threshold", required_argument, 0, O_THRESHOLD},
+	{"shard", required_argument, 0, O_SHARD}, {"expect-others", no_argument, 0, O_EXPECT_OTHERS},
 	{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 };
 
@@ -342,11 +358,27 @@ static int apply(struct lg_profile *p, struct cli *c, int opt, const char *arg, 
 	case O_SEED: bad = parse_uint(arg, 0, UINT64_MAX, &u); p->seed = u; break;
 	case O_JSON: c->json = arg; break;
 	case O_HTML: c->html = arg; break;
-	case O_ACCEPTED_LOG: c->accepted_log = arg; break;
+	case O_ACCEPTED_LOG:
+		if (c->n_logs == LG_MAX_LOGS)
+			return -EINVAL;
+		c->accepted_log = c->accepted_logs[c->n_logs++] = arg;
+		break;
+	case O_SHARD: {
+		unsigned i, n;
+		char tail;
+		if (sscanf(arg, "%u/%u%c", &i, &n, &tail) != 2 || i < 1 || i > n || n > 1000)
+			return -EINVAL;
+		c->shard = i;
+		c->shards = n;
+		c->v.others = n > 1;
+		break;
+	}
+	case O_EXPECT_OTHERS: c->v.others = true; break;
 	case O_WRITE_STOCK: c->write_stock = arg; break;
 	case O_QUIET: c->t.quiet = true; break;
 	case O_FIND_CAPACITY: break; /* seen before the other options */
 	case O_P99:
+		c->p99_set = true;
 		bad = prof_parse_duration(arg, &d);
 		if (!bad && d <= 0)
 			bad = -EINVAL;
@@ -371,6 +403,19 @@ static int apply(struct lg_profile *p, struct cli *c, int opt, const char *arg, 
 		char *end;
 		c->scale = strtod(arg, &end);
 		bad = *end || !(c->scale > 0 && c->scale <= 10000) ? -EINVAL : 0;
+		break;
+	}
+	case O_THRESHOLD: {
+		char why[160];
+		if (c->n_thr == THR_MAX) {
+			fprintf(stderr, "flashload: --threshold: at most %d\n", THR_MAX);
+			return -E2BIG;
+		}
+		if (thr_parse(arg, &c->thr[c->n_thr], why, sizeof(why)) < 0) {
+			fprintf(stderr, "flashload: --threshold '%s': %s\n", arg, why);
+			return -E2BIG;
+		}
+		c->n_thr++;
 		break;
 	}
 	default: return -EINVAL;
@@ -415,6 +460,8 @@ static int parse_cli(int argc, char **argv, struct lg_profile *p, struct cli *c)
 					"the profile or drop --profile\n", long_opts[li].name);
 			return 2;
 		}
+		if (rc == -E2BIG) /* said why already */
+			return 2;
 		if (rc < 0) {
 			fprintf(stderr, "flashload: --%s: invalid value '%s'\n", long_opts[li].name,
 				optarg ? optarg : "");
@@ -425,9 +472,39 @@ static int parse_cli(int argc, char **argv, struct lg_profile *p, struct cli *c)
 		fprintf(stderr, "flashload: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
-	for (unsigned k = 0; k < p->n_stages && c->scale > 0; k++) {
-		p->stages[k].from_rate *= c->scale;
-		p->stages[k].to_rate *= c->scale;
+	if (c->p99_set && !c->find_capacity) {
+		fprintf(stderr, "flashload: --p99 is the target of --find-capacity; to gate a run "
+				"on it, use --threshold 'p99<5ms'\n");
+		return 2;
+	}
+	if (c->n_thr && (c->find_capacity || c->verify_only)) {
+		fprintf(stderr, "flashload: --threshold judges a run's answers: not with %s\n",
+			c->find_capacity ? "--find-capacity" : "--verify-only");
+		return 2;
+	}
+	if (c->n_logs > 1 && !c->verify_only) {
+		fprintf(stderr, "flashload: a run writes one --accepted-log; several are for --verify-only\n");
+		return 2;
+	}
+	/* A shard runs 1/N of the sale: the same shape at 1/N the rate, and
+	 * users of its own (the same count in all, named apart by prefix). */
+	double share = c->shards > 1 ? 1.0 / c->shards : 1.0;
+	for (unsigned k = 0; k < p->n_stages; k++) {
+		p->stages[k].from_rate *= (c->scale > 0 ? c->scale : 1) * share;
+		p->stages[k].to_rate *= (c->scale > 0 ? c->scale : 1) * share;
+	}
+	if (c->shards > 1) {
+		char prefix[PROF_PREFIX_MAX];
+		int n = snprintf(prefix, sizeof(prefix), "%sg%u-", p->user_prefix, c->shard);
+		if (n < 0 || (size_t)n >= sizeof(prefix) || n + 10 > 64) {
+			fprintf(stderr, "flashload: --shard: the user prefix '%s' has no room for the shard's mark\n",
+				p->user_prefix);
+			return 2;
+		}
+		memcpy(p->user_prefix, prefix, (size_t)n + 1);
+		p->users = (p->users + c->shards - 1) / c->shards;
+		if (p->max_requests)
+			p->max_requests = (p->max_requests + c->shards - 1) / c->shards;
 	}
 	if (!c->profile && !rate_set)
 		p->closed_loop = true; /* the command line's default: as fast as answers come */
@@ -435,7 +512,93 @@ static int parse_cli(int argc, char **argv, struct lg_profile *p, struct cli *c)
 		p->closed_duration_s = 0; /* --requests alone: run until that many */
 	if (p->duplicate_share > 0 || p->retries > 0)
 		p->idempotency_keys = true; /* a retry without the key could buy twice */
+	for (unsigned k = 0; k < c->n_thr; k++) {
+		bool found = !c->thr[k].stage[0];
+		for (unsigned i = 0; i < (p->closed_loop ? 1 : p->n_stages) && !found; i++)
+			found = strcmp(report_stage_name(p, i), c->thr[k].stage) == 0;
+		if (!found) {
+			fprintf(stderr, "flashload: --threshold '%s': the profile has no stage '%s'\n",
+				c->thr[k].text, c->thr[k].stage);
+			return 2;
+		}
+	}
 	return 0;
+}
+
+/* Options that shape the traffic: two generators of one sale agree on
+ * these (the others: where to send, how many threads, what to write). */
+static bool shapes_traffic(int opt)
+{
+	switch (opt) {
+	case O_RATE: case O_DURATION: case O_SCALE: case O_REQUESTS: case O_ARRIVAL: case O_SKUS:
+	case O_SKU_PREFIX: case O_ZIPF: case O_USERS: case O_USER_PREFIX: case O_QTY: case O_RETRIES:
+	case O_KEYS: case O_DUPLICATES: case O_MALFORMED: case O_ABANDON: case O_TIMEOUT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The sale's digest: SHA-256 of the profile file and the traffic options,
+ * so `flashload merge` can tell reports of one sale from another's. */
+static int sale_digest(int argc, char **argv, const char *profile, char hex[65])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int rc = -ENOMEM;
+	if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+		goto out;
+	EVP_DigestUpdate(md, "flashload-sale-1\n", 17);
+	if (profile) {
+		FILE *f = fopen(profile, "rb");
+		if (!f) {
+			rc = -errno;
+			fprintf(stderr, "flashload: %s: %s\n", profile, strerror(errno));
+			goto out;
+		}
+		char buf[8192];
+		size_t n;
+		while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+			EVP_DigestUpdate(md, buf, n);
+		fclose(f);
+	}
+	int opt, li;
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "h", long_opts, &li)) != -1) {
+		if (!shapes_traffic(opt))
+			continue;
+		EVP_DigestUpdate(md, long_opts[li].name, strlen(long_opts[li].name));
+		EVP_DigestUpdate(md, "=", 1);
+		if (optarg)
+			EVP_DigestUpdate(md, optarg, strlen(optarg));
+		EVP_DigestUpdate(md, "\n", 1);
+	}
+	unsigned char d[32];
+	unsigned dlen = 0;
+	if (!EVP_DigestFinal_ex(md, d, &dlen) || dlen != sizeof(d))
+		goto out;
+	for (unsigned i = 0; i < dlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	rc = 0;
+out:
+	EVP_MD_CTX_free(md);
+	return rc;
+}
+
+/* The command line as one string, for the report's record. */
+static char *command_text(int argc, char **argv)
+{
+	size_t len = 1;
+	for (int i = 0; i < argc; i++)
+		len += strlen(argv[i]) + 3;
+	char *s = malloc(len), *at = s;
+	if (!s)
+		return NULL;
+	for (int i = 0; i < argc; i++) {
+		bool plain = argv[i][strcspn(argv[i], " \t'\"")] == '\0' && argv[i][0];
+		at += sprintf(at, plain ? "%s%s" : "%s'%s'", i ? " " : "", argv[i]);
+	}
+	return s;
 }
 
 static int run_capacity(const struct lg_profile *p, struct cli *c)
@@ -449,6 +612,12 @@ static int run_capacity(const struct lg_profile *p, struct cli *c)
 	if (c->json && cap_json(c->json, &c->cap, &res) < 0)
 		return 3;
 	return res.capacity > 0 ? 0 : 1;
+}
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	lg_request_stop();
 }
 
 int main(int argc, char **argv)
@@ -523,24 +692,64 @@ int main(int argc, char **argv)
 	if (c.find_capacity)
 		return run_capacity(&p, &c);
 
+	struct report_meta meta = {.shard = c.shards ? c.shard : 1, .shards = c.shards ? c.shards : 1,
+				   .t0_unix_ms = p.t0_unix_ms, .accepted_log = c.accepted_log, .generators = 1,
+				   .thr = c.thr, .n_thr = c.n_thr};
+	char *command = command_text(argc, argv);
+	meta.command = command;
+	if (gethostname(meta.host, sizeof(meta.host)) < 0)
+		snprintf(meta.host, sizeof(meta.host), "unknown");
+	meta.host[sizeof(meta.host) - 1] = '\0';
+	if (sale_digest(argc, argv, c.profile, meta.profile_digest) < 0) {
+		free(command);
+		return 3;
+	}
+
 	struct lg_result r;
+	memset(&r, 0, sizeof(r));
+	int exit_code = 0;
 	if (c.verify_only) {
-		if (read_accepted(c.accepted_log, &r) < 0)
-			return 3;
+		if (lg_result_init(&r, p.closed_loop ? 1 : p.n_stages) < 0) {
+			fprintf(stderr, "flashload: out of memory\n");
+			exit_code = 3;
+			goto out;
+		}
+		for (unsigned k = 0; k < c.n_logs; k++) {
+			if (read_accepted(c.accepted_logs[k], &r) < 0) {
+				exit_code = 3;
+				goto out;
+			}
+		}
 	} else {
-		if (lg_run(&p, &c.t, &r, err, sizeof(err)) < 0) {
+		/* Ctrl-C or a TERM from CI ends the schedule, not the report: the
+		 * second one kills as usual. */
+		struct sigaction sa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESETHAND};
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		int run_rc = lg_run(&p, &c.t, &r, err, sizeof(err));
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		if (run_rc < 0) {
 			fprintf(stderr, "flashload: %s\n", err);
-			lg_result_free(&r);
-			return 3;
+			exit_code = 3;
+			goto out;
 		}
 		report_text(stdout, &p, &c.t, &r);
+		report_gate(&meta, &p, &r);
+		report_gate_text(stdout, &meta);
 		if (c.accepted_log && write_accepted(c.accepted_log, &p, &r) < 0) {
-			lg_result_free(&r);
-			return 3;
+			exit_code = 3;
+			goto out;
 		}
 	}
 	struct verify_report rep;
 	int fails = 0;
+	if (c.verify && r.interrupted) {
+		fprintf(stderr, "flashload: interrupted: not verifying (answers may still be due); "
+				"--verify-only --accepted-log checks the books later\n");
+		c.verify = false;
+	}
 	if (c.verify) {
 		fflush(stdout);
 		c.v.accepted_ids = r.accepted_ids;
@@ -557,16 +766,31 @@ int main(int argc, char **argv)
 		fails = verify_run(&c.v, &rep, stdout);
 		if (fails < 0) {
 			fprintf(stderr, "flashload: verification could not be done\n");
-			lg_result_free(&r);
-			return 3;
+			exit_code = 3;
+			goto out;
 		}
 	}
 	const struct verify_report *vr = c.verify ? &rep : NULL;
-	if ((c.json && report_json(c.json, &p, &c.t, &r, vr) < 0) ||
-	    (c.html && html_write(c.html, &p, &c.t, &r, vr) < 0)) {
-		lg_result_free(&r);
-		return 3;
+	if ((c.json && report_json(c.json, &p, &c.t, &r, vr, &meta) < 0) ||
+	    (c.html && html_write(c.html, &p, &c.t, &r, vr, &meta) < 0)) {
+		exit_code = 3;
+		goto out;
 	}
+	if (meta.thr_missed) {
+		fprintf(stderr, "flashload: %u threshold%s missed:", meta.thr_missed, meta.thr_missed == 1 ? "" : "s");
+		for (unsigned k = 0; k < meta.n_thr; k++)
+			if (!meta.verdicts[k].ok)
+				fprintf(stderr, " %s (%s);", meta.thr[k].text, meta.verdicts[k].detail);
+		fputc('\n', stderr);
+	}
+	if (meta.no_api_answer)
+		fprintf(stderr, "flashload: not one answer came from an order API\n");
+	if (r.interrupted)
+		exit_code = 130;
+	else if (fails || meta.thr_missed || meta.no_api_answer)
+		exit_code = 1;
+out:
 	lg_result_free(&r);
-	return fails ? 1 : 0;
+	free(command);
+	return exit_code;
 }

@@ -5,6 +5,8 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "../core/version.h"
+
 const char *report_stage_name(const struct lg_profile *p, unsigned k)
 {
 	return p->closed_loop ? "max" : p->stages[k].name;
@@ -126,13 +128,33 @@ void report_text(FILE *out, const struct lg_profile *p, const struct lg_target *
 					       "shared with the server); the server may do better than shown]" : "");
 }
 
+/* The lossless part: {"count", "min", "max", "sum", "clamped", "buckets":
+ * [index, count, ...]}, indexes as HdrHistogram counts them (hist.h). */
+static void json_hdr(FILE *f, const struct hist_packed *pk)
+{
+	if (!pk) {
+		fprintf(f, "null");
+		return;
+	}
+	fprintf(f, "{\"count\": %" PRIu64 ", \"min\": %" PRIu64 ", \"max\": %" PRIu64 ", \"sum\": %.17g"
+		   ", \"clamped\": %" PRIu64 ", \"buckets\": [",
+		pk->total, pk->min, pk->max, pk->sum, pk->clamped);
+	for (size_t k = 0; k < pk->n; k++)
+		fprintf(f, "%s%u, %" PRIu64, k ? ", " : "", pk->idx[k], pk->count[k]);
+	fprintf(f, "]}");
+}
+
 static void json_hist(FILE *f, const char *name, const struct hist *h, const char *tail)
 {
 	fprintf(f, "\"%s\": {\"count\": %" PRIu64 ", \"p50\": %" PRIu64 ", \"p90\": %" PRIu64
 		   ", \"p95\": %" PRIu64 ", \"p99\": %" PRIu64 ", \"p999\": %" PRIu64 ", \"max\": %" PRIu64
-		   "}%s",
+		   ", \"hdr\": ",
 		name, hist_count(h), hist_percentile(h, 50), hist_percentile(h, 90), hist_percentile(h, 95),
-		hist_percentile(h, 99), hist_percentile(h, 99.9), hist_max(h), tail);
+		hist_percentile(h, 99), hist_percentile(h, 99.9), hist_max(h));
+	struct hist_packed *pk = hist_pack(h);
+	json_hdr(f, pk); /* null when out of memory: the merge refuses it */
+	hist_packed_free(pk);
+	fprintf(f, "}%s", tail);
 }
 
 static void json_counts(FILE *f, const uint64_t *counts)
@@ -157,8 +179,47 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+bool report_api_answered(const struct lg_result *r)
+{
+	static const enum lg_outcome api[] = {
+		LG_ACCEPTED, LG_DUPLICATE, LG_SOLD_OUT, LG_LIMIT, LG_IN_PROGRESS, LG_WINDOW,
+		LG_UNAVAILABLE, LG_MALFORMED_OK, LG_UNAUTHORIZED, LG_FORBIDDEN, LG_THROTTLED,
+	};
+	for (size_t k = 0; k < sizeof(api) / sizeof(api[0]); k++)
+		if (r->c.counts[api[k]])
+			return true;
+	return false;
+}
+
+void report_gate(struct report_meta *meta, const struct lg_profile *p, const struct lg_result *r)
+{
+	meta->thr_missed = 0;
+	for (unsigned k = 0; k < meta->n_thr; k++) {
+		char err[160];
+		struct thr_verdict *v = &meta->verdicts[k];
+		if (thr_judge(&meta->thr[k], p, r, v, err, sizeof(err)) < 0) {
+			v->ok = false; /* a stage checked before the run: cannot happen */
+			snprintf(v->detail, sizeof(v->detail), "%s", err);
+		}
+		meta->thr_missed += !v->ok;
+	}
+	meta->no_api_answer = !report_api_answered(r);
+}
+
+void report_gate_text(FILE *out, const struct report_meta *meta)
+{
+	if (meta->n_thr)
+		fprintf(out, "\nthresholds: %u of %u missed\n", meta->thr_missed, meta->n_thr);
+	for (unsigned k = 0; k < meta->n_thr; k++)
+		fprintf(out, "  %s  %-28s %s\n", meta->verdicts[k].ok ? "PASS" : "FAIL", meta->thr[k].text,
+			meta->verdicts[k].detail);
+	if (meta->no_api_answer)
+		fprintf(out, "\nFAIL: not one answer came from an order API (wrong --target or path?): "
+			     "see the status line\n");
+}
+
 int report_json(const char *path, const struct lg_profile *p, const struct lg_target *t,
-		const struct lg_result *r, const struct verify_report *rep)
+		const struct lg_result *r, const struct verify_report *rep, const struct report_meta *meta)
 {
 	FILE *f = fopen(path, "w");
 	if (!f) {
@@ -166,7 +227,32 @@ int report_json(const char *path, const struct lg_profile *p, const struct lg_ta
 		fprintf(stderr, "flashload: %s: %s\n", path, strerror(errno));
 		return rc;
 	}
-	fprintf(f, "{\n  \"profile\": ");
+	fprintf(f, "{\n  \"format\": \"flashload-report\",\n  \"format_version\": 2,\n  \"meta\": {\"version\": ");
+	json_str(f, FLASHGATE_VERSION);
+	fprintf(f, ", \"commit\": ");
+	json_str(f, flashgate_commit);
+	fprintf(f, ", \"command\": ");
+	json_str(f, meta->command ? meta->command : "");
+	fprintf(f, ", \"host\": ");
+	json_str(f, meta->host);
+	fprintf(f, ", \"profile_digest\": \"%s\", \"t0_unix_ms\": %" PRId64
+		   ", \"shard\": %u, \"shards\": %u, \"generators\": %u, \"accepted_log\": ",
+		meta->profile_digest, meta->t0_unix_ms, meta->shard, meta->shards, meta->generators);
+	if (meta->accepted_log)
+		json_str(f, meta->accepted_log);
+	else
+		fprintf(f, "null");
+	fprintf(f, "},\n  \"interrupted\": %s,\n  \"thresholds\": [", r->interrupted ? "true" : "false");
+	for (unsigned k = 0; k < meta->n_thr; k++) {
+		fprintf(f, "%s\n    {\"threshold\": ", k ? "," : "");
+		json_str(f, meta->thr[k].text);
+		fprintf(f, ", \"ok\": %s, \"observed\": %.6g, \"detail\": ", meta->verdicts[k].ok ? "true" : "false",
+			meta->verdicts[k].observed);
+		json_str(f, meta->verdicts[k].detail);
+		fprintf(f, "}");
+	}
+	fprintf(f, "%s],\n  \"api_answered\": %s,\n  \"profile\": ", meta->n_thr ? "\n  " : "",
+		meta->no_api_answer ? "false" : "true");
 	json_str(f, p->source);
 	char where[512];
 	lg_target_text(t, where, sizeof(where));
@@ -234,6 +320,8 @@ int report_json(const char *path, const struct lg_profile *p, const struct lg_ta
 			   ", \"counts\": ",
 			i, s->offered, s->sent, s->completed, s->p50, s->p90, s->p99, s->p999, s->max);
 		json_counts(f, s->counts);
+		fprintf(f, ", \"hdr\": ");
+		json_hdr(f, s->latency);
 		fprintf(f, "}%s\n", i + 1 < r->n_seconds ? "," : "");
 	}
 	fprintf(f, "  ],\n  \"verify\": ");

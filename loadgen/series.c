@@ -43,7 +43,7 @@ void ser_free(struct series *s)
 	pthread_mutex_destroy(&s->mu);
 	free(s->published);
 	free(s->done);
-	free(s->secs);
+	ser_seconds_free(s->secs, s->final);
 	free(s->hists);
 	free(s);
 }
@@ -124,6 +124,7 @@ size_t ser_finalize(struct series *s)
 			d->p99 = hist_percentile(h, 99);
 			d->p999 = hist_percentile(h, 99.9);
 			d->max = hist_max(h);
+			d->latency = hist_pack(h);
 			hist_free(h);
 			s->hists[s->final] = NULL;
 		}
@@ -156,4 +157,11 @@ struct lg_second *ser_take(struct series *s, size_t *n)
 	s->n = s->cap = s->final = 0;
 	pthread_mutex_unlock(&s->mu);
 	return secs;
+}
+
+void ser_seconds_free(struct lg_second *secs, size_t n)
+{
+	for (size_t i = 0; secs && i < n; i++)
+		hist_packed_free(secs[i].latency);
+	free(secs);
 }

@@ -3,9 +3,10 @@
  * engine thread. Each thread counts its own second locally and, once the
  * second is over, publishes it here (counts added, latency histogram
  * merged); a second's percentiles are computed once every thread has
- * published it or finished, and its histogram is freed. Memory stays
- * bounded however long the run: one small record per second, and at most
- * a few live histograms.
+ * published it or finished, and its histogram is packed to its non-empty
+ * buckets (a few KB) for the reports to carry losslessly. Memory stays
+ * bounded per second however long the run, with at most a few full
+ * histograms live.
  *
  * Owns: that hand-off, under one mutex taken once per thread per second.
  * Does not own: the live line or reports (they read lg_second records).
@@ -26,6 +27,7 @@ struct lg_second {
 	uint64_t counts[LG_OUTCOMES];
 	/* latency from the intended send time, us; 0 when nothing completed */
 	uint64_t p50, p90, p99, p999, max;
+	struct hist_packed *latency; /* NULL when nothing completed; owned by the series, then the result */
 };
 
 struct series;
@@ -47,7 +49,9 @@ size_t ser_finalize(struct series *s);
 /* Copies final second sec into *out; 0, or -ENOENT when it is not final. */
 int ser_get(struct series *s, size_t sec, struct lg_second *out);
 
-/* Hands the final seconds to the caller (free() them) and their number. */
+/* Hands the final seconds to the caller (ser_seconds_free them) and their number. */
 struct lg_second *ser_take(struct series *s, size_t *n);
+
+void ser_seconds_free(struct lg_second *secs, size_t n);
 
 #endif

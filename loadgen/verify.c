@@ -476,7 +476,17 @@ int verify_run(const struct verify_opts *o, struct verify_report *rep, FILE *out
 	snprintf(d, sizeof(d), "%llu of %zu accepted orders missing from the topic",
 		 (unsigned long long)lost, o->n_accepted);
 	fails += check(rep, out, lost == 0, "every 202 is in the topic", d);
-	if (o->reconciled) {
+	if (o->others) {
+		snprintf(d, sizeof(d), "%zu orders in the topic, %zu answered 202 to this generator (the others' "
+				       "orders are in the topic too)", t.ids.n, o->n_accepted);
+		fails += check(rep, out, t.ids.n >= o->n_accepted, "orders in the topic >= 202s seen", d);
+		snprintf(d, sizeof(d), "%lld units in the topic, %lld sold in Redis, %llu units answered 202 here, "
+				       "%lld SKUs differ",
+			 topic_units, sold, (unsigned long long)o->accepted_units, unbalanced);
+		fails += check(rep, out, unbalanced == 0 && topic_units == sold &&
+					    (unsigned long long)sold >= o->accepted_units,
+			       "stock consumed == units in the topic >= units accepted", d);
+	} else if (o->reconciled) {
 		snprintf(d, sizeof(d), "%zu orders in the topic, %zu answered 202, %zu without a 202 (the gateway crashed before answering, or reconcile published them)",
 			 t.ids.n, o->n_accepted, t.ids.n - (o->n_accepted - lost));
 		fails += check(rep, out, t.ids.n >= o->n_accepted, "orders in the topic >= 202s seen", d);

@@ -48,6 +48,9 @@ struct verify_opts {
 	/* After `flashgate reconcile --policy complete`: orders a crashed
 	 * gateway never answered may be in the topic without a 202. */
 	bool reconciled;
+	/* Other generators sell in the same sale (--shard, --expect-others):
+	 * the topic holds orders this one never saw. */
+	bool others;
 	/* What the clients saw (absent with --verify-only). */
 	bool have_client;
 	uint64_t key_conflicts;
