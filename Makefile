@@ -25,8 +25,10 @@ else
 JEMALLOC := $(shell pkg-config --libs jemalloc 2>/dev/null)
 endif
 
-DEP_CFLAGS := $(shell pkg-config --cflags liburing hiredis rdkafka inih libcrypto 2>/dev/null)
+DEP_CFLAGS := $(shell pkg-config --cflags liburing hiredis rdkafka inih libcrypto jansson 2>/dev/null)
 DEP_LIBS   := $(shell pkg-config --libs liburing hiredis rdkafka inih libcrypto 2>/dev/null)
+# flashload's alone: `flashload merge` reads JSON reports.
+JANSSON    := $(shell pkg-config --libs jansson 2>/dev/null)
 
 CORE_SRC    := core/fmt.c core/http.c core/order.c core/oid.c core/cfg.c core/hist.c core/tscan.c core/bucket.c core/rcl.c \
                core/stockcsv.c core/kprops.c core/jwt.c core/netaddr.c core/proxyproto.c
@@ -39,7 +41,7 @@ LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c \
                loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/series.c \
                loadgen/report.c loadgen/html.c loadgen/capacity.c \
                loadgen/engine.c loadgen/jobs.c loadgen/tokens.c \
-               loadgen/result.c loadgen/threshold.c
+               loadgen/result.c loadgen/threshold.c loadgen/merge.c
 LG_UNIT_TESTS := tests/unit/test_sched tests/unit/test_profile tests/unit/test_mix tests/unit/test_jobs \
                  tests/unit/test_threshold
 UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
@@ -73,7 +75,7 @@ $(BIN)/flashgate: $(call obj,$(GATEWAY_SRC) $(CORE_SRC)) $(BUILD)/commit.o
 
 $(BIN)/flashload: $(call obj,$(LOADGEN_SRC) $(CORE_SRC)) $(BUILD)/commit.o
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS) $^ -o $@ $(DEP_LIBS) $(JEMALLOC) $(LDLIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(DEP_LIBS) $(JANSSON) $(JEMALLOC) $(LDLIBS)
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(call obj,$(CORE_SRC))
 	@mkdir -p $(dir $@)
@@ -114,12 +116,13 @@ test-unit: $(addprefix $(BUILD)/,$(UNIT_TESTS)) fuzz-replay
 # Every fuzz target's seed corpus (and every crash saved into it), replayed
 # through tests/fuzz/replay.c with the ordinary compiler: what libFuzzer
 # once found stays fixed without clang on the machine.
-FUZZ_NAMES := http order resp cfg profile stockcsv kprops jwt
+FUZZ_NAMES := http order resp cfg profile stockcsv kprops jwt merge
 REPLAYS    := $(addprefix $(BUILD)/fuzz-replay/fuzz_,$(FUZZ_NAMES))
 $(BUILD)/fuzz-replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c \
 		$(call obj,$(CORE_SRC) loadgen/profile.c loadgen/resp.c)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Wno-missing-prototypes $(DEP_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(DEP_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes $(DEP_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(DEP_LIBS) $(JANSSON) $(LDLIBS)
+$(BUILD)/fuzz-replay/fuzz_merge: $(call obj,loadgen/merge.c loadgen/result.c loadgen/series.c loadgen/mix.c)
 fuzz-replay: $(REPLAYS)
 	@for n in $(FUZZ_NAMES); do \
 		out=$$($(BUILD)/fuzz-replay/fuzz_$$n tests/fuzz/corpus/$$n 2>&1) || \
@@ -171,7 +174,8 @@ soak: setup
 # libFuzzer targets for every parser of untrusted input (needs clang:
 # `scripts/setup.sh --fuzz`). `make fuzz-run` runs each for FUZZ_SECONDS.
 FUZZ_TARGETS := build/fuzz/fuzz_http build/fuzz/fuzz_order build/fuzz/fuzz_resp build/fuzz/fuzz_cfg \
-                build/fuzz/fuzz_profile build/fuzz/fuzz_stockcsv build/fuzz/fuzz_kprops build/fuzz/fuzz_jwt
+                build/fuzz/fuzz_profile build/fuzz/fuzz_stockcsv build/fuzz/fuzz_kprops build/fuzz/fuzz_jwt \
+                build/fuzz/fuzz_merge
 FUZZ_SECONDS ?= 60
 fuzz: $(FUZZ_TARGETS)
 build/fuzz/fuzz_http: tests/fuzz/fuzz_http.c core/http.c
@@ -199,10 +203,14 @@ build/fuzz/fuzz_kprops: tests/fuzz/fuzz_kprops.c core/kprops.c
 build/fuzz/fuzz_jwt: tests/fuzz/fuzz_jwt.c core/jwt.c core/netaddr.c core/proxyproto.c core/order.c core/oid.c core/fmt.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -lcrypto -o $@
+build/fuzz/fuzz_merge: tests/fuzz/fuzz_merge.c loadgen/merge.c loadgen/result.c loadgen/series.c loadgen/mix.c loadgen/resp.c \
+		loadgen/profile.c core/hist.c core/cfg.c core/kprops.c core/netaddr.c core/order.c core/oid.c core/fmt.c
+	@mkdir -p $(dir $@)
+	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -ljansson -linih -lrdkafka -lm -o $@
 fuzz-run: fuzz
 	@mkdir -p build/fuzz/findings build/fuzz/corpus-http build/fuzz/corpus-order build/fuzz/corpus-resp \
 		build/fuzz/corpus-cfg build/fuzz/corpus-profile build/fuzz/corpus-stockcsv build/fuzz/corpus-kprops \
-		build/fuzz/corpus-jwt
+		build/fuzz/corpus-jwt build/fuzz/corpus-merge
 	build/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
 		build/fuzz/corpus-http tests/fuzz/corpus/http
 	build/fuzz/fuzz_order -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
@@ -219,6 +227,8 @@ fuzz-run: fuzz
 		build/fuzz/corpus-kprops tests/fuzz/corpus/kprops
 	build/fuzz/fuzz_jwt -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
 		build/fuzz/corpus-jwt tests/fuzz/corpus/jwt
+	build/fuzz/fuzz_merge -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
+		build/fuzz/corpus-merge tests/fuzz/corpus/merge
 
 # `make install PREFIX=/usr/local DESTDIR=...`: both programs, the config
 # (its key directory pointed at the install's), flashload's profiles, the

@@ -29,6 +29,7 @@
 #include "../core/oid.h"
 #include "capacity.h"
 #include "html.h"
+#include "merge.h"
 #include "profile.h"
 #include "report.h"
 #include "run.h"
@@ -39,6 +40,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: flashload --target HOST:PORT[,HOST:PORT...] [--profile FILE] [options]\n"
+		"       flashload merge REPORT.json... [--json FILE] [--html FILE] [--threshold EXPR]\n"
+		"                       [--force]   several generators' reports of one sale as one\n"
 		"       flashload --version\n"
 		"  (--target may be repeated: the connections are spread evenly over the gateways)\n"
 		"traffic (a profile file has all of these; options override it):\n"
@@ -614,6 +617,83 @@ static int run_capacity(const struct lg_profile *p, struct cli *c)
 	return res.capacity > 0 ? 0 : 1;
 }
 
+/* flashload merge: the reports of several generators as one sale's. */
+static int merge_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", required_argument, 0, 'j'}, {"html", required_argument, 0, 'H'},
+		{"threshold", required_argument, 0, 't'}, {"force", no_argument, 0, 'f'},
+		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+	};
+	const char *json = NULL, *html = NULL;
+	bool force = false;
+	static struct threshold thr[THR_MAX];
+	unsigned n_thr = 0;
+	int opt;
+	char err[512];
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': json = optarg; break;
+		case 'H': html = optarg; break;
+		case 'f': force = true; break;
+		case 't':
+			if (n_thr == THR_MAX || thr_parse(optarg, &thr[n_thr], err, sizeof(err)) < 0) {
+				fprintf(stderr, "flashload merge: --threshold '%s': %s\n", optarg,
+					n_thr == THR_MAX ? "too many" : err);
+				return 2;
+			}
+			n_thr++;
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	size_t n = (size_t)(argc - optind);
+	if (n < 1 || n > MERGE_MAX_REPORTS) {
+		fprintf(stderr, "flashload merge: give 1 to %d JSON reports\n", MERGE_MAX_REPORTS);
+		return 2;
+	}
+	struct merged m;
+	int rc = merge_reports((const char *const *)argv + optind, n, force, &m, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "flashload merge: %s\n", err);
+		return rc == -EINVAL ? 2 : 3;
+	}
+	struct report_meta meta = {.shard = 1, .shards = 1, .t0_unix_ms = m.t0_unix_ms,
+				   .generators = m.generators, .thr = thr, .n_thr = n_thr};
+	char *command = command_text(argc + 1, argv - 1);
+	meta.command = command;
+	snprintf(meta.profile_digest, sizeof(meta.profile_digest), "%s", m.profile_digest);
+	if (gethostname(meta.host, sizeof(meta.host)) < 0)
+		snprintf(meta.host, sizeof(meta.host), "unknown");
+	meta.host[sizeof(meta.host) - 1] = '\0';
+	for (unsigned k = 0; k < n_thr; k++) {
+		bool found = !thr[k].stage[0];
+		for (unsigned i = 0; i < m.r.n_stages && !found; i++)
+			found = strcmp(report_stage_name(&m.p, i), thr[k].stage) == 0;
+		if (!found) {
+			fprintf(stderr, "flashload merge: --threshold '%s': the reports have no stage '%s'\n",
+				thr[k].text, thr[k].stage);
+			free(command);
+			merge_free(&m);
+			return 2;
+		}
+	}
+	printf("flashload merge: %u generators' reports\n", m.generators);
+	report_text(stdout, &m.p, &m.t, &m.r);
+	report_gate(&meta, &m.p, &m.r);
+	report_gate_text(stdout, &meta);
+	int exit_code = 0;
+	if ((json && report_json(json, &m.p, &m.t, &m.r, NULL, &meta) < 0) ||
+	    (html && html_write(html, &m.p, &m.t, &m.r, NULL, &meta) < 0))
+		exit_code = 3;
+	else if (meta.thr_missed || meta.no_api_answer)
+		exit_code = 1;
+	free(command);
+	merge_free(&m);
+	return exit_code;
+}
+
 static void on_stop_signal(int sig)
 {
 	(void)sig;
@@ -628,6 +708,8 @@ int main(int argc, char **argv)
 		      .topic = "orders"},
 		.cap = {.p99_target_us = 5000, .step_s = 5, .start_rate = 1000, .max_steps = 16},
 	};
+	if (argc >= 2 && strcmp(argv[1], "merge") == 0)
+		return merge_main(argc - 1, argv + 1);
 	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
 		printf("flashload %s (commit %s)\n", FLASHGATE_VERSION, flashgate_commit);
 		return 0;

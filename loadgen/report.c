@@ -63,6 +63,9 @@ void report_text(FILE *out, const struct lg_profile *p, const struct lg_target *
 	lg_target_text(t, where, sizeof(where));
 	fprintf(out, "flashload: %s against %s, %u threads, %u connections\n", p->source, where,
 		p->threads, p->connections);
+	if (r->interrupted)
+		fprintf(out, "INTERRUPTED after %.1f s of a %.1f s schedule: what follows is what ran\n",
+			r->elapsed_s, r->schedule_s);
 	fprintf(out, "%" PRIu64 " requests answered in %.2f s: %.0f req/s achieved", r->c.completed,
 		r->elapsed_s, achieved);
 	if (!p->closed_loop)

@@ -18,6 +18,8 @@ packages=(
 	liburing-dev libhiredis-dev librdkafka-dev libjemalloc-dev libinih-dev libcmocka-dev
 	# libcrypto: JWT signatures (HS256, EdDSA, ES256) in core/jwt
 	libssl-dev
+	# jansson: `flashload merge` reads other generators' JSON reports
+	libjansson-dev
 	redis-server redis-tools kcat
 	default-jdk-headless maven
 	python3 curl

@@ -415,5 +415,232 @@ def find_capacity_reports_the_highest_passing_rate():
     expect("capacity: %d req/s" % j["capacity_rps"] in r.stdout, r.stdout)
 
 
+@test
+def thresholds_gate_the_run_and_a_run_of_404s_fails():
+    """--threshold fails the run (exit 1) naming every threshold missed, and
+    the reports show each; a run whose every answer was 404 (the wrong
+    target, say) fails though no threshold was given; --p99 outside
+    --find-capacity and a threshold the run cannot judge are usage errors."""
+    conf = ENV.write_config()
+    ENV.load_stock(conf, [("thr1", 1000000, 1000000)])
+    base = ("--target", "127.0.0.1:%d" % ENV.gw_port, "--rate", "300", "--duration", "1s", "--skus", "1",
+            "--users", "100000", "--quiet")
+    report = path("thr.json")
+    html = path("thr.html")
+    with Gateway(ENV, conf):
+        r = flashload(*base, "--sku-prefix", "thr", "--json", report, "--html", html,
+                      "--threshold", "p99<30s", "--threshold", "accepted>=999999",
+                      "--threshold", "errors<=0", "--threshold", "stage:steady:status:202>=300")
+        eq(r.returncode, 1, "one threshold of four missed (stderr: %s)" % r.stderr[-1000:])
+        expect("1 threshold missed: accepted>=999999" in r.stderr, r.stderr)
+        expect("p99<30s" not in r.stderr, "passing thresholds are not named as missed: %s" % r.stderr)
+        expect("thresholds: 1 of 4 missed" in r.stdout, r.stdout[-1500:])
+        expect("FAIL  accepted>=999999" in r.stdout and "PASS  errors<=0" in r.stdout, r.stdout[-1500:])
+        with open(report) as f:
+            j = json.load(f)
+        eq([(t["threshold"], t["ok"]) for t in j["thresholds"]],
+           [("p99<30s", True), ("accepted>=999999", False), ("errors<=0", True),
+            ("stage:steady:status:202>=300", True)], "thresholds in the JSON report")
+        eq(j["thresholds"][1]["observed"], 300, "what accepted came to")
+        eq(j["api_answered"], True, "answers came from the order API")
+        with open(html) as f:
+            page = f.read()
+        expect('id="thresholds"' in page and "accepted&gt;=999999" in page, "thresholds in the HTML report")
+
+        r = flashload(*base, "--sku-prefix", "thr", "--threshold", "p99<30s", "--threshold", "accepted>=300")
+        eq(r.returncode, 0, "every threshold held (stderr: %s)" % r.stderr[-1000:])
+
+        # Unknown SKUs: every answer is the gateway's 404.
+        r = flashload(*base, "--sku-prefix", "nosuchsku", "--json", report)
+        eq(r.returncode, 1, "a run of 404s (stderr: %s)" % r.stderr[-1000:])
+        expect("not one answer came from an order API" in r.stderr, r.stderr)
+        with open(report) as f:
+            eq(json.load(f)["api_answered"], False, "api_answered in the JSON report")
+
+    for args, why in ((("--p99", "5ms"), "--p99 is the target of --find-capacity"),
+                      (("--threshold", "p99<5"), "a latency needs a unit"),
+                      (("--threshold", "status:418<1%"), "status is one of"),
+                      (("--threshold", "stage:peak:p99<5ms"), "the profile has no stage 'peak'")):
+        r = flashload(*base, "--sku-prefix", "thr", *args)
+        eq(r.returncode, 2, "%s is a usage error (stderr: %s)" % (" ".join(args), r.stderr))
+        expect(why in r.stderr, "%s: %s" % (" ".join(args), r.stderr))
+
+
+@test
+def interrupted_run_writes_every_report():
+    """SIGINT stops the schedule, waits for the answers due, and writes the
+    text, JSON and HTML reports of what ran, marked interrupted (exit 130);
+    --verify-only over its accepted log then balances the books."""
+    conf = ENV.write_config()
+    ENV.load_stock(conf, [("intr1", 1000000, 1000000)])
+    report, html, log = path("intr.json"), path("intr.html"), path("intr.accepted")
+    for f in (report, html, log):
+        if os.path.exists(f):
+            os.unlink(f)
+    with Gateway(ENV, conf):
+        proc = subprocess.Popen([os.path.join(BIN, "flashload"), "--sign-key", signing_key_path(),
+                                 "--target", "127.0.0.1:%d" % ENV.gw_port, "--rate", "500", "--duration", "60s",
+                                 "--skus", "1", "--sku-prefix", "intr", "--users", "100000", "--quiet",
+                                 "--json", report, "--html", html, "--accepted-log", log,
+                                 "--verify", "--config", conf],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        proc.send_signal(2)
+        out, err = proc.communicate(timeout=30)
+        sys.stdout.write(out)
+        eq(proc.returncode, 130, "interrupted exit status (stderr: %s)" % err[-1000:])
+        expect("INTERRUPTED after" in out, out[:600])
+        expect("not verifying" in err, "an interrupted run does not verify: %s" % err)
+        with open(report) as f:
+            j = json.load(f)
+        eq(j["interrupted"], True, "marked interrupted")
+        expect(500 <= j["requests"] <= 5000, "what ran was reported: %d answers" % j["requests"])
+        eq(j["counts"]["202 accepted"], j["requests"], "every request sent got its answer")
+        with open(html) as f:
+            expect("interrupted" in f.read(), "the HTML report says interrupted")
+        with open(log) as f:
+            eq(len(f.read().splitlines()), j["orders"]["accepted"], "the accepted log holds every 202")
+        r = flashload("--verify-only", "--accepted-log", log, "--config", conf, "--sku-prefix", "intr")
+    eq(r.returncode, 0, "the books of what ran balance (stderr: %s)" % r.stderr[-1000:])
+
+
+def hdr_percentile(hdr, p):
+    """HdrHistogram's percentile over exported buckets, as core/hist.c
+    computes it: the highest value equivalent to the first bucket whose
+    cumulative count reaches ceil(p% of count), capped at max."""
+    b = hdr["buckets"]
+    want = max(1, -(-p * hdr["count"] // 100))
+    seen = 0
+    for k in range(0, len(b), 2):
+        seen += b[k + 1]
+        if seen >= want:
+            idx = b[k]
+            if idx < 2048:
+                top = idx
+            else:
+                shift = (idx >> 10) - 1
+                top = (((idx & 1023) + 1024) << shift) + (1 << shift) - 1
+            return min(top, hdr["max"])
+    return hdr["max"]
+
+
+def summed_buckets(hdrs):
+    total = {}
+    for h in hdrs:
+        b = h["buckets"]
+        for k in range(0, len(b), 2):
+            total[b[k]] = total.get(b[k], 0) + b[k + 1]
+    return total
+
+
+@test
+def three_generators_merge_into_one_sale():
+    """Three --shard generators with one --t0 against two gateways are one
+    sale: disjoint users, --verify-only over their three accepted logs
+    passes every check, and `flashload merge` adds their reports up
+    losslessly (the merged histograms are the sum of theirs, bucket by
+    bucket), equal in counts to one generator at the same total rate.
+    Reports of another sale, or the same shard twice, are refused."""
+    conf = ENV.write_config("merge-a.conf", order__node_id=1)
+    conf_b = ENV.write_config("merge-b.conf", order__node_id=2, server__port=ENV.gw_port + 1)
+    ENV.load_stock(conf, [("mg1", 1000000, 1000000), ("wmg1", 1000000, 1000000)])
+    targets = "127.0.0.1:%d,127.0.0.1:%d" % (ENV.gw_port, ENV.gw_port + 1)
+    sale = ("--target", targets, "--rate", "900", "--duration", "3s", "--skus", "1", "--sku-prefix", "mg",
+            "--users", "30000", "--user-prefix", "mgu", "--connections", "16", "--quiet")
+    with Gateway(ENV, conf), Gateway(ENV, conf_b, port=ENV.gw_port + 1):
+        warm = flashload("--target", targets, "--rate", "max", "--requests", "200", "--skus", "1",
+                         "--sku-prefix", "wmg", "--users", "100000", "--quiet")
+        eq(warm.returncode, 0, "warm-up (stderr: %s)" % warm.stderr[-1000:])
+        t0 = int(time.time() * 1000) + 3000
+        gens = []
+        for i in (1, 2, 3):
+            args = [os.path.join(BIN, "flashload"), "--sign-key", signing_key_path()] + list(sale) + [
+                "--t0", str(t0), "--shard", "%d/3" % i, "--seed", str(i),
+                "--json", path("shard%d.json" % i), "--accepted-log", path("shard%d.accepted" % i)]
+            gens.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        for i, g in enumerate(gens, 1):
+            out, err = g.communicate(timeout=120)
+            eq(g.returncode, 0, "generator %d (stderr: %s)" % (i, err[-1000:]))
+
+        logs = []
+        for i in (1, 2, 3):
+            logs += ["--accepted-log", path("shard%d.accepted" % i)]
+        r = flashload("--verify-only", *logs, "--config", conf, "--sku-prefix", "mg")
+        eq(r.returncode, 0, "the three generators' sale verified as one (stderr: %s)" % r.stderr[-1000:])
+        expect("orders in the topic == 202s seen" in r.stdout, "the exact count, not >=: %s" % r.stdout[-2000:])
+        r = flashload("--verify-only", "--accepted-log", path("shard1.accepted"), "--config", conf,
+                      "--sku-prefix", "mg")
+        eq(r.returncode, 1, "one shard's log alone: the others' orders look accepted silently")
+        r = flashload("--verify-only", "--accepted-log", path("shard1.accepted"), "--expect-others",
+                      "--config", conf, "--sku-prefix", "mg")
+        eq(r.returncode, 0, "one shard's log, told of the others (stderr: %s)" % r.stderr[-1000:])
+        expect("orders in the topic >= 202s seen" in r.stdout, r.stdout[-2000:])
+
+        users = {}
+        for _, v in ENV.topic_records():
+            if v["sku"] == "mg1":
+                users.setdefault(v["user_id"].split("-")[0], set()).add(v["user_id"])
+        eq(sorted(users), ["mgug1", "mgug2", "mgug3"], "each shard's users, and only theirs, named apart")
+        eq(sum(len(u) for u in users.values()), len(set().union(*users.values())), "no user in two shards")
+        # Then one generator at the total rate, for comparison.
+        single = path("single.json")
+        r = flashload(*sale, "--t0", "+2s", "--json", single)
+        eq(r.returncode, 0, "one generator at the total rate (stderr: %s)" % r.stderr[-1000:])
+
+    shards = []
+    for i in (1, 2, 3):
+        with open(path("shard%d.json" % i)) as f:
+            shards.append(json.load(f))
+        eq((shards[-1]["meta"]["shard"], shards[-1]["meta"]["shards"]), (i, 3), "shard %d's meta" % i)
+        eq(shards[-1]["scheduled"], 900, "shard %d ran a third of the sale" % i)
+    merged = path("merged.json")
+    merged_html = path("merged.html")
+    r = flashload("merge", *[path("shard%d.json" % i) for i in (1, 2, 3)], "--json", merged, "--html", merged_html,
+                  "--threshold", "accepted>=2700", sign=False)
+    eq(r.returncode, 0, "merge (stderr: %s)" % r.stderr[-1000:])
+    with open(merged) as f:
+        m = json.load(f)
+    eq(m["meta"]["generators"], 3, "three generators merged")
+    for key in ("scheduled", "offered", "sent", "requests"):
+        eq(m[key], sum(s[key] for s in shards), "merged %s is the sum" % key)
+    eq(m["counts"], {k: sum(s["counts"][k] for s in shards) for k in m["counts"]}, "status counts added")
+    eq(m["orders"]["accepted"], 2700, "every order accepted")
+    eq(m["stages"][0]["from_rate"], 900, "the stages' rates added up")
+    for name in ("latency_us", "service_us", "order_latency_us"):
+        got = m[name]["hdr"]
+        b = got["buckets"]
+        eq(dict(zip(b[0::2], b[1::2])), summed_buckets(s[name]["hdr"] for s in shards),
+           "%s: the merged buckets are the sum of the generators'" % name)
+        for p, key in ((50, "p50"), (99, "p99"), (99.9, "p999")):
+            eq(m[name][key], hdr_percentile(got, p), "%s %s from the merged buckets" % (name, key))
+        eq(got["max"], max(s[name]["hdr"]["max"] for s in shards), "%s max" % name)
+    eq(sum(s["answered"] for s in m["seconds"]), m["requests"], "the merged per-second series adds up")
+    expect(len(m["seconds"]) <= max(len(s["seconds"]) for s in shards) + 1,
+           "seconds aligned on T0, not laid end to end (%d)" % len(m["seconds"]))
+    with open(single) as f:
+        one = json.load(f)
+    for key in ("scheduled", "requests"):
+        eq(m[key], one[key], "merged %s == one generator's at the same total rate" % key)
+    eq(one["orders"]["accepted"], m["orders"]["accepted"], "accepted, merged and single")
+    expect(m["latency_us"]["p50"] < 50000 and one["latency_us"]["p50"] < 50000,
+           "p50 within noise: merged %d us, single %d us" % (m["latency_us"]["p50"], one["latency_us"]["p50"]))
+    with open(merged_html) as f:
+        expect("3 reports merged" in f.read(), "the HTML report says what was merged")
+
+    r = flashload("merge", path("shard1.json"), single, sign=False)
+    eq(r.returncode, 2, "another sale's report refused (stderr: %s)" % r.stderr)
+    expect("another sale" in r.stderr, r.stderr)
+    r = flashload("merge", path("shard1.json"), single, "--force", sign=False)
+    eq(r.returncode, 0, "--force merges them (stderr: %s)" % r.stderr[-600:])
+    r = flashload("merge", path("shard1.json"), path("shard2.json"), path("shard1.json"), sign=False)
+    eq(r.returncode, 2, "the same shard twice refused (stderr: %s)" % r.stderr)
+    expect("the same shard twice" in r.stderr, r.stderr)
+    with open(path("notareport.json"), "w") as f:
+        json.dump({"hello": 1}, f)
+    r = flashload("merge", path("shard1.json"), path("notareport.json"), sign=False)
+    eq(r.returncode, 2, "a file that is not a report (stderr: %s)" % r.stderr)
+    expect("not a flashload JSON report" in r.stderr, r.stderr)
+
+
 if __name__ == "__main__":
     sys.exit(run_tests(TESTS, "flashload"))
