@@ -41,9 +41,9 @@ LOADGEN_SRC := loadgen/main.c loadgen/run.c loadgen/verify.c loadgen/resp.c \
                loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/series.c \
                loadgen/report.c loadgen/html.c loadgen/capacity.c \
                loadgen/engine.c loadgen/jobs.c loadgen/tokens.c \
-               loadgen/result.c loadgen/threshold.c loadgen/merge.c
+               loadgen/result.c loadgen/threshold.c loadgen/merge.c loadgen/trace.c loadgen/record.c
 LG_UNIT_TESTS := tests/unit/test_sched tests/unit/test_profile tests/unit/test_mix tests/unit/test_jobs \
-                 tests/unit/test_threshold
+                 tests/unit/test_threshold tests/unit/test_trace
 UNIT_TESTS  := tests/unit/test_http tests/unit/test_order tests/unit/test_cfg \
                tests/unit/test_oid tests/unit/test_fmt tests/unit/test_hist tests/unit/test_bucket tests/unit/test_rcl \
                tests/unit/test_metrics tests/unit/test_stockcsv tests/unit/test_kprops tests/unit/test_jwt tests/unit/test_netaddr tests/unit/test_proxyproto tests/unit/test_logline tests/unit/test_health tests/unit/test_script $(LG_UNIT_TESTS)
@@ -79,12 +79,12 @@ $(BIN)/flashload: $(call obj,$(LOADGEN_SRC) $(CORE_SRC)) $(BUILD)/commit.o
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(call obj,$(CORE_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(DEP_CFLAGS) $(LDFLAGS) $^ -o $@ -lcmocka $(DEP_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) $(LDFLAGS) $^ -o $@ -lcmocka $(DEP_LIBS) $(JANSSON) $(LDLIBS)
 
 # flashload's pure modules, for its unit tests.
 $(addprefix $(BUILD)/,$(LG_UNIT_TESTS)): \
 	$(call obj,loadgen/profile.c loadgen/sched.c loadgen/mix.c loadgen/resp.c loadgen/jobs.c \
-	           loadgen/series.c loadgen/result.c loadgen/threshold.c)
+	           loadgen/series.c loadgen/result.c loadgen/threshold.c loadgen/trace.c)
 
 # The gateway's modules without I/O policy that its unit tests link.
 $(BUILD)/tests/unit/test_metrics: $(call obj,gateway/metrics.c)
@@ -116,13 +116,14 @@ test-unit: $(addprefix $(BUILD)/,$(UNIT_TESTS)) fuzz-replay
 # Every fuzz target's seed corpus (and every crash saved into it), replayed
 # through tests/fuzz/replay.c with the ordinary compiler: what libFuzzer
 # once found stays fixed without clang on the machine.
-FUZZ_NAMES := http order resp cfg profile stockcsv kprops jwt merge
+FUZZ_NAMES := http order resp cfg profile stockcsv kprops jwt merge trace
 REPLAYS    := $(addprefix $(BUILD)/fuzz-replay/fuzz_,$(FUZZ_NAMES))
 $(BUILD)/fuzz-replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c \
 		$(call obj,$(CORE_SRC) loadgen/profile.c loadgen/resp.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(DEP_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(DEP_LIBS) $(JANSSON) $(LDLIBS)
 $(BUILD)/fuzz-replay/fuzz_merge: $(call obj,loadgen/merge.c loadgen/result.c loadgen/series.c loadgen/mix.c)
+$(BUILD)/fuzz-replay/fuzz_trace: $(call obj,loadgen/trace.c)
 fuzz-replay: $(REPLAYS)
 	@for n in $(FUZZ_NAMES); do \
 		out=$$($(BUILD)/fuzz-replay/fuzz_$$n tests/fuzz/corpus/$$n 2>&1) || \
@@ -175,7 +176,7 @@ soak: setup
 # `scripts/setup.sh --fuzz`). `make fuzz-run` runs each for FUZZ_SECONDS.
 FUZZ_TARGETS := build/fuzz/fuzz_http build/fuzz/fuzz_order build/fuzz/fuzz_resp build/fuzz/fuzz_cfg \
                 build/fuzz/fuzz_profile build/fuzz/fuzz_stockcsv build/fuzz/fuzz_kprops build/fuzz/fuzz_jwt \
-                build/fuzz/fuzz_merge
+                build/fuzz/fuzz_merge build/fuzz/fuzz_trace
 FUZZ_SECONDS ?= 60
 fuzz: $(FUZZ_TARGETS)
 build/fuzz/fuzz_http: tests/fuzz/fuzz_http.c core/http.c
@@ -207,10 +208,13 @@ build/fuzz/fuzz_merge: tests/fuzz/fuzz_merge.c loadgen/merge.c loadgen/result.c 
 		loadgen/profile.c core/hist.c core/cfg.c core/kprops.c core/netaddr.c core/order.c core/oid.c core/fmt.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -ljansson -linih -lrdkafka -lm -o $@
+build/fuzz/fuzz_trace: tests/fuzz/fuzz_trace.c loadgen/trace.c
+	@mkdir -p $(dir $@)
+	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $^ -ljansson -o $@
 fuzz-run: fuzz
 	@mkdir -p build/fuzz/findings build/fuzz/corpus-http build/fuzz/corpus-order build/fuzz/corpus-resp \
 		build/fuzz/corpus-cfg build/fuzz/corpus-profile build/fuzz/corpus-stockcsv build/fuzz/corpus-kprops \
-		build/fuzz/corpus-jwt build/fuzz/corpus-merge
+		build/fuzz/corpus-jwt build/fuzz/corpus-merge build/fuzz/corpus-trace
 	build/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
 		build/fuzz/corpus-http tests/fuzz/corpus/http
 	build/fuzz/fuzz_order -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
@@ -229,10 +233,12 @@ fuzz-run: fuzz
 		build/fuzz/corpus-jwt tests/fuzz/corpus/jwt
 	build/fuzz/fuzz_merge -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
 		build/fuzz/corpus-merge tests/fuzz/corpus/merge
+	build/fuzz/fuzz_trace -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/findings/ \
+		build/fuzz/corpus-trace tests/fuzz/corpus/trace
 
 # `make install PREFIX=/usr/local DESTDIR=...`: both programs, the config
-# (its key directory pointed at the install's), flashload's profiles, the
-# man pages and the systemd unit. An existing config is left alone.
+# (its key directory pointed at the install's), flashload's profiles and
+# trace, the man pages and the systemd unit. An existing config is left alone.
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
@@ -241,12 +247,13 @@ MANDIR     ?= $(PREFIX)/share/man
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 install: $(BIN)/flashgate $(BIN)/flashload
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/flashgate/keys $(DESTDIR)$(DATADIR)/profiles \
-		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR)
+		$(DESTDIR)$(DATADIR)/traces $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR)
 	install -m 755 $(BIN)/flashgate $(BIN)/flashload $(DESTDIR)$(BINDIR)/
 	test -e $(DESTDIR)$(SYSCONFDIR)/flashgate/flashgate.conf || \
 		sed 's|^keys = .run/keys/verify$$|keys = $(SYSCONFDIR)/flashgate/keys|' config/flashgate.conf \
 		> $(DESTDIR)$(SYSCONFDIR)/flashgate/flashgate.conf
 	install -m 644 config/profiles/*.ini $(DESTDIR)$(DATADIR)/profiles/
+	install -m 644 config/traces/*.csv $(DESTDIR)$(DATADIR)/traces/
 	install -m 644 docs/man/flashgate.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 644 docs/man/flashload.1 $(DESTDIR)$(MANDIR)/man1/
 	sed 's|@BINDIR@|$(BINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' config/systemd/flashgate.service.in \

@@ -1,5 +1,6 @@
 /* engine: one load thread: arrivals, connections, answers, retries. See engine.h. */
 #include "engine.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <math.h>
@@ -78,7 +79,7 @@ static void resolve(struct engine *e, struct order_slot *s, enum lg_outcome o, i
 		e->r.orders_accepted++;
 		e->r.accepted_after_retry += s->attempts > 1;
 		e->r.accepted_units += s->o.qty;
-		if (lg_result_add_accepted(&e->r, s->order_id) < 0)
+		if (lg_result_add_accepted(&e->r, s->order_id, s->o.qty) < 0)
 			fail(e, -ENOMEM);
 	} else if (mix_retryable(o)) {
 		e->r.orders_failed++;
@@ -103,7 +104,7 @@ static void accepted_after_all(struct engine *e, struct order_slot *s)
 	s->resolved_as = LG_ACCEPTED;
 	e->r.orders_accepted++;
 	e->r.accepted_units += s->o.qty;
-	if (lg_result_add_accepted(&e->r, s->order_id) < 0)
+	if (lg_result_add_accepted(&e->r, s->order_id, s->o.qty) < 0)
 		fail(e, -ENOMEM);
 }
 
@@ -167,7 +168,17 @@ static void new_arrival(struct engine *e, int64_t intended)
 	s->o.sku = pick_sku(e);
 	s->o.qty = p->qty;
 	s->o.key[0] = '\0';
-	if (p->idempotency_keys)
+	const struct trace_order *rec = p->trace ? &p->trace->o[e->trace_next] : NULL;
+	if (rec && s->o.who == WHO_SHOPPER) {
+		s->o.user = rec->user;
+		s->o.sku = rec->sku ? rec->sku : s->o.sku;
+		s->o.qty = rec->qty;
+	}
+	if (rec && rec->key)
+		/* The recorded key, made this run's: a recorded retry or double
+		 * click comes again with its first try's key. */
+		snprintf(s->o.key, MIX_KEY_MAX, "fl%s-r%016llx", e->sh->run_tag, (unsigned long long)rec->key);
+	else if (p->idempotency_keys)
 		make_key(e, s->o.key);
 	s->first_intended_ns = intended;
 	s->order_id = 0;
@@ -194,6 +205,16 @@ static void next_arrival(struct engine *e)
 	const struct lg_profile *p = e->p;
 	if (e->max_arrivals && e->arrivals >= e->max_arrivals) {
 		e->arrivals_done = true;
+		return;
+	}
+	if (p->trace) {
+		size_t i = (size_t)e->arrivals * e->nthreads + e->tid;
+		if (i >= p->trace->n) {
+			e->arrivals_done = true;
+			return;
+		}
+		e->trace_next = i;
+		e->next_arrival_ns = e->sh->start_ns + (int64_t)(p->trace->o[i].at_s / p->replay_speed * 1e9);
 		return;
 	}
 	if (p->arrival == PROF_POISSON) {

@@ -90,6 +90,7 @@ struct engine {
 	bool arrivals_done;
 	uint64_t arrivals, max_arrivals;
 	double arrival_n;   /* cumulative-count position of the next arrival */
+	size_t trace_next;  /* --replay: the trace order the next arrival is */
 	int64_t next_arrival_ns;
 	int64_t closed_end_ns;
 	uint64_t key_seq;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "../core/version.h"
 #include "../core/cfg.h"
@@ -31,9 +32,11 @@
 #include "html.h"
 #include "merge.h"
 #include "profile.h"
+#include "record.h"
 #include "report.h"
 #include "run.h"
 #include "threshold.h"
+#include "trace.h"
 #include "verify.h"
 
 static void usage(FILE *out)
@@ -42,6 +45,8 @@ static void usage(FILE *out)
 		"usage: flashload --target HOST:PORT[,HOST:PORT...] [--profile FILE] [options]\n"
 		"       flashload merge REPORT.json... [--json FILE] [--html FILE] [--threshold EXPR]\n"
 		"                       [--force]   several generators' reports of one sale as one\n"
+		"       flashload record --config CONF [--since T] [--until T] [--sku-prefix P]\n"
+		"                       [--anon-key FILE] --out TRACE.csv   a past sale's topic as a trace\n"
 		"       flashload --version\n"
 		"  (--target may be repeated: the connections are spread evenly over the gateways)\n"
 		"traffic (a profile file has all of these; options override it):\n"
@@ -51,6 +56,10 @@ static void usage(FILE *out)
 		"                      answered) [max]\n"
 		"  --duration D        without a profile: that stage's length: 10s, 500ms, 2m [10s]\n"
 		"  --scale F           multiply every stage's rates by F (same shape, other size)\n"
+		"  --replay FILE       a recorded sale instead of stages: CSV, JSON lines or an\n"
+		"                      nginx access log (docs/flashload.md); `flashload record`\n"
+		"                      makes one from a past sale's topic\n"
+		"  --speed X           replay X times as fast [1]\n"
 		"  --requests N        stop after N first tries (whichever comes first)\n"
 		"  --connections C     keep-alive connections, split over the threads [64]\n"
 		"  --threads T         engine threads, each with its own io_uring [1]\n"
@@ -137,7 +146,7 @@ static int parse_uint(const char *s, unsigned long long min, unsigned long long 
 }
 
 /* One 202 a line: "ORDER_ID QTY". */
-static int write_accepted(const char *path, const struct lg_profile *p, const struct lg_result *r)
+static int write_accepted(const char *path, const struct lg_result *r)
 {
 	FILE *f = fopen(path, "w");
 	if (!f) {
@@ -147,7 +156,7 @@ static int write_accepted(const char *path, const struct lg_profile *p, const st
 	for (size_t i = 0; i < r->n_accepted; i++) {
 		char id[OID_TEXT_LEN + 1];
 		oid_format(r->accepted_ids[i], id);
-		fprintf(f, "%s %u\n", id, p->qty);
+		fprintf(f, "%s %u\n", id, r->accepted_qty[i]);
 	}
 	/* --verify-only must know them: each may be in the topic unseen. */
 	if (r->orders_abandoned)
@@ -184,7 +193,7 @@ static int read_accepted(const char *path, struct lg_result *r)
 			fclose(f);
 			return -EINVAL;
 		}
-		if (lg_result_add_accepted(r, v) < 0) {
+		if (lg_result_add_accepted(r, v, qty) < 0) {
 			fclose(f);
 			return -ENOMEM;
 		}
@@ -212,6 +221,9 @@ struct cli {
 	struct verify_opts v;
 	const char *profile, *config, *json, *html, *accepted_log, *write_stock;
 	const char *accepted_logs[LG_MAX_LOGS];
+	const char *replay;
+	double speed;
+	struct trace trace;
 	unsigned n_logs;
 	unsigned shard, shards;
 	bool verify, verify_only, have_target;
@@ -228,6 +240,7 @@ enum {
 	O_DUPLICATES, O_MALFORMED, O_TIMEOUT, O_SEED, O_JSON, O_HTML, O_ACCEPTED_LOG, O_WRITE_STOCK,
 	O_QUIET, O_FIND_CAPACITY, O_P99, O_STEP, O_VERIFY, O_CONFIG, O_REDIS, O_KAFKA, O_TOPIC,
 	O_VERIFY_ONLY, O_RECONCILED, O_SCALE, O_ABANDON, O_THRESHOLD, O_SHARD, O_EXPECT_OTHERS,
+	O_REPLAY, O_SPEED,
 };
 
 static const struct option long_opts[] = {
@@ -252,6 +265,7 @@ static const struct option long_opts[] = {
 	{"kafka", required_argument, 0, O_KAFKA}, {"topic", required_argument, 0, O_TOPIC},
 	{"verify-only", no_argument, 0, O_VERIFY_ONLY}, {"reconciled", no_argument, 0, O_RECONCILED},
 	{"scale", required_argument, 0, O_SCALE}, {"threshold", required_argument, 0, O_THRESHOLD},
+	{"replay", required_argument, 0, O_REPLAY}, {"speed", required_argument, 0, O_SPEED},
 	{"shard", required_argument, 0, O_SHARD}, {"expect-others", no_argument, 0, O_EXPECT_OTHERS},
 	{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 };
@@ -377,6 +391,13 @@ static int apply(struct lg_profile *p, struct cli *c, int opt, const char *arg, 
 		break;
 	}
 	case O_EXPECT_OTHERS: c->v.others = true; break;
+	case O_REPLAY: c->replay = arg; break;
+	case O_SPEED: {
+		char *end;
+		c->speed = strtod(arg, &end);
+		bad = *end || !(c->speed > 0 && c->speed <= 1000) ? -EINVAL : 0;
+		break;
+	}
 	case O_WRITE_STOCK: c->write_stock = arg; break;
 	case O_QUIET: c->t.quiet = true; break;
 	case O_FIND_CAPACITY: break; /* seen before the other options */
@@ -509,7 +530,47 @@ static int parse_cli(int argc, char **argv, struct lg_profile *p, struct cli *c)
 		if (p->max_requests)
 			p->max_requests = (p->max_requests + c->shards - 1) / c->shards;
 	}
-	if (!c->profile && !rate_set)
+	if (c->replay) {
+		if (rate_set || c->duration_set || c->scale > 0 || c->find_capacity) {
+			fprintf(stderr, "flashload: --replay: the trace is the schedule: not with --rate, "
+					"--duration, --scale or --find-capacity (--speed replays it faster)\n");
+			return 2;
+		}
+		char err[512];
+		if (trace_load(c->replay, &c->trace, err, sizeof(err)) < 0) {
+			fprintf(stderr, "flashload: --replay: %s\n", err);
+			return 2;
+		}
+		if (c->shards > 1)
+			trace_shard(&c->trace, c->shard, c->shards);
+		if (c->trace.n == 0) {
+			fprintf(stderr, "flashload: --replay: shard %u of %u has no orders of the trace\n",
+				c->shard, c->shards);
+			return 2;
+		}
+		/* One stage spanning the trace at its mean rate, for the
+		 * reports; the arrivals themselves are the trace's. */
+		double speed = c->speed > 0 ? c->speed : 1;
+		double secs = c->trace.duration_s / speed;
+		if (secs < 0.001)
+			secs = 0.001;
+		p->trace = &c->trace;
+		p->replay_speed = speed;
+		p->closed_loop = false;
+		p->n_stages = 1;
+		p->stages[0] = (struct prof_stage){"replay", secs, (double)c->trace.n / secs,
+						   (double)c->trace.n / secs};
+		p->users = c->trace.users;
+		if (c->trace.skus) {
+			if (!c->profile)
+				p->classes[0].count = c->trace.skus;
+			p->skus = c->trace.skus; /* past the classes: the last class's terms */
+		}
+	} else if (c->speed > 0) {
+		fprintf(stderr, "flashload: --speed is for --replay\n");
+		return 2;
+	}
+	if (!c->profile && !rate_set && !c->replay)
 		p->closed_loop = true; /* the command line's default: as fast as answers come */
 	if (p->closed_loop && p->max_requests && !c->duration_set && !c->profile)
 		p->closed_duration_s = 0; /* --requests alone: run until that many */
@@ -536,10 +597,27 @@ static bool shapes_traffic(int opt)
 	case O_RATE: case O_DURATION: case O_SCALE: case O_REQUESTS: case O_ARRIVAL: case O_SKUS:
 	case O_SKU_PREFIX: case O_ZIPF: case O_USERS: case O_USER_PREFIX: case O_QTY: case O_RETRIES:
 	case O_KEYS: case O_DUPLICATES: case O_MALFORMED: case O_ABANDON: case O_TIMEOUT:
+	case O_REPLAY: case O_SPEED:
 		return true;
 	default:
 		return false;
 	}
+}
+
+static int digest_file(EVP_MD_CTX *md, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		int rc = -errno;
+		fprintf(stderr, "flashload: %s: %s\n", path, strerror(errno));
+		return rc;
+	}
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		EVP_DigestUpdate(md, buf, n);
+	fclose(f);
+	return 0;
 }
 
 /* The sale's digest: SHA-256 of the profile file and the traffic options,
@@ -551,25 +629,20 @@ static int sale_digest(int argc, char **argv, const char *profile, char hex[65])
 	if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
 		goto out;
 	EVP_DigestUpdate(md, "flashload-sale-1\n", 17);
-	if (profile) {
-		FILE *f = fopen(profile, "rb");
-		if (!f) {
-			rc = -errno;
-			fprintf(stderr, "flashload: %s: %s\n", profile, strerror(errno));
-			goto out;
-		}
-		char buf[8192];
-		size_t n;
-		while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-			EVP_DigestUpdate(md, buf, n);
-		fclose(f);
-	}
+	if (profile && (rc = digest_file(md, profile)) < 0)
+		goto out;
+	rc = -ENOMEM;
 	int opt, li;
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", long_opts, &li)) != -1) {
 		if (!shapes_traffic(opt))
 			continue;
+		/* A replay is its trace: the same name with other contents is
+		 * another sale. */
+		if (opt == O_REPLAY && (rc = digest_file(md, optarg)) < 0)
+			goto out;
+		rc = -ENOMEM;
 		EVP_DigestUpdate(md, long_opts[li].name, strlen(long_opts[li].name));
 		EVP_DigestUpdate(md, "=", 1);
 		if (optarg)
@@ -694,6 +767,93 @@ static int merge_main(int argc, char **argv)
 	return exit_code;
 }
 
+/* flashload record: a past sale's topic as a trace for --replay. */
+static int record_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, 0, 'c'}, {"kafka", required_argument, 0, 'k'},
+		{"topic", required_argument, 0, 't'}, {"since", required_argument, 0, 's'},
+		{"until", required_argument, 0, 'u'}, {"sku-prefix", required_argument, 0, 'p'},
+		{"anon-key", required_argument, 0, 'a'}, {"out", required_argument, 0, 'o'},
+		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+	};
+	static struct cfg cfg;
+	struct record_opts o = {.kafka = {.brokers = "127.0.0.1:19092"}, .topic = "orders", .sku_prefix = ""};
+	const char *anon_path = NULL;
+	char err[512];
+	int opt;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			if (cfg_load(&cfg, optarg, err, sizeof(err)) < 0) {
+				fprintf(stderr, "flashload record: %s\n", err);
+				return 2;
+			}
+			o.kafka = (struct kprops){cfg.kafka_brokers, cfg.kafka_properties, cfg.kafka_client_properties};
+			o.topic = cfg.kafka_topic;
+			break;
+		case 'k': o.kafka.brokers = optarg; break;
+		case 't': o.topic = optarg; break;
+		case 's':
+		case 'u':
+			if (prof_parse_t0(optarg, now_ms, opt == 's' ? &o.since_ms : &o.until_ms) < 0) {
+				fprintf(stderr, "flashload record: --%s: '%s' is not unix ms or "
+						"YYYY-MM-DDTHH:MM:SSZ\n", opt == 's' ? "since" : "until", optarg);
+				return 2;
+			}
+			break;
+		case 'p': o.sku_prefix = optarg; break;
+		case 'a': anon_path = optarg; break;
+		case 'o': o.out = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!o.out || optind < argc) {
+		fprintf(stderr, "flashload record: --out FILE is required (and nothing else after the options)\n");
+		return 2;
+	}
+	if (anon_path) {
+		FILE *f = fopen(anon_path, "rb");
+		if (!f) {
+			fprintf(stderr, "flashload record: %s: %s\n", anon_path, strerror(errno));
+			return 2;
+		}
+		o.anon_key_len = fread(o.anon_key, 1, sizeof(o.anon_key), f);
+		fclose(f);
+		if (o.anon_key_len < 16) {
+			fprintf(stderr, "flashload record: %s: an anonymising key of at least 16 bytes\n", anon_path);
+			return 2;
+		}
+	} else {
+		/* A key for this recording alone: its users cannot be linked to
+		 * another recording's. */
+		o.anon_key_len = 32;
+		if (RAND_bytes(o.anon_key, 32) != 1) {
+			fprintf(stderr, "flashload record: no randomness for the anonymising key\n");
+			return 3;
+		}
+	}
+	long long n = record_run(&o, err, sizeof(err));
+	explicit_bzero(o.anon_key, sizeof(o.anon_key));
+	if (n < 0) {
+		fprintf(stderr, "flashload record: %s\n", err);
+		return n == -ENOENT ? 1 : 3;
+	}
+	printf("flashload record: %lld orders to %s\n", n, o.out);
+	return 0;
+}
+
+/* Leaving main before the run: what parse_cli loaded goes. */
+static int done(struct cli *c, int code)
+{
+	trace_free(&c->trace);
+	return code;
+}
+
 static void on_stop_signal(int sig)
 {
 	(void)sig;
@@ -710,6 +870,8 @@ int main(int argc, char **argv)
 	};
 	if (argc >= 2 && strcmp(argv[1], "merge") == 0)
 		return merge_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "record") == 0)
+		return record_main(argc - 1, argv + 1);
 	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
 		printf("flashload %s (commit %s)\n", FLASHGATE_VERSION, flashgate_commit);
 		return 0;
@@ -718,11 +880,11 @@ int main(int argc, char **argv)
 	p.closed_duration_s = 10;
 	int rc = parse_cli(argc, argv, &p, &c);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return done(&c, rc == 1 ? 0 : rc);
 	char err[512];
 	if (prof_check(&p, err, sizeof(err)) < 0) {
 		fprintf(stderr, "flashload: %s\n", err);
-		return 2;
+		return done(&c, 2);
 	}
 	if (p.t0_unix_ms && !c.write_stock) {
 		struct timespec now;
@@ -730,30 +892,30 @@ int main(int argc, char **argv)
 		int64_t late_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - p.t0_unix_ms;
 		if (late_ms > 1000) {
 			fprintf(stderr, "flashload: T0 is %.1f s in the past\n", (double)late_ms / 1000);
-			return 2;
+			return done(&c, 2);
 		}
 	}
 	if (c.write_stock) {
 		if (prof_write_stock(&p, c.write_stock, err, sizeof(err)) < 0) {
 			fprintf(stderr, "flashload: %s\n", err);
-			return 3;
+			return done(&c, 3);
 		}
-		return 0;
+		return done(&c, 0);
 	}
 	if (c.verify_only && !c.accepted_log) {
 		fprintf(stderr, "flashload: --verify-only needs --accepted-log FILE\n");
-		return 2;
+		return done(&c, 2);
 	}
 	if (!c.have_target && !c.verify_only) {
 		fprintf(stderr, "flashload: --target HOST:PORT is required\n");
 		usage(stderr);
-		return 2;
+		return done(&c, 2);
 	}
 	if (c.config) {
 		struct cfg cfg;
 		if (cfg_load(&cfg, c.config, err, sizeof(err)) < 0) {
 			fprintf(stderr, "flashload: %s\n", err);
-			return 2;
+			return done(&c, 2);
 		}
 		snprintf(c.v.redis_host, sizeof(c.v.redis_host), "%s", cfg.redis_host);
 		c.v.redis_port = cfg.redis_port;
@@ -768,11 +930,11 @@ int main(int argc, char **argv)
 	if (c.t.n > p.connections) {
 		fprintf(stderr, "flashload: %u gateways need at least as many --connections (%u)\n", c.t.n,
 			p.connections);
-		return 2;
+		return done(&c, 2);
 	}
 	c.t.live_tty = isatty(STDERR_FILENO);
 	if (c.find_capacity)
-		return run_capacity(&p, &c);
+		return done(&c, run_capacity(&p, &c));
 
 	struct report_meta meta = {.shard = c.shards ? c.shard : 1, .shards = c.shards ? c.shards : 1,
 				   .t0_unix_ms = p.t0_unix_ms, .accepted_log = c.accepted_log, .generators = 1,
@@ -784,7 +946,7 @@ int main(int argc, char **argv)
 	meta.host[sizeof(meta.host) - 1] = '\0';
 	if (sale_digest(argc, argv, c.profile, meta.profile_digest) < 0) {
 		free(command);
-		return 3;
+		return done(&c, 3);
 	}
 
 	struct lg_result r;
@@ -820,7 +982,7 @@ int main(int argc, char **argv)
 		report_text(stdout, &p, &c.t, &r);
 		report_gate(&meta, &p, &r);
 		report_gate_text(stdout, &meta);
-		if (c.accepted_log && write_accepted(c.accepted_log, &p, &r) < 0) {
+		if (c.accepted_log && write_accepted(c.accepted_log, &r) < 0) {
 			exit_code = 3;
 			goto out;
 		}
@@ -873,6 +1035,7 @@ int main(int argc, char **argv)
 		exit_code = 1;
 out:
 	lg_result_free(&r);
+	trace_free(&c.trace);
 	free(command);
 	return exit_code;
 }

@@ -69,8 +69,14 @@ enum prof_who {
 };
 extern const char *const prof_who_names[WHO_N];
 
+struct trace;
+
 struct lg_profile {
 	char source[256]; /* the file, or "command line" */
+	/* --replay: arrivals, users, SKUs and quantities from a recorded sale
+	 * (trace.h), its time divided by replay_speed; NULL: from the stages. */
+	const struct trace *trace;
+	double replay_speed;
 	/* [run] */
 	unsigned connections, threads, timeout_ms;
 	enum prof_arrival arrival;

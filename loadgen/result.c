@@ -5,16 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-int lg_result_add_accepted(struct lg_result *r, uint64_t id)
+int lg_result_add_accepted(struct lg_result *r, uint64_t id, uint32_t qty)
 {
 	if (r->n_accepted == r->cap_accepted) {
 		size_t cap = r->cap_accepted ? 2 * r->cap_accepted : 4096;
-		uint64_t *grown = realloc(r->accepted_ids, cap * sizeof(*grown));
-		if (!grown)
+		uint64_t *ids = realloc(r->accepted_ids, cap * sizeof(*ids));
+		if (ids)
+			r->accepted_ids = ids;
+		uint32_t *qtys = ids ? realloc(r->accepted_qty, cap * sizeof(*qtys)) : NULL;
+		if (!qtys)
 			return -ENOMEM;
-		r->accepted_ids = grown;
+		r->accepted_qty = qtys;
 		r->cap_accepted = cap;
 	}
+	r->accepted_qty[r->n_accepted] = qty;
 	r->accepted_ids[r->n_accepted++] = id;
 	return 0;
 }
@@ -82,7 +86,7 @@ int lg_result_merge(struct lg_result *d, const struct lg_result *s)
 		d->malformed_ok[k] += s->malformed_ok[k];
 	}
 	for (size_t i = 0; i < s->n_accepted; i++)
-		if (lg_result_add_accepted(d, s->accepted_ids[i]) < 0)
+		if (lg_result_add_accepted(d, s->accepted_ids[i], s->accepted_qty[i]) < 0)
 			return -ENOMEM;
 	d->accepted_units += s->accepted_units;
 	for (unsigned k = 0; k < d->n_stages; k++) {
@@ -108,6 +112,7 @@ void lg_result_free(struct lg_result *r)
 		hist_free(r->stages[k].service);
 	}
 	free(r->accepted_ids);
+	free(r->accepted_qty);
 	ser_seconds_free(r->seconds, r->n_seconds);
 	memset(r, 0, sizeof(*r));
 }

@@ -60,6 +60,7 @@ struct lg_result {
 	uint64_t malformed_sent[MAL_KINDS], malformed_ok[MAL_KINDS];
 	/* One id per accepted order, learned from its 202 or a 200 duplicate. */
 	uint64_t *accepted_ids;
+	uint32_t *accepted_qty; /* each one's units */
 	size_t n_accepted, cap_accepted;
 	uint64_t accepted_units;
 	struct lg_stage_result stages[PROF_MAX_STAGES];
@@ -82,8 +83,8 @@ struct lg_result {
 int lg_result_init(struct lg_result *r, unsigned n_stages) __attribute__((warn_unused_result));
 void lg_result_free(struct lg_result *r);
 
-/* Appends id to r's accepted ids; 0 or -ENOMEM. */
-int lg_result_add_accepted(struct lg_result *r, uint64_t id) __attribute__((warn_unused_result));
+/* Appends id (an order for qty units) to r's accepted; 0 or -ENOMEM. */
+int lg_result_add_accepted(struct lg_result *r, uint64_t id, uint32_t qty) __attribute__((warn_unused_result));
 
 /* Adds s's counts, histograms and accepted ids into d (same stages); the
  * per-second series is not merged here. 0 or -ENOMEM. */

@@ -15,7 +15,7 @@ import sys
 import time
 import zlib
 
-from harness import BIN, Env, Gateway, eq, expect, orphaned_answers, run_tests, signing_key_path
+from harness import BIN, ROOT, Env, Gateway, eq, expect, orphaned_answers, run_tests, signing_key_path
 
 ENV = Env()
 TESTS = []
@@ -640,6 +640,87 @@ def three_generators_merge_into_one_sale():
     r = flashload("merge", path("shard1.json"), path("notareport.json"), sign=False)
     eq(r.returncode, 2, "a file that is not a report (stderr: %s)" % r.stderr)
     expect("not a flashload JSON report" in r.stderr, r.stderr)
+
+
+def read_trace(p):
+    rows = []
+    with open(p) as f:
+        for line in f:
+            if line.startswith("#") or line.startswith("offset"):
+                continue
+            parts = line.rstrip("\n").split(",")
+            rows.append({"offset_ms": float(parts[0]), "user": parts[1], "sku": parts[2], "qty": int(parts[3]),
+                         "key": parts[4] if len(parts) > 4 else ""})
+    return rows
+
+
+def shape(orders, user, sku):
+    """What a replay must keep of a sale: how many orders each SKU got (by
+    rank), how many each shopper placed (as a multiset), the units."""
+    per_sku, per_user = {}, {}
+    for o in orders:
+        per_sku[o[sku]] = per_sku.get(o[sku], 0) + 1
+        per_user[o[user]] = per_user.get(o[user], 0) + 1
+    return sorted(per_sku.values(), reverse=True), sorted(per_user.values()), sum(o["qty"] for o in orders)
+
+
+@test
+def a_recorded_sale_replays_with_its_shape():
+    """`flashload record` turns a past sale's topic into a trace (users and
+    keys anonymised, SKUs by name), and --replay sends it again at 2x on
+    another catalogue: the same orders per SKU by rank, the same orders per
+    shopper, the same units, in half the time, and the books balance. The
+    shipped trace loads and writes its catalogue."""
+    conf = ENV.write_config()
+    profile = write_profile("rca.ini", SALE % {"prefix": "rca"})
+    load_profile_stock(conf, profile)
+    trace = path("rca.trace.csv")
+    with Gateway(ENV, conf):
+        r = flashload("--target", "127.0.0.1:%d" % ENV.gw_port, "--profile", profile, "--quiet")
+        eq(r.returncode, 0, "the sale to record (stderr: %s)" % r.stderr[-1000:])
+        r = flashload("record", "--config", conf, "--sku-prefix", "rca", "--out", trace, sign=False)
+        eq(r.returncode, 0, "record (stderr: %s)" % r.stderr[-1000:])
+        records = [v for _, v in ENV.topic_records() if v["sku"].startswith("rca")]
+        rows = read_trace(trace)
+        eq(len(rows), len(records), "one trace line per order in the topic")
+        with open(trace) as f:
+            text = f.read()
+        expect("rcau" not in text, "no user's name in the trace")
+        expect(all(len(o["user"]) == 17 and o["user"][0] == "a" for o in rows), "users anonymised: %s" % rows[0])
+        eq(sum(1 for o in rows if o["key"]), sum(1 for v in records if v.get("idempotency_key")),
+           "every recorded order's key, anonymised")
+        eq(shape(rows, "user", "sku"), shape(records, "user_id", "sku"), "the trace has the sale's shape")
+        expect(all(rows[i]["offset_ms"] <= rows[i + 1]["offset_ms"] for i in range(len(rows) - 1)), "in time order")
+
+        replay_profile = write_profile("rcb.ini", "[catalogue]\nsku_prefix = rcb\n[class all]\ncount = 10\n"
+                                                 "stock = 1000000\nper_user_limit = 100000\n"
+                                                 "[users]\nprefix = rcbu\n")
+        stock = path("rcb.csv")
+        r = flashload("--profile", replay_profile, "--replay", trace, "--write-stock", stock)
+        eq(r.returncode, 0, "--write-stock for a trace (stderr: %s)" % r.stderr)
+        with open(stock) as f:
+            eq(len(f.read().splitlines()) - 1, len({o["sku"] for o in rows}), "one stock line per SKU of the trace")
+        ENV.flashgate(conf, "stock", "load", stock)
+        report = path("rcb.json")
+        r = flashload("--target", "127.0.0.1:%d" % ENV.gw_port, "--profile", replay_profile, "--replay", trace,
+                      "--speed", "2", "--quiet", "--verify", "--config", conf, "--json", report)
+        eq(r.returncode, 0, "the replay, verified (stderr: %s)" % r.stderr[-1000:])
+    with open(report) as f:
+        j = json.load(f)
+    eq(j["scheduled"], len(rows), "the trace's orders scheduled")
+    eq(j["orders"]["accepted"], len(rows), "and accepted")
+    eq([s["name"] for s in j["stages"]], ["replay"], "one stage")
+    span = rows[-1]["offset_ms"] / 1000.0 / 2
+    expect(span - 0.2 <= j["elapsed_s"] <= span + 2.0, "replayed at 2x: %.2f s for a %.2f s trace"
+           % (j["elapsed_s"], span * 2))
+    print("replay lateness: generator p99 %d us, send lag p99 %d us" % (j["generator_lag_us"]["p99"],
+                                                                      j["send_lag_us"]["p99"]))
+    replayed = [v for _, v in ENV.topic_records() if v["sku"].startswith("rcb")]
+    eq(shape(replayed, "user_id", "sku"), shape(rows, "user", "sku"), "the replay has the trace's shape")
+
+    shipped = os.path.join(ROOT, "config", "traces", "opening.csv")
+    r = flashload("--replay", shipped, "--write-stock", path("opening.csv"))
+    eq(r.returncode, 0, "the shipped trace loads (stderr: %s)" % r.stderr)
 
 
 if __name__ == "__main__":
