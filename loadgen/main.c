@@ -12,6 +12,7 @@
  * report for what ran.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -92,6 +93,8 @@ static void usage(FILE *out)
 		"  --write-stock FILE  write the profile's catalogue as a `flashgate stock load` CSV\n"
 		"                      and exit\n"
 		"  --quiet             no live line\n"
+		"  --live-json F       each second as a JSON line while it runs, for a dashboard:\n"
+		"                      a file, a FIFO, or fd:N (a descriptor the caller opened)\n"
 		"  --shard I/N         this generator is I of N running one sale (same --t0,\n"
 		"                      same profile): 1/N of every stage's rate, its own users;\n"
 		"                      its --verify allows the others' orders in the topic\n"
@@ -240,7 +243,7 @@ enum {
 	O_DUPLICATES, O_MALFORMED, O_TIMEOUT, O_SEED, O_JSON, O_HTML, O_ACCEPTED_LOG, O_WRITE_STOCK,
 	O_QUIET, O_FIND_CAPACITY, O_P99, O_STEP, O_VERIFY, O_CONFIG, O_REDIS, O_KAFKA, O_TOPIC,
 	O_VERIFY_ONLY, O_RECONCILED, O_SCALE, O_ABANDON, O_THRESHOLD, O_SHARD, O_EXPECT_OTHERS,
-	O_REPLAY, O_SPEED,
+	O_REPLAY, O_SPEED, O_LIVE_JSON,
 };
 
 static const struct option long_opts[] = {
@@ -265,7 +268,7 @@ static const struct option long_opts[] = {
 	{"kafka", required_argument, 0, O_KAFKA}, {"topic", required_argument, 0, O_TOPIC},
 	{"verify-only", no_argument, 0, O_VERIFY_ONLY}, {"reconciled", no_argument, 0, O_RECONCILED},
 	{"scale", required_argument, 0, O_SCALE}, {"threshold", required_argument, 0, O_THRESHOLD},
-	{"replay", required_argument, 0, O_REPLAY}, {"speed", required_argument, 0, O_SPEED},
+	{"live-json", required_argument, 0, O_LIVE_JSON}, {"replay", required_argument, 0, O_REPLAY}, {"speed", required_argument, 0, O_SPEED},
 	{"shard", required_argument, 0, O_SHARD}, {"expect-others", no_argument, 0, O_EXPECT_OTHERS},
 	{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 };
@@ -392,6 +395,22 @@ static int apply(struct lg_profile *p, struct cli *c, int opt, const char *arg, 
 	}
 	case O_EXPECT_OTHERS: c->v.others = true; break;
 	case O_REPLAY: c->replay = arg; break;
+	case O_LIVE_JSON:
+		if (strncmp(arg, "fd:", 3) == 0) {
+			bad = parse_uint(arg + 3, 1, 1 << 20, &u);
+			if (!bad && fcntl((int)u, F_GETFD) < 0) {
+				fprintf(stderr, "flashload: --live-json %s: no such open descriptor\n", arg);
+				return -E2BIG;
+			}
+			c->t.live_fd = (int)u;
+		} else {
+			c->t.live_fd = open(arg, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+			if (c->t.live_fd < 0) {
+				fprintf(stderr, "flashload: --live-json %s: %s\n", arg, strerror(errno));
+				return -E2BIG;
+			}
+		}
+		break;
 	case O_SPEED: {
 		char *end;
 		c->speed = strtod(arg, &end);
@@ -864,6 +883,7 @@ int main(int argc, char **argv)
 {
 	struct lg_profile p;
 	struct cli c = {
+		.t = {.live_fd = -1},
 		.v = {.redis_host = "127.0.0.1", .redis_port = 16379, .kafka_brokers = "127.0.0.1:19092",
 		      .topic = "orders"},
 		.cap = {.p99_target_us = 5000, .step_s = 5, .start_rate = 1000, .max_steps = 16},
@@ -967,6 +987,8 @@ int main(int argc, char **argv)
 	} else {
 		/* Ctrl-C or a TERM from CI ends the schedule, not the report: the
 		 * second one kills as usual. */
+		if (c.t.live_fd >= 0)
+			signal(SIGPIPE, SIG_IGN); /* a dashboard that goes away does not stop the run */
 		struct sigaction sa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESETHAND};
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGINT, &sa, NULL);

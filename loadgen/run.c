@@ -27,8 +27,34 @@ void lg_request_stop(void)
 
 /* --- the calling thread: live line */
 
+/* One final second as a JSON line on --live-json's descriptor, written
+ * whole in one write() so a reader on a pipe never sees half a line. */
+static void live_json(int fd, const struct lg_second *s, size_t sec, const char *stage, int64_t started_unix_ms)
+{
+	char line[2048];
+	int n = snprintf(line, sizeof(line),
+			 "{\"t\": %zu, \"unix_ms\": %lld, \"stage\": \"%s\", \"offered\": %llu, \"sent\": %llu, "
+			 "\"answered\": %llu, \"p50_us\": %llu, \"p90_us\": %llu, \"p99_us\": %llu, "
+			 "\"p999_us\": %llu, \"max_us\": %llu, \"counts\": {",
+			 sec, (long long)(started_unix_ms + (int64_t)sec * 1000), stage, (unsigned long long)s->offered,
+			 (unsigned long long)s->sent, (unsigned long long)s->completed, (unsigned long long)s->p50,
+			 (unsigned long long)s->p90, (unsigned long long)s->p99, (unsigned long long)s->p999,
+			 (unsigned long long)s->max);
+	for (int k = 0; k < LG_OUTCOMES && n > 0 && (size_t)n < sizeof(line); k++)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "%s\"%s\": %llu", k ? ", " : "",
+			      lg_outcome_names[k], (unsigned long long)s->counts[k]);
+	if (n > 0 && (size_t)n + 3 < sizeof(line)) {
+		memcpy(line + n, "}}\n", 3);
+		n += 3;
+		/* A dashboard that went away costs the run nothing: the write
+		 * fails (SIGPIPE is ignored) and the run goes on. */
+		if (write(fd, line, (size_t)n) < 0)
+			return;
+	}
+}
+
 static void live_line(const struct lg_profile *p, const struct lg_target *t, struct shared *sh,
-		      size_t *shown, uint64_t totals[LG_OUTCOMES])
+		      const struct lg_result *r, size_t *shown, uint64_t totals[LG_OUTCOMES])
 {
 	size_t final = ser_finalize(sh->series);
 	struct lg_second s;
@@ -36,10 +62,12 @@ static void live_line(const struct lg_profile *p, const struct lg_target *t, str
 		for (int k = 0; k < LG_OUTCOMES; k++)
 			totals[k] += s.counts[k];
 		(*shown)++;
-		if (t->quiet)
-			continue;
 		const char *stage = p->closed_loop ? "max" :
 			p->stages[sched_stage_at(&sh->sc, (double)(*shown - 1) + 0.5)].name;
+		if (t->live_fd >= 0)
+			live_json(t->live_fd, &s, *shown - 1, stage, r->started_unix_ms);
+		if (t->quiet)
+			continue;
 		uint64_t errors = totals[LG_CONN_ERROR] + totals[LG_TIMEOUT] + totals[LG_UNAVAILABLE] +
 				  totals[LG_OTHER_STATUS] + totals[LG_MALFORMED_WRONG];
 		fprintf(stderr,
@@ -220,10 +248,10 @@ int lg_run(const struct lg_profile *p, const struct lg_target *t, struct lg_resu
 				fprintf(stderr, "\nflashload: interrupted: waiting up to %u ms for the answers due\n",
 					p->timeout_ms);
 		}
-		live_line(p, t, &sh, &shown, totals);
+		live_line(p, t, &sh, r, &shown, totals);
 	}
 	int64_t end = mono_ns();
-	live_line(p, t, &sh, &shown, totals);
+	live_line(p, t, &sh, r, &shown, totals);
 	if (!t->quiet && t->live_tty)
 		fputc('\n', stderr);
 	for (unsigned i = 0; i < nt; i++) {

@@ -46,6 +46,7 @@ struct lg_target {
 	unsigned n;
 	bool live_tty; /* redraw one status line instead of printing lines */
 	bool quiet;
+	int live_fd;   /* --live-json: each final second as a JSON line; -1: none */
 };
 
 /* "host:port, host:port" for reports. */

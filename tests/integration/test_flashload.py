@@ -447,8 +447,29 @@ def thresholds_gate_the_run_and_a_run_of_404s_fails():
             page = f.read()
         expect('id="thresholds"' in page and "accepted&gt;=999999" in page, "thresholds in the HTML report")
 
-        r = flashload(*base, "--sku-prefix", "thr", "--threshold", "p99<30s", "--threshold", "accepted>=300")
+        live = path("thr.live")
+        r = flashload(*base, "--sku-prefix", "thr", "--threshold", "p99<30s", "--threshold", "accepted>=300",
+                      "--live-json", live, "--json", report, "--duration", "2s")
         eq(r.returncode, 0, "every threshold held (stderr: %s)" % r.stderr[-1000:])
+        with open(live) as f:
+            lines = [json.loads(line) for line in f]
+        with open(report) as f:
+            j = json.load(f)
+        eq([(x["t"], x["answered"], x["p99_us"]) for x in lines],
+           [(i, x["answered"], x["p99_us"]) for i, x in enumerate(j["seconds"])],
+           "--live-json: every second as it finished, as the report has it")
+        eq(lines[1]["unix_ms"] - lines[0]["unix_ms"], 1000, "each line stamped with its second")
+
+        # fd:N, a descriptor the caller opened: a pipe a dashboard reads.
+        rd, wr = os.pipe()
+        proc = subprocess.Popen([os.path.join(BIN, "flashload"), "--sign-key", signing_key_path()] + list(base) +
+                                ["--sku-prefix", "thr", "--live-json", "fd:%d" % wr],
+                                pass_fds=(wr,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        os.close(wr)
+        with os.fdopen(rd) as f:
+            piped = [json.loads(line) for line in f]
+        eq(proc.wait(timeout=60), 0, "--live-json fd:N (stderr: %s)" % proc.stderr.read()[-500:])
+        expect(len(piped) >= 1 and sum(x["answered"] for x in piped) == 300, "the pipe got every second: %s" % piped)
 
         # Unknown SKUs: every answer is the gateway's 404.
         r = flashload(*base, "--sku-prefix", "nosuchsku", "--json", report)
