@@ -30,7 +30,33 @@ struct series_def {
 	const char *name;
 	const char *colour;
 	const double *v;
+	bool dashed; /* drawn dashed over the others: a series that may coincide with one */
 };
+
+/* The stages of a time chart's x axis, shaded alternately and named, so a
+ * reader sees which stage each second belongs to. n == 0: none. */
+struct bands {
+	double start_s[PROF_MAX_STAGES + 1];
+	const char *name[PROF_MAX_STAGES];
+	unsigned n;
+};
+
+static void draw_bands(FILE *f, const struct bands *b, size_t n)
+{
+	double span = (double)(n > 1 ? n : 1), w = W - ML - MR;
+	for (unsigned k = 0; b && k < b->n; k++) {
+		double x0 = ML + fmin(b->start_s[k], span) / span * w;
+		double x1 = ML + fmin(b->start_s[k + 1], span) / span * w;
+		if (x1 <= x0)
+			continue; /* a 0 s step */
+		fprintf(f, "<rect class=\"band\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>"
+			   "<text class=\"bandl\" x=\"%.1f\" y=\"%d\">",
+			x0, MT, x1 - x0, H - MT - MB, k % 2 ? "#f7f7f7" : "#eef3fa", x0 + 4, MT + 12);
+		for (const char *c = b->name[k]; *c; c++)
+			fputc(*c == '<' || *c == '&' ? '_' : *c, f);
+		fprintf(f, "</text>\n");
+	}
+}
 
 /* A round step giving about five ticks over [0, max]. */
 static double nice_step(double max)
@@ -50,9 +76,11 @@ static double y_of(double v, double max, bool logy, double min_log)
 	return MT + h - v / max * h;
 }
 
-static void axes(FILE *f, size_t n, double max, bool logy, double min_log, const char *unit)
+static void axes(FILE *f, size_t n, double max, bool logy, double min_log, const char *unit,
+		 const struct bands *b)
 {
 	double x1 = W - MR, y1 = H - MB;
+	draw_bands(f, b, n);
 	fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"ax\"/>\n", ML, y1, x1, y1);
 	fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%.1f\" class=\"ax\"/>\n", ML, MT, ML, y1);
 	if (logy) {
@@ -93,7 +121,7 @@ static void legend(FILE *f, const struct series_def *s, int ns)
 }
 
 static void line_chart(FILE *f, const char *title, const char *unit, size_t n,
-		       const struct series_def *s, int ns, bool logy)
+		       const struct series_def *s, int ns, bool logy, const struct bands *b)
 {
 	double max = 0, min_pos = HUGE_VAL, min_log = 0.01;
 	for (int k = 0; k < ns; k++) {
@@ -118,11 +146,16 @@ static void line_chart(FILE *f, const char *title, const char *unit, size_t n,
 	fprintf(f, "<h2>%s</h2>\n<svg class=\"chart\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" "
 		   "role=\"img\" aria-label=\"%s\">\n",
 		title, W, H, W, H, title);
-	axes(f, n, max, logy, min_log, unit);
+	axes(f, n, max, logy, min_log, unit, b);
+	/* Dashed series last: on top of a solid one they coincide with, both
+	 * still show. */
+	for (int pass = 0; pass < 2; pass++)
 	for (int k = 0; k < ns; k++) {
-		fprintf(f, "<polyline class=\"series\" fill=\"none\" stroke=\"%s\" stroke-width=\"3\" "
+		if (s[k].dashed != (pass == 1))
+			continue;
+		fprintf(f, "<polyline class=\"series\" fill=\"none\" stroke=\"%s\" stroke-width=\"3\"%s "
 			   "data-series=\"%s\" points=\"",
-			s[k].colour, s[k].name);
+			s[k].colour, s[k].dashed ? " stroke-dasharray=\"10 6\"" : "", s[k].name);
 		for (size_t i = 0; i < n; i++) {
 			if (logy && s[k].v[i] <= 0)
 				continue; /* no answers that second: no point */
@@ -137,7 +170,7 @@ static void line_chart(FILE *f, const char *title, const char *unit, size_t n,
 
 /* Stacked areas: series k is drawn between the sum of 0..k-1 and 0..k. */
 static void stacked_chart(FILE *f, const char *title, const char *unit, size_t n,
-			  const struct series_def *s, int ns)
+			  const struct series_def *s, int ns, const struct bands *b)
 {
 	double max = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -152,7 +185,7 @@ static void stacked_chart(FILE *f, const char *title, const char *unit, size_t n
 	fprintf(f, "<h2>%s</h2>\n<svg class=\"chart\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" "
 		   "role=\"img\" aria-label=\"%s\">\n",
 		title, W, H, W, H, title);
-	axes(f, n, max, false, 0, unit);
+	axes(f, n, max, false, 0, unit, b);
 	double *base = calloc(n ? n : 1, sizeof(double));
 	if (!base)
 		return;
@@ -174,6 +207,75 @@ static void stacked_chart(FILE *f, const char *title, const char *unit, size_t n
 	fprintf(f, "</svg>\n");
 }
 
+/*
+ * Latency by percentile, the way HdrHistogram plots it: x is
+ * log10(1 / (1 - p)), so 90%, 99%, 99.9% ... are equally spaced and the
+ * tail gets the room; y is log scale. Drawn from the whole histogram, not
+ * from the per-second percentiles.
+ */
+static void percentile_chart(FILE *f, const struct lg_result *r)
+{
+	const struct hist *hs[2] = {r->latency, r->service};
+	static const struct series_def s[2] = {
+		{"latency (from intended send)", "#d62728", NULL, false},
+		{"service time (from actual send)", "#1f77b4", NULL, true},
+	};
+	uint64_t count = hist_count(r->latency);
+	/* No further than the histogram resolves: 1 in count. */
+	double xmax = count > 10 ? fmin(6, ceil(log10((double)count))) : 1;
+	enum { POINTS = 240 };
+	double v[2][POINTS + 1], max = 0, min_pos = HUGE_VAL;
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i <= POINTS; i++) {
+			double x = xmax * i / POINTS, p = 100 * (1 - pow(10, -x));
+			v[k][i] = (double)hist_percentile(hs[k], i == POINTS ? 100 : p) / 1000;
+			max = fmax(max, v[k][i]);
+			if (v[k][i] > 0)
+				min_pos = fmin(min_pos, v[k][i]);
+		}
+	double min_log = min_pos == HUGE_VAL ? 0.01 : fmax(0.001, pow(10, floor(log10(min_pos))));
+	max = pow(10, ceil(log10(max > min_log ? max : min_log * 10)));
+	fprintf(f, "<h2>Latency by percentile</h2>\n<svg class=\"chart\" id=\"percentiles\" viewBox=\"0 0 %d %d\" "
+		   "width=\"%d\" height=\"%d\" role=\"img\" aria-label=\"Latency by percentile\">\n", W, H, W, H);
+	double x1 = W - MR, y1 = H - MB, w = W - ML - MR;
+	fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"ax\"/>\n", ML, y1, x1, y1);
+	fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%.1f\" class=\"ax\"/>\n", ML, MT, ML, y1);
+	for (double y = min_log; y <= max * 1.0001; y *= 10) {
+		double yy = y_of(y, max, true, min_log);
+		fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
+			   "<text x=\"%d\" y=\"%.1f\" class=\"yl\">%g</text>\n", ML, yy, x1, yy, ML - 6, yy + 4, y);
+	}
+	static const char *const ticks[] = {"0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"};
+	for (int t = 0; t <= (int)xmax; t++)
+		fprintf(f, "<text x=\"%.1f\" y=\"%d\" class=\"xl\">%s</text>\n", ML + t / xmax * w, H - MB + 16,
+			ticks[t]);
+	fprintf(f, "<text x=\"8\" y=\"%d\" class=\"unit\">ms (log)</text>\n", MT - 12);
+	for (int k = 0; k < 2; k++) {
+		fprintf(f, "<polyline class=\"series\" fill=\"none\" stroke=\"%s\" stroke-width=\"3\"%s "
+			   "data-series=\"%s\" points=\"", s[k].colour, s[k].dashed ? " stroke-dasharray=\"10 6\"" : "",
+			s[k].name);
+		for (int i = 0; i <= POINTS; i++)
+			if (v[k][i] > 0)
+				fprintf(f, "%.1f,%.1f ", ML + (double)i / POINTS * w, y_of(v[k][i], max, true, min_log));
+		fprintf(f, "\"/>\n");
+	}
+	legend(f, s, 2);
+	fprintf(f, "</svg>\n");
+}
+
+static void status_table(FILE *f, const struct lg_result *r)
+{
+	uint64_t total = 0;
+	for (int k = 0; k < LG_OUTCOMES; k++)
+		total += r->c.counts[k];
+	fprintf(f, "<h2>Answers</h2>\n<table id=\"status\"><tr><th>outcome</th><th>answers</th><th>share</th></tr>\n");
+	for (int k = 0; k < LG_OUTCOMES; k++)
+		if (r->c.counts[k])
+			fprintf(f, "<tr><td>%s</td><td>%" PRIu64 "</td><td>%.2f%%</td></tr>\n", lg_outcome_names[k],
+				r->c.counts[k], total ? 100.0 * (double)r->c.counts[k] / (double)total : 0);
+	fprintf(f, "<tr><td><b>all</b></td><td>%" PRIu64 "</td><td></td></tr>\n</table>\n", total);
+}
+
 static const char style[] =
 	"body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}"
 	"h1{font-size:20px}h2{font-size:16px;margin:24px 0 4px}"
@@ -183,7 +285,7 @@ static const char style[] =
 	".yl{font-size:11px;text-anchor:end;fill:#555}.xl{font-size:11px;text-anchor:middle;fill:#555}"
 	".unit{font-size:12px;fill:#333}.lg{font-size:12px;fill:#333}"
 	".pass{color:#1a7f37;font-weight:bold}.fail{color:#c62828;font-weight:bold}"
-	".note{color:#a15c00}";
+	".note{color:#a15c00}.bandl{font-size:11px;fill:#667}";
 
 static void stage_table(FILE *f, const struct lg_profile *p, const struct lg_result *r)
 {
@@ -335,7 +437,9 @@ int html_write(const char *path, const struct lg_profile *p, const struct lg_tar
 	fill_series(v, p, r);
 	fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
 		   "<title>flashload report</title><style>%s</style></head><body>\n", style);
-	fprintf(f, "<h1>flashload report</h1>\n<p>Profile <b>");
+	fprintf(f, "<h1>flashload report</h1>\n");
+	meta_block(f, meta, r);
+	fprintf(f, "<p>Profile <b>");
 	html_text(f, p->source);
 	char where[512];
 	lg_target_text(t, where, sizeof(where));
@@ -349,7 +453,6 @@ int html_write(const char *path, const struct lg_profile *p, const struct lg_tar
 		r->elapsed_s > 0 ? (double)r->c.completed / r->elapsed_s : 0, r->orders,
 		r->orders_accepted, r->orders_refused, r->orders_failed, r->orders_abandoned, r->retries,
 		r->double_clicks);
-	meta_block(f, meta, r);
 	fprintf(f, "<p>Latency is measured from each request's intended send time (open loop, "
 		   "coordinated omission corrected): p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms. "
 		   "Service time (from the actual send): p99 %.2f ms.</p>\n",
@@ -363,31 +466,43 @@ int html_write(const char *path, const struct lg_profile *p, const struct lg_tar
 	if (r->unsent)
 		fprintf(f, "<p class=\"note\">%" PRIu64 " requests were due but never sent.</p>\n", r->unsent);
 	size_t ns = r->n_seconds;
+	struct bands bands = {.n = 0};
+	if (!p->closed_loop) {
+		struct sched sc;
+		sched_init(&sc, p);
+		bands.n = p->n_stages;
+		for (unsigned k = 0; k <= p->n_stages; k++)
+			bands.start_s[k] = sc.start_s[k];
+		for (unsigned k = 0; k < p->n_stages; k++)
+			bands.name[k] = p->stages[k].name;
+	}
 	struct series_def rate[] = {
-		{"scheduled", "#7f7f7f", v[S_SCHED]},
-		{"offered", "#1f77b4", v[S_OFFERED]},
-		{"answered", "#ff7f0e", v[S_ANSWERED]},
+		{"scheduled", "#7f7f7f", v[S_SCHED], false},
+		{"answered", "#ff7f0e", v[S_ANSWERED], false},
+		{"offered (dashed)", "#1f77b4", v[S_OFFERED], true},
 	};
 	line_chart(f, "Rate: scheduled, offered (retries and double clicks included), answered",
-		   "requests/s", ns, p->closed_loop ? rate + 1 : rate, p->closed_loop ? 2 : 3, false);
+		   "requests/s", ns, p->closed_loop ? rate + 1 : rate, p->closed_loop ? 2 : 3, false, &bands);
 	struct series_def lat[] = {
-		{"p50", "#2ca02c", v[S_P50]},
-		{"p90", "#1f77b4", v[S_P90]},
-		{"p99", "#d62728", v[S_P99]},
-		{"p99.9", "#9467bd", v[S_P999]},
+		{"p50", "#2ca02c", v[S_P50], false},
+		{"p90", "#1f77b4", v[S_P90], false},
+		{"p99", "#d62728", v[S_P99], false},
+		{"p99.9", "#9467bd", v[S_P999], false},
 	};
 	line_chart(f, "Latency percentiles per second (from the intended send time)", "ms (log)", ns, lat,
-		   4, true);
+		   4, true, &bands);
 	struct series_def mix[] = {
-		{"accepted", "#2ca02c", v[S_OK]},
-		{"sold out", "#ff7f0e", v[S_SOLD]},
-		{"limit", "#e377c2", v[S_LIMIT]},
-		{"other 4xx", "#8c564b", v[S_REFUSED]},
-		{"503", "#9467bd", v[S_UNAVAIL]},
-		{"errors", "#d62728", v[S_ERR]},
-		{"malformed (refused)", "#17becf", v[S_MAL]},
+		{"accepted", "#2ca02c", v[S_OK], false},
+		{"sold out", "#ff7f0e", v[S_SOLD], false},
+		{"limit", "#e377c2", v[S_LIMIT], false},
+		{"other 4xx", "#8c564b", v[S_REFUSED], false},
+		{"503", "#9467bd", v[S_UNAVAIL], false},
+		{"errors", "#d62728", v[S_ERR], false},
+		{"malformed (refused)", "#17becf", v[S_MAL], false},
 	};
-	stacked_chart(f, "Status mix per second", "answers/s", ns, mix, 7);
+	stacked_chart(f, "Status mix per second", "answers/s", ns, mix, 7, &bands);
+	percentile_chart(f, r);
+	status_table(f, r);
 	stage_table(f, p, r);
 	gate_table(f, meta);
 	verify_table(f, rep);

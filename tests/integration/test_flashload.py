@@ -240,18 +240,36 @@ def html_report_renders_its_charts_in_chromium():
            "self-contained: no scripts, nothing fetched")
     profile_dir = path("chromium-profile")
     dom = subprocess.run([chromium] + CHROMIUM_FLAGS + ["--user-data-dir=" + profile_dir,
+                                                        "--enable-logging=stderr", "--v=0",
                                                         "--dump-dom", "file://" + html],
                          capture_output=True, text=True, timeout=120)
     eq(dom.returncode, 0, "chromium --dump-dom (stderr: %s)" % dom.stderr[-1000:])
-    eq(dom.stdout.count('<svg class="chart"'), 3, "three charts in the rendered DOM")
-    expect(dom.stdout.count("<polyline") >= 7, "rate and latency series drawn")
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
+    eq(console, [], "no console messages while rendering")
+    eq(dom.stdout.count('<svg class="chart"'), 4, "four charts in the rendered DOM")
+    expect(dom.stdout.count("<polyline") >= 9, "rate, latency and percentile series drawn")
+    # Every chart has data: each polyline has points, each stacked group rects.
+    import re
+    for m in re.finditer(r'<polyline[^>]*data-series="([^"]*)"[^>]*points="([^"]*)"', dom.stdout):
+        expect(len(m.group(2).split()) >= 3, "series %s has points: %r" % (m.group(1), m.group(2)[:80]))
+    pct = dom.stdout[dom.stdout.index('id="percentiles"'):]
+    pct = pct[:pct.index("</svg>")]
+    expect(pct.count("<polyline") == 2 and "99.9%" in pct, "latency by percentile, HDR axis")
+    # SALE's stages warm, peak and fall (the 0 s step has no width) on each time chart.
+    eq(dom.stdout.count('class="band"'), 9, "stage bands on the three time charts")
+    expect('stroke-dasharray' in dom.stdout, "offered is dashed over answered")
+    expect('id="meta"' in dom.stdout and 'id="status"' in dom.stdout, "metadata and status tables")
     expect('id="verify"' in dom.stdout and "PASS" in dom.stdout, "verification table")
     png = path("report.png")
     shot = subprocess.run([chromium] + CHROMIUM_FLAGS + ["--user-data-dir=" + profile_dir,
-                                                         "--window-size=1040,1900",
+                                                         "--window-size=1040,2700",
                                                          "--screenshot=" + png, "file://" + html],
                           capture_output=True, text=True, timeout=120)
     eq(shot.returncode, 0, "chromium --screenshot (stderr: %s)" % shot.stderr[-1000:])
+    artifacts = os.path.join(ROOT, "out", "test-artifacts")
+    os.makedirs(artifacts, exist_ok=True)
+    shutil.copy(png, os.path.join(artifacts, "flashload-report.png"))
+    print("screenshot kept: %s" % os.path.join(artifacts, "flashload-report.png"))
     colours = decode_png_colours(png)
     # Each colour has two 12x12 legend swatches (288 px); the series must
     # add well beyond that, or the charts were not drawn.
