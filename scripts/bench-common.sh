@@ -147,3 +147,15 @@ CONF
 	ngx_pid=$!
 	bench_wait_http "http://127.0.0.1:$port/"
 }
+
+# Runs a command; prints the CPU it and its children used (user + system,
+# us) once it has exited, which /proc can no longer give. Its stdout goes
+# to the file named by BENCH_CPU_OUT (default /dev/null).
+bench_cpu_us() { # command args...
+	python3 -c '
+import os, resource, subprocess, sys
+with open(os.environ.get("BENCH_CPU_OUT", "/dev/null"), "w") as out:
+    subprocess.run(sys.argv[1:], check=True, stdout=out)
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(int((u.ru_utime + u.ru_stime) * 1e6))' "$@"
+}

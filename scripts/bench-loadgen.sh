@@ -15,7 +15,10 @@
 #   4. a steady run: wrk paced to a fixed rate by a Lua delay() (wrk2's idea,
 #      per connection, millisecond steps), then flashload open loop at the
 #      rate wrk achieved; below saturation the two latency distributions
-#      should agree (wrk2 itself is not in Debian).
+#      should agree (wrk2 itself is not in Debian);
+#   5. CPU per request at the same fixed rate: wrk paced as in 4 with one and
+#      two threads, then flashload open loop with as many threads at the rate
+#      wrk reached, each process's CPU (user + system) from its rusage.
 # BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 64), BENCH_ROUNDS
 # (default 3). Needs nginx and wrk: `scripts/setup.sh --bench`.
 set -euo pipefail
@@ -135,3 +138,22 @@ awk -v r="${paced%.*}" '/^ +50%/ {p50=$2} /^ +90%/ {p90=$2} /^ +99%/ {p99=$2}
 	END {printf "| wrk, paced (latency from actual send) | %s | %s | %s | %s |\n", r, p50, p90, p99}' "$run/wrk-paced.txt"
 json "$run/steady.json" '"| flashload, open loop (latency from intended send) | %.0f | %.3f | %.3f | %.3f |" % (j["achieved_rps"], j["latency_us"]["p50"]/1000, j["latency_us"]["p90"]/1000, j["latency_us"]["p99"]/1000)'
 json "$run/steady.json" '"| flashload, service time (from actual send) | %.0f | %.3f | %.3f | %.3f |" % (j["achieved_rps"], j["service_us"]["p50"]/1000, j["service_us"]["p90"]/1000, j["service_us"]["p99"]/1000)'
+echo
+echo "### 5. CPU per request at the same fixed rate, 256 connections, ${secs} s"
+echo
+echo "| client | threads | rate req/s | CPU us / request | flashload / wrk |"
+echo "|---|---|---|---|---|"
+for t in 1 2; do
+	wcpu=$(BENCH_CPU_OUT="$run/wrk-cpu-$t.txt" bench_cpu_us wrk -t"$t" -c256 -d"${secs}s" -s "$run/paced.lua" \
+		"http://127.0.0.1:$port/v1/orders")
+	wrate=$(wrk_rps "$run/wrk-cpu-$t.txt")
+	wreq=$(awk '/requests in/ {print $1}' "$run/wrk-cpu-$t.txt")
+	fcpu=$(bench_cpu_us bin/flashload --target "127.0.0.1:$port" --threads "$t" --connections 256 \
+		--rate "${wrate%.*}" --duration "${secs}s" --quiet --json "$run/cpu-$t.json")
+	freq=$(json "$run/cpu-$t.json" 'j["requests"]')
+	frate=$(json "$run/cpu-$t.json" 'round(j["achieved_rps"])')
+	wper=$(awk -v c="$wcpu" -v n="$wreq" 'BEGIN {printf "%.2f", c / n}')
+	fper=$(awk -v c="$fcpu" -v n="$freq" 'BEGIN {printf "%.2f", c / n}')
+	echo "| wrk, paced | $t | ${wrate%.*} | $wper | |"
+	echo "| flashload, open loop | $t | $frate | $fper | $(awk -v f="$fper" -v w="$wper" 'BEGIN {printf "%.2f", f / w}') |"
+done
