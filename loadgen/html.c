@@ -325,6 +325,17 @@ static void html_text(FILE *f, const char *s)
 	}
 }
 
+/* One row of a thresholds or verification table. */
+static void pass_fail_row(FILE *f, const char *what, bool ok, const char *detail)
+{
+	fprintf(f, "<tr><td>");
+	html_text(f, what);
+	fprintf(f, "</td><td class=\"%s\">%s</td><td style=\"text-align:left\">", ok ? "pass" : "fail",
+		ok ? "PASS" : "FAIL");
+	html_text(f, detail);
+	fprintf(f, "</td></tr>\n");
+}
+
 static void meta_block(FILE *f, const struct report_meta *m, const struct lg_result *r)
 {
 	char when[64] = "";
@@ -358,14 +369,8 @@ static void gate_table(FILE *f, const struct report_meta *m)
 	fprintf(f, "<p class=\"%s\">%u of %u missed</p>\n<table id=\"thresholds\"><tr><th>threshold</th>"
 		   "<th>result</th><th>detail</th></tr>\n",
 		m->thr_missed ? "fail" : "pass", m->thr_missed, m->n_thr);
-	for (unsigned k = 0; k < m->n_thr; k++) {
-		fprintf(f, "<tr><td>");
-		html_text(f, m->thr[k].text);
-		fprintf(f, "</td><td class=\"%s\">%s</td><td style=\"text-align:left\">",
-			m->verdicts[k].ok ? "pass" : "fail", m->verdicts[k].ok ? "PASS" : "FAIL");
-		html_text(f, m->verdicts[k].detail);
-		fprintf(f, "</td></tr>\n");
-	}
+	for (unsigned k = 0; k < m->n_thr; k++)
+		pass_fail_row(f, m->thr[k].text, m->verdicts[k].ok, m->verdicts[k].detail);
 	fprintf(f, "</table>\n");
 }
 
@@ -379,14 +384,8 @@ static void verify_table(FILE *f, const struct verify_report *rep)
 	fprintf(f, "<p class=\"%s\">%s: %d of %d checks failed</p>\n<table id=\"verify\">"
 		   "<tr><th>check</th><th>result</th><th>detail</th></tr>\n",
 		rep->fails ? "fail" : "pass", rep->fails ? "FAIL" : "PASS", rep->fails, rep->n);
-	for (int i = 0; i < rep->n; i++) {
-		fprintf(f, "<tr><td>");
-		html_text(f, rep->checks[i].what);
-		fprintf(f, "</td><td class=\"%s\">%s</td><td style=\"text-align:left\">",
-			rep->checks[i].ok ? "pass" : "fail", rep->checks[i].ok ? "PASS" : "FAIL");
-		html_text(f, rep->checks[i].detail);
-		fprintf(f, "</td></tr>\n");
-	}
+	for (int i = 0; i < rep->n; i++)
+		pass_fail_row(f, rep->checks[i].what, rep->checks[i].ok, rep->checks[i].detail);
 	fprintf(f, "</table>\n");
 }
 

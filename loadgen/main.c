@@ -657,11 +657,14 @@ static int sale_digest(int argc, char **argv, const char *profile, char hex[65])
 	while ((opt = getopt_long(argc, argv, "h", long_opts, &li)) != -1) {
 		if (!shapes_traffic(opt))
 			continue;
-		/* A replay is its trace: the same name with other contents is
-		 * another sale. */
-		if (opt == O_REPLAY && (rc = digest_file(md, optarg)) < 0)
-			goto out;
-		rc = -ENOMEM;
+		/* A replay is its trace's contents, wherever each box keeps it. */
+		if (opt == O_REPLAY) {
+			EVP_DigestUpdate(md, "replay=", 7);
+			if ((rc = digest_file(md, optarg)) < 0)
+				goto out;
+			rc = -ENOMEM;
+			continue;
+		}
 		EVP_DigestUpdate(md, long_opts[li].name, strlen(long_opts[li].name));
 		EVP_DigestUpdate(md, "=", 1);
 		if (optarg)
