@@ -44,18 +44,20 @@
 #   FG_REDIS_AOF       1: append-only file, fsync always  [0: no persistence]
 #                      (fault tests restart Redis and need its data back)
 #   FG_KAFKA_CLUSTER_PORT  kafka-cluster-up: the first broker's client port;
-#                      the other two take the next two, the controller
-#                      the ninth after it                    [19500]
+#                      the other two take the next two, the controllers
+#                      the 9th to 11th after it, the brokers' replication
+#                      listeners the 30th to 32nd after it    [19500]
 #   FG_KAFKA_CLUSTER_HEAP  each cluster broker's JVM heap    [384m]
 #
 # kafka-cluster-up|kafka-cluster-down|kafka-cluster-status: the orders
-# topic on a KRaft cluster of three brokers (node ids 1-3) and one
-# dedicated controller (node id 100), replication factor 3 and
-# min.insync.replicas 2, as platforms run it. A dedicated controller, not
-# three combined nodes: a test that stops two brokers to shrink the
-# in-sync set must not take the controller quorum with them (it is the
-# controller that shrinks the set), and a fourth small JVM fits this
-# machine better than two more quorum members. kafka-cluster-up starts
+# topic on a KRaft cluster of three brokers (node ids 1-3) and a quorum
+# of three dedicated controllers (node ids 100-102, one may die),
+# replication factor 3 and min.insync.replicas 2, as platforms run it.
+# Dedicated controllers, not combined nodes: a test that stops two brokers
+# to shrink the in-sync set must not take the quorum with them (it is the
+# controller that shrinks the set). kafka-cluster-controller prints the
+# active controller's id; kafka-cluster-balance moves leadership back to
+# the preferred replicas. kafka-cluster-up starts
 # whichever node is not running (so it also brings back one a test
 # killed) and returns once every partition has its three replicas in
 # sync; kafka-cluster-status prints each node and each partition's leader
@@ -379,19 +381,22 @@ stop_pidfile() { # name pidfile
 kcluster_port=${FG_KAFKA_CLUSTER_PORT:-19500}
 kcluster_heap=${FG_KAFKA_CLUSTER_HEAP:-384m}
 kcluster_cport=$((kcluster_port + 9))
+kcluster_controllers="100 101 102"
+# Node 100 listens on kcluster_cport, 101 and 102 on the two after it.
+kcluster_voters="100@127.0.0.1:$kcluster_cport,101@127.0.0.1:$((kcluster_cport + 1)),102@127.0.0.1:$((kcluster_cport + 2))"
 kcluster_dir="$run/kcluster"
 kcluster_bootstrap() { echo "127.0.0.1:$kcluster_port,127.0.0.1:$((kcluster_port + 1)),127.0.0.1:$((kcluster_port + 2))"; }
 
 # A cluster node's server.properties and log4j.properties in its dir.
-kcluster_config() { # node (1-3 or 100)
+kcluster_config() { # node (1-3, or 100-102 for a controller)
 	local node=$1 dir="$kcluster_dir/$1"
 	mkdir -p "$dir/data"
-	if [ "$node" = 100 ]; then
+	if [ "$node" -ge 100 ]; then
 		cat >"$dir/server.properties" <<PROPS
 process.roles=controller
-node.id=100
-controller.quorum.voters=100@127.0.0.1:$kcluster_cport
-listeners=CONTROLLER://127.0.0.1:$kcluster_cport
+node.id=$node
+controller.quorum.voters=$kcluster_voters
+listeners=CONTROLLER://127.0.0.1:$((kcluster_cport + node - 100))
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT
 log.dirs=$dir/data
@@ -404,12 +409,16 @@ PROPS
 		cat >"$dir/server.properties" <<PROPS
 process.roles=broker
 node.id=$node
-controller.quorum.voters=100@127.0.0.1:$kcluster_cport
+controller.quorum.voters=$kcluster_voters
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://127.0.0.1:$port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+# Clients on PLAINTEXT, replication between brokers on INTERNAL (30
+# ports up), so a test can cut clients off one broker while it still
+# replicates and the controller still hears it, as a partition between
+# an application and one broker does.
+listeners=PLAINTEXT://127.0.0.1:$port,INTERNAL://127.0.0.1:$((port + 30))
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,INTERNAL://127.0.0.1:$((port + 30))
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=INTERNAL
 log.dirs=$dir/data
 num.partitions=$partitions
 default.replication.factor=3
@@ -427,7 +436,7 @@ broker.heartbeat.interval.ms=500
 replica.lag.time.max.ms=3000
 PROPS
 	fi
-	if [ -n "${FG_KAFKA_PROPS:-}" ] && [ "$node" != 100 ]; then
+	if [ -n "${FG_KAFKA_PROPS:-}" ] && [ "$node" -lt 100 ]; then
 		tr ';' '\n' <<<"$FG_KAFKA_PROPS" >>"$dir/server.properties"
 	fi
 	kafka_log4j "$dir"
@@ -464,9 +473,9 @@ kcluster_up() {
 			die "kafka-storage random-uuid failed"
 	fi
 	id=$(cat "$kcluster_dir/cluster.id")
-	for node in 100 1 2 3; do
+	for node in $kcluster_controllers 1 2 3; do
 		local pidf="$kcluster_dir/$node/kafka.pid" heap_n=$kcluster_heap
-		[ "$node" = 100 ] && heap_n=256m
+		[ "$node" -ge 100 ] && heap_n=256m
 		if alive "$pidf"; then
 			continue
 		fi
@@ -498,12 +507,12 @@ kcluster_up() {
 	fi
 	wait_for sync 120 kcluster_synced ||
 		die "the cluster's topic $topic has not every replica in sync after 120 s; see $0 kafka-cluster-status"
-	say "kafka cluster up on $(kcluster_bootstrap) (brokers 1-3, controller 100 on 127.0.0.1:$kcluster_cport; started ${pids[*]:-none}) in $(($(ms_now) - started)) ms; topic $topic: $partitions partitions, 3 replicas, min.insync.replicas 2"
+	say "kafka cluster up on $(kcluster_bootstrap) (brokers 1-3, controllers 100-102 on 127.0.0.1:$kcluster_cport-$((kcluster_cport + 2)); started ${pids[*]:-none}) in $(($(ms_now) - started)) ms; topic $topic: $partitions partitions, 3 replicas, min.insync.replicas 2"
 }
 
 kcluster_down() {
 	local node
-	for node in 1 2 3 100; do
+	for node in 1 2 3 $kcluster_controllers; do
 		[ -f "$kcluster_dir/$node/kafka.pid" ] || continue
 		stop_pidfile "kafka cluster node $node" "$kcluster_dir/$node/kafka.pid"
 	done
@@ -511,7 +520,7 @@ kcluster_down() {
 
 kcluster_status() {
 	local node rc=0
-	for node in 100 1 2 3; do
+	for node in $kcluster_controllers 1 2 3; do
 		if alive "$kcluster_dir/$node/kafka.pid"; then
 			say "kafka cluster node $node: running (pid $(cat "$kcluster_dir/$node/kafka.pid"))"
 		else
@@ -520,7 +529,25 @@ kcluster_status() {
 		fi
 	done
 	kcat -b "$(kcluster_bootstrap)" -L -t "$topic" -m 3 2>/dev/null | grep -E 'broker|partition' || rc=1
+	say "kafka cluster active controller: $(kcluster_controller || echo unknown)"
 	return $rc
+}
+
+# The quorum's leader: the active controller's node id.
+kcluster_controller() {
+	(kcluster_java 1 64m org.apache.kafka.tools.MetadataQuorumCommand --bootstrap-server "$(kcluster_bootstrap)" \
+		describe --status) 2>/dev/null | awk -F: '$1 == "LeaderId" {gsub(/ /, "", $2); print $2; found = 1}
+		END {exit !found}'
+}
+
+# Leadership back on each partition's preferred replica, spread over the
+# brokers, as the controller's own rebalancing would do minutes later.
+kcluster_balance() {
+	(kcluster_java 1 64m org.apache.kafka.tools.LeaderElectionCommand --bootstrap-server "$(kcluster_bootstrap)" \
+		--election-type PREFERRED --all-topic-partitions) >"$kcluster_dir/balance.log" 2>&1 ||
+		grep -q "None of the provided partitions\|Valid replica already elected" "$kcluster_dir/balance.log" ||
+		die "preferred leader election failed; see $kcluster_dir/balance.log"
+	say "kafka cluster: leadership on the preferred replicas"
 }
 
 kafka_down() { stop_pidfile kafka "$run/kafka.pid"; }
@@ -557,6 +584,8 @@ down)
 	;;
 redis-up) redis_up ;;
 kafka-cluster-up) kcluster_up ;;
+kafka-cluster-controller) kcluster_controller ;;
+kafka-cluster-balance) kcluster_balance ;;
 kafka-cluster-down) kcluster_down ;;
 kafka-cluster-status) kcluster_status ;;
 cluster-up)
@@ -583,7 +612,7 @@ kafka-user)
 	fi
 	;;
 *)
-	echo "usage: $0 up|down|status|redis-up|cluster-up|cluster-down|kafka-cluster-up|kafka-cluster-down|kafka-cluster-status|kafka-user NAME PASSWORD|--delete" >&2
+	echo "usage: $0 up|down|status|redis-up|cluster-up|cluster-down|kafka-cluster-up|kafka-cluster-down|kafka-cluster-status|kafka-cluster-controller|kafka-cluster-balance|kafka-user NAME PASSWORD|--delete" >&2
 	exit 2
 	;;
 esac

@@ -31,6 +31,9 @@ packages=(
 	systemd groff-base
 	# promtool: the metrics page, the alerting rules (config/prometheus) in the tests
 	prometheus
+	# the Kafka cluster suite's network partition: a rule on the loopback of
+	# the suite's own network namespace, never the host's
+	iptables
 )
 
 missing_packages() {

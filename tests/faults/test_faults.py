@@ -63,13 +63,13 @@ class Load:
     meets orders whose client is gone when their fate is decided; the
     verification (--reconciled) already allows orders no client saw."""
 
-    def __init__(self, conf, prefix, skus, rate=800, seconds=8):
+    def __init__(self, conf, prefix, skus, rate=800, seconds=8, connections=128):
         self.log = os.path.join(ENV.run_dir, prefix + "-accepted.txt")
         self.prefix = prefix
         self.conf = conf
         self.proc = subprocess.Popen(
             [os.path.join(BIN, "flashload"), "--sign-key", signing_key_path(), "--target", "127.0.0.1:%d" % ENV.gw_port,
-             "--rate", str(rate), "--duration", "%ds" % seconds, "--connections", "128",
+             "--rate", str(rate), "--duration", "%ds" % seconds, "--connections", str(connections),
              "--skus", str(skus), "--sku-prefix", prefix, "--users", "20000", "--timeout", "20000",
              "--abandon", "0.05", "--quiet", "--accepted-log", self.log],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
