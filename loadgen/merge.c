@@ -87,8 +87,7 @@ static void hdr_into(struct rd *rd, json_t *hdr, const char *what, struct hist *
 		return;
 	json_t *buckets = json_is_object(hdr) ? json_object_get(hdr, "buckets") : NULL;
 	if (!json_is_array(buckets) || json_array_size(buckets) % 2) {
-		bad(rd, what, "no histogram buckets (a report from flashload before 1.x merges only "
-			      "from its percentiles, which cannot be added)");
+		bad(rd, what, "no histogram buckets: percentiles alone cannot be added up");
 		return;
 	}
 	struct hist *h = rd->scratch;

@@ -499,7 +499,11 @@ def thresholds_gate_the_run_and_a_run_of_404s_fails():
     for args, why in ((("--p99", "5ms"), "--p99 is the target of --find-capacity"),
                       (("--threshold", "p99<5"), "a latency needs a unit"),
                       (("--threshold", "status:418<1%"), "status is one of"),
-                      (("--threshold", "stage:peak:p99<5ms"), "the profile has no stage 'peak'")):
+                      (("--threshold", "stage:peak:p99<5ms"), "the profile has no stage 'peak'"),
+                      (("--speed", "2"), "--speed is for --replay"),
+                      (("--replay", os.path.join(ROOT, "config", "traces", "opening.csv"), "--rate", "5"),
+                       "the trace is the schedule"),
+                      (("--live-json", "fd:987"), "no such open descriptor")):
         r = flashload(*base, "--sku-prefix", "thr", *args)
         eq(r.returncode, 2, "%s is a usage error (stderr: %s)" % (" ".join(args), r.stderr))
         expect(why in r.stderr, "%s: %s" % (" ".join(args), r.stderr))
@@ -756,6 +760,10 @@ def a_recorded_sale_replays_with_its_shape():
                                                                       j["send_lag_us"]["p99"]))
     replayed = [v for _, v in ENV.topic_records() if v["sku"].startswith("rcb")]
     eq(shape(replayed, "user_id", "sku"), shape(rows, "user", "sku"), "the replay has the trace's shape")
+
+    r = flashload("record", "--config", conf, "--sku-prefix", "nosuchprefix", "--out", path("none.csv"), sign=False)
+    eq(r.returncode, 1, "nothing to record (stderr: %s)" % r.stderr)
+    expect("no orders of SKUs nosuchprefix" in r.stderr, r.stderr)
 
     shipped = os.path.join(ROOT, "config", "traces", "opening.csv")
     r = flashload("--replay", shipped, "--write-stock", path("opening.csv"))
