@@ -160,7 +160,7 @@ void rcmd_single(struct rcmd *c, const struct script_shas *shas, const struct cf
 {
 	c->argc = 0;
 	oid_format(req->order_id, c->id);
-	if (kind >= RCMD_TAKE && kind <= RCMD_XCHECK) {
+	if (kind == RCMD_TAKE || kind == RCMD_GIVE || kind == RCMD_XDONE || kind == RCMD_XCHECK) {
 		transfer_step(c, shas, cfg, kind, req, now_ms);
 		return;
 	}

@@ -26,8 +26,7 @@
 #include "rlink.h"
 #include "script.h"
 
-/* A command's kind, as rlink carries it back with the reply. The transfer
- * steps are in enum resv_xstep's order. */
+/* A command's kind, as rlink carries it back with the reply. */
 enum rcmd_kind {
 	RCMD_RESERVE = RLINK_KIND_USER, RCMD_RELEASE, RCMD_CONFIRM, RCMD_RETURN,
 	RCMD_TAKE, RCMD_GIVE, RCMD_XDONE, RCMD_XCHECK,

@@ -96,7 +96,7 @@ struct resv {
 
 static bool is_transfer(uint8_t kind)
 {
-	return kind >= RCMD_TAKE && kind <= RCMD_XCHECK;
+	return kind == RCMD_TAKE || kind == RCMD_GIVE || kind == RCMD_XDONE || kind == RCMD_XCHECK;
 }
 
 /* The bucket whose keys a command for req addresses: a transfer's take,
@@ -106,9 +106,27 @@ static unsigned key_bucket(const struct req *req, uint8_t kind)
 	return kind == RCMD_TAKE || kind == RCMD_XDONE || kind == RCMD_XCHECK ? req->donor : req->bucket;
 }
 
+/* A transfer command's step, and a step's command: spelt out, so neither
+ * enum's order depends on the other's. */
 static enum resv_xstep xstep(uint8_t kind)
 {
-	return (enum resv_xstep)(kind - RCMD_TAKE);
+	switch (kind) {
+	case RCMD_TAKE: return RESV_TAKE;
+	case RCMD_GIVE: return RESV_GIVE;
+	case RCMD_XDONE: return RESV_XDONE;
+	default: return RESV_XCHECK; /* RCMD_XCHECK: callers pass transfer kinds only */
+	}
+}
+
+static uint8_t xstep_kind(enum resv_xstep step)
+{
+	switch (step) {
+	case RESV_TAKE: return RCMD_TAKE;
+	case RESV_GIVE: return RCMD_GIVE;
+	case RESV_XDONE: return RCMD_XDONE;
+	case RESV_XCHECK: return RCMD_XCHECK;
+	}
+	return RCMD_XCHECK;
 }
 
 static const char *kind_name(uint8_t kind)
@@ -526,13 +544,13 @@ int resv_return(struct worker *w, struct req *req)
 
 int resv_transfer(struct worker *w, struct req *req, enum resv_xstep step)
 {
-	return put_now(w, (uint8_t)(RCMD_TAKE + step), req);
+	return put_now(w, xstep_kind(step), req);
 }
 
 void resv_transfer_later(struct worker *w, struct req *req, enum resv_xstep step)
 {
 	req->redis_ops++;
-	add_replay(w, req, (uint8_t)(RCMD_TAKE + step));
+	add_replay(w, req, xstep_kind(step));
 }
 
 /* Release and confirm are never refused: what cannot go now goes later. */
