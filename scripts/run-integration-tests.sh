@@ -2,7 +2,7 @@
 # Integration tests against a real redis-server and Kafka broker, started
 # here on their own ports and run directory (so a demo's services are left
 # alone) and always stopped on exit. Arguments name tests to run (default: all):
-# the gateway's tests, then flashload's.
+# the gateway's tests, its Redis Cluster tests, then flashload's, admission's and operations'.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 export FG_RUN_DIR=${FG_RUN_DIR:-$here/.run/test}
@@ -30,6 +30,7 @@ trap '"$here/scripts/services.sh" down >/dev/null' EXIT
 "$here/scripts/services.sh" up
 status=0
 python3 "$here/tests/integration/test_gateway.py" "$@" || status=1
+python3 "$here/tests/integration/test_redis_cluster.py" "$@" || status=1
 python3 "$here/tests/integration/test_flashload.py" "$@" || status=1
 python3 "$here/tests/integration/test_admission.py" "$@" || status=1
 python3 "$here/tests/integration/test_operations.py" "$@" || status=1
