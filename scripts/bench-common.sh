@@ -151,7 +151,7 @@ CONF
 # Runs a command; prints the CPU it and its children used (user + system,
 # us) once it has exited, which /proc can no longer give. Its stdout goes
 # to the file named by BENCH_CPU_OUT (default /dev/null).
-bench_cpu_us() { # command args...
+bench_run_cpu_us() { # command args...
 	python3 -c '
 import os, resource, subprocess, sys
 with open(os.environ.get("BENCH_CPU_OUT", "/dev/null"), "w") as out:

@@ -74,16 +74,6 @@ gateway_counters() {
 # A counter's value in such lines; 0 when absent (nginx has none).
 counter() { awk -v k="$1" '$1 == k { v = $2 } END { print v + 0 }' <<<"$2"; }
 
-# Runs flashload with ARGS; prints its own CPU (user + system, us) once it
-# has exited, which /proc can no longer give.
-flashload_cpu() { # flashload args...
-	python3 -c '
-import resource, subprocess, sys
-subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
-u = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(int((u.ru_utime + u.ru_stime) * 1e6))' bin/flashload "$@"
-}
-
 # One load; prints the row's cells after its label. TARGET is gateway or
 # nginx; WANT the answer every request must get ("202 accepted", "409
 # sold out").
@@ -100,7 +90,7 @@ measure() { # target want flashload args...
 	for p in $pids; do x0=$((x0 + $(ctx_switches "$p"))); done
 	# shellcheck disable=SC2086 # pids is a list
 	cpu0=$(bench_cpu_us $pids) r0=$(bench_cpu_us "$redis_pid") k0=$(bench_cpu_us "$kafka_pid")
-	load=$(flashload_cpu --sign-key "$FG_SIGN_KEY" --target "127.0.0.1:$tport" --users 100000000 --quiet \
+	load=$(bench_run_cpu_us bin/flashload --sign-key "$FG_SIGN_KEY" --target "127.0.0.1:$tport" --users 100000000 --quiet \
 		--json "$FG_RUN_DIR/run.json" "$@")
 	# shellcheck disable=SC2086
 	cpu1=$(bench_cpu_us $pids) r1=$(bench_cpu_us "$redis_pid") k1=$(bench_cpu_us "$kafka_pid")

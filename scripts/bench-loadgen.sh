@@ -144,11 +144,11 @@ echo
 echo "| client | threads | rate req/s | CPU us / request | flashload / wrk |"
 echo "|---|---|---|---|---|"
 for t in 1 2; do
-	wcpu=$(BENCH_CPU_OUT="$run/wrk-cpu-$t.txt" bench_cpu_us wrk -t"$t" -c256 -d"${secs}s" -s "$run/paced.lua" \
+	wcpu=$(BENCH_CPU_OUT="$run/wrk-cpu-$t.txt" bench_run_cpu_us wrk -t"$t" -c256 -d"${secs}s" -s "$run/paced.lua" \
 		"http://127.0.0.1:$port/v1/orders")
 	wrate=$(wrk_rps "$run/wrk-cpu-$t.txt")
 	wreq=$(awk '/requests in/ {print $1}' "$run/wrk-cpu-$t.txt")
-	fcpu=$(bench_cpu_us bin/flashload --target "127.0.0.1:$port" --threads "$t" --connections 256 \
+	fcpu=$(bench_run_cpu_us bin/flashload --target "127.0.0.1:$port" --threads "$t" --connections 256 \
 		--rate "${wrate%.*}" --duration "${secs}s" --quiet --json "$run/cpu-$t.json")
 	freq=$(json "$run/cpu-$t.json" 'j["requests"]')
 	frate=$(json "$run/cpu-$t.json" 'round(j["achieved_rps"])')

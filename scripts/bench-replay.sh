@@ -55,11 +55,11 @@ echo
 echo "| | CPU ms | wall ms |"
 echo "|---|---|---|"
 t0=$(wall_ms)
-cpu=$(bench_cpu_us bin/flashload --replay "$run/trace.csv" --write-stock "$run/stock.csv")
+cpu=$(bench_run_cpu_us bin/flashload --replay "$run/trace.csv" --write-stock "$run/stock.csv")
 t1=$(wall_ms)
 echo "| flashload --replay (parse, renumber users and SKUs, sort) | $((cpu / 1000)) | $((t1 - t0)) |"
 t0=$(wall_ms)
-cpu=$(bench_cpu_us awk -F, '{n += $4} END {print n}' "$run/trace.csv")
+cpu=$(bench_run_cpu_us awk -F, '{n += $4} END {print n}' "$run/trace.csv")
 t1=$(wall_ms)
 echo "| reference: awk summing one column | $((cpu / 1000)) | $((t1 - t0)) |"
 echo
@@ -71,7 +71,7 @@ pair() { # name extra-args...
 	local t0 pids=()
 	t0=$(( $(wall_ms) + 3000 ))
 	for i in 1 2; do
-		BENCH_CPU_OUT=/dev/null bench_cpu_us bin/flashload --target "127.0.0.1:$port" --threads 1 \
+		BENCH_CPU_OUT=/dev/null bench_run_cpu_us bin/flashload --target "127.0.0.1:$port" --threads 1 \
 			--connections 64 --quiet --t0 "$t0" --shard "$i/2" --json "$run/$name-$i.json" \
 			--users 200000 --skus 1000 "$@" >"$run/$name-$i.cpu" &
 		pids+=($!)
@@ -102,7 +102,7 @@ echo "| reports | requests merged | seconds in each | CPU ms | wall ms |"
 echo "|---|---|---|---|---|"
 for name in replay stage; do
 	t0=$(wall_ms)
-	cpu=$(bench_cpu_us bin/flashload merge "$run/$name-1.json" "$run/$name-2.json" --json "$run/$name-merged.json")
+	cpu=$(bench_run_cpu_us bin/flashload merge "$run/$name-1.json" "$run/$name-2.json" --json "$run/$name-merged.json")
 	t1=$(wall_ms)
 	n=$(json "$run/$name-merged.json" 'j["requests"]')
 	ns=$(json "$run/$name-1.json" 'len(j["seconds"])')
