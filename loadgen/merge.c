@@ -17,7 +17,6 @@ struct rd {
 	char *err;
 	size_t err_len;
 	int rc;
-	struct hist *scratch;
 };
 
 static void bad(struct rd *rd, const char *what, const char *why)
@@ -90,27 +89,36 @@ static void hdr_into(struct rd *rd, json_t *hdr, const char *what, struct hist *
 		bad(rd, what, "no histogram buckets: percentiles alone cannot be added up");
 		return;
 	}
-	struct hist *h = rd->scratch;
-	hist_reset(h);
-	for (size_t k = 0; k < json_array_size(buckets); k += 2) {
-		json_t *i = json_array_get(buckets, k), *c = json_array_get(buckets, k + 1);
+	struct hist_packed pk = {.n = json_array_size(buckets) / 2};
+	pk.total = u64(rd, hdr, "count");
+	pk.min = u64(rd, hdr, "min");
+	pk.max = u64(rd, hdr, "max");
+	pk.clamped = u64(rd, hdr, "clamped");
+	pk.sum = num(rd, hdr, "sum");
+	pk.idx = malloc((pk.n ? pk.n : 1) * sizeof(*pk.idx));
+	pk.count = malloc((pk.n ? pk.n : 1) * sizeof(*pk.count));
+	if (!pk.idx || !pk.count) {
+		rd->rc = rd->rc ? rd->rc : -ENOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < pk.n && rd->rc == 0; k++) {
+		json_t *i = json_array_get(buckets, 2 * k), *c = json_array_get(buckets, 2 * k + 1);
 		if (!json_is_integer(i) || !json_is_integer(c) || json_integer_value(i) < 0 ||
-		    json_integer_value(i) >= (json_int_t)HIST_INDEXES || json_integer_value(c) <= 0 ||
-		    hist_add_bucket(h, (unsigned)json_integer_value(i), (uint64_t)json_integer_value(c)) < 0) {
+		    json_integer_value(i) >= (json_int_t)HIST_INDEXES || json_integer_value(c) <= 0)
 			bad(rd, what, "a bucket out of range");
-			return;
-		}
+		pk.idx[k] = (uint32_t)json_integer_value(i);
+		pk.count[k] = (uint64_t)json_integer_value(c);
 	}
-	uint64_t count = u64(rd, hdr, "count"), min = u64(rd, hdr, "min"), max = u64(rd, hdr, "max");
-	uint64_t clamped = u64(rd, hdr, "clamped");
-	double sum = num(rd, hdr, "sum");
-	if (rd->rc)
-		return;
-	if (count != hist_count(h) || hist_set_summary(h, min, max, sum, clamped) < 0) {
-		bad(rd, what, "its count, min or max contradict its buckets");
-		return;
-	}
-	hist_merge(dst, h);
+	/* hist_unpack_into checks the buckets against the count and extremes,
+	 * and changes nothing when they disagree. */
+	int rc = rd->rc ? 0 : hist_unpack_into(dst, &pk);
+	if (rc == -ENOMEM)
+		rd->rc = rc;
+	else if (rc < 0)
+		bad(rd, what, "its buckets, count, min or max contradict each other");
+out:
+	free(pk.idx);
+	free(pk.count);
 }
 
 static void hist_member(struct rd *rd, json_t *o, const char *key, struct hist *dst)
@@ -365,12 +373,12 @@ int merge_reports(const char *const *paths, size_t n, bool force, struct merged 
 		m->p.stages[k].from_rate = m->p.stages[k].to_rate = 0;
 	memset(m->p.bot_share, 0, sizeof(m->p.bot_share));
 	json_t **docs = calloc(n ? n : 1, sizeof(*docs));
-	struct rd rd = {.err = err, .err_len = err_len, .scratch = hist_new()};
+	struct rd rd = {.err = err, .err_len = err_len};
 	struct lg_second *secs = NULL;
 	struct hist **hists = NULL;
 	size_t nsec = 0;
 	int rc = 0;
-	if (!docs || !rd.scratch) {
+	if (!docs) {
 		rc = -ENOMEM;
 		snprintf(err, err_len, "out of memory");
 		goto out;
@@ -441,7 +449,6 @@ out:
 	for (size_t k = 0; docs && k < n; k++)
 		json_decref(docs[k]);
 	free(docs);
-	hist_free(rd.scratch);
 	if (rc < 0)
 		merge_free(m);
 	return rc;
