@@ -76,29 +76,26 @@ static double y_of(double v, double max, bool logy, double min_log)
 	return MT + h - v / max * h;
 }
 
+/* Both axis lines, and the y axis's grid and labels: decades on a log
+ * scale, round steps on a linear one. */
+static void y_axis(FILE *f, double max, bool logy, double min_log)
+{
+	double x1 = W - MR, y1 = H - MB, step = logy ? 0 : nice_step(max);
+	fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"ax\"/>\n", ML, y1, x1, y1);
+	fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%.1f\" class=\"ax\"/>\n", ML, MT, ML, y1);
+	for (double v = logy ? min_log : 0; v <= max * 1.0001; v = logy ? v * 10 : v + step) {
+		double y = y_of(v, max, logy, min_log);
+		fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
+			   "<text x=\"%d\" y=\"%.1f\" class=\"yl\">%g</text>\n",
+			ML, y, x1, y, ML - 6, y + 4, v);
+	}
+}
+
 static void axes(FILE *f, size_t n, double max, bool logy, double min_log, const char *unit,
 		 const struct bands *b)
 {
-	double x1 = W - MR, y1 = H - MB;
 	draw_bands(f, b, n);
-	fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"ax\"/>\n", ML, y1, x1, y1);
-	fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%.1f\" class=\"ax\"/>\n", ML, MT, ML, y1);
-	if (logy) {
-		for (double v = min_log; v <= max * 1.0001; v *= 10) {
-			double y = y_of(v, max, true, min_log);
-			fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
-				   "<text x=\"%d\" y=\"%.1f\" class=\"yl\">%g</text>\n",
-				ML, y, x1, y, ML - 6, y + 4, v);
-		}
-	} else {
-		double step = nice_step(max);
-		for (double v = 0; v <= max * 1.0001; v += step) {
-			double y = y_of(v, max, false, 0);
-			fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
-				   "<text x=\"%d\" y=\"%.1f\" class=\"yl\">%g</text>\n",
-				ML, y, x1, y, ML - 6, y + 4, v);
-		}
-	}
+	y_axis(f, max, logy, min_log);
 	double xstep = nice_step(n > 1 ? (double)n : 1);
 	if (xstep < 1)
 		xstep = 1;
@@ -237,14 +234,8 @@ static void percentile_chart(FILE *f, const struct lg_result *r)
 	max = pow(10, ceil(log10(max > min_log ? max : min_log * 10)));
 	fprintf(f, "<h2>Latency by percentile</h2>\n<svg class=\"chart\" id=\"percentiles\" viewBox=\"0 0 %d %d\" "
 		   "width=\"%d\" height=\"%d\" role=\"img\" aria-label=\"Latency by percentile\">\n", W, H, W, H);
-	double x1 = W - MR, y1 = H - MB, w = W - ML - MR;
-	fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"ax\"/>\n", ML, y1, x1, y1);
-	fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%.1f\" class=\"ax\"/>\n", ML, MT, ML, y1);
-	for (double y = min_log; y <= max * 1.0001; y *= 10) {
-		double yy = y_of(y, max, true, min_log);
-		fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
-			   "<text x=\"%d\" y=\"%.1f\" class=\"yl\">%g</text>\n", ML, yy, x1, yy, ML - 6, yy + 4, y);
-	}
+	double w = W - ML - MR;
+	y_axis(f, max, true, min_log);
 	static const char *const ticks[] = {"0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"};
 	for (int t = 0; t <= (int)xmax; t++)
 		fprintf(f, "<text x=\"%.1f\" y=\"%d\" class=\"xl\">%s</text>\n", ML + t / xmax * w, H - MB + 16,

@@ -466,6 +466,19 @@ static int apply(struct lg_profile *p, struct cli *c, int opt, const char *arg, 
 	return bad;
 }
 
+/* The first threshold naming a stage p does not have, or NULL. */
+static const struct threshold *unknown_stage(const struct threshold *thr, unsigned n, const struct lg_profile *p)
+{
+	for (unsigned k = 0; k < n; k++) {
+		bool found = !thr[k].stage[0];
+		for (unsigned i = 0; i < (p->closed_loop ? 1 : p->n_stages) && !found; i++)
+			found = strcmp(report_stage_name(p, i), thr[k].stage) == 0;
+		if (!found)
+			return &thr[k];
+	}
+	return NULL;
+}
+
 /* Parses the command line over the profile; 0, 1 (--help shown) or 2 (usage). */
 static int parse_cli(int argc, char **argv, struct lg_profile *p, struct cli *c)
 {
@@ -595,15 +608,10 @@ static int parse_cli(int argc, char **argv, struct lg_profile *p, struct cli *c)
 		p->closed_duration_s = 0; /* --requests alone: run until that many */
 	if (p->duplicate_share > 0 || p->retries > 0)
 		p->idempotency_keys = true; /* a retry without the key could buy twice */
-	for (unsigned k = 0; k < c->n_thr; k++) {
-		bool found = !c->thr[k].stage[0];
-		for (unsigned i = 0; i < (p->closed_loop ? 1 : p->n_stages) && !found; i++)
-			found = strcmp(report_stage_name(p, i), c->thr[k].stage) == 0;
-		if (!found) {
-			fprintf(stderr, "flashload: --threshold '%s': the profile has no stage '%s'\n",
-				c->thr[k].text, c->thr[k].stage);
-			return 2;
-		}
+	const struct threshold *t = unknown_stage(c->thr, c->n_thr, p);
+	if (t) {
+		fprintf(stderr, "flashload: --threshold '%s': the profile has no stage '%s'\n", t->text, t->stage);
+		return 2;
 	}
 	return 0;
 }
@@ -712,6 +720,13 @@ static int run_capacity(const struct lg_profile *p, struct cli *c)
 	return res.capacity > 0 ? 0 : 1;
 }
 
+static void meta_host(struct report_meta *m)
+{
+	if (gethostname(m->host, sizeof(m->host)) < 0)
+		snprintf(m->host, sizeof(m->host), "unknown");
+	m->host[sizeof(m->host) - 1] = '\0';
+}
+
 /* flashload merge: the reports of several generators as one sale's. */
 static int merge_main(int argc, char **argv)
 {
@@ -759,20 +774,14 @@ static int merge_main(int argc, char **argv)
 	char *command = command_text(argc + 1, argv - 1);
 	meta.command = command;
 	snprintf(meta.profile_digest, sizeof(meta.profile_digest), "%s", m.profile_digest);
-	if (gethostname(meta.host, sizeof(meta.host)) < 0)
-		snprintf(meta.host, sizeof(meta.host), "unknown");
-	meta.host[sizeof(meta.host) - 1] = '\0';
-	for (unsigned k = 0; k < n_thr; k++) {
-		bool found = !thr[k].stage[0];
-		for (unsigned i = 0; i < m.r.n_stages && !found; i++)
-			found = strcmp(report_stage_name(&m.p, i), thr[k].stage) == 0;
-		if (!found) {
-			fprintf(stderr, "flashload merge: --threshold '%s': the reports have no stage '%s'\n",
-				thr[k].text, thr[k].stage);
-			free(command);
-			merge_free(&m);
-			return 2;
-		}
+	meta_host(&meta);
+	const struct threshold *t = unknown_stage(thr, n_thr, &m.p);
+	if (t) {
+		fprintf(stderr, "flashload merge: --threshold '%s': the reports have no stage '%s'\n", t->text,
+			t->stage);
+		free(command);
+		merge_free(&m);
+		return 2;
 	}
 	printf("flashload merge: %u generators' reports\n", m.generators);
 	report_text(stdout, &m.p, &m.t, &m.r);
@@ -964,9 +973,7 @@ int main(int argc, char **argv)
 				   .thr = c.thr, .n_thr = c.n_thr};
 	char *command = command_text(argc, argv);
 	meta.command = command;
-	if (gethostname(meta.host, sizeof(meta.host)) < 0)
-		snprintf(meta.host, sizeof(meta.host), "unknown");
-	meta.host[sizeof(meta.host) - 1] = '\0';
+	meta_host(&meta);
 	if (sale_digest(argc, argv, c.profile, meta.profile_digest) < 0) {
 		free(command);
 		return done(&c, 3);
